@@ -77,7 +77,9 @@ func countryFromAlpha2(s string) (Country, bool) {
 }
 
 // IsValid reports whether c is a country accepted by [ParseCountry].
-func (c Country) IsValid() bool { return c.slot != 0 && int(c.slot) < countrySlots && knownCountry[c.slot] }
+func (c Country) IsValid() bool {
+	return c.slot != 0 && int(c.slot) < countrySlots && knownCountry[c.slot]
+}
 
 // Equal reports whether c and d are the same country. It is the same as
 // c == d, and lets go-cmp compare values that hold a Country.
