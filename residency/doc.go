@@ -1,0 +1,56 @@
+// Package residency decides, records and guards where each customer
+// account's data lives.
+//
+// An account's data lives in exactly one residency region, chosen from where
+// the customer is located (or the customer's own choice), and it moves only
+// between data centers inside that region, unless the customer has agreed in
+// writing to a move to another region.
+//
+// # Usage
+//
+//	r, err := residency.Open(ctx)
+//	if err != nil { ... }
+//	defer r.Close()
+//
+//	// At account creation:
+//	p, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "de"})
+//	// p.Region == region.EU, p.Rule == "EU member state", p.DataCenter is an EU data center
+//
+//	// On every request:
+//	p, err = r.Lookup("acme")
+//
+//	// In a migration script:
+//	m, err := r.BeginMove(ctx, "acme", "websupport-eu")
+//	// ... copy the data from m.From to m.To ...
+//	p, err = r.CompleteMove(ctx, m.ID) // or r.AbortMove(ctx, m.ID)
+//
+// # Rules
+//
+//   - Home region: PlaceRequest.Region when set, else the policy's region for
+//     PlaceRequest.Country. The rule that decided is on the placement.
+//   - Placement: an active data center of the home region only, spread by
+//     weight; never another region, whatever fails ([ErrNoDataCenter]).
+//     Placing an existing account returns it; asking for another region is
+//     [ErrConflict].
+//   - Moves: inside the home region, or to a region a live transfer
+//     agreement ([Router.GrantTransfer]) covers ([ErrCrossRegion] otherwise);
+//     then the home region changes with the move and the placement and audit
+//     trail name the agreement.
+//   - Every change is on the account's audit trail ([Router.History]).
+//   - [Router.Verify] checks all of this over the whole state.
+//   - Bad input gets an error that [errors.Is] matches, and changes nothing.
+//
+// # Metrics
+//
+// With [WithRegisterer], the Router registers domicile_placements_total,
+// domicile_moves_total, domicile_refusals_total,
+// domicile_transfer_agreements_total, and the scrape-time gauges
+// domicile_accounts (per data center) and domicile_moves_open. No label
+// holds an account ID.
+//
+// # Concurrency
+//
+// A Router is safe for concurrent use. Writes are serialised; Lookup takes
+// no transaction and allocates nothing. Returned values are copies, or
+// shared and immutable (Placement.Move): do not modify them.
+package residency

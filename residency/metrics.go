@@ -1,0 +1,174 @@
+package residency
+
+import (
+	"errors"
+
+	"github.com/domicile-go/domicile/region"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the Router's Prometheus metrics. A nil *metrics (no
+// registerer) records nothing. Label values are fixed sets (regions, data
+// centers, outcomes, reasons) resolved at Open, never account IDs, so no
+// label is built on a call.
+type metrics struct {
+	reg        prometheus.Registerer
+	collectors []prometheus.Collector
+
+	placements map[string]prometheus.Counter    // by data center
+	moves      map[[2]string]prometheus.Counter // by outcome and scope
+	refusals   map[string]prometheus.Counter    // by reason
+	transfers  map[string]prometheus.Counter    // by action
+}
+
+var (
+	moveOutcomes   = []string{"begun", "completed", "aborted"}
+	moveScopes     = []string{"in_region", "cross_region"}
+	transferEvents = []string{"granted", "revoked"}
+)
+
+func newMetrics(reg prometheus.Registerer, r *Router) (*metrics, error) {
+	if reg == nil {
+		return nil, nil
+	}
+	placements := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "domicile_placements_total",
+		Help: "Accounts placed, by home region, data center and provider.",
+	}, []string{"region", "datacenter", "provider"})
+	moves := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "domicile_moves_total",
+		Help: "Account moves by outcome (begun, completed, aborted) and scope (in_region, cross_region).",
+	}, []string{"outcome", "scope"})
+	refusals := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "domicile_refusals_total",
+		Help: "Calls refused, by reason.",
+	}, []string{"reason"})
+	transfers := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "domicile_transfer_agreements_total",
+		Help: "Transfer agreements granted and revoked.",
+	}, []string{"action"})
+	m := &metrics{
+		reg:        reg,
+		collectors: []prometheus.Collector{placements, moves, refusals, transfers, stateCollector{r}},
+		placements: map[string]prometheus.Counter{},
+		moves:      map[[2]string]prometheus.Counter{},
+		refusals:   map[string]prometheus.Counter{},
+		transfers:  map[string]prometheus.Counter{},
+	}
+	for id, d := range r.dataCenters {
+		m.placements[id] = placements.WithLabelValues(d.Region.String(), id, string(d.Provider))
+	}
+	for _, o := range moveOutcomes {
+		for _, s := range moveScopes {
+			m.moves[[2]string{o, s}] = moves.WithLabelValues(o, s)
+		}
+	}
+	for _, reason := range allRefusalReasons() {
+		m.refusals[reason] = refusals.WithLabelValues(reason)
+	}
+	for _, a := range transferEvents {
+		m.transfers[a] = transfers.WithLabelValues(a)
+	}
+	for i, c := range m.collectors {
+		if err := reg.Register(c); err != nil {
+			for _, done := range m.collectors[:i] {
+				reg.Unregister(done)
+			}
+			return nil, errors.Join(ErrInvalidOption, err)
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) unregister() {
+	if m == nil {
+		return
+	}
+	for _, c := range m.collectors {
+		m.reg.Unregister(c)
+	}
+}
+
+func (m *metrics) placed(d *dataCenter) {
+	if m != nil {
+		m.placements[d.ID].Inc()
+	}
+}
+
+func (m *metrics) moved(outcome string, mv *Move) {
+	if m == nil {
+		return
+	}
+	scope := "in_region"
+	if mv.Transfer != "" {
+		scope = "cross_region"
+	}
+	m.moves[[2]string{outcome, scope}].Inc()
+}
+
+func (m *metrics) transfer(action string) {
+	if m != nil {
+		m.transfers[action].Inc()
+	}
+}
+
+func (m *metrics) refused(err error) {
+	if m != nil {
+		m.refusals[refusalReason(err)].Inc()
+	}
+}
+
+func allRefusalReasons() []string {
+	out := []string{reasonInvalidCountry, reasonInvalidRegion, reasonNoRegion, reasonOther}
+	for _, r := range refusalReasons {
+		out = append(out, r.reason)
+	}
+	return out
+}
+
+// refusalReason names the error for the refusals metric.
+func refusalReason(err error) string {
+	for _, r := range refusalReasons {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
+	}
+	switch {
+	case errors.Is(err, region.ErrInvalidCountry):
+		return reasonInvalidCountry
+	case errors.Is(err, region.ErrUnknownRegion):
+		return reasonInvalidRegion
+	case errors.Is(err, region.ErrNoRegion):
+		return reasonNoRegion
+	}
+	return reasonOther
+}
+
+var (
+	accountsDesc = prometheus.NewDesc("domicile_accounts",
+		"Accounts living on each data center, at scrape time.", []string{"region", "datacenter", "provider"}, nil)
+	openMovesDesc = prometheus.NewDesc("domicile_moves_open",
+		"Moves begun and not yet completed or aborted, at scrape time.", nil, nil)
+)
+
+// stateCollector reports gauges computed from a snapshot at scrape time,
+// so that the write path keeps no gauges.
+type stateCollector struct{ r *Router }
+
+func (c stateCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	txn := c.r.db.Txn(false)
+	for row := range all[*dataCenterRow](txn, tableDataCenters) {
+		d, ok := c.r.dataCenters[row.ID]
+		if !ok {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(accountsDesc, prometheus.GaugeValue, float64(row.Accounts), d.Region.String(), d.ID, string(d.Provider))
+	}
+	open := 0
+	for range all[*Move](txn, tableMoves) {
+		open++
+	}
+	ch <- prometheus.MustNewConstMetric(openMovesDesc, prometheus.GaugeValue, float64(open))
+}

@@ -1,0 +1,278 @@
+package residency
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/domicile-go/domicile/provider"
+	"github.com/domicile-go/domicile/region"
+	"github.com/hashicorp/go-memdb"
+)
+
+// Router decides, records and guards where accounts live. Open one per
+// process and share it: all methods are safe for concurrent use.
+//
+// Writes (Place, moves, agreements) are serialised; reads (Lookup,
+// iterators, Verify) never wait for memdb and see only committed changes.
+// Every value a Router returns is a copy or an immutable shared value:
+// never modify what a Move pointer or a returned slice points to.
+type Router struct {
+	catalog *provider.Catalog
+	policy  *region.Policy
+	now     func() time.Time
+	metrics *metrics
+
+	// dataCenters holds the catalog's data centers with their placement
+	// hash seeds; byRegion the active ones of each region, ordered by ID.
+	dataCenters map[string]*dataCenter
+	byRegion    [region.APAC + 1][]*dataCenter
+
+	db     *memdb.MemDB
+	lookup *lookupIndex
+
+	mu     sync.Mutex // serialises writers, and keeps lookup in step with db
+	closed atomic.Bool
+}
+
+// Open returns a Router configured by opts. Without a store option its
+// state lives in memory only, for tests and one-off tools.
+func Open(ctx context.Context, opts ...Option) (*Router, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cfg := config{catalog: provider.DefaultCatalog(), policy: region.DefaultPolicy(), now: time.Now}
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		return nil, fmt.Errorf("residency: schema: %w", err)
+	}
+	r := &Router{
+		catalog:     cfg.catalog,
+		policy:      cfg.policy,
+		now:         func() time.Time { return cfg.now().UTC() },
+		dataCenters: make(map[string]*dataCenter),
+		db:          db,
+		lookup:      newLookupIndex(),
+	}
+	txn := db.Txn(true)
+	for _, d := range cfg.catalog.All() {
+		dc := newDataCenter(d)
+		r.dataCenters[d.ID] = dc
+		if d.Active() {
+			r.byRegion[d.Region] = append(r.byRegion[d.Region], dc)
+		}
+		mustInsert(txn, tableDataCenters, &dataCenterRow{ID: d.ID})
+	}
+	txn.Commit()
+	if r.metrics, err = newMetrics(cfg.registerer, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Close ends the Router: later calls return [ErrClosed]. It waits for a
+// write in progress to finish. Closing twice is not an error.
+func (r *Router) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed.Swap(true) {
+		return nil
+	}
+	r.metrics.unregister()
+	return nil
+}
+
+// Catalog returns the catalog the Router places accounts in.
+func (r *Router) Catalog() *provider.Catalog { return r.catalog }
+
+// Lookup returns the account's placement. It is the hot path: it takes no
+// transaction and allocates nothing when the account exists. While a move
+// is in progress it answers the source data center.
+func (r *Router) Lookup(accountID string) (Placement, error) {
+	if r.closed.Load() {
+		return Placement{}, ErrClosed
+	}
+	if a := r.lookup.get(accountID); a != nil {
+		return a.Placement, nil
+	}
+	if err := ValidAccountID(accountID); err != nil {
+		return Placement{}, err
+	}
+	return Placement{}, fmt.Errorf("%w: account %q", ErrNotFound, accountID)
+}
+
+// ruleChoice is the rule recorded when the customer chose the region.
+const ruleChoice = "customer's choice"
+
+// Place returns the account's placement, creating it if the account is new.
+//
+// The home region is req.Region when set (the customer's choice), else the
+// policy's region for req.Country. The data center is one of the home
+// region's active data centers, chosen by weighted rendezvous hashing of
+// the account ID: deterministic, and in proportion to the weights over
+// many accounts. A region without an active data center is
+// [ErrNoDataCenter]; Place never falls back to another region.
+//
+// Placing an existing account returns its placement unchanged, or
+// [ErrConflict] when the request's region differs from the account's home
+// region (also after an agreed move to another region). Concurrent calls
+// for one account all get the same placement.
+func (r *Router) Place(ctx context.Context, req PlaceRequest) (Placement, error) {
+	if err := ValidAccountID(req.AccountID); err != nil {
+		return Placement{}, r.refuse(err)
+	}
+	home, err := r.home(req)
+	if err != nil {
+		return Placement{}, r.refuse(err)
+	}
+	if a := r.lookup.get(req.AccountID); a != nil {
+		return r.existing(a, home)
+	}
+	var out Placement
+	err = r.write(ctx, func(w *writer) error {
+		if a := getAccount(w.txn, req.AccountID); a != nil {
+			if a.Region != home.Region {
+				return conflict(a, home.Region)
+			}
+			out = a.Placement
+			return nil
+		}
+		primary, backup, err := r.choose(home.Region, req.AccountID)
+		if err != nil {
+			return err
+		}
+		a := &account{Placement: Placement{
+			AccountID:  req.AccountID,
+			Country:    home.Country,
+			Region:     home.Region,
+			DataCenter: primary.ID,
+			Provider:   primary.Provider,
+			Backup:     backup,
+			Rule:       home.Rule,
+			Created:    w.now,
+		}}
+		a = a.change(w.now, Event{Kind: Placed, To: primary.ID, Rule: home.Rule}, func(*Placement) {})
+		w.putAccount(a)
+		w.count(primary.ID, +1)
+		w.onCommit(func() { r.metrics.placed(primary) })
+		out = a.Placement
+		return nil
+	})
+	return out, err
+}
+
+// home decides the region a request asks for.
+func (r *Router) home(req PlaceRequest) (region.Assignment, error) {
+	var c region.Country
+	if req.Country != "" {
+		var err error
+		if c, err = region.ParseCountry(req.Country); err != nil {
+			return region.Assignment{}, fmt.Errorf("account %q: %w", req.AccountID, err)
+		}
+	}
+	switch {
+	case req.Region != 0:
+		if !req.Region.IsValid() {
+			return region.Assignment{}, fmt.Errorf("account %q: %w %d", req.AccountID, region.ErrUnknownRegion, uint8(req.Region))
+		}
+		return region.Assignment{Country: c, Region: req.Region, Rule: ruleChoice}, nil
+	case c == region.Country{}:
+		return region.Assignment{}, fmt.Errorf("account %q: %w: no country and no region given", req.AccountID, region.ErrInvalidCountry)
+	}
+	a, err := r.policy.Resolve(c)
+	if err != nil {
+		return region.Assignment{}, fmt.Errorf("account %q: %w", req.AccountID, err)
+	}
+	return a, nil
+}
+
+func (r *Router) existing(a *account, home region.Assignment) (Placement, error) {
+	if a.Region != home.Region {
+		return Placement{}, r.refuse(conflict(a, home.Region))
+	}
+	return a.Placement, nil
+}
+
+func conflict(a *account, asked region.Region) error {
+	return fmt.Errorf("%w: account %q lives in %s (%s), the request asks for %s", ErrConflict, a.AccountID, a.Region, a.Rule, asked)
+}
+
+// change returns a new row: the placement edited by edit, one version
+// later, with e on its audit trail.
+func (a *account) change(now time.Time, e Event, edit func(*Placement)) *account {
+	n := &account{Placement: a.Placement}
+	edit(&n.Placement)
+	n.Version++
+	n.Updated = now
+	e.Time, e.AccountID, e.Version = now, a.AccountID, n.Version
+	n.history = append(a.history[:len(a.history):len(a.history)], e)
+	return n
+}
+
+// writer is one write transaction: memdb's, plus what to publish once it
+// commits.
+type writer struct {
+	txn     *memdb.Txn
+	now     time.Time
+	changed []*account
+	after   []func()
+}
+
+func (w *writer) putAccount(a *account) {
+	mustInsert(w.txn, tableAccounts, a)
+	w.changed = append(w.changed, a)
+}
+
+// count adds delta to the number of accounts on data center id.
+func (w *writer) count(id string, delta int) {
+	row := dataCenterRow{ID: id}
+	if old := getDataCenterRow(w.txn, id); old != nil {
+		row = *old
+	}
+	row.Accounts += delta
+	mustInsert(w.txn, tableDataCenters, &row)
+}
+
+func (w *writer) onCommit(f func()) { w.after = append(w.after, f) }
+
+// write runs fn in a write transaction. When fn returns nil the change is
+// committed and published to Lookup before write returns; otherwise nothing
+// changes and the error is counted as a refusal.
+func (r *Router) write(ctx context.Context, fn func(*writer) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	txn := r.db.Txn(true)
+	defer txn.Abort()
+	w := &writer{txn: txn, now: r.now()}
+	if err := fn(w); err != nil {
+		return r.refuse(err)
+	}
+	txn.Commit()
+	for _, a := range w.changed {
+		r.lookup.put(a)
+	}
+	for _, f := range w.after {
+		f()
+	}
+	return nil
+}
+
+// refuse counts a refused call and returns its error.
+func (r *Router) refuse(err error) error {
+	r.metrics.refused(err)
+	return err
+}

@@ -1,0 +1,91 @@
+package residency
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/domicile-go/domicile/region"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+// GrantTransfer records a customer's agreement that the account's data may
+// move to region t.To. It allows [Router.BeginMove] to that region while it
+// is live: until t.ExpiresAt (if set) and until revoked. The account must
+// exist; t.To must be a valid region other than the account's own; the
+// reference must be like an account ID and the expiry, if set, in the
+// future ([ErrInvalidTransfer]). Granting the same agreement again changes
+// nothing; another agreement under a used reference is [ErrConflict].
+func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
+	if err := ValidAccountID(t.AccountID); err != nil {
+		return r.refuse(err)
+	}
+	if err := validText(t.Reference, ErrInvalidTransfer, "reference"); err != nil {
+		return r.refuse(fmt.Errorf("account %q: %w", t.AccountID, err))
+	}
+	if !t.To.IsValid() {
+		return r.refuse(fmt.Errorf("%w: account %q: region %d is not valid", ErrInvalidTransfer, t.AccountID, uint8(t.To)))
+	}
+	t.ExpiresAt = t.ExpiresAt.UTC()
+	return r.write(ctx, func(w *writer) error {
+		a := getAccount(w.txn, t.AccountID)
+		if a == nil {
+			return fmt.Errorf("%w: account %q", ErrNotFound, t.AccountID)
+		}
+		if old := getAgreement(w.txn, t.AccountID, t.Reference); old != nil {
+			if old.Transfer == t && old.Revoked.IsZero() {
+				return nil
+			}
+			return fmt.Errorf("%w: account %q already has agreement %q (to %s, revoked %v)", ErrConflict, t.AccountID, t.Reference, old.To, !old.Revoked.IsZero())
+		}
+		switch {
+		case t.To == a.Region:
+			return fmt.Errorf("%w: account %q already lives in %s", ErrInvalidTransfer, t.AccountID, t.To)
+		case !t.ExpiresAt.IsZero() && !t.ExpiresAt.After(w.now):
+			return fmt.Errorf("%w: account %q: agreement %q expired at %s", ErrInvalidTransfer, t.AccountID, t.Reference, t.ExpiresAt.Format(time.RFC3339))
+		}
+		mustInsert(w.txn, tableTransfers, &Agreement{Transfer: t, Granted: w.now})
+		w.putAccount(a.change(w.now, Event{Kind: TransferGranted, From: a.Region.String(), To: t.To.String(), Reference: t.Reference},
+			func(*Placement) {}))
+		w.onCommit(func() { r.metrics.transfer("granted") })
+		return nil
+	})
+}
+
+// RevokeTransfer ends a transfer agreement. Moves it allowed that are still
+// open can no longer complete and must be aborted. Revoking an agreement
+// twice changes nothing.
+func (r *Router) RevokeTransfer(ctx context.Context, accountID, reference string) error {
+	if err := ValidAccountID(accountID); err != nil {
+		return r.refuse(err)
+	}
+	return r.write(ctx, func(w *writer) error {
+		old := getAgreement(w.txn, accountID, reference)
+		if old == nil {
+			return fmt.Errorf("%w: account %q has no agreement %q", ErrNotFound, accountID, reference)
+		}
+		if !old.Revoked.IsZero() {
+			return nil
+		}
+		revoked := *old
+		revoked.Revoked = w.now
+		mustInsert(w.txn, tableTransfers, &revoked)
+		a := getAccount(w.txn, accountID)
+		w.putAccount(a.change(w.now, Event{Kind: TransferRevoked, From: a.Region.String(), To: old.To.String(), Reference: reference},
+			func(*Placement) {}))
+		w.onCommit(func() { r.metrics.transfer("revoked") })
+		return nil
+	})
+}
+
+// liveAgreement returns the account's first live agreement, by reference,
+// that allows moves to region to; nil if there is none.
+func liveAgreement(txn *memdb.Txn, accountID string, to region.Region, now time.Time) *Agreement {
+	for ag := range agreementsOf(txn, accountID) {
+		if ag.To == to && ag.Live(now) {
+			return ag
+		}
+	}
+	return nil
+}

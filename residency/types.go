@@ -1,0 +1,136 @@
+package residency
+
+import (
+	"time"
+
+	"github.com/domicile-go/domicile/provider"
+	"github.com/domicile-go/domicile/region"
+)
+
+// PlaceRequest asks for an account's home.
+type PlaceRequest struct {
+	// AccountID identifies the account: 1 to 255 bytes of valid UTF-8
+	// without control characters.
+	AccountID string
+	// Country is where the customer is located, as the customer gave it
+	// ("de", "DEU", "276"); see [region.ParseCountry]. It may be empty
+	// only when Region is set.
+	Country string
+	// Region, when set, is the customer's own choice of home region and
+	// wins over the policy's answer for Country.
+	Region region.Region
+}
+
+// Placement is where an account's data lives. Placements are values: the
+// Router never changes one it has returned, except that Move points to a
+// shared Move that must not be modified either.
+type Placement struct {
+	AccountID string
+	// Country is the customer's country as parsed at placement; zero when
+	// the account was placed by region choice alone.
+	Country region.Country
+	// Region is the home region. Data never leaves it, except by a move
+	// that a transfer agreement allowed, which changes Region too.
+	Region region.Region
+	// DataCenter is the ID of the data center holding the account's data,
+	// always one of Region.
+	DataCenter string
+	// Provider hosts DataCenter.
+	Provider provider.Provider
+	// Backup is another data center of Region for the account's backups,
+	// on another provider where the region has one; "" when the region has
+	// no other active data center.
+	Backup string
+	// Version grows by one with every change recorded for the account:
+	// placement, moves and transfer agreements.
+	Version uint64
+	// Rule says why the account lives in Region, such as "EU member state",
+	// "customer's choice" or "transfer agreement "T-1"".
+	Rule string
+	// Transfer is the reference of the agreement that allowed the move into
+	// Region; "" when the account never left its first region.
+	Transfer string
+	// Created and Updated are when the account was placed and last changed.
+	Created, Updated time.Time
+	// Move is the move in progress, nil when there is none. While a move is
+	// in progress, DataCenter is still the source.
+	Move *Move
+}
+
+// Move is a move of one account from one data center to another, begun by
+// [Router.BeginMove] and ended by [Router.CompleteMove] or [Router.AbortMove].
+type Move struct {
+	ID        string
+	AccountID string
+	// From and To are data center IDs.
+	From, To string
+	// ToRegion is the region of To; it differs from the account's home
+	// region only for a move a transfer agreement allows.
+	ToRegion region.Region
+	// Transfer is the reference of the agreement that allows a move to
+	// another region; "" for a move inside the region.
+	Transfer string
+	Began    time.Time
+}
+
+// Transfer is a customer's written agreement that an account's data may
+// move to another region.
+type Transfer struct {
+	AccountID string
+	// To is the region the data may move to.
+	To region.Region
+	// Reference identifies the agreement (a contract or ticket number):
+	// 1 to 255 bytes of valid UTF-8 without control characters. It is
+	// recorded on the audit trail and on the placement.
+	Reference string
+	// ExpiresAt ends the agreement; the zero time means it does not expire.
+	ExpiresAt time.Time
+}
+
+// Agreement is a transfer agreement as the Router keeps it.
+type Agreement struct {
+	Transfer
+	Granted time.Time
+	// Revoked is when [Router.RevokeTransfer] ended the agreement; zero
+	// while it stands.
+	Revoked time.Time
+}
+
+// Live reports whether the agreement allows moves at time now: not revoked
+// and not expired.
+func (a Agreement) Live(now time.Time) bool {
+	return a.Revoked.IsZero() && (a.ExpiresAt.IsZero() || now.Before(a.ExpiresAt))
+}
+
+// EventKind names a change on the audit trail.
+type EventKind string
+
+// The kinds of audit event.
+const (
+	Placed          EventKind = "placed"
+	MoveBegun       EventKind = "move-begun"
+	MoveCompleted   EventKind = "move-completed"
+	MoveAborted     EventKind = "move-aborted"
+	TransferGranted EventKind = "transfer-granted"
+	TransferRevoked EventKind = "transfer-revoked"
+)
+
+// Event is one change on an account's audit trail.
+type Event struct {
+	Time      time.Time
+	Kind      EventKind
+	AccountID string
+	// From and To are data center IDs for placements and moves (From is ""
+	// for a placement), and region names for transfer agreements.
+	From, To string
+	// Rule is the rule that decided the region, for placements and for
+	// moves that changed the region.
+	Rule string
+	// Reference is the transfer agreement's reference, for agreements and
+	// for moves they allowed.
+	Reference string
+	// MoveID is set for move events.
+	MoveID string
+	// Version is the placement's version after the event.
+	Version uint64
+}

@@ -1,0 +1,128 @@
+package residency
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/domicile-go/domicile/provider"
+	"github.com/domicile-go/domicile/region"
+)
+
+// Report is what [Router.Verify] found.
+type Report struct {
+	// At is when the check ran; Accounts and Moves how many it checked.
+	At       time.Time
+	Accounts int
+	Moves    int
+	// Violations break the residency promise: data in a data center the
+	// catalog lacks or outside the account's home region, or a move out of
+	// the region that no live agreement covers. Empty when all holds.
+	Violations []Finding
+	// Warnings weaken it without breaking it: accounts without a backup
+	// because their region has one data center, or accounts and backups on
+	// data centers that are no longer active.
+	Warnings []Finding
+}
+
+// OK reports whether the report has no violations.
+func (r Report) OK() bool { return len(r.Violations) == 0 }
+
+// Finding is one problem. AccountID is empty for a finding about a data
+// center or a region as a whole.
+type Finding struct {
+	AccountID  string
+	DataCenter string
+	Region     region.Region
+	Problem    string
+}
+
+// Verify checks every account and open move against the catalog and the
+// transfer agreements, on one consistent snapshot: the account's data center
+// and backup exist and are in its home region, and its move in progress
+// targets that region or one a live agreement covers.
+func (r *Router) Verify(ctx context.Context) (Report, error) {
+	if r.closed.Load() {
+		return Report{}, ErrClosed
+	}
+	txn := r.db.Txn(false)
+	rep := Report{At: r.now()}
+	violation := func(a *account, dc, format string, args ...any) {
+		rep.Violations = append(rep.Violations, Finding{AccountID: a.AccountID, DataCenter: dc, Region: a.Region, Problem: fmt.Sprintf(format, args...)})
+	}
+	perRegion := map[region.Region]int{}
+	inactive := map[string][2]int{} // accounts and backups on inactive data centers
+	for a := range all[*account](txn, tableAccounts) {
+		if rep.Accounts%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return Report{}, err
+			}
+		}
+		rep.Accounts++
+		perRegion[a.Region]++
+		dc, ok := r.dataCenters[a.DataCenter]
+		switch {
+		case !ok:
+			violation(a, a.DataCenter, "data center %s is not in the catalog", a.DataCenter)
+		case dc.Region != a.Region:
+			violation(a, a.DataCenter, "data center %s is in %s, outside the home region %s", dc.ID, dc.Region, a.Region)
+		case !dc.Active():
+			n := inactive[dc.ID]
+			n[0]++
+			inactive[dc.ID] = n
+		}
+		if a.Backup != "" {
+			b, ok := r.dataCenters[a.Backup]
+			switch {
+			case !ok:
+				violation(a, a.Backup, "backup data center %s is not in the catalog", a.Backup)
+			case b.Region != a.Region:
+				violation(a, a.Backup, "backup data center %s is in %s, outside the home region %s", b.ID, b.Region, a.Region)
+			case !b.Active():
+				n := inactive[b.ID]
+				n[1]++
+				inactive[b.ID] = n
+			}
+		}
+		if m := a.Move; m != nil {
+			if getMove(txn, m.ID) == nil {
+				violation(a, m.To, "move %s is on the account but not among the open moves", m.ID)
+			}
+			t, ok := r.dataCenters[m.To]
+			switch {
+			case !ok:
+				violation(a, m.To, "move %s targets data center %s, which is not in the catalog", m.ID, m.To)
+			case t.Region != a.Region && liveAgreement(txn, a.AccountID, t.Region, rep.At) == nil:
+				violation(a, m.To, "move %s targets %s in %s without a live transfer agreement", m.ID, m.To, t.Region)
+			}
+		}
+	}
+	for m := range all[*Move](txn, tableMoves) {
+		rep.Moves++
+		if a := getAccount(txn, m.AccountID); a == nil || a.Move == nil || a.Move.ID != m.ID {
+			rep.Violations = append(rep.Violations, Finding{AccountID: m.AccountID, DataCenter: m.To, Problem: fmt.Sprintf("open move %s is not on its account", m.ID)})
+		}
+	}
+	for _, reg := range region.All() {
+		n := perRegion[reg]
+		if n == 0 {
+			continue
+		}
+		switch active := len(r.byRegion[reg]); active {
+		case 0:
+			rep.Warnings = append(rep.Warnings, Finding{Region: reg, Problem: fmt.Sprintf("region %s has no active data center: %d accounts can neither be placed anew nor moved", reg, n)})
+		case 1:
+			rep.Warnings = append(rep.Warnings, Finding{Region: reg, DataCenter: r.byRegion[reg][0].ID, Problem: fmt.Sprintf("region %s has one active data center: %d accounts have no backup", reg, n)})
+		}
+	}
+	for _, d := range r.catalog.All() {
+		if n := inactive[d.ID]; n != [2]int{} {
+			rep.Warnings = append(rep.Warnings, Finding{DataCenter: d.ID, Region: d.Region, Problem: inactiveProblem(d, n)})
+		}
+	}
+	return rep, nil
+}
+
+func inactiveProblem(d provider.DataCenter, n [2]int) string {
+	return fmt.Sprintf("data center %s is %s and holds %d accounts and the backups of %d", d.ID, d.Status, n[0], n[1])
+}
