@@ -55,27 +55,37 @@ func Open(ctx context.Context, opts ...Option) (*Router, error) {
 		return nil, fmt.Errorf("residency: schema: %w", err)
 	}
 	r := &Router{
-		catalog:     cfg.catalog,
-		policy:      cfg.policy,
-		now:         func() time.Time { return cfg.now().UTC() },
-		dataCenters: make(map[string]*dataCenter),
-		db:          db,
-		lookup:      newLookupIndex(),
+		policy: cfg.policy,
+		now:    func() time.Time { return cfg.now().UTC() },
+		db:     db,
+		lookup: newLookupIndex(),
 	}
-	txn := db.Txn(true)
-	for _, d := range cfg.catalog.All() {
+	r.useCatalog(cfg.catalog)
+	if r.metrics, err = newMetrics(cfg.registerer, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// useCatalog indexes the catalog's data centers and gives each a row in
+// the datacenters table.
+func (r *Router) useCatalog(c *provider.Catalog) {
+	r.catalog = c
+	r.dataCenters = make(map[string]*dataCenter)
+	r.byRegion = [region.APAC + 1][]*dataCenter{}
+	txn := r.db.Txn(true)
+	defer txn.Abort()
+	for _, d := range c.All() {
 		dc := newDataCenter(d)
 		r.dataCenters[d.ID] = dc
 		if d.Active() {
 			r.byRegion[d.Region] = append(r.byRegion[d.Region], dc)
 		}
-		mustInsert(txn, tableDataCenters, &dataCenterRow{ID: d.ID})
+		if getDataCenterRow(txn, d.ID) == nil {
+			mustInsert(txn, tableDataCenters, &dataCenterRow{ID: d.ID})
+		}
 	}
 	txn.Commit()
-	if r.metrics, err = newMetrics(cfg.registerer, r); err != nil {
-		return nil, err
-	}
-	return r, nil
 }
 
 // Close ends the Router: later calls return [ErrClosed]. It waits for a

@@ -1,0 +1,320 @@
+package residency_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/domicile-go/domicile/provider"
+	"github.com/domicile-go/domicile/region"
+	"github.com/domicile-go/domicile/residency"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// otherEU returns an EU data center other than the account's, on another
+// provider than its backup's, so that a move changes both.
+func otherDC(t *testing.T, r *residency.Router, p residency.Placement) string {
+	t.Helper()
+	for _, d := range r.Catalog().InRegion(p.Region) {
+		if d.ID != p.DataCenter {
+			return d.ID
+		}
+	}
+	t.Fatalf("no other data center in %s", p.Region)
+	return ""
+}
+
+func TestMoveInsideRegion(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	r := open(t, residency.WithClock(clk.Now))
+	p := place(t, r, "acme", "DE")
+	to := otherDC(t, r, p)
+
+	clk.Add(time.Minute)
+	m, err := r.BeginMove(ctx, "acme", to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := residency.Move{ID: m.ID, AccountID: "acme", From: p.DataCenter, To: to, ToRegion: region.EU, Began: clk.Now()}
+	if diff := cmp.Diff(want, m); diff != "" || !strings.HasPrefix(m.ID, "mv-") {
+		t.Errorf("BeginMove mismatch (-want +got), ID %q:\n%s", m.ID, diff)
+	}
+	during, err := r.Lookup("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if during.DataCenter != p.DataCenter || during.Move == nil || *during.Move != m || during.Version != 2 {
+		t.Errorf("Lookup during the move = %+v; want the source, the move, version 2", during)
+	}
+
+	clk.Add(time.Minute)
+	done, err := r.CompleteMove(ctx, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, _ := r.Catalog().DataCenter(to)
+	if done.DataCenter != to || done.Provider != dc.Provider || done.Region != region.EU || done.Move != nil ||
+		done.Version != 3 || done.Rule != "EU member state" || !done.Updated.Equal(clk.Now()) || done.Backup == to || done.Backup == "" {
+		t.Errorf("CompleteMove = %+v", done)
+	}
+	if got, _ := r.Lookup("acme"); !cmp.Equal(got, done) {
+		t.Errorf("Lookup after the move = %+v, want %+v", got, done)
+	}
+	if n := len(collect(r.Moves())); n != 0 {
+		t.Errorf("%d open moves after CompleteMove", n)
+	}
+	h, _ := r.History("acme")
+	kinds := []residency.EventKind{}
+	for _, e := range h {
+		kinds = append(kinds, e.Kind)
+	}
+	if diff := cmp.Diff([]residency.EventKind{residency.Placed, residency.MoveBegun, residency.MoveCompleted}, kinds); diff != "" {
+		t.Errorf("history kinds mismatch (-want +got):\n%s", diff)
+	}
+	last := h[2]
+	if last.From != p.DataCenter || last.To != to || last.MoveID != m.ID || last.Version != 3 || !last.Time.Equal(clk.Now()) {
+		t.Errorf("completed event = %+v", last)
+	}
+	// Completing or aborting it again finds no move.
+	if _, err := r.CompleteMove(ctx, m.ID); !errors.Is(err, residency.ErrNotFound) {
+		t.Errorf("second CompleteMove error = %v; want ErrNotFound", err)
+	}
+}
+
+func collect[T any](seq func(func(T) bool)) []T {
+	var out []T
+	for v := range seq {
+		out = append(out, v)
+	}
+	return out
+}
+
+func TestAbortMove(t *testing.T) {
+	ctx := context.Background()
+	r := open(t)
+	p := place(t, r, "acme", "US")
+	m, err := r.BeginMove(ctx, "acme", otherDC(t, r, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.AbortMove(ctx, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := p
+	want.Version = 3
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(residency.Placement{}, "Updated")); diff != "" {
+		t.Errorf("AbortMove mismatch (-want +got):\n%s", diff)
+	}
+	if _, err := r.AbortMove(ctx, m.ID); !errors.Is(err, residency.ErrNotFound) {
+		t.Errorf("second AbortMove error = %v; want ErrNotFound", err)
+	}
+	// The account can move again.
+	if _, err := r.BeginMove(ctx, "acme", otherDC(t, r, p)); err != nil {
+		t.Errorf("BeginMove after abort: %v", err)
+	}
+}
+
+func TestBeginMoveRefuses(t *testing.T) {
+	ctx := context.Background()
+	cat := mustCatalog(t,
+		provider.DataCenter{ID: "eu-a", Provider: provider.Linode, Region: region.EU},
+		provider.DataCenter{ID: "eu-b", Provider: provider.AWS, Region: region.EU, Weight: 1000},
+		provider.DataCenter{ID: "eu-drain", Provider: provider.AWS, Region: region.EU, Status: provider.Draining},
+		provider.DataCenter{ID: "eu-off", Provider: provider.AWS, Region: region.EU, Status: provider.Offline},
+		provider.DataCenter{ID: "us-a", Provider: provider.AWS, Region: region.US},
+	)
+	r := open(t, residency.WithCatalog(cat))
+	p := place(t, r, "acme", "DE")
+	place(t, r, "moving", "DE")
+	if _, err := r.BeginMove(ctx, "moving", otherDC(t, r, place(t, r, "moving", "DE"))); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, r)
+	tests := []struct {
+		name, account, to string
+		want              error
+	}{
+		{"unknown account", "nobody", "eu-a", residency.ErrNotFound},
+		{"invalid account", "", "eu-a", residency.ErrInvalidAccount},
+		{"unknown data center", "acme", "mars-1", residency.ErrUnknownDataCenter},
+		{"empty data center", "acme", "", residency.ErrUnknownDataCenter},
+		{"same data center", "acme", p.DataCenter, residency.ErrConflict},
+		{"draining target", "acme", "eu-drain", residency.ErrNoDataCenter},
+		{"offline target", "acme", "eu-off", residency.ErrNoDataCenter},
+		{"other region", "acme", "us-a", residency.ErrCrossRegion},
+		{"already moving", "moving", "eu-a", residency.ErrMoveInProgress},
+	}
+	for _, tt := range tests {
+		m, err := r.BeginMove(ctx, tt.account, tt.to)
+		if !errors.Is(err, tt.want) || m != (residency.Move{}) {
+			t.Errorf("%s: BeginMove = %+v, %v; want %v", tt.name, m, err, tt.want)
+		}
+	}
+	unchanged(t, r, before, "refused BeginMove calls")
+	for _, id := range []string{"", "mv-nope", strings.Repeat("m", 300)} {
+		if _, err := r.CompleteMove(ctx, id); !errors.Is(err, residency.ErrNotFound) {
+			t.Errorf("CompleteMove(%.10q) error = %v; want ErrNotFound", id, err)
+		}
+		if _, err := r.AbortMove(ctx, id); !errors.Is(err, residency.ErrNotFound) {
+			t.Errorf("AbortMove(%.10q) error = %v; want ErrNotFound", id, err)
+		}
+	}
+	unchanged(t, r, before, "CompleteMove and AbortMove of unknown moves")
+}
+
+func TestCrossRegionMoveWithAgreement(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	r := open(t, residency.WithClock(clk.Now))
+	p := place(t, r, "acme", "FR")
+	if _, err := r.BeginMove(ctx, "acme", "aws-us-west-1"); !errors.Is(err, residency.ErrCrossRegion) {
+		t.Fatalf("BeginMove to US without agreement: %v; want ErrCrossRegion", err)
+	}
+	// An agreement for another region does not cover the US.
+	if err := r.GrantTransfer(ctx, residency.Transfer{AccountID: "acme", To: region.UK, Reference: "T-UK"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.BeginMove(ctx, "acme", "aws-us-west-1"); !errors.Is(err, residency.ErrCrossRegion) {
+		t.Fatalf("BeginMove to US with a UK agreement: %v; want ErrCrossRegion", err)
+	}
+	if err := r.GrantTransfer(ctx, residency.Transfer{AccountID: "acme", To: region.US, Reference: "T-US", ExpiresAt: clk.Now().Add(24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.BeginMove(ctx, "acme", "aws-us-west-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Transfer != "T-US" || m.ToRegion != region.US {
+		t.Errorf("move = %+v; want agreement T-US to US", m)
+	}
+	if got, _ := r.Lookup("acme"); got.Region != region.EU || got.DataCenter != p.DataCenter {
+		t.Errorf("during the move Lookup = %s/%s; want the EU source", got.Region, got.DataCenter)
+	}
+	done, err := r.CompleteMove(ctx, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.Region != region.US || done.DataCenter != "aws-us-west-1" || done.Backup != "linode-us" ||
+		done.Transfer != "T-US" || done.Rule != `transfer agreement "T-US"` || done.Country.String() != "FR" {
+		t.Errorf("CompleteMove = %+v", done)
+	}
+	h, _ := r.History("acme")
+	last := h[len(h)-1]
+	if last.Kind != residency.MoveCompleted || last.Reference != "T-US" || last.Rule != `transfer agreement "T-US"` {
+		t.Errorf("last event = %+v; want the completed move naming agreement T-US", last)
+	}
+	// The home region is now the US: placing with the old country conflicts.
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "FR"}); !errors.Is(err, residency.ErrConflict) {
+		t.Errorf("Place(FR) after the move: %v; want ErrConflict", err)
+	}
+	rep, err := r.Verify(ctx)
+	if err != nil || !rep.OK() {
+		t.Errorf("Verify after the agreed move: %+v, %v", rep.Violations, err)
+	}
+}
+
+func TestCrossRegionMoveAgreementEnds(t *testing.T) {
+	ctx := context.Background()
+	for _, end := range []string{"revoked", "expired"} {
+		t.Run(end, func(t *testing.T) {
+			clk := newClock()
+			r := open(t, residency.WithClock(clk.Now))
+			place(t, r, "acme", "JP")
+			if err := r.GrantTransfer(ctx, residency.Transfer{AccountID: "acme", To: region.EU, Reference: "T-1", ExpiresAt: clk.Now().Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			m, err := r.BeginMove(ctx, "acme", "websupport-eu")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if end == "revoked" {
+				if err := r.RevokeTransfer(ctx, "acme", "T-1"); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				clk.Add(time.Hour)
+			}
+			rep, err := r.Verify(ctx)
+			if err != nil || len(rep.Violations) != 1 || !strings.Contains(rep.Violations[0].Problem, "without a live transfer agreement") {
+				t.Errorf("Verify with an open move under a %s agreement: %+v, %v", end, rep.Violations, err)
+			}
+			before := snapshot(t, r)
+			if _, err := r.CompleteMove(ctx, m.ID); !errors.Is(err, residency.ErrCrossRegion) {
+				t.Fatalf("CompleteMove after the agreement %s: %v; want ErrCrossRegion", end, err)
+			}
+			unchanged(t, r, before, "refused CompleteMove")
+			p, err := r.AbortMove(ctx, m.ID)
+			if err != nil || p.Region != region.APAC || p.Move != nil {
+				t.Errorf("AbortMove = %+v, %v; want the account back in APAC", p, err)
+			}
+			if _, err := r.BeginMove(ctx, "acme", "websupport-eu"); !errors.Is(err, residency.ErrCrossRegion) {
+				t.Errorf("BeginMove after the agreement %s: %v; want ErrCrossRegion", end, err)
+			}
+			if rep, _ := r.Verify(ctx); !rep.OK() {
+				t.Errorf("Verify after abort: %+v", rep.Violations)
+			}
+		})
+	}
+}
+
+func TestConcurrentMoves(t *testing.T) {
+	ctx := context.Background()
+	r := open(t)
+	const n = 200
+	for i := range n {
+		place(t, r, fmt.Sprintf("acct-%d", i), "DE")
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	began := 0
+	// Several goroutines race to move every account: exactly one BeginMove
+	// per account wins, the others get ErrMoveInProgress or, once it
+	// completed, move it again.
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range n {
+				id := fmt.Sprintf("acct-%d", i)
+				p, err := r.Lookup(id)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				m, err := r.BeginMove(ctx, id, otherDC(t, r, p))
+				switch {
+				case errors.Is(err, residency.ErrMoveInProgress), errors.Is(err, residency.ErrConflict):
+					continue
+				case err != nil:
+					t.Errorf("goroutine %d: %v", g, err)
+					return
+				}
+				mu.Lock()
+				began++
+				mu.Unlock()
+				if _, err := r.CompleteMove(ctx, m.ID); err != nil {
+					t.Errorf("CompleteMove: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if began < n {
+		t.Errorf("%d moves began, want at least %d", began, n)
+	}
+	if rep, err := r.Verify(ctx); err != nil || !rep.OK() || rep.Accounts != n || rep.Moves != 0 {
+		t.Errorf("Verify = %+v, %v", rep, err)
+	}
+	for i := range n {
+		h, _ := r.History(fmt.Sprintf("acct-%d", i))
+		p, _ := r.Lookup(fmt.Sprintf("acct-%d", i))
+		if uint64(len(h)) != p.Version || h[len(h)-1].Version != p.Version {
+			t.Fatalf("acct-%d: %d events, version %d", i, len(h), p.Version)
+		}
+	}
+}
