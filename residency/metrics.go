@@ -151,23 +151,20 @@ var (
 		"Moves begun and not yet completed or aborted, at scrape time.", nil, nil)
 )
 
-// stateCollector reports gauges computed from a snapshot at scrape time,
-// so that the write path keeps no gauges.
+// stateCollector reports gauges computed at scrape time, so that the write
+// path keeps no gauges. Accounts on data centers that left the catalog are
+// not reported here; Verify reports them.
 type stateCollector struct{ r *Router }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
 
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
-	txn := c.r.db.Txn(false)
-	for row := range all[*dataCenterRow](txn, tableDataCenters) {
-		d, ok := c.r.dataCenters[row.ID]
-		if !ok {
-			continue
-		}
-		ch <- prometheus.MustNewConstMetric(accountsDesc, prometheus.GaugeValue, float64(row.Accounts), d.Region.String(), d.ID, string(d.Provider))
+	for id, d := range c.r.dataCenters {
+		n := c.r.accountsOn[id].Load()
+		ch <- prometheus.MustNewConstMetric(accountsDesc, prometheus.GaugeValue, float64(n), d.Region.String(), d.ID, string(d.Provider))
 	}
 	open := 0
-	for range all[*Move](txn, tableMoves) {
+	for range all[*Move](c.r.db.Txn(false), tableMoves) {
 		open++
 	}
 	ch <- prometheus.MustNewConstMetric(openMovesDesc, prometheus.GaugeValue, float64(open))

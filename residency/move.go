@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/domicile-go/domicile/region"
-	"github.com/hashicorp/go-memdb"
 )
 
 // BeginMove starts moving an account to data center to and marks it moving.
@@ -24,7 +23,7 @@ func (r *Router) BeginMove(ctx context.Context, accountID, to string) (Move, err
 	}
 	var out Move
 	err := r.write(ctx, func(w *writer) error {
-		a := getAccount(w.txn, accountID)
+		a := w.account(accountID)
 		if a == nil {
 			return fmt.Errorf("%w: account %q", ErrNotFound, accountID)
 		}
@@ -71,7 +70,7 @@ func crossRegion(a *account, to string, toRegion region.Region) error {
 func (r *Router) CompleteMove(ctx context.Context, moveID string) (Placement, error) {
 	var out Placement
 	err := r.write(ctx, func(w *writer) error {
-		m, a, err := openMove(w.txn, moveID)
+		m, a, err := w.openMove(moveID)
 		if err != nil {
 			return err
 		}
@@ -111,7 +110,7 @@ func (r *Router) CompleteMove(ctx context.Context, moveID string) (Placement, er
 func (r *Router) AbortMove(ctx context.Context, moveID string) (Placement, error) {
 	var out Placement
 	err := r.write(ctx, func(w *writer) error {
-		m, a, err := openMove(w.txn, moveID)
+		m, a, err := w.openMove(moveID)
 		if err != nil {
 			return err
 		}
@@ -127,13 +126,13 @@ func (r *Router) AbortMove(ctx context.Context, moveID string) (Placement, error
 }
 
 // openMove returns an open move and its account.
-func openMove(txn *memdb.Txn, moveID string) (*Move, *account, error) {
+func (w *writer) openMove(moveID string) (*Move, *account, error) {
 	if moveID == "" || len(moveID) > MaxAccountIDLen {
 		return nil, nil, fmt.Errorf("%w: move %.40q", ErrNotFound, moveID)
 	}
-	m := getMove(txn, moveID)
+	m := getMove(w.txn, moveID)
 	if m == nil {
 		return nil, nil, fmt.Errorf("%w: move %q", ErrNotFound, moveID)
 	}
-	return m, getAccount(txn, m.AccountID), nil
+	return m, w.account(m.AccountID), nil
 }

@@ -29,6 +29,9 @@ type Router struct {
 	// hash seeds; byRegion the active ones of each region, ordered by ID.
 	dataCenters map[string]*dataCenter
 	byRegion    [region.APAC + 1][]*dataCenter
+	// accountsOn counts the accounts on each data center, for the metrics.
+	// Its keys are fixed at Open; writers update the counts after commit.
+	accountsOn map[string]*atomic.Int64
 
 	db     *memdb.MemDB
 	lookup *lookupIndex
@@ -67,25 +70,29 @@ func Open(ctx context.Context, opts ...Option) (*Router, error) {
 	return r, nil
 }
 
-// useCatalog indexes the catalog's data centers and gives each a row in
-// the datacenters table.
+// useCatalog indexes the catalog's data centers and counts the accounts
+// on every data center, in the catalog or not.
 func (r *Router) useCatalog(c *provider.Catalog) {
 	r.catalog = c
 	r.dataCenters = make(map[string]*dataCenter)
 	r.byRegion = [region.APAC + 1][]*dataCenter{}
-	txn := r.db.Txn(true)
-	defer txn.Abort()
+	r.accountsOn = make(map[string]*atomic.Int64)
 	for _, d := range c.All() {
 		dc := newDataCenter(d)
 		r.dataCenters[d.ID] = dc
 		if d.Active() {
 			r.byRegion[d.Region] = append(r.byRegion[d.Region], dc)
 		}
-		if getDataCenterRow(txn, d.ID) == nil {
-			mustInsert(txn, tableDataCenters, &dataCenterRow{ID: d.ID})
-		}
+		r.accountsOn[d.ID] = new(atomic.Int64)
 	}
-	txn.Commit()
+	for a := range all[*account](r.db.Txn(false), tableAccounts) {
+		n, ok := r.accountsOn[a.DataCenter]
+		if !ok {
+			n = new(atomic.Int64)
+			r.accountsOn[a.DataCenter] = n
+		}
+		n.Add(1)
+	}
 }
 
 // Close ends the Router: later calls return [ErrClosed]. It waits for a
@@ -148,7 +155,7 @@ func (r *Router) Place(ctx context.Context, req PlaceRequest) (Placement, error)
 	}
 	var out Placement
 	err = r.write(ctx, func(w *writer) error {
-		if a := getAccount(w.txn, req.AccountID); a != nil {
+		if a := w.account(req.AccountID); a != nil {
 			if a.Region != home.Region {
 				return conflict(a, home.Region)
 			}
@@ -185,21 +192,21 @@ func (r *Router) home(req PlaceRequest) (region.Assignment, error) {
 	if req.Country != "" {
 		var err error
 		if c, err = region.ParseCountry(req.Country); err != nil {
-			return region.Assignment{}, fmt.Errorf("account %q: %w", req.AccountID, err)
+			return region.Assignment{}, fmt.Errorf("residency: account %q: %w", req.AccountID, err)
 		}
 	}
 	switch {
 	case req.Region != 0:
 		if !req.Region.IsValid() {
-			return region.Assignment{}, fmt.Errorf("account %q: %w %d", req.AccountID, region.ErrUnknownRegion, uint8(req.Region))
+			return region.Assignment{}, fmt.Errorf("residency: account %q: %w %d", req.AccountID, region.ErrUnknownRegion, uint8(req.Region))
 		}
 		return region.Assignment{Country: c, Region: req.Region, Rule: ruleChoice}, nil
 	case c == region.Country{}:
-		return region.Assignment{}, fmt.Errorf("account %q: %w: no country and no region given", req.AccountID, region.ErrInvalidCountry)
+		return region.Assignment{}, fmt.Errorf("residency: account %q: %w: no country and no region given", req.AccountID, region.ErrInvalidCountry)
 	}
 	a, err := r.policy.Resolve(c)
 	if err != nil {
-		return region.Assignment{}, fmt.Errorf("account %q: %w", req.AccountID, err)
+		return region.Assignment{}, fmt.Errorf("residency: account %q: %w", req.AccountID, err)
 	}
 	return a, nil
 }
@@ -231,9 +238,28 @@ func (a *account) change(now time.Time, e Event, edit func(*Placement)) *account
 // commits.
 type writer struct {
 	txn     *memdb.Txn
+	lookup  *lookupIndex
 	now     time.Time
 	changed []*account
+	counts  []dcDelta
 	after   []func()
+}
+
+type dcDelta struct {
+	id    string
+	delta int64
+}
+
+// account returns the account's row as this transaction sees it. It reads
+// the lookup index, which holds exactly the committed rows while the writer
+// lock is held, rather than memdb: a memdb read costs a key and an iterator.
+func (w *writer) account(id string) *account {
+	for i := len(w.changed) - 1; i >= 0; i-- {
+		if w.changed[i].AccountID == id {
+			return w.changed[i]
+		}
+	}
+	return w.lookup.get(id)
 }
 
 func (w *writer) putAccount(a *account) {
@@ -242,13 +268,8 @@ func (w *writer) putAccount(a *account) {
 }
 
 // count adds delta to the number of accounts on data center id.
-func (w *writer) count(id string, delta int) {
-	row := dataCenterRow{ID: id}
-	if old := getDataCenterRow(w.txn, id); old != nil {
-		row = *old
-	}
-	row.Accounts += delta
-	mustInsert(w.txn, tableDataCenters, &row)
+func (w *writer) count(id string, delta int64) {
+	w.counts = append(w.counts, dcDelta{id, delta})
 }
 
 func (w *writer) onCommit(f func()) { w.after = append(w.after, f) }
@@ -267,13 +288,18 @@ func (r *Router) write(ctx context.Context, fn func(*writer) error) error {
 	}
 	txn := r.db.Txn(true)
 	defer txn.Abort()
-	w := &writer{txn: txn, now: r.now()}
+	w := &writer{txn: txn, lookup: r.lookup, now: r.now()}
 	if err := fn(w); err != nil {
 		return r.refuse(err)
 	}
 	txn.Commit()
 	for _, a := range w.changed {
 		r.lookup.put(a)
+	}
+	for _, c := range w.counts {
+		if n, ok := r.accountsOn[c.id]; ok {
+			n.Add(c.delta)
+		}
 	}
 	for _, f := range w.after {
 		f()

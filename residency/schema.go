@@ -13,14 +13,14 @@ import (
 // Indexes earn their memory: a memdb index entry costs about 300 bytes per
 // row (radix nodes with their watch channels), so accounts have only their
 // ID index. Scans by data center or region (migration scripts, Verify) walk
-// the table; per-data-center counts live in the small datacenters table.
+// the table; the accounts per data center are counted in memory
+// (Router.accountsOn) for the metrics.
 // An account's audit trail is kept on its row (account.history) rather than
 // in a table of its own, which would cost an index entry per event.
 const (
-	tableAccounts    = "accounts"
-	tableMoves       = "moves"
-	tableTransfers   = "transfers"
-	tableDataCenters = "datacenters"
+	tableAccounts  = "accounts"
+	tableMoves     = "moves"
+	tableTransfers = "transfers"
 
 	indexID = "id"
 )
@@ -32,18 +32,11 @@ type account struct {
 	history []Event
 }
 
-// dataCenterRow counts the accounts that live on a data center.
-type dataCenterRow struct {
-	ID       string
-	Accounts int
-}
-
 func schema() *memdb.DBSchema {
 	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
-		tableAccounts:    accountsTableSchema(),
-		tableMoves:       movesTableSchema(),
-		tableTransfers:   transfersTableSchema(),
-		tableDataCenters: dataCentersTableSchema(),
+		tableAccounts:  accountsTableSchema(),
+		tableMoves:     movesTableSchema(),
+		tableTransfers: transfersTableSchema(),
 	}}
 }
 
@@ -66,12 +59,6 @@ func transfersTableSchema() *memdb.TableSchema {
 		indexID: {Name: indexID, Unique: true, Indexer: stringIndexer[*Agreement](func(a *Agreement) string {
 			return a.AccountID + "\x00" + a.Reference
 		})},
-	}}
-}
-
-func dataCentersTableSchema() *memdb.TableSchema {
-	return &memdb.TableSchema{Name: tableDataCenters, Indexes: map[string]*memdb.IndexSchema{
-		indexID: {Name: indexID, Unique: true, Indexer: stringIndexer[*dataCenterRow](func(d *dataCenterRow) string { return d.ID })},
 	}}
 }
 
@@ -141,9 +128,6 @@ func all[T any](txn *memdb.Txn, table string, prefix ...any) iter.Seq[T] {
 
 func getAccount(txn *memdb.Txn, id string) *account { return first[*account](txn, tableAccounts, id) }
 func getMove(txn *memdb.Txn, id string) *Move       { return first[*Move](txn, tableMoves, id) }
-func getDataCenterRow(txn *memdb.Txn, id string) *dataCenterRow {
-	return first[*dataCenterRow](txn, tableDataCenters, id)
-}
 func getAgreement(txn *memdb.Txn, accountID, reference string) *Agreement {
 	return first[*Agreement](txn, tableTransfers, accountID, reference)
 }

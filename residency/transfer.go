@@ -22,14 +22,14 @@ func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
 		return r.refuse(err)
 	}
 	if err := validText(t.Reference, ErrInvalidTransfer, "reference"); err != nil {
-		return r.refuse(fmt.Errorf("account %q: %w", t.AccountID, err))
+		return r.refuse(fmt.Errorf("residency: account %q: %w", t.AccountID, err))
 	}
 	if !t.To.IsValid() {
 		return r.refuse(fmt.Errorf("%w: account %q: region %d is not valid", ErrInvalidTransfer, t.AccountID, uint8(t.To)))
 	}
 	t.ExpiresAt = t.ExpiresAt.UTC()
 	return r.write(ctx, func(w *writer) error {
-		a := getAccount(w.txn, t.AccountID)
+		a := w.account(t.AccountID)
 		if a == nil {
 			return fmt.Errorf("%w: account %q", ErrNotFound, t.AccountID)
 		}
@@ -71,7 +71,7 @@ func (r *Router) RevokeTransfer(ctx context.Context, accountID, reference string
 		revoked := *old
 		revoked.Revoked = w.now
 		mustInsert(w.txn, tableTransfers, &revoked)
-		a := getAccount(w.txn, accountID)
+		a := w.account(accountID)
 		w.putAccount(a.change(w.now, Event{Kind: TransferRevoked, From: a.Region.String(), To: old.To.String(), Reference: reference},
 			func(*Placement) {}))
 		w.onCommit(func() { r.metrics.transfer("revoked") })
