@@ -60,28 +60,21 @@ func (r *Router) Verify(ctx context.Context) (Report, error) {
 		}
 		rep.Accounts++
 		perRegion[a.Region]++
-		dc, ok := r.dataCenters[a.DataCenter]
-		switch {
-		case !ok:
-			violation(a, a.DataCenter, "data center %s is not in the catalog", a.DataCenter)
-		case dc.Region != a.Region:
-			violation(a, a.DataCenter, "data center %s is in %s, outside the home region %s", dc.ID, dc.Region, a.Region)
-		case !dc.Active():
-			n := inactive[dc.ID]
-			n[0]++
-			inactive[dc.ID] = n
-		}
-		if a.Backup != "" {
-			b, ok := r.dataCenters[a.Backup]
+		// Where the data is (role 0) and where its backups are (role 1)
+		// must both be catalog data centers of the home region.
+		for role, id := range [2]string{a.DataCenter, a.Backup} {
+			what := [2]string{"data center", "backup data center"}[role]
+			dc, ok := r.dataCenters[id]
 			switch {
+			case id == "":
 			case !ok:
-				violation(a, a.Backup, "backup data center %s is not in the catalog", a.Backup)
-			case b.Region != a.Region:
-				violation(a, a.Backup, "backup data center %s is in %s, outside the home region %s", b.ID, b.Region, a.Region)
-			case !b.Active():
-				n := inactive[b.ID]
-				n[1]++
-				inactive[b.ID] = n
+				violation(a, id, "%s %s is not in the catalog", what, id)
+			case dc.Region != a.Region:
+				violation(a, id, "%s %s is in %s, outside the home region %s", what, id, dc.Region, a.Region)
+			case !dc.Active():
+				n := inactive[id]
+				n[role]++
+				inactive[id] = n
 			}
 		}
 		if m := a.Move; m != nil {
