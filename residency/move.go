@@ -47,9 +47,8 @@ func (r *Router) BeginMove(ctx context.Context, accountID, to string) (Move, err
 			}
 			m.Transfer = ag.Reference
 		}
-		mustInsert(w.txn, tableMoves, m)
-		w.putAccount(a.change(w.now, Event{Kind: MoveBegun, From: m.From, To: m.To, Reference: m.Transfer, MoveID: m.ID},
-			func(p *Placement) { p.Move = m }))
+		w.put(a.change(w.now, Event{Kind: MoveBegun, From: m.From, To: m.To, Reference: m.Transfer, MoveID: m.ID},
+			func(p *Placement) { p.Move = m }), nil)
 		w.onCommit(func() { r.metrics.moved("begun", m) })
 		out = *m
 		return nil
@@ -94,11 +93,8 @@ func (r *Router) CompleteMove(ctx context.Context, moveID string) (Placement, er
 				p.Region, p.Rule, p.Transfer = target.Region, e.Rule, ag.Reference
 			}
 		}
-		mustDelete(w.txn, tableMoves, m)
 		next := a.change(w.now, e, edit)
-		w.putAccount(next)
-		w.count(m.From, -1)
-		w.count(m.To, +1)
+		w.put(next, nil)
 		w.onCommit(func() { r.metrics.moved("completed", m) })
 		out = next.Placement
 		return nil
@@ -114,10 +110,9 @@ func (r *Router) AbortMove(ctx context.Context, moveID string) (Placement, error
 		if err != nil {
 			return err
 		}
-		mustDelete(w.txn, tableMoves, m)
 		next := a.change(w.now, Event{Kind: MoveAborted, From: m.From, To: m.To, Reference: m.Transfer, MoveID: m.ID},
 			func(p *Placement) { p.Move = nil })
-		w.putAccount(next)
+		w.put(next, nil)
 		w.onCommit(func() { r.metrics.moved("aborted", m) })
 		out = next.Placement
 		return nil

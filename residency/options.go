@@ -23,6 +23,8 @@ type config struct {
 	policy     *region.Policy
 	registerer prometheus.Registerer
 	now        func() time.Time
+	path       string
+	store      Store
 }
 
 func (c *config) validate() error {
@@ -33,6 +35,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: nil policy", ErrInvalidOption)
 	case c.now == nil:
 		return fmt.Errorf("%w: nil clock", ErrInvalidOption)
+	case c.path != "" && c.store != nil:
+		return fmt.Errorf("%w: both WithPath and WithStore", ErrInvalidOption)
 	}
 	return nil
 }
@@ -57,3 +61,16 @@ func WithRegisterer(reg prometheus.Registerer) Option {
 // WithClock sets the clock for timestamps and agreement expiry; the default
 // is [time.Now]. Tests use it to move time.
 func WithClock(now func() time.Time) Option { return optionFunc(func(cfg *config) { cfg.now = now }) }
+
+// WithPath keeps the Router's state in the embedded store file at path,
+// created (mode 0600) if it does not exist: the default for one machine.
+// Every change is committed and fsynced before the call that made it
+// returns; concurrent calls share fsyncs. Open loads the whole file into
+// memory. A file that another process holds is [ErrLocked] after about a
+// second, or when Open's context ends, whichever is first; a file that is
+// not a store, or is damaged, is [ErrCorrupt].
+func WithPath(path string) Option { return optionFunc(func(cfg *config) { cfg.path = path }) }
+
+// WithStore keeps the Router's state in s, such as a PostgreSQL store. The
+// Router closes s when it is closed, or when Open fails.
+func WithStore(s Store) Option { return optionFunc(func(cfg *config) { cfg.store = s }) }

@@ -3,7 +3,6 @@ package residency
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,13 +34,14 @@ type Router struct {
 
 	db     *memdb.MemDB
 	lookup *lookupIndex
-
-	mu     sync.Mutex // serialises writers, and keeps lookup in step with db
+	store  Store // nil: memory only
+	queue  queue // the group commit of writes (write.go)
 	closed atomic.Bool
 }
 
-// Open returns a Router configured by opts. Without a store option its
-// state lives in memory only, for tests and one-off tools.
+// Open returns a Router configured by opts, with the state of its store
+// loaded. Without [WithPath] or [WithStore] the state lives in memory only,
+// for tests and one-off tools.
 func Open(ctx context.Context, opts ...Option) (*Router, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -51,8 +51,26 @@ func Open(ctx context.Context, opts ...Option) (*Router, error) {
 		o.apply(&cfg)
 	}
 	if err := cfg.validate(); err != nil {
+		if cfg.store != nil {
+			cfg.store.Close()
+		}
 		return nil, err
 	}
+	if cfg.path != "" {
+		s, err := openFileStore(ctx, cfg.path)
+		if err != nil {
+			return nil, err
+		}
+		cfg.store = s
+	}
+	r, err := open(ctx, cfg)
+	if err != nil && cfg.store != nil {
+		cfg.store.Close()
+	}
+	return r, err
+}
+
+func open(ctx context.Context, cfg config) (*Router, error) {
 	db, err := memdb.NewMemDB(schema())
 	if err != nil {
 		return nil, fmt.Errorf("residency: schema: %w", err)
@@ -62,12 +80,42 @@ func Open(ctx context.Context, opts ...Option) (*Router, error) {
 		now:    func() time.Time { return cfg.now().UTC() },
 		db:     db,
 		lookup: newLookupIndex(),
+		store:  cfg.store,
+	}
+	if r.store != nil {
+		if err := r.load(ctx); err != nil {
+			return nil, err
+		}
 	}
 	r.useCatalog(cfg.catalog)
 	if r.metrics, err = newMetrics(cfg.registerer, r); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// load reads the store into memdb and the lookup index, in one write
+// transaction.
+func (r *Router) load(ctx context.Context) error {
+	txn := r.db.Txn(true)
+	defer txn.Abort()
+	err := r.store.Load(ctx, func(s StoredAccount) error {
+		a := &account{Placement: s.Placement, history: s.History}
+		mustInsert(txn, tableAccounts, a)
+		if a.Move != nil {
+			mustInsert(txn, tableMoves, a.Move)
+		}
+		for i := range s.Agreements {
+			mustInsert(txn, tableTransfers, &s.Agreements[i])
+		}
+		r.lookup.put(a)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("residency: loading the store: %w", err)
+	}
+	txn.Commit()
+	return nil
 }
 
 // useCatalog indexes the catalog's data centers and counts the accounts
@@ -95,15 +143,18 @@ func (r *Router) useCatalog(c *provider.Catalog) {
 	}
 }
 
-// Close ends the Router: later calls return [ErrClosed]. It waits for a
-// write in progress to finish. Closing twice is not an error.
+// Close ends the Router: later calls return [ErrClosed]. It waits for the
+// writes in progress to finish, then closes the store. Closing twice is not
+// an error.
 func (r *Router) Close() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed.Swap(true) {
+	if r.queue.closeWrites() {
 		return nil
 	}
+	r.closed.Store(true)
 	r.metrics.unregister()
+	if r.store != nil {
+		return r.store.Close()
+	}
 	return nil
 }
 
@@ -177,8 +228,7 @@ func (r *Router) Place(ctx context.Context, req PlaceRequest) (Placement, error)
 			Created:    w.now,
 		}}
 		a = a.change(w.now, Event{Kind: Placed, To: primary.ID, Rule: home.Rule}, func(*Placement) {})
-		w.putAccount(a)
-		w.count(primary.ID, +1)
+		w.put(a, nil)
 		w.onCommit(func() { r.metrics.placed(primary) })
 		out = a.Placement
 		return nil
@@ -232,79 +282,6 @@ func (a *account) change(now time.Time, e Event, edit func(*Placement)) *account
 	e.Time, e.AccountID, e.Version = now, a.AccountID, n.Version
 	n.history = append(a.history[:len(a.history):len(a.history)], e)
 	return n
-}
-
-// writer is one write transaction: memdb's, plus what to publish once it
-// commits.
-type writer struct {
-	txn     *memdb.Txn
-	lookup  *lookupIndex
-	now     time.Time
-	changed []*account
-	counts  []dcDelta
-	after   []func()
-}
-
-type dcDelta struct {
-	id    string
-	delta int64
-}
-
-// account returns the account's row as this transaction sees it. It reads
-// the lookup index, which holds exactly the committed rows while the writer
-// lock is held, rather than memdb: a memdb read costs a key and an iterator.
-func (w *writer) account(id string) *account {
-	for i := len(w.changed) - 1; i >= 0; i-- {
-		if w.changed[i].AccountID == id {
-			return w.changed[i]
-		}
-	}
-	return w.lookup.get(id)
-}
-
-func (w *writer) putAccount(a *account) {
-	mustInsert(w.txn, tableAccounts, a)
-	w.changed = append(w.changed, a)
-}
-
-// count adds delta to the number of accounts on data center id.
-func (w *writer) count(id string, delta int64) {
-	w.counts = append(w.counts, dcDelta{id, delta})
-}
-
-func (w *writer) onCommit(f func()) { w.after = append(w.after, f) }
-
-// write runs fn in a write transaction. When fn returns nil the change is
-// committed and published to Lookup before write returns; otherwise nothing
-// changes and the error is counted as a refusal.
-func (r *Router) write(ctx context.Context, fn func(*writer) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed.Load() {
-		return ErrClosed
-	}
-	txn := r.db.Txn(true)
-	defer txn.Abort()
-	w := &writer{txn: txn, lookup: r.lookup, now: r.now()}
-	if err := fn(w); err != nil {
-		return r.refuse(err)
-	}
-	txn.Commit()
-	for _, a := range w.changed {
-		r.lookup.put(a)
-	}
-	for _, c := range w.counts {
-		if n, ok := r.accountsOn[c.id]; ok {
-			n.Add(c.delta)
-		}
-	}
-	for _, f := range w.after {
-		f()
-	}
-	return nil
 }
 
 // refuse counts a refused call and returns its error.

@@ -45,9 +45,8 @@ func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
 		case !t.ExpiresAt.IsZero() && !t.ExpiresAt.After(w.now):
 			return fmt.Errorf("%w: account %q: agreement %q expired at %s", ErrInvalidTransfer, t.AccountID, t.Reference, t.ExpiresAt.Format(time.RFC3339))
 		}
-		mustInsert(w.txn, tableTransfers, &Agreement{Transfer: t, Granted: w.now})
-		w.putAccount(a.change(w.now, Event{Kind: TransferGranted, From: a.Region.String(), To: t.To.String(), Reference: t.Reference},
-			func(*Placement) {}))
+		w.put(a.change(w.now, Event{Kind: TransferGranted, From: a.Region.String(), To: t.To.String(), Reference: t.Reference},
+			func(*Placement) {}), &Agreement{Transfer: t, Granted: w.now})
 		w.onCommit(func() { r.metrics.transfer("granted") })
 		return nil
 	})
@@ -70,10 +69,9 @@ func (r *Router) RevokeTransfer(ctx context.Context, accountID, reference string
 		}
 		revoked := *old
 		revoked.Revoked = w.now
-		mustInsert(w.txn, tableTransfers, &revoked)
 		a := w.account(accountID)
-		w.putAccount(a.change(w.now, Event{Kind: TransferRevoked, From: a.Region.String(), To: old.To.String(), Reference: reference},
-			func(*Placement) {}))
+		w.put(a.change(w.now, Event{Kind: TransferRevoked, From: a.Region.String(), To: old.To.String(), Reference: reference},
+			func(*Placement) {}), &revoked)
 		w.onCommit(func() { r.metrics.transfer("revoked") })
 		return nil
 	})

@@ -1,0 +1,205 @@
+package residency
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// fileStore is the embedded durable store of [WithPath]: one bbolt file,
+// every Apply one bbolt transaction, committed and fsynced before it
+// returns. The Router's group commit puts many changes in one Apply.
+//
+// Layout (format version 1):
+//
+//	meta        "format" -> "1"
+//	accounts    account ID -> placement (codec.go)
+//	events      account ID, 0x00, version (8 bytes, big-endian) -> event
+//	agreements  account ID, 0x00, reference -> agreement
+//
+// Account IDs hold no NUL byte, so an account's events and agreements
+// sort together, right after those of any account ID that is a prefix of
+// its own: Load merges the three buckets in one pass.
+type fileStore struct {
+	db   *bolt.DB
+	path string
+}
+
+const fileFormat = "1"
+
+var (
+	bucketMeta       = []byte("meta")
+	bucketAccounts   = []byte("accounts")
+	bucketEvents     = []byte("events")
+	bucketAgreements = []byte("agreements")
+	keyFormat        = []byte("format")
+)
+
+// lockWait bounds how long Open waits for a store file another process
+// holds, unless the context's deadline comes first.
+const lockWait = time.Second
+
+// openFileStore opens or creates the store file at path (mode 0600).
+func openFileStore(ctx context.Context, path string) (s *fileStore, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	wait := lockWait
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+		wait = max(time.Until(deadline), time.Millisecond)
+	}
+	defer recoverCorrupt(path, &err)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: wait, FreelistType: bolt.FreelistMapType})
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, fmt.Errorf("%w: %s: still locked after %v", ErrLocked, path, wait)
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
+		return nil, fmt.Errorf("residency: opening store: %w", err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
+	}
+	s = &fileStore{db: db, path: path}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// recoverCorrupt turns a panic of bbolt on a damaged file into ErrCorrupt.
+func recoverCorrupt(path string, err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("%w: %s: %v", ErrCorrupt, path, p)
+	}
+}
+
+// init creates the buckets of a new file, or checks an existing file's
+// format version.
+func (s *fileStore) init() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			empty := true
+			tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+			if !empty {
+				return fmt.Errorf("%w: %s has no domicile format version", ErrCorrupt, s.path)
+			}
+			for _, name := range [][]byte{bucketMeta, bucketAccounts, bucketEvents, bucketAgreements} {
+				if _, err := tx.CreateBucket(name); err != nil {
+					return err
+				}
+			}
+			return tx.Bucket(bucketMeta).Put(keyFormat, []byte(fileFormat))
+		}
+		if v := meta.Get(keyFormat); string(v) != fileFormat {
+			return fmt.Errorf("%w: %s has format %q, this version reads %q", ErrFormat, s.path, v, fileFormat)
+		}
+		for _, name := range [][]byte{bucketAccounts, bucketEvents, bucketAgreements} {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("%w: %s lacks bucket %s", ErrCorrupt, s.path, name)
+			}
+		}
+		return nil
+	})
+}
+
+func (s *fileStore) Close() error { return s.db.Close() }
+
+func eventKey(accountID string, version uint64) []byte {
+	k := make([]byte, 0, len(accountID)+9)
+	k = append(append(k, accountID...), 0)
+	return binary.BigEndian.AppendUint64(k, version)
+}
+
+func agreementKey(accountID, reference string) []byte {
+	return append(append(append(make([]byte, 0, len(accountID)+1+len(reference)), accountID...), 0), reference...)
+}
+
+// Apply writes the changes in one transaction, checking each account's
+// version first.
+func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
+	defer recoverCorrupt(s.path, &err)
+	return s.db.Update(func(tx *bolt.Tx) error {
+		accounts, events, agreements := tx.Bucket(bucketAccounts), tx.Bucket(bucketEvents), tx.Bucket(bucketAgreements)
+		for i := range changes {
+			c := &changes[i]
+			id := []byte(c.Placement.AccountID)
+			var stored uint64
+			if old := accounts.Get(id); old != nil {
+				d := decoder{b: old}
+				stored = d.uint()
+			}
+			if stored+1 != c.Placement.Version {
+				return fmt.Errorf("%w: account %q is at version %d in the store, the change expects %d", ErrConflict, id, stored, c.Placement.Version-1)
+			}
+			if err := accounts.Put(id, encodePlacement(&c.Placement)); err != nil {
+				return err
+			}
+			if err := events.Put(eventKey(c.Placement.AccountID, c.Event.Version), encodeEvent(&c.Event)); err != nil {
+				return err
+			}
+			if ag := c.Agreement; ag != nil {
+				if err := agreements.Put(agreementKey(ag.AccountID, ag.Reference), encodeAgreement(ag)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// Load reads every account with its events and agreements.
+func (s *fileStore) Load(ctx context.Context, fn func(StoredAccount) error) (err error) {
+	defer recoverCorrupt(s.path, &err)
+	return s.db.View(func(tx *bolt.Tx) error {
+		d := decoder{}
+		events := tx.Bucket(bucketEvents).Cursor()
+		agreements := tx.Bucket(bucketAgreements).Cursor()
+		ek, ev := events.First()
+		ak, av := agreements.First()
+		n := 0
+		return tx.Bucket(bucketAccounts).ForEach(func(k, v []byte) error {
+			if n++; n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			id := string(k)
+			prefix := append(k[:len(k):len(k)], 0)
+			d.b = v
+			a := StoredAccount{Placement: d.placement(id)}
+			if err := d.done("placement of " + id); err != nil {
+				return err
+			}
+			for ; ek != nil && bytes.HasPrefix(ek, prefix); ek, ev = events.Next() {
+				rest := ek[len(prefix):]
+				if len(rest) != 8 {
+					return fmt.Errorf("%w: event key of account %q", ErrCorrupt, id)
+				}
+				d.b = ev
+				a.History = append(a.History, d.event(id, binary.BigEndian.Uint64(rest)))
+				if err := d.done("event of " + id); err != nil {
+					return err
+				}
+			}
+			for ; ak != nil && bytes.HasPrefix(ak, prefix); ak, av = agreements.Next() {
+				d.b = av
+				a.Agreements = append(a.Agreements, d.agreement(id, string(ak[len(prefix):])))
+				if err := d.done("agreement of " + id); err != nil {
+					return err
+				}
+			}
+			if len(a.History) == 0 || a.History[len(a.History)-1].Version != a.Placement.Version {
+				return fmt.Errorf("%w: account %q: audit trail does not end at version %d", ErrCorrupt, id, a.Placement.Version)
+			}
+			return fn(a)
+		})
+	})
+}

@@ -1,0 +1,58 @@
+package residency
+
+import (
+	"context"
+	"errors"
+)
+
+// Store keeps a Router's state durably. The Router loads everything from it
+// at [Open] and writes every change through it before the change is visible
+// or acknowledged. [WithPath] gives the embedded file store; [WithStore]
+// takes any other, such as one on PostgreSQL.
+//
+// A Store is used by one Router; the Router calls Apply from one goroutine
+// at a time.
+type Store interface {
+	// Load calls fn with every stored account, in account ID order. It
+	// stops at fn's first error and returns it.
+	Load(ctx context.Context, fn func(StoredAccount) error) error
+	// Apply makes changes durable as one atomic unit, and returns only once
+	// they are. Each change carries the account's new version: the store
+	// refuses the whole unit with an error matching [ErrConflict] when an
+	// account's stored version is not one less (0 for a new account), so
+	// that a store shared by several processes refuses stale writes.
+	Apply(ctx context.Context, changes []Change) error
+	// Close releases the store.
+	Close() error
+}
+
+// StoredAccount is everything a store keeps about one account.
+type StoredAccount struct {
+	Placement Placement
+	// History is the audit trail, oldest first; its last event has the
+	// placement's version.
+	History []Event
+	// Agreements are the account's transfer agreements, by reference.
+	Agreements []Agreement
+}
+
+// Change is one change to one account: its new placement (one version
+// later), the event that records the change, and the agreement the change
+// grants or revokes, if any.
+type Change struct {
+	Placement Placement
+	Event     Event
+	Agreement *Agreement
+}
+
+// Errors of stores.
+var (
+	// ErrLocked: the store file is in use by another process.
+	ErrLocked = errors.New("residency: store is in use by another process")
+	// ErrCorrupt: the file is not a domicile store, is damaged, or holds a
+	// record that does not decode.
+	ErrCorrupt = errors.New("residency: store is damaged or not a domicile store")
+	// ErrFormat: the store was written in a format version this version of
+	// domicile does not read.
+	ErrFormat = errors.New("residency: unknown store format version")
+)

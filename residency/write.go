@@ -1,0 +1,212 @@
+package residency
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+// Writes are group-committed. A caller queues its request; if no writer is
+// leading, it leads: it takes every queued request, runs them in one memdb
+// transaction, makes their changes durable in one Store.Apply (one fsync),
+// commits, and answers each. Callers that queue meanwhile wait, and the
+// first of them leads the next batch. A lone caller thus commits in its own
+// goroutine, and under load the cost of a commit is shared by every caller
+// that arrived during the previous one.
+
+// writeFunc is one write request. It reads through the writer and changes
+// state only through w.put, and only once it has decided to succeed: a
+// request that returns an error must not have changed anything, since the
+// batch's transaction goes on with the other requests.
+type writeFunc func(w *writer) error
+
+type request struct {
+	fn   writeFunc
+	done chan error // buffered: the result, or errLead
+}
+
+// errLead tells a queued request that it leads the next batch.
+var errLead = errors.New("residency: lead the next batch")
+
+// queue holds the requests waiting for a leader.
+type queue struct {
+	mu       sync.Mutex
+	pending  []*request
+	leading  bool
+	closed   bool
+	inflight sync.WaitGroup
+}
+
+// write runs fn as part of a batch and returns once the batch is durable
+// and published to Lookup, or fn's refusal (counted in the metrics).
+func (r *Router) write(ctx context.Context, fn writeFunc) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	req := &request{fn: fn, done: make(chan error, 1)}
+	q := &r.queue
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return ErrClosed
+	}
+	q.inflight.Add(1)
+	defer q.inflight.Done()
+	q.pending = append(q.pending, req)
+	lead := !q.leading
+	q.leading = true
+	q.mu.Unlock()
+	if lead {
+		r.lead()
+	}
+	err := <-req.done
+	if err == errLead {
+		r.lead()
+		err = <-req.done
+	}
+	return err
+}
+
+// lead commits the queued requests as one batch, then hands the lead to the
+// first request queued meanwhile, if any.
+func (r *Router) lead() {
+	q := &r.queue
+	q.mu.Lock()
+	batch := q.pending
+	q.pending = nil
+	q.mu.Unlock()
+
+	r.commit(batch)
+
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.pending) == 0 {
+		q.leading = false
+		return
+	}
+	q.pending[0].done <- errLead
+}
+
+// commit runs a batch in one transaction and answers every request in it.
+func (r *Router) commit(batch []*request) {
+	txn := r.db.Txn(true)
+	defer txn.Abort()
+	w := &writer{txn: txn, lookup: r.lookup, now: r.now()}
+	results := make([]error, len(batch))
+	for i, req := range batch {
+		if err := req.fn(w); err != nil {
+			results[i] = r.refuse(err)
+		}
+	}
+	if len(w.changes) > 0 && r.store != nil {
+		// The batch is durable before it is visible. Context-free: once
+		// requests are queued, their callers wait for the outcome.
+		if err := r.store.Apply(context.Background(), w.changes); err != nil {
+			txn.Abort()
+			if len(batch) > 1 {
+				// Find the request the store refuses: commit one by one.
+				for _, req := range batch {
+					r.commit([]*request{req})
+				}
+				return
+			}
+			results[0] = err
+			batch[0].done <- err
+			return
+		}
+	}
+	txn.Commit()
+	r.publish(w)
+	for i, req := range batch {
+		req.done <- results[i]
+	}
+}
+
+// publish makes a committed transaction visible to Lookup and the metrics.
+func (r *Router) publish(w *writer) {
+	for _, a := range w.changed {
+		r.lookup.put(a)
+	}
+	for _, c := range w.counts {
+		if n, ok := r.accountsOn[c.id]; ok {
+			n.Add(c.delta)
+		}
+	}
+	for _, f := range w.after {
+		f()
+	}
+}
+
+// closeWrites refuses new writes and waits for queued ones to finish.
+func (q *queue) closeWrites() (already bool) {
+	q.mu.Lock()
+	already, q.closed = q.closed, true
+	q.mu.Unlock()
+	q.inflight.Wait()
+	return already
+}
+
+// writer is one batch's write transaction: memdb's, plus what to make
+// durable and to publish once it commits.
+type writer struct {
+	txn     *memdb.Txn
+	lookup  *lookupIndex
+	now     time.Time
+	changed []*account
+	changes []Change
+	counts  []dcDelta
+	after   []func()
+}
+
+type dcDelta struct {
+	id    string
+	delta int64
+}
+
+// account returns the account's row as this transaction sees it. It reads
+// the lookup index, which holds exactly the committed rows while a batch is
+// led, rather than memdb: a memdb read costs a key and an iterator.
+func (w *writer) account(id string) *account {
+	for i := len(w.changed) - 1; i >= 0; i-- {
+		if w.changed[i].AccountID == id {
+			return w.changed[i]
+		}
+	}
+	return w.lookup.get(id)
+}
+
+// put records an account's new row, and the agreement it grants or
+// revokes, if any. It keeps the moves table and the per-data-center counts
+// in step with the account's move and data center.
+func (w *writer) put(a *account, ag *Agreement) {
+	old := w.account(a.AccountID)
+	var oldMove *Move
+	if old != nil {
+		oldMove = old.Move
+	}
+	if oldMove != a.Move {
+		if oldMove != nil {
+			mustDelete(w.txn, tableMoves, oldMove)
+		}
+		if a.Move != nil {
+			mustInsert(w.txn, tableMoves, a.Move)
+		}
+	}
+	switch {
+	case old == nil:
+		w.counts = append(w.counts, dcDelta{a.DataCenter, +1})
+	case old.DataCenter != a.DataCenter:
+		w.counts = append(w.counts, dcDelta{old.DataCenter, -1}, dcDelta{a.DataCenter, +1})
+	}
+	mustInsert(w.txn, tableAccounts, a)
+	if ag != nil {
+		mustInsert(w.txn, tableTransfers, ag)
+	}
+	w.changed = append(w.changed, a)
+	w.changes = append(w.changes, Change{Placement: a.Placement, Event: a.history[len(a.history)-1], Agreement: ag})
+}
+
+func (w *writer) onCommit(f func()) { w.after = append(w.after, f) }
