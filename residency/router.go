@@ -205,35 +205,51 @@ func (r *Router) Place(ctx context.Context, req PlaceRequest) (Placement, error)
 		return r.existing(a, home)
 	}
 	var out Placement
-	err = r.write(ctx, func(w *writer) error {
-		if a := w.account(req.AccountID); a != nil {
-			if a.Region != home.Region {
-				return conflict(a, home.Region)
-			}
-			out = a.Placement
-			return nil
-		}
-		primary, backup, err := r.choose(home.Region, req.AccountID)
-		if err != nil {
-			return err
-		}
-		a := &account{Placement: Placement{
-			AccountID:  req.AccountID,
-			Country:    home.Country,
-			Region:     home.Region,
-			DataCenter: primary.ID,
-			Provider:   primary.Provider,
-			Backup:     backup,
-			Rule:       home.Rule,
-			Created:    w.now,
-		}}
-		a = a.change(w.now, Event{Kind: Placed, To: primary.ID, Rule: home.Rule}, func(*Placement) {})
-		w.put(a, nil)
-		w.onCommit(func() { r.metrics.placed(primary) })
-		out = a.Placement
-		return nil
+	err = r.write(ctx, func(w *writer) (err error) {
+		out, _, err = r.placeIn(w, req.AccountID, home, nil, Placed)
+		return err
 	})
 	return out, err
+}
+
+// placeIn places an account in the writer's transaction: on data center at
+// when given (Import), else on the data center the hash picks. An existing
+// account is returned unchanged (new is false) unless it conflicts.
+func (r *Router) placeIn(w *writer, id string, home region.Assignment, at *dataCenter, kind EventKind) (p Placement, new bool, err error) {
+	if at != nil && at.Region != home.Region {
+		return Placement{}, false, fmt.Errorf("%w: account %q: data center %s is in %s, the account's region is %s", ErrCrossRegion, id, at.ID, at.Region, home.Region)
+	}
+	if a := w.account(id); a != nil {
+		switch {
+		case a.Region != home.Region:
+			return Placement{}, false, conflict(a, home.Region)
+		case at != nil && a.DataCenter != at.ID:
+			return Placement{}, false, fmt.Errorf("%w: account %q lives on %s, not %s", ErrConflict, id, a.DataCenter, at.ID)
+		}
+		return a.Placement, false, nil
+	}
+	primary, backup := at, ""
+	if primary == nil {
+		if primary, backup, err = r.choose(home.Region, id); err != nil {
+			return Placement{}, false, err
+		}
+	} else {
+		backup = r.backupFor(id, primary)
+	}
+	a := &account{Placement: Placement{
+		AccountID:  id,
+		Country:    home.Country,
+		Region:     home.Region,
+		DataCenter: primary.ID,
+		Provider:   primary.Provider,
+		Backup:     backup,
+		Rule:       home.Rule,
+		Created:    w.now,
+	}}
+	a = a.change(w.now, Event{Kind: kind, To: primary.ID, Rule: home.Rule}, func(*Placement) {})
+	w.put(a, nil)
+	w.onCommit(func() { r.metrics.placed(primary) })
+	return a.Placement, true, nil
 }
 
 // home decides the region a request asks for.

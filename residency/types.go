@@ -108,6 +108,7 @@ type EventKind string
 // The kinds of audit event.
 const (
 	Placed          EventKind = "placed"
+	Imported        EventKind = "imported"
 	MoveBegun       EventKind = "move-begun"
 	MoveCompleted   EventKind = "move-completed"
 	MoveAborted     EventKind = "move-aborted"

@@ -20,7 +20,9 @@ import (
 // writeFunc is one write request. It reads through the writer and changes
 // state only through w.put, and only once it has decided to succeed: a
 // request that returns an error must not have changed anything, since the
-// batch's transaction goes on with the other requests.
+// batch's transaction goes on with the other requests. A request may run
+// twice (when the store refuses its batch, each request is retried alone),
+// so it must set its results afresh on each run.
 type writeFunc func(w *writer) error
 
 type request struct {

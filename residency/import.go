@@ -1,0 +1,116 @@
+package residency
+
+import (
+	"context"
+	"fmt"
+	"iter"
+
+	"github.com/domicile-go/domicile/region"
+)
+
+// ImportRow is an existing account to bring under domicile.
+type ImportRow struct {
+	AccountID string
+	// Country and Region decide the home region as for [Router.Place].
+	Country string
+	Region  region.Region
+	// DataCenter, when set, is where the account's data lives today: a
+	// catalog data center of the home region, whatever its status. When
+	// empty, the account is placed as Place would.
+	DataCenter string
+}
+
+// ImportResult says what [Router.Import] did.
+type ImportResult struct {
+	// Imported counts the accounts placed; Existing the rows for accounts
+	// already placed in the same region (and data center, if given).
+	Imported, Existing int
+	// Refused lists the rows that were refused, in row order. They changed
+	// nothing.
+	Refused []RowError
+}
+
+// RowError is a refused import row. Row counts from 1.
+type RowError struct {
+	Row       int
+	AccountID string
+	Err       error
+}
+
+func (e RowError) Error() string { return fmt.Sprintf("row %d: %v", e.Row, e.Err) }
+func (e RowError) Unwrap() error { return e.Err }
+
+// importBatch is how many rows share one transaction and one fsync.
+const importBatch = 8192
+
+// Import places existing accounts in bulk, for bringing an existing helpdesk
+// under domicile. Each row is checked as [Router.Place] checks a request, and
+// a given data center must be in the catalog ([ErrUnknownDataCenter]) and in
+// the account's home region ([ErrCrossRegion]). Refused rows are reported in
+// the result and change nothing; accepted rows are committed in batches of
+// thousands, each durable before the next begins, and are recorded on the
+// audit trail as "imported". The error is for what stops the import as a
+// whole: the context, or a store failure; rows before it stay imported.
+func (r *Router) Import(ctx context.Context, rows iter.Seq[ImportRow]) (ImportResult, error) {
+	var res ImportResult
+	batch := make([]ImportRow, 0, importBatch)
+	first := 1 // row number of batch[0]
+	flush := func() error {
+		var part ImportResult // the batch's outcome; a request may run twice (write.go)
+		err := r.write(ctx, func(w *writer) error {
+			part = ImportResult{}
+			for i, row := range batch {
+				switch isNew, err := r.importRow(w, row); {
+				case err != nil:
+					part.Refused = append(part.Refused, RowError{Row: first + i, AccountID: row.AccountID, Err: r.refuse(err)})
+				case isNew:
+					part.Imported++
+				default:
+					part.Existing++
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			res.Imported += part.Imported
+			res.Existing += part.Existing
+			res.Refused = append(res.Refused, part.Refused...)
+		}
+		first += len(batch)
+		batch = batch[:0]
+		return err
+	}
+	for row := range rows {
+		batch = append(batch, row)
+		if len(batch) == importBatch {
+			if err := flush(); err != nil {
+				return res, err
+			}
+		}
+	}
+	if len(batch) > 0 {
+		if err := flush(); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func (r *Router) importRow(w *writer, row ImportRow) (bool, error) {
+	if err := ValidAccountID(row.AccountID); err != nil {
+		return false, err
+	}
+	home, err := r.home(PlaceRequest{AccountID: row.AccountID, Country: row.Country, Region: row.Region})
+	if err != nil {
+		return false, err
+	}
+	var at *dataCenter
+	if row.DataCenter != "" {
+		var ok bool
+		if at, ok = r.dataCenters[row.DataCenter]; !ok {
+			return false, fmt.Errorf("%w %q: account %q", ErrUnknownDataCenter, row.DataCenter, row.AccountID)
+		}
+	}
+	_, isNew, err := r.placeIn(w, row.AccountID, home, at, Imported)
+	return isNew, err
+}
