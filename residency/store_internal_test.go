@@ -1,0 +1,86 @@
+package residency
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/domicile-go/domicile/region"
+)
+
+// refusingStore keeps changes in memory and refuses, with ErrConflict, any
+// batch that changes an account whose ID starts with "stale", as a store
+// shared with another process refuses a stale write.
+type refusingStore struct {
+	mu       sync.Mutex
+	versions map[string]uint64
+}
+
+func (s *refusingStore) Load(context.Context, func(StoredAccount) error) error { return nil }
+func (s *refusingStore) Close() error                                          { return nil }
+
+func (s *refusingStore) Apply(_ context.Context, changes []Change) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range changes {
+		if strings.HasPrefix(c.Placement.AccountID, "stale") {
+			return fmt.Errorf("%w: account %q changed elsewhere", ErrConflict, c.Placement.AccountID)
+		}
+	}
+	for _, c := range changes {
+		if s.versions[c.Placement.AccountID]+1 != c.Placement.Version {
+			return fmt.Errorf("version gap for %s", c.Placement.AccountID)
+		}
+		s.versions[c.Placement.AccountID] = c.Placement.Version
+	}
+	return nil
+}
+
+// TestStoreRefusalIsolated checks that a change the store refuses fails
+// only its own call, even when group commit put it in a batch with others,
+// and leaves nothing behind in memory.
+func TestStoreRefusalIsolated(t *testing.T) {
+	ctx := context.Background()
+	s := &refusingStore{versions: map[string]uint64{}}
+	r, err := Open(ctx, WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var wg sync.WaitGroup
+	errs := make([]error, 64)
+	for i := range errs {
+		wg.Go(func() {
+			id := fmt.Sprintf("ok-%d", i)
+			if i%8 == 0 {
+				id = fmt.Sprintf("stale-%d", i)
+			}
+			_, errs[i] = r.Place(ctx, PlaceRequest{AccountID: id, Country: "DE"})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		stale := i%8 == 0
+		if stale != errors.Is(err, ErrConflict) || !stale && err != nil {
+			t.Errorf("Place #%d (stale %v): %v", i, stale, err)
+		}
+		id := fmt.Sprintf("ok-%d", i)
+		if stale {
+			id = fmt.Sprintf("stale-%d", i)
+		}
+		_, lookupErr := r.Lookup(id)
+		if stale != errors.Is(lookupErr, ErrNotFound) {
+			t.Errorf("Lookup(%s) after Place: %v", id, lookupErr)
+		}
+	}
+	n := 0
+	for range r.AccountsInRegion(region.EU) {
+		n++
+	}
+	if n != 56 || len(s.versions) != 56 {
+		t.Errorf("%d accounts in memory, %d in the store; want 56", n, len(s.versions))
+	}
+}
