@@ -3,6 +3,7 @@ package residency
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"time"
 
@@ -35,11 +36,14 @@ var errLead = errors.New("residency: lead the next batch")
 
 // queue holds the requests waiting for a leader.
 type queue struct {
-	mu       sync.Mutex
-	pending  []*request
-	leading  bool
-	closed   bool
-	inflight sync.WaitGroup
+	mu      sync.Mutex
+	pending []*request
+	leading bool
+	closed  bool
+	// lastBatch is the size of the last batch: more than one means
+	// callers are waiting on each other.
+	lastBatch int
+	inflight  sync.WaitGroup
 }
 
 // write runs fn as part of a batch and returns once the batch is durable
@@ -77,8 +81,23 @@ func (r *Router) write(ctx context.Context, fn writeFunc) error {
 func (r *Router) lead() {
 	q := &r.queue
 	q.mu.Lock()
+	if q.lastBatch > 1 && r.store != nil {
+		// Under load, the callers the last batch answered are about to
+		// queue again: let them, so that one fsync serves them all,
+		// rather than commit the one or two already here.
+		for range 8 {
+			n := len(q.pending)
+			q.mu.Unlock()
+			runtime.Gosched()
+			q.mu.Lock()
+			if len(q.pending) == n {
+				break
+			}
+		}
+	}
 	batch := q.pending
 	q.pending = nil
+	q.lastBatch = len(batch)
 	q.mu.Unlock()
 
 	r.commit(batch)
@@ -158,6 +177,7 @@ type writer struct {
 	lookup  *lookupIndex
 	now     time.Time
 	changed []*account
+	byID    map[string]*account // changed by ID, once there are many
 	changes []Change
 	counts  []dcDelta
 	after   []func()
@@ -172,6 +192,12 @@ type dcDelta struct {
 // the lookup index, which holds exactly the committed rows while a batch is
 // led, rather than memdb: a memdb read costs a key and an iterator.
 func (w *writer) account(id string) *account {
+	if w.byID != nil {
+		if a, ok := w.byID[id]; ok {
+			return a
+		}
+		return w.lookup.get(id)
+	}
 	for i := len(w.changed) - 1; i >= 0; i-- {
 		if w.changed[i].AccountID == id {
 			return w.changed[i]
@@ -179,6 +205,9 @@ func (w *writer) account(id string) *account {
 	}
 	return w.lookup.get(id)
 }
+
+// scanLimit is how many changed rows a batch scans before it indexes them.
+const scanLimit = 16
 
 // put records an account's new row, and the agreement it grants or
 // revokes, if any. It keeps the moves table and the per-data-center counts
@@ -208,6 +237,15 @@ func (w *writer) put(a *account, ag *Agreement) {
 		mustInsert(w.txn, tableTransfers, ag)
 	}
 	w.changed = append(w.changed, a)
+	switch {
+	case w.byID != nil:
+		w.byID[a.AccountID] = a
+	case len(w.changed) > scanLimit:
+		w.byID = make(map[string]*account, 2*len(w.changed))
+		for _, c := range w.changed {
+			w.byID[c.AccountID] = c
+		}
+	}
 	w.changes = append(w.changes, Change{Placement: a.Placement, Event: a.history[len(a.history)-1], Agreement: ag})
 }
 

@@ -1,8 +1,11 @@
-// Command quickstart walks through domicile's main calls: it places accounts
-// from several countries, moves one inside its region, is refused a move out
-// of the region, and makes that move once the customer has agreed to it.
+// Command quickstart walks through domicile's main calls on the embedded
+// store: it places accounts from several countries, moves one inside its
+// region, is refused a move out of the region, makes that move once the
+// customer has agreed to it, and finds everything again after a restart.
 //
 //	go run ./examples/quickstart
+//
+// The store file is made in a new temporary folder, removed at the end.
 package main
 
 import (
@@ -10,6 +13,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -18,17 +22,24 @@ import (
 )
 
 func main() {
-	if err := run(context.Background()); err != nil {
+	dir, err := os.MkdirTemp("", "domicile-quickstart-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = run(context.Background(), filepath.Join(dir, "domicile.db"))
+	os.RemoveAll(dir)
+	if err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context) error {
-	r, err := residency.Open(ctx)
+func run(ctx context.Context, path string) error {
+	fmt.Println("State is kept in", path)
+	r, err := residency.Open(ctx, residency.WithPath(path))
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer func() { r.Close() }()
 
 	fmt.Println("1. New accounts are placed in the region of the customer's country:")
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
@@ -114,6 +125,20 @@ func run(ctx context.Context) error {
 	for _, f := range rep.Warnings {
 		fmt.Println("   warning:", f.Problem)
 	}
+
+	fmt.Println("\n8. After a restart every placement, move and agreement is back:")
+	if err := r.Close(); err != nil {
+		return err
+	}
+	if r, err = residency.Open(ctx, residency.WithPath(path)); err != nil {
+		return err
+	}
+	p, err = r.Lookup("acme-gmbh")
+	if err != nil {
+		return err
+	}
+	agreements, _ := r.Agreements("acme-gmbh")
+	fmt.Printf("   acme-gmbh: %s on %s, version %d, %d agreement(s)\n", p.Region, p.DataCenter, p.Version, len(agreements))
 	return nil
 }
 
