@@ -115,14 +115,14 @@ func (r *Router) lead() {
 func (r *Router) commit(batch []*request) {
 	txn := r.db.Txn(true)
 	defer txn.Abort()
-	w := &writer{txn: txn, lookup: r.lookup, now: r.now()}
+	w := &writer{txn: txn, lookup: r.lookup, now: r.now(), durable: r.store != nil}
 	results := make([]error, len(batch))
 	for i, req := range batch {
 		if err := req.fn(w); err != nil {
 			results[i] = r.refuse(err)
 		}
 	}
-	if len(w.changes) > 0 && r.store != nil {
+	if len(w.changes) > 0 {
 		// The batch is durable before it is visible. Context-free: once
 		// requests are queued, their callers wait for the outcome.
 		if err := r.store.Apply(context.Background(), w.changes); err != nil {
@@ -176,6 +176,7 @@ type writer struct {
 	txn     *memdb.Txn
 	lookup  *lookupIndex
 	now     time.Time
+	durable bool // collect changes for the store
 	changed []*account
 	byID    map[string]*account // changed by ID, once there are many
 	changes []Change
@@ -246,7 +247,9 @@ func (w *writer) put(a *account, ag *Agreement) {
 			w.byID[c.AccountID] = c
 		}
 	}
-	w.changes = append(w.changes, Change{Placement: a.Placement, Event: a.history[len(a.history)-1], Agreement: ag})
+	if w.durable {
+		w.changes = append(w.changes, Change{Placement: a.Placement, Event: a.history[len(a.history)-1], Agreement: ag})
+	}
 }
 
 func (w *writer) onCommit(f func()) { w.after = append(w.after, f) }
