@@ -8,7 +8,7 @@
 //
 // # Usage
 //
-//	r, err := residency.Open(ctx)
+//	r, err := residency.Open(ctx, residency.WithPath("domicile.db"))
 //	if err != nil { ... }
 //	defer r.Close()
 //
@@ -39,6 +39,14 @@
 //   - Every change is on the account's audit trail ([Router.History]).
 //   - [Router.Verify] checks all of this over the whole state.
 //   - Bad input gets an error that [errors.Is] matches, and changes nothing.
+//
+// # Durability
+//
+// [WithPath] keeps the state in an embedded bbolt file; [WithStore] in any
+// other [Store]. Open loads the whole state into memory. A change is
+// acknowledged only once it is durable in the store; concurrent writers
+// share the store's commits (group commit). [Router.Import] brings existing
+// accounts in bulk. Without a store option, state lives in memory only.
 //
 // # Metrics
 //

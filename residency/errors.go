@@ -16,9 +16,10 @@ var (
 	// ErrInvalidAccount: an account ID that is empty, longer than 255
 	// bytes, not valid UTF-8 or holding control characters.
 	ErrInvalidAccount = errors.New("residency: invalid account ID")
-	// ErrCrossRegion: a move out of the account's home region that no live
-	// transfer agreement covers.
-	ErrCrossRegion = errors.New("residency: move out of the home region without a transfer agreement")
+	// ErrCrossRegion: a data center outside the account's home region: a
+	// move that no live transfer agreement covers, or an imported account
+	// said to live in another region.
+	ErrCrossRegion = errors.New("residency: outside the home region")
 	// ErrUnknownDataCenter: a data center the catalog does not have.
 	ErrUnknownDataCenter = errors.New("residency: unknown data center")
 	// ErrNoDataCenter: no active data center to place or move an account

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/domicile-go/domicile/region"
@@ -99,7 +102,7 @@ func ExampleRouter_BeginMove() {
 	// Output:
 	// moving linode-eu -> websupport-eu ; lookup still answers linode-eu
 	// now on websupport-eu version 3
-	// residency: move out of the home region without a transfer agreement: account "acme-gmbh" lives in EU, data center aws-us-west-1 is in US
+	// residency: outside the home region: account "acme-gmbh" lives in EU, data center aws-us-west-1 is in US, and no live transfer agreement covers US
 }
 
 func ExampleRouter_GrantTransfer() {
@@ -159,4 +162,52 @@ func ExampleRouter_Verify() {
 	// Output:
 	// accounts: 2 ok: true
 	// warning: region UK has one active data center: 1 accounts have no backup
+}
+
+func ExampleWithPath() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "domicile-example-")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "domicile.db")
+
+	r, err := residency.Open(ctx, residency.WithPath(path))
+	if err != nil {
+		panic(err)
+	}
+	p, _ := r.Place(ctx, residency.PlaceRequest{AccountID: "acme-gmbh", Country: "DE"})
+	r.Close() // or a crash: Place returned, so the placement is on disk
+
+	r, err = residency.Open(ctx, residency.WithPath(path))
+	if err != nil {
+		panic(err)
+	}
+	defer r.Close()
+	again, _ := r.Lookup("acme-gmbh")
+	fmt.Println(again.DataCenter == p.DataCenter, again.Version)
+	// Output:
+	// true 1
+}
+
+func ExampleRouter_Import() {
+	ctx := context.Background()
+	r, _ := residency.Open(ctx)
+	defer r.Close()
+
+	res, err := r.Import(ctx, slices.Values([]residency.ImportRow{
+		{AccountID: "old-1", Country: "FR", DataCenter: "aws-eu-west-1"},
+		{AccountID: "old-2", Country: "GB"},
+		{AccountID: "old-3", Country: "DE", DataCenter: "linode-us"},
+		{AccountID: "old-4", Country: "Narnia"},
+	}))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("imported", res.Imported)
+	for _, e := range res.Refused {
+		fmt.Println(e)
+	}
+	// Output:
+	// imported 2
+	// row 3: residency: outside the home region: account "old-3": data center linode-us is in US, the account's region is EU
+	// row 4: residency: account "old-4": region: invalid country "Narnia"
 }

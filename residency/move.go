@@ -57,7 +57,7 @@ func (r *Router) BeginMove(ctx context.Context, accountID, to string) (Move, err
 }
 
 func crossRegion(a *account, to string, toRegion region.Region) error {
-	return fmt.Errorf("%w: account %q lives in %s, data center %s is in %s", ErrCrossRegion, a.AccountID, a.Region, to, toRegion)
+	return fmt.Errorf("%w: account %q lives in %s, data center %s is in %s, and no live transfer agreement covers %s", ErrCrossRegion, a.AccountID, a.Region, to, toRegion, toRegion)
 }
 
 // CompleteMove switches the account to the move's target and ends the move.
