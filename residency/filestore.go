@@ -6,7 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
+	"os"
+	"runtime/debug"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -55,6 +58,10 @@ func openFileStore(ctx context.Context, path string) (s *fileStore, err error) {
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
 		wait = max(time.Until(deadline), time.Millisecond)
 	}
+	if err := checkNotTruncated(path); err != nil {
+		return nil, err
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverCorrupt(path, &err)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: wait, FreelistType: bolt.FreelistMapType})
 	switch {
@@ -74,10 +81,68 @@ func openFileStore(ctx context.Context, path string) (s *fileStore, err error) {
 }
 
 // recoverCorrupt turns a panic of bbolt on a damaged file into ErrCorrupt.
+// bbolt reads the file through mmap: a truncated file faults (SIGBUS) where
+// bbolt expects a page, so the callers also set debug.SetPanicOnFault to
+// make such faults panics that can be recovered.
 func recoverCorrupt(path string, err *error) {
 	if p := recover(); p != nil {
 		*err = fmt.Errorf("%w: %s: %v", ErrCorrupt, path, p)
 	}
+}
+
+// checkNotTruncated refuses a bbolt file shorter than its meta page says.
+// bbolt itself would fault reading a page past the end of its mmap while
+// opening, before it can return an error and with the file still locked.
+// The meta page (bbolt's internal/common/meta.go) follows a 16-byte page
+// header: magic, version, page size, flags (4 bytes each), root bucket (16),
+// freelist page, high-water page, txid and an FNV-1a checksum of what
+// precedes it (8 each), in the machine's byte order. bbolt uses the valid
+// meta page with the higher txid.
+func checkNotTruncated(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // bbolt creates it
+	}
+	if err != nil {
+		return fmt.Errorf("residency: opening store: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("residency: opening store: %w", err)
+	}
+	const header, metaLen, sumAt = 16, 64, 56
+	var best struct{ txid, need uint64 }
+	found := false
+	offset := int64(0)
+	for i := range 2 {
+		buf := make([]byte, metaLen)
+		if _, err := f.ReadAt(buf, offset+header); err != nil {
+			break
+		}
+		m := buf
+		ne := binary.NativeEndian
+		pageSize := uint64(ne.Uint32(m[8:]))
+		h := fnv.New64a()
+		h.Write(m[:sumAt])
+		if ne.Uint32(m[0:]) == 0xED0CDAED && ne.Uint64(m[sumAt:]) == h.Sum64() && pageSize >= 512 {
+			if txid := ne.Uint64(m[48:]); !found || txid > best.txid {
+				best.txid, best.need = txid, ne.Uint64(m[40:])*pageSize
+				found = true
+			}
+			if i == 0 {
+				offset = int64(pageSize)
+				continue
+			}
+		}
+		if i == 0 {
+			offset = int64(os.Getpagesize())
+		}
+	}
+	if found && uint64(info.Size()) < best.need {
+		return fmt.Errorf("%w: %s: truncated to %d bytes, its last transaction needs %d", ErrCorrupt, path, info.Size(), best.need)
+	}
+	return nil
 }
 
 // init creates the buckets of a new file, or checks an existing file's
@@ -125,6 +190,7 @@ func agreementKey(accountID, reference string) []byte {
 // Apply writes the changes in one transaction, checking each account's
 // version first.
 func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverCorrupt(s.path, &err)
 	return s.db.Update(func(tx *bolt.Tx) error {
 		accounts, events, agreements := tx.Bucket(bucketAccounts), tx.Bucket(bucketEvents), tx.Bucket(bucketAgreements)
@@ -157,6 +223,7 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 
 // Load reads every account with its events and agreements.
 func (s *fileStore) Load(ctx context.Context, fn func(StoredAccount) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverCorrupt(s.path, &err)
 	return s.db.View(func(tx *bolt.Tx) error {
 		d := decoder{}

@@ -233,6 +233,21 @@ func TestFileStoreRefusesBadFiles(t *testing.T) {
 			t.Errorf("%s: Open error = %v; want %v", tt.name, err, tt.want)
 		}
 	}
+	// Cut at every page: the store is refused, or (the cut pages were
+	// unused) opens with every account.
+	for size := 4096; size < len(data); size += 4096 {
+		r, err := residency.Open(ctx, residency.WithPath(write(fmt.Sprintf("cut-%d.db", size), data[:size])))
+		if err != nil {
+			if !errors.Is(err, residency.ErrCorrupt) {
+				t.Errorf("cut at %d of %d bytes: Open error = %v; want ErrCorrupt", size, len(data), err)
+			}
+			continue
+		}
+		if n := len(collect(r.AccountsInRegion(region.EU))); n != 500 {
+			t.Errorf("cut at %d of %d bytes: opened with %d accounts, want 500", size, len(data), n)
+		}
+		r.Close()
+	}
 	if _, err := residency.Open(ctx, residency.WithPath(filepath.Join(dir, "no", "such", "dir.db"))); err == nil {
 		t.Error("Open in a missing directory succeeded")
 	}
