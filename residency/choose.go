@@ -49,27 +49,37 @@ func (d *dataCenter) score(accountID string) float64 {
 
 // choose picks the account's data center and backup among the active data
 // centers of its home region.
-func (r *Router) choose(home region.Region, accountID string) (*dataCenter, string, error) {
+func (t *topology) choose(home region.Region, accountID string) (*dataCenter, string, error) {
+	best := t.best(home, accountID, nil)
+	if best == nil {
+		return nil, "", fmt.Errorf("%w: account %q, region %s", ErrNoDataCenter, accountID, home)
+	}
+	return best, t.backupFor(accountID, best), nil
+}
+
+// best returns the active data center of region reg with the highest score
+// for the account, other than except; nil if there is none.
+func (t *topology) best(reg region.Region, accountID string, except *dataCenter) *dataCenter {
 	var best *dataCenter
 	var bestScore float64
-	for _, d := range r.byRegion[home] {
+	for _, d := range t.active[reg] {
+		if d == except {
+			continue
+		}
 		if s := d.score(accountID); best == nil || s > bestScore {
 			best, bestScore = d, s
 		}
 	}
-	if best == nil {
-		return nil, "", fmt.Errorf("%w: account %q, region %s", ErrNoDataCenter, accountID, home)
-	}
-	return best, r.backupFor(accountID, best), nil
+	return best
 }
 
 // backupFor picks the account's backup data center: the best-scoring other
 // active data center of the primary's region, on another provider where
 // there is one; "" where the region has no other active data center.
-func (r *Router) backupFor(accountID string, primary *dataCenter) string {
+func (t *topology) backupFor(accountID string, primary *dataCenter) string {
 	var best *dataCenter
 	var bestScore float64
-	for _, d := range r.byRegion[primary.Region] {
+	for _, d := range t.active[primary.Region] {
 		if d == primary {
 			continue
 		}

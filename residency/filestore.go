@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/domicile-go/domicile/provider"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -20,12 +21,15 @@ import (
 // every Apply one bbolt transaction, committed and fsynced before it
 // returns. The Router's group commit puts many changes in one Apply.
 //
-// Layout (format version 1):
+// Layout (format version 2):
 //
-//	meta        "format" -> "1"
+//	meta        "format" -> "2"
 //	accounts    account ID -> placement (codec.go)
 //	events      account ID, 0x00, version (8 bytes, big-endian) -> event
 //	agreements  account ID, 0x00, reference -> agreement
+//	datacenters data center ID -> runtime status (new in version 2)
+//
+// A version 1 file is upgraded when opened.
 //
 // Account IDs hold no NUL byte, so an account's events and agreements
 // sort together, right after those of any account ID that is a prefix of
@@ -35,13 +39,14 @@ type fileStore struct {
 	path string
 }
 
-const fileFormat = "1"
+const fileFormat = "2"
 
 var (
 	bucketMeta       = []byte("meta")
 	bucketAccounts   = []byte("accounts")
 	bucketEvents     = []byte("events")
 	bucketAgreements = []byte("agreements")
+	bucketStatus     = []byte("datacenters")
 	keyFormat        = []byte("format")
 )
 
@@ -49,7 +54,17 @@ var (
 // holds, unless the context's deadline comes first.
 const lockWait = time.Second
 
-// openFileStore opens or creates the store file at path (mode 0600).
+// OpenFileStore opens or creates the embedded store file at path (mode
+// 0600), as [WithPath] does; it is for callers that wrap the store, such as
+// a dry run that discards what Apply is given. Errors are as for WithPath.
+func OpenFileStore(ctx context.Context, path string) (Store, error) {
+	s, err := openFileStore(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 func openFileStore(ctx context.Context, path string) (s *fileStore, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -156,17 +171,28 @@ func (s *fileStore) init() error {
 			if !empty {
 				return fmt.Errorf("%w: %s has no domicile format version", ErrCorrupt, s.path)
 			}
-			for _, name := range [][]byte{bucketMeta, bucketAccounts, bucketEvents, bucketAgreements} {
+			for _, name := range [][]byte{bucketMeta, bucketAccounts, bucketEvents, bucketAgreements, bucketStatus} {
 				if _, err := tx.CreateBucket(name); err != nil {
 					return err
 				}
 			}
 			return tx.Bucket(bucketMeta).Put(keyFormat, []byte(fileFormat))
 		}
-		if v := meta.Get(keyFormat); string(v) != fileFormat {
-			return fmt.Errorf("%w: %s has format %q, this version reads %q", ErrFormat, s.path, v, fileFormat)
+		switch v := meta.Get(keyFormat); string(v) {
+		case fileFormat:
+		case "":
+			return fmt.Errorf("%w: %s has no format version", ErrCorrupt, s.path)
+		case "1":
+			if _, err := tx.CreateBucketIfNotExists(bucketStatus); err != nil {
+				return err
+			}
+			if err := meta.Put(keyFormat, []byte(fileFormat)); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%w: %s has format %q, this version reads %q and %q", ErrFormat, s.path, v, "1", fileFormat)
 		}
-		for _, name := range [][]byte{bucketAccounts, bucketEvents, bucketAgreements} {
+		for _, name := range [][]byte{bucketAccounts, bucketEvents, bucketAgreements, bucketStatus} {
 			if tx.Bucket(name) == nil {
 				return fmt.Errorf("%w: %s lacks bucket %s", ErrCorrupt, s.path, name)
 			}
@@ -196,6 +222,15 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 		accounts, events, agreements := tx.Bucket(bucketAccounts), tx.Bucket(bucketEvents), tx.Bucket(bucketAgreements)
 		for i := range changes {
 			c := &changes[i]
+			if st := c.DataCenter; st != nil {
+				e := encoder{}
+				e.str(string(st.Status))
+				e.time(st.Changed)
+				if err := tx.Bucket(bucketStatus).Put([]byte(st.ID), e.b); err != nil {
+					return err
+				}
+				continue
+			}
 			id := []byte(c.Placement.AccountID)
 			var stored uint64
 			if old := accounts.Get(id); old != nil {
@@ -219,6 +254,27 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 		}
 		return nil
 	})
+}
+
+// DataCenters reads the data centers' runtime statuses.
+func (s *fileStore) DataCenters(ctx context.Context) (out []DataCenterState, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer recoverCorrupt(s.path, &err)
+	err = s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketStatus).ForEach(func(k, v []byte) error {
+			d := decoder{b: v}
+			st := DataCenterState{ID: string(k), Status: provider.Status(d.unique()), Changed: d.time()}
+			if err := d.done("status of " + st.ID); err != nil {
+				return err
+			}
+			if !st.Status.IsValid() {
+				return fmt.Errorf("%w: data center %s has status %q", ErrCorrupt, st.ID, st.Status)
+			}
+			out = append(out, st)
+			return nil
+		})
+	})
+	return out, err
 }
 
 // Load reads every account with its events and agreements.

@@ -36,8 +36,8 @@ func (r *Router) BeginMove(ctx context.Context, accountID, to string) (Move, err
 			return fmt.Errorf("%w %q: account %q", ErrUnknownDataCenter, to, accountID)
 		case to == a.DataCenter:
 			return fmt.Errorf("%w: account %q already lives in %s", ErrConflict, accountID, to)
-		case !target.Active():
-			return fmt.Errorf("%w: account %q: data center %s is %s and takes no accounts", ErrNoDataCenter, accountID, to, target.Status)
+		case !w.topo.isActive(to):
+			return fmt.Errorf("%w: account %q: data center %s is %s and takes no accounts", ErrNoDataCenter, accountID, to, w.topo.status[to])
 		}
 		m := &Move{ID: "mv-" + rand.Text(), AccountID: accountID, From: a.DataCenter, To: to, ToRegion: target.Region, Began: w.now}
 		if target.Region != a.Region {
@@ -79,7 +79,7 @@ func (r *Router) CompleteMove(ctx context.Context, moveID string) (Placement, er
 		}
 		e := Event{Kind: MoveCompleted, From: m.From, To: m.To, MoveID: m.ID}
 		edit := func(p *Placement) {
-			p.DataCenter, p.Provider, p.Backup, p.Move = target.ID, target.Provider, r.backupFor(a.AccountID, target), nil
+			p.DataCenter, p.Provider, p.Backup, p.Move = target.ID, target.Provider, w.topo.backupFor(a.AccountID, target), nil
 		}
 		if target.Region != a.Region {
 			ag := liveAgreement(w.txn, a.AccountID, target.Region, w.now)

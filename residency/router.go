@@ -25,9 +25,10 @@ type Router struct {
 	metrics *metrics
 
 	// dataCenters holds the catalog's data centers with their placement
-	// hash seeds; byRegion the active ones of each region, ordered by ID.
+	// hash seeds, also ordered by ID; topo their runtime status.
 	dataCenters map[string]*dataCenter
-	byRegion    [region.APAC + 1][]*dataCenter
+	ordered     []*dataCenter
+	topo        atomic.Pointer[topology]
 	// accountsOn counts the accounts on each data center, for the metrics.
 	// Its keys are fixed at Open; writers update the counts after commit.
 	accountsOn map[string]*atomic.Int64
@@ -82,12 +83,21 @@ func open(ctx context.Context, cfg config) (*Router, error) {
 		lookup: newLookupIndex(),
 		store:  cfg.store,
 	}
+	var overrides map[string]provider.Status
 	if r.store != nil {
 		if err := r.load(ctx); err != nil {
 			return nil, err
 		}
+		states, err := r.store.DataCenters(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("residency: loading data center states: %w", err)
+		}
+		overrides = make(map[string]provider.Status, len(states))
+		for _, s := range states {
+			overrides[s.ID] = s.Status
+		}
 	}
-	r.useCatalog(cfg.catalog)
+	r.useCatalog(cfg.catalog, overrides)
 	if r.metrics, err = newMetrics(cfg.registerer, r); err != nil {
 		return nil, err
 	}
@@ -118,21 +128,21 @@ func (r *Router) load(ctx context.Context) error {
 	return nil
 }
 
-// useCatalog indexes the catalog's data centers and counts the accounts
-// on every data center, in the catalog or not.
-func (r *Router) useCatalog(c *provider.Catalog) {
+// useCatalog indexes the catalog's data centers, with their statuses
+// overridden at run time, and counts the accounts on every data center, in
+// the catalog or not.
+func (r *Router) useCatalog(c *provider.Catalog, overrides map[string]provider.Status) {
 	r.catalog = c
 	r.dataCenters = make(map[string]*dataCenter)
-	r.byRegion = [region.APAC + 1][]*dataCenter{}
+	r.ordered = nil
 	r.accountsOn = make(map[string]*atomic.Int64)
 	for _, d := range c.All() {
 		dc := newDataCenter(d)
 		r.dataCenters[d.ID] = dc
-		if d.Active() {
-			r.byRegion[d.Region] = append(r.byRegion[d.Region], dc)
-		}
+		r.ordered = append(r.ordered, dc)
 		r.accountsOn[d.ID] = new(atomic.Int64)
 	}
+	r.topo.Store(r.newTopology(overrides))
 	for a := range all[*account](r.db.Txn(false), tableAccounts) {
 		n, ok := r.accountsOn[a.DataCenter]
 		if !ok {
@@ -194,22 +204,30 @@ const ruleChoice = "customer's choice"
 // region (also after an agreed move to another region). Concurrent calls
 // for one account all get the same placement.
 func (r *Router) Place(ctx context.Context, req PlaceRequest) (Placement, error) {
+	p, _, err := r.Create(ctx, req)
+	return p, err
+}
+
+// Create is [Router.Place] that also says whether this call created the
+// placement (true) or found it (false), as an HTTP handler needs to answer
+// 201 or 200.
+func (r *Router) Create(ctx context.Context, req PlaceRequest) (p Placement, created bool, err error) {
 	if err := ValidAccountID(req.AccountID); err != nil {
-		return Placement{}, r.refuse(err)
+		return Placement{}, false, r.refuse(err)
 	}
 	home, err := r.home(req)
 	if err != nil {
-		return Placement{}, r.refuse(err)
+		return Placement{}, false, r.refuse(err)
 	}
 	if a := r.lookup.get(req.AccountID); a != nil {
-		return r.existing(a, home)
+		p, err := r.existing(a, home)
+		return p, false, err
 	}
-	var out Placement
 	err = r.write(ctx, func(w *writer) (err error) {
-		out, _, err = r.placeIn(w, req.AccountID, home, nil, Placed)
+		p, created, err = r.placeIn(w, req.AccountID, home, nil, Placed)
 		return err
 	})
-	return out, err
+	return p, created, err
 }
 
 // placeIn places an account in the writer's transaction: on data center at
@@ -230,11 +248,11 @@ func (r *Router) placeIn(w *writer, id string, home region.Assignment, at *dataC
 	}
 	primary, backup := at, ""
 	if primary == nil {
-		if primary, backup, err = r.choose(home.Region, id); err != nil {
+		if primary, backup, err = w.topo.choose(home.Region, id); err != nil {
 			return Placement{}, false, err
 		}
 	} else {
-		backup = r.backupFor(id, primary)
+		backup = w.topo.backupFor(id, primary)
 	}
 	a := &account{Placement: Placement{
 		AccountID:  id,

@@ -16,6 +16,8 @@ type Store interface {
 	// Load calls fn with every stored account, in account ID order. It
 	// stops at fn's first error and returns it.
 	Load(ctx context.Context, fn func(StoredAccount) error) error
+	// DataCenters returns the data center states set at run time, at Open.
+	DataCenters(ctx context.Context) ([]DataCenterState, error)
 	// Apply makes changes durable as one atomic unit, and returns only once
 	// they are. Each change carries the account's new version: the store
 	// refuses the whole unit with an error matching [ErrConflict] when an
@@ -38,11 +40,13 @@ type StoredAccount struct {
 
 // Change is one change to one account: its new placement (one version
 // later), the event that records the change, and the agreement the change
-// grants or revokes, if any.
+// grants or revokes, if any. A change with DataCenter set is instead a data
+// center's new runtime status, and has no placement.
 type Change struct {
-	Placement Placement
-	Event     Event
-	Agreement *Agreement
+	Placement  Placement
+	Event      Event
+	Agreement  *Agreement
+	DataCenter *DataCenterState
 }
 
 // Errors of stores.

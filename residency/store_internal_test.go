@@ -19,8 +19,9 @@ type refusingStore struct {
 	versions map[string]uint64
 }
 
-func (s *refusingStore) Load(context.Context, func(StoredAccount) error) error { return nil }
-func (s *refusingStore) Close() error                                          { return nil }
+func (s *refusingStore) Load(context.Context, func(StoredAccount) error) error  { return nil }
+func (s *refusingStore) Close() error                                           { return nil }
+func (s *refusingStore) DataCenters(context.Context) ([]DataCenterState, error) { return nil, nil }
 
 func (s *refusingStore) Apply(_ context.Context, changes []Change) error {
 	s.mu.Lock()
@@ -31,6 +32,9 @@ func (s *refusingStore) Apply(_ context.Context, changes []Change) error {
 		}
 	}
 	for _, c := range changes {
+		if c.DataCenter != nil {
+			continue
+		}
 		if s.versions[c.Placement.AccountID]+1 != c.Placement.Version {
 			return fmt.Errorf("version gap for %s", c.Placement.AccountID)
 		}

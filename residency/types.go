@@ -25,52 +25,54 @@ type PlaceRequest struct {
 // Router never changes one it has returned, except that Move points to a
 // shared Move that must not be modified either.
 type Placement struct {
-	AccountID string
+	AccountID string `json:"account_id"`
 	// Country is the customer's country as parsed at placement; zero when
 	// the account was placed by region choice alone.
-	Country region.Country
+	Country region.Country `json:"country,omitzero"`
 	// Region is the home region. Data never leaves it, except by a move
 	// that a transfer agreement allowed, which changes Region too.
-	Region region.Region
+	Region region.Region `json:"region"`
 	// DataCenter is the ID of the data center holding the account's data,
 	// always one of Region.
-	DataCenter string
+	DataCenter string `json:"datacenter"`
 	// Provider hosts DataCenter.
-	Provider provider.Provider
+	Provider provider.Provider `json:"provider"`
 	// Backup is another data center of Region for the account's backups,
 	// on another provider where the region has one; "" when the region has
 	// no other active data center.
-	Backup string
+	Backup string `json:"backup,omitempty"`
 	// Version grows by one with every change recorded for the account:
 	// placement, moves and transfer agreements.
-	Version uint64
+	Version uint64 `json:"version"`
 	// Rule says why the account lives in Region, such as "EU member state",
 	// "customer's choice" or "transfer agreement "T-1"".
-	Rule string
+	Rule string `json:"rule"`
 	// Transfer is the reference of the agreement that allowed the move into
 	// Region; "" when the account never left its first region.
-	Transfer string
+	Transfer string `json:"transfer,omitempty"`
 	// Created and Updated are when the account was placed and last changed.
-	Created, Updated time.Time
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
 	// Move is the move in progress, nil when there is none. While a move is
 	// in progress, DataCenter is still the source.
-	Move *Move
+	Move *Move `json:"move,omitempty"`
 }
 
 // Move is a move of one account from one data center to another, begun by
 // [Router.BeginMove] and ended by [Router.CompleteMove] or [Router.AbortMove].
 type Move struct {
-	ID        string
-	AccountID string
+	ID        string `json:"id"`
+	AccountID string `json:"account_id"`
 	// From and To are data center IDs.
-	From, To string
+	From string `json:"from"`
+	To   string `json:"to"`
 	// ToRegion is the region of To; it differs from the account's home
 	// region only for a move a transfer agreement allows.
-	ToRegion region.Region
+	ToRegion region.Region `json:"to_region"`
 	// Transfer is the reference of the agreement that allows a move to
 	// another region; "" for a move inside the region.
-	Transfer string
-	Began    time.Time
+	Transfer string    `json:"transfer,omitempty"`
+	Began    time.Time `json:"began"`
 }
 
 // Transfer is a customer's written agreement that an account's data may

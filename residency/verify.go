@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/region"
 )
 
@@ -45,7 +44,7 @@ func (r *Router) Verify(ctx context.Context) (Report, error) {
 	if r.closed.Load() {
 		return Report{}, ErrClosed
 	}
-	txn := r.db.Txn(false)
+	txn, topo := r.db.Txn(false), r.topo.Load()
 	rep := Report{At: r.now()}
 	violation := func(a *account, dc, format string, args ...any) {
 		rep.Violations = append(rep.Violations, Finding{AccountID: a.AccountID, DataCenter: dc, Region: a.Region, Problem: fmt.Sprintf(format, args...)})
@@ -71,7 +70,7 @@ func (r *Router) Verify(ctx context.Context) (Report, error) {
 				violation(a, id, "%s %s is not in the catalog", what, id)
 			case dc.Region != a.Region:
 				violation(a, id, "%s %s is in %s, outside the home region %s", what, id, dc.Region, a.Region)
-			case !dc.Active():
+			case !topo.isActive(id):
 				n := inactive[id]
 				n[role]++
 				inactive[id] = n
@@ -101,21 +100,18 @@ func (r *Router) Verify(ctx context.Context) (Report, error) {
 		if n == 0 {
 			continue
 		}
-		switch active := len(r.byRegion[reg]); active {
+		switch active := len(topo.active[reg]); active {
 		case 0:
 			rep.Warnings = append(rep.Warnings, Finding{Region: reg, Problem: fmt.Sprintf("region %s has no active data center: %d accounts can neither be placed anew nor moved", reg, n)})
 		case 1:
-			rep.Warnings = append(rep.Warnings, Finding{Region: reg, DataCenter: r.byRegion[reg][0].ID, Problem: fmt.Sprintf("region %s has one active data center: %d accounts have no backup", reg, n)})
+			rep.Warnings = append(rep.Warnings, Finding{Region: reg, DataCenter: topo.active[reg][0].ID, Problem: fmt.Sprintf("region %s has one active data center: %d accounts have no backup", reg, n)})
 		}
 	}
-	for _, d := range r.catalog.All() {
+	for _, d := range r.ordered {
 		if n := inactive[d.ID]; n != [2]int{} {
-			rep.Warnings = append(rep.Warnings, Finding{DataCenter: d.ID, Region: d.Region, Problem: inactiveProblem(d, n)})
+			rep.Warnings = append(rep.Warnings, Finding{DataCenter: d.ID, Region: d.Region,
+				Problem: fmt.Sprintf("data center %s is %s and holds %d accounts and the backups of %d", d.ID, topo.status[d.ID], n[0], n[1])})
 		}
 	}
 	return rep, nil
-}
-
-func inactiveProblem(d provider.DataCenter, n [2]int) string {
-	return fmt.Sprintf("data center %s is %s and holds %d accounts and the backups of %d", d.ID, d.Status, n[0], n[1])
 }

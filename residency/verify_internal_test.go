@@ -62,7 +62,7 @@ func TestVerifyFindsViolations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.useCatalog(cat)
+	r.useCatalog(cat, nil)
 	rep, err = r.Verify(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -115,7 +115,7 @@ func (r *Router) lead() {
 func (r *Router) commit(batch []*request) {
 	txn := r.db.Txn(true)
 	defer txn.Abort()
-	w := &writer{txn: txn, lookup: r.lookup, now: r.now(), durable: r.store != nil}
+	w := &writer{txn: txn, lookup: r.lookup, topo: r.topo.Load(), now: r.now(), durable: r.store != nil}
 	results := make([]error, len(batch))
 	for i, req := range batch {
 		if err := req.fn(w); err != nil {
@@ -148,6 +148,7 @@ func (r *Router) commit(batch []*request) {
 
 // publish makes a committed transaction visible to Lookup and the metrics.
 func (r *Router) publish(w *writer) {
+	r.topo.Store(w.topo)
 	for _, a := range w.changed {
 		r.lookup.put(a)
 	}
@@ -175,6 +176,7 @@ func (q *queue) closeWrites() (already bool) {
 type writer struct {
 	txn     *memdb.Txn
 	lookup  *lookupIndex
+	topo    *topology // the data centers' status as this batch sees it
 	now     time.Time
 	durable bool // collect changes for the store
 	changed []*account
