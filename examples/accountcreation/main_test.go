@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/domicile-go/domicile/residency"
+)
+
+func newTestServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	reg := newRegistry()
+	r, err := residency.Open(context.Background(), residency.WithPath(filepath.Join(t.TempDir(), "d.db")), residency.WithRegisterer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(newHandler(r, reg))
+	t.Cleanup(func() { srv.Close(); r.Close() })
+	return srv
+}
+
+func do(t *testing.T, method, url, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	data, _ := io.ReadAll(resp.Body)
+	if resp.Header.Get("Content-Type") == "application/json" {
+		if err := json.Unmarshal(data, &out); err != nil {
+			t.Fatalf("%s %s: bad JSON %q: %v", method, url, data, err)
+		}
+	}
+	return resp.StatusCode, out
+}
+
+func TestAccounts(t *testing.T) {
+	srv := newTestServer(t)
+	url := srv.URL + "/accounts"
+	tests := []struct {
+		name, method, url, body string
+		status                  int
+		want                    map[string]any // fields the answer must have
+		errorSays               string
+	}{
+		{"create", "POST", url, `{"account_id": "acme", "country": "DE"}`, 201,
+			map[string]any{"account_id": "acme", "region": "EU", "country": "DE", "version": 1.0, "rule": "EU member state"}, ""},
+		{"repeat", "POST", url, `{"account_id": "acme", "country": "AT"}`, 200, map[string]any{"account_id": "acme", "region": "EU"}, ""},
+		{"explicit region", "POST", url, `{"account_id": "globex", "country": "US", "region": "UK"}`, 201,
+			map[string]any{"region": "UK", "datacenter": "linode-uk", "provider": "linode", "rule": "customer's choice"}, ""},
+		{"conflict", "POST", url, `{"account_id": "acme", "country": "US"}`, 409, nil, `"acme" lives in EU`},
+		{"malformed JSON", "POST", url, `{"account_id": "x", `, 400, nil, "malformed"},
+		{"not an object", "POST", url, `["x"]`, 400, nil, "malformed"},
+		{"unknown field", "POST", url, `{"account_id": "x", "country": "DE", "vip": true}`, 400, nil, "vip"},
+		{"trailing data", "POST", url, `{"account_id": "x", "country": "DE"} {}`, 400, nil, "after"},
+		{"unknown region", "POST", url, `{"account_id": "x", "country": "DE", "region": "Mars"}`, 400, nil, "unknown region"},
+		{"unknown country", "POST", url, `{"account_id": "x", "country": "EU"}`, 400, nil, "invalid country"},
+		{"no country", "POST", url, `{"account_id": "x"}`, 400, nil, "no country"},
+		{"empty account", "POST", url, `{"account_id": "", "country": "DE"}`, 400, nil, "invalid account"},
+		{"account with a newline", "POST", url, `{"account_id": "a\nb", "country": "DE"}`, 400, nil, "invalid account"},
+		{"too large", "POST", url, `{"account_id": "` + strings.Repeat("x", maxBody) + `", "country": "DE"}`, 413, nil, "too large"},
+		{"get", "GET", url + "/acme", "", 200, map[string]any{"account_id": "acme", "region": "EU"}, ""},
+		{"get unknown", "GET", url + "/nobody", "", 404, nil, "not found"},
+		{"get invalid", "GET", url + "/a%09b", "", 400, nil, "invalid account"},
+		{"wrong method", "DELETE", url + "/acme", "", 405, nil, ""},
+	}
+	for _, tt := range tests {
+		status, got := do(t, tt.method, tt.url, tt.body)
+		if status != tt.status {
+			t.Errorf("%s: status %d, want %d (%v)", tt.name, status, tt.status, got)
+			continue
+		}
+		for k, v := range tt.want {
+			if got[k] != v {
+				t.Errorf("%s: %s = %v, want %v (%v)", tt.name, k, got[k], v, got)
+			}
+		}
+		if tt.errorSays != "" {
+			if msg, _ := got["error"].(string); !strings.Contains(msg, tt.errorSays) {
+				t.Errorf("%s: error %q does not say %q", tt.name, msg, tt.errorSays)
+			}
+		}
+	}
+	// The repeated creation answered the same placement.
+	_, first := do(t, "GET", url+"/acme", "")
+	_, again := do(t, "POST", url, `{"account_id": "acme", "country": "DE"}`)
+	if first["datacenter"] != again["datacenter"] || first["version"] != again["version"] {
+		t.Errorf("repeat answered %v, the account is %v", again, first)
+	}
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	srv := newTestServer(t)
+	do(t, "POST", srv.URL+"/accounts", `{"account_id": "acme", "country": "DE"}`)
+	do(t, "POST", srv.URL+"/accounts", `{"account_id": "x", "country": "EU"}`)
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`domicile_refusals_total{reason="invalid_country"} 1`, `domicile_placements_total{datacenter=`, `domicile_accounts{`, `go_goroutines`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// TestServeShutsDownCleanly runs the whole server, creates accounts from
+// several clients, stops it as SIGTERM would, and checks that every account
+// it acknowledged is in the store.
+func TestServeShutsDownCleanly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d.db")
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, "127.0.0.1:0", path, func(a net.Addr) { addrc <- a }) }()
+	var addr net.Addr
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var acknowledged []string
+	for c := range 4 {
+		wg.Go(func() {
+			for i := range 25 {
+				id := strings.Repeat("c", c+1) + "-" + string(rune('a'+i))
+				resp, err := http.Post("http://"+addr.String()+"/accounts", "application/json",
+					strings.NewReader(`{"account_id": "`+id+`", "country": "FR"}`))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusCreated {
+					mu.Lock()
+					acknowledged = append(acknowledged, id)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	r, err := residency.Open(context.Background(), residency.WithPath(path))
+	if err != nil {
+		t.Fatalf("reopen after shutdown: %v", err)
+	}
+	defer r.Close()
+	if len(acknowledged) != 100 {
+		t.Errorf("%d accounts created, want 100", len(acknowledged))
+	}
+	for _, id := range acknowledged {
+		if _, err := r.Lookup(id); err != nil {
+			t.Errorf("acknowledged %s lost: %v", id, err)
+		}
+	}
+}
