@@ -160,45 +160,61 @@ func checkNotTruncated(path string) error {
 	return nil
 }
 
-// init creates the buckets of a new file, or checks an existing file's
-// format version.
+// init creates the buckets of a new file, upgrades a version 1 file, or
+// checks an existing file's format version. A file that needs neither is
+// only read: opening a store does not write it.
 func (s *fileStore) init() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if meta == nil {
-			empty := true
-			tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
-			if !empty {
-				return fmt.Errorf("%w: %s has no domicile format version", ErrCorrupt, s.path)
-			}
-			for _, name := range [][]byte{bucketMeta, bucketAccounts, bucketEvents, bucketAgreements, bucketStatus} {
-				if _, err := tx.CreateBucket(name); err != nil {
-					return err
-				}
-			}
-			return tx.Bucket(bucketMeta).Put(keyFormat, []byte(fileFormat))
+	errWrite := errors.New("needs a write")
+	err := s.db.View(func(tx *bolt.Tx) error { return s.setup(tx, errWrite) })
+	if err == errWrite {
+		err = s.db.Update(func(tx *bolt.Tx) error { return s.setup(tx, nil) })
+	}
+	return err
+}
+
+// setup checks the file's format and buckets. Where the file is new or
+// of version 1 it returns errWrite, when set, and otherwise makes it current.
+func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		empty := true
+		tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+		switch {
+		case !empty:
+			return fmt.Errorf("%w: %s has no domicile format version", ErrCorrupt, s.path)
+		case errWrite != nil:
+			return errWrite
 		}
-		switch v := meta.Get(keyFormat); string(v) {
-		case fileFormat:
-		case "":
-			return fmt.Errorf("%w: %s has no format version", ErrCorrupt, s.path)
-		case "1":
-			if _, err := tx.CreateBucketIfNotExists(bucketStatus); err != nil {
+		for _, name := range [][]byte{bucketMeta, bucketAccounts, bucketEvents, bucketAgreements, bucketStatus} {
+			if _, err := tx.CreateBucket(name); err != nil {
 				return err
 			}
-			if err := meta.Put(keyFormat, []byte(fileFormat)); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("%w: %s has format %q, this version reads %q and %q", ErrFormat, s.path, v, "1", fileFormat)
 		}
-		for _, name := range [][]byte{bucketAccounts, bucketEvents, bucketAgreements, bucketStatus} {
-			if tx.Bucket(name) == nil {
-				return fmt.Errorf("%w: %s lacks bucket %s", ErrCorrupt, s.path, name)
-			}
+		return tx.Bucket(bucketMeta).Put(keyFormat, []byte(fileFormat))
+	}
+	switch v := meta.Get(keyFormat); string(v) {
+	case fileFormat:
+	case "":
+		return fmt.Errorf("%w: %s has no format version", ErrCorrupt, s.path)
+	case "1":
+		if errWrite != nil {
+			return errWrite
 		}
-		return nil
-	})
+		if _, err := tx.CreateBucketIfNotExists(bucketStatus); err != nil {
+			return err
+		}
+		if err := meta.Put(keyFormat, []byte(fileFormat)); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("%w: %s has format %q, this version reads %q and %q", ErrFormat, s.path, v, "1", fileFormat)
+	}
+	for _, name := range [][]byte{bucketAccounts, bucketEvents, bucketAgreements, bucketStatus} {
+		if tx.Bucket(name) == nil {
+			return fmt.Errorf("%w: %s lacks bucket %s", ErrCorrupt, s.path, name)
+		}
+	}
+	return nil
 }
 
 func (s *fileStore) Close() error { return s.db.Close() }

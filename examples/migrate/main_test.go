@@ -1,0 +1,341 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/domicile-go/domicile/region"
+	"github.com/domicile-go/domicile/residency"
+	"github.com/google/go-cmp/cmp"
+)
+
+// migrateRun runs the script and returns its exit status and output.
+func migrateRun(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, log bytes.Buffer
+	code := run(context.Background(), args, &out, &log)
+	return code, out.String(), log.String()
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// state returns every placement of the store file, and its open moves.
+func state(t *testing.T, db string) ([]residency.Placement, []residency.Move) {
+	t.Helper()
+	r, err := residency.Open(context.Background(), residency.WithPath(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var ps []residency.Placement
+	for _, reg := range region.All() {
+		for p := range r.AccountsInRegion(reg) {
+			ps = append(ps, p)
+		}
+	}
+	var ms []residency.Move
+	for m := range r.Moves() {
+		ms = append(ms, m)
+	}
+	return ps, ms
+}
+
+func wantLines(t *testing.T, out string, lines ...string) {
+	t.Helper()
+	for _, l := range lines {
+		if !strings.Contains(out, l) {
+			t.Errorf("output lacks %q:\n%s", l, out)
+		}
+	}
+}
+
+func TestUsage(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "d.db")
+	bad := writeFile(t, dir, "bad.csv", "id,country\nx,DE\n")
+	good := writeFile(t, dir, "good.csv", "account_id,country\nx,DE\n")
+	for _, args := range [][]string{
+		{},
+		{"-import", good},
+		{"-db", db},
+		{"-db", db, "-import", filepath.Join(dir, "missing.csv")},
+		{"-db", db, "-import", bad},
+		{"-db", db, "-plan", good}, // an import header is a bad plan header
+		{"-db", db, "-import", writeFile(t, dir, "empty.csv", "")},
+		{"-db", db, "-import", good, "extra"},
+		{"-db", db, "-nope"},
+	} {
+		if code, out, log := migrateRun(t, args...); code != 2 {
+			t.Errorf("migrate %q = %d, want 2\n%s%s", args, code, out, log)
+		}
+	}
+	if _, err := os.Stat(db); !os.IsNotExist(err) {
+		t.Errorf("a usage error created the store: %v", err)
+	}
+}
+
+func TestImportAndPlan(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "d.db")
+	imports := writeFile(t, dir, "accounts.csv", `account_id,country,region
+acme,DE,
+globex,GB,
+initech,US,EU
+bad-country,Atlantis,
+bad-region,DE,Mars
+,DE,
+too,many,fields,here
+"unterminated,DE
+tyrell,SG,
+`)
+	code, out, _ := migrateRun(t, "-db", db, "-import", imports)
+	if code != 1 {
+		t.Errorf("import with bad rows exited %d, want 1\n%s", code, out)
+	}
+	wantLines(t, out,
+		`refused: line 5: account "bad-country": `, "invalid country",
+		`refused: line 6: account "bad-region": region: unknown region "Mars"`,
+		`refused: line 7: account "": residency: invalid account ID: empty account ID`,
+		`refused: line 8: account "too": 4 fields`,
+		`refused: line 9: account ""`,
+		"summary: moved 0, imported 3, already placed 0, refused 5, failed 0")
+	ps, _ := state(t, db)
+	got := map[string]region.Region{}
+	for _, p := range ps {
+		got[p.AccountID] = p.Region
+	}
+	// The unterminated quote swallows the rest of the file: tyrell is not placed.
+	want := map[string]region.Region{"acme": region.EU, "globex": region.UK, "initech": region.EU}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("placed accounts mismatch (-want +got):\n%s", diff)
+	}
+
+	// Importing the good rows again is no change, and exits 0.
+	again := writeFile(t, dir, "again.csv", "account_id,country\nacme,DE\nglobex,GB\n")
+	if code, out, _ := migrateRun(t, "-db", db, "-import", again); code != 0 || !strings.Contains(out, "already placed 2") {
+		t.Errorf("re-import = %d\n%s", code, out)
+	}
+
+	acme := placementOf(t, db, "acme")
+	other := map[string]string{"linode-eu": "websupport-eu", "websupport-eu": "aws-eu-west-1", "aws-eu-west-1": "linode-eu"}[acme.DataCenter]
+	plan := writeFile(t, dir, "plan.csv", fmt.Sprintf(`account_id,to_datacenter
+acme,%s
+globex,aws-us-west-1
+nobody,linode-eu
+initech,mars-1
+acme,%s
+`, other, other))
+	code, out, _ = migrateRun(t, "-db", db, "-plan", plan)
+	if code != 1 {
+		t.Errorf("plan with bad rows exited %d, want 1\n%s", code, out)
+	}
+	wantLines(t, out,
+		fmt.Sprintf(`moved: account "acme" %s -> %s`, acme.DataCenter, other),
+		`refused: line 3: account "globex": residency: outside the home region`,
+		`refused: line 4: account "nobody": residency: not found`,
+		`refused: line 5: account "initech": residency: unknown data center "mars-1"`,
+		`refused: line 6: account "acme": residency: conflict: account "acme" already lives in `+other,
+		"summary: moved 1,")
+	if p := placementOf(t, db, "acme"); p.DataCenter != other || p.Move != nil {
+		t.Errorf("acme after the plan: %+v", p)
+	}
+	if p := placementOf(t, db, "globex"); p.Region != region.UK {
+		t.Errorf("globex left the UK: %+v", p)
+	}
+}
+
+func placementOf(t *testing.T, db, id string) residency.Placement {
+	t.Helper()
+	ps, _ := state(t, db)
+	for _, p := range ps {
+		if p.AccountID == id {
+			return p
+		}
+	}
+	t.Fatalf("no account %s", id)
+	return residency.Placement{}
+}
+
+func seed(t *testing.T, db string, countries ...string) {
+	t.Helper()
+	r, err := residency.Open(context.Background(), residency.WithPath(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i, c := range countries {
+		if _, err := r.Place(context.Background(), residency.PlaceRequest{AccountID: fmt.Sprintf("%s-%d", strings.ToLower(c), i), Country: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "d.db")
+	seed(t, db, "DE", "DE", "DE", "GB", "FR", "FR")
+	before, _ := state(t, db)
+	stat, _ := os.Stat(db)
+	imports := writeFile(t, dir, "a.csv", "account_id,country\nnew-1,JP\nbad,EU\n")
+	plan := writeFile(t, dir, "p.csv", "account_id,to_datacenter\nde-0,aws-us-west-1\n")
+	code, out, _ := migrateRun(t, "-db", db, "-dry-run", "-import", imports, "-plan", plan, "-evacuate", "linode-eu", "-copy", "touch "+filepath.Join(dir, "copied"))
+	if code != 1 {
+		t.Errorf("dry run with refusals exited %d, want 1\n%s", code, out)
+	}
+	wantLines(t, out, "dry run: nothing will be changed", `refused: line 3: account "bad"`, `refused: line 2: account "de-0": residency: outside the home region`, "summary: would move")
+	after, _ := state(t, db)
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("dry run changed the store (-before +after):\n%s", diff)
+	}
+	if now, _ := os.Stat(db); !now.ModTime().Equal(stat.ModTime()) || now.Size() != stat.Size() {
+		t.Errorf("dry run wrote the store file")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "copied")); !os.IsNotExist(err) {
+		t.Errorf("dry run ran the copy command")
+	}
+	// A clean dry run exits 0.
+	if code, out, _ := migrateRun(t, "-db", db, "-dry-run", "-evacuate", "linode-eu"); code != 0 {
+		t.Errorf("clean dry run exited %d\n%s", code, out)
+	}
+	// A dry run on a store that does not exist creates none.
+	missing := filepath.Join(dir, "missing.db")
+	migrateRun(t, "-db", missing, "-dry-run", "-import", imports)
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("dry run created %s", missing)
+	}
+}
+
+func TestEvacuate(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "d.db")
+	seed(t, db, "DE", "FR", "IT", "ES", "NL", "BE", "AT", "PL", "GB", "GB", "US")
+	var onLinode []string
+	ps, _ := state(t, db)
+	for _, p := range ps {
+		if p.DataCenter == "linode-eu" {
+			onLinode = append(onLinode, p.AccountID)
+		}
+	}
+	if len(onLinode) == 0 {
+		t.Fatal("no account on linode-eu to evacuate")
+	}
+	log := filepath.Join(dir, "copies.log")
+	code, out, progress := migrateRun(t, "-db", db, "-evacuate", "linode-eu", "-copy", `echo "$ACCOUNT_ID $FROM_DATACENTER $TO_DATACENTER" >> `+log)
+	if code != 0 {
+		t.Fatalf("EU evacuation exited %d\n%s", code, out)
+	}
+	// Not on a terminal: plain progress lines, ending at the total.
+	if want := fmt.Sprintf("evacuating linode-eu: %d/%d\n", len(onLinode), len(onLinode)); !strings.HasSuffix(progress, want) {
+		t.Errorf("progress %q does not end with %q", progress, want)
+	}
+	wantLines(t, out, fmt.Sprintf("drained linode-eu; moving its %d accounts", len(onLinode)), fmt.Sprintf("summary: moved %d,", len(onLinode)))
+	copies, _ := os.ReadFile(log)
+	if n := strings.Count(string(copies), "\n"); n != len(onLinode) || !strings.Contains(string(copies), onLinode[0]+" linode-eu ") {
+		t.Errorf("copy command ran %d times for %d accounts:\n%s", n, len(onLinode), copies)
+	}
+	ps, moves := state(t, db)
+	for _, p := range ps {
+		if p.DataCenter == "linode-eu" {
+			t.Errorf("%s still on linode-eu", p.AccountID)
+		}
+	}
+	if len(moves) != 0 {
+		t.Errorf("open moves after the evacuation: %v", moves)
+	}
+	r, _ := residency.Open(context.Background(), residency.WithPath(db))
+	if s, _ := r.Status("linode-eu"); s != "draining" {
+		t.Errorf("linode-eu status %q after the evacuation", s)
+	}
+	r.Close()
+
+	// The UK has one data center: refused, nothing drained, nothing moved.
+	before, _ := state(t, db)
+	code, out, _ = migrateRun(t, "-db", db, "-evacuate", "linode-uk")
+	if code != 1 {
+		t.Errorf("UK evacuation exited %d, want 1\n%s", code, out)
+	}
+	wantLines(t, out, "region UK has no other active data center", "nothing drained, nothing moved")
+	after, _ := state(t, db)
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("refused evacuation changed the store (-before +after):\n%s", diff)
+	}
+	r, _ = residency.Open(context.Background(), residency.WithPath(db))
+	if s, _ := r.Status("linode-uk"); s != "active" {
+		t.Errorf("linode-uk status %q after a refused evacuation", s)
+	}
+	r.Close()
+	if code, out, _ := migrateRun(t, "-db", db, "-evacuate", "mars-1"); code != 1 || !strings.Contains(out, "unknown data center") {
+		t.Errorf("evacuate mars-1 = %d\n%s", code, out)
+	}
+}
+
+func TestFailingCopyAborts(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "d.db")
+	seed(t, db, "DE")
+	p := placementOf(t, db, "de-0")
+	to := map[string]string{"linode-eu": "websupport-eu", "websupport-eu": "aws-eu-west-1", "aws-eu-west-1": "linode-eu"}[p.DataCenter]
+	plan := writeFile(t, dir, "p.csv", "account_id,to_datacenter\nde-0,"+to+"\n")
+	code, out, _ := migrateRun(t, "-db", db, "-plan", plan, "-copy", "exit 3")
+	if code != 1 {
+		t.Errorf("failing copy exited %d, want 1\n%s", code, out)
+	}
+	wantLines(t, out, `failed: move of account "de-0" `+p.DataCenter+" -> "+to+" aborted: copy command: exit status 3", "failed 1")
+	after := placementOf(t, db, "de-0")
+	if after.DataCenter != p.DataCenter || after.Move != nil {
+		t.Errorf("after a failed copy: %+v", after)
+	}
+}
+
+func TestResumesInterruptedRun(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "d.db")
+	seed(t, db, "DE", "US")
+	// An interrupted run left two moves open.
+	r, err := residency.Open(context.Background(), residency.WithPath(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	de, _ := r.Lookup("de-0")
+	us, _ := r.Lookup("us-1")
+	toDE := map[string]string{"linode-eu": "websupport-eu", "websupport-eu": "aws-eu-west-1", "aws-eu-west-1": "linode-eu"}[de.DataCenter]
+	toUS := map[string]string{"linode-us": "aws-us-west-1", "aws-us-west-1": "linode-us"}[us.DataCenter]
+	if _, err := r.BeginMove(ctx, "de-0", toDE); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.BeginMove(ctx, "us-1", toUS); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	// The copy succeeds for de-0 and fails for us-1.
+	plan := writeFile(t, dir, "p.csv", "account_id,to_datacenter\n")
+	code, out, _ := migrateRun(t, "-db", db, "-plan", plan, "-copy", `test "$ACCOUNT_ID" = de-0`)
+	if code != 1 {
+		t.Errorf("resume with a failed copy exited %d, want 1\n%s", code, out)
+	}
+	wantLines(t, out, "resuming 2 moves left open by an interrupted run",
+		`resumed moved: account "de-0" `+de.DataCenter+" -> "+toDE,
+		`failed: resumed move of account "us-1" `+us.DataCenter+" -> "+toUS+" aborted")
+	ps, moves := state(t, db)
+	if len(moves) != 0 {
+		t.Errorf("moves still open: %v", moves)
+	}
+	for _, p := range ps {
+		if p.AccountID == "de-0" && p.DataCenter != toDE || p.AccountID == "us-1" && p.DataCenter != us.DataCenter {
+			t.Errorf("after resuming: %s on %s", p.AccountID, p.DataCenter)
+		}
+	}
+}
