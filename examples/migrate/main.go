@@ -323,7 +323,11 @@ func (m *migration) evacuateDataCenter(ctx context.Context, dc string) error {
 	if err := m.r.Drain(context.WithoutCancel(ctx), dc); err != nil {
 		return err
 	}
-	fmt.Fprintf(m.out, "drained %s; moving its %d accounts\n", dc, len(plan.Moves))
+	verb := "drained"
+	if m.cfg.dryRun {
+		verb = "would drain"
+	}
+	fmt.Fprintf(m.out, "%s %s; moving its %d accounts\n", verb, dc, len(plan.Moves))
 	p := m.progress(len(plan.Moves), "evacuating "+dc)
 	defer p.done()
 	for _, pm := range plan.Moves {
