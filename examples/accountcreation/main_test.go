@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/domicile-go/domicile/provider"
+	"github.com/domicile-go/domicile/region"
 	"github.com/domicile-go/domicile/residency"
 )
 
@@ -174,5 +176,24 @@ func TestServeShutsDownCleanly(t *testing.T) {
 		if _, err := r.Lookup(id); err != nil {
 			t.Errorf("acknowledged %s lost: %v", id, err)
 		}
+	}
+}
+
+func TestNoDataCenterIs503(t *testing.T) {
+	reg := newRegistry()
+	cat, err := provider.NewCatalog(provider.DataCenter{ID: "uk-1", Provider: provider.Linode, Region: region.UK, Status: provider.Draining})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := residency.Open(context.Background(), residency.WithCatalog(cat), residency.WithRegisterer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	srv := httptest.NewServer(newHandler(r, reg))
+	defer srv.Close()
+	status, got := do(t, "POST", srv.URL+"/accounts", `{"account_id": "brit", "country": "GB"}`)
+	if msg, _ := got["error"].(string); status != http.StatusServiceUnavailable || !strings.Contains(msg, "region UK") {
+		t.Errorf("POST with no active UK data center = %d %v; want 503 naming the region", status, got)
 	}
 }
