@@ -36,6 +36,10 @@
 //     agreement ([Router.GrantTransfer]) covers ([ErrCrossRegion] otherwise);
 //     then the home region changes with the move and the placement and audit
 //     trail name the agreement.
+//   - Data centers: [Router.Drain] stops new accounts and incoming moves;
+//     [Router.PlanEvacuation] plans moving a data center's accounts to the
+//     other active data centers of their regions, and strands, never moves
+//     out of region, those with nowhere to go.
 //   - Every change is on the account's audit trail ([Router.History]).
 //   - [Router.Verify] checks all of this over the whole state.
 //   - Bad input gets an error that [errors.Is] matches, and changes nothing.
