@@ -14,8 +14,12 @@ import (
 // Router decides, records and guards where accounts live. Open one per
 // process and share it: all methods are safe for concurrent use.
 //
-// Writes (Place, moves, agreements) are serialised; reads (Lookup,
-// iterators, Verify) never wait for memdb and see only committed changes.
+// Writes (Place, moves, agreements, statuses, Import) are applied one batch
+// at a time; concurrent writers share a batch, and its commit to the store
+// (write.go). A write is visible to reads only once it is durable. Reads
+// never wait for a batch: Lookup reads a sharded index of the committed
+// rows, iterators and Verify a memdb snapshot.
+//
 // Every value a Router returns is a copy or an immutable shared value:
 // never modify what a Move pointer or a returned slice points to.
 type Router struct {
