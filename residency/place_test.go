@@ -313,3 +313,23 @@ func TestOpenOptions(t *testing.T) {
 		t.Errorf("Place(cancelled) error = %v", err)
 	}
 }
+
+// TestLookupAllocatesNothing checks the hot path's promise: a Lookup of an
+// existing account allocates nothing.
+func TestLookupAllocatesNothing(t *testing.T) {
+	r := open(t)
+	for i := range 1000 {
+		place(t, r, fmt.Sprintf("acct-%d", i), "DE")
+	}
+	var sink residency.Placement
+	if n := testing.AllocsPerRun(1000, func() {
+		p, err := r.Lookup("acct-417")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink = p
+	}); n != 0 {
+		t.Errorf("Lookup allocates %v times per call, want 0", n)
+	}
+	_ = sink
+}
