@@ -41,7 +41,7 @@ func (r *Router) BeginMove(ctx context.Context, accountID, to string) (Move, err
 		}
 		m := &Move{ID: "mv-" + rand.Text(), AccountID: accountID, From: a.DataCenter, To: to, ToRegion: target.Region, Began: w.now}
 		if target.Region != a.Region {
-			ag := liveAgreement(w.txn, accountID, target.Region, w.now)
+			ag := liveAgreement(w.tx(), accountID, target.Region, w.now)
 			if ag == nil {
 				return crossRegion(a, to, target.Region)
 			}
@@ -82,7 +82,7 @@ func (r *Router) CompleteMove(ctx context.Context, moveID string) (Placement, er
 			p.DataCenter, p.Provider, p.Backup, p.Move = target.ID, target.Provider, w.topo.backupFor(a.AccountID, target), nil
 		}
 		if target.Region != a.Region {
-			ag := liveAgreement(w.txn, a.AccountID, target.Region, w.now)
+			ag := liveAgreement(w.tx(), a.AccountID, target.Region, w.now)
 			if ag == nil || ag.Reference != m.Transfer {
 				return fmt.Errorf("%w (agreement %q no longer live; abort move %s)", crossRegion(a, m.To, target.Region), m.Transfer, m.ID)
 			}
@@ -125,7 +125,7 @@ func (w *writer) openMove(moveID string) (*Move, *account, error) {
 	if moveID == "" || len(moveID) > MaxAccountIDLen {
 		return nil, nil, fmt.Errorf("%w: move %.40q", ErrNotFound, moveID)
 	}
-	m := getMove(w.txn, moveID)
+	m := getMove(w.tx(), moveID)
 	if m == nil {
 		return nil, nil, fmt.Errorf("%w: move %q", ErrNotFound, moveID)
 	}

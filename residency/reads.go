@@ -24,7 +24,7 @@ func (r *Router) AccountsInRegion(reg region.Region) iter.Seq[Placement] {
 
 func (r *Router) accounts(keep func(*Placement) bool) iter.Seq[Placement] {
 	return func(yield func(Placement) bool) {
-		for a := range all[*account](r.db.Txn(false), tableAccounts) {
+		for a := range all[*account](r.snapshot(), tableAccounts) {
 			if keep(&a.Placement) && !yield(a.Placement) {
 				return
 			}

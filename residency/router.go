@@ -41,7 +41,12 @@ type Router struct {
 	lookup *lookupIndex
 	store  Store // nil: memory only
 	queue  queue // the group commit of writes (write.go)
-	closed atomic.Bool
+	// behind holds committed account rows not yet in memdb's accounts
+	// table (write.go); only the leading writer touches it. flushed is
+	// closed once Close has inserted them.
+	behind  []*account
+	flushed chan struct{}
+	closed  atomic.Bool
 }
 
 // Open returns a Router configured by opts, with the state of its store
@@ -81,11 +86,12 @@ func open(ctx context.Context, cfg config) (*Router, error) {
 		return nil, fmt.Errorf("residency: schema: %w", err)
 	}
 	r := &Router{
-		policy: cfg.policy,
-		now:    func() time.Time { return cfg.now().UTC() },
-		db:     db,
-		lookup: newLookupIndex(),
-		store:  cfg.store,
+		policy:  cfg.policy,
+		now:     func() time.Time { return cfg.now().UTC() },
+		db:      db,
+		lookup:  newLookupIndex(),
+		store:   cfg.store,
+		flushed: make(chan struct{}),
 	}
 	var overrides map[string]provider.Status
 	if r.store != nil {
@@ -164,6 +170,7 @@ func (r *Router) Close() error {
 	if r.queue.closeWrites() {
 		return nil
 	}
+	r.flushBehind()
 	r.closed.Store(true)
 	r.metrics.unregister()
 	if r.store != nil {

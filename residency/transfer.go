@@ -33,7 +33,7 @@ func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
 		if a == nil {
 			return fmt.Errorf("%w: account %q", ErrNotFound, t.AccountID)
 		}
-		if old := getAgreement(w.txn, t.AccountID, t.Reference); old != nil {
+		if old := getAgreement(w.tx(), t.AccountID, t.Reference); old != nil {
 			if old.Transfer == t && old.Revoked.IsZero() {
 				return nil
 			}
@@ -60,7 +60,7 @@ func (r *Router) RevokeTransfer(ctx context.Context, accountID, reference string
 		return r.refuse(err)
 	}
 	return r.write(ctx, func(w *writer) error {
-		old := getAgreement(w.txn, accountID, reference)
+		old := getAgreement(w.tx(), accountID, reference)
 		if old == nil {
 			return fmt.Errorf("%w: account %q has no agreement %q", ErrNotFound, accountID, reference)
 		}

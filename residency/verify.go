@@ -44,7 +44,7 @@ func (r *Router) Verify(ctx context.Context) (Report, error) {
 	if r.closed.Load() {
 		return Report{}, ErrClosed
 	}
-	txn, topo := r.db.Txn(false), r.topo.Load()
+	txn, topo := r.snapshot(), r.topo.Load()
 	rep := Report{At: r.now()}
 	violation := func(a *account, dc, format string, args ...any) {
 		rep.Violations = append(rep.Violations, Finding{AccountID: a.AccountID, DataCenter: dc, Region: a.Region, Problem: fmt.Sprintf(format, args...)})

@@ -29,6 +29,10 @@ type writeFunc func(w *writer) error
 type request struct {
 	fn   writeFunc
 	done chan error // buffered: the result, or errLead
+	// wantSnapshot asks the batch to bring memdb up to date and take a
+	// read snapshot of it, returned in snapshot.
+	wantSnapshot bool
+	snapshot     *memdb.Txn
 }
 
 // errLead tells a queued request that it leads the next batch.
@@ -49,10 +53,13 @@ type queue struct {
 // write runs fn as part of a batch and returns once the batch is durable
 // and published to Lookup, or fn's refusal (counted in the metrics).
 func (r *Router) write(ctx context.Context, fn writeFunc) error {
+	return r.submit(ctx, &request{fn: fn, done: make(chan error, 1)})
+}
+
+func (r *Router) submit(ctx context.Context, req *request) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	req := &request{fn: fn, done: make(chan error, 1)}
 	q := &r.queue
 	q.mu.Lock()
 	if q.closed {
@@ -111,13 +118,29 @@ func (r *Router) lead() {
 	q.pending[0].done <- errLead
 }
 
+// behindLimit is how many committed account rows may wait for memdb's
+// accounts table. Inserting a row costs go-memdb a path copy of the radix
+// tree (~70 allocations) and the garbage collection that follows; rows
+// inserted together in one transaction share the copied nodes. So a batch
+// does not insert its account rows: it appends them to Router.behind, and a
+// batch inserts all waiting rows at once when there are behindLimit of them,
+// or when a reader needs a snapshot (Router.snapshot). Writers never read
+// the accounts table (writer.account reads the lookup index); the moves and
+// transfers tables are written at once.
+const behindLimit = 4096
+
 // commit runs a batch in one transaction and answers every request in it.
 func (r *Router) commit(batch []*request) {
-	txn := r.db.Txn(true)
-	defer txn.Abort()
-	w := &writer{txn: txn, lookup: r.lookup, topo: r.topo.Load(), now: r.now(), durable: r.store != nil}
+	w := &writer{db: r.db, lookup: r.lookup, topo: r.topo.Load(), now: r.now(), durable: r.store != nil}
+	defer func() {
+		if w.txn != nil {
+			w.txn.Abort()
+		}
+	}()
 	results := make([]error, len(batch))
+	flush := len(r.behind) >= behindLimit
 	for i, req := range batch {
+		flush = flush || req.wantSnapshot
 		if err := req.fn(w); err != nil {
 			results[i] = r.refuse(err)
 		}
@@ -126,9 +149,12 @@ func (r *Router) commit(batch []*request) {
 		// The batch is durable before it is visible. Context-free: once
 		// requests are queued, their callers wait for the outcome.
 		if err := r.store.Apply(context.Background(), w.changes); err != nil {
-			txn.Abort()
 			if len(batch) > 1 {
-				// Find the request the store refuses: commit one by one.
+				// Find the request the store refuses: commit one by one,
+				// once this batch let go of memdb's writer lock.
+				if w.txn != nil {
+					w.txn.Abort()
+				}
 				for _, req := range batch {
 					r.commit([]*request{req})
 				}
@@ -139,11 +165,52 @@ func (r *Router) commit(batch []*request) {
 			return
 		}
 	}
-	txn.Commit()
+	if flush {
+		txn := w.tx()
+		for _, rows := range [][]*account{r.behind, w.changed} {
+			for _, a := range rows {
+				mustInsert(txn, tableAccounts, a)
+			}
+		}
+	}
+	if w.txn != nil {
+		w.txn.Commit()
+	}
 	r.publish(w)
+	if flush {
+		clear(r.behind)
+		r.behind = r.behind[:0]
+	} else {
+		r.behind = append(r.behind, w.changed...)
+	}
 	for i, req := range batch {
+		if req.wantSnapshot {
+			req.snapshot = r.db.Txn(false)
+		}
 		req.done <- results[i]
 	}
+}
+
+// snapshot returns a read transaction on memdb with every committed change,
+// for the readers that scan the accounts table (iterators, Verify).
+func (r *Router) snapshot() *memdb.Txn {
+	req := &request{fn: func(*writer) error { return nil }, done: make(chan error, 1), wantSnapshot: true}
+	if err := r.submit(context.Background(), req); err != nil {
+		<-r.flushed // closed: Close brings memdb up to date
+		return r.db.Txn(false)
+	}
+	return req.snapshot
+}
+
+// flushBehind inserts the waiting account rows, once writes have stopped.
+func (r *Router) flushBehind() {
+	txn := r.db.Txn(true)
+	for _, a := range r.behind {
+		mustInsert(txn, tableAccounts, a)
+	}
+	txn.Commit()
+	r.behind = nil
+	close(r.flushed)
 }
 
 // publish makes a committed transaction visible to Lookup and the metrics.
@@ -174,7 +241,8 @@ func (q *queue) closeWrites() (already bool) {
 // writer is one batch's write transaction: memdb's, plus what to make
 // durable and to publish once it commits.
 type writer struct {
-	txn     *memdb.Txn
+	db      *memdb.MemDB
+	txn     *memdb.Txn // created by tx() when the batch first needs it
 	lookup  *lookupIndex
 	topo    *topology // the data centers' status as this batch sees it
 	now     time.Time
@@ -223,10 +291,10 @@ func (w *writer) put(a *account, ag *Agreement) {
 	}
 	if oldMove != a.Move {
 		if oldMove != nil {
-			mustDelete(w.txn, tableMoves, oldMove)
+			mustDelete(w.tx(), tableMoves, oldMove)
 		}
 		if a.Move != nil {
-			mustInsert(w.txn, tableMoves, a.Move)
+			mustInsert(w.tx(), tableMoves, a.Move)
 		}
 	}
 	switch {
@@ -235,9 +303,8 @@ func (w *writer) put(a *account, ag *Agreement) {
 	case old.DataCenter != a.DataCenter:
 		w.counts = append(w.counts, dcDelta{old.DataCenter, -1}, dcDelta{a.DataCenter, +1})
 	}
-	mustInsert(w.txn, tableAccounts, a)
 	if ag != nil {
-		mustInsert(w.txn, tableTransfers, ag)
+		mustInsert(w.tx(), tableTransfers, ag)
 	}
 	w.changed = append(w.changed, a)
 	switch {
@@ -255,3 +322,12 @@ func (w *writer) put(a *account, ag *Agreement) {
 }
 
 func (w *writer) onCommit(f func()) { w.after = append(w.after, f) }
+
+// tx returns the batch's memdb write transaction, opening it on first use:
+// a batch of placements needs none.
+func (w *writer) tx() *memdb.Txn {
+	if w.txn == nil {
+		w.txn = w.db.Txn(true)
+	}
+	return w.txn
+}
