@@ -13,9 +13,9 @@ import (
 // 20-150 ns. sync.Map avoids the lock but measured 2-3.5x slower than the
 // map here. So the point index is a map split into shards, each under its
 // own RWMutex, holding the same immutable rows as memdb (a pointer per
-// account, ~55 bytes). The single writer updates it after each memdb commit,
-// before the write lock is released, so it never runs ahead of or behind
-// memdb for longer than one write call.
+// account, ~55 bytes). The leading writer updates it once a batch is
+// durable and committed, before the next batch starts: it holds exactly the
+// committed rows, and writers read accounts from it (writer.account).
 type lookupIndex struct {
 	seed   maphash.Seed
 	shards [lookupShards]lookupShard

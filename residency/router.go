@@ -16,9 +16,9 @@ import (
 //
 // Writes (Place, moves, agreements, statuses, Import) are applied one batch
 // at a time; concurrent writers share a batch, and its commit to the store
-// (write.go). A write is visible to reads only once it is durable. Reads
-// never wait for a batch: Lookup reads a sharded index of the committed
-// rows, iterators and Verify a memdb snapshot.
+// (write.go). A write is visible to reads only once it is durable. Lookup
+// never waits: it reads a sharded index of the committed rows. Iterators and
+// Verify read a memdb snapshot, which they take between two batches.
 //
 // Every value a Router returns is a copy or an immutable shared value:
 // never modify what a Move pointer or a returned slice points to.

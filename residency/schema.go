@@ -17,6 +17,8 @@ import (
 // (Router.accountsOn) for the metrics.
 // An account's audit trail is kept on its row (account.history) rather than
 // in a table of its own, which would cost an index entry per event.
+// Account rows reach the accounts table in batches (write.go, behindLimit):
+// read it through Router.snapshot, never through a fresh transaction.
 const (
 	tableAccounts  = "accounts"
 	tableMoves     = "moves"
