@@ -234,38 +234,42 @@ func (r *Router) Create(ctx context.Context, req PlaceRequest) (p Placement, cre
 		p, err := r.existing(a, home)
 		return p, false, err
 	}
+	var a *account
 	err = r.write(ctx, func(w *writer) (err error) {
-		p, created, err = r.placeIn(w, req.AccountID, home, nil, Placed)
+		a, created, err = r.placeIn(w, req.AccountID, home, nil, Placed)
 		return err
 	})
-	return p, created, err
+	if err != nil {
+		return Placement{}, false, err
+	}
+	return a.Placement, created, nil
 }
 
 // placeIn places an account in the writer's transaction: on data center at
 // when given (Import), else on the data center the hash picks. An existing
 // account is returned unchanged (new is false) unless it conflicts.
-func (r *Router) placeIn(w *writer, id string, home region.Assignment, at *dataCenter, kind EventKind) (p Placement, new bool, err error) {
+func (r *Router) placeIn(w *writer, id string, home region.Assignment, at *dataCenter, kind EventKind) (row *account, new bool, err error) {
 	if at != nil && at.Region != home.Region {
-		return Placement{}, false, fmt.Errorf("%w: account %q: data center %s is in %s, the account's region is %s", ErrCrossRegion, id, at.ID, at.Region, home.Region)
+		return nil, false, fmt.Errorf("%w: account %q: data center %s is in %s, the account's region is %s", ErrCrossRegion, id, at.ID, at.Region, home.Region)
 	}
 	if a := w.account(id); a != nil {
 		switch {
 		case a.Region != home.Region:
-			return Placement{}, false, conflict(a, home.Region)
+			return nil, false, conflict(a, home.Region)
 		case at != nil && a.DataCenter != at.ID:
-			return Placement{}, false, fmt.Errorf("%w: account %q lives on %s, not %s", ErrConflict, id, a.DataCenter, at.ID)
+			return nil, false, fmt.Errorf("%w: account %q lives on %s, not %s", ErrConflict, id, a.DataCenter, at.ID)
 		}
-		return a.Placement, false, nil
+		return a, false, nil
 	}
 	primary, backup := at, ""
 	if primary == nil {
 		if primary, backup, err = w.topo.choose(home.Region, id); err != nil {
-			return Placement{}, false, err
+			return nil, false, err
 		}
 	} else {
 		backup = w.topo.backupFor(id, primary)
 	}
-	a := &account{Placement: Placement{
+	first := account{Placement: Placement{
 		AccountID:  id,
 		Country:    home.Country,
 		Region:     home.Region,
@@ -275,10 +279,10 @@ func (r *Router) placeIn(w *writer, id string, home region.Assignment, at *dataC
 		Rule:       home.Rule,
 		Created:    w.now,
 	}}
-	a = a.change(w.now, Event{Kind: kind, To: primary.ID, Rule: home.Rule}, func(*Placement) {})
+	a := first.change(w.now, Event{Kind: kind, To: primary.ID, Rule: home.Rule}, func(*Placement) {})
 	w.put(a, nil)
 	w.onCommit(func() { r.metrics.placed(primary) })
-	return a.Placement, true, nil
+	return a, true, nil
 }
 
 // home decides the region a request asks for.
