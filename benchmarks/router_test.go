@@ -19,23 +19,16 @@ var countries = []string{"DE", "FR", "US", "GB", "JP", "SG", "BR", "AU"}
 
 func accountID(i int) string { return fmt.Sprintf("acct-%08d", i) }
 
-// populated caches one Router per size: building 1M accounts takes seconds,
-// and b.Run calls a benchmark function several times.
-var populated = map[int]*residency.Router{}
-var populatedMu sync.Mutex
-
-func router(b *testing.B, n int) *residency.Router {
-	populatedMu.Lock()
-	defer populatedMu.Unlock()
-	if r, ok := populated[n]; ok {
-		return r
-	}
+// populate returns a Router holding n accounts, closed when b ends. With
+// b.Loop a benchmark function runs once, so each sub-benchmark builds its
+// own and leaves nothing alive for the next.
+func populate(b *testing.B, n int) *residency.Router {
 	r, err := residency.Open(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { r.Close() })
 	fill(b, r, 0, n)
-	populated[n] = r
 	return r
 }
 
@@ -125,7 +118,7 @@ func BenchmarkLookup(b *testing.B) {
 			}
 		})
 		b.Run(fmt.Sprintf("impl=router/n=%d", n), func(b *testing.B) {
-			r := router(b, n)
+			r := populate(b, n)
 			runtime.GC()
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -168,7 +161,7 @@ func BenchmarkLookupParallel(b *testing.B) {
 		})
 	})
 	b.Run("impl=router", func(b *testing.B) {
-		r := router(b, n)
+		r := populate(b, n)
 		b.ReportAllocs()
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
@@ -188,6 +181,7 @@ func BenchmarkPlace(b *testing.B) {
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("impl=floor/n=%d", n), func(b *testing.B) {
 			f := newFloor(n)
+			runtime.GC()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
@@ -195,12 +189,8 @@ func BenchmarkPlace(b *testing.B) {
 			}
 		})
 		b.Run(fmt.Sprintf("impl=router/n=%d", n), func(b *testing.B) {
-			r, err := residency.Open(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer r.Close()
-			fill(b, r, 0, n)
+			r := populate(b, n)
+			runtime.GC()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
