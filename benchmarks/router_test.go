@@ -110,18 +110,14 @@ func BenchmarkLookup(b *testing.B) {
 		ids := shuffled(n)
 		b.Run(fmt.Sprintf("impl=floor/n=%d", n), func(b *testing.B) {
 			f := newFloor(n)
-			runtime.GC() // measure lookups, not the collection of the setup's garbage
-			b.ReportAllocs()
-			b.ResetTimer()
+			start(b)
 			for i := 0; b.Loop(); i++ {
 				sink, _ = f.get(ids[i%n])
 			}
 		})
 		b.Run(fmt.Sprintf("impl=router/n=%d", n), func(b *testing.B) {
 			r := populate(b, n)
-			runtime.GC()
-			b.ReportAllocs()
-			b.ResetTimer()
+			start(b)
 			for i := 0; b.Loop(); i++ {
 				p, err := r.Lookup(ids[i%n])
 				if err != nil {
@@ -132,9 +128,7 @@ func BenchmarkLookup(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("impl=memdb-naive/n=%d", n), func(b *testing.B) {
 			db := naive(b, n)
-			runtime.GC()
-			b.ReportAllocs()
-			b.ResetTimer()
+			start(b)
 			for i := 0; b.Loop(); i++ {
 				obj, err := db.Txn(false).First("accounts", "id", ids[i%n])
 				if err != nil || obj == nil {
@@ -152,8 +146,7 @@ func BenchmarkLookupParallel(b *testing.B) {
 	ids := shuffled(n)
 	b.Run("impl=floor", func(b *testing.B) {
 		f := newFloor(n)
-		b.ReportAllocs()
-		b.ResetTimer()
+		start(b)
 		b.RunParallel(func(pb *testing.PB) {
 			for i := rand.IntN(n); pb.Next(); i++ {
 				f.get(ids[i%n])
@@ -162,8 +155,7 @@ func BenchmarkLookupParallel(b *testing.B) {
 	})
 	b.Run("impl=router", func(b *testing.B) {
 		r := populate(b, n)
-		b.ReportAllocs()
-		b.ResetTimer()
+		start(b)
 		b.RunParallel(func(pb *testing.PB) {
 			for i := rand.IntN(n); pb.Next(); i++ {
 				if _, err := r.Lookup(ids[i%n]); err != nil {
@@ -181,18 +173,14 @@ func BenchmarkPlace(b *testing.B) {
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("impl=floor/n=%d", n), func(b *testing.B) {
 			f := newFloor(n)
-			runtime.GC()
-			b.ReportAllocs()
-			b.ResetTimer()
+			start(b)
 			for i := 0; b.Loop(); i++ {
 				f.put(&residency.Placement{AccountID: accountID(n + i), Region: region.EU, DataCenter: "linode-eu", Version: 1})
 			}
 		})
 		b.Run(fmt.Sprintf("impl=router/n=%d", n), func(b *testing.B) {
 			r := populate(b, n)
-			runtime.GC()
-			b.ReportAllocs()
-			b.ResetTimer()
+			start(b)
 			for i := 0; b.Loop(); i++ {
 				id := accountID(n + i)
 				if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: id, Country: countries[i%len(countries)]}); err != nil {
@@ -228,6 +216,14 @@ func BenchmarkHeap(b *testing.B) {
 		})
 	})
 	b.Run("impl=memdb-naive", func(b *testing.B) { measure(b, func() any { return naive(b, n) }) })
+}
+
+// start begins timing once the setup's garbage is collected, so that a
+// benchmark measures its operation, not the collection of its setup.
+func start(b *testing.B) {
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
 }
 
 func heap() uint64 {

@@ -17,10 +17,11 @@ import (
 type refusingStore struct {
 	mu       sync.Mutex
 	versions map[string]uint64
+	closed   int
 }
 
 func (s *refusingStore) Load(context.Context, func(StoredAccount) error) error  { return nil }
-func (s *refusingStore) Close() error                                           { return nil }
+func (s *refusingStore) Close() error                                           { s.closed++; return nil }
 func (s *refusingStore) DataCenters(context.Context) ([]DataCenterState, error) { return nil, nil }
 
 func (s *refusingStore) Apply(_ context.Context, changes []Change) error {
@@ -86,5 +87,28 @@ func TestStoreRefusalIsolated(t *testing.T) {
 	}
 	if n != 56 || len(s.versions) != 56 {
 		t.Errorf("%d accounts in memory, %d in the store; want 56", n, len(s.versions))
+	}
+}
+
+// TestRouterClosesItsStore checks WithStore's promise: the Router closes
+// the store when it is closed, and when Open fails.
+func TestRouterClosesItsStore(t *testing.T) {
+	ctx := context.Background()
+	s := &refusingStore{versions: map[string]uint64{}}
+	r, err := Open(ctx, WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.closed != 0 {
+		t.Fatalf("store closed %d times while open", s.closed)
+	}
+	r.Close()
+	r.Close()
+	if s.closed != 1 {
+		t.Errorf("store closed %d times by Close, want 1", s.closed)
+	}
+	failing := &refusingStore{versions: map[string]uint64{}}
+	if _, err := Open(ctx, WithStore(failing), WithCatalog(nil)); !errors.Is(err, ErrInvalidOption) || failing.closed != 1 {
+		t.Errorf("Open with a bad option: %v; store closed %d times, want 1", err, failing.closed)
 	}
 }
