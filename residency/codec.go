@@ -131,7 +131,7 @@ func encodePlacement(p *Placement) []byte {
 	e.str(p.Transfer)
 	e.time(p.Created)
 	e.time(p.Updated)
-	if m := p.Move; m != nil {
+	if m := p.Move; p.Moving() {
 		e.uint(1)
 		e.str(m.ID)
 		e.str(m.From)
@@ -162,7 +162,7 @@ func (d *decoder) placement(accountID string) Placement {
 	p.Created = d.time()
 	p.Updated = d.time()
 	if d.uint() == 1 {
-		p.Move = &Move{ID: d.unique(), AccountID: accountID, From: d.str(), To: d.str(), ToRegion: d.region(), Transfer: d.str(), Began: d.time()}
+		p.Move = Move{ID: d.unique(), AccountID: accountID, From: d.str(), To: d.str(), ToRegion: d.region(), Transfer: d.str(), Began: d.time()}
 	}
 	return p
 }

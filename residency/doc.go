@@ -64,5 +64,5 @@
 //
 // A Router is safe for concurrent use. Writes are serialised; Lookup takes
 // no transaction and allocates nothing. Returned values are copies, or
-// shared and immutable (Placement.Move): do not modify them.
+// shared and immutable: do not modify them.
 package residency

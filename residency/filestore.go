@@ -298,11 +298,7 @@ func (s *fileStore) Load(ctx context.Context, fn func(StoredAccount) error) (err
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverCorrupt(s.path, &err)
 	return s.db.View(func(tx *bolt.Tx) error {
-		d := decoder{}
-		events := tx.Bucket(bucketEvents).Cursor()
-		agreements := tx.Bucket(bucketAgreements).Cursor()
-		ek, ev := events.First()
-		ak, av := agreements.First()
+		rd := newAccountReader(tx)
 		n := 0
 		return tx.Bucket(bucketAccounts).ForEach(func(k, v []byte) error {
 			if n++; n%4096 == 0 {
@@ -310,35 +306,99 @@ func (s *fileStore) Load(ctx context.Context, fn func(StoredAccount) error) (err
 					return err
 				}
 			}
-			id := string(k)
-			prefix := append(k[:len(k):len(k)], 0)
-			d.b = v
-			a := StoredAccount{Placement: d.placement(id)}
-			if err := d.done("placement of " + id); err != nil {
+			a, err := rd.read(k, v)
+			if err != nil {
 				return err
-			}
-			for ; ek != nil && bytes.HasPrefix(ek, prefix); ek, ev = events.Next() {
-				rest := ek[len(prefix):]
-				if len(rest) != 8 {
-					return fmt.Errorf("%w: event key of account %q", ErrCorrupt, id)
-				}
-				d.b = ev
-				a.History = append(a.History, d.event(id, binary.BigEndian.Uint64(rest)))
-				if err := d.done("event of " + id); err != nil {
-					return err
-				}
-			}
-			for ; ak != nil && bytes.HasPrefix(ak, prefix); ak, av = agreements.Next() {
-				d.b = av
-				a.Agreements = append(a.Agreements, d.agreement(id, string(ak[len(prefix):])))
-				if err := d.done("agreement of " + id); err != nil {
-					return err
-				}
-			}
-			if len(a.History) == 0 || a.History[len(a.History)-1].Version != a.Placement.Version {
-				return fmt.Errorf("%w: account %q: audit trail does not end at version %d", ErrCorrupt, id, a.Placement.Version)
 			}
 			return fn(a)
 		})
 	})
+}
+
+// LoadAccounts calls fn with each of the accounts ids that the store holds,
+// in the order given; it skips the others.
+func (s *fileStore) LoadAccounts(ctx context.Context, ids []string, fn func(StoredAccount) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer recoverCorrupt(s.path, &err)
+	return s.db.View(func(tx *bolt.Tx) error {
+		rd := newAccountReader(tx)
+		accounts := tx.Bucket(bucketAccounts)
+		for _, id := range ids {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			k := []byte(id)
+			v := accounts.Get(k)
+			if v == nil {
+				continue
+			}
+			rd.seek(k)
+			a, err := rd.read(k, v)
+			if err != nil {
+				return err
+			}
+			if err := fn(a); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// accountReader decodes stored accounts with their events and agreements,
+// whose keys start with the account ID and a NUL byte. Its cursors move
+// forward with the accounts read in key order; seek moves them to an
+// account out of order.
+type accountReader struct {
+	d                  decoder
+	events, agreements *bolt.Cursor
+	ek, ev, ak, av     []byte
+}
+
+func newAccountReader(tx *bolt.Tx) *accountReader {
+	rd := &accountReader{events: tx.Bucket(bucketEvents).Cursor(), agreements: tx.Bucket(bucketAgreements).Cursor()}
+	rd.ek, rd.ev = rd.events.First()
+	rd.ak, rd.av = rd.agreements.First()
+	return rd
+}
+
+func (rd *accountReader) seek(accountKey []byte) {
+	prefix := append(accountKey[:len(accountKey):len(accountKey)], 0)
+	rd.ek, rd.ev = rd.events.Seek(prefix)
+	rd.ak, rd.av = rd.agreements.Seek(prefix)
+}
+
+// read decodes the account of key k and placement record v, with the
+// events and agreements at the cursors' positions.
+func (rd *accountReader) read(k, v []byte) (StoredAccount, error) {
+	d := &rd.d
+	id := string(k)
+	prefix := append(k[:len(k):len(k)], 0)
+	d.b = v
+	a := StoredAccount{Placement: d.placement(id)}
+	if err := d.done("placement of " + id); err != nil {
+		return StoredAccount{}, err
+	}
+	for ; rd.ek != nil && bytes.HasPrefix(rd.ek, prefix); rd.ek, rd.ev = rd.events.Next() {
+		rest := rd.ek[len(prefix):]
+		if len(rest) != 8 {
+			return StoredAccount{}, fmt.Errorf("%w: event key of account %q", ErrCorrupt, id)
+		}
+		d.b = rd.ev
+		a.History = append(a.History, d.event(id, binary.BigEndian.Uint64(rest)))
+		if err := d.done("event of " + id); err != nil {
+			return StoredAccount{}, err
+		}
+	}
+	for ; rd.ak != nil && bytes.HasPrefix(rd.ak, prefix); rd.ak, rd.av = rd.agreements.Next() {
+		d.b = rd.av
+		a.Agreements = append(a.Agreements, d.agreement(id, string(rd.ak[len(prefix):])))
+		if err := d.done("agreement of " + id); err != nil {
+			return StoredAccount{}, err
+		}
+	}
+	if len(a.History) == 0 || a.History[len(a.History)-1].Version != a.Placement.Version {
+		return StoredAccount{}, fmt.Errorf("%w: account %q: audit trail does not end at version %d", ErrCorrupt, id, a.Placement.Version)
+	}
+	return a, nil
 }

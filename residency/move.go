@@ -27,7 +27,7 @@ func (r *Router) BeginMove(ctx context.Context, accountID, to string) (Move, err
 		if a == nil {
 			return fmt.Errorf("%w: account %q", ErrNotFound, accountID)
 		}
-		if a.Move != nil {
+		if a.Moving() {
 			return fmt.Errorf("%w: account %q is moving to %s (move %s)", ErrMoveInProgress, accountID, a.Move.To, a.Move.ID)
 		}
 		target, ok := r.dataCenters[to]
@@ -48,7 +48,7 @@ func (r *Router) BeginMove(ctx context.Context, accountID, to string) (Move, err
 			m.Transfer = ag.Reference
 		}
 		w.put(a.change(w.now, Event{Kind: MoveBegun, From: m.From, To: m.To, Reference: m.Transfer, MoveID: m.ID},
-			func(p *Placement) { p.Move = m }), nil)
+			func(p *Placement) { p.Move = *m }), nil)
 		w.onCommit(func() { r.metrics.moved("begun", m) })
 		out = *m
 		return nil
@@ -79,7 +79,7 @@ func (r *Router) CompleteMove(ctx context.Context, moveID string) (Placement, er
 		}
 		e := Event{Kind: MoveCompleted, From: m.From, To: m.To, MoveID: m.ID}
 		edit := func(p *Placement) {
-			p.DataCenter, p.Provider, p.Backup, p.Move = target.ID, target.Provider, w.topo.backupFor(a.AccountID, target), nil
+			p.DataCenter, p.Provider, p.Backup, p.Move = target.ID, target.Provider, w.topo.backupFor(a.AccountID, target), Move{}
 		}
 		if target.Region != a.Region {
 			ag := liveAgreement(w.tx(), a.AccountID, target.Region, w.now)
@@ -111,7 +111,7 @@ func (r *Router) AbortMove(ctx context.Context, moveID string) (Placement, error
 			return err
 		}
 		next := a.change(w.now, Event{Kind: MoveAborted, From: m.From, To: m.To, Reference: m.Transfer, MoveID: m.ID},
-			func(p *Placement) { p.Move = nil })
+			func(p *Placement) { p.Move = Move{} })
 		w.put(next, nil)
 		w.onCommit(func() { r.metrics.moved("aborted", m) })
 		out = next.Placement

@@ -49,7 +49,7 @@ func TestMoveInsideRegion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if during.DataCenter != p.DataCenter || during.Move == nil || *during.Move != m || during.Version != 2 {
+	if during.DataCenter != p.DataCenter || !during.Moving() || during.Move != m || during.Version != 2 {
 		t.Errorf("Lookup during the move = %+v; want the source, the move, version 2", during)
 	}
 
@@ -59,7 +59,7 @@ func TestMoveInsideRegion(t *testing.T) {
 		t.Fatal(err)
 	}
 	dc, _ := r.Catalog().DataCenter(to)
-	if done.DataCenter != to || done.Provider != dc.Provider || done.Region != region.EU || done.Move != nil ||
+	if done.DataCenter != to || done.Provider != dc.Provider || done.Region != region.EU || done.Moving() ||
 		done.Version != 3 || done.Rule != "EU member state" || !done.Updated.Equal(clk.Now()) || done.Backup == to || done.Backup == "" {
 		t.Errorf("CompleteMove = %+v", done)
 	}
@@ -251,7 +251,7 @@ func TestCrossRegionMoveAgreementEnds(t *testing.T) {
 			}
 			unchanged(t, r, before, "refused CompleteMove")
 			p, err := r.AbortMove(ctx, m.ID)
-			if err != nil || p.Region != region.APAC || p.Move != nil {
+			if err != nil || p.Region != region.APAC || p.Moving() {
 				t.Errorf("AbortMove = %+v, %v; want the account back in APAC", p, err)
 			}
 			if _, err := r.BeginMove(ctx, "acme", "websupport-eu"); !errors.Is(err, residency.ErrCrossRegion) {

@@ -43,7 +43,7 @@ func TestPlaceHomeRegion(t *testing.T) {
 		if p.Region != tt.region || p.Rule != tt.rule || p.Country.String() != tt.country || !ok || dc.Region != tt.region || dc.Provider != p.Provider {
 			t.Errorf("%s: Place = %+v; want region %s, rule %q, country %q, a data center of the region", tt.name, p, tt.region, tt.rule, tt.country)
 		}
-		if p.Version != 1 || p.Created.IsZero() || !p.Created.Equal(p.Updated) || p.Move != nil || p.Transfer != "" {
+		if p.Version != 1 || p.Created.IsZero() || !p.Created.Equal(p.Updated) || p.Moving() || p.Transfer != "" {
 			t.Errorf("%s: new placement %+v: want version 1, created == updated, no move, no transfer", tt.name, p)
 		}
 		got, err := r.Lookup(tt.req.AccountID)

@@ -122,8 +122,8 @@ func (r *Router) load(ctx context.Context) error {
 	err := r.store.Load(ctx, func(s StoredAccount) error {
 		a := &account{Placement: s.Placement, history: s.History}
 		mustInsert(txn, tableAccounts, a)
-		if a.Move != nil {
-			mustInsert(txn, tableMoves, a.Move)
+		if a.Moving() {
+			mustInsert(txn, tableMoves, &a.Move)
 		}
 		for i := range s.Agreements {
 			mustInsert(txn, tableTransfers, &s.Agreements[i])

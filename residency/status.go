@@ -127,7 +127,7 @@ func (r *Router) PlanEvacuation(ctx context.Context, dataCenter string) (Evacuat
 		if err := ctx.Err(); err != nil {
 			return EvacuationPlan{}, err
 		}
-		if p.Move != nil {
+		if p.Moving() {
 			plan.Stranded = append(plan.Stranded, Stranded{p.AccountID, fmt.Errorf("%w: account %q is moving to %s (move %s)", ErrMoveInProgress, p.AccountID, p.Move.To, p.Move.ID)})
 			continue
 		}

@@ -16,6 +16,10 @@ type Store interface {
 	// Load calls fn with every stored account, in account ID order. It
 	// stops at fn's first error and returns it.
 	Load(ctx context.Context, fn func(StoredAccount) error) error
+	// LoadAccounts calls fn with each account of ids that the store holds,
+	// in the order of ids, and skips those it does not hold. The Router
+	// uses it to learn the outcome of an Apply that failed.
+	LoadAccounts(ctx context.Context, ids []string, fn func(StoredAccount) error) error
 	// DataCenters returns the data center states set at run time, at Open.
 	DataCenters(ctx context.Context) ([]DataCenterState, error)
 	// Apply makes changes durable as one atomic unit, and returns only once
@@ -23,6 +27,12 @@ type Store interface {
 	// refuses the whole unit with an error matching [ErrConflict] when an
 	// account's stored version is not one less (0 for a new account), so
 	// that a store shared by several processes refuses stale writes.
+	//
+	// An error matching ErrConflict means that nothing was applied. Any
+	// other error leaves the outcome unknown: the changes may be durable
+	// all the same (an fsync that failed after the data reached the file,
+	// a COMMIT whose reply was lost), and the Router reads the accounts
+	// back before it answers or writes again.
 	Apply(ctx context.Context, changes []Change) error
 	// Close releases the store.
 	Close() error

@@ -20,7 +20,10 @@ type refusingStore struct {
 	closed   int
 }
 
-func (s *refusingStore) Load(context.Context, func(StoredAccount) error) error  { return nil }
+func (s *refusingStore) Load(context.Context, func(StoredAccount) error) error { return nil }
+func (s *refusingStore) LoadAccounts(context.Context, []string, func(StoredAccount) error) error {
+	return nil
+}
 func (s *refusingStore) Close() error                                           { s.closed++; return nil }
 func (s *refusingStore) DataCenters(context.Context) ([]DataCenterState, error) { return nil, nil }
 

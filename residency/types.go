@@ -21,9 +21,8 @@ type PlaceRequest struct {
 	Region region.Region
 }
 
-// Placement is where an account's data lives. Placements are values: the
-// Router never changes one it has returned, except that Move points to a
-// shared Move that must not be modified either.
+// Placement is where an account's data lives. Placements are plain values:
+// a caller may change its copy freely without affecting the Router.
 type Placement struct {
 	AccountID string `json:"account_id"`
 	// Country is the customer's country as parsed at placement; zero when
@@ -53,10 +52,14 @@ type Placement struct {
 	// Created and Updated are when the account was placed and last changed.
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
-	// Move is the move in progress, nil when there is none. While a move is
-	// in progress, DataCenter is still the source.
-	Move *Move `json:"move,omitempty"`
+	// Move is the move in progress; the zero Move (empty ID) when there is
+	// none, see [Placement.Moving]. While a move is in progress, DataCenter
+	// is still the source.
+	Move Move `json:"move,omitzero"`
 }
+
+// Moving reports whether a move of the account is in progress.
+func (p Placement) Moving() bool { return p.Move.ID != "" }
 
 // Move is a move of one account from one data center to another, begun by
 // [Router.BeginMove] and ended by [Router.CompleteMove] or [Router.AbortMove].

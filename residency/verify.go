@@ -76,7 +76,7 @@ func (r *Router) Verify(ctx context.Context) (Report, error) {
 				inactive[id] = n
 			}
 		}
-		if m := a.Move; m != nil {
+		if m := a.Move; a.Moving() {
 			if getMove(txn, m.ID) == nil {
 				violation(a, m.To, "move %s is on the account but not among the open moves", m.ID)
 			}
@@ -91,7 +91,7 @@ func (r *Router) Verify(ctx context.Context) (Report, error) {
 	}
 	for m := range all[*Move](txn, tableMoves) {
 		rep.Moves++
-		if a := getAccount(txn, m.AccountID); a == nil || a.Move == nil || a.Move.ID != m.ID {
+		if a := getAccount(txn, m.AccountID); a == nil || a.Move.ID != m.ID {
 			rep.Violations = append(rep.Violations, Finding{AccountID: m.AccountID, DataCenter: m.To, Problem: fmt.Sprintf("open move %s is not on its account", m.ID)})
 		}
 	}

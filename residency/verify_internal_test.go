@@ -116,7 +116,7 @@ func TestVerifyFindsViolations(t *testing.T) {
 	// Break the link between an account and its move both ways.
 	txn := r.db.Txn(true)
 	m := getAccount(txn, brit.AccountID).Move
-	mustDelete(txn, tableMoves, m)
+	mustDelete(txn, tableMoves, &m)
 	mustInsert(txn, tableMoves, &Move{ID: "mv-orphan", AccountID: gone.AccountID, To: "linode-us"})
 	txn.Commit()
 	rep, _ = r.Verify(ctx)

@@ -285,16 +285,16 @@ const scanLimit = 16
 // in step with the account's move and data center.
 func (w *writer) put(a *account, ag *Agreement) {
 	old := w.account(a.AccountID)
-	var oldMove *Move
+	var oldMove Move
 	if old != nil {
 		oldMove = old.Move
 	}
-	if oldMove != a.Move {
-		if oldMove != nil {
-			mustDelete(w.tx(), tableMoves, oldMove)
+	if oldMove.ID != a.Move.ID {
+		if oldMove.ID != "" {
+			mustDelete(w.tx(), tableMoves, &oldMove)
 		}
-		if a.Move != nil {
-			mustInsert(w.tx(), tableMoves, a.Move)
+		if a.Moving() {
+			mustInsert(w.tx(), tableMoves, &a.Move)
 		}
 	}
 	switch {

@@ -148,7 +148,7 @@ acme,%s
 		`refused: line 5: account "initech": residency: unknown data center "mars-1"`,
 		`refused: line 6: account "acme": residency: conflict: account "acme" already lives in `+other,
 		"summary: moved 1,")
-	if p := placementOf(t, db, "acme"); p.DataCenter != other || p.Move != nil {
+	if p := placementOf(t, db, "acme"); p.DataCenter != other || p.Moving() {
 		t.Errorf("acme after the plan: %+v", p)
 	}
 	if p := placementOf(t, db, "globex"); p.Region != region.UK {
@@ -294,7 +294,7 @@ func TestFailingCopyAborts(t *testing.T) {
 	}
 	wantLines(t, out, `failed: move of account "de-0" `+p.DataCenter+" -> "+to+" aborted: copy command: exit status 3", "failed 1")
 	after := placementOf(t, db, "de-0")
-	if after.DataCenter != p.DataCenter || after.Move != nil {
+	if after.DataCenter != p.DataCenter || after.Moving() {
 		t.Errorf("after a failed copy: %+v", after)
 	}
 }
