@@ -3,6 +3,7 @@ package provider_test
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/region"
@@ -36,13 +37,78 @@ func ExampleLoadCatalog() {
 	// provider: invalid catalog: data center #1 "x": weight 0 is below 1
 }
 
-func ExampleCatalog_SubProcessorsFor() {
-	for _, s := range provider.DefaultCatalog().SubProcessorsFor([]string{"linode-uk"}, false) {
-		fmt.Printf("%-13s %s: %s\n", s.Kind, s.Name, s.Purpose)
+func ExampleCatalog_SubProcessors() {
+	for _, s := range provider.DefaultCatalog().SubProcessors() {
+		consent := ""
+		if s.RequiresConsent {
+			consent = " (prior consent)"
+		}
+		fmt.Printf("%-20s %-13s %s%s\n", s.ID, s.Kind, s.Name, consent)
 	}
 	// Output:
-	// host          Linode, LLC: hosts service data in its data centers
-	// service       Quality Unit, LLC: member entity of the provider's group; provides the service
-	// subcontractor Quality Unit Ukraine: subcontractor delivering the service
-	// service       Twilio, Inc.: VoIP (voice over IP) transport
+	// aws                  host          Amazon Web Services, LLC
+	// linode               host          Linode, LLC
+	// websupport           host          Websupport, s.r.o.
+	// quality-unit-llc     service       Quality Unit, LLC
+	// quality-unit-ukraine subcontractor Quality Unit Ukraine
+	// twilio               service       Twilio, Inc.
+	// support-247          subcontractor 24/7 support subcontractors (prior consent)
+}
+
+// A support tool asks whether a sub-processor may open an EU account's
+// data now; Scope answers from memory, without allocating.
+func ExampleCatalog_Scope() {
+	c := provider.DefaultCatalog()
+	now := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, id := range []string{"twilio", "support-247", "acme-support"} {
+		s, err := c.Scope(id)
+		if err != nil {
+			fmt.Println(err)
+			continue
+		}
+		fmt.Printf("%s: kind %s, serves EU %t, effective %t, needs consent %t\n",
+			id, s.Kind, s.Serves(region.EU), s.EffectiveAt(now), s.RequiresConsent)
+	}
+	// Output:
+	// twilio: kind service, serves EU true, effective true, needs consent false
+	// support-247: kind subcontractor, serves EU true, effective true, needs consent true
+	// provider: unknown sub-processor "acme-support"
+}
+
+// A catalog names a provider of its own (Hetzner) and announces a new
+// sub-processor for EU and UK accounts from 1 February 2027; the change
+// notice for EU customers says so.
+func ExampleChanges() {
+	next, err := provider.LoadCatalog(strings.NewReader(`{
+	  "providers": [{"id": "hetzner", "name": "Hetzner Online GmbH"}],
+	  "datacenters": [
+	    {"id": "linode-eu", "provider": "linode", "region": "EU", "location": "EU location"},
+	    {"id": "hetzner-fsn1", "provider": "hetzner", "region": "EU", "country": "DE", "effective": "2027-02-01"}],
+	  "subprocessors": [{"id": "night-desk", "name": "Night Desk Ltd", "kind": "subcontractor",
+	    "regions": ["EU", "UK"], "consent": true, "effective": "2027-02-01"}]}`))
+	if err != nil {
+		panic(err)
+	}
+	for _, ch := range provider.Changes(provider.DefaultCatalog(), next, region.EU) {
+		fmt.Printf("%s %s %s (%s)", ch.Kind, ch.Entry, ch.ID, ch.Name)
+		for _, f := range ch.Fields {
+			fmt.Printf("; %s: %q -> %q", f.Field, f.Old, f.New)
+		}
+		if !ch.Effective.IsZero() {
+			fmt.Printf(", from %s", ch.Effective.Format("2006-01-02"))
+		}
+		fmt.Println()
+	}
+	// Output:
+	// removed datacenter aws-eu-west-1 (Ireland)
+	// added datacenter hetzner-fsn1 (), from 2027-02-01
+	// removed datacenter websupport-eu (EU (Slovakia))
+	// removed subprocessor aws (Amazon Web Services, LLC)
+	// added subprocessor hetzner (Hetzner Online GmbH), from 2027-02-01
+	// added subprocessor night-desk (Night Desk Ltd), from 2027-02-01
+	// removed subprocessor quality-unit-llc (Quality Unit, LLC)
+	// removed subprocessor quality-unit-ukraine (Quality Unit Ukraine)
+	// removed subprocessor support-247 (24/7 support subcontractors)
+	// removed subprocessor twilio (Twilio, Inc.)
+	// removed subprocessor websupport (Websupport, s.r.o.)
 }
