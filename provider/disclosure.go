@@ -61,15 +61,16 @@ type Change struct {
 	// Entry is "datacenter" or "subprocessor".
 	Entry string `json:"entry"`
 	// ID and Name identify the entry: for a data center its ID and
-	// location, for a sub-processor its ID and legal name (the new ones,
-	// or the old ones for a removal).
+	// location (else city, else country), for a sub-processor its ID and
+	// legal name (the new ones, or the old ones for a removal).
 	ID   string `json:"id"`
 	Name string `json:"name"`
 	// Fields are the fields that changed, for a Changed entry.
 	Fields []FieldChange `json:"fields,omitempty"`
 	// Effective is from when the change applies: the new entry's
-	// effective date for Added and Changed; zero means at once, as for
-	// every removal.
+	// effective date for Added and Changed (for a host that gains a data
+	// center, the latest effective date of the data centers it gains);
+	// zero means at once, as for every removal.
 	Effective time.Time `json:"effective,omitzero"`
 }
 
@@ -100,7 +101,7 @@ func Changes(old, new *Catalog, r region.Region) []Change {
 		}
 	}
 	out = appendChanges(out, "datacenter", was.DataCenters, is.DataCenters,
-		func(d DataCenter) string { return d.ID }, func(d DataCenter) string { return d.Location },
+		func(d DataCenter) string { return d.ID }, dataCenterName,
 		func(d DataCenter) time.Time { return d.Effective }, dcFields)
 	spFields := func(s SubProcessor) []FieldChange {
 		consent := "not required"
@@ -129,9 +130,39 @@ func Changes(old, new *Catalog, r region.Region) []Change {
 	byID := func(a, b SubProcessor) int { return strings.Compare(a.ID, b.ID) }
 	slices.SortFunc(was.SubProcessors, byID)
 	slices.SortFunc(is.SubProcessors, byID)
-	return appendChanges(out, "subprocessor", was.SubProcessors, is.SubProcessors,
+	out = appendChanges(out, "subprocessor", was.SubProcessors, is.SubProcessors,
 		func(s SubProcessor) string { return s.ID }, func(s SubProcessor) string { return s.Name },
 		func(s SubProcessor) time.Time { return s.Effective }, spFields)
+	// A host changed by a new data center changes when that data center
+	// takes effect.
+	for i, ch := range out {
+		if ch.Kind != Changed || ch.Entry != "subprocessor" {
+			continue
+		}
+		h, ok := new.SubProcessor(ch.ID)
+		if !ok || h.Kind != Host {
+			continue
+		}
+		before, _ := old.SubProcessor(ch.ID)
+		for _, id := range h.DataCenters {
+			if d, _ := new.DataCenter(id); d.Region == r && !slices.Contains(before.DataCenters, id) && d.Effective.After(out[i].Effective) {
+				out[i].Effective = d.Effective
+			}
+		}
+	}
+	return out
+}
+
+// dataCenterName is how a change notice names a data center: its
+// location, else its city, else its country, else "".
+func dataCenterName(d DataCenter) string {
+	switch {
+	case d.Location != "":
+		return d.Location
+	case d.City != "":
+		return d.City
+	}
+	return countryText(d.Country)
 }
 
 // appendChanges merges two lists ordered by ID.

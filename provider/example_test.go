@@ -75,40 +75,27 @@ func ExampleCatalog_Scope() {
 	// provider: unknown sub-processor "acme-support"
 }
 
-// A catalog names a provider of its own (Hetzner) and announces a new
-// sub-processor for EU and UK accounts from 1 February 2027; the change
-// notice for EU customers says so.
+// Next year's catalog adds a provider of its own (Hetzner) with a data
+// center in Germany and a consent-gated subcontractor for EU and UK
+// accounts, both from 1 February 2027; the change notice for EU customers
+// says so.
 func ExampleChanges() {
-	next, err := provider.LoadCatalog(strings.NewReader(`{
-	  "providers": [{"id": "hetzner", "name": "Hetzner Online GmbH"}],
-	  "datacenters": [
-	    {"id": "linode-eu", "provider": "linode", "region": "EU", "location": "EU location"},
-	    {"id": "hetzner-fsn1", "provider": "hetzner", "region": "EU", "country": "DE", "effective": "2027-02-01"}],
-	  "subprocessors": [{"id": "night-desk", "name": "Night Desk Ltd", "kind": "subcontractor",
-	    "regions": ["EU", "UK"], "consent": true, "effective": "2027-02-01"}]}`))
+	feb := time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC)
+	ct := provider.DefaultCatalog().Contents()
+	ct.Providers = append(ct.Providers, provider.HostingProvider{ID: "hetzner", Name: "Hetzner Online GmbH"})
+	ct.DataCenters = append(ct.DataCenters, provider.DataCenter{ID: "hetzner-fsn1", Provider: "hetzner",
+		Region: region.EU, Country: region.MustParseCountry("DE"), City: "Falkenstein", Effective: feb})
+	ct.SubProcessors = append(ct.SubProcessors, provider.SubProcessor{ID: "night-desk", Name: "Night Desk Ltd",
+		Kind: provider.Subcontractor, Regions: region.SetOf(region.EU, region.UK), RequiresConsent: true, Effective: feb})
+	next, err := provider.NewCatalogFrom(ct)
 	if err != nil {
 		panic(err)
 	}
 	for _, ch := range provider.Changes(provider.DefaultCatalog(), next, region.EU) {
-		fmt.Printf("%s %s %s (%s)", ch.Kind, ch.Entry, ch.ID, ch.Name)
-		for _, f := range ch.Fields {
-			fmt.Printf("; %s: %q -> %q", f.Field, f.Old, f.New)
-		}
-		if !ch.Effective.IsZero() {
-			fmt.Printf(", from %s", ch.Effective.Format("2006-01-02"))
-		}
-		fmt.Println()
+		fmt.Printf("%s %s %s (%s) from %s\n", ch.Kind, ch.Entry, ch.ID, ch.Name, ch.Effective.Format("2006-01-02"))
 	}
 	// Output:
-	// removed datacenter aws-eu-west-1 (Ireland)
-	// added datacenter hetzner-fsn1 (), from 2027-02-01
-	// removed datacenter websupport-eu (EU (Slovakia))
-	// removed subprocessor aws (Amazon Web Services, LLC)
-	// added subprocessor hetzner (Hetzner Online GmbH), from 2027-02-01
-	// added subprocessor night-desk (Night Desk Ltd), from 2027-02-01
-	// removed subprocessor quality-unit-llc (Quality Unit, LLC)
-	// removed subprocessor quality-unit-ukraine (Quality Unit Ukraine)
-	// removed subprocessor support-247 (24/7 support subcontractors)
-	// removed subprocessor twilio (Twilio, Inc.)
-	// removed subprocessor websupport (Websupport, s.r.o.)
+	// added datacenter hetzner-fsn1 (Falkenstein) from 2027-02-01
+	// added subprocessor hetzner (Hetzner Online GmbH) from 2027-02-01
+	// added subprocessor night-desk (Night Desk Ltd) from 2027-02-01
 }

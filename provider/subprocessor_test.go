@@ -177,6 +177,26 @@ func TestChanges(t *testing.T) {
 			t.Errorf("Changes(%s) mismatch (-want +got):\n%s", r, diff)
 		}
 	}
+	// A host that gains a data center changes when the data center takes
+	// effect.
+	ct = old.Contents()
+	ct.DataCenters = append(ct.DataCenters, provider.DataCenter{ID: "aws-me-central-1", Provider: provider.AWS,
+		Region: region.APAC, Country: region.MustParseCountry("AE"), Effective: feb})
+	if next, err = provider.NewCatalogFrom(ct); err != nil {
+		t.Fatal(err)
+	}
+	wantAPAC := []provider.Change{
+		{Kind: provider.Added, Entry: "datacenter", ID: "aws-me-central-1", Name: "AE", Effective: feb},
+		{Kind: provider.Changed, Entry: "subprocessor", ID: "aws", Name: "Amazon Web Services, LLC", Effective: feb,
+			Fields: []provider.FieldChange{{Field: "countries", Old: "SG", New: "AE, SG"},
+				{Field: "datacenters", Old: "aws-ap-southeast-1", New: "aws-ap-southeast-1, aws-me-central-1"}}},
+	}
+	if diff := cmp.Diff(wantAPAC, provider.Changes(old, next, region.APAC)); diff != "" {
+		t.Errorf("Changes(APAC) with a new data center mismatch (-want +got):\n%s", diff)
+	}
+	if got := provider.Changes(old, next, region.US); got != nil {
+		t.Errorf("Changes(US) with a new APAC data center = %v, want none", got)
+	}
 	if got := provider.Changes(old, provider.DefaultCatalog(), region.APAC); got != nil {
 		t.Errorf("Changes of an unchanged catalog = %v, want none", got)
 	}
