@@ -82,13 +82,13 @@ type FieldChange struct {
 	New   string `json:"new"`
 }
 
-// Changes returns what changed in region r's disclosure from catalog old to
-// catalog new: data centers first, then sub-processors, each ordered by ID.
+// Changes returns what changed in region r's disclosure from catalog before
+// to catalog after: data centers first, then sub-processors, each ordered by ID.
 // A sub-processor that starts or stops serving r is added or removed. Data
 // center weights and statuses are operations, not disclosure, and are not
 // compared.
-func Changes(old, new *Catalog, r region.Region) []Change {
-	was, is := old.Disclosure(r), new.Disclosure(r)
+func Changes(before, after *Catalog, r region.Region) []Change {
+	was, is := before.Disclosure(r), after.Disclosure(r)
 	var out []Change
 	dcFields := func(d DataCenter) []FieldChange {
 		return []FieldChange{
@@ -139,13 +139,13 @@ func Changes(old, new *Catalog, r region.Region) []Change {
 		if ch.Kind != Changed || ch.Entry != "subprocessor" {
 			continue
 		}
-		h, ok := new.SubProcessor(ch.ID)
+		h, ok := after.SubProcessor(ch.ID)
 		if !ok || h.Kind != Host {
 			continue
 		}
-		before, _ := old.SubProcessor(ch.ID)
+		old, _ := before.SubProcessor(ch.ID)
 		for _, id := range h.DataCenters {
-			if d, _ := new.DataCenter(id); d.Region == r && !slices.Contains(before.DataCenters, id) && d.Effective.After(out[i].Effective) {
+			if d, _ := after.DataCenter(id); d.Region == r && !slices.Contains(old.DataCenters, id) && d.Effective.After(out[i].Effective) {
 				out[i].Effective = d.Effective
 			}
 		}

@@ -99,3 +99,22 @@ func ExampleChanges() {
 	// added subprocessor hetzner (Hetzner Online GmbH) from 2027-02-01
 	// added subprocessor night-desk (Night Desk Ltd) from 2027-02-01
 }
+
+// The page for UK customers: the UK's own data centers and hosts, then the
+// other sub-processors that serve the UK.
+func ExampleCatalog_Disclosure() {
+	d := provider.DefaultCatalog().Disclosure(region.UK)
+	for _, dc := range d.DataCenters {
+		fmt.Println("data center", dc.ID, dc.Location)
+	}
+	for _, s := range d.SubProcessors {
+		fmt.Println(s.Kind, s.ID, s.DataCenters, "consent:", s.RequiresConsent)
+	}
+	// Output:
+	// data center linode-uk UK location
+	// host linode [linode-uk] consent: false
+	// service quality-unit-llc [] consent: false
+	// subcontractor quality-unit-ukraine [] consent: false
+	// service twilio [] consent: false
+	// subcontractor support-247 [] consent: true
+}

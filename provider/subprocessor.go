@@ -147,10 +147,15 @@ func (s SubProcessor) toJSON() (subProcessorJSON, error) {
 // Scope is what an access check needs of a sub-processor: a small
 // comparable value that [Catalog.Scope] returns without allocating.
 type Scope struct {
-	Kind            Kind
-	Regions         region.Set
+	// Kind is Host, ServiceProcessor or Subcontractor. A host's access
+	// follows an account's data centers, not its region.
+	Kind Kind
+	// Regions are the home regions whose accounts' data it may touch.
+	Regions region.Set
+	// RequiresConsent is true when it needs the customer's prior consent.
 	RequiresConsent bool
-	Effective       time.Time
+	// Effective is when it may first touch data; zero means always.
+	Effective time.Time
 }
 
 // Serves reports whether the sub-processor may touch the data of accounts
