@@ -134,3 +134,26 @@ func TestUsageAndErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestMarkupEscaped checks that text from the catalog cannot break the
+// page's tables or add markup.
+func TestMarkupEscaped(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.json")
+	if err := os.WriteFile(file, []byte(`{"datacenters": [{"id": "x", "provider": "aws", "region": "EU", "location": "a | b"}],
+		"subprocessors": [{"id": "y", "name": "*Y* <b>", "kind": "service", "purpose": "[link](http://x) _z_ #1"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd("-region", "EU", "-catalog", file)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		`| x | Amazon Web Services, LLC | a \| b | not stated | not stated | yes |`,
+		`| y | \*Y\* \<b\> | service | \[link\](http://x) \_z\_ \#1 | not needed | yes |`,
+		"### \\*Y\\* \\<b\\> (`y`)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("page lacks %q:\n%s", want, out)
+		}
+	}
+}
