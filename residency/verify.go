@@ -84,8 +84,8 @@ func (r *Router) Verify(ctx context.Context) (Report, error) {
 			switch {
 			case !ok:
 				violation(a, m.To, "move %s targets data center %s, which is not in the catalog", m.ID, m.To)
-			case t.Region != a.Region && liveAgreement(txn, a.AccountID, t.Region, rep.At) == nil:
-				violation(a, m.To, "move %s targets %s in %s without a live transfer agreement", m.ID, m.To, t.Region)
+			case t.Region != a.Region && moveAgreement(txn, &m, t.Region, rep.At) == nil:
+				violation(a, m.To, "move %s targets %s in %s without a live transfer agreement (its agreement %q)", m.ID, m.To, t.Region, m.Transfer)
 			}
 		}
 	}
