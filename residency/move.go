@@ -20,6 +20,9 @@ import (
 // transfer agreement of the account covers ([ErrCrossRegion] otherwise).
 // An account moves once at a time ([ErrMoveInProgress]).
 func (r *Router) BeginMove(ctx context.Context, accountID, to string) (Move, error) {
+	if r.closed.Load() {
+		return Move{}, ErrClosed
+	}
 	if err := ValidAccountID(accountID); err != nil {
 		return Move{}, r.refuse(err)
 	}

@@ -179,7 +179,8 @@ func (r *Router) Close() error {
 	return nil
 }
 
-// Catalog returns the catalog the Router places accounts in.
+// Catalog returns the catalog the Router places accounts in. It is
+// configuration, not state, and stays readable after [Router.Close].
 func (r *Router) Catalog() *provider.Catalog { return r.catalog }
 
 // Lookup returns the account's placement. It is the hot path: it takes no
@@ -223,6 +224,9 @@ func (r *Router) Place(ctx context.Context, req PlaceRequest) (Placement, error)
 // placement (true) or found it (false), as an HTTP handler needs to answer
 // 201 or 200.
 func (r *Router) Create(ctx context.Context, req PlaceRequest) (p Placement, created bool, err error) {
+	if r.closed.Load() {
+		return Placement{}, false, ErrClosed
+	}
 	if err := ValidAccountID(req.AccountID); err != nil {
 		return Placement{}, false, r.refuse(err)
 	}

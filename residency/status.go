@@ -61,8 +61,12 @@ func (r *Router) Activate(ctx context.Context, dataCenter string) error {
 	return r.setStatus(ctx, dataCenter, provider.Active)
 }
 
-// Status returns the data center's effective status.
+// Status returns the data center's effective status; [ErrClosed] after
+// [Router.Close].
 func (r *Router) Status(dataCenter string) (provider.Status, error) {
+	if r.closed.Load() {
+		return "", ErrClosed
+	}
 	s, ok := r.topo.Load().status[dataCenter]
 	if !ok {
 		return "", fmt.Errorf("%w %q", ErrUnknownDataCenter, dataCenter)
@@ -71,6 +75,9 @@ func (r *Router) Status(dataCenter string) (provider.Status, error) {
 }
 
 func (r *Router) setStatus(ctx context.Context, id string, s provider.Status) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
 	return r.write(ctx, func(w *writer) error {
 		if _, ok := r.dataCenters[id]; !ok {
 			return fmt.Errorf("%w %q", ErrUnknownDataCenter, id)

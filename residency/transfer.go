@@ -18,6 +18,9 @@ import (
 // future ([ErrInvalidTransfer]). Granting the same agreement again changes
 // nothing; another agreement under a used reference is [ErrConflict].
 func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
 	if err := ValidAccountID(t.AccountID); err != nil {
 		return r.refuse(err)
 	}
@@ -56,6 +59,9 @@ func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
 // open can no longer complete and must be aborted. Revoking an agreement
 // twice changes nothing.
 func (r *Router) RevokeTransfer(ctx context.Context, accountID, reference string) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
 	if err := ValidAccountID(accountID); err != nil {
 		return r.refuse(err)
 	}
