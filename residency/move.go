@@ -40,7 +40,7 @@ func (r *Router) BeginMove(ctx context.Context, accountID, to string) (Move, err
 		case !ok:
 			return fmt.Errorf("%w %q: account %q", ErrUnknownDataCenter, to, accountID)
 		case to == a.DataCenter:
-			return fmt.Errorf("%w: account %q already lives in %s", ErrConflict, accountID, to)
+			return conflictWith(a, "already lives in "+to)
 		case !w.topo.isActive(to):
 			return fmt.Errorf("%w: account %q: data center %s is %s and takes no accounts", ErrNoDataCenter, accountID, to, w.topo.status[to])
 		}

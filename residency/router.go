@@ -261,7 +261,7 @@ func (r *Router) placeIn(w *writer, id string, home region.Assignment, at *dataC
 		case a.Region != home.Region:
 			return nil, false, conflict(a, home.Region)
 		case at != nil && a.DataCenter != at.ID:
-			return nil, false, fmt.Errorf("%w: account %q lives on %s, not %s", ErrConflict, id, a.DataCenter, at.ID)
+			return nil, false, conflictWith(a, fmt.Sprintf("lives on %s, not %s", a.DataCenter, at.ID))
 		}
 		return a, false, nil
 	}
@@ -322,7 +322,13 @@ func (r *Router) existing(a *account, home region.Assignment) (Placement, error)
 }
 
 func conflict(a *account, asked region.Region) error {
-	return fmt.Errorf("%w: account %q lives in %s (%s), the request asks for %s", ErrConflict, a.AccountID, a.Region, a.Rule, asked)
+	return conflictWith(a, fmt.Sprintf("lives in %s (%s), the request asks for %s", a.Region, a.Rule, asked))
+}
+
+// conflictWith is the error for a request that contradicts the account's
+// recorded state, for the reason given.
+func conflictWith(a *account, reason string) *ConflictError {
+	return &ConflictError{AccountID: a.AccountID, Version: a.Version, Stored: a.Placement, Reason: reason}
 }
 
 // change returns a new row: the placement edited by edit, one version

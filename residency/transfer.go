@@ -40,7 +40,7 @@ func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
 			if old.Transfer == t && old.Revoked.IsZero() {
 				return nil
 			}
-			return fmt.Errorf("%w: account %q already has agreement %q (to %s, revoked %v)", ErrConflict, t.AccountID, t.Reference, old.To, !old.Revoked.IsZero())
+			return conflictWith(a, fmt.Sprintf("already has agreement %q (to %s, revoked %v)", t.Reference, old.To, !old.Revoked.IsZero()))
 		}
 		switch {
 		case t.To == a.Region:
