@@ -16,9 +16,9 @@ import (
 // or [Router.Activate]; it overrides the catalog's status and is kept in
 // the store.
 type DataCenterState struct {
-	ID      string
-	Status  provider.Status
-	Changed time.Time
+	ID      string          `json:"id"`
+	Status  provider.Status `json:"status"`
+	Changed time.Time       `json:"changed"`
 }
 
 // topology is every data center's effective status and, per region, the
