@@ -20,8 +20,8 @@ import (
 // never waits: it reads a sharded index of the committed rows. Iterators and
 // Verify read a memdb snapshot, which they take between two batches.
 //
-// Every value a Router returns is a copy or an immutable shared value:
-// never modify what a Move pointer or a returned slice points to.
+// Every value a Router returns (placements with their moves, events,
+// agreements, reports, plans) is a copy that the caller may change freely.
 type Router struct {
 	catalog *provider.Catalog
 	policy  *region.Policy
