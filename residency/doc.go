@@ -76,5 +76,6 @@
 //
 // A Router is safe for concurrent use. Writes are serialised; Lookup takes
 // no transaction and allocates nothing. Returned values are copies that a
-// caller may change freely without affecting the Router.
+// caller may change freely without affecting the Router; the catalog
+// ([Router.Catalog]) is the one the Router was opened with.
 package residency
