@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -418,6 +419,12 @@ func TestCompleteMoveIntoDrainedDataCenter(t *testing.T) {
 				t.Fatalf("CompleteMove into a %s data center: %v; want ErrNoDataCenter telling to abort", status, err)
 			}
 			unchanged(t, r, before, "refused CompleteMove")
+			rep, err := r.Verify(ctx)
+			if err != nil || !rep.OK() || !slices.ContainsFunc(rep.Warnings, func(f residency.Finding) bool {
+				return f.AccountID == m.AccountID && f.DataCenter == "eu-b" && strings.Contains(f.Problem, "must be aborted")
+			}) {
+				t.Errorf("Verify = %+v, %v; want a warning that move %s into eu-b must be aborted", rep, err, m.ID)
+			}
 
 			plan, err := r.PlanEvacuation(ctx, "eu-b")
 			if err != nil {
@@ -435,6 +442,9 @@ func TestCompleteMoveIntoDrainedDataCenter(t *testing.T) {
 			}
 			if plan, err := r.PlanEvacuation(ctx, "eu-b"); err != nil || len(plan.Stranded) != 0 {
 				t.Errorf("plan after the abort strands %v, %v; want none", plan.Stranded, err)
+			}
+			if rep, _ := r.Verify(ctx); slices.ContainsFunc(rep.Warnings, func(f residency.Finding) bool { return f.AccountID == m.AccountID }) {
+				t.Errorf("Verify after the abort still warns: %+v", rep.Warnings)
 			}
 		})
 	}

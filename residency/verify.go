@@ -20,8 +20,9 @@ type Report struct {
 	// JSON) when all holds.
 	Violations []Finding `json:"violations,omitempty"`
 	// Warnings weaken it without breaking it: accounts without a backup
-	// because their region has one data center, or accounts and backups on
-	// data centers that are no longer active.
+	// because their region has one data center, accounts and backups on
+	// data centers that are no longer active, and open moves into such
+	// data centers, which cannot complete.
 	Warnings []Finding `json:"warnings,omitempty"`
 }
 
@@ -87,6 +88,9 @@ func (r *Router) Verify(ctx context.Context) (Report, error) {
 				violation(a, m.To, "move %s targets data center %s, which is not in the catalog", m.ID, m.To)
 			case t.Region != a.Region && moveAgreement(txn, &m, t.Region, rep.At) == nil:
 				violation(a, m.To, "move %s targets %s in %s without a live transfer agreement (its agreement %q)", m.ID, m.To, t.Region, m.Transfer)
+			case !topo.isActive(m.To):
+				rep.Warnings = append(rep.Warnings, Finding{AccountID: a.AccountID, DataCenter: m.To, Region: a.Region,
+					Problem: fmt.Sprintf("move %s targets data center %s, which is %s: it cannot complete and must be aborted", m.ID, m.To, topo.status[m.To])})
 			}
 		}
 	}
