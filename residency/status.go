@@ -180,14 +180,14 @@ func (r *Router) PlanEvacuation(ctx context.Context, dataCenter string) (Evacuat
 			continue
 		}
 		if a.Moving() {
-			plan.Stranded = append(plan.Stranded, Stranded{a.AccountID, a.Move.ID,
-				fmt.Errorf("%w: account %q is moving to %s (move %s): complete or abort the move first", ErrMoveInProgress, a.AccountID, a.Move.To, a.Move.ID)})
+			plan.Stranded = append(plan.Stranded, Stranded{AccountID: a.AccountID, MoveID: a.Move.ID,
+				Err: fmt.Errorf("%w: account %q is moving to %s (move %s): complete or abort the move first", ErrMoveInProgress, a.AccountID, a.Move.To, a.Move.ID)})
 			continue
 		}
 		best := topo.best(a.Region, a.AccountID, src)
 		if best == nil {
-			plan.Stranded = append(plan.Stranded, Stranded{a.AccountID, "",
-				fmt.Errorf("%w: account %q: region %s has no other active data center than %s", ErrNoDataCenter, a.AccountID, a.Region, dataCenter)})
+			plan.Stranded = append(plan.Stranded, Stranded{AccountID: a.AccountID,
+				Err: fmt.Errorf("%w: account %q: region %s has no other active data center than %s", ErrNoDataCenter, a.AccountID, a.Region, dataCenter)})
 			continue
 		}
 		plan.Moves = append(plan.Moves, PlannedMove{AccountID: a.AccountID, From: dataCenter, To: best.ID})
@@ -195,8 +195,8 @@ func (r *Router) PlanEvacuation(ctx context.Context, dataCenter string) (Evacuat
 	var incoming []Stranded
 	for m := range all[*Move](txn, tableMoves) {
 		if m.To == dataCenter {
-			incoming = append(incoming, Stranded{m.AccountID, m.ID,
-				fmt.Errorf("%w: account %q is moving from %s into %s (move %s): abort the move", ErrMoveInProgress, m.AccountID, m.From, dataCenter, m.ID)})
+			incoming = append(incoming, Stranded{AccountID: m.AccountID, MoveID: m.ID,
+				Err: fmt.Errorf("%w: account %q is moving from %s into %s (move %s): abort the move", ErrMoveInProgress, m.AccountID, m.From, dataCenter, m.ID)})
 		}
 	}
 	slices.SortFunc(incoming, func(a, b Stranded) int { return strings.Compare(a.AccountID, b.AccountID) })
