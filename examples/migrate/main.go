@@ -86,12 +86,13 @@ func interrupts(log io.Writer) (stop, kill context.Context) {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
+		// Each message follows the cancellation it announces.
 		s := <-sigs
-		fmt.Fprintf(log, "migrate: %v: finishing the move in progress, then stopping (again to abort it)\n", s)
 		stopped(fmt.Errorf("interrupted by %v", s))
+		fmt.Fprintf(log, "migrate: %v: finishing the move in progress, then stopping (again to abort it)\n", s)
 		s = <-sigs
-		fmt.Fprintf(log, "migrate: %v again: killing the copy command and aborting its move\n", s)
 		killed(fmt.Errorf("interrupted twice (%v)", s))
+		fmt.Fprintf(log, "migrate: %v again: killing the copy command and aborting its move\n", s)
 	}()
 	return stop, kill
 }
