@@ -563,7 +563,7 @@ func TestAgreementLapsingDuringCopyAborts(t *testing.T) {
 		t.Errorf("a move whose agreement lapsed exited %d, want 1\n%s", code, out)
 	}
 	wantLines(t, out, fmt.Sprintf(`failed: move of account "de-0" %s -> linode-uk aborted after its copy; the data copied to linode-uk is not in use: `, before.DataCenter),
-		`agreement "T-1" no longer live`)
+		`agreement "T-1" of move `, "is no longer live")
 	if _, moves := state(t, db); len(moves) != 0 {
 		t.Errorf("moves left open: %v", moves)
 	}
