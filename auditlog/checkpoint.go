@@ -177,7 +177,10 @@ func parseHash(s string) (tlog.Hash, error) {
 	if len(s) != base64.StdEncoding.EncodedLen(tlog.HashSize) {
 		return h, fmt.Errorf("%w: root hash %q is not 32 bytes in base64", ErrMalformedCheckpoint, s)
 	}
-	n, err := strictBase64.Decode(h[:], []byte(s))
+	// 44 characters without padding decode to 33 bytes: make room.
+	var buf [tlog.HashSize + 1]byte
+	n, err := strictBase64.Decode(buf[:], []byte(s))
+	copy(h[:], buf[:])
 	if err != nil || n != tlog.HashSize {
 		return tlog.Hash{}, fmt.Errorf("%w: root hash %q is not 32 bytes in base64", ErrMalformedCheckpoint, s)
 	}
