@@ -126,7 +126,7 @@ func (k *checker) flush() error {
 		err = fmt.Errorf("ReadHashes(%d indexes) = %d hashes", len(indexes), len(got))
 	}
 	if err != nil {
-		return &EntryError{Index: k.owner[0], Err: fmt.Errorf("auditlog: reading stored hashes: %w", err)}
+		return k.readError(err)
 	}
 	for i, h := range got {
 		if h != k.batch[i] {
@@ -136,6 +136,33 @@ func (k *checker) flush() error {
 	k.first += int64(len(k.batch))
 	k.batch, k.owner = k.batch[:0], k.owner[:0]
 	return nil
+}
+
+// readError names the first entry of the batch whose stored hashes
+// cannot be read, reading them one entry at a time, and returns err for
+// it (or the first entry's, if each read alone succeeds).
+func (k *checker) readError(err error) error {
+	index, at := k.owner[0], k.first
+	for i := 0; i < len(k.batch); {
+		n := k.owner[i]
+		j := i
+		for j < len(k.batch) && k.owner[j] == n {
+			j++
+		}
+		indexes := make([]int64, j-i)
+		for x := range indexes {
+			indexes[x] = at + int64(i+x)
+		}
+		if got, e := k.stored.ReadHashes(indexes); e != nil || len(got) != len(indexes) {
+			index = n
+			if e != nil {
+				err = e
+			}
+			break
+		}
+		i = j
+	}
+	return &EntryError{Index: index, Err: fmt.Errorf("auditlog: reading stored hashes: %w", err)}
 }
 
 // checkRoot checks the tree read so far, of c.Size entries, against c.
