@@ -26,7 +26,7 @@ const checkBatch = 1024
 // CheckLog recomputes a whole log's tree from its entries and checks it
 // against c, a checkpoint of the log an auditor verified earlier. entries
 // yields every entry the log holds, in index order from 0, or an error
-// that stops the check. When stored is not nil it reads the log's stored
+// that stops the check; CheckLog keeps none of the slices it yields. When stored is not nil it reads the log's stored
 // hashes, and each recomputed hash is compared with the one stored, so
 // that a rewritten entry is found and named.
 //
@@ -59,11 +59,7 @@ func CheckLog(c Checkpoint, entries iter.Seq2[[]byte, error], stored tlog.HashRe
 		if err != nil {
 			return Checkpoint{}, &EntryError{Index: n, Err: err}
 		}
-		hashes, err := tlog.StoredHashes(n, e, &k.f)
-		if err != nil {
-			return Checkpoint{}, &EntryError{Index: n, Err: fmt.Errorf("auditlog: hashing: %w", err)}
-		}
-		k.f.add(hashes)
+		_, hashes := k.f.Append(e)
 		if err := k.compare(n, hashes); err != nil {
 			return Checkpoint{}, err
 		}
@@ -88,7 +84,7 @@ func CheckLog(c Checkpoint, entries iter.Seq2[[]byte, error], stored tlog.HashRe
 
 // checker is the state of one CheckLog.
 type checker struct {
-	f      frontier
+	f      Frontier
 	stored tlog.HashReader
 	// batch holds recomputed hashes not yet compared with stored ones,
 	// from stored index first on; owner is the entry each belongs to.
@@ -179,31 +175,4 @@ func (k *checker) checkRoot(c Checkpoint) error {
 		return fmt.Errorf("%w: the first %d entries hash to %v, checkpoint has %v", ErrTreeMismatch, c.Size, root, c.Hash)
 	}
 	return nil
-}
-
-// frontier is the right edge of a tree being built: for each level, the
-// newest complete node. It is all that appending an entry, or computing
-// the root hash at the current size, reads.
-type frontier struct {
-	n     int64 // entries added
-	nodes [64]tlog.Hash
-}
-
-// add records the stored hashes of entry f.n, one per level from 0.
-func (f *frontier) add(hashes []tlog.Hash) {
-	copy(f.nodes[:], hashes)
-	f.n++
-}
-
-// ReadHashes serves the newest complete node of each level asked.
-func (f *frontier) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	for i, x := range indexes {
-		level, k := tlog.SplitStoredHashIndex(x)
-		if level >= len(f.nodes) || k != f.n>>level-1 {
-			return nil, fmt.Errorf("auditlog: hash %d (level %d, node %d) is not on the right edge of a tree of %d entries", x, level, k, f.n)
-		}
-		out[i] = f.nodes[level]
-	}
-	return out, nil
 }

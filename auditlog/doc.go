@@ -77,6 +77,12 @@
 // proofs are [ProveEntry] and [ProveExtension] over any reader that sees
 // a committed state of at least the sizes proved.
 //
+// A store that is its log's only writer can instead keep the log's
+// [Frontier] (its tree's right edge, at most 64 hashes) in memory: it
+// appends and computes the head without reading any stored hash, and is
+// loaded once at open with [LoadFrontier]. Append to a copy inside the
+// transaction and keep the copy only once the transaction committed.
+//
 // [MemoryHashes] is a hash storage held in memory, for tests and tools.
 //
 // # Concurrency
