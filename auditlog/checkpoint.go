@@ -81,6 +81,21 @@ func (c Checkpoint) Marshal() ([]byte, error) {
 	return b, nil
 }
 
+// MarshalText returns the checkpoint's note text, as [Checkpoint.Marshal]
+// does; it makes a Checkpoint an [encoding.TextMarshaler].
+func (c Checkpoint) MarshalText() ([]byte, error) { return c.Marshal() }
+
+// UnmarshalText parses a checkpoint's note text into c, as
+// [ParseCheckpoint] does; on error c is unchanged.
+func (c *Checkpoint) UnmarshalText(text []byte) error {
+	d, err := ParseCheckpoint(text)
+	if err != nil {
+		return err
+	}
+	*c = d
+	return nil
+}
+
 // String returns the checkpoint's note text, or a description of why it
 // has none.
 func (c Checkpoint) String() string {

@@ -3,6 +3,7 @@ package auditlog_test
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -221,6 +222,18 @@ func FuzzParseCheckpoint(f *testing.F) {
 		if diff := cmp.Diff(c, again, cmpopts.EquateEmpty()); diff != "" {
 			t.Fatalf("round trip of %q mismatch (-want +got):\n%s", text, diff)
 		}
+		// MarshalText and UnmarshalText are Marshal and ParseCheckpoint.
+		mt, err := c.MarshalText()
+		if err != nil || !bytes.Equal(mt, text) {
+			t.Fatalf("MarshalText(ParseCheckpoint(%q)) = %q, %v", text, mt, err)
+		}
+		var u auditlog.Checkpoint
+		if err := u.UnmarshalText(mt); err != nil {
+			t.Fatalf("UnmarshalText(%q): %v", mt, err)
+		}
+		if diff := cmp.Diff(c, u, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("UnmarshalText(%q) mismatch (-want +got):\n%s", mt, diff)
+		}
 		// A checkpoint text can be signed and opened again.
 		signer, verifier := keyPair(t, "fuzz", 1)
 		signed, err := c.Sign(signer)
@@ -235,4 +248,33 @@ func FuzzParseCheckpoint(f *testing.F) {
 			t.Fatalf("sign and open of %q mismatch (-want +got):\n%s", text, diff)
 		}
 	})
+}
+
+// A Checkpoint is a text value in JSON, its note text.
+func TestCheckpointJSON(t *testing.T) {
+	c, err := auditlog.ParseCheckpoint([]byte(c2spExample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(map[string]auditlog.Checkpoint{"head": c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"head":"example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"}`
+	if string(b) != want {
+		t.Errorf("json.Marshal = %s, want %s", b, want)
+	}
+	var got map[string]auditlog.Checkpoint
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(c, got["head"]); diff != "" {
+		t.Errorf("json round trip mismatch (-want +got):\n%s", diff)
+	}
+	if err := json.Unmarshal([]byte(`{"head":"nope"}`), &got); !errors.Is(err, auditlog.ErrMalformedCheckpoint) {
+		t.Errorf("json.Unmarshal(malformed) error = %v, want ErrMalformedCheckpoint", err)
+	}
+	if _, err := json.Marshal(auditlog.Checkpoint{}); !errors.Is(err, auditlog.ErrMalformedCheckpoint) {
+		t.Errorf("json.Marshal(zero Checkpoint) error = %v, want ErrMalformedCheckpoint", err)
+	}
 }
