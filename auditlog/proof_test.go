@@ -201,6 +201,7 @@ func TestCheckExtensionErrors(t *testing.T) {
 		{"truncated proof", p[:len(p)-1], c10, c50, auditlog.ErrInvalidProof},
 		{"empty older with a wrong hash", nil, emptyBad, c50, auditlog.ErrInvalidProof},
 		{"empty older with a proof", p, empty, c50, auditlog.ErrInvalidProof},
+		{"same size, another hash (a split view)", nil, c50, checkpoint(t, memLog(t, rewrite(entries(50), 49)), 50), auditlog.ErrInvalidProof},
 		{"negative size", nil, auditlog.Checkpoint{Origin: origin, Size: -1}, c50, auditlog.ErrOutOfRange},
 	} {
 		if err := auditlog.CheckExtension(tc.proof, tc.older, tc.newer); !errors.Is(err, tc.want) {
