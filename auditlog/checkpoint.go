@@ -32,10 +32,12 @@ type Checkpoint struct {
 	// Hash is the root hash of the tree of the first Size entries
 	// (RFC 6962, as computed by [tlog.TreeHash]).
 	Hash tlog.Hash
-	// Extensions are opaque extension lines, each non-empty; nil when
-	// there are none. This package writes none of its own and checks
-	// nothing about them.
-	Extensions []string
+	// Extensions holds the opaque extension lines as they are in the
+	// text, each non-empty and ending in a newline ("a\nb\n"); it is
+	// empty when there are none. This package writes none of its own and
+	// checks nothing about them. (A string, not a slice, so that
+	// checkpoints compare with ==.)
+	Extensions string
 }
 
 // NewCheckpoint returns the checkpoint of the log named origin at size
@@ -62,10 +64,8 @@ func (c Checkpoint) Marshal() ([]byte, error) {
 	if c.Size < 0 {
 		return nil, fmt.Errorf("%w: negative size %d", ErrMalformedCheckpoint, c.Size)
 	}
-	for _, e := range c.Extensions {
-		if err := checkLine("extension line", e); err != nil {
-			return nil, err
-		}
+	if err := checkExtensions(c.Extensions); err != nil {
+		return nil, err
 	}
 	b := make([]byte, 0, len(c.Origin)+20+base64.StdEncoding.EncodedLen(tlog.HashSize)+3)
 	b = append(b, c.Origin...)
@@ -74,10 +74,7 @@ func (c Checkpoint) Marshal() ([]byte, error) {
 	b = append(b, '\n')
 	b = base64.StdEncoding.AppendEncode(b, c.Hash[:])
 	b = append(b, '\n')
-	for _, e := range c.Extensions {
-		b = append(b, e...)
-		b = append(b, '\n')
-	}
+	b = append(b, c.Extensions...)
 	return b, nil
 }
 
@@ -123,6 +120,23 @@ func checkLine(what, s string) error {
 	return nil
 }
 
+// checkExtensions checks extension lines: each a line, ending in a
+// newline.
+func checkExtensions(s string) error {
+	if s == "" {
+		return nil
+	}
+	if !strings.HasSuffix(s, "\n") {
+		return fmt.Errorf("%w: extension lines do not end in a newline", ErrMalformedCheckpoint)
+	}
+	for _, e := range strings.Split(s[:len(s)-1], "\n") {
+		if err := checkLine("extension line", e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // strictBase64 refuses encodings with non-zero padding bits, so that a
 // parsed hash re-encodes to the very text it was read from.
 var strictBase64 = base64.StdEncoding.Strict()
@@ -159,9 +173,7 @@ func ParseCheckpoint(text []byte) (Checkpoint, error) {
 		if err := checkLine("extension line", e); err != nil {
 			return Checkpoint{}, err
 		}
-	}
-	if len(lines) > 3 {
-		c.Extensions = lines[3:]
+		c.Extensions += e + "\n"
 	}
 	return c, nil
 }

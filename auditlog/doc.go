@@ -89,5 +89,6 @@
 //
 // The functions of this package are pure and safe for concurrent use;
 // they read only through the [tlog.HashReader] given. [MemoryHashes] is
-// safe for concurrent use.
+// safe for concurrent use; a [Frontier] is not (it is a value its single
+// writer owns). A [Checkpoint] is a comparable value.
 package auditlog
