@@ -25,9 +25,9 @@ func EntryHash(entry []byte) tlog.Hash {
 // not at all.
 //
 // Appends must be serialised by the caller: the hashes of entry n depend
-// on hashes of the entries before it, so two appends computed
-// concurrently from the same n would both be wrong but one. A store's
-// single writer (or its write lock) is enough.
+// on those of the entries before it, and two appends computed from the
+// same n would both claim index n, leaving a tree that matches neither
+// log. A store's single writer (or its write lock) is enough.
 //
 // AppendHashes reads from r only hashes below first, at most about
 // log2(n+len(entries)) of them per entry.

@@ -140,3 +140,18 @@ func TestCheckLogEverySize(t *testing.T) {
 		}
 	}
 }
+
+func TestEntryErrorText(t *testing.T) {
+	for _, tc := range []struct {
+		err  *auditlog.EntryError
+		want string
+	}{
+		{&auditlog.EntryError{Index: 7, Err: auditlog.ErrEntryMismatch}, "auditlog: entry 7: entry does not match its stored hashes"},
+		{&auditlog.EntryError{Index: 3, Err: errors.New("disk on fire")}, "auditlog: entry 3: disk on fire"},
+		{&auditlog.EntryError{Index: 1}, "auditlog: entry 1"},
+	} {
+		if diff := cmp.Diff(tc.want, tc.err.Error()); diff != "" {
+			t.Errorf("Error() mismatch (-want +got):\n%s", diff)
+		}
+	}
+}

@@ -60,6 +60,9 @@ type EntryError struct {
 // Error returns "auditlog: entry INDEX: " followed by Err's text without
 // its own "auditlog: " prefix.
 func (e *EntryError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("%sentry %d", prefix, e.Index)
+	}
 	msg := e.Err.Error()
 	if len(msg) > len(prefix) && msg[:len(prefix)] == prefix {
 		msg = msg[len(prefix):]
