@@ -9,8 +9,8 @@ import (
 )
 
 // Accounts yields the placement of every account on the data center, in
-// account ID order, from a snapshot taken when iteration starts (between
-// two write batches): changes made meanwhile are not seen. It scans every account (see schema.go on
+// account ID order, from a snapshot taken when iteration starts, with
+// every write acknowledged by then: changes made meanwhile are not seen. It scans every account (see schema.go on
 // why there is no data center index): about 50 ns an account.
 func (r *Router) Accounts(dataCenter string) iter.Seq[Placement] {
 	return r.accounts(func(p *Placement) bool { return p.DataCenter == dataCenter })
@@ -24,7 +24,7 @@ func (r *Router) AccountsInRegion(reg region.Region) iter.Seq[Placement] {
 
 func (r *Router) accounts(keep func(*Placement) bool) iter.Seq[Placement] {
 	return func(yield func(Placement) bool) {
-		for a := range all[*account](r.snapshot(), tableAccounts) {
+		for a := range r.snapshot().accounts() {
 			if keep(&a.Placement) && !yield(a.Placement) {
 				return
 			}

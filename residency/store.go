@@ -70,3 +70,20 @@ var (
 	// domicile does not read.
 	ErrFormat = errors.New("residency: unknown store format version")
 )
+
+// Errors of writes that the store failed. Neither says that the request was
+// wrong: a retry may succeed once the store works again.
+var (
+	// ErrStoreFailed: the store failed while making the change durable,
+	// and reading it back showed that the change was not applied. The
+	// error also wraps the store's own error.
+	ErrStoreFailed = errors.New("residency: the store failed; the change was not applied")
+	// ErrUnavailable: the Router cannot tell whether a change is durable:
+	// the store failed, and reading the affected accounts back failed too,
+	// or a call of the store has not returned within the write timeout
+	// ([WithWriteTimeout]). The change may or may not have been applied.
+	// Until the Router has read those accounts back, which it tries before
+	// each later write, every write fails with ErrUnavailable; reads
+	// answer the state from before the failed write.
+	ErrUnavailable = errors.New("residency: store unavailable; the outcome of the write is unknown")
+)
