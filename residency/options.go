@@ -87,9 +87,14 @@ const DefaultWriteTimeout = 30 * time.Second
 // writing: Apply, and the reads that learn the outcome of an Apply that
 // failed. The call gets a context that ends after d; a store that ignores
 // it is waited for a little longer (d/4, at least a second), and the write
-// then fails with an error
-// matching [ErrUnavailable], its outcome unknown until the store answers
-// again. The default is [DefaultWriteTimeout]; d must be positive.
+// then fails with an error matching [ErrUnavailable], its outcome unknown
+// until the store answers again. The default is [DefaultWriteTimeout]; d
+// must be positive.
+//
+// A write's own context bounds only its wait for a turn: a write whose
+// context ends while it waits returns the context's error and changes
+// nothing; once its batch is being committed, it waits for the outcome,
+// which the write timeout bounds.
 func WithWriteTimeout(d time.Duration) Option {
 	return optionFunc(func(cfg *config) { cfg.writeTimeout = d })
 }

@@ -108,8 +108,13 @@ func failBefore(n int, err error) func(context.Context, int, func() error) error
 // holdFirst makes the first Apply wait for release (after telling entered)
 // and then do what then does; later ones do what then does.
 func holdFirst(entered chan<- struct{}, release <-chan struct{}, then func(context.Context, int, func() error) error) func(context.Context, int, func() error) error {
+	return holdNth(1, entered, release, then)
+}
+
+// holdNth is holdFirst for the n-th Apply.
+func holdNth(n int, entered chan<- struct{}, release <-chan struct{}, then func(context.Context, int, func() error) error) func(context.Context, int, func() error) error {
 	return func(ctx context.Context, i int, apply func() error) error {
-		if i == 1 {
+		if i == n {
 			entered <- struct{}{}
 			<-release
 		}
@@ -513,6 +518,55 @@ func TestStoreHangs(t *testing.T) {
 	sameAsStored(t, r, s)
 }
 
+// TestSnapshotsDoNotWaitForAWrite: while a write waits for the store (here
+// with the default write timeout of 30 s), snapshots and reads answer.
+func TestSnapshotsDoNotWaitForAWrite(t *testing.T) {
+	ctx := context.Background()
+	s := newFaultyStore(t, nil)
+	r, err := Open(ctx, WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	s.set(holdNth(2, entered, release, nil), nil)
+	placed := make(chan error)
+	go func() {
+		_, err := r.BeginMove(ctx, "a", map[bool]string{true: "aws-eu-west-1", false: "linode-eu"}[p.DataCenter == "linode-eu"])
+		placed <- err
+	}()
+	<-entered
+	within(t, "reads while a write waits for the store", func() {
+		if rep, err := r.Verify(ctx); err != nil || !rep.OK() || rep.Accounts != 1 || rep.Moves != 0 {
+			t.Errorf("Verify: %+v, %v", rep, err)
+		}
+		n := 0
+		for range r.Accounts(p.DataCenter) {
+			n++
+		}
+		if n != 1 {
+			t.Errorf("Accounts yields %d, want 1", n)
+		}
+		if plan, err := r.PlanEvacuation(ctx, p.DataCenter); err != nil || len(plan.Moves) != 1 {
+			t.Errorf("PlanEvacuation: %+v, %v", plan, err)
+		}
+		if h, err := r.History("a"); err != nil || len(h) != 1 {
+			t.Errorf("History: %v, %v", h, err)
+		}
+		if got, err := r.Lookup("a"); err != nil || got != p {
+			t.Errorf("Lookup: %+v, %v", got, err)
+		}
+	})
+	close(release)
+	if err := <-placed; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestStoreHonoursDeadline: Apply's context has the write timeout.
 func TestStoreHonoursDeadline(t *testing.T) {
 	ctx := context.Background()
@@ -551,12 +605,17 @@ func TestCloseWithHungStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	placed := make(chan error, 1)
+	placed, queued := make(chan error, 1), make(chan error, 1)
 	go func() {
 		_, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"})
 		placed <- err
 	}()
 	<-entered
+	go func() {
+		_, err := r.Place(ctx, PlaceRequest{AccountID: "queued", Country: "DE"})
+		queued <- err
+	}()
+	waitQueued(t, r, 1)
 	within(t, "Close", func() {
 		if err := r.Close(); !errors.Is(err, ErrUnavailable) {
 			t.Errorf("Close with a hung store: %v; want ErrUnavailable", err)
@@ -564,6 +623,9 @@ func TestCloseWithHungStore(t *testing.T) {
 	})
 	if err := <-placed; !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Place: %v", err)
+	}
+	if err := <-queued; !errors.Is(err, ErrClosed) {
+		t.Errorf("Place queued when Close was called: %v; want ErrClosed", err)
 	}
 	if _, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Place after Close: %v", err)
@@ -749,5 +811,22 @@ func place(t *testing.T, r *Router, id string) {
 	t.Helper()
 	if _, err := r.Place(context.Background(), PlaceRequest{AccountID: id, Country: "DE"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWriteTimeoutOption: the write timeout must be positive.
+func TestWriteTimeoutOption(t *testing.T) {
+	for _, d := range []time.Duration{0, -time.Second} {
+		if _, err := Open(context.Background(), WithWriteTimeout(d)); !errors.Is(err, ErrInvalidOption) {
+			t.Errorf("Open(WithWriteTimeout(%v)): %v; want ErrInvalidOption", d, err)
+		}
+	}
+	r, err := Open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.writeTimeout != DefaultWriteTimeout {
+		t.Errorf("default write timeout %v, want %v", r.writeTimeout, DefaultWriteTimeout)
 	}
 }
