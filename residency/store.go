@@ -10,8 +10,12 @@ import (
 // or acknowledged. [WithPath] gives the embedded file store; [WithStore]
 // takes any other, such as one on PostgreSQL.
 //
-// A Store is used by one Router; the Router calls Apply from one goroutine
-// at a time.
+// A Store is used by one Router, which makes one call at a time. While
+// writing, each call (Apply, and the LoadAccounts and DataCenters that learn
+// the outcome of an Apply that failed) runs with a context that ends after
+// the write timeout ([WithWriteTimeout]); a store should return when it
+// ends. The Router stops waiting for a call that does not, and makes no
+// other call until it has returned.
 type Store interface {
 	// Load calls fn with every stored account, in account ID order. It
 	// stops at fn's first error and returns it.
