@@ -9,9 +9,10 @@ import (
 )
 
 // Accounts yields the placement of every account on the data center, in
-// account ID order, from a snapshot taken when iteration starts, with
-// every write acknowledged by then: changes made meanwhile are not seen. It scans every account (see schema.go on
-// why there is no data center index): about 50 ns an account.
+// account ID order, from a snapshot taken when iteration starts, with every
+// write acknowledged by then: changes made meanwhile are not seen. It scans
+// every account (see schema.go on why there is no data center index): about
+// 50 ns an account.
 func (r *Router) Accounts(dataCenter string) iter.Seq[Placement] {
 	return r.accounts(func(p *Placement) bool { return p.DataCenter == dataCenter })
 }
