@@ -64,6 +64,15 @@
 // share the store's commits (group commit). [Router.Import] brings existing
 // accounts in bulk. Without a store option, state lives in memory only.
 //
+// When the store fails, the Router never guesses. A conflict
+// ([ErrConflict]) means nothing was applied; after any other failure it
+// reads the accounts concerned back from the store and answers what the
+// store holds: success if the change is there, [ErrStoreFailed] if not. If
+// it cannot read them back, or the store does not answer within the write
+// timeout ([WithWriteTimeout]), the write fails with [ErrUnavailable], and
+// so does every later write until the Router has read the accounts back;
+// reads go on answering the state before the failed write.
+//
 // # Metrics
 //
 // With [WithRegisterer], the Router registers domicile_placements_total,

@@ -81,7 +81,7 @@ func (r *Router) Import(ctx context.Context, rows iter.Seq[ImportRow]) (ImportRe
 			for i, row := range batch {
 				switch isNew, err := r.importRow(w, row); {
 				case err != nil:
-					part.Refused = append(part.Refused, RowError{Row: first + i, AccountID: row.AccountID, Err: r.refuse(err)})
+					part.Refused = append(part.Refused, RowError{Row: first + i, AccountID: row.AccountID, Err: w.refuse(err)})
 				case isNew:
 					part.Imported++
 				default:

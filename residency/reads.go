@@ -9,10 +9,10 @@ import (
 )
 
 // Accounts yields the placement of every account on the data center, in
-// account ID order, from a snapshot taken when iteration starts (between
-// two write batches): changes made meanwhile are not seen. It scans every
-// account (see schema.go on why there is no data center index): about 50 ns
-// an account.
+// account ID order, from a snapshot taken when iteration starts, with every
+// write acknowledged by then: changes made meanwhile are not seen. It scans
+// every account (see schema.go on why there is no data center index): about
+// 50 ns an account.
 //
 // An iteration that starts after [Router.Close] yields nothing; one that
 // started before goes on to its end. To tell an empty result from a closed
@@ -34,7 +34,7 @@ func (r *Router) accounts(keep func(*Placement) bool) iter.Seq[Placement] {
 		if r.closed.Load() {
 			return
 		}
-		for a := range all[*account](r.snapshot(), tableAccounts) {
+		for a := range r.snapshot().accounts() {
 			if keep(&a.Placement) && !yield(a.Placement) {
 				return
 			}

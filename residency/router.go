@@ -3,6 +3,7 @@ package residency
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,7 +19,10 @@ import (
 // at a time; concurrent writers share a batch, and its commit to the store
 // (write.go). A write is visible to reads only once it is durable. Lookup
 // never waits: it reads a sharded index of the committed rows. Iterators and
-// Verify read a memdb snapshot, which they take between two batches.
+// Verify read a snapshot of the committed state; they never wait for a
+// write, even one stuck in the store. A store that fails, panics or hangs
+// fails the writes concerned (see [ErrStoreFailed], [ErrUnavailable] and
+// [WithWriteTimeout]) and never leaves memory guessing what it holds.
 //
 // Every value a Router returns (placements with their moves, events,
 // agreements, reports, plans) is a copy that the caller may change freely.
@@ -42,11 +46,20 @@ type Router struct {
 	store  Store // nil: memory only
 	queue  queue // the group commit of writes (write.go)
 	// behind holds committed account rows not yet in memdb's accounts
-	// table (write.go); only the leading writer touches it. flushed is
-	// closed once Close has inserted them.
-	behind  []*account
-	flushed chan struct{}
-	closed  atomic.Bool
+	// table (write.go). Only the leading writer changes it, and memdb,
+	// under mem; snapshots read both under mem.
+	mem    sync.Mutex
+	behind []*account
+	closed atomic.Bool
+
+	// Owned by the leading writer (write.go): the bound on a store call,
+	// the store call that did not return in time (closed once it does),
+	// and the accounts, and whether the data centers' statuses, whose
+	// stored state is unknown since a store call failed.
+	writeTimeout  time.Duration
+	storeBusy     chan struct{}
+	unresolved    map[string]struct{}
+	unresolvedDCs bool
 }
 
 // Open returns a Router configured by opts, with the state of its store
@@ -56,7 +69,7 @@ func Open(ctx context.Context, opts ...Option) (*Router, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	cfg := config{catalog: provider.DefaultCatalog(), policy: region.DefaultPolicy(), now: time.Now}
+	cfg := config{catalog: provider.DefaultCatalog(), policy: region.DefaultPolicy(), now: time.Now, writeTimeout: DefaultWriteTimeout}
 	for _, o := range opts {
 		o.apply(&cfg)
 	}
@@ -86,12 +99,12 @@ func open(ctx context.Context, cfg config) (*Router, error) {
 		return nil, fmt.Errorf("residency: schema: %w", err)
 	}
 	r := &Router{
-		policy:  cfg.policy,
-		now:     func() time.Time { return cfg.now().UTC() },
-		db:      db,
-		lookup:  newLookupIndex(),
-		store:   cfg.store,
-		flushed: make(chan struct{}),
+		policy:       cfg.policy,
+		now:          func() time.Time { return cfg.now().UTC() },
+		db:           db,
+		lookup:       newLookupIndex(),
+		store:        cfg.store,
+		writeTimeout: cfg.writeTimeout,
 	}
 	var overrides map[string]provider.Status
 	if r.store != nil {
@@ -164,19 +177,33 @@ func (r *Router) useCatalog(c *provider.Catalog, overrides map[string]provider.S
 }
 
 // Close ends the Router: later calls return [ErrClosed]. It waits for the
-// writes in progress to finish, then closes the store. Closing twice is not
-// an error.
+// batch of writes being committed, which a store that fails or hangs ends
+// within a few write timeouts ([WithWriteTimeout]); writes still queued
+// return ErrClosed and change nothing. Then it closes the store, unless a
+// store call has not returned: then Close returns an error matching
+// [ErrUnavailable] and the store is closed once that call returns. Closing
+// twice is not an error.
 func (r *Router) Close() error {
 	if r.queue.closeWrites() {
 		return nil
 	}
-	r.flushBehind()
 	r.closed.Store(true)
 	r.metrics.unregister()
-	if r.store != nil {
-		return r.store.Close()
+	if r.store == nil {
+		return nil
 	}
-	return nil
+	if busy := r.storeBusy; busy != nil {
+		select {
+		case <-busy:
+		default:
+			go func() {
+				<-busy
+				r.store.Close()
+			}()
+			return fmt.Errorf("%w: a call of the store did not return within %v; the store is closed once it does", ErrUnavailable, r.writeTimeout)
+		}
+	}
+	return r.store.Close()
 }
 
 // Catalog returns the catalog the Router places accounts in. It is
@@ -339,9 +366,27 @@ func (a *account) change(now time.Time, e Event, edit func(*Placement)) *account
 	n.Version++
 	n.Updated = now
 	e.Time, e.AccountID, e.Version = now, a.AccountID, n.Version
-	n.history = append(a.history[:len(a.history):len(a.history)], e)
+	n.history = append(a.history, e)
 	return n
 }
+
+// The audit trail is shared, not copied: a change appends its event to the
+// trail of the row it changes, in place when the backing array has room, so
+// that a row costs O(1) amortised however long the trail, and the rows that
+// wait for memdb (Router.behind) share one array rather than each holding
+// a copy (O(n²) for n events).
+//
+// This is safe because a row's history is never written below its length,
+// and the one writer (the leading writer) appends only to the trail of an
+// account's newest committed row (writer.account), or of a row its batch
+// made from it. Appending to a row that already has a child overwrites the
+// child's last event only when that child was never published: a batch the
+// store refused, or whose outcome is settled by re-reading the store
+// (write.go), whose rows are dropped and replaced by the stored ones.
+// Published rows, which readers may hold, are the ancestors of the newest
+// row, so the slot written is past every published trail. Readers get the
+// trail only through History, which returns a copy, so no caller's append
+// can write into the shared array either.
 
 // refuse counts a refused call and returns its error.
 func (r *Router) refuse(err error) error {

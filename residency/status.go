@@ -170,7 +170,7 @@ func (r *Router) PlanEvacuation(ctx context.Context, dataCenter string) (Evacuat
 	txn, topo := r.snapshot(), r.topo.Load()
 	plan := EvacuationPlan{DataCenter: dataCenter}
 	n := 0
-	for a := range all[*account](txn, tableAccounts) {
+	for a := range txn.accounts() {
 		if n++; n%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return EvacuationPlan{}, err
@@ -193,7 +193,7 @@ func (r *Router) PlanEvacuation(ctx context.Context, dataCenter string) (Evacuat
 		plan.Moves = append(plan.Moves, PlannedMove{AccountID: a.AccountID, From: dataCenter, To: best.ID})
 	}
 	var incoming []Stranded
-	for m := range all[*Move](txn, tableMoves) {
+	for m := range all[*Move](txn.txn, tableMoves) {
 		if m.To == dataCenter {
 			incoming = append(incoming, Stranded{AccountID: m.AccountID, MoveID: m.ID,
 				Err: fmt.Errorf("%w: account %q is moving from %s into %s (move %s): abort the move", ErrMoveInProgress, m.AccountID, m.From, dataCenter, m.ID)})

@@ -46,14 +46,15 @@ func (r *Router) Verify(ctx context.Context) (Report, error) {
 	if r.closed.Load() {
 		return Report{}, ErrClosed
 	}
-	txn, topo := r.snapshot(), r.topo.Load()
+	v, topo := r.snapshot(), r.topo.Load()
+	txn := v.txn
 	rep := Report{At: r.now()}
 	violation := func(a *account, dc, format string, args ...any) {
 		rep.Violations = append(rep.Violations, Finding{AccountID: a.AccountID, DataCenter: dc, Region: a.Region, Problem: fmt.Sprintf(format, args...)})
 	}
 	perRegion := map[region.Region]int{}
 	inactive := map[string][2]int{} // accounts and backups on inactive data centers
-	for a := range all[*account](txn, tableAccounts) {
+	for a := range v.accounts() {
 		if rep.Accounts%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return Report{}, err
@@ -96,7 +97,7 @@ func (r *Router) Verify(ctx context.Context) (Report, error) {
 	}
 	for m := range all[*Move](txn, tableMoves) {
 		rep.Moves++
-		if a := getAccount(txn, m.AccountID); a == nil || a.Move.ID != m.ID {
+		if a := v.account(m.AccountID); a == nil || a.Move.ID != m.ID {
 			rep.Violations = append(rep.Violations, Finding{AccountID: m.AccountID, DataCenter: m.To, Problem: fmt.Sprintf("open move %s is not on its account", m.ID)})
 		}
 	}
