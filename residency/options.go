@@ -25,6 +25,7 @@ type config struct {
 	now        func() time.Time
 	path       string
 	store      Store
+	unverified bool
 }
 
 func (c *config) validate() error {
@@ -74,3 +75,12 @@ func WithPath(path string) Option { return optionFunc(func(cfg *config) { cfg.pa
 // WithStore keeps the Router's state in s, such as a PostgreSQL store. The
 // Router closes s when it is closed, or when Open fails.
 func WithStore(s Store) Option { return optionFunc(func(cfg *config) { cfg.store = s }) }
+
+// WithUnverifiedState lets Open load a stored state that breaks the catalog,
+// so that an operator can repair it: accounts or backups on data centers
+// the catalog lacks or outside the account's home region, or open moves to
+// such data centers. Without it Open refuses such a state with an error
+// that names the first account concerned and matches
+// [ErrUnknownDataCenter] or [ErrCrossRegion]. [Router.Verify] reports
+// every such account; moves and evacuations repair them.
+func WithUnverifiedState() Option { return optionFunc(func(cfg *config) { cfg.unverified = true }) }
