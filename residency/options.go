@@ -69,7 +69,9 @@ func WithClock(now func() time.Time) Option { return optionFunc(func(cfg *config
 // returns; concurrent calls share fsyncs. Open loads the whole file into
 // memory. A file that another process holds is [ErrLocked] after about a
 // second, or when Open's context ends, whichever is first; a file that is
-// not a store, or is damaged, is [ErrCorrupt].
+// not a store, is damaged or is empty (only a path where no file exists
+// makes a new store) is [ErrCorrupt]. Files of older formats are upgraded
+// in place when opened.
 func WithPath(path string) Option { return optionFunc(func(cfg *config) { cfg.path = path }) }
 
 // WithStore keeps the Router's state in s, such as a PostgreSQL store. The
