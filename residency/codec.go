@@ -104,6 +104,9 @@ var (
 	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
 )
 
+// minUnix and maxUnix are the Unix seconds of minTime and maxTime.
+var minUnix, maxUnix = minTime.Unix(), maxTime.Unix()
+
 // errTimeRange: a time the store format cannot hold.
 var errTimeRange = errors.New("residency: time outside the years 1 to 9999")
 
@@ -212,8 +215,12 @@ func (d *decoder) time() time.Time {
 		return time.Time{}
 	}
 	d.b = d.b[n:]
+	if sec < minUnix || sec > maxUnix {
+		d.fail("time")
+		return time.Time{}
+	}
 	t := time.Unix(sec, int64(nsec-1)).UTC()
-	if t.IsZero() || validTime(t) != nil {
+	if t.IsZero() { // the zero time is written as 0
 		d.fail("time")
 	}
 	return t

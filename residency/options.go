@@ -83,6 +83,6 @@ func WithStore(s Store) Option { return optionFunc(func(cfg *config) { cfg.store
 // the catalog lacks or outside the account's home region, or open moves to
 // such data centers. Without it Open refuses such a state with an error
 // that names the first account concerned and matches
-// [ErrUnknownDataCenter] or [ErrCrossRegion]. [Router.Verify] reports
-// every such account; moves and evacuations repair them.
+// [ErrUnknownDataCenter] or [ErrCrossRegion]. With it, [Router.Verify]
+// reports every such account as a violation.
 func WithUnverifiedState() Option { return optionFunc(func(cfg *config) { cfg.unverified = true }) }
