@@ -517,6 +517,18 @@ func TestFileStoreTimesRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := snapshot(t, r)
+	// A time the format cannot hold is refused, by GrantTransfer or else by
+	// the store, and changes nothing; the Router goes on writing.
+	for _, bad := range []time.Time{last.Add(time.Nanosecond), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		if err := r.GrantTransfer(ctx, residency.Transfer{AccountID: "acme", To: region.UK, Reference: "T-far", ExpiresAt: bad}); err == nil {
+			t.Errorf("GrantTransfer expiring at %v succeeded", bad)
+		}
+		unchanged(t, r, before, fmt.Sprintf("GrantTransfer expiring at %v", bad))
+	}
+	if err := r.GrantTransfer(ctx, residency.Transfer{AccountID: "acme", To: region.UK, Reference: "T-uk"}); err != nil {
+		t.Fatalf("GrantTransfer after a refused time: %v", err)
+	}
+	before = snapshot(t, r)
 	r.Close()
 	r, err = residency.Open(ctx, residency.WithPath(path))
 	if err != nil {
@@ -527,7 +539,7 @@ func TestFileStoreTimesRoundTrip(t *testing.T) {
 		t.Errorf("state after reopen (-before +after):\n%s", diff)
 	}
 	ag, err := r.Agreements("acme")
-	if err != nil || len(ag) != 1 || ag[0].ExpiresAt != last || ag[0].Granted.Nanosecond() != 1 || ag[0].Granted.Year() != 1 {
+	if err != nil || len(ag) != 2 || ag[0].ExpiresAt != last || ag[0].Granted.Nanosecond() != 1 || ag[0].Granted.Year() != 1 {
 		t.Errorf("agreement after reopen = %+v, %v; want it to expire at %v, granted in year 1", ag, err, last)
 	}
 }
