@@ -62,9 +62,18 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // checksumLen is the size of a record's checksum.
 const checksumLen = 4
 
+// kindSeeds are the CRC-32C of each record kind's byte, where its records'
+// checksums start (computed once: a byte slice made per call would escape
+// into the assembly of crc32 and cost an allocation per record).
+var kindSeeds = func() (s [256]uint32) {
+	for k := range s {
+		s[k] = crc32.Update(0, crcTable, []byte{byte(k)})
+	}
+	return s
+}()
+
 func checksum(kind recordKind, key, payload []byte) uint32 {
-	c := crc32.Update(0, crcTable, []byte{byte(kind)})
-	c = crc32.Update(c, crcTable, key)
+	c := crc32.Update(kindSeeds[kind], crcTable, key)
 	return crc32.Update(c, crcTable, payload)
 }
 
