@@ -18,7 +18,8 @@ import (
 //	payload  fields in a fixed order (below); integers as uvarints, strings
 //	         as a uvarint length and the bytes, times as below
 //	checksum 4 bytes, little-endian: CRC-32C (Castagnoli) of one byte naming
-//	         the bucket (recordKind), the record's key, then the payload
+//	         the kind of record ('p', 'e', 'a', 's', 'c' for the kinds
+//	         below, in order), the record's key, then the payload
 //
 // The checksum covers the key, so a damaged account ID, version or
 // reference is found as surely as a damaged value, and a value read from
