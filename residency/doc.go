@@ -59,7 +59,8 @@
 // # Durability
 //
 // [WithPath] keeps the state in an embedded bbolt file; [WithStore] in any
-// other [Store]. Open loads the whole state into memory. A change is
+// other [Store]. Open loads the whole state into memory, and refuses a
+// state that breaks the catalog unless [WithUnverifiedState]. A change is
 // acknowledged only once it is durable in the store; concurrent writers
 // share the store's commits (group commit). [Router.Import] brings existing
 // accounts in bulk. Without a store option, state lives in memory only.

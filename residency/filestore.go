@@ -12,7 +12,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/domicile-go/domicile/provider"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -21,15 +20,20 @@ import (
 // every Apply one bbolt transaction, committed and fsynced before it
 // returns. The Router's group commit puts many changes in one Apply.
 //
-// Layout (format version 2):
+// Layout (format version 3):
 //
-//	meta        "format" -> "2"
-//	accounts    account ID -> placement (codec.go)
+//	meta        "format" -> "3" (not checksummed: it says how to read the rest)
+//	            "counts" -> counts of accounts, agreements and statuses
+//	accounts    account ID -> placement
 //	events      account ID, 0x00, version (8 bytes, big-endian) -> event
 //	agreements  account ID, 0x00, reference -> agreement
-//	datacenters data center ID -> runtime status (new in version 2)
+//	datacenters data center ID -> runtime status
 //
-// A version 1 file is upgraded when opened.
+// Every record but the format carries a CRC-32C of its key and payload;
+// codec.go describes the records. Format 2 had the same buckets without
+// checksums and counts, and times as Unix nanoseconds; format 1 lacked the
+// datacenters bucket. Opening a file of either upgrades it to 3 in one
+// fsynced transaction (upgrade).
 //
 // Account IDs hold no NUL byte, so an account's events and agreements
 // sort together, right after those of any account ID that is a prefix of
@@ -39,7 +43,7 @@ type fileStore struct {
 	path string
 }
 
-const fileFormat = "2"
+const fileFormat = "3"
 
 var (
 	bucketMeta       = []byte("meta")
@@ -48,6 +52,7 @@ var (
 	bucketAgreements = []byte("agreements")
 	bucketStatus     = []byte("datacenters")
 	keyFormat        = []byte("format")
+	keyCounts        = []byte("counts")
 )
 
 // lockWait bounds how long Open waits for a store file another process
@@ -65,6 +70,14 @@ func OpenFileStore(ctx context.Context, path string) (Store, error) {
 	return s, nil
 }
 
+// boltOptions are the options of every store file. The store's promise
+// (durable when Apply returns) rests on bbolt's defaults that these keep:
+// NoSync, NoGrowSync and NoFreelistSync false, so that every commit is
+// fdatasynced with its freelist. TestFileStoreSyncs checks the open DB.
+func boltOptions(wait time.Duration) *bolt.Options {
+	return &bolt.Options{Timeout: wait, FreelistType: bolt.FreelistMapType}
+}
+
 func openFileStore(ctx context.Context, path string) (s *fileStore, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -73,12 +86,12 @@ func openFileStore(ctx context.Context, path string) (s *fileStore, err error) {
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
 		wait = max(time.Until(deadline), time.Millisecond)
 	}
-	if err := checkNotTruncated(path); err != nil {
+	if err := checkHeader(path); err != nil {
 		return nil, err
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverCorrupt(path, &err)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: wait, FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(path, 0o600, boltOptions(wait))
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fmt.Errorf("%w: %s: still locked after %v", ErrLocked, path, wait)
@@ -105,15 +118,24 @@ func recoverCorrupt(path string, err *error) {
 	}
 }
 
-// checkNotTruncated refuses a bbolt file shorter than its meta page says.
-// bbolt itself would fault reading a page past the end of its mmap while
-// opening, before it can return an error and with the file still locked.
+// checkHeader refuses an existing file that is empty, whose bbolt meta
+// pages are not both valid, or that is shorter than its meta page says.
+// Only a path where no file exists makes a new store: bbolt would make an
+// empty file into one, and a server on it would answer that no account
+// exists. bbolt keeps two meta pages and, when the newer is damaged, opens
+// the file as it was one transaction earlier: a change acknowledged as
+// durable would silently vanish, so a damaged meta page is ErrCorrupt too.
+// bbolt itself would also fault reading a page past the end of its mmap
+// while opening, before it can return an error and with the file still
+// locked.
+//
 // The meta page (bbolt's internal/common/meta.go) follows a 16-byte page
 // header: magic, version, page size, flags (4 bytes each), root bucket (16),
 // freelist page, high-water page, txid and an FNV-1a checksum of what
-// precedes it (8 each), in the machine's byte order. bbolt uses the valid
-// meta page with the higher txid.
-func checkNotTruncated(path string) error {
+// precedes it (8 each), in the machine's byte order. Meta page 0 starts the
+// file, meta page 1 follows one page later; bbolt uses the valid one with
+// the higher txid.
+func checkHeader(path string) error {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // bbolt creates it
@@ -126,43 +148,38 @@ func checkNotTruncated(path string) error {
 	if err != nil {
 		return fmt.Errorf("residency: opening store: %w", err)
 	}
+	if info.Size() == 0 {
+		return fmt.Errorf("%w: %s is empty (a store is created only where no file exists)", ErrCorrupt, path)
+	}
 	const header, metaLen, sumAt = 16, 64, 56
+	ne := binary.NativeEndian
 	var best struct{ txid, need uint64 }
-	found := false
 	offset := int64(0)
 	for i := range 2 {
-		buf := make([]byte, metaLen)
-		if _, err := f.ReadAt(buf, offset+header); err != nil {
-			break
+		m := make([]byte, metaLen)
+		if _, err := f.ReadAt(m, offset+header); err != nil {
+			return fmt.Errorf("%w: %s: reading bbolt meta page %d: %v", ErrCorrupt, path, i, err)
 		}
-		m := buf
-		ne := binary.NativeEndian
 		pageSize := uint64(ne.Uint32(m[8:]))
 		h := fnv.New64a()
 		h.Write(m[:sumAt])
-		if ne.Uint32(m[0:]) == 0xED0CDAED && ne.Uint64(m[sumAt:]) == h.Sum64() && pageSize >= 512 {
-			if txid := ne.Uint64(m[48:]); !found || txid > best.txid {
-				best.txid, best.need = txid, ne.Uint64(m[40:])*pageSize
-				found = true
-			}
-			if i == 0 {
-				offset = int64(pageSize)
-				continue
-			}
+		if ne.Uint32(m[0:]) != 0xED0CDAED || ne.Uint64(m[sumAt:]) != h.Sum64() || pageSize < 512 || pageSize > 1<<16 {
+			return fmt.Errorf("%w: %s: bbolt meta page %d is damaged, or this is not a bbolt file", ErrCorrupt, path, i)
 		}
-		if i == 0 {
-			offset = int64(os.Getpagesize())
+		if txid := ne.Uint64(m[48:]); i == 0 || txid > best.txid {
+			best.txid, best.need = txid, ne.Uint64(m[40:])*pageSize
 		}
+		offset = int64(pageSize)
 	}
-	if found && uint64(info.Size()) < best.need {
+	if uint64(info.Size()) < best.need {
 		return fmt.Errorf("%w: %s: truncated to %d bytes, its last transaction needs %d", ErrCorrupt, path, info.Size(), best.need)
 	}
 	return nil
 }
 
-// init creates the buckets of a new file, upgrades a version 1 file, or
-// checks an existing file's format version. A file that needs neither is
-// only read: opening a store does not write it.
+// init creates the buckets of a new file, upgrades a file of version 1 or
+// 2, or checks an existing file's format version. A file that needs
+// neither is only read: opening a store does not write it.
 func (s *fileStore) init() error {
 	errWrite := errors.New("needs a write")
 	err := s.db.View(func(tx *bolt.Tx) error { return s.setup(tx, errWrite) })
@@ -172,8 +189,9 @@ func (s *fileStore) init() error {
 	return err
 }
 
-// setup checks the file's format and buckets. Where the file is new or
-// of version 1 it returns errWrite, when set, and otherwise makes it current.
+// setup checks the file's format and buckets. Where the file is new or of
+// an older version it returns errWrite, when set, and otherwise makes it
+// current.
 func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
@@ -190,31 +208,139 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 				return err
 			}
 		}
-		return tx.Bucket(bucketMeta).Put(keyFormat, []byte(fileFormat))
+		meta = tx.Bucket(bucketMeta)
+		if err := meta.Put(keyCounts, seal(kindCounts, keyCounts, counts{}.encode())); err != nil {
+			return err
+		}
+		return meta.Put(keyFormat, []byte(fileFormat))
 	}
 	switch v := meta.Get(keyFormat); string(v) {
 	case fileFormat:
 	case "":
 		return fmt.Errorf("%w: %s has no format version", ErrCorrupt, s.path)
-	case "1":
+	case "1", "2":
 		if errWrite != nil {
 			return errWrite
 		}
-		if _, err := tx.CreateBucketIfNotExists(bucketStatus); err != nil {
-			return err
-		}
-		if err := meta.Put(keyFormat, []byte(fileFormat)); err != nil {
-			return err
+		if err := s.upgrade(tx, string(v)); err != nil {
+			return fmt.Errorf("residency: upgrading %s from format %s to %s: %w", s.path, v, fileFormat, err)
 		}
 	default:
-		return fmt.Errorf("%w: %s has format %q, this version reads %q and %q", ErrFormat, s.path, v, "1", fileFormat)
+		return fmt.Errorf("%w: %s has format %q, this version reads %q to %q", ErrFormat, s.path, v, "1", fileFormat)
 	}
 	for _, name := range [][]byte{bucketAccounts, bucketEvents, bucketAgreements, bucketStatus} {
 		if tx.Bucket(name) == nil {
 			return fmt.Errorf("%w: %s lacks bucket %s", ErrCorrupt, s.path, name)
 		}
 	}
+	if meta.Get(keyCounts) == nil {
+		return fmt.Errorf("%w: %s lacks its record counts", ErrCorrupt, s.path)
+	}
 	return nil
+}
+
+// upgrade rewrites every record of a file of format 1 or 2 in format 3,
+// in the transaction tx: it decodes each in the old format, encodes it
+// anew with its checksum and counts the records. A record that does not
+// decode fails the upgrade, and the file is left as it was.
+func (s *fileStore) upgrade(tx *bolt.Tx, from string) error {
+	if _, err := tx.CreateBucketIfNotExists(bucketStatus); err != nil {
+		return err
+	}
+	var n counts
+	for _, name := range [][]byte{bucketAccounts, bucketEvents, bucketAgreements, bucketStatus} {
+		b := tx.Bucket(name)
+		if b == nil {
+			return fmt.Errorf("%w: %s lacks bucket %s", ErrCorrupt, s.path, name)
+		}
+		err := rewrite(b, func(k, v []byte) ([]byte, error) {
+			d := decoder{b: v, unixNano: true}
+			switch string(name) {
+			case string(bucketAccounts):
+				n.accounts++
+				p := d.placement(string(k))
+				return seal(kindPlacement, k, encodePlacement(&p)), d.done("placement of " + string(k))
+			case string(bucketEvents):
+				id, version, ok := splitEventKey(k)
+				if !ok {
+					return nil, fmt.Errorf("%w: event key %q", ErrCorrupt, k)
+				}
+				e := d.event(id, version)
+				return seal(kindEvent, k, encodeEvent(&e)), d.done("event of " + id)
+			case string(bucketAgreements):
+				id, ref, ok := bytes.Cut(k, []byte{0})
+				if !ok {
+					return nil, fmt.Errorf("%w: agreement key %q", ErrCorrupt, k)
+				}
+				n.agreements++
+				a := d.agreement(string(id), string(ref))
+				return seal(kindAgreement, k, encodeAgreement(&a)), d.done("agreement of " + string(id))
+			default:
+				n.statuses++
+				st := d.status(string(k))
+				return seal(kindStatus, k, encodeStatus(&st)), d.done("status of " + string(k))
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	if err := meta.Put(keyCounts, seal(kindCounts, keyCounts, n.encode())); err != nil {
+		return err
+	}
+	return meta.Put(keyFormat, []byte(fileFormat))
+}
+
+// rewrite replaces every value of b with what fn makes of it. bbolt's
+// cursors are not valid across a Put, so it copies a chunk of records, puts
+// their new values, and seeks past the last of them.
+func rewrite(b *bolt.Bucket, fn func(k, v []byte) ([]byte, error)) error {
+	type record struct{ k, v []byte }
+	var chunk []record
+	var from []byte
+	for {
+		chunk = chunk[:0]
+		c := b.Cursor()
+		for k, v := c.Seek(from); k != nil && len(chunk) < 1024; k, v = c.Next() {
+			if v == nil {
+				return fmt.Errorf("%w: nested bucket %q", ErrCorrupt, k)
+			}
+			nv, err := fn(k, v)
+			if err != nil {
+				return err
+			}
+			chunk = append(chunk, record{bytes.Clone(k), nv})
+		}
+		if len(chunk) == 0 {
+			return nil
+		}
+		for _, r := range chunk {
+			if err := b.Put(r.k, r.v); err != nil {
+				return err
+			}
+		}
+		from = append(bytes.Clone(chunk[len(chunk)-1].k), 0) // the next key after the last
+	}
+}
+
+func splitEventKey(k []byte) (accountID string, version uint64, ok bool) {
+	n := len(k) - 9
+	if n < 1 || k[n] != 0 {
+		return "", 0, false
+	}
+	return string(k[:n]), binary.BigEndian.Uint64(k[n+1:]), true
+}
+
+// readCounts reads the record counts of the file.
+func readCounts(tx *bolt.Tx) (counts, error) {
+	v, err := unseal(kindCounts, keyCounts, tx.Bucket(bucketMeta).Get(keyCounts))
+	if err != nil {
+		return counts{}, err
+	}
+	d := decoder{b: v}
+	n := d.counts()
+	return n, d.done("counts")
 }
 
 func (s *fileStore) Close() error { return s.db.Close() }
@@ -230,19 +356,35 @@ func agreementKey(accountID, reference string) []byte {
 }
 
 // Apply writes the changes in one transaction, checking each account's
-// version first.
+// version first. A time the format cannot hold refuses the whole unit
+// before anything is written.
 func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
+	for i := range changes {
+		if err := changeTimes(&changes[i]); err != nil {
+			id := changes[i].Placement.AccountID
+			if dc := changes[i].DataCenter; dc != nil {
+				id = "data center " + dc.ID
+			}
+			return fmt.Errorf("residency: the store cannot hold the change of %s: %w", id, err)
+		}
+	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverCorrupt(s.path, &err)
 	return s.db.Update(func(tx *bolt.Tx) error {
+		n, err := readCounts(tx)
+		if err != nil {
+			return err
+		}
 		accounts, events, agreements := tx.Bucket(bucketAccounts), tx.Bucket(bucketEvents), tx.Bucket(bucketAgreements)
+		statuses := tx.Bucket(bucketStatus)
 		for i := range changes {
 			c := &changes[i]
 			if st := c.DataCenter; st != nil {
-				e := encoder{}
-				e.str(string(st.Status))
-				e.time(st.Changed)
-				if err := tx.Bucket(bucketStatus).Put([]byte(st.ID), e.b); err != nil {
+				k := []byte(st.ID)
+				if statuses.Get(k) == nil {
+					n.statuses++
+				}
+				if err := statuses.Put(k, seal(kindStatus, k, encodeStatus(st))); err != nil {
 					return err
 				}
 				continue
@@ -250,25 +392,38 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 			id := []byte(c.Placement.AccountID)
 			var stored uint64
 			if old := accounts.Get(id); old != nil {
-				d := decoder{b: old}
-				stored = d.uint()
+				v, err := unseal(kindPlacement, id, old)
+				if err != nil {
+					return err
+				}
+				d := decoder{b: v}
+				if stored = d.uint(); d.err != nil {
+					return d.err
+				}
+			} else {
+				n.accounts++
 			}
 			if stored+1 != c.Placement.Version {
 				return fmt.Errorf("%w: account %q is at version %d in the store, the change expects %d", ErrConflict, id, stored, c.Placement.Version-1)
 			}
-			if err := accounts.Put(id, encodePlacement(&c.Placement)); err != nil {
+			if err := accounts.Put(id, seal(kindPlacement, id, encodePlacement(&c.Placement))); err != nil {
 				return err
 			}
-			if err := events.Put(eventKey(c.Placement.AccountID, c.Event.Version), encodeEvent(&c.Event)); err != nil {
+			k := eventKey(c.Placement.AccountID, c.Event.Version)
+			if err := events.Put(k, seal(kindEvent, k, encodeEvent(&c.Event))); err != nil {
 				return err
 			}
 			if ag := c.Agreement; ag != nil {
-				if err := agreements.Put(agreementKey(ag.AccountID, ag.Reference), encodeAgreement(ag)); err != nil {
+				k := agreementKey(ag.AccountID, ag.Reference)
+				if agreements.Get(k) == nil {
+					n.agreements++
+				}
+				if err := agreements.Put(k, seal(kindAgreement, k, encodeAgreement(ag))); err != nil {
 					return err
 				}
 			}
 		}
-		return nil
+		return tx.Bucket(bucketMeta).Put(keyCounts, seal(kindCounts, keyCounts, n.encode()))
 	})
 }
 
@@ -277,9 +432,17 @@ func (s *fileStore) DataCenters(ctx context.Context) (out []DataCenterState, err
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverCorrupt(s.path, &err)
 	err = s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketStatus).ForEach(func(k, v []byte) error {
+		n, err := readCounts(tx)
+		if err != nil {
+			return err
+		}
+		err = tx.Bucket(bucketStatus).ForEach(func(k, v []byte) error {
+			v, err := unseal(kindStatus, k, v)
+			if err != nil {
+				return err
+			}
 			d := decoder{b: v}
-			st := DataCenterState{ID: string(k), Status: provider.Status(d.unique()), Changed: d.time()}
+			st := d.status(string(k))
 			if err := d.done("status of " + st.ID); err != nil {
 				return err
 			}
@@ -289,18 +452,27 @@ func (s *fileStore) DataCenters(ctx context.Context) (out []DataCenterState, err
 			out = append(out, st)
 			return nil
 		})
+		if err == nil && uint64(len(out)) != n.statuses {
+			err = fmt.Errorf("%w: %d data center statuses found, the store counts %d", ErrCorrupt, len(out), n.statuses)
+		}
+		return err
 	})
 	return out, err
 }
 
-// Load reads every account with its events and agreements.
+// Load reads every account with its events and agreements, and checks that
+// no record is missing or left over.
 func (s *fileStore) Load(ctx context.Context, fn func(StoredAccount) error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverCorrupt(s.path, &err)
 	return s.db.View(func(tx *bolt.Tx) error {
+		want, err := readCounts(tx)
+		if err != nil {
+			return err
+		}
 		rd := newAccountReader(tx)
-		n := 0
-		return tx.Bucket(bucketAccounts).ForEach(func(k, v []byte) error {
+		var n uint64
+		err = tx.Bucket(bucketAccounts).ForEach(func(k, v []byte) error {
 			if n++; n%4096 == 0 {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -312,6 +484,18 @@ func (s *fileStore) Load(ctx context.Context, fn func(StoredAccount) error) (err
 			}
 			return fn(a)
 		})
+		switch {
+		case err != nil:
+			return err
+		case rd.ek != nil:
+			return fmt.Errorf("%w: event %q of an account that has no placement", ErrCorrupt, rd.ek)
+		case rd.ak != nil:
+			return fmt.Errorf("%w: agreement %q of an account that has no placement", ErrCorrupt, rd.ak)
+		case n != want.accounts || rd.agreementsRead != want.agreements:
+			return fmt.Errorf("%w: %d accounts and %d agreements found, the store counts %d and %d",
+				ErrCorrupt, n, rd.agreementsRead, want.accounts, want.agreements)
+		}
+		return nil
 	})
 }
 
@@ -348,11 +532,12 @@ func (s *fileStore) LoadAccounts(ctx context.Context, ids []string, fn func(Stor
 // accountReader decodes stored accounts with their events and agreements,
 // whose keys start with the account ID and a NUL byte. Its cursors move
 // forward with the accounts read in key order; seek moves them to an
-// account out of order.
+// account out of order. It counts the agreements it reads.
 type accountReader struct {
 	d                  decoder
 	events, agreements *bolt.Cursor
 	ek, ev, ak, av     []byte
+	agreementsRead     uint64
 }
 
 func newAccountReader(tx *bolt.Tx) *accountReader {
@@ -369,33 +554,53 @@ func (rd *accountReader) seek(accountKey []byte) {
 }
 
 // read decodes the account of key k and placement record v, with the
-// events and agreements at the cursors' positions.
+// events and agreements at the cursors' positions. The events must be
+// versions 1 to the placement's, and no event or agreement may come
+// before the account's own: their account would have no placement.
 func (rd *accountReader) read(k, v []byte) (StoredAccount, error) {
 	d := &rd.d
 	id := string(k)
 	prefix := append(k[:len(k):len(k)], 0)
-	d.b = v
+	var err error
+	if d.b, err = unseal(kindPlacement, k, v); err != nil {
+		return StoredAccount{}, err
+	}
 	a := StoredAccount{Placement: d.placement(id)}
 	if err := d.done("placement of " + id); err != nil {
 		return StoredAccount{}, err
+	}
+	if rd.ek != nil && bytes.Compare(rd.ek, prefix) < 0 {
+		return StoredAccount{}, fmt.Errorf("%w: event %q of an account that has no placement", ErrCorrupt, rd.ek)
+	}
+	if rd.ak != nil && bytes.Compare(rd.ak, prefix) < 0 {
+		return StoredAccount{}, fmt.Errorf("%w: agreement %q of an account that has no placement", ErrCorrupt, rd.ak)
 	}
 	for ; rd.ek != nil && bytes.HasPrefix(rd.ek, prefix); rd.ek, rd.ev = rd.events.Next() {
 		rest := rd.ek[len(prefix):]
 		if len(rest) != 8 {
 			return StoredAccount{}, fmt.Errorf("%w: event key of account %q", ErrCorrupt, id)
 		}
-		d.b = rd.ev
-		a.History = append(a.History, d.event(id, binary.BigEndian.Uint64(rest)))
+		version := binary.BigEndian.Uint64(rest)
+		if version != uint64(len(a.History))+1 {
+			return StoredAccount{}, fmt.Errorf("%w: account %q: event %d follows event %d", ErrCorrupt, id, version, len(a.History))
+		}
+		if d.b, err = unseal(kindEvent, rd.ek, rd.ev); err != nil {
+			return StoredAccount{}, err
+		}
+		a.History = append(a.History, d.event(id, version))
 		if err := d.done("event of " + id); err != nil {
 			return StoredAccount{}, err
 		}
 	}
 	for ; rd.ak != nil && bytes.HasPrefix(rd.ak, prefix); rd.ak, rd.av = rd.agreements.Next() {
-		d.b = rd.av
+		if d.b, err = unseal(kindAgreement, rd.ak, rd.av); err != nil {
+			return StoredAccount{}, err
+		}
 		a.Agreements = append(a.Agreements, d.agreement(id, string(rd.ak[len(prefix):])))
 		if err := d.done("agreement of " + id); err != nil {
 			return StoredAccount{}, err
 		}
+		rd.agreementsRead++
 	}
 	if len(a.History) == 0 || a.History[len(a.History)-1].Version != a.Placement.Version {
 		return StoredAccount{}, fmt.Errorf("%w: account %q: audit trail does not end at version %d", ErrCorrupt, id, a.Placement.Version)

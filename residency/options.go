@@ -27,6 +27,7 @@ type config struct {
 	store      Store
 	// writeTimeout bounds each call of the store (write.go).
 	writeTimeout time.Duration
+	unverified   bool
 }
 
 func (c *config) validate() error {
@@ -72,7 +73,9 @@ func WithClock(now func() time.Time) Option { return optionFunc(func(cfg *config
 // returns; concurrent calls share fsyncs. Open loads the whole file into
 // memory. A file that another process holds is [ErrLocked] after about a
 // second, or when Open's context ends, whichever is first; a file that is
-// not a store, or is damaged, is [ErrCorrupt].
+// not a store, is damaged or is empty (only a path where no file exists
+// makes a new store) is [ErrCorrupt]. Files of older formats are upgraded
+// in place when opened.
 func WithPath(path string) Option { return optionFunc(func(cfg *config) { cfg.path = path }) }
 
 // WithStore keeps the Router's state in s, such as a PostgreSQL store. The
@@ -98,3 +101,12 @@ const DefaultWriteTimeout = 30 * time.Second
 func WithWriteTimeout(d time.Duration) Option {
 	return optionFunc(func(cfg *config) { cfg.writeTimeout = d })
 }
+
+// WithUnverifiedState lets Open load a stored state that breaks the catalog,
+// so that an operator can repair it: accounts or backups on data centers
+// the catalog lacks or outside the account's home region, or open moves to
+// such data centers. Without it Open refuses such a state with an error
+// that names the first account concerned and matches
+// [ErrUnknownDataCenter] or [ErrCrossRegion]. With it, [Router.Verify]
+// reports every such account as a violation.
+func WithUnverifiedState() Option { return optionFunc(func(cfg *config) { cfg.unverified = true }) }

@@ -3,6 +3,7 @@ package residency
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,7 +109,11 @@ func open(ctx context.Context, cfg config) (*Router, error) {
 	}
 	var overrides map[string]provider.Status
 	if r.store != nil {
-		if err := r.load(ctx); err != nil {
+		var check func(*StoredAccount) error
+		if !cfg.unverified {
+			check = newStateCheck(cfg.catalog)
+		}
+		if err := r.load(ctx, check); err != nil {
 			return nil, err
 		}
 		states, err := r.store.DataCenters(ctx)
@@ -128,11 +133,16 @@ func open(ctx context.Context, cfg config) (*Router, error) {
 }
 
 // load reads the store into memdb and the lookup index, in one write
-// transaction.
-func (r *Router) load(ctx context.Context) error {
+// transaction. check, unless nil, may refuse an account.
+func (r *Router) load(ctx context.Context, check func(*StoredAccount) error) error {
 	txn := r.db.Txn(true)
 	defer txn.Abort()
 	err := r.store.Load(ctx, func(s StoredAccount) error {
+		if check != nil {
+			if err := check(&s); err != nil {
+				return err
+			}
+		}
 		a := &account{Placement: s.Placement, history: s.History}
 		mustInsert(txn, tableAccounts, a)
 		if a.Moving() {
@@ -149,6 +159,45 @@ func (r *Router) load(ctx context.Context) error {
 	}
 	txn.Commit()
 	return nil
+}
+
+// newStateCheck returns the check of [Open] that a stored account lives by
+// the catalog (WithUnverifiedState turns it off): its data center and
+// backup are catalog data centers of its home region, and its open move
+// targets a catalog data center of that region, or of the region of one
+// of its agreements that names the move. It refuses what Verify reports as
+// a violation, except that an agreement that has since expired or been
+// revoked does not refuse the open move it allowed: time alone must not
+// stop a server from starting; Verify reports such moves, and they can
+// only be aborted.
+func newStateCheck(c *provider.Catalog) func(*StoredAccount) error {
+	regions := make(map[string]region.Region)
+	for _, d := range c.All() {
+		regions[d.ID] = d.Region
+	}
+	return func(s *StoredAccount) error {
+		p := &s.Placement
+		for _, dc := range [...]struct{ id, what string }{{p.DataCenter, "data center"}, {p.Backup, "backup data center"}} {
+			reg, ok := regions[dc.id]
+			switch {
+			case dc.id == "" && dc.what != "data center":
+			case !ok:
+				return fmt.Errorf("%w: account %q: stored %s %q is not in the catalog (open WithUnverifiedState to repair it)", ErrUnknownDataCenter, p.AccountID, dc.what, dc.id)
+			case reg != p.Region:
+				return fmt.Errorf("%w: account %q lives in %s, its stored %s %s is in %s (open WithUnverifiedState to repair it)", ErrCrossRegion, p.AccountID, p.Region, dc.what, dc.id, reg)
+			}
+		}
+		if m := &p.Move; p.Moving() {
+			reg, ok := regions[m.To]
+			if !ok {
+				return fmt.Errorf("%w: account %q: open move %s targets data center %q, which is not in the catalog (open WithUnverifiedState to repair it)", ErrUnknownDataCenter, p.AccountID, m.ID, m.To)
+			}
+			if reg != p.Region && !slices.ContainsFunc(s.Agreements, func(a Agreement) bool { return a.Reference == m.Transfer && a.To == reg }) {
+				return fmt.Errorf("%w: account %q lives in %s, its open move %s targets %s in %s, and no agreement of the account covers it (open WithUnverifiedState to repair it)", ErrCrossRegion, p.AccountID, p.Region, m.ID, m.To, reg)
+			}
+		}
+		return nil
+	}
 }
 
 // useCatalog indexes the catalog's data centers, with their statuses

@@ -13,7 +13,6 @@ import (
 	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/region"
 	"github.com/domicile-go/domicile/residency"
-	bolt "go.etcd.io/bbolt"
 )
 
 func TestDrainAndActivate(t *testing.T) {
@@ -166,37 +165,5 @@ func TestCreateReportsNew(t *testing.T) {
 	var back residency.Placement
 	if err := json.Unmarshal(b, &back); err != nil || back != p {
 		t.Errorf("JSON round trip = %+v, %v", back, err)
-	}
-}
-
-func TestFileStoreUpgradesFormat1(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "v1.db")
-	r, err := residency.Open(ctx, residency.WithPath(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	place(t, r, "acme", "DE")
-	r.Close()
-	// Make it a version 1 file: no datacenters bucket.
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Update(func(tx *bolt.Tx) error {
-		tx.DeleteBucket([]byte("datacenters"))
-		return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("1"))
-	})
-	db.Close()
-	r, err = residency.Open(ctx, residency.WithPath(path))
-	if err != nil {
-		t.Fatalf("Open of a version 1 file: %v", err)
-	}
-	defer r.Close()
-	if _, err := r.Lookup("acme"); err != nil {
-		t.Error(err)
-	}
-	if err := r.Drain(ctx, "linode-eu"); err != nil {
-		t.Errorf("Drain on an upgraded file: %v", err)
 	}
 }
