@@ -130,3 +130,43 @@ func TestFileStoreRefusesTimesOutOfRange(t *testing.T) {
 		t.Errorf("stored extremes (-want +got):\n%s", diff)
 	}
 }
+
+// TestFileStoreLoadAccounts checks that LoadAccounts reads the accounts
+// asked for, in the order asked, each exactly as Load reads it (events and
+// agreements included, also for account IDs that are prefixes of others),
+// and skips the accounts the store does not hold.
+func TestFileStoreLoadAccounts(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "load.db")
+	r, err := Open(ctx, WithPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "a b", "ab", "b"} {
+		if _, err := r.Place(ctx, PlaceRequest{AccountID: id, Country: "DE"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"a", "ab"} {
+		if err := r.GrantTransfer(ctx, Transfer{AccountID: id, To: region.US, Reference: "T-" + id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := r.store.(*fileStore)
+	all := map[string]StoredAccount{}
+	if err := s.Load(ctx, func(a StoredAccount) error { all[a.Placement.AccountID] = a; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var got []StoredAccount
+	if err := s.LoadAccounts(ctx, []string{"b", "zz", "ab", "a", "a b"}, func(a StoredAccount) error { got = append(got, a); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want := []StoredAccount{all["b"], all["ab"], all["a"], all["a b"]}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("LoadAccounts (-want +got):\n%s", diff)
+	}
+	if len(all["a"].Agreements) != 1 || len(all["a"].History) != 2 || len(all["a b"].Agreements) != 0 {
+		t.Errorf("Load read account a as %+v and a b as %+v", all["a"], all["a b"])
+	}
+	r.Close()
+}

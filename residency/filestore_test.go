@@ -479,6 +479,67 @@ func TestFileStoreUpgradeRefusesDamage(t *testing.T) {
 	}
 }
 
+// TestFileStoreRefusesMissingRecords deletes single records of a store of
+// format 3, as a damaged page can lose them with their checksums: the
+// counts, the order of the audit trails and the merge of the buckets find
+// each loss, and Open refuses the file with ErrCorrupt.
+func TestFileStoreRefusesMissingRecords(t *testing.T) {
+	ctx := context.Background()
+	good := filepath.Join(t.TempDir(), "good.db")
+	r, err := residency.Open(ctx, residency.WithPath(good), residency.WithClock(fixtureClock()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixtureChanges(t, r)
+	r.Close()
+	nth := func(bucket string, n int) func(tx *bolt.Tx) error { // delete the nth record, -1 the last
+		return func(tx *bolt.Tx) error {
+			b := tx.Bucket([]byte(bucket))
+			c := b.Cursor()
+			k, _ := c.First()
+			if n < 0 {
+				k, _ = c.Last()
+			}
+			for range n {
+				k, _ = c.Next()
+			}
+			return b.Delete(bytes.Clone(k))
+		}
+	}
+	tests := []struct {
+		name   string
+		damage func(tx *bolt.Tx) error
+	}{
+		{"first account (its events left behind)", nth("accounts", 0)},
+		{"last account (its events left behind)", nth("accounts", -1)},
+		{"an event amid a trail", nth("events", 1)},
+		{"an account's last event", nth("events", -1)},
+		{"an agreement", nth("agreements", 0)},
+		{"a data center status", nth("datacenters", 0)},
+		{"the counts", func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Delete([]byte("counts")) }},
+	}
+	for _, tt := range tests {
+		path := filepath.Join(t.TempDir(), "damaged.db")
+		copyFile(t, good, path)
+		db, err := bolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.Update(tt.damage)
+		db.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		r, err := residency.Open(ctx, residency.WithPath(path))
+		if !errors.Is(err, residency.ErrCorrupt) {
+			t.Errorf("%s deleted: Open error = %v; want ErrCorrupt", tt.name, err)
+		}
+		if r != nil {
+			r.Close()
+		}
+	}
+}
+
 // TestFileStoreEmptyFile checks that only a path where no file exists
 // makes a new store: an existing empty file (a store truncated to 0 bytes)
 // is refused and left as it is.
