@@ -50,7 +50,8 @@
 // other [Store]. Open loads the whole state into memory. A change is
 // acknowledged only once it is durable in the store; concurrent writers
 // share the store's commits (group commit). [Router.Import] brings existing
-// accounts in bulk. Without a store option, state lives in memory only.
+// accounts in bulk. Without a store option, state lives in memory only;
+// [MemoryStore] is a Store in memory, for tests and dry runs that need one.
 //
 // # Metrics
 //
