@@ -230,8 +230,12 @@ func agreementKey(accountID, reference string) []byte {
 }
 
 // Apply writes the changes in one transaction, checking each account's
-// version first.
+// version first. A context ended before it starts writes nothing; once
+// begun, the transaction runs to its end.
 func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverCorrupt(s.path, &err)
 	return s.db.Update(func(tx *bolt.Tx) error {
