@@ -58,6 +58,38 @@ func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{data: &memData{accounts: make(map[string]*memAccount), dataCenters: make(map[string]DataCenterState)}}
 }
 
+// NewMemoryStoreFrom returns a MemoryStore holding a copy of everything
+// src holds: its accounts and data center states. It is for dry runs on a
+// real state: a Router on the copy makes the real calls, and src never
+// changes. It does not close src.
+func NewMemoryStoreFrom(ctx context.Context, src Store) (*MemoryStore, error) {
+	s := NewMemoryStore()
+	d := s.data
+	err := src.Load(ctx, func(a StoredAccount) error {
+		id := a.Placement.AccountID
+		if _, dup := d.accounts[id]; dup {
+			return fmt.Errorf("residency: copying a store: account %q loaded twice", id)
+		}
+		m := &memAccount{placement: a.Placement, history: slices.Clone(a.History), agreements: make(map[string]Agreement, len(a.Agreements))}
+		for _, ag := range a.Agreements {
+			m.agreements[ag.Reference] = ag
+		}
+		d.accounts[id] = m
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	states, err := src.DataCenters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range states {
+		d.dataCenters[st.ID] = st
+	}
+	return s, nil
+}
+
 // Reopen returns a new open handle on s's data, whether s is open or
 // closed.
 func (s *MemoryStore) Reopen() *MemoryStore { return &MemoryStore{data: s.data} }

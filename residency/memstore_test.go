@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -128,4 +129,90 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 	if n != 200 {
 		t.Errorf("Load after the writers: %d accounts, want 200", n)
 	}
+}
+
+// TestNewMemoryStoreFrom checks a dry run's copy: it holds what the file
+// store holds, and writes to it leave the file unchanged.
+func TestNewMemoryStoreFrom(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "domicile.db")
+	r, err := residency.Open(ctx, residency.WithPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"acme", "globex", "initech"} {
+		if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.GrantTransfer(ctx, residency.Transfer{AccountID: "acme", To: region.US, Reference: "T-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.BeginMove(ctx, "acme", "aws-us-west-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Drain(ctx, "websupport-eu"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	file, err := residency.OpenFileStore(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := storeContents(t, file)
+	dry, err := residency.NewMemoryStoreFrom(ctx, file)
+	if err != nil {
+		t.Fatalf("NewMemoryStoreFrom: %v", err)
+	}
+	if err := file.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, storeContents(t, dry)); diff != "" {
+		t.Errorf("the copy mismatches the file store (-file +copy):\n%s", diff)
+	}
+
+	r, err = residency.Open(ctx, residency.WithStore(dry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "hooli", Country: "US"}); err != nil {
+		t.Fatalf("Place on the copy: %v", err)
+	}
+	if err := r.Activate(ctx, "websupport-eu"); err != nil {
+		t.Fatalf("Activate on the copy: %v", err)
+	}
+	r.Close()
+	file, err = residency.OpenFileStore(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	if diff := cmp.Diff(before, storeContents(t, file)); diff != "" {
+		t.Errorf("the file store changed by writes to the copy (-before +after):\n%s", diff)
+	}
+}
+
+// contents is everything a store holds.
+type contents struct {
+	Accounts    []residency.StoredAccount
+	DataCenters []residency.DataCenterState
+}
+
+func storeContents(t *testing.T, s residency.Store) contents {
+	t.Helper()
+	var c contents
+	if err := s.Load(context.Background(), func(a residency.StoredAccount) error {
+		c.Accounts = append(c.Accounts, a)
+		return nil
+	}); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	var err error
+	if c.DataCenters, err = s.DataCenters(context.Background()); err != nil {
+		t.Fatalf("DataCenters: %v", err)
+	}
+	return c
 }
