@@ -28,8 +28,7 @@ type Opener func(t *testing.T) (s residency.Store, reopen func() (residency.Stor
 // [residency.Store] contract that the Router relies on, in one subtest per
 // promise. Messages name the account or data center and what was expected.
 //
-// Beyond what the Store interface states, Run holds stores to these
-// promises, on which the Router relies as well:
+// The promises, as the Store documentation states them:
 //
 //   - Every record reads back exactly as written: placements with all
 //     their fields, every event, agreements and data center states, with
@@ -50,8 +49,8 @@ type Opener func(t *testing.T) (s residency.Store, reopen func() (residency.Stor
 //     unit is written: no account, event, agreement or data center state.
 //   - Apply with a context already ended writes nothing and returns an
 //     error matching the context's error.
-//   - After Close, every method fails; Close makes what was applied
-//     durable; another store opened on the same storage reads it all.
+//   - After Close, every other method fails, and writes nothing; another
+//     store opened on the same storage reads everything applied before.
 //   - A store keeps no reference to what Apply is given, and gives fn and
 //     the caller of DataCenters values of their own.
 func Run(t *testing.T, open Opener) {
