@@ -20,8 +20,8 @@ import (
 // never waits: it reads a sharded index of the committed rows. Iterators and
 // Verify read a memdb snapshot, which they take between two batches.
 //
-// Every value a Router returns is a copy or an immutable shared value:
-// never modify what a Move pointer or a returned slice points to.
+// Every value a Router returns (placements with their moves, events,
+// agreements, reports, plans) is a copy that the caller may change freely.
 type Router struct {
 	catalog *provider.Catalog
 	policy  *region.Policy
@@ -179,7 +179,8 @@ func (r *Router) Close() error {
 	return nil
 }
 
-// Catalog returns the catalog the Router places accounts in.
+// Catalog returns the catalog the Router places accounts in. It is
+// configuration, not state, and stays readable after [Router.Close].
 func (r *Router) Catalog() *provider.Catalog { return r.catalog }
 
 // Lookup returns the account's placement. It is the hot path: it takes no
@@ -223,6 +224,9 @@ func (r *Router) Place(ctx context.Context, req PlaceRequest) (Placement, error)
 // placement (true) or found it (false), as an HTTP handler needs to answer
 // 201 or 200.
 func (r *Router) Create(ctx context.Context, req PlaceRequest) (p Placement, created bool, err error) {
+	if r.closed.Load() {
+		return Placement{}, false, ErrClosed
+	}
 	if err := ValidAccountID(req.AccountID); err != nil {
 		return Placement{}, false, r.refuse(err)
 	}
@@ -257,7 +261,7 @@ func (r *Router) placeIn(w *writer, id string, home region.Assignment, at *dataC
 		case a.Region != home.Region:
 			return nil, false, conflict(a, home.Region)
 		case at != nil && a.DataCenter != at.ID:
-			return nil, false, fmt.Errorf("%w: account %q lives on %s, not %s", ErrConflict, id, a.DataCenter, at.ID)
+			return nil, false, conflictWith(a, fmt.Sprintf("lives on %s, not %s", a.DataCenter, at.ID))
 		}
 		return a, false, nil
 	}
@@ -318,7 +322,13 @@ func (r *Router) existing(a *account, home region.Assignment) (Placement, error)
 }
 
 func conflict(a *account, asked region.Region) error {
-	return fmt.Errorf("%w: account %q lives in %s (%s), the request asks for %s", ErrConflict, a.AccountID, a.Region, a.Rule, asked)
+	return conflictWith(a, fmt.Sprintf("lives in %s (%s), the request asks for %s", a.Region, a.Rule, asked))
+}
+
+// conflictWith is the error for a request that contradicts the account's
+// recorded state, for the reason given.
+func conflictWith(a *account, reason string) *ConflictError {
+	return &ConflictError{AccountID: a.AccountID, Version: a.Version, Stored: a.Placement, Reason: reason}
 }
 
 // change returns a new row: the placement edited by edit, one version

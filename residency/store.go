@@ -38,7 +38,8 @@ type Store interface {
 	// they are. Each change carries the account's new version: the store
 	// refuses the whole unit with an error matching [ErrConflict] when an
 	// account's stored version is not one less (0 for a new account), so
-	// that a store shared by several processes refuses stale writes.
+	// that a store shared by several processes refuses stale writes: a
+	// [*ConflictError] with Stale set, which also matches [ErrStaleVersion].
 	//
 	// An error matching ErrConflict means that nothing was applied. Any
 	// other error leaves the outcome unknown: the changes may be durable
