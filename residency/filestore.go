@@ -258,7 +258,11 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 				stored = d.uint()
 			}
 			if stored+1 != c.Placement.Version {
-				return fmt.Errorf("%w: account %q is at version %d in the store, the change expects %d", ErrConflict, id, stored, c.Placement.Version-1)
+				var cur Placement // as ConflictError allows: the account ID and version only
+				if stored != 0 {
+					cur = Placement{AccountID: c.Placement.AccountID, Version: stored}
+				}
+				return staleWrite(&c.Placement, cur)
 			}
 			if err := accounts.Put(id, encodePlacement(&c.Placement)); err != nil {
 				return err

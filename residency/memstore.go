@@ -117,7 +117,8 @@ func (s *MemoryStore) check(ctx context.Context) error {
 // Apply makes the changes as one unit: all of them, or none when an
 // account's version is not one more than the stored one, or than the one a
 // change before it in changes gave it (0 for a new account); that refusal
-// matches [ErrConflict] and names the account. A cancelled ctx writes
+// is a [*ConflictError] with Stale set, whose Stored is the account as the
+// store, or the changes before it, left it. A cancelled ctx writes
 // nothing and returns ctx's error.
 func (s *MemoryStore) Apply(ctx context.Context, changes []Change) error {
 	if err := s.check(ctx); err != nil {
@@ -126,24 +127,29 @@ func (s *MemoryStore) Apply(ctx context.Context, changes []Change) error {
 	d := s.data
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	// Check the whole unit before changing anything.
-	versions := make(map[string]uint64)
+	// Check the whole unit before changing anything. unit holds the
+	// placements as the unit's changes so far leave them.
+	unit := make(map[string]*Placement)
 	for i := range changes {
 		c := &changes[i]
 		if c.DataCenter != nil {
 			continue
 		}
 		id := c.Placement.AccountID
-		stored, ok := versions[id]
+		cur, ok := unit[id]
 		if !ok {
 			if a := d.accounts[id]; a != nil {
-				stored = a.placement.Version
+				cur = &a.placement
 			}
 		}
-		if c.Placement.Version != stored+1 {
-			return fmt.Errorf("%w: account %q is at version %d in the store, the change expects %d", ErrConflict, id, stored, c.Placement.Version-1)
+		var stored Placement
+		if cur != nil {
+			stored = *cur
 		}
-		versions[id] = c.Placement.Version
+		if c.Placement.Version != stored.Version+1 {
+			return staleWrite(&c.Placement, stored)
+		}
+		unit[id] = &c.Placement
 	}
 	for i := range changes {
 		c := &changes[i]
@@ -164,6 +170,13 @@ func (s *MemoryStore) Apply(ctx context.Context, changes []Change) error {
 		}
 	}
 	return nil
+}
+
+// staleWrite is the refusal of a change to placement p, whose account is
+// stored at another version than p's previous one; stored is the account
+// as stored, the zero Placement when it is not. Stores share it.
+func staleWrite(p *Placement, stored Placement) *ConflictError {
+	return &ConflictError{AccountID: p.AccountID, Version: p.Version - 1, Stored: stored, Stale: true}
 }
 
 // Load calls fn with a copy of every account, in account ID order, as of

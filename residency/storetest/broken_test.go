@@ -3,6 +3,7 @@ package storetest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
@@ -33,6 +34,10 @@ var brokenStores = []struct {
 		wrapped(func(m *residency.MemoryStore) residency.Store { return &oneByOne{m} })},
 	{"conflict without the account", "Versions/NewAccount", `want an error that names account "new"`,
 		wrapped(func(m *residency.MemoryStore) residency.Store { return &anonymousConflict{m} })},
+	{"plain conflict", "Versions/ExistingAccount", `want an error matching residency.ErrConflict and residency.ErrStaleVersion for account "acct"`,
+		wrapped(func(m *residency.MemoryStore) residency.Store { return &plainConflict{m} })},
+	{"conflict with the version written", "Atomic/RefusedUnitWritesNothing/stale_change_middle", `ConflictError.Version 1, want 0`,
+		wrapped(func(m *residency.MemoryStore) residency.Store { return &versionWritten{m} })},
 	{"loads in reverse order", "Order/Load", `Load: account IDs mismatch`,
 		wrapped(func(m *residency.MemoryStore) residency.Store { return &reversed{m} })},
 	{"loads accounts sorted", "Order/LoadAccounts", `LoadAccounts(["c" "a" "ab" "b" "a b"]), in the order given: account IDs mismatch`,
@@ -155,8 +160,34 @@ type anonymousConflict struct{ *residency.MemoryStore }
 
 func (s *anonymousConflict) Apply(ctx context.Context, changes []residency.Change) error {
 	err := s.MemoryStore.Apply(ctx, changes)
+	if ce := (*residency.ConflictError)(nil); errors.As(err, &ce) {
+		c := *ce
+		c.AccountID = ""
+		return &c
+	}
+	return err
+}
+
+// plainConflict refuses conflicts with ErrConflict, not a ConflictError.
+type plainConflict struct{ *residency.MemoryStore }
+
+func (s *plainConflict) Apply(ctx context.Context, changes []residency.Change) error {
+	err := s.MemoryStore.Apply(ctx, changes)
 	if errors.Is(err, residency.ErrConflict) {
-		return residency.ErrConflict
+		return fmt.Errorf("%w: %v", residency.ErrConflict, err)
+	}
+	return err
+}
+
+// versionWritten says the version the change writes, not the one before.
+type versionWritten struct{ *residency.MemoryStore }
+
+func (s *versionWritten) Apply(ctx context.Context, changes []residency.Change) error {
+	err := s.MemoryStore.Apply(ctx, changes)
+	if ce := (*residency.ConflictError)(nil); errors.As(err, &ce) {
+		c := *ce
+		c.Version++
+		return &c
 	}
 	return err
 }

@@ -267,9 +267,9 @@ func testNewAccountVersions(t *testing.T, open Opener) {
 	for _, v := range []uint64{0, 2, 7} {
 		c := placed("new", at)
 		c.Placement.Version, c.Event.Version = v, v
-		f.refuse(fmt.Sprintf("new account %q at version %d", "new", v), "new", c)
+		f.refuse(fmt.Sprintf("new account %q at version %d", "new", v), conflict{account: "new", expected: v - 1}, c)
 		// The same beside a valid change: the whole unit is refused.
-		f.refuse(fmt.Sprintf("account %q at version 2 and new account %q at version %d", "existing", "new", v), "new",
+		f.refuse(fmt.Sprintf("account %q at version 2 and new account %q at version %d", "existing", "new", v), conflict{account: "new", expected: v - 1},
 			next(placed("existing", at), residency.MoveBegun, at, nil), c)
 	}
 	f.check("new accounts at versions other than 1 refused")
@@ -282,7 +282,7 @@ func testExistingAccountVersions(t *testing.T, open Opener) {
 	for _, v := range []uint64{1, 2, 3, 5, 9} {
 		c := changes[3]
 		c.Placement.Version, c.Event.Version = v, v
-		f.refuse(fmt.Sprintf("account %q, stored at version 3, at version %d", "acct", v), "acct", c)
+		f.refuse(fmt.Sprintf("account %q, stored at version 3, at version %d", "acct", v), conflict{account: "acct", stored: 3, expected: v - 1}, c)
 	}
 	f.checkOpen(`stale and early versions of account "acct" refused`)
 	f.apply(`account "acct" at version 4`, changes[3])
@@ -297,10 +297,10 @@ func testSequenceInOneUnit(t *testing.T, open Opener) {
 	// Two changes of one account in one unit at the same version: the
 	// second conflicts with the first.
 	twice := placed("twice", at)
-	f.refuse(`new account "twice" at version 1, twice in one unit`, "twice", twice, twice)
+	f.refuse(`new account "twice" at version 1, twice in one unit`, conflict{account: "twice", inUnit: true}, twice, twice)
 	// A gap inside the unit.
 	gap := life("gap", at, time.Time{})
-	f.refuse(`new account "gap" at versions 1, 2 and 4 in one unit`, "gap", gap[0], gap[1], gap[3])
+	f.refuse(`new account "gap" at versions 1, 2 and 4 in one unit`, conflict{account: "gap", inUnit: true}, gap[0], gap[1], gap[3])
 	f.check("changes of one account in sequence in one unit")
 }
 
@@ -330,7 +330,7 @@ func testRefusedUnit(t *testing.T, open Opener) {
 			f := newFixture(t, open)
 			// The state before: accounts at version 1, a data center state.
 			var before []residency.Change
-			for i := range 5 {
+			for i := range 6 {
 				before = append(before, placed(fmt.Sprintf("old-%d", i), at))
 			}
 			before = append(before, dataCenter("linode-eu", provider.Draining, at))
@@ -353,7 +353,7 @@ func testRefusedUnit(t *testing.T, open Opener) {
 			}
 			unit = append(unit, life("whole life", at, time.Time{})...)
 			unit = append(unit, dataCenter("linode-eu", provider.Active, at), dataCenter("aws-eu-west-1", provider.Offline, at))
-			stale := placed("old-3", at) // stored at version 1 already
+			stale := placed("old-5", at) // stored at version 1, and not changed by the unit
 			switch where {
 			case "first":
 				unit = append([]residency.Change{stale}, unit...)
@@ -362,7 +362,7 @@ func testRefusedUnit(t *testing.T, open Opener) {
 			case "last":
 				unit = append(unit, stale)
 			}
-			f.refuse(fmt.Sprintf("%d changes, the %s of them stale", len(unit), where), "old-3", unit...)
+			f.refuse(fmt.Sprintf("%d changes, the %s of them stale", len(unit), where), conflict{account: "old-5", stored: 1, expected: 0}, unit...)
 			f.check("a refused unit") // nothing of it: the model is the state before
 		})
 	}

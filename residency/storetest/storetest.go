@@ -122,18 +122,52 @@ func (f *fixture) apply(what string, changes ...residency.Change) {
 	f.want.apply(changes)
 }
 
-// refuse applies the changes as one unit, which must be refused for a
-// conflict of account stale.
-func (f *fixture) refuse(what, stale string, changes ...residency.Change) {
+// conflict is the refusal of a unit that the suite expects: account is
+// stored at version stored, and the unit's change expected version
+// expected (one less than the version it writes). When inUnit, the version
+// in the way is one that an earlier change of the same unit gave the
+// account, and only the account is checked.
+type conflict struct {
+	account          string
+	stored, expected uint64
+	inUnit           bool
+}
+
+// refuse applies the changes as one unit, which must be refused as a
+// stale write, as want says.
+func (f *fixture) refuse(what string, want conflict, changes ...residency.Change) {
 	f.t.Helper()
 	err := f.store.Apply(context.Background(), changes)
+	var ce *residency.ConflictError
 	switch {
 	case err == nil:
-		f.t.Errorf("Apply(%s) succeeded, want an error matching residency.ErrConflict for account %q", what, stale)
-	case !errors.Is(err, residency.ErrConflict):
-		f.t.Errorf("Apply(%s) = %v, want an error matching residency.ErrConflict for account %q", what, err, stale)
-	case !strings.Contains(err.Error(), stale):
-		f.t.Errorf("Apply(%s) = %v, want an error that names account %q", what, err, stale)
+		f.t.Errorf("Apply(%s) succeeded, want a *residency.ConflictError for account %q", what, want.account)
+		return
+	case !errors.Is(err, residency.ErrConflict) || !errors.Is(err, residency.ErrStaleVersion):
+		f.t.Errorf("Apply(%s) = %v, want an error matching residency.ErrConflict and residency.ErrStaleVersion for account %q", what, err, want.account)
+		return
+	case !errors.As(err, &ce):
+		f.t.Errorf("Apply(%s) = %v, want a *residency.ConflictError for account %q", what, err, want.account)
+		return
+	case !strings.Contains(err.Error(), want.account):
+		f.t.Errorf("Apply(%s) = %v, want an error that names account %q", what, err, want.account)
+	}
+	if ce.AccountID != want.account || !ce.Stale {
+		f.t.Errorf("Apply(%s) = %#v, want AccountID %q and Stale", what, ce, want.account)
+	}
+	if want.inUnit {
+		return
+	}
+	if ce.Version != want.expected {
+		f.t.Errorf("Apply(%s): ConflictError.Version %d, want %d, the version before the change's", what, ce.Version, want.expected)
+	}
+	wantID := want.account
+	if want.stored == 0 {
+		wantID = "" // the zero Placement: nothing stored
+	}
+	if ce.Stored.Version != want.stored || ce.Stored.AccountID != wantID {
+		f.t.Errorf("Apply(%s): ConflictError.Stored is account %q at version %d, want account %q at version %d",
+			what, ce.Stored.AccountID, ce.Stored.Version, wantID, want.stored)
 	}
 }
 
