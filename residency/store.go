@@ -20,7 +20,8 @@ import (
 // A StoredAccount's Agreements are in reference order, one per reference,
 // the last written; DataCenters returns one state per data center, the
 // last written, in ID order. Apply with a context already ended writes
-// nothing. After Close, every other method fails. A store keeps no
+// nothing and returns an error matching the context's. After Close, every
+// other method fails. A store keeps no
 // reference to what it is given and gives callers values of their own.
 // The package [github.com/domicile-go/domicile/residency/storetest] checks
 // a store against this whole contract; [MemoryStore] keeps it in memory.
