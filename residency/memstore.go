@@ -11,8 +11,8 @@ import (
 
 // MemoryStore is a [Store] that keeps its state in memory, for tests and
 // dry runs: give it to [WithStore]. It honours the whole Store contract
-// (versions, refusal of a whole unit with [ErrConflict], atomic units,
-// accounts in ID order) and copies every value it is given or returns, so
+// (versions, refusal of a whole unit with a stale [*ConflictError], atomic
+// units, accounts in ID order) and copies every value it is given or returns, so
 // that neither side can change the other's. Nothing survives the process.
 //
 // A MemoryStore value is one handle on its data. [MemoryStore.Reopen]
