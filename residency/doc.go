@@ -63,7 +63,8 @@
 // state that breaks the catalog unless [WithUnverifiedState]. A change is
 // acknowledged only once it is durable in the store; concurrent writers
 // share the store's commits (group commit). [Router.Import] brings existing
-// accounts in bulk. Without a store option, state lives in memory only.
+// accounts in bulk. Without a store option, state lives in memory only;
+// [MemoryStore] is a Store in memory, for tests and dry runs that need one.
 //
 // When the store fails, the Router never guesses. A conflict
 // ([ErrConflict]) means nothing was applied; after any other failure it

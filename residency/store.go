@@ -16,6 +16,19 @@ import (
 // the write timeout ([WithWriteTimeout]); a store should return when it
 // ends. The Router stops waiting for a call that does not, and makes no
 // other call until it has returned.
+//
+// What a store reads back is exactly what it was given: every field of
+// every record, account IDs and references compared bytewise, and times as
+// the same instant to the nanosecond, in UTC, from year 1 to 9999 (the
+// Router gives only UTC times; the zero time reads back as the zero time).
+// A StoredAccount's Agreements are in reference order, one per reference,
+// the last written; DataCenters returns one state per data center, the
+// last written, in ID order. Apply with a context already ended writes
+// nothing and returns an error matching the context's. After Close, every
+// other method fails. A store keeps no
+// reference to what it is given and gives callers values of their own.
+// The package [github.com/domicile-go/domicile/residency/storetest] checks
+// a store against this whole contract; [MemoryStore] keeps it in memory.
 type Store interface {
 	// Load calls fn with every stored account, in account ID order. It
 	// stops at fn's first error and returns it.

@@ -58,7 +58,9 @@ func (s *faultyStore) Apply(ctx context.Context, changes []Change) error {
 	s.applies++
 	n, f := s.applies, s.onApply
 	s.mu.Unlock()
-	apply := func() error { return s.Store.Apply(ctx, changes) }
+	// The inner store runs to its end whatever happens to ctx, as a store
+	// that ignores its context (or whose commit was already under way).
+	apply := func() error { return s.Store.Apply(context.WithoutCancel(ctx), changes) }
 	if f == nil {
 		return apply()
 	}
