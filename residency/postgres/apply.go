@@ -1,0 +1,259 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/domicile-go/domicile/residency"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// The rows of Apply, as JSON for json_to_recordset.
+type (
+	accountRow struct {
+		ID           string  `json:"id"`
+		Version      uint64  `json:"version"`
+		Country      string  `json:"country"`
+		Region       string  `json:"region"`
+		DataCenter   string  `json:"datacenter"`
+		Provider     string  `json:"provider"`
+		Backup       string  `json:"backup"`
+		Rule         string  `json:"rule"`
+		Transfer     string  `json:"transfer"`
+		Created      *string `json:"created"`
+		CreatedNs    int16   `json:"created_ns"`
+		Updated      *string `json:"updated"`
+		UpdatedNs    int16   `json:"updated_ns"`
+		MoveID       *string `json:"move_id"`
+		MoveFrom     *string `json:"move_from"`
+		MoveTo       *string `json:"move_to"`
+		MoveRegion   *string `json:"move_region"`
+		MoveTransfer *string `json:"move_transfer"`
+		MoveBegan    *string `json:"move_began"`
+		MoveBeganNs  *int16  `json:"move_began_ns"`
+	}
+	eventRow struct {
+		Account   string  `json:"account"`
+		Version   uint64  `json:"version"`
+		Time      *string `json:"time"`
+		TimeNs    int16   `json:"time_ns"`
+		Kind      string  `json:"kind"`
+		Source    string  `json:"source"`
+		Target    string  `json:"target"`
+		Rule      string  `json:"rule"`
+		Reference string  `json:"reference"`
+		MoveID    string  `json:"move_id"`
+	}
+	agreementRow struct {
+		Account   string  `json:"account"`
+		Reference string  `json:"reference"`
+		ToRegion  string  `json:"to_region"`
+		Expires   *string `json:"expires"`
+		ExpiresNs int16   `json:"expires_ns"`
+		Granted   *string `json:"granted"`
+		GrantedNs int16   `json:"granted_ns"`
+		Revoked   *string `json:"revoked"`
+		RevokedNs int16   `json:"revoked_ns"`
+	}
+	dataCenterRow struct {
+		ID        string  `json:"id"`
+		Status    string  `json:"status"`
+		Changed   *string `json:"changed"`
+		ChangedNs int16   `json:"changed_ns"`
+		N         int     `json:"n"` // how many changes of this Apply it sums up
+	}
+)
+
+func newAccountRow(p *residency.Placement) accountRow {
+	r := accountRow{ID: p.AccountID, Version: p.Version, Country: p.Country.String(), Region: p.Region.String(),
+		DataCenter: p.DataCenter, Provider: string(p.Provider), Backup: p.Backup, Rule: p.Rule, Transfer: p.Transfer}
+	r.Created, r.CreatedNs = wireTime(p.Created)
+	r.Updated, r.UpdatedNs = wireTime(p.Updated)
+	if m := p.Move; m != nil {
+		region := m.ToRegion.String()
+		r.MoveID, r.MoveFrom, r.MoveTo, r.MoveRegion, r.MoveTransfer = &m.ID, &m.From, &m.To, &region, &m.Transfer
+		var ns int16
+		r.MoveBegan, ns = wireTime(m.Began)
+		r.MoveBeganNs = &ns
+	}
+	return r
+}
+
+// Apply makes changes durable as one transaction and returns once it has
+// committed; see [Store.Append].
+func (s *Store) Apply(ctx context.Context, changes []residency.Change) error {
+	_, err := s.Append(ctx, changes)
+	return err
+}
+
+// Append is Apply that also returns the log position of the last of the
+// changes (0 when there are none): a Router that waits for followers to
+// reach its write waits for that position.
+//
+// The changes are one transaction: every account's versions are checked by
+// the database (each change's version must be one more than the stored
+// one, 1 for a new account; several changes of one account in a unit must
+// follow each other), and a unit with any stale change is refused whole
+// with an error matching [residency.ErrConflict]. Data center statuses
+// carry no version and are written as given; their stored version column
+// counts the changes.
+//
+// An error that is neither a conflict nor a refusal of bad input says
+// whether the changes may have been committed: when the connection fails
+// after they were sent, PostgreSQL may have committed them, and the error
+// says so. The changes log then tells (a following Router reads them
+// there).
+func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64, error) {
+	if err := s.errClosed(); err != nil {
+		return 0, err
+	}
+	if len(changes) == 0 {
+		return 0, nil
+	}
+	var (
+		accounts   []accountRow
+		accountAt  = map[string]int{}
+		events     = make([]eventRow, 0, len(changes))
+		agreements []agreementRow
+		agreeAt    map[[2]string]int
+		dcs        []dataCenterRow
+		dcAt       map[string]int
+		log        = make([]json.RawMessage, len(changes))
+	)
+	for i := range changes {
+		c := &changes[i]
+		b, err := json.Marshal(c)
+		if err != nil {
+			return 0, fmt.Errorf("postgres: apply: change %d: %w", i, err)
+		}
+		log[i] = b
+		if st := c.DataCenter; st != nil {
+			if st.ID == "" || !st.Status.IsValid() {
+				return 0, fmt.Errorf("postgres: apply: change %d: data center %q with status %q", i, st.ID, st.Status)
+			}
+			r := dataCenterRow{ID: st.ID, Status: string(st.Status), N: 1}
+			r.Changed, r.ChangedNs = wireTime(st.Changed)
+			if dcAt == nil {
+				dcAt = map[string]int{}
+			}
+			if j, ok := dcAt[st.ID]; ok {
+				r.N += dcs[j].N
+				dcs[j] = r
+			} else {
+				dcAt[st.ID] = len(dcs)
+				dcs = append(dcs, r)
+			}
+			continue
+		}
+		p, e := &c.Placement, &c.Event
+		switch {
+		case p.AccountID == "" || p.Version == 0 || !p.Region.IsValid():
+			return 0, fmt.Errorf("postgres: apply: change %d: placement of account %q at version %d in region %v", i, p.AccountID, p.Version, p.Region)
+		case e.AccountID != p.AccountID || e.Version != p.Version:
+			return 0, fmt.Errorf("postgres: apply: change %d: event of account %q version %d with a placement of account %q version %d", i, e.AccountID, e.Version, p.AccountID, p.Version)
+		case p.Move != nil && !p.Move.ToRegion.IsValid():
+			return 0, fmt.Errorf("postgres: apply: change %d: account %q: move to region %v", i, p.AccountID, p.Move.ToRegion)
+		}
+		// The account's row is its last placement of the unit; every
+		// change adds its event, whose keys check the version.
+		if j, ok := accountAt[p.AccountID]; ok {
+			accounts[j] = newAccountRow(p)
+		} else {
+			accountAt[p.AccountID] = len(accounts)
+			accounts = append(accounts, newAccountRow(p))
+		}
+		er := eventRow{Account: e.AccountID, Version: e.Version, Kind: string(e.Kind), Source: e.From, Target: e.To,
+			Rule: e.Rule, Reference: e.Reference, MoveID: e.MoveID}
+		er.Time, er.TimeNs = wireTime(e.Time)
+		events = append(events, er)
+		if a := c.Agreement; a != nil {
+			if a.AccountID == "" || a.Reference == "" || !a.To.IsValid() {
+				return 0, fmt.Errorf("postgres: apply: change %d: agreement %q of account %q to region %v", i, a.Reference, a.AccountID, a.To)
+			}
+			r := agreementRow{Account: a.AccountID, Reference: a.Reference, ToRegion: a.To.String()}
+			r.Expires, r.ExpiresNs = wireTime(a.ExpiresAt)
+			r.Granted, r.GrantedNs = wireTime(a.Granted)
+			r.Revoked, r.RevokedNs = wireTime(a.Revoked)
+			if agreeAt == nil {
+				agreeAt = map[[2]string]int{}
+			}
+			k := [2]string{a.AccountID, a.Reference}
+			if j, ok := agreeAt[k]; ok {
+				agreements[j] = r
+			} else {
+				agreeAt[k] = len(agreements)
+				agreements = append(agreements, r)
+			}
+		}
+	}
+
+	// One batch, one Sync: PostgreSQL runs the statements as one implicit
+	// transaction, committed at the Sync unless one of them fails, in one
+	// round trip. The head is taken by the last statement, so that the row
+	// lock that orders commits is held only for the commit itself.
+	b := &pgx.Batch{}
+	for _, q := range []struct {
+		sql  string
+		rows any
+		n    int
+	}{
+		{s.sql.insertEvents, events, len(events)},
+		{s.sql.upsertAccounts, accounts, len(accounts)},
+		{s.sql.upsertAgreements, agreements, len(agreements)},
+		{s.sql.upsertDataCenters, dcs, len(dcs)},
+	} {
+		if q.n == 0 {
+			continue
+		}
+		j, err := json.Marshal(q.rows)
+		if err != nil {
+			return 0, fmt.Errorf("postgres: apply: %w", err)
+		}
+		b.Queue(q.sql, string(j))
+	}
+	logJSON, err := json.Marshal(log)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: apply: %w", err)
+	}
+	b.Queue(s.sql.appendLog, string(logJSON), int64(len(changes)), s.channel)
+
+	br := s.pool.SendBatch(ctx, b)
+	var first error
+	for range b.Len() - 1 {
+		if _, err := br.Exec(); err != nil && first == nil {
+			first = err
+		}
+	}
+	var pos int64
+	if err := br.QueryRow().Scan(&pos, nil); err != nil && first == nil {
+		first = err
+	}
+	if err := br.Close(); err != nil && first == nil {
+		first = err
+	}
+	if first != nil {
+		return 0, applyError(first)
+	}
+	return uint64(pos), nil
+}
+
+// applyError explains why Apply failed.
+func applyError(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "23505" && pe.TableName == "events":
+			return fmt.Errorf("%w: a stale write, the store already has that version: %s", residency.ErrConflict, pe.Detail)
+		case pe.Code == "23503" && pe.TableName == "events":
+			return fmt.Errorf("%w: the store does not have the version before the change: %s", residency.ErrConflict, pe.Detail)
+		}
+		return fmt.Errorf("postgres: apply: nothing committed: %w", err)
+	}
+	if pgconn.SafeToRetry(err) {
+		return fmt.Errorf("postgres: apply: nothing committed: %w", connectError(err))
+	}
+	return fmt.Errorf("postgres: apply: the changes may or may not have been committed: %w", err)
+}

@@ -1,0 +1,323 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/domicile-go/domicile/provider"
+	"github.com/domicile-go/domicile/region"
+	"github.com/domicile-go/domicile/residency"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// pageSize is how many accounts Load reads per query, with their events
+// and agreements: enough to amortise the round trips, few enough to bound
+// the memory of a page.
+const pageSize = 10000
+
+// Snapshot is what [Store.Snapshot] read besides the accounts.
+type Snapshot struct {
+	// Position is the log position the snapshot is at: it holds every
+	// change up to it and none after. A follower reads on from it with
+	// [Store.Changes].
+	Position uint64
+	// DataCenters are the runtime statuses, as [Store.DataCenters] gives.
+	DataCenters []residency.DataCenterState
+}
+
+// Load calls fn with every stored account, in account ID order, with its
+// whole audit trail and its agreements, from one consistent snapshot. It
+// stops at fn's first error and returns it.
+func (s *Store) Load(ctx context.Context, fn func(residency.StoredAccount) error) error {
+	_, err := s.snapshot(ctx, fn, false)
+	return err
+}
+
+// Snapshot is [Store.Load] and [Store.DataCenters] from one snapshot
+// (REPEATABLE READ), with the log position that snapshot is at: a Router
+// that loads with it and then reads [Store.Changes] from that position
+// misses nothing and applies nothing twice.
+func (s *Store) Snapshot(ctx context.Context, fn func(residency.StoredAccount) error) (Snapshot, error) {
+	return s.snapshot(ctx, fn, true)
+}
+
+func (s *Store) snapshot(ctx context.Context, fn func(residency.StoredAccount) error, full bool) (snap Snapshot, err error) {
+	if err := s.errClosed(); err != nil {
+		return snap, err
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return snap, fmt.Errorf("postgres: load: %w", connectError(err))
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if full {
+		var pos int64
+		if err := tx.QueryRow(ctx, s.sql.head).Scan(&pos); err != nil {
+			return snap, fmt.Errorf("postgres: load: %w", err)
+		}
+		snap.Position = uint64(pos)
+		if snap.DataCenters, err = s.dataCenters(ctx, tx); err != nil {
+			return snap, err
+		}
+	}
+	l := loader{s: s, tx: tx}
+	after := ""
+	for {
+		page, err := l.accounts(ctx, s.sql.accountsPage, after, pageSize)
+		if err != nil {
+			return snap, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		first, last := page[0].Placement.AccountID, page[len(page)-1].Placement.AccountID
+		if err := l.attach(ctx, page, s.sql.eventsRange, s.sql.agreementsRange, first, last); err != nil {
+			return snap, err
+		}
+		for _, a := range page {
+			if err := fn(a); err != nil {
+				return snap, err
+			}
+		}
+		if len(page) < pageSize {
+			break
+		}
+		after = last
+	}
+	return snap, tx.Commit(ctx)
+}
+
+// LoadAccounts calls fn, in account ID order, for each of the given
+// accounts that the store holds, as Load would give it: a Router re-reads
+// accounts this way after another instance changed them. Accounts the
+// store does not hold are left out; IDs may repeat.
+func (s *Store) LoadAccounts(ctx context.Context, ids []string, fn func(residency.StoredAccount) error) error {
+	if err := s.errClosed(); err != nil {
+		return err
+	}
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("postgres: load: %w", connectError(err))
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	l := loader{s: s, tx: tx}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), pageSize)]
+		ids = ids[len(chunk):]
+		page, err := l.accounts(ctx, s.sql.accountsByID, chunk)
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			continue
+		}
+		if err := l.attach(ctx, page, s.sql.eventsByAccount, s.sql.agreementsByID, chunk); err != nil {
+			return err
+		}
+		for _, a := range page {
+			if err := fn(a); err != nil {
+				return err
+			}
+		}
+	}
+	return tx.Commit(ctx)
+}
+
+// DataCenters returns the data center statuses set at run time, by ID.
+func (s *Store) DataCenters(ctx context.Context) ([]residency.DataCenterState, error) {
+	if err := s.errClosed(); err != nil {
+		return nil, err
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: load: %w", connectError(err))
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	return s.dataCenters(ctx, tx)
+}
+
+func (s *Store) dataCenters(ctx context.Context, tx pgx.Tx) ([]residency.DataCenterState, error) {
+	rows, err := tx.Query(ctx, s.sql.dataCenters)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: reading data center statuses: %w", err)
+	}
+	defer rows.Close()
+	var out []residency.DataCenterState
+	for rows.Next() {
+		var (
+			st      residency.DataCenterState
+			status  string
+			changed pgtype.Timestamptz
+			ns      int16
+		)
+		if err := rows.Scan(&st.ID, &status, &changed, &ns); err != nil {
+			return nil, fmt.Errorf("postgres: reading data center statuses: %w", err)
+		}
+		st.Status, st.Changed = provider.Status(status), readTime(changed, ns)
+		if !st.Status.IsValid() {
+			return nil, fmt.Errorf("%w: data center %s has status %q", residency.ErrCorrupt, st.ID, status)
+		}
+		out = append(out, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: reading data center statuses: %w", err)
+	}
+	return out, nil
+}
+
+// loader reads accounts within one transaction. Strings that repeat across
+// accounts (data centers, rules, kinds) are interned, so that a million
+// loaded accounts share them.
+type loader struct {
+	s      *Store
+	tx     pgx.Tx
+	intern map[string]string
+}
+
+func (l *loader) str(s string) string {
+	if v, ok := l.intern[s]; ok {
+		return v
+	}
+	if l.intern == nil {
+		l.intern = make(map[string]string)
+	}
+	if len(l.intern) < 1<<16 {
+		l.intern[s] = s
+	}
+	return s
+}
+
+// accounts reads the placements a query selects, in ID order.
+func (l *loader) accounts(ctx context.Context, sql string, args ...any) ([]residency.StoredAccount, error) {
+	rows, err := l.tx.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: load: %w", err)
+	}
+	defer rows.Close()
+	var out []residency.StoredAccount
+	for rows.Next() {
+		var (
+			p                                                  residency.Placement
+			version                                            int64
+			country, reg, dc, prov, backup, rule, transfer     string
+			created, updated, began                            pgtype.Timestamptz
+			createdNs, updatedNs                               int16
+			moveID, moveFrom, moveTo, moveRegion, moveTransfer *string
+			beganNs                                            *int16
+		)
+		if err := rows.Scan(&p.AccountID, &version, &country, &reg, &dc, &prov, &backup, &rule, &transfer,
+			&created, &createdNs, &updated, &updatedNs,
+			&moveID, &moveFrom, &moveTo, &moveRegion, &moveTransfer, &began, &beganNs); err != nil {
+			return nil, fmt.Errorf("postgres: load: %w", err)
+		}
+		id := p.AccountID
+		p.Version = uint64(version)
+		if country != "" {
+			if p.Country, err = region.ParseCountry(country); err != nil {
+				return nil, fmt.Errorf("%w: account %q: country %q", residency.ErrCorrupt, id, country)
+			}
+		}
+		if p.Region, err = region.Parse(reg); err != nil {
+			return nil, fmt.Errorf("%w: account %q: region %q", residency.ErrCorrupt, id, reg)
+		}
+		p.DataCenter, p.Provider, p.Backup, p.Rule, p.Transfer = l.str(dc), provider.Provider(l.str(prov)), l.str(backup), l.str(rule), l.str(transfer)
+		p.Created, p.Updated = readTime(created, createdNs), readTime(updated, updatedNs)
+		if moveID != nil {
+			if moveFrom == nil || moveTo == nil || moveRegion == nil || moveTransfer == nil || beganNs == nil {
+				return nil, fmt.Errorf("%w: account %q: move %q lacks columns", residency.ErrCorrupt, id, *moveID)
+			}
+			m := &residency.Move{ID: *moveID, AccountID: id, From: l.str(*moveFrom), To: l.str(*moveTo), Transfer: l.str(*moveTransfer), Began: readTime(began, *beganNs)}
+			if m.ToRegion, err = region.Parse(*moveRegion); err != nil {
+				return nil, fmt.Errorf("%w: account %q: move to region %q", residency.ErrCorrupt, id, *moveRegion)
+			}
+			p.Move = m
+		}
+		out = append(out, residency.StoredAccount{Placement: p})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: load: %w", err)
+	}
+	return out, nil
+}
+
+// attach reads the events and agreements of page's accounts (ordered by
+// account) and adds them to their accounts, then checks each audit trail
+// ends at its account's version.
+func (l *loader) attach(ctx context.Context, page []residency.StoredAccount, eventsSQL, agreementsSQL string, args ...any) error {
+	rows, err := l.tx.Query(ctx, eventsSQL, args...)
+	if err != nil {
+		return fmt.Errorf("postgres: load: %w", err)
+	}
+	i := 0
+	for rows.Next() {
+		var (
+			e       residency.Event
+			version int64
+			t       pgtype.Timestamptz
+			ns      int16
+			kind    string
+		)
+		if err := rows.Scan(&e.AccountID, &version, &t, &ns, &kind, &e.From, &e.To, &e.Rule, &e.Reference, &e.MoveID); err != nil {
+			rows.Close()
+			return fmt.Errorf("postgres: load: %w", err)
+		}
+		for i < len(page) && page[i].Placement.AccountID < e.AccountID {
+			i++
+		}
+		if i == len(page) || page[i].Placement.AccountID != e.AccountID {
+			continue // an account between two of the page's, not asked for
+		}
+		e.AccountID = page[i].Placement.AccountID
+		e.Version, e.Time, e.Kind = uint64(version), readTime(t, ns), residency.EventKind(l.str(kind))
+		e.From, e.To, e.Rule, e.Reference = l.str(e.From), l.str(e.To), l.str(e.Rule), l.str(e.Reference)
+		page[i].History = append(page[i].History, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: load: %w", err)
+	}
+
+	rows, err = l.tx.Query(ctx, agreementsSQL, args...)
+	if err != nil {
+		return fmt.Errorf("postgres: load: %w", err)
+	}
+	defer rows.Close()
+	i = 0
+	for rows.Next() {
+		var (
+			a                         residency.Agreement
+			to                        string
+			expires, granted, revoked pgtype.Timestamptz
+			eNs, gNs, rNs             int16
+		)
+		if err := rows.Scan(&a.AccountID, &a.Reference, &to, &expires, &eNs, &granted, &gNs, &revoked, &rNs); err != nil {
+			return fmt.Errorf("postgres: load: %w", err)
+		}
+		for i < len(page) && page[i].Placement.AccountID < a.AccountID {
+			i++
+		}
+		if i == len(page) || page[i].Placement.AccountID != a.AccountID {
+			continue
+		}
+		a.AccountID = page[i].Placement.AccountID
+		if a.To, err = region.Parse(to); err != nil {
+			return fmt.Errorf("%w: account %q: agreement %q to region %q", residency.ErrCorrupt, a.AccountID, a.Reference, to)
+		}
+		a.ExpiresAt, a.Granted, a.Revoked = readTime(expires, eNs), readTime(granted, gNs), readTime(revoked, rNs)
+		page[i].Agreements = append(page[i].Agreements, a)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: load: %w", err)
+	}
+	for _, a := range page {
+		if h := a.History; len(h) == 0 || h[len(h)-1].Version != a.Placement.Version {
+			return fmt.Errorf("%w: account %q: audit trail does not end at version %d", residency.ErrCorrupt, a.Placement.AccountID, a.Placement.Version)
+		}
+	}
+	return nil
+}
