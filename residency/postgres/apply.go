@@ -235,9 +235,54 @@ func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64,
 		first = err
 	}
 	if first != nil {
-		return 0, applyError(first)
+		err := applyError(first)
+		if errors.Is(err, residency.ErrConflict) {
+			err = s.explainConflict(ctx, changes, err)
+		}
+		return 0, err
 	}
 	return uint64(pos), nil
+}
+
+// explainConflict finds the first account of a refused unit whose stored
+// version is not the one the unit expects, and says so; err is what the
+// database said, for when the store matches (a fault inside the unit, or
+// a change between the two reads).
+func (s *Store) explainConflict(ctx context.Context, changes []residency.Change, err error) error {
+	expect := map[string]uint64{}
+	var ids []string
+	for i := range changes {
+		p := &changes[i].Placement
+		if changes[i].DataCenter != nil {
+			continue
+		}
+		if _, ok := expect[p.AccountID]; !ok {
+			expect[p.AccountID] = p.Version - 1
+			ids = append(ids, p.AccountID)
+		}
+	}
+	rows, qerr := s.pool.Query(ctx, s.sql.versions, ids)
+	if qerr != nil {
+		return err
+	}
+	stored := map[string]uint64{}
+	for rows.Next() {
+		var id string
+		var v int64
+		if rows.Scan(&id, &v) == nil {
+			stored[id] = uint64(v)
+		}
+	}
+	rows.Close()
+	if rows.Err() != nil {
+		return err
+	}
+	for _, id := range ids {
+		if stored[id] != expect[id] {
+			return fmt.Errorf("%w: account %q is at version %d in the store, the change expects %d", residency.ErrConflict, id, stored[id], expect[id])
+		}
+	}
+	return err
 }
 
 // applyError explains why Apply failed.
@@ -246,9 +291,9 @@ func applyError(err error) error {
 	if errors.As(err, &pe) {
 		switch {
 		case pe.Code == "23505" && pe.TableName == "events":
-			return fmt.Errorf("%w: a stale write, the store already has that version: %s", residency.ErrConflict, pe.Detail)
+			return fmt.Errorf("%w: the unit's versions do not follow the store's: %s", residency.ErrConflict, pe.Detail)
 		case pe.Code == "23503" && pe.TableName == "events":
-			return fmt.Errorf("%w: the store does not have the version before the change: %s", residency.ErrConflict, pe.Detail)
+			return fmt.Errorf("%w: the unit's versions do not follow the store's: %s", residency.ErrConflict, pe.Detail)
 		}
 		return fmt.Errorf("postgres: apply: nothing committed: %w", err)
 	}

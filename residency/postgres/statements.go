@@ -7,7 +7,7 @@ type statements struct {
 
 	upsertAccounts, insertEvents, upsertAgreements, upsertDataCenters, appendLog string
 
-	head, changes, dataCenters                    string
+	head, changes, dataCenters, versions          string
 	accountsPage, eventsRange, agreementsRange    string
 	accountsByID, eventsByAccount, agreementsByID string
 }
@@ -59,6 +59,7 @@ func buildStatements(s string) statements {
 				SELECT h.pos - $2 + e.ord, e.value FROM h, json_array_elements($1::json) WITH ORDINALITY AS e(value, ord))
 			SELECT pos, pg_notify($3, pos::text) FROM h`,
 
+		versions:    `SELECT id, version FROM ` + s + `.accounts WHERE id = ANY($1)`,
 		head:        `SELECT pos FROM ` + s + `.head`,
 		changes:     `SELECT pos, change::text FROM ` + s + `.changes WHERE pos > $1 ORDER BY pos LIMIT $2`,
 		dataCenters: `SELECT id, status, changed, changed_ns FROM ` + s + `.datacenters ORDER BY id`,
