@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 
@@ -127,7 +128,9 @@ CREATE TABLE %[1]s.changes (
 func (s *Store) setup(ctx context.Context) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return connectError(err)
+		// Nothing was done yet: any failure is one of getting a working
+		// connection.
+		return fmt.Errorf("postgres: cannot connect to the database at %s: %w", s.addr(), err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey(s.schema)); err != nil {
@@ -238,6 +241,15 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// addr names the server the store connects to, for errors.
+func (s *Store) addr() string {
+	c := s.pool.Config().ConnConfig
+	if strings.HasPrefix(c.Host, "/") {
+		return fmt.Sprintf("%s (socket), database %q", c.Host, c.Database)
+	}
+	return fmt.Sprintf("%s, database %q", net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port))), c.Database)
 }
 
 // connectError explains a failure to get a connection.
