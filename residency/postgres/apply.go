@@ -1,13 +1,15 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/domicile-go/domicile/residency"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -190,50 +192,36 @@ func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64,
 		}
 	}
 
-	// One batch, one Sync: PostgreSQL runs the statements as one implicit
-	// transaction, committed at the Sync unless one of them fails, in one
-	// round trip. The head is taken by the last statement, so that the row
-	// lock that orders commits is held only for the commit itself.
-	b := &pgx.Batch{}
-	for _, q := range []struct {
-		sql  string
+	// Rows in key order: concurrent Applies that touch the same keys take
+	// their locks in the same order, and so cannot deadlock.
+	slices.SortFunc(events, func(a, b eventRow) int {
+		return cmp.Or(strings.Compare(a.Account, b.Account), cmp.Compare(a.Version, b.Version))
+	})
+	slices.SortFunc(accounts, func(a, b accountRow) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(agreements, func(a, b agreementRow) int {
+		return cmp.Or(strings.Compare(a.Account, b.Account), strings.Compare(a.Reference, b.Reference))
+	})
+	slices.SortFunc(dcs, func(a, b dataCenterRow) int { return strings.Compare(a.ID, b.ID) })
+
+	// One statement: atomic by itself, in one round trip. The head row is
+	// updated in it too, so the row lock that orders commits (see
+	// follow.go) is held from there to the commit, within the server.
+	var args [5]any
+	for i, p := range []struct {
 		rows any
 		n    int
-	}{
-		{s.sql.insertEvents, events, len(events)},
-		{s.sql.upsertAccounts, accounts, len(accounts)},
-		{s.sql.upsertAgreements, agreements, len(agreements)},
-		{s.sql.upsertDataCenters, dcs, len(dcs)},
-	} {
-		if q.n == 0 {
-			continue
+	}{{events, len(events)}, {accounts, len(accounts)}, {agreements, len(agreements)}, {dcs, len(dcs)}, {log, len(log)}} {
+		if p.n == 0 {
+			continue // NULL: json_to_recordset gives no rows
 		}
-		j, err := json.Marshal(q.rows)
+		j, err := json.Marshal(p.rows)
 		if err != nil {
 			return 0, fmt.Errorf("postgres: apply: %w", err)
 		}
-		b.Queue(q.sql, string(j))
-	}
-	logJSON, err := json.Marshal(log)
-	if err != nil {
-		return 0, fmt.Errorf("postgres: apply: %w", err)
-	}
-	b.Queue(s.sql.appendLog, string(logJSON), int64(len(changes)), s.channel)
-
-	br := s.pool.SendBatch(ctx, b)
-	var first error
-	for range b.Len() - 1 {
-		if _, err := br.Exec(); err != nil && first == nil {
-			first = err
-		}
+		args[i] = string(j)
 	}
 	var pos int64
-	if err := br.QueryRow().Scan(&pos, nil); err != nil && first == nil {
-		first = err
-	}
-	if err := br.Close(); err != nil && first == nil {
-		first = err
-	}
+	first := s.pool.QueryRow(ctx, s.sql.apply, args[0], args[1], args[2], args[3], args[4], int64(len(changes)), s.channel).Scan(&pos, nil)
 	if first != nil {
 		err := applyError(first)
 		if errors.Is(err, residency.ErrConflict) {

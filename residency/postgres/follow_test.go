@@ -26,8 +26,9 @@ func TestChangesCommitOrder(t *testing.T) {
 	if err := s.Apply(ctx, []residency.Change{x1}); err != nil {
 		t.Fatal(err)
 	}
-	// Hold a lock that the check of x's next version needs (the event
-	// before it, which its key references).
+	// Another transaction writes x's next version and holds it
+	// uncommitted: the Apply of the same version must wait for it inside
+	// its own transaction.
 	blocker, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +39,8 @@ func TestChangesCommitOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "SELECT 1 FROM domicile.events WHERE account = 'x' FOR UPDATE"); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO domicile.events (account, version, prev, time_ns, kind, source, target, rule, reference, move_id)
+		VALUES ('x', 2, 1, 0, 'move-begun', '', '', '', '', '')`); err != nil {
 		t.Fatal(err)
 	}
 
@@ -51,9 +53,13 @@ func TestChangesCommitOrder(t *testing.T) {
 		return err == nil && n > 0
 	})
 
+	// A writer waiting inside its transaction holds nobody up: the
+	// second commits meanwhile (or the test fails, not hangs).
 	y1 := placed("y", "linode-eu", at)
-	if err := s.Apply(ctx, []residency.Change{y1}); err != nil {
-		t.Fatal(err)
+	yctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.Apply(yctx, []residency.Change{y1}); err != nil {
+		t.Fatalf("a second Apply while the first waits: %v", err)
 	}
 	pos, cs := changes(t, s, 1)
 	if diff := cmp.Diff([]residency.Change{y1}, cs); diff != "" || !cmp.Equal(pos, []uint64{2}) {

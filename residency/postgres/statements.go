@@ -5,7 +5,7 @@ package postgres
 type statements struct {
 	insertMeta, selectMeta string
 
-	upsertAccounts, insertEvents, upsertAgreements, upsertDataCenters, appendLog string
+	apply string
 
 	head, changes, dataCenters, versions          string
 	accountsPage, eventsRange, agreementsRange    string
@@ -29,37 +29,50 @@ func buildStatements(s string) statements {
 		insertMeta: `INSERT INTO ` + s + `.meta (key, value) VALUES ($1, $2), ($3, $4)`,
 		selectMeta: `SELECT value FROM ` + s + `.meta WHERE key = $1`,
 
-		// The writes of Apply take their rows from one JSON parameter
-		// each: one statement for any number of changes.
-		upsertAccounts: `INSERT INTO ` + s + `.accounts (` + accountCols + `)
-			SELECT ` + accountCols + ` FROM json_to_recordset($1::json) AS r(` + accountDefs + `)
-			ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, country = EXCLUDED.country, region = EXCLUDED.region,
-				datacenter = EXCLUDED.datacenter, provider = EXCLUDED.provider, backup = EXCLUDED.backup, rule = EXCLUDED.rule,
-				transfer = EXCLUDED.transfer, created = EXCLUDED.created, created_ns = EXCLUDED.created_ns,
-				updated = EXCLUDED.updated, updated_ns = EXCLUDED.updated_ns, move_id = EXCLUDED.move_id,
-				move_from = EXCLUDED.move_from, move_to = EXCLUDED.move_to, move_region = EXCLUDED.move_region,
-				move_transfer = EXCLUDED.move_transfer, move_began = EXCLUDED.move_began, move_began_ns = EXCLUDED.move_began_ns`,
-		insertEvents: `INSERT INTO ` + s + `.events (account, version, prev, time, time_ns, kind, source, target, rule, reference, move_id)
-			SELECT account, version, NULLIF(version - 1, 0), time, time_ns, kind, source, target, rule, reference, move_id
-			FROM json_to_recordset($1::json) AS r(account text, version bigint, time timestamptz, time_ns smallint, kind text,
-				source text, target text, rule text, reference text, move_id text)`,
-		upsertAgreements: `INSERT INTO ` + s + `.agreements (` + agreementCols + `)
-			SELECT ` + agreementCols + ` FROM json_to_recordset($1::json) AS r(account text, reference text, to_region text,
-				expires timestamptz, expires_ns smallint, granted timestamptz, granted_ns smallint, revoked timestamptz, revoked_ns smallint)
-			ON CONFLICT (account, reference) DO UPDATE SET to_region = EXCLUDED.to_region, expires = EXCLUDED.expires,
-				expires_ns = EXCLUDED.expires_ns, granted = EXCLUDED.granted, granted_ns = EXCLUDED.granted_ns,
-				revoked = EXCLUDED.revoked, revoked_ns = EXCLUDED.revoked_ns`,
-		upsertDataCenters: `INSERT INTO ` + s + `.datacenters (id, status, changed, changed_ns, version)
-			SELECT id, status, changed, changed_ns, n FROM json_to_recordset($1::json) AS r(id text, status text, changed timestamptz, changed_ns smallint, n bigint)
-			ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, changed = EXCLUDED.changed, changed_ns = EXCLUDED.changed_ns,
-				version = ` + s + `.datacenters.version + EXCLUDED.version`,
-		// appendLog is the last statement of every Apply: see apply.go.
-		appendLog: `WITH h AS (UPDATE ` + s + `.head SET pos = pos + $2 RETURNING pos),
+		// apply is the whole of Apply, one statement and so one
+		// transaction: each table's rows come from one JSON parameter (NULL
+		// when there are none). The head is taken last: its WHERE reads the
+		// other writes' results, so PostgreSQL runs them to completion
+		// before it reads and locks the head row. A write that waits (for
+		// another transaction writing the same event key) thus waits
+		// without holding the head, and other writers commit meanwhile.
+		// Only the events' foreign key checks run later, at the end of the
+		// statement; they wait only for someone who locks or deletes an
+		// event row, which domicile never does.
+		apply: `WITH
+			e AS (INSERT INTO ` + s + `.events (account, version, prev, time, time_ns, kind, source, target, rule, reference, move_id)
+				SELECT account, version, NULLIF(version - 1, 0), time, time_ns, kind, source, target, rule, reference, move_id
+				FROM json_to_recordset($1::json) AS r(account text, version bigint, time timestamptz, time_ns smallint, kind text,
+					source text, target text, rule text, reference text, move_id text)
+				RETURNING 1),
+			a AS (INSERT INTO ` + s + `.accounts (` + accountCols + `)
+				SELECT ` + accountCols + ` FROM json_to_recordset($2::json) AS r(` + accountDefs + `)
+				ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, country = EXCLUDED.country, region = EXCLUDED.region,
+					datacenter = EXCLUDED.datacenter, provider = EXCLUDED.provider, backup = EXCLUDED.backup, rule = EXCLUDED.rule,
+					transfer = EXCLUDED.transfer, created = EXCLUDED.created, created_ns = EXCLUDED.created_ns,
+					updated = EXCLUDED.updated, updated_ns = EXCLUDED.updated_ns, move_id = EXCLUDED.move_id,
+					move_from = EXCLUDED.move_from, move_to = EXCLUDED.move_to, move_region = EXCLUDED.move_region,
+					move_transfer = EXCLUDED.move_transfer, move_began = EXCLUDED.move_began, move_began_ns = EXCLUDED.move_began_ns
+				RETURNING 1),
+			g AS (INSERT INTO ` + s + `.agreements (` + agreementCols + `)
+				SELECT ` + agreementCols + ` FROM json_to_recordset($3::json) AS r(account text, reference text, to_region text,
+					expires timestamptz, expires_ns smallint, granted timestamptz, granted_ns smallint, revoked timestamptz, revoked_ns smallint)
+				ON CONFLICT (account, reference) DO UPDATE SET to_region = EXCLUDED.to_region, expires = EXCLUDED.expires,
+					expires_ns = EXCLUDED.expires_ns, granted = EXCLUDED.granted, granted_ns = EXCLUDED.granted_ns,
+					revoked = EXCLUDED.revoked, revoked_ns = EXCLUDED.revoked_ns
+				RETURNING 1),
+			d AS (INSERT INTO ` + s + `.datacenters (id, status, changed, changed_ns, version)
+				SELECT id, status, changed, changed_ns, n FROM json_to_recordset($4::json) AS r(id text, status text, changed timestamptz, changed_ns smallint, n bigint)
+				ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, changed = EXCLUDED.changed, changed_ns = EXCLUDED.changed_ns,
+					version = ` + s + `.datacenters.version + EXCLUDED.version
+				RETURNING 1),
+			h AS (UPDATE ` + s + `.head SET pos = pos + $6
+				WHERE (SELECT count(*) FROM e) + (SELECT count(*) FROM a) + (SELECT count(*) FROM g) + (SELECT count(*) FROM d) >= 0
+				RETURNING pos),
 			c AS (INSERT INTO ` + s + `.changes (pos, change)
-				SELECT h.pos - $2 + e.ord, e.value FROM h, json_array_elements($1::json) WITH ORDINALITY AS e(value, ord))
-			SELECT pos, pg_notify($3, pos::text) FROM h`,
+				SELECT h.pos - $6 + l.ord, l.value FROM h, json_array_elements($5::json) WITH ORDINALITY AS l(value, ord))
+			SELECT pos, pg_notify($7, pos::text) FROM h`,
 
-		versions:    `SELECT id, version FROM ` + s + `.accounts WHERE id = ANY($1)`,
 		head:        `SELECT pos FROM ` + s + `.head`,
 		changes:     `SELECT pos, change::text FROM ` + s + `.changes WHERE pos > $1 ORDER BY pos LIMIT $2`,
 		dataCenters: `SELECT id, status, changed, changed_ns FROM ` + s + `.datacenters ORDER BY id`,
