@@ -115,6 +115,28 @@ func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64,
 	if len(changes) == 0 {
 		return 0, nil
 	}
+	// One statement: atomic by itself, in one round trip. It takes the
+	// head row last (see statements.go), and the row lock that orders
+	// commits (see follow.go) is held from there to the commit, within the
+	// server.
+	args, err := s.applyArgs(changes)
+	if err != nil {
+		return 0, err
+	}
+	var pos int64
+	if err := s.pool.QueryRow(ctx, s.sql.apply, args...).Scan(&pos, nil); err != nil {
+		err = applyError(err)
+		if errors.Is(err, residency.ErrConflict) {
+			err = s.explainConflict(ctx, changes, err)
+		}
+		return 0, err
+	}
+	return uint64(pos), nil
+}
+
+// applyArgs checks changes and turns them into the parameters of the apply
+// statement.
+func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
 	var (
 		accounts   []accountRow
 		accountAt  = map[string]int{}
@@ -129,12 +151,12 @@ func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64,
 		c := &changes[i]
 		b, err := json.Marshal(c)
 		if err != nil {
-			return 0, fmt.Errorf("postgres: apply: change %d: %w", i, err)
+			return nil, fmt.Errorf("postgres: apply: change %d: %w", i, err)
 		}
 		log[i] = b
 		if st := c.DataCenter; st != nil {
 			if st.ID == "" || !st.Status.IsValid() {
-				return 0, fmt.Errorf("postgres: apply: change %d: data center %q with status %q", i, st.ID, st.Status)
+				return nil, fmt.Errorf("postgres: apply: change %d: data center %q with status %q", i, st.ID, st.Status)
 			}
 			r := dataCenterRow{ID: st.ID, Status: string(st.Status), N: 1}
 			r.Changed, r.ChangedNs = wireTime(st.Changed)
@@ -153,11 +175,11 @@ func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64,
 		p, e := &c.Placement, &c.Event
 		switch {
 		case p.AccountID == "" || p.Version == 0 || !p.Region.IsValid():
-			return 0, fmt.Errorf("postgres: apply: change %d: placement of account %q at version %d in region %v", i, p.AccountID, p.Version, p.Region)
+			return nil, fmt.Errorf("postgres: apply: change %d: placement of account %q at version %d in region %v", i, p.AccountID, p.Version, p.Region)
 		case e.AccountID != p.AccountID || e.Version != p.Version:
-			return 0, fmt.Errorf("postgres: apply: change %d: event of account %q version %d with a placement of account %q version %d", i, e.AccountID, e.Version, p.AccountID, p.Version)
+			return nil, fmt.Errorf("postgres: apply: change %d: event of account %q version %d with a placement of account %q version %d", i, e.AccountID, e.Version, p.AccountID, p.Version)
 		case p.Move != nil && !p.Move.ToRegion.IsValid():
-			return 0, fmt.Errorf("postgres: apply: change %d: account %q: move to region %v", i, p.AccountID, p.Move.ToRegion)
+			return nil, fmt.Errorf("postgres: apply: change %d: account %q: move to region %v", i, p.AccountID, p.Move.ToRegion)
 		}
 		// The account's row is its last placement of the unit; every
 		// change adds its event, whose keys check the version.
@@ -173,7 +195,7 @@ func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64,
 		events = append(events, er)
 		if a := c.Agreement; a != nil {
 			if a.AccountID == "" || a.Reference == "" || !a.To.IsValid() {
-				return 0, fmt.Errorf("postgres: apply: change %d: agreement %q of account %q to region %v", i, a.Reference, a.AccountID, a.To)
+				return nil, fmt.Errorf("postgres: apply: change %d: agreement %q of account %q to region %v", i, a.Reference, a.AccountID, a.To)
 			}
 			r := agreementRow{Account: a.AccountID, Reference: a.Reference, ToRegion: a.To.String()}
 			r.Expires, r.ExpiresNs = wireTime(a.ExpiresAt)
@@ -203,10 +225,7 @@ func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64,
 	})
 	slices.SortFunc(dcs, func(a, b dataCenterRow) int { return strings.Compare(a.ID, b.ID) })
 
-	// One statement: atomic by itself, in one round trip. The head row is
-	// updated in it too, so the row lock that orders commits (see
-	// follow.go) is held from there to the commit, within the server.
-	var args [5]any
+	args := make([]any, 7)
 	for i, p := range []struct {
 		rows any
 		n    int
@@ -216,20 +235,12 @@ func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64,
 		}
 		j, err := json.Marshal(p.rows)
 		if err != nil {
-			return 0, fmt.Errorf("postgres: apply: %w", err)
+			return nil, fmt.Errorf("postgres: apply: %w", err)
 		}
 		args[i] = string(j)
 	}
-	var pos int64
-	first := s.pool.QueryRow(ctx, s.sql.apply, args[0], args[1], args[2], args[3], args[4], int64(len(changes)), s.channel).Scan(&pos, nil)
-	if first != nil {
-		err := applyError(first)
-		if errors.Is(err, residency.ErrConflict) {
-			err = s.explainConflict(ctx, changes, err)
-		}
-		return 0, err
-	}
-	return uint64(pos), nil
+	args[5], args[6] = int64(len(changes)), s.channel
+	return args, nil
 }
 
 // explainConflict finds the first account of a refused unit whose stored

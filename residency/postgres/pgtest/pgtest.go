@@ -21,7 +21,8 @@
 // DOMICILE_REQUIRE_POSTGRES=1 (as in CI): then they fail.
 //
 // The throwaway server runs with fsync=off: fast, and lost on a crash of
-// the machine, which a test does not care about.
+// the machine, which a test does not care about. Benchmarks of durable
+// writes set DOMICILE_PGTEST_DURABLE=1 to have fsync on.
 package pgtest
 
 import (
@@ -53,6 +54,10 @@ const (
 	// EnvRequire, set to 1, turns "no PostgreSQL here" from a skip into a
 	// failure.
 	EnvRequire = "DOMICILE_REQUIRE_POSTGRES"
+	// EnvDurable, set to 1, starts the throwaway server with fsync and
+	// synchronous commit on, as a production server runs: for benchmarks
+	// of durable writes.
+	EnvDurable = "DOMICILE_PGTEST_DURABLE"
 )
 
 // installHint is what a skipped test says.
@@ -234,7 +239,10 @@ func start() (*server, error) {
 			os.RemoveAll(s.dir)
 			return nil, err
 		}
-		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300", port, s.dir)
+		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=300", port, s.dir)
+		if os.Getenv(EnvDurable) != "1" {
+			opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+		}
 		out, err := s.run("pg_ctl", "-D", s.data, "-o", opts, "-l", filepath.Join(s.dir, "log"), "-w", "-t", "60", "start")
 		if err == nil {
 			s.dsn = fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable", port)
