@@ -192,7 +192,21 @@ func (l *loader) str(s string) string {
 	return s
 }
 
-// accounts reads the placements a query selects, in ID order.
+// bytes returns b as a string, interned.
+func (l *loader) bytes(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if v, ok := l.intern[string(b)]; ok {
+		return v
+	}
+	return l.str(string(b))
+}
+
+// accounts reads the placements a query selects, in ID order. Text
+// columns are read from the raw row (text is the same in either wire
+// format) and interned without a copy when they repeat; the others are
+// scanned.
 func (l *loader) accounts(ctx context.Context, sql string, args ...any) ([]residency.StoredAccount, error) {
 	rows, err := l.tx.Query(ctx, sql, args...)
 	if err != nil {
@@ -202,38 +216,40 @@ func (l *loader) accounts(ctx context.Context, sql string, args ...any) ([]resid
 	var out []residency.StoredAccount
 	for rows.Next() {
 		var (
-			p                                                  residency.Placement
-			version                                            int64
-			country, reg, dc, prov, backup, rule, transfer     string
-			created, updated, began                            pgtype.Timestamptz
-			createdNs, updatedNs                               int16
-			moveID, moveFrom, moveTo, moveRegion, moveTransfer *string
-			beganNs                                            *int16
+			p                       residency.Placement
+			version                 int64
+			created, updated, began pgtype.Timestamptz
+			createdNs, updatedNs    int16
+			beganNs                 *int16
 		)
-		if err := rows.Scan(&p.AccountID, &version, &country, &reg, &dc, &prov, &backup, &rule, &transfer,
+		if err := rows.Scan(nil, &version, nil, nil, nil, nil, nil, nil, nil,
 			&created, &createdNs, &updated, &updatedNs,
-			&moveID, &moveFrom, &moveTo, &moveRegion, &moveTransfer, &began, &beganNs); err != nil {
+			nil, nil, nil, nil, nil, &began, &beganNs); err != nil {
 			return nil, fmt.Errorf("postgres: load: %w", err)
 		}
-		id := p.AccountID
+		raw := rows.RawValues()
+		id := string(raw[0])
+		p.AccountID = id
 		p.Version = uint64(version)
-		if country != "" {
-			if p.Country, err = region.ParseCountry(country); err != nil {
-				return nil, fmt.Errorf("%w: account %q: country %q", residency.ErrCorrupt, id, country)
+		if c := raw[2]; len(c) > 0 {
+			if p.Country, err = region.ParseCountry(string(c)); err != nil {
+				return nil, fmt.Errorf("%w: account %q: country %q", residency.ErrCorrupt, id, c)
 			}
 		}
-		if p.Region, err = region.Parse(reg); err != nil {
-			return nil, fmt.Errorf("%w: account %q: region %q", residency.ErrCorrupt, id, reg)
+		if p.Region, err = parseRegion(raw[3]); err != nil {
+			return nil, fmt.Errorf("%w: account %q: region %q", residency.ErrCorrupt, id, raw[3])
 		}
-		p.DataCenter, p.Provider, p.Backup, p.Rule, p.Transfer = l.str(dc), provider.Provider(l.str(prov)), l.str(backup), l.str(rule), l.str(transfer)
+		p.DataCenter, p.Provider, p.Backup = l.bytes(raw[4]), provider.Provider(l.bytes(raw[5])), l.bytes(raw[6])
+		p.Rule, p.Transfer = l.bytes(raw[7]), l.bytes(raw[8])
 		p.Created, p.Updated = readTime(created, createdNs), readTime(updated, updatedNs)
-		if moveID != nil {
-			if moveFrom == nil || moveTo == nil || moveRegion == nil || moveTransfer == nil || beganNs == nil {
-				return nil, fmt.Errorf("%w: account %q: move %q lacks columns", residency.ErrCorrupt, id, *moveID)
+		if raw[13] != nil {
+			moveID := string(raw[13])
+			if raw[14] == nil || raw[15] == nil || raw[16] == nil || raw[17] == nil || beganNs == nil {
+				return nil, fmt.Errorf("%w: account %q: move %q lacks columns", residency.ErrCorrupt, id, moveID)
 			}
-			m := &residency.Move{ID: *moveID, AccountID: id, From: l.str(*moveFrom), To: l.str(*moveTo), Transfer: l.str(*moveTransfer), Began: readTime(began, *beganNs)}
-			if m.ToRegion, err = region.Parse(*moveRegion); err != nil {
-				return nil, fmt.Errorf("%w: account %q: move to region %q", residency.ErrCorrupt, id, *moveRegion)
+			m := &residency.Move{ID: moveID, AccountID: id, From: l.bytes(raw[14]), To: l.bytes(raw[15]), Transfer: l.bytes(raw[17]), Began: readTime(began, *beganNs)}
+			if m.ToRegion, err = parseRegion(raw[16]); err != nil {
+				return nil, fmt.Errorf("%w: account %q: move to region %q", residency.ErrCorrupt, id, raw[16])
 			}
 			p.Move = m
 		}
@@ -243,6 +259,17 @@ func (l *loader) accounts(ctx context.Context, sql string, args ...any) ([]resid
 		return nil, fmt.Errorf("postgres: load: %w", err)
 	}
 	return out, nil
+}
+
+// parseRegion parses a stored region name without a copy for the names
+// this package writes.
+func parseRegion(b []byte) (region.Region, error) {
+	for _, r := range region.All() {
+		if string(b) == r.String() {
+			return r, nil
+		}
+	}
+	return region.Parse(string(b))
 }
 
 // attach reads the events and agreements of page's accounts (ordered by
@@ -256,25 +283,27 @@ func (l *loader) attach(ctx context.Context, page []residency.StoredAccount, eve
 	i := 0
 	for rows.Next() {
 		var (
-			e       residency.Event
 			version int64
 			t       pgtype.Timestamptz
 			ns      int16
-			kind    string
 		)
-		if err := rows.Scan(&e.AccountID, &version, &t, &ns, &kind, &e.From, &e.To, &e.Rule, &e.Reference, &e.MoveID); err != nil {
+		if err := rows.Scan(nil, &version, &t, &ns, nil, nil, nil, nil, nil, nil); err != nil {
 			rows.Close()
 			return fmt.Errorf("postgres: load: %w", err)
 		}
-		for i < len(page) && page[i].Placement.AccountID < e.AccountID {
+		raw := rows.RawValues()
+		for i < len(page) && page[i].Placement.AccountID < string(raw[0]) {
 			i++
 		}
-		if i == len(page) || page[i].Placement.AccountID != e.AccountID {
+		if i == len(page) || page[i].Placement.AccountID != string(raw[0]) {
 			continue // an account between two of the page's, not asked for
 		}
-		e.AccountID = page[i].Placement.AccountID
-		e.Version, e.Time, e.Kind = uint64(version), readTime(t, ns), residency.EventKind(l.str(kind))
-		e.From, e.To, e.Rule, e.Reference = l.str(e.From), l.str(e.To), l.str(e.Rule), l.str(e.Reference)
+		e := residency.Event{AccountID: page[i].Placement.AccountID, Version: uint64(version), Time: readTime(t, ns),
+			Kind: residency.EventKind(l.bytes(raw[4])), From: l.bytes(raw[5]), To: l.bytes(raw[6]), Rule: l.bytes(raw[7]),
+			Reference: l.bytes(raw[8])}
+		if len(raw[9]) > 0 {
+			e.MoveID = string(raw[9])
+		}
 		page[i].History = append(page[i].History, e)
 	}
 	rows.Close()
