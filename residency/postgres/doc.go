@@ -25,8 +25,8 @@
 //	events       every account's whole audit trail, one row per version
 //	agreements   every account's transfer agreements, revoked ones included
 //	datacenters  data center statuses set at run time (Drain, Activate)
-//	head         one row: the position of the last change in the log
-//	changes      the log of every change applied, by position, for followers
+//	head         one row: the position of the last change in the log, and of the last trimmed
+//	changes      the log of the changes applied, by position, for followers
 //
 // Times are stored exactly: a timestamptz (microseconds) and, in a column
 // named after it with "_ns", the nanoseconds below the microsecond; NULL is

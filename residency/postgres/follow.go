@@ -76,31 +76,53 @@ func (s *Store) changesPage(ctx context.Context, last *uint64, fn func(uint64, r
 	n := 0
 	for rows.Next() {
 		var (
-			pos int64
-			raw []byte
+			trimmed int64
+			pos     *int64
+			raw     []byte
 		)
-		if err := rows.Scan(&pos, &raw); err != nil {
+		if err := rows.Scan(&trimmed, &pos, &raw); err != nil {
 			return n, fmt.Errorf("postgres: reading changes: %w", err)
+		}
+		if *last < uint64(trimmed) {
+			return n, fmt.Errorf("%w: reading after position %d, the log starts after %d", ErrTrimmed, *last, trimmed)
+		}
+		if pos == nil {
+			break // no changes after *last
 		}
 		// Positions have no gaps (see above): a gap is damage, and
 		// reading past it would skip changes.
-		if uint64(pos) != *last+1 {
-			return n, fmt.Errorf("%w: changes log jumps from position %d to %d", residency.ErrCorrupt, *last, pos)
+		if uint64(*pos) != *last+1 {
+			return n, fmt.Errorf("%w: changes log jumps from position %d to %d", residency.ErrCorrupt, *last, *pos)
 		}
 		var c residency.Change
 		if err := json.Unmarshal(raw, &c); err != nil {
-			return n, fmt.Errorf("%w: change at position %d: %v", residency.ErrCorrupt, pos, err)
+			return n, fmt.Errorf("%w: change at position %d: %v", residency.ErrCorrupt, *pos, err)
 		}
-		if err := fn(uint64(pos), c); err != nil {
+		if err := fn(uint64(*pos), c); err != nil {
 			return n, err
 		}
-		*last = uint64(pos)
+		*last = uint64(*pos)
 		n++
 	}
 	if err := rows.Err(); err != nil {
 		return n, fmt.Errorf("postgres: reading changes: %w", err)
 	}
 	return n, nil
+}
+
+// Trim removes the changes up to position upTo (at most the head) from
+// the log; they stay in the accounts' trails. A follower that has not read
+// them gets [ErrTrimmed] from Changes and must load a new [Store.Snapshot].
+// Trim only what every follower has read, such as the changes older than
+// any running instance.
+func (s *Store) Trim(ctx context.Context, upTo uint64) error {
+	if err := s.errClosed(); err != nil {
+		return err
+	}
+	if _, err := s.pool.Exec(ctx, s.sql.trim, int64(min(upTo, 1<<63-1))); err != nil {
+		return fmt.Errorf("postgres: trimming the changes log: %w", connectError(err))
+	}
+	return nil
 }
 
 // Listener wakes a follower when changes may have been committed: on each

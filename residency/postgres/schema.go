@@ -106,12 +106,14 @@ CREATE TABLE %[1]s.datacenters (
 
 -- head: one row, the position of the last change in the changes log.
 -- Every Apply updates it last, which serialises commits and hands out
--- positions in commit order.
+-- positions in commit order. trimmed is the last position Trim removed
+-- from the log.
 CREATE TABLE %[1]s.head (
-	one boolean PRIMARY KEY DEFAULT true CHECK (one),
-	pos bigint NOT NULL
+	one     boolean PRIMARY KEY DEFAULT true CHECK (one),
+	pos     bigint NOT NULL,
+	trimmed bigint NOT NULL CHECK (trimmed <= pos)
 );
-INSERT INTO %[1]s.head (pos) VALUES (0);
+INSERT INTO %[1]s.head (pos, trimmed) VALUES (0, 0);
 
 -- changes: every change ever applied, as JSON (a residency.Change), at
 -- positions 1, 2, 3... without gaps and in commit order: what followers

@@ -7,7 +7,7 @@ type statements struct {
 
 	apply string
 
-	head, changes, dataCenters, versions          string
+	head, changes, trim, dataCenters, versions    string
 	accountsPage, eventsRange, agreementsRange    string
 	accountsByID, eventsByAccount, agreementsByID string
 }
@@ -73,8 +73,13 @@ func buildStatements(s string) statements {
 				SELECT h.pos - $6 + l.ord, l.value FROM h, json_array_elements($5::json) WITH ORDINALITY AS l(value, ord))
 			SELECT pos, pg_notify($7, pos::text) FROM h`,
 
-		head:        `SELECT pos FROM ` + s + `.head`,
-		changes:     `SELECT pos, change::text FROM ` + s + `.changes WHERE pos > $1 ORDER BY pos LIMIT $2`,
+		head: `SELECT pos FROM ` + s + `.head`,
+		// changes reads the trim mark in the same snapshot as the rows, so
+		// that a Trim running meanwhile is told apart from a gap.
+		changes: `SELECT h.trimmed, c.pos, c.change::text FROM ` + s + `.head h LEFT JOIN LATERAL
+			(SELECT pos, change FROM ` + s + `.changes WHERE pos > $1 ORDER BY pos LIMIT $2) c ON true ORDER BY c.pos`,
+		trim: `WITH h AS (UPDATE ` + s + `.head SET trimmed = greatest(trimmed, least($1, pos)) RETURNING trimmed)
+			DELETE FROM ` + s + `.changes WHERE pos <= (SELECT trimmed FROM h)`,
 		dataCenters: `SELECT id, status, changed, changed_ns FROM ` + s + `.datacenters ORDER BY id`,
 
 		accountsPage:    `SELECT ` + accountCols + ` FROM ` + s + `.accounts WHERE id > $1 ORDER BY id LIMIT $2`,

@@ -40,6 +40,9 @@ var (
 	// domicile's tables changed by someone else. Open alters nothing then.
 	// It matches [residency.ErrCorrupt] too.
 	ErrForeign = fmt.Errorf("%w: the schema holds tables that are not domicile's", residency.ErrCorrupt)
+	// ErrTrimmed: [Store.Changes] was asked for changes that [Store.Trim]
+	// removed from the log; the follower must load a new snapshot.
+	ErrTrimmed = errors.New("postgres: the changes were trimmed from the log")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("postgres: store is closed")
 )
