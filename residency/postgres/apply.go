@@ -124,7 +124,16 @@ func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64,
 		return 0, err
 	}
 	var pos int64
-	if err := s.pool.QueryRow(ctx, s.sql.apply, args...).Scan(&pos, nil); err != nil {
+	err = s.pool.QueryRow(ctx, s.sql.apply, args...).Scan(&pos, nil)
+	if err != nil && unused(err) && ctx.Err() == nil {
+		// A connection the server had closed (a restart, or connections
+		// terminated): nothing ran. The others are likely gone too: the
+		// pool drops them all (those in use once returned), and the
+		// statement runs once more, on a new connection.
+		s.pool.Reset()
+		err = s.pool.QueryRow(ctx, s.sql.apply, args...).Scan(&pos, nil)
+	}
+	if err != nil {
 		err = applyError(err)
 		if errors.Is(err, residency.ErrConflict) {
 			err = s.explainConflict(ctx, changes, err)
@@ -282,6 +291,17 @@ func (s *Store) explainConflict(ctx context.Context, changes []residency.Change,
 		}
 	}
 	return err
+}
+
+// unused reports whether err says the statement never ran because its
+// connection was gone: not sent at all, or refused by a server shutting
+// down or terminating the connection (class 57, operator intervention).
+func unused(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	}
+	return pgconn.SafeToRetry(err)
 }
 
 // applyError explains why Apply failed.

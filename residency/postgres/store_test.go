@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 )
 
 // TestRoundTrip writes accounts with every field set, moves, agreements,
@@ -261,5 +263,46 @@ func TestManyAccountsLoad(t *testing.T) {
 		if a.Placement.AccountID != id || a.Placement.Version != wantV || len(a.History) != int(wantV) {
 			t.Fatalf("account %d: %s at version %d with %d events; want %s at %d", i, a.Placement.AccountID, a.Placement.Version, len(a.History), id, wantV)
 		}
+	}
+}
+
+// TestApplyAfterConnectionsTerminated terminates every connection of the
+// database, as a restart does: the next Apply goes through on a new
+// connection, and nothing is lost or applied twice.
+func TestApplyAfterConnectionsTerminated(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	s := openStore(t, dsn)
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []residency.Change
+	for i := range 3 {
+		// Several pooled connections, used just now (not pinged again).
+		var wg sync.WaitGroup
+		for j := range 4 {
+			c := placed(fmt.Sprintf("r%d-%d", i, j), "linode-eu", at)
+			want = append(want, c)
+			wg.Go(func() {
+				if err := s.Apply(ctx, []residency.Change{c}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		exec(t, pgtest.AdminDSN(t), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", cfg.Database)
+	}
+	c := placed("after", "linode-eu", at)
+	want = append(want, c)
+	if err := s.Apply(ctx, []residency.Change{c}); err != nil {
+		t.Fatalf("Apply after the connections were terminated: %v", err)
+	}
+	got := load(t, s)
+	if len(got) != len(want) {
+		t.Fatalf("Load: %d accounts, want %d", len(got), len(want))
+	}
+	if _, cs := changes(t, s, 0); len(cs) != len(want) {
+		t.Errorf("log: %d changes, want %d", len(cs), len(want))
 	}
 }
