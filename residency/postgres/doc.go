@@ -53,6 +53,29 @@
 // a wake-up after every (re)connection, and polling, so that a lost
 // notification only costs latency.
 //
+// # Following, step by step
+//
+// A Router that follows the others on the database:
+//
+//  1. starts a [Listener] ([Store.Listen]) and, with [Store.Snapshot],
+//     loads the accounts and statuses with the log position of that
+//     snapshot;
+//  2. on every wake-up of the Listener, reads [Store.Changes] from the
+//     last position it applied and applies each change whose version is
+//     newer than the one in its memory (its own writes come back too; a
+//     change of one version it already has is skipped);
+//  3. on [ErrTrimmed], loads a new snapshot;
+//  4. writes with [Store.Append] (Apply with the position of the last
+//     change), and may wait for followers to reach that position;
+//  5. for Sync, reads [Store.Head] and waits until it has applied up to
+//     it.
+//
+// An Apply refused with [residency.ErrConflict] means another instance
+// changed one of the accounts first: re-read them ([Store.LoadAccounts])
+// and decide again. An error that says the changes may or may not have
+// been committed (the connection failed after they were sent) is settled
+// by the log: the change is there, at some position, or it is not.
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use by many goroutines.
