@@ -120,12 +120,18 @@ func get(tb testing.TB) *server {
 		srv, srvErr = start()
 	}
 	if srvErr != nil {
-		if errors.Is(srvErr, errNotInstalled) && os.Getenv(EnvRequire) != "1" {
+		if skippable(srvErr) {
 			tb.Skip(installHint)
 		}
 		tb.Fatalf("pgtest: %v", srvErr)
 	}
 	return srv
+}
+
+// skippable reports whether a failure to get a server skips a test rather
+// than failing it: PostgreSQL is not installed, and EnvRequire is not 1.
+func skippable(err error) bool {
+	return errors.Is(err, errNotInstalled) && os.Getenv(EnvRequire) != "1"
 }
 
 // AdminDSN returns the connection string of the server's administrative
@@ -215,7 +221,11 @@ func start() (*server, error) {
 			return nil, fmt.Errorf("running as root needs runuser to start PostgreSQL as user postgres: %w", err)
 		}
 	}
-	if s.dir, err = os.MkdirTemp("", "domicile-pgtest-"); err != nil {
+	parent := ""
+	if s.asPG && !traversable(os.TempDir()) {
+		parent = "/tmp" // the user postgres must reach the folder
+	}
+	if s.dir, err = os.MkdirTemp(parent, "domicile-pgtest-"); err != nil {
 		return nil, err
 	}
 	s.data = filepath.Join(s.dir, "data")
@@ -284,6 +294,9 @@ func (s *server) run(name string, args ...string) ([]byte, error) {
 	return cmd.CombinedOutput()
 }
 
+// debianBinaries is where Debian's packages put the server's programs.
+var debianBinaries = "/usr/lib/postgresql/*/bin"
+
 // findBinaries returns the folder holding initdb and pg_ctl: the one on
 // PATH, or else the newest of Debian's /usr/lib/postgresql/VERSION/bin.
 func findBinaries() (string, error) {
@@ -293,7 +306,7 @@ func findBinaries() (string, error) {
 			return dir, nil
 		}
 	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	dirs, _ := filepath.Glob(debianBinaries)
 	sort.Slice(dirs, func(i, j int) bool {
 		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[i])))
 		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[j])))
@@ -307,6 +320,20 @@ func findBinaries() (string, error) {
 		}
 	}
 	return "", errNotInstalled
+}
+
+// traversable reports whether any user may pass through dir and each
+// folder above it.
+func traversable(dir string) bool {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		info, err := os.Stat(d)
+		if err != nil || info.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			return true
+		}
+	}
 }
 
 func freePort() (int, error) {
