@@ -3,7 +3,6 @@ package postgres
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,77 +11,6 @@ import (
 	"github.com/domicile-go/domicile/residency"
 	"github.com/jackc/pgx/v5/pgconn"
 )
-
-// The rows of Apply, as JSON for json_to_recordset.
-type (
-	accountRow struct {
-		ID           string  `json:"id"`
-		Version      uint64  `json:"version"`
-		Country      string  `json:"country"`
-		Region       string  `json:"region"`
-		DataCenter   string  `json:"datacenter"`
-		Provider     string  `json:"provider"`
-		Backup       string  `json:"backup"`
-		Rule         string  `json:"rule"`
-		Transfer     string  `json:"transfer"`
-		Created      *string `json:"created"`
-		CreatedNs    int16   `json:"created_ns"`
-		Updated      *string `json:"updated"`
-		UpdatedNs    int16   `json:"updated_ns"`
-		MoveID       *string `json:"move_id"`
-		MoveFrom     *string `json:"move_from"`
-		MoveTo       *string `json:"move_to"`
-		MoveRegion   *string `json:"move_region"`
-		MoveTransfer *string `json:"move_transfer"`
-		MoveBegan    *string `json:"move_began"`
-		MoveBeganNs  *int16  `json:"move_began_ns"`
-	}
-	eventRow struct {
-		Account   string  `json:"account"`
-		Version   uint64  `json:"version"`
-		Time      *string `json:"time"`
-		TimeNs    int16   `json:"time_ns"`
-		Kind      string  `json:"kind"`
-		Source    string  `json:"source"`
-		Target    string  `json:"target"`
-		Rule      string  `json:"rule"`
-		Reference string  `json:"reference"`
-		MoveID    string  `json:"move_id"`
-	}
-	agreementRow struct {
-		Account   string  `json:"account"`
-		Reference string  `json:"reference"`
-		ToRegion  string  `json:"to_region"`
-		Expires   *string `json:"expires"`
-		ExpiresNs int16   `json:"expires_ns"`
-		Granted   *string `json:"granted"`
-		GrantedNs int16   `json:"granted_ns"`
-		Revoked   *string `json:"revoked"`
-		RevokedNs int16   `json:"revoked_ns"`
-	}
-	dataCenterRow struct {
-		ID        string  `json:"id"`
-		Status    string  `json:"status"`
-		Changed   *string `json:"changed"`
-		ChangedNs int16   `json:"changed_ns"`
-		N         int     `json:"n"` // how many changes of this Apply it sums up
-	}
-)
-
-func newAccountRow(p *residency.Placement) accountRow {
-	r := accountRow{ID: p.AccountID, Version: p.Version, Country: p.Country.String(), Region: p.Region.String(),
-		DataCenter: p.DataCenter, Provider: string(p.Provider), Backup: p.Backup, Rule: p.Rule, Transfer: p.Transfer}
-	r.Created, r.CreatedNs = wireTime(p.Created)
-	r.Updated, r.UpdatedNs = wireTime(p.Updated)
-	if m := p.Move; m != nil {
-		region := m.ToRegion.String()
-		r.MoveID, r.MoveFrom, r.MoveTo, r.MoveRegion, r.MoveTransfer = &m.ID, &m.From, &m.To, &region, &m.Transfer
-		var ns int16
-		r.MoveBegan, ns = wireTime(m.Began)
-		r.MoveBeganNs = &ns
-	}
-	return r
-}
 
 // Apply makes changes durable as one transaction and returns once it has
 // committed; see [Store.Append].
@@ -144,40 +72,38 @@ func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64,
 }
 
 // applyArgs checks changes and turns them into the parameters of the apply
-// statement.
+// statement: for each table, its rows as a JSON array for
+// json_to_recordset (nil when there are none), then the log's changes, their
+// number and the channel to notify.
 func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
+	type dcRow struct {
+		st *residency.DataCenterState
+		n  int // how many changes of the unit it sums up
+	}
 	var (
-		accounts   []accountRow
+		accounts   []*residency.Placement
 		accountAt  = map[string]int{}
-		events     = make([]eventRow, 0, len(changes))
-		agreements []agreementRow
+		events     = make([]*residency.Event, 0, len(changes))
+		agreements []*residency.Agreement
 		agreeAt    map[[2]string]int
-		dcs        []dataCenterRow
-		dcAt       map[string]int
-		log        = make([]json.RawMessage, len(changes))
+		dcs        []dcRow
+		log        = jw{b: make([]byte, 0, 512*len(changes))}
 	)
+	log.b = append(log.b, '[')
 	for i := range changes {
 		c := &changes[i]
-		b, err := json.Marshal(c)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: apply: change %d: %w", i, err)
+		if i > 0 {
+			log.b = append(log.b, ',')
 		}
-		log[i] = b
+		log.change(c)
 		if st := c.DataCenter; st != nil {
 			if st.ID == "" || !st.Status.IsValid() {
 				return nil, fmt.Errorf("postgres: apply: change %d: data center %q with status %q", i, st.ID, st.Status)
 			}
-			r := dataCenterRow{ID: st.ID, Status: string(st.Status), N: 1}
-			r.Changed, r.ChangedNs = wireTime(st.Changed)
-			if dcAt == nil {
-				dcAt = map[string]int{}
-			}
-			if j, ok := dcAt[st.ID]; ok {
-				r.N += dcs[j].N
-				dcs[j] = r
+			if j := slices.IndexFunc(dcs, func(r dcRow) bool { return r.st.ID == st.ID }); j >= 0 {
+				dcs[j] = dcRow{st, dcs[j].n + 1}
 			} else {
-				dcAt[st.ID] = len(dcs)
-				dcs = append(dcs, r)
+				dcs = append(dcs, dcRow{st, 1})
 			}
 			continue
 		}
@@ -193,62 +119,112 @@ func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
 		// The account's row is its last placement of the unit; every
 		// change adds its event, whose keys check the version.
 		if j, ok := accountAt[p.AccountID]; ok {
-			accounts[j] = newAccountRow(p)
+			accounts[j] = p
 		} else {
 			accountAt[p.AccountID] = len(accounts)
-			accounts = append(accounts, newAccountRow(p))
+			accounts = append(accounts, p)
 		}
-		er := eventRow{Account: e.AccountID, Version: e.Version, Kind: string(e.Kind), Source: e.From, Target: e.To,
-			Rule: e.Rule, Reference: e.Reference, MoveID: e.MoveID}
-		er.Time, er.TimeNs = wireTime(e.Time)
-		events = append(events, er)
+		events = append(events, e)
 		if a := c.Agreement; a != nil {
 			if a.AccountID == "" || a.Reference == "" || !a.To.IsValid() {
 				return nil, fmt.Errorf("postgres: apply: change %d: agreement %q of account %q to region %v", i, a.Reference, a.AccountID, a.To)
 			}
-			r := agreementRow{Account: a.AccountID, Reference: a.Reference, ToRegion: a.To.String()}
-			r.Expires, r.ExpiresNs = wireTime(a.ExpiresAt)
-			r.Granted, r.GrantedNs = wireTime(a.Granted)
-			r.Revoked, r.RevokedNs = wireTime(a.Revoked)
 			if agreeAt == nil {
 				agreeAt = map[[2]string]int{}
 			}
 			k := [2]string{a.AccountID, a.Reference}
 			if j, ok := agreeAt[k]; ok {
-				agreements[j] = r
+				agreements[j] = a
 			} else {
 				agreeAt[k] = len(agreements)
-				agreements = append(agreements, r)
+				agreements = append(agreements, a)
 			}
 		}
 	}
+	log.b = append(log.b, ']')
 
 	// Rows in key order: concurrent Applies that touch the same keys take
 	// their locks in the same order, and so cannot deadlock.
-	slices.SortFunc(events, func(a, b eventRow) int {
-		return cmp.Or(strings.Compare(a.Account, b.Account), cmp.Compare(a.Version, b.Version))
+	slices.SortFunc(events, func(a, b *residency.Event) int {
+		return cmp.Or(strings.Compare(a.AccountID, b.AccountID), cmp.Compare(a.Version, b.Version))
 	})
-	slices.SortFunc(accounts, func(a, b accountRow) int { return strings.Compare(a.ID, b.ID) })
-	slices.SortFunc(agreements, func(a, b agreementRow) int {
-		return cmp.Or(strings.Compare(a.Account, b.Account), strings.Compare(a.Reference, b.Reference))
+	slices.SortFunc(accounts, func(a, b *residency.Placement) int { return strings.Compare(a.AccountID, b.AccountID) })
+	slices.SortFunc(agreements, func(a, b *residency.Agreement) int {
+		return cmp.Or(strings.Compare(a.AccountID, b.AccountID), strings.Compare(a.Reference, b.Reference))
 	})
-	slices.SortFunc(dcs, func(a, b dataCenterRow) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(dcs, func(a, b dcRow) int { return strings.Compare(a.st.ID, b.st.ID) })
 
 	args := make([]any, 7)
-	for i, p := range []struct {
-		rows any
-		n    int
-	}{{events, len(events)}, {accounts, len(accounts)}, {agreements, len(agreements)}, {dcs, len(dcs)}, {log, len(log)}} {
-		if p.n == 0 {
-			continue // NULL: json_to_recordset gives no rows
+	w := jw{b: make([]byte, 0, 256*len(changes))}
+	array := func(n int, row func(i int)) any {
+		if n == 0 {
+			return nil // NULL: json_to_recordset gives no rows
 		}
-		j, err := json.Marshal(p.rows)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: apply: %w", err)
+		w.b = append(w.b[:0], '[')
+		for i := range n {
+			if i > 0 {
+				w.b = append(w.b, ',')
+			}
+			w.open()
+			row(i)
+			w.close()
 		}
-		args[i] = string(j)
+		w.b = append(w.b, ']')
+		return string(w.b)
 	}
-	args[5], args[6] = int64(len(changes)), s.channel
+	args[0] = array(len(events), func(i int) {
+		e := events[i]
+		w.str("account", e.AccountID)
+		w.uint("version", e.Version)
+		w.wireTime("time", e.Time)
+		w.str("kind", string(e.Kind))
+		w.str("source", e.From)
+		w.str("target", e.To)
+		w.str("rule", e.Rule)
+		w.str("reference", e.Reference)
+		w.str("move_id", e.MoveID)
+	})
+	args[1] = array(len(accounts), func(i int) {
+		p := accounts[i]
+		w.str("id", p.AccountID)
+		w.uint("version", p.Version)
+		w.str("country", p.Country.String())
+		w.str("region", p.Region.String())
+		w.str("datacenter", p.DataCenter)
+		w.str("provider", string(p.Provider))
+		w.str("backup", p.Backup)
+		w.str("rule", p.Rule)
+		w.str("transfer", p.Transfer)
+		w.wireTime("created", p.Created)
+		w.wireTime("updated", p.Updated)
+		if m := p.Move; m != nil {
+			w.str("move_id", m.ID)
+			w.str("move_from", m.From)
+			w.str("move_to", m.To)
+			w.str("move_region", m.ToRegion.String())
+			w.str("move_transfer", m.Transfer)
+			w.wireTime("move_began", m.Began)
+		}
+	})
+	args[2] = array(len(agreements), func(i int) {
+		a := agreements[i]
+		w.str("account", a.AccountID)
+		w.str("reference", a.Reference)
+		w.str("to_region", a.To.String())
+		w.wireTime("expires", a.ExpiresAt)
+		w.wireTime("granted", a.Granted)
+		w.wireTime("revoked", a.Revoked)
+	})
+	args[3] = array(len(dcs), func(i int) {
+		w.str("id", dcs[i].st.ID)
+		w.str("status", string(dcs[i].st.Status))
+		w.wireTime("changed", dcs[i].st.Changed)
+		w.int("n", int64(dcs[i].n))
+	})
+	if err := cmp.Or(log.err, w.err); err != nil {
+		return nil, fmt.Errorf("postgres: apply: %w", err)
+	}
+	args[4], args[5], args[6] = string(log.b), int64(len(changes)), s.channel
 	return args, nil
 }
 
