@@ -27,6 +27,7 @@
 //	datacenters  data center statuses set at run time (Drain, Activate)
 //	head         one row: the position of the last change in the log, and of the last trimmed
 //	changes      the log of the changes applied, by position, for followers
+//	members      the Routers following the log: how far each has applied it, and its lease
 //
 // Times are stored exactly: a timestamptz (microseconds) and, in a column
 // named after it with "_ns", the nanoseconds below the microsecond; NULL is
@@ -68,7 +69,12 @@
 //  4. writes with [Store.Append] (Apply with the position of the last
 //     change), and may wait for followers to reach that position;
 //  5. for Sync, reads [Store.Head] and waits until it has applied up to
-//     it.
+//     it;
+//  6. joins as a [Member] ([Store.Join]), renews its lease as it applies
+//     the log ([Member.Renew]) and stops answering from memory when the
+//     lease Renew returned has ended; leaves on Close ([Member.Leave]);
+//  7. for a fence (CompleteMove, Drain), after its write at position p,
+//     calls [Store.WaitApplied](p, its own member ID).
 //
 // An Apply refused with [residency.ErrConflict] means another instance
 // changed one of the accounts first: re-read them ([Store.LoadAccounts])

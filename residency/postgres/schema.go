@@ -115,7 +115,18 @@ CREATE TABLE %[1]s.head (
 );
 INSERT INTO %[1]s.head (pos, trimmed) VALUES (0, 0);
 
--- changes: every change ever applied, as JSON (a residency.Change), at
+-- members: the Routers that follow this schema, each with the log
+-- position it has applied and a lease that ends at expires, by the
+-- database's clock; a fence waits for the members whose lease runs.
+CREATE TABLE %[1]s.members (
+	id      text PRIMARY KEY,
+	name    text NOT NULL,
+	applied bigint NOT NULL,
+	joined  timestamptz NOT NULL,
+	expires timestamptz NOT NULL
+);
+
+-- changes: the changes applied since the last Trim, as JSON (a residency.Change), at
 -- positions 1, 2, 3... without gaps and in commit order: what followers
 -- read.
 CREATE TABLE %[1]s.changes (

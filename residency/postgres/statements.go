@@ -8,6 +8,7 @@ type statements struct {
 	apply string
 
 	head, changes, trim, dataCenters, versions    string
+	join, renew, leave, behind, members           string
 	accountsPage, eventsRange, agreementsRange    string
 	accountsByID, eventsByAccount, agreementsByID string
 }
@@ -72,6 +73,13 @@ func buildStatements(s string) statements {
 			c AS (INSERT INTO ` + s + `.changes (pos, change)
 				SELECT h.pos - $6 + l.ord, l.value FROM h, json_array_elements($5::json) WITH ORDINALITY AS l(value, ord))
 			SELECT pos, pg_notify($7, pos::text) FROM h`,
+
+		join: `WITH gone AS (DELETE FROM ` + s + `.members WHERE expires < now() - interval '1 hour')
+			INSERT INTO ` + s + `.members (id, name, applied, joined, expires) VALUES ($1, $2, $3, now(), now() + $4::interval)`,
+		renew:   `UPDATE ` + s + `.members SET applied = greatest(applied, $2), expires = now() + $3::interval WHERE id = $1`,
+		leave:   `DELETE FROM ` + s + `.members WHERE id = $1`,
+		behind:  `SELECT count(*) FROM ` + s + `.members WHERE applied < $1 AND expires > now() AND id <> $2`,
+		members: `SELECT id, name, applied, joined, expires, expires > now() FROM ` + s + `.members ORDER BY id`,
 
 		head: `SELECT pos FROM ` + s + `.head`,
 		// changes reads the trim mark in the same snapshot as the rows, so
