@@ -3,8 +3,10 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
@@ -132,4 +134,41 @@ func BenchmarkChanges(b *testing.B) {
 			b.Fatalf("Changes: %d, %v", last, err)
 		}
 	}
+}
+
+// BenchmarkFollowLatency is the time from the start of an Apply on one
+// store to its change being read by a follower on another, woken by its
+// Listener: the floor of how soon a change on one Router reaches another.
+func BenchmarkFollowLatency(b *testing.B) {
+	ctx := context.Background()
+	dsn := pgtest.Database(b)
+	writer, follower := openStore(b, dsn), openStore(b, dsn)
+	l, err := follower.Listen(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	<-l.C // listening
+	lat := make([]time.Duration, 0, b.N)
+	last := uint64(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		pos, err := writer.Append(ctx, []residency.Change{placed(fmt.Sprint("acct-", i), "linode-eu", at)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for last < pos {
+			<-l.C
+			if last, err = follower.Changes(ctx, last, func(uint64, residency.Change) error { return nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
