@@ -15,8 +15,10 @@ import (
 
 // Store is a [residency.Store] on a PostgreSQL database. Besides the
 // Store methods it offers what a Router following other instances needs:
-// [Store.Snapshot], [Store.Changes], [Store.Head], [Store.Listen] and
-// [Store.LoadAccounts].
+// to follow, [Store.Snapshot], [Store.Changes], [Store.Head],
+// [Store.Listen] and [Store.LoadAccounts]; to write and know where,
+// [Store.Append]; for leases and fences, [Store.Join] and
+// [Store.WaitApplied]; to keep the log short, [Store.Trim].
 //
 // A Store is safe for concurrent use.
 type Store struct {
