@@ -62,30 +62,62 @@ func (s *Store) snapshot(ctx context.Context, fn func(residency.StoredAccount) e
 			return snap, err
 		}
 	}
-	l := loader{s: s, tx: tx}
-	after := ""
-	for {
-		page, err := l.accounts(ctx, s.sql.accountsPage, after, pageSize)
-		if err != nil {
-			return snap, err
-		}
-		if len(page) == 0 {
-			break
-		}
-		first, last := page[0].Placement.AccountID, page[len(page)-1].Placement.AccountID
-		if err := l.attach(ctx, page, s.sql.eventsRange, s.sql.agreementsRange, first, last); err != nil {
-			return snap, err
-		}
-		for _, a := range page {
-			if err := fn(a); err != nil {
-				return snap, err
+	// One goroutine reads the pages, the caller's runs fn: the database
+	// and the decoding of the next page overlap with the caller's work on
+	// this one. Only the reader uses the transaction until it is done.
+	type result struct {
+		page []residency.StoredAccount
+		err  error
+	}
+	pages := make(chan result, 1)
+	rctx, cancel := context.WithCancel(ctx)
+	go func() {
+		defer close(pages)
+		l := loader{s: s, tx: tx}
+		after := ""
+		for {
+			page, err := l.accounts(rctx, s.sql.accountsPage, after, pageSize)
+			if err == nil && len(page) > 0 {
+				first, last := page[0].Placement.AccountID, page[len(page)-1].Placement.AccountID
+				err = l.attach(rctx, page, s.sql.eventsRange, s.sql.agreementsRange, first, last)
+				after = last
+			}
+			if err != nil || len(page) > 0 {
+				select {
+				case pages <- result{page, err}:
+				case <-rctx.Done():
+					return
+				}
+			}
+			if err != nil || len(page) < pageSize {
+				return
 			}
 		}
-		if len(page) < pageSize {
-			break
+	}()
+	stop := func() {
+		cancel()
+		for range pages { // wait for the reader to let go of the transaction
 		}
-		after = last
 	}
+	for r := range pages {
+		if ctx.Err() != nil {
+			// The reader's error, if any, is of a connection closed by
+			// the cancellation: say why.
+			r.err = fmt.Errorf("postgres: load: %w", ctx.Err())
+		}
+		if r.err == nil {
+			for _, a := range r.page {
+				if r.err = fn(a); r.err != nil {
+					break
+				}
+			}
+		}
+		if r.err != nil {
+			stop()
+			return snap, r.err
+		}
+	}
+	cancel()
 	return snap, tx.Commit(ctx)
 }
 

@@ -254,6 +254,29 @@ func TestManyAccountsLoad(t *testing.T) {
 	if len(got) != n {
 		t.Fatalf("Load gave %d accounts, want %d", len(got), n)
 	}
+	// fn's error stops Load, in the second page, and is Load's.
+	stop := errors.New("stop")
+	calls := 0
+	err := s.Load(ctx, func(residency.StoredAccount) error {
+		if calls++; calls == 15000 {
+			return stop
+		}
+		return nil
+	})
+	if err != stop || calls != 15000 {
+		t.Errorf("Load with fn failing at 15000: %v after %d calls", err, calls)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	calls = 0
+	err = s.Load(cctx, func(residency.StoredAccount) error {
+		if calls++; calls == 5 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Load cancelled: %v after %d calls", err, calls)
+	}
 	for i, a := range got {
 		id := fmt.Sprintf("acct-%06d", i)
 		wantV := uint64(1)
