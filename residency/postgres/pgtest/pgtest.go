@@ -1,6 +1,7 @@
 // Package pgtest gives tests a real PostgreSQL server: the one named by the
 // environment variable DOMICILE_TEST_POSTGRES (a connection string of a
-// role that may create databases), or else a throwaway server that it
+// superuser, as tests create databases and roles and terminate
+// connections), or else a throwaway server that it
 // starts from the installed binaries (initdb, pg_ctl) in a temporary
 // folder, on a free port of 127.0.0.1, and stops and removes once the tests
 // are done. As root it runs that server as the OS user postgres, since
@@ -49,7 +50,8 @@ import (
 
 // Environment variables read by this package.
 const (
-	// EnvDSN names a server to use instead of starting one.
+	// EnvDSN names a server to use instead of starting one, as a
+	// connection string of a superuser.
 	EnvDSN = "DOMICILE_TEST_POSTGRES"
 	// EnvRequire, set to 1, turns "no PostgreSQL here" from a skip into a
 	// failure.
@@ -62,7 +64,7 @@ const (
 
 // installHint is what a skipped test says.
 const installHint = "no PostgreSQL for this test: set " + EnvDSN + " to a connection string " +
-	"(a role that may CREATE DATABASE), or install the server binaries " +
+	"of a superuser, or install the server binaries " +
 	"(Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql) " +
 	"so that initdb and pg_ctl are on PATH or under /usr/lib/postgresql/*/bin"
 
