@@ -42,6 +42,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -258,6 +259,7 @@ func start() (*server, error) {
 		out, err := s.run("pg_ctl", "-D", s.data, "-o", opts, "-l", filepath.Join(s.dir, "log"), "-w", "-t", "60", "start")
 		if err == nil {
 			s.dsn = fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable", port)
+			s.watch()
 			return s, nil
 		}
 		if attempt == 2 {
@@ -265,6 +267,26 @@ func start() (*server, error) {
 			os.RemoveAll(s.dir)
 			return nil, fmt.Errorf("pg_ctl start: %w\n%s\n%s", err, out, log)
 		}
+	}
+}
+
+// watch starts a watchdog that stops the server and removes its folder
+// once this process has ended: a test that panics, or a binary killed by
+// go test's -timeout, ends the process before Main can stop the server.
+// After a clean stop it finds nothing to do.
+func (s *server) watch() {
+	stop := fmt.Sprintf("%s -D %s -m immediate -w stop", filepath.Join(s.bin, "pg_ctl"), s.data)
+	if s.asPG {
+		stop = "runuser -u postgres -- " + stop
+	}
+	script := fmt.Sprintf("while kill -0 %d 2>/dev/null; do sleep 1; done; if [ -d %s ]; then %s; rm -rf %s; fi",
+		os.Getpid(), s.data, stop, s.dir)
+	cmd := exec.Command("sh", "-c", script)
+	// Its own process group, so that a ^C to the tests does not end it;
+	// no stdout or stderr, so that go test does not wait for it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err == nil {
+		go cmd.Wait()
 	}
 }
 
