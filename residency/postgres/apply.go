@@ -113,7 +113,7 @@ func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
 			return nil, fmt.Errorf("postgres: apply: change %d: placement of account %q at version %d in region %v", i, p.AccountID, p.Version, p.Region)
 		case e.AccountID != p.AccountID || e.Version != p.Version:
 			return nil, fmt.Errorf("postgres: apply: change %d: event of account %q version %d with a placement of account %q version %d", i, e.AccountID, e.Version, p.AccountID, p.Version)
-		case p.Move != nil && !p.Move.ToRegion.IsValid():
+		case p.Moving() && !p.Move.ToRegion.IsValid():
 			return nil, fmt.Errorf("postgres: apply: change %d: account %q: move to region %v", i, p.AccountID, p.Move.ToRegion)
 		}
 		// The account's row is its last placement of the unit; every
@@ -197,7 +197,7 @@ func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
 		w.str("transfer", p.Transfer)
 		w.wireTime("created", p.Created)
 		w.wireTime("updated", p.Updated)
-		if m := p.Move; m != nil {
+		if m := p.Move; p.Moving() {
 			w.str("move_id", m.ID)
 			w.str("move_from", m.From)
 			w.str("move_to", m.To)

@@ -140,16 +140,17 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// appendChange writes c as encoding/json would read it into a
-// residency.Change: the body of a row of the changes log.
+// change writes c as encoding/json would read it into a
+// residency.Change, under the JSON names of residency's types: the body of
+// a row of the changes log. TestChangeJSON fails when those names change.
 func (w *jw) change(c *residency.Change) {
 	w.open()
 	if st := c.DataCenter; st != nil {
 		w.key("DataCenter")
 		w.open()
-		w.str("ID", st.ID)
-		w.str("Status", string(st.Status))
-		w.time("Changed", st.Changed)
+		w.str("id", st.ID)
+		w.str("status", string(st.Status))
+		w.time("changed", st.Changed)
 		w.close()
 		w.close()
 		return
@@ -168,7 +169,7 @@ func (w *jw) change(c *residency.Change) {
 	w.str("transfer", p.Transfer)
 	w.time("created", p.Created)
 	w.time("updated", p.Updated)
-	if m := p.Move; m != nil {
+	if m := p.Move; p.Moving() {
 		w.key("move")
 		w.open()
 		w.str("id", m.ID)
@@ -184,25 +185,25 @@ func (w *jw) change(c *residency.Change) {
 	e := &c.Event
 	w.key("Event")
 	w.open()
-	w.time("Time", e.Time)
-	w.str("Kind", string(e.Kind))
-	w.str("AccountID", e.AccountID)
-	w.str("From", e.From)
-	w.str("To", e.To)
-	w.str("Rule", e.Rule)
-	w.str("Reference", e.Reference)
-	w.str("MoveID", e.MoveID)
-	w.uint("Version", e.Version)
+	w.time("time", e.Time)
+	w.str("kind", string(e.Kind))
+	w.str("account_id", e.AccountID)
+	w.str("from", e.From)
+	w.str("to", e.To)
+	w.str("rule", e.Rule)
+	w.str("reference", e.Reference)
+	w.str("move_id", e.MoveID)
+	w.uint("version", e.Version)
 	w.close()
 	if a := c.Agreement; a != nil {
 		w.key("Agreement")
 		w.open()
-		w.str("AccountID", a.AccountID)
-		w.str("To", a.To.String())
-		w.str("Reference", a.Reference)
-		w.time("ExpiresAt", a.ExpiresAt)
-		w.time("Granted", a.Granted)
-		w.time("Revoked", a.Revoked)
+		w.str("account_id", a.AccountID)
+		w.str("to", a.To.String())
+		w.str("reference", a.Reference)
+		w.time("expires_at", a.ExpiresAt)
+		w.time("granted", a.Granted)
+		w.time("revoked", a.Revoked)
 		w.close()
 	}
 	w.close()

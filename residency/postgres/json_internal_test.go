@@ -29,7 +29,7 @@ func TestChangeJSON(t *testing.T) {
 		{name: "move and agreement, odd strings, extreme times", c: residency.Change{
 			Placement: residency.Placement{AccountID: odd, Region: region.UK, DataCenter: odd, Provider: provider.AWS, Version: 7, Rule: odd, Transfer: odd,
 				Created: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), Updated: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
-				Move: &residency.Move{ID: odd, AccountID: odd, From: "a", To: "b", ToRegion: region.APAC, Transfer: odd, Began: at}},
+				Move: residency.Move{ID: odd, AccountID: odd, From: "a", To: "b", ToRegion: region.APAC, Transfer: odd, Began: at}},
 			Event:     residency.Event{Time: at, Kind: residency.MoveBegun, AccountID: odd, From: odd, To: odd, Rule: odd, Reference: odd, MoveID: odd, Version: 7},
 			Agreement: &residency.Agreement{Transfer: residency.Transfer{AccountID: odd, To: region.US, Reference: odd, ExpiresAt: at}, Granted: at}}},
 		{name: "data center", c: residency.Change{DataCenter: &residency.DataCenterState{ID: odd, Status: provider.Draining, Changed: at}}},

@@ -283,7 +283,7 @@ func (l *loader) accounts(ctx context.Context, sql string, args ...any) ([]resid
 			if m.ToRegion, err = parseRegion(raw[16]); err != nil {
 				return nil, fmt.Errorf("%w: account %q: move to region %q", residency.ErrCorrupt, id, raw[16])
 			}
-			p.Move = m
+			p.Move = *m
 		}
 		out = append(out, residency.StoredAccount{Placement: p})
 	}

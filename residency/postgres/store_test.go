@@ -36,7 +36,7 @@ func TestRoundTrip(t *testing.T) {
 	})
 	a2.Agreement = &residency.Agreement{Transfer: residency.Transfer{AccountID: "acme", To: region.US, Reference: "T-1", ExpiresAt: last}, Granted: before1970}
 	a3 := next(a2, residency.MoveBegun, local, func(p *residency.Placement, e *residency.Event) {
-		p.Move = &residency.Move{ID: "m-1", AccountID: "acme", From: "linode-eu", To: "aws-us-west-1", ToRegion: region.US, Transfer: "T-1", Began: local}
+		p.Move = residency.Move{ID: "m-1", AccountID: "acme", From: "linode-eu", To: "aws-us-west-1", ToRegion: region.US, Transfer: "T-1", Began: local}
 		e.From, e.To, e.MoveID, e.Reference = "linode-eu", "aws-us-west-1", "m-1", "T-1"
 	})
 	a4 := next(a3, residency.TransferGranted, at, func(p *residency.Placement, e *residency.Event) { e.Reference = "T-0" })
@@ -45,9 +45,9 @@ func TestRoundTrip(t *testing.T) {
 	b1.Placement.Country = region.Country{}
 	b1.Placement.Backup, b1.Placement.Rule, b1.Event.Rule = "", "customer's choice", "customer's choice"
 	b2 := next(b1, residency.MoveBegun, at, nil)
-	b2.Placement.Move = &residency.Move{ID: "m-2", AccountID: "b\u00e9ta", From: "websupport-eu", To: "linode-eu", ToRegion: region.EU}
+	b2.Placement.Move = residency.Move{ID: "m-2", AccountID: "b\u00e9ta", From: "websupport-eu", To: "linode-eu", ToRegion: region.EU}
 	b3 := next(b2, residency.MoveCompleted, at, func(p *residency.Placement, e *residency.Event) {
-		p.DataCenter, p.Move = "linode-eu", nil
+		p.DataCenter, p.Move = "linode-eu", residency.Move{}
 	})
 	dc1 := residency.Change{DataCenter: &residency.DataCenterState{ID: "linode-eu", Status: provider.Draining, Changed: before1970}}
 	dc2 := residency.Change{DataCenter: &residency.DataCenterState{ID: "linode-eu", Status: provider.Offline, Changed: last}}
