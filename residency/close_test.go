@@ -67,7 +67,8 @@ func TestEveryMethodAfterClose(t *testing.T) {
 			_, err := r.Import(ctx, slices.Values([]residency.ImportRow{{AccountID: "imported", Country: "DE"}}))
 			return err
 		},
-		"Err": r.Err,
+		"Err":  r.Err,
+		"Sync": func() error { return r.Sync(ctx) },
 	}
 	iters := map[string]func() int{
 		"Accounts":         func() int { return len(collect(r.Accounts(dc))) },

@@ -78,9 +78,16 @@ func crossRegion(a *account, to string, toRegion region.Region) error {
 //
 // A move to another region changes the account's home region and records
 // the agreement's reference.
+//
+// On a shared store ([SharedStore]) CompleteMove returns only once every
+// other live Router on it has applied the move, so the source copy may be
+// deleted as soon as it returns; a Router cut off from the store holds it
+// up for at most its lease (and answers [ErrStale] by then), one closed
+// cleanly not at all. An error after the move was committed says so, and
+// returns the placement.
 func (r *Router) CompleteMove(ctx context.Context, moveID string) (Placement, error) {
 	var out Placement
-	err := r.write(ctx, func(w *writer) error {
+	pos, err := r.writeAt(ctx, func(w *writer) error {
 		m, a, err := w.openMove(moveID)
 		if err != nil {
 			return err
@@ -114,7 +121,13 @@ func (r *Router) CompleteMove(ctx context.Context, moveID string) (Placement, er
 		out = next.Placement
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return Placement{}, err
+	}
+	if err := r.fence(ctx, pos, "move "+moveID); err != nil {
+		return out, err
+	}
+	return out, nil
 }
 
 // AbortMove ends the move and leaves the account where it was.

@@ -52,6 +52,11 @@ type Router struct {
 	mem    sync.Mutex
 	behind []*account
 	closed atomic.Bool
+	// stale is set while the lease on a shared store has run out
+	// (shared.go); follow is nil unless the store is shared.
+	stale     atomic.Bool
+	follow    *follower
+	closeOnce sync.Once
 
 	// Owned by the leading writer (write.go): the bound on a store call,
 	// the store call that did not return in time (closed once it does),
@@ -108,7 +113,15 @@ func open(ctx context.Context, cfg config) (*Router, error) {
 		writeTimeout: cfg.writeTimeout,
 	}
 	var overrides map[string]provider.Status
-	if r.store != nil {
+	if shared, ok := r.store.(SharedStore); ok {
+		var check func(*StoredAccount) error
+		if !cfg.unverified {
+			check = newStateCheck(cfg.catalog)
+		}
+		if overrides, err = r.openShared(ctx, shared, check); err != nil {
+			return nil, err
+		}
+	} else if r.store != nil {
 		var check func(*StoredAccount) error
 		if !cfg.unverified {
 			check = newStateCheck(cfg.catalog)
@@ -127,6 +140,7 @@ func open(ctx context.Context, cfg config) (*Router, error) {
 	}
 	r.useCatalog(cfg.catalog, overrides)
 	if r.metrics, err = newMetrics(cfg.registerer, r); err != nil {
+		r.closeFollow()
 		return nil, err
 	}
 	return r, nil
@@ -135,9 +149,14 @@ func open(ctx context.Context, cfg config) (*Router, error) {
 // load reads the store into memdb and the lookup index, in one write
 // transaction. check, unless nil, may refuse an account.
 func (r *Router) load(ctx context.Context, check func(*StoredAccount) error) error {
+	return r.loadWith(func(fn func(StoredAccount) error) error { return r.store.Load(ctx, fn) }, check)
+}
+
+// loadWith is load from the accounts that load gives.
+func (r *Router) loadWith(load func(func(StoredAccount) error) error, check func(*StoredAccount) error) error {
 	txn := r.db.Txn(true)
 	defer txn.Abort()
-	err := r.store.Load(ctx, func(s StoredAccount) error {
+	err := load(func(s StoredAccount) error {
 		if check != nil {
 			if err := check(&s); err != nil {
 				return err
@@ -233,6 +252,7 @@ func (r *Router) useCatalog(c *provider.Catalog, overrides map[string]provider.S
 // [ErrUnavailable] and the store is closed once that call returns. Closing
 // twice is not an error.
 func (r *Router) Close() error {
+	r.closeOnce.Do(r.closeFollow)
 	if r.queue.closeWrites() {
 		return nil
 	}
@@ -261,10 +281,15 @@ func (r *Router) Catalog() *provider.Catalog { return r.catalog }
 
 // Lookup returns the account's placement. It is the hot path: it takes no
 // transaction and allocates nothing when the account exists. While a move
-// is in progress it answers the source data center.
+// is in progress it answers the source data center. On a shared store
+// ([SharedStore]) it answers [ErrStale] while the Router's lease has run
+// out, rather than from a memory that may be old.
 func (r *Router) Lookup(accountID string) (Placement, error) {
 	if r.closed.Load() {
 		return Placement{}, ErrClosed
+	}
+	if r.stale.Load() {
+		return Placement{}, ErrStale
 	}
 	if a := r.lookup.get(accountID); a != nil {
 		return a.Placement, nil
@@ -309,6 +334,9 @@ func (r *Router) Create(ctx context.Context, req PlaceRequest) (p Placement, cre
 	home, err := r.home(req)
 	if err != nil {
 		return Placement{}, false, r.refuse(err)
+	}
+	if r.stale.Load() {
+		return Placement{}, false, ErrStale
 	}
 	if a := r.lookup.get(req.AccountID); a != nil {
 		p, err := r.existing(a, home)

@@ -50,15 +50,22 @@ func (t *topology) isActive(id string) bool { return t.status[id] == provider.Ac
 // Drain stops new accounts and incoming moves from going to the data center;
 // its accounts stay until moved ([Router.PlanEvacuation]). The status is
 // kept in the store and overrides the catalog's until [Router.Activate].
-// Draining a draining data center changes nothing.
+// Draining a draining data center changes nothing. On a shared store
+// ([SharedStore]) Drain returns, as [Router.CompleteMove] does, only once
+// every other live Router on it has applied it.
 func (r *Router) Drain(ctx context.Context, dataCenter string) error {
-	return r.setStatus(ctx, dataCenter, provider.Draining)
+	pos, err := r.setStatus(ctx, dataCenter, provider.Draining)
+	if err != nil {
+		return err
+	}
+	return r.fence(ctx, pos, "the drain of "+dataCenter)
 }
 
 // Activate lets the data center take new accounts again, whatever the
 // catalog says.
 func (r *Router) Activate(ctx context.Context, dataCenter string) error {
-	return r.setStatus(ctx, dataCenter, provider.Active)
+	_, err := r.setStatus(ctx, dataCenter, provider.Active)
+	return err
 }
 
 // Status returns the data center's effective status; [ErrClosed] after
@@ -74,11 +81,11 @@ func (r *Router) Status(dataCenter string) (provider.Status, error) {
 	return s, nil
 }
 
-func (r *Router) setStatus(ctx context.Context, id string, s provider.Status) error {
+func (r *Router) setStatus(ctx context.Context, id string, s provider.Status) (uint64, error) {
 	if r.closed.Load() {
-		return ErrClosed
+		return 0, ErrClosed
 	}
-	return r.write(ctx, func(w *writer) error {
+	return r.writeAt(ctx, func(w *writer) error {
 		if _, ok := r.dataCenters[id]; !ok {
 			return fmt.Errorf("%w %q", ErrUnknownDataCenter, id)
 		}

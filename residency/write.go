@@ -70,7 +70,16 @@ type request struct {
 	answered bool
 	err      error   // fn's error on its last run
 	refusals []error // the refusals of its last run, counted when answered
+	// pos is the log position of its batch's write on a shared store, 0
+	// when unknown; rereads counts the runs again after another Router's
+	// write refused it.
+	pos     uint64
+	rereads int
 }
+
+// maxRereads bounds how often a request refused because another Router
+// wrote its accounts first is decided again.
+const maxRereads = 8
 
 // errLead tells a queued request that it leads the next batch. It is the
 // only message a request gets while it is in queue.pending; a request gets
@@ -97,6 +106,14 @@ type queue struct {
 // write timeout.
 func (r *Router) write(ctx context.Context, fn writeFunc) error {
 	return r.submit(ctx, &request{fn: fn, done: make(chan error, 1)})
+}
+
+// writeAt is write that also returns the log position of the write on a
+// shared store (0 when unknown or not shared).
+func (r *Router) writeAt(ctx context.Context, fn writeFunc) (uint64, error) {
+	req := &request{fn: fn, done: make(chan error, 1)}
+	err := r.submit(ctx, req)
+	return req.pos, err
 }
 
 func (r *Router) submit(ctx context.Context, req *request) error {
@@ -230,6 +247,8 @@ func (r *Router) commit(batch []*request) {
 			}
 		}
 	}()
+	r.absorb()
+	w.topo = r.topo.Load()
 	if err := r.resolve(); err != nil {
 		for _, req := range batch {
 			r.fail(req, err)
@@ -246,11 +265,17 @@ func (r *Router) commit(batch []*request) {
 	w.cur = nil
 	if len(w.changes) > 0 {
 		applying = true
-		_, err := storeCall(r, func(ctx context.Context) (struct{}, error) {
-			return struct{}{}, r.store.Apply(ctx, w.changes)
+		pos, err := storeCall(r, func(ctx context.Context) (uint64, error) {
+			if r.follow != nil {
+				return r.follow.s.Append(ctx, w.changes)
+			}
+			return 0, r.store.Apply(ctx, w.changes)
 		})
 		switch {
 		case err == nil:
+			if r.follow != nil {
+				r.wrote(batch, w.changes, pos)
+			}
 		case errors.Is(err, ErrConflict) && len(batch) > 1:
 			// Nothing was applied. Find the request the store refuses:
 			// commit one by one, once this batch let go of memdb's
@@ -259,6 +284,21 @@ func (r *Router) commit(batch []*request) {
 			for _, req := range batch {
 				r.commit([]*request{req})
 			}
+			return
+		case errors.Is(err, ErrConflict) && r.follow != nil && batch[0].rereads < maxRereads:
+			// Another Router wrote first: learn what it wrote, and
+			// decide again.
+			w.abort()
+			req := batch[0]
+			req.rereads++
+			ids, _ := w.touched()
+			st, rerr := r.reread(ids, false)
+			if rerr != nil {
+				r.fail(req, err)
+				return
+			}
+			r.reconcile(st)
+			r.commit(batch)
 			return
 		case errors.Is(err, ErrConflict):
 			r.fail(batch[0], err)
@@ -275,6 +315,21 @@ func (r *Router) commit(batch []*request) {
 	}
 	for _, req := range batch {
 		r.answer(req, req.err)
+	}
+}
+
+// wrote records where a batch's write went in the shared store's log:
+// the position for the fences of its requests, and for each data center
+// whose status it set, so that older status changes read from the log
+// are not applied over it.
+func (r *Router) wrote(batch []*request, changes []Change, pos uint64) {
+	for _, req := range batch {
+		req.pos = pos
+	}
+	for i, c := range changes {
+		if c.DataCenter != nil {
+			r.follow.dcPos[c.DataCenter.ID] = pos - uint64(len(changes)-1-i)
+		}
 	}
 }
 
@@ -484,7 +539,7 @@ func (r *Router) reconcile(st stored) {
 	for _, id := range st.ids {
 		s, ok := st.accounts[id]
 		old := r.lookup.get(id)
-		if !ok || old != nil && old.Version == s.Placement.Version {
+		if !ok || old != nil && old.Version >= s.Placement.Version {
 			continue
 		}
 		a := &account{Placement: s.Placement, history: s.History}

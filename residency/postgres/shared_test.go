@@ -1,0 +1,530 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/domicile-go/domicile/provider"
+	"github.com/domicile-go/domicile/region"
+	"github.com/domicile-go/domicile/residency"
+	"github.com/domicile-go/domicile/residency/postgres"
+	"github.com/domicile-go/domicile/residency/postgres/pgtest"
+	"github.com/google/go-cmp/cmp"
+)
+
+// openRouter opens a Router on its own Store on dsn, closed after the
+// test.
+func openRouter(t testing.TB, dsn string, ropts []residency.Option, opts ...postgres.Option) *residency.Router {
+	t.Helper()
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, dsn, opts...)
+	if err != nil {
+		t.Fatalf("postgres.Open: %v", err)
+	}
+	r, err := residency.Open(ctx, append([]residency.Option{residency.WithStore(s)}, ropts...)...)
+	if err != nil {
+		t.Fatalf("residency.Open: %v", err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// eventually calls f until it returns nil, and fails the test with its
+// last error if that takes more than a generous bound: for what must
+// happen by itself (no Sync), with no claim about how fast.
+func eventually(t testing.TB, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still %v after 30 s", what, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// state is what a Router holds, as a test compares it.
+type state struct {
+	Placements map[string]residency.Placement
+	Histories  map[string][]residency.Event
+	Agreements map[string][]residency.Agreement
+	Statuses   map[string]provider.Status
+}
+
+func stateOf(t testing.TB, r *residency.Router) state {
+	t.Helper()
+	st := state{Placements: map[string]residency.Placement{}, Histories: map[string][]residency.Event{},
+		Agreements: map[string][]residency.Agreement{}, Statuses: map[string]provider.Status{}}
+	for _, reg := range []region.Region{region.EU, region.US, region.UK, region.APAC} {
+		for p := range r.AccountsInRegion(reg) {
+			st.Placements[p.AccountID] = p
+			h, err := r.History(p.AccountID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Histories[p.AccountID] = h
+			ag, err := r.Agreements(p.AccountID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Agreements[p.AccountID] = ag
+		}
+	}
+	for _, d := range r.Catalog().All() {
+		s, err := r.Status(d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Statuses[d.ID] = s
+	}
+	return st
+}
+
+// TestRoutersConverge: what one Router writes, the others apply by
+// themselves, without Sync; after Sync, at once.
+func TestRoutersConverge(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	rs := []*residency.Router{openRouter(t, dsn, nil), openRouter(t, dsn, nil), openRouter(t, dsn, nil)}
+	for i := range 30 {
+		if _, err := rs[i%3].Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("acct-", i), Country: []string{"DE", "US", "GB"}[i%3]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rs[1].Drain(ctx, "linode-uk"); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rs {
+		eventually(t, fmt.Sprint("Router ", i, " sees every account"), func() error {
+			for j := range 30 {
+				if _, err := r.Lookup(fmt.Sprint("acct-", j)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	want := stateOf(t, rs[0])
+	for i, r := range rs[1:] {
+		eventually(t, fmt.Sprint("Router ", i+1, " equal to Router 0"), func() error {
+			if diff := cmp.Diff(want, stateOf(t, r)); diff != "" {
+				return errors.New(diff)
+			}
+			return nil
+		})
+	}
+
+	// Sync: right after it returns, a Router has what was committed
+	// before the call.
+	if _, err := rs[0].Place(ctx, residency.PlaceRequest{AccountID: "synced", Country: "FR"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rs {
+		if err := r.Sync(ctx); err != nil {
+			t.Fatalf("Router %d: Sync: %v", i, err)
+		}
+		if _, err := r.Lookup("synced"); err != nil {
+			t.Errorf("Router %d after Sync: %v", i, err)
+		}
+	}
+	if got := want.Statuses["linode-uk"]; got != provider.Draining {
+		t.Errorf("linode-uk is %v, want draining everywhere", got)
+	}
+}
+
+// TestRoutersPlaceOneAccount: two Routers placing one account at once give
+// both callers the same placement when they ask for one region; when they
+// ask for two, one wins and the other gets ErrConflict.
+func TestRoutersPlaceOneAccount(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	a, b := openRouter(t, dsn, nil), openRouter(t, dsn, nil)
+	for i := range 20 {
+		for _, sameRegion := range []bool{true, false} {
+			id := fmt.Sprintf("acct-%d-%v", i, sameRegion)
+			reqB := residency.PlaceRequest{AccountID: id, Country: "DE"}
+			if !sameRegion {
+				reqB.Country = "US"
+			}
+			var pa, pb residency.Placement
+			var ca, cb bool
+			var ea, eb error
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				<-start
+				pa, ca, ea = a.Create(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"})
+			}()
+			go func() {
+				defer wg.Done()
+				<-start
+				pb, cb, eb = b.Create(ctx, reqB)
+			}()
+			close(start)
+			wg.Wait()
+			if sameRegion {
+				if ea != nil || eb != nil {
+					t.Fatalf("%s: same region: errors %v, %v; want none", id, ea, eb)
+				}
+				if diff := cmp.Diff(pa, pb); diff != "" {
+					t.Errorf("%s: two placements (-a +b):\n%s", id, diff)
+				}
+				if ca == cb {
+					t.Errorf("%s: created %v and %v; want exactly one creation", id, ca, cb)
+				}
+				continue
+			}
+			switch {
+			case ea == nil && errors.Is(eb, residency.ErrConflict):
+				if pa.Region != region.EU {
+					t.Errorf("%s: winner a placed in %v", id, pa.Region)
+				}
+			case eb == nil && errors.Is(ea, residency.ErrConflict):
+				if pb.Region != region.US {
+					t.Errorf("%s: winner b placed in %v", id, pb.Region)
+				}
+			default:
+				t.Fatalf("%s: two regions: errors %v, %v; want one nil, one ErrConflict", id, ea, eb)
+			}
+		}
+	}
+	for _, r := range []*residency.Router{a, b} {
+		if err := r.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff(stateOf(t, a), stateOf(t, b)); diff != "" {
+		t.Errorf("Routers differ (-a +b):\n%s", diff)
+	}
+}
+
+// TestFence: right after CompleteMove (or Drain) returns on one Router,
+// every other live Router answers accordingly: no Sync, no sleep. A Router
+// closed cleanly holds nobody up.
+func TestFence(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	mover := openRouter(t, dsn, nil)
+	others := []*residency.Router{openRouter(t, dsn, nil), openRouter(t, dsn, nil), openRouter(t, dsn, nil)}
+	// A Router that closes cleanly leaves: it holds no fence up (with the
+	// default lease of 10 s, this test would otherwise wait for it).
+	gone := openRouter(t, dsn, nil)
+	if err := gone.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		id := fmt.Sprint("acct-", i)
+		p, err := mover.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		to := "linode-eu"
+		if p.DataCenter == to {
+			to = "aws-eu-west-1"
+		}
+		m, err := mover.BeginMove(ctx, id, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		started := time.Now()
+		if _, err := mover.CompleteMove(ctx, m.ID); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(started); d > 5*time.Second {
+			t.Errorf("CompleteMove took %v: a closed Router held it up", d)
+		}
+		for j, r := range others {
+			got, err := r.Lookup(id)
+			if err != nil || got.DataCenter != to {
+				t.Fatalf("Router %d right after CompleteMove: %s on %q, %v; want %s", j, id, got.DataCenter, err, to)
+			}
+		}
+	}
+	if err := mover.Drain(ctx, "linode-eu"); err != nil {
+		t.Fatal(err)
+	}
+	for j, r := range others {
+		if s, err := r.Status("linode-eu"); err != nil || s != provider.Draining {
+			t.Errorf("Router %d right after Drain: linode-eu %v, %v; want draining", j, s, err)
+		}
+	}
+}
+
+// withUser returns dsn with its user changed.
+func withUser(dsn, user string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			panic(err)
+		}
+		u.User = url.User(user)
+		return u.String()
+	}
+	return dsn + " user=" + user
+}
+
+// role creates a login role for the test, owner of what it needs in dsn's
+// database, and returns its name.
+func role(t *testing.T, dsn string) string {
+	var b [4]byte
+	rand.Read(b[:])
+	name := "domicile_role_" + hex.EncodeToString(b[:])
+	admin := pgtest.AdminDSN(t)
+	exec(t, admin, "CREATE ROLE "+name+" LOGIN SUPERUSER")
+	t.Cleanup(func() {
+		exec(t, admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name)
+		exec(t, dsn, "REASSIGN OWNED BY "+name+" TO CURRENT_USER")
+		exec(t, admin, "DROP ROLE IF EXISTS "+name)
+	})
+	return name
+}
+
+// cut stops a role from reaching the server: it may no longer log in, and
+// its connections are ended.
+func cut(t *testing.T, name string) {
+	admin := pgtest.AdminDSN(t)
+	exec(t, admin, "ALTER ROLE "+name+" NOLOGIN")
+	exec(t, admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name)
+}
+
+// TestRouterCutOff: a Router that cannot reach the database answers
+// ErrStale once its lease ends, never the old data center of a move fenced
+// meanwhile, and catches up by itself once let back in.
+func TestRouterCutOff(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	const lease = 2 * time.Second
+	main := openRouter(t, dsn, nil, postgres.WithLease(lease), postgres.WithPollInterval(100*time.Millisecond))
+	name := role(t, dsn)
+	cutoff := openRouter(t, withUser(dsn, name), nil, postgres.WithLease(lease), postgres.WithPollInterval(100*time.Millisecond))
+	p, err := main.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cutoff.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	to := "linode-eu"
+	if p.DataCenter == to {
+		to = "aws-eu-west-1"
+	}
+	m, err := main.BeginMove(ctx, "acme", to)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cut(t, name)
+	// Lookups answer from memory, then ErrStale; never the old data
+	// center once the move is complete.
+	var mu sync.Mutex
+	completed := false
+	stop := make(chan struct{})
+	var bad []string
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			mu.Lock()
+			done := completed
+			mu.Unlock()
+			got, err := cutoff.Lookup("acme")
+			if done && err == nil && got.DataCenter != to {
+				bad = append(bad, got.DataCenter)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	if _, err := main.CompleteMove(ctx, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	completed = true
+	mu.Unlock()
+	eventually(t, "the cut-off Router says ErrStale", func() error {
+		if _, err := cutoff.Lookup("acme"); !errors.Is(err, residency.ErrStale) {
+			return fmt.Errorf("Lookup = %v", err)
+		}
+		return nil
+	})
+	// Writes fail by their deadline with a clear error; nothing is
+	// half-applied.
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	_, err = cutoff.Place(wctx, residency.PlaceRequest{AccountID: "while-cut", Country: "DE"})
+	cancel()
+	if err == nil {
+		t.Error("Place on the cut-off Router succeeded")
+	}
+
+	exec(t, pgtest.AdminDSN(t), "ALTER ROLE "+name+" LOGIN")
+	eventually(t, "the Router catches up once let back in", func() error {
+		got, err := cutoff.Lookup("acme")
+		if err != nil {
+			return err
+		}
+		if got.DataCenter != to {
+			return fmt.Errorf("acme on %s", got.DataCenter)
+		}
+		return nil
+	})
+	close(stop)
+	wg.Wait()
+	if len(bad) > 0 {
+		t.Errorf("the cut-off Router answered the old data center %d times after the fenced move: %v", len(bad), bad[0])
+	}
+	if _, err := main.Lookup("while-cut"); err == nil {
+		t.Error("a write that failed on the cut-off Router is visible")
+	}
+}
+
+// TestRoutersSurviveRestart: after every connection to the database is
+// terminated, as in a restart, the Routers reconnect by themselves and
+// go on converging.
+func TestRoutersSurviveRestart(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	name := role(t, dsn)
+	rdsn := withUser(dsn, name)
+	a, b := openRouter(t, rdsn, nil), openRouter(t, rdsn, nil)
+	if _, err := a.Place(ctx, residency.PlaceRequest{AccountID: "before", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, pgtest.AdminDSN(t), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name)
+	eventually(t, "a write after the restart", func() error {
+		_, err := a.Place(ctx, residency.PlaceRequest{AccountID: "after", Country: "US"})
+		return err
+	})
+	eventually(t, "the other Router sees it", func() error {
+		_, err := b.Lookup("after")
+		return err
+	})
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(stateOf(t, a), stateOf(t, b)); diff != "" {
+		t.Errorf("Routers differ (-a +b):\n%s", diff)
+	}
+}
+
+// TestManyWriters: a few seconds of many writers on several Routers; then
+// every Router equals a freshly opened one, and Verify is clean.
+func TestManyWriters(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	rs := []*residency.Router{openRouter(t, dsn, nil), openRouter(t, dsn, nil), openRouter(t, dsn, nil)}
+	deadline := time.Now().Add(3 * time.Second)
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rs[i%len(rs)]
+			for n := 0; time.Now().Before(deadline); n++ {
+				// Accounts shared between writers, so that Routers
+				// race on them.
+				id := fmt.Sprint("acct-", n%40)
+				p, err := r.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"})
+				if err != nil {
+					errs <- fmt.Errorf("Place %s: %w", id, err)
+					return
+				}
+				if p.Moving() || i%3 != 0 {
+					continue
+				}
+				to := "linode-eu"
+				if p.DataCenter == to {
+					to = "aws-eu-west-1"
+				}
+				m, err := r.BeginMove(ctx, id, to)
+				if errors.Is(err, residency.ErrMoveInProgress) || errors.Is(err, residency.ErrConflict) {
+					continue
+				}
+				if err != nil {
+					errs <- fmt.Errorf("BeginMove %s: %w", id, err)
+					return
+				}
+				if _, err := r.CompleteMove(ctx, m.ID); err != nil && !errors.Is(err, residency.ErrNotFound) && !errors.Is(err, residency.ErrConflict) {
+					errs <- fmt.Errorf("CompleteMove %s: %w", id, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	fresh := openRouter(t, dsn, nil)
+	want := stateOf(t, fresh)
+	if len(want.Placements) != 40 {
+		t.Errorf("%d accounts, want 40", len(want.Placements))
+	}
+	for i, r := range rs {
+		if err := r.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, stateOf(t, r)); diff != "" {
+			t.Errorf("Router %d differs from a fresh one (-fresh +router):\n%s", i, diff)
+		}
+		if rep, err := r.Verify(ctx); err != nil || len(rep.Violations) != 0 {
+			t.Errorf("Router %d: Verify = %+v, %v", i, rep.Violations, err)
+		}
+	}
+}
+
+// TestSkewedClock: a Router whose clock is an hour ahead writes times by
+// its clock; the others apply them as written, and its lease, judged by
+// the database's clock, runs as anyone's.
+func TestSkewedClock(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	ahead := func() time.Time { return time.Now().Add(time.Hour) }
+	skewed := openRouter(t, dsn, []residency.Option{residency.WithClock(ahead)}, postgres.WithLease(time.Second))
+	other := openRouter(t, dsn, nil, postgres.WithLease(time.Second))
+	p, err := skewed.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := p.Created.Sub(time.Now()); d < 50*time.Minute {
+		t.Errorf("created %v ahead; want the skewed clock's time", d)
+	}
+	if err := other.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := other.Lookup("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(p, got); diff != "" {
+		t.Errorf("other Router (-skewed +other):\n%s", diff)
+	}
+	// Past several leases, both still answer: renewals are judged by the
+	// database's clock, not the Router's.
+	time.Sleep(3 * time.Second)
+	for _, r := range []*residency.Router{skewed, other} {
+		if _, err := r.Lookup("acme"); err != nil {
+			t.Errorf("Lookup after 3 leases: %v", err)
+		}
+	}
+}

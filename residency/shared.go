@@ -1,0 +1,480 @@
+package residency
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/domicile-go/domicile/provider"
+)
+
+// SharedStore is a [Store] that several Routers, in several processes,
+// share: the store of [github.com/domicile-go/domicile/residency/postgres]
+// is one. Besides the Store's methods it keeps a log of the changes
+// applied, in commit order at positions without gaps, and a lease for each
+// Router that follows it. [Open] detects it and then the Router
+//
+//   - loads the state with the log position it is at (SnapshotAt), after
+//     starting its wake-ups (Wakeups), so that it misses nothing;
+//   - follows the log: on every wake-up it reads the changes after the
+//     last position it applied (Changes) and applies those of other
+//     Routers to its memory, through the same serialised path as its own
+//     writes (versions decide what is new; a data center's status takes the
+//     change of the highest position);
+//   - writes with Append, which also says where in the log the write went;
+//   - keeps a lease (JoinMembership, [Membership.Renew]) and answers
+//     [Router.Lookup] with [ErrStale] once it has not renewed it in time;
+//   - fences [Router.CompleteMove] and [Router.Drain]: they return once
+//     every other live Router has applied them (WaitApplied);
+//   - on a write refused with [ErrConflict] (another Router wrote the
+//     account first), re-reads the accounts (LoadAccounts), applies what is
+//     stored and decides again.
+//
+// Which clock judges what: leases are judged by the database's clock (a
+// Router judges its own lease from the moment it sent the renewal, by its
+// monotonic clock, so it gives up before the database does); times written
+// in changes (events, agreements granted, expiry checks of agreements) are
+// the writing Router's clock ([WithClock]).
+type SharedStore interface {
+	Store
+	// SnapshotAt calls fn with every stored account, as Load does, and
+	// returns the data centers' statuses and the log position, all from
+	// one consistent snapshot.
+	SnapshotAt(ctx context.Context, fn func(StoredAccount) error) (pos uint64, dcs []DataCenterState, err error)
+	// Append is Apply that also returns the log position of the last of
+	// the changes.
+	Append(ctx context.Context, changes []Change) (uint64, error)
+	// Head returns the position of the last committed change.
+	Head(ctx context.Context) (uint64, error)
+	// Changes calls fn with every change after position after, in
+	// commit order, and returns the position of the last one fn accepted.
+	Changes(ctx context.Context, after uint64, fn func(pos uint64, c Change) error) (uint64, error)
+	// Wakeups starts waking the caller, on c, whenever changes may have
+	// been committed (at least once after it starts listening, and by
+	// polling); stop ends it.
+	Wakeups(ctx context.Context) (c <-chan struct{}, stop func(), err error)
+	// JoinMembership adds a follower that has applied the log up to
+	// applied, and returns it with the end of its lease by the local
+	// clock.
+	JoinMembership(ctx context.Context, name string, applied uint64) (Membership, time.Time, error)
+	// WaitApplied returns once every member other than except whose
+	// lease runs has applied the log up to pos.
+	WaitApplied(ctx context.Context, pos uint64, except string) error
+	// Lease is how long a follower may answer from memory after its
+	// last renewal.
+	Lease() time.Duration
+}
+
+// Membership is a Router's lease on a [SharedStore].
+type Membership interface {
+	// ID identifies the member.
+	ID() string
+	// Renew records how far the member has applied the log and extends
+	// its lease; it returns when the lease ends by the local clock. An
+	// error matching [ErrStale] says the member was removed (its lease
+	// ended long ago): join again.
+	Renew(ctx context.Context, applied uint64) (time.Time, error)
+	// Leave removes the member, so that it holds no fence up.
+	Leave(ctx context.Context) error
+}
+
+// ErrStale: the Router has not been able to renew its lease on a shared
+// store (it cannot reach the database) for longer than the lease, so its
+// memory may miss changes others made: Lookup refuses to answer from it.
+// It clears once the Router has caught up.
+var ErrStale = errors.New("residency: this Router lost touch with the shared store for longer than its lease; its state may be stale")
+
+// follower is what a Router on a SharedStore keeps to follow the log.
+type follower struct {
+	s      SharedStore
+	member Membership
+	stop   func() // ends the wake-ups
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// fetched is the position the log was read to (the follow
+	// goroutine's); applied the position applied to memory (set by the
+	// leader, under inboxMu).
+	fetched uint64
+	applied atomic.Uint64
+	inboxMu sync.Mutex
+	inbox   []logged
+	// advanced is closed, and replaced, when applied advances.
+	advanced chan struct{}
+	poke     chan struct{} // asks the follow goroutine to read the log now
+
+	// dcPos is, per data center, the position of the status change
+	// applied last (owned by the leader): an older one from the log is
+	// skipped.
+	dcPos map[string]uint64
+
+	// The lease: the timer sets Router.stale at the local end of the
+	// lease; a renewal moves it.
+	leaseMu  sync.Mutex
+	leaseGen uint64
+	timer    *time.Timer
+}
+
+// logged is a change read from the log, with its position.
+type logged struct {
+	pos uint64
+	c   Change
+}
+
+// openShared loads the Router's state from a shared store and starts
+// following it.
+func (r *Router) openShared(ctx context.Context, s SharedStore, check func(*StoredAccount) error) (map[string]provider.Status, error) {
+	wake, stop, err := s.Wakeups(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("residency: listening to the shared store: %w", err)
+	}
+	f := &follower{s: s, stop: stop, done: make(chan struct{}), advanced: make(chan struct{}), poke: make(chan struct{}, 1), dcPos: make(map[string]uint64)}
+	var pos uint64
+	var dcs []DataCenterState
+	err = r.loadWith(func(fn func(StoredAccount) error) error {
+		pos, dcs, err = s.SnapshotAt(ctx, fn)
+		return err
+	}, check)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	m, end, err := s.JoinMembership(ctx, memberName(), pos)
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("residency: joining the shared store's members: %w", err)
+	}
+	f.member, f.fetched = m, pos
+	f.applied.Store(pos)
+	overrides := make(map[string]provider.Status, len(dcs))
+	for _, d := range dcs {
+		overrides[d.ID] = d.Status
+	}
+	r.follow = f
+	r.renewed(end, false)
+	fctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	go r.following(fctx, wake)
+	return overrides, nil
+}
+
+// memberName names this process to operators listing members.
+func memberName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s pid %d", host, os.Getpid())
+}
+
+// memberID returns the ID of the Router's member.
+func (f *follower) memberID() string {
+	f.leaseMu.Lock()
+	defer f.leaseMu.Unlock()
+	return f.member.ID()
+}
+
+// following is the follow goroutine: it reads the log on every wake-up,
+// has the leader apply it, and renews the lease.
+func (r *Router) following(ctx context.Context, wake <-chan struct{}) {
+	f := r.follow
+	defer close(f.done)
+	tick := time.NewTicker(max(f.s.Lease()/4, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-f.poke:
+		case <-tick.C:
+		}
+		r.catchUp(ctx)
+	}
+}
+
+// catchUp reads the log from where it was read to, applies it, renews the
+// lease, and clears ErrStale once nothing committed before the renewal is
+// missing. Errors (the database unreachable) are retried at the next
+// wake-up; the lease runs out meanwhile.
+func (r *Router) catchUp(ctx context.Context) {
+	f := r.follow
+	for range 3 {
+		if !r.fetchAndApply(ctx) {
+			return
+		}
+		applied := f.applied.Load()
+		rctx, cancel := context.WithTimeout(ctx, f.s.Lease())
+		f.leaseMu.Lock()
+		m := f.member
+		f.leaseMu.Unlock()
+		end, err := m.Renew(rctx, applied)
+		if err != nil {
+			if !errors.Is(err, ErrStale) {
+				cancel()
+				return
+			}
+			// Removed after a long cut: join again.
+			var m Membership
+			if m, end, err = f.s.JoinMembership(rctx, memberName(), applied); err == nil {
+				f.leaseMu.Lock()
+				f.member = m
+				f.leaseMu.Unlock()
+			}
+		}
+		if err != nil {
+			cancel()
+			return
+		}
+		if !r.stale.Load() {
+			cancel()
+			r.renewed(end, false)
+			return
+		}
+		// Stale: answer again only once everything committed before
+		// this renewal (after which any fence waits for us) is applied.
+		head, err := f.s.Head(rctx)
+		cancel()
+		if err != nil {
+			return
+		}
+		if head <= applied {
+			r.renewed(end, true)
+			return
+		}
+		r.renewed(end, false)
+	}
+}
+
+// fetchAndApply reads the log after the position read to, and has the
+// leader apply it. It reports whether it succeeded.
+func (r *Router) fetchAndApply(ctx context.Context) bool {
+	f := r.follow
+	var got []logged
+	cctx, cancel := context.WithTimeout(ctx, max(f.s.Lease(), r.writeTimeout))
+	last, err := f.s.Changes(cctx, f.fetched, func(pos uint64, c Change) error {
+		got = append(got, logged{pos, c})
+		return nil
+	})
+	cancel()
+	if len(got) > 0 {
+		f.inboxMu.Lock()
+		f.inbox = append(f.inbox, got...)
+		f.inboxMu.Unlock()
+		f.fetched = last
+	}
+	if err != nil {
+		return false
+	}
+	if len(got) > 0 {
+		// An empty write: its leader applies the inbox first.
+		if err := r.write(ctx, func(*writer) error { return nil }); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// renewed sets the local end of the lease, and clears ErrStale if clear.
+func (r *Router) renewed(end time.Time, clear bool) {
+	f := r.follow
+	f.leaseMu.Lock()
+	defer f.leaseMu.Unlock()
+	f.leaseGen++
+	gen := f.leaseGen
+	if f.timer != nil {
+		f.timer.Stop()
+	}
+	if clear {
+		r.stale.Store(false)
+	}
+	f.timer = time.AfterFunc(time.Until(end), func() {
+		f.leaseMu.Lock()
+		defer f.leaseMu.Unlock()
+		if f.leaseGen == gen {
+			r.stale.Store(true)
+		}
+	})
+}
+
+// absorb applies the changes the follow goroutine read from the log, in
+// their order, as one batch of its own; the leader calls it before each
+// batch. An account's change applies when it is the next version of the
+// account in memory (older ones are already there: this Router's own
+// writes come back too); an account whose memory is further behind is
+// read afresh from the store. A data center's status applies when no
+// change of a higher position was applied.
+func (r *Router) absorb() {
+	f := r.follow
+	if f == nil {
+		return
+	}
+	f.inboxMu.Lock()
+	in := f.inbox
+	f.inbox = nil
+	f.inboxMu.Unlock()
+	if len(in) == 0 {
+		return
+	}
+	w := &writer{db: r.db, lookup: r.lookup, topo: r.topo.Load(), now: r.now()}
+	defer w.abort()
+	var gaps []string
+	var statuses map[string]provider.Status
+	for _, l := range in {
+		c := l.c
+		if d := c.DataCenter; d != nil {
+			if f.dcPos[d.ID] >= l.pos {
+				continue
+			}
+			f.dcPos[d.ID] = l.pos
+			if statuses == nil {
+				statuses = make(map[string]provider.Status, len(w.topo.status))
+				for id, s := range w.topo.status {
+					statuses[id] = s
+				}
+			}
+			statuses[d.ID] = d.Status
+			continue
+		}
+		old := w.account(c.Placement.AccountID)
+		var have uint64
+		if old != nil {
+			have = old.Version
+		}
+		switch {
+		case c.Placement.Version <= have:
+			continue
+		case c.Placement.Version > have+1:
+			gaps = append(gaps, c.Placement.AccountID)
+			continue
+		}
+		a := &account{Placement: c.Placement}
+		if old != nil {
+			a.history = append(old.history, c.Event)
+		} else {
+			a.history = []Event{c.Event}
+		}
+		var ag *Agreement
+		if c.Agreement != nil {
+			cp := *c.Agreement
+			ag = &cp
+		}
+		w.put(a, ag)
+	}
+	if statuses != nil {
+		w.topo = r.newTopology(statuses)
+	}
+	r.install(w)
+	if len(gaps) > 0 {
+		if st, err := r.reread(gaps, false); err == nil {
+			r.reconcile(st)
+		} else {
+			r.unresolve(gaps, false)
+		}
+	}
+	f.inboxMu.Lock()
+	f.applied.Store(in[len(in)-1].pos)
+	close(f.advanced)
+	f.advanced = make(chan struct{})
+	f.inboxMu.Unlock()
+}
+
+// Sync returns once this Router has applied every change committed, by
+// any Router on its store, before the call. On a store that is not shared
+// (a file, memory) it returns at once.
+func (r *Router) Sync(ctx context.Context) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	f := r.follow
+	if f == nil {
+		return ctx.Err()
+	}
+	head, err := f.s.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("residency: Sync: reading the shared store's head: %w", err)
+	}
+	for {
+		f.inboxMu.Lock()
+		done, advanced := f.applied.Load() >= head, f.advanced
+		f.inboxMu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case f.poke <- struct{}{}:
+		default:
+		}
+		select {
+		case <-advanced:
+		case <-ctx.Done():
+			return fmt.Errorf("residency: Sync: waiting to apply position %d: %w", head, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// fence waits until every other live Router on the shared store has
+// applied the log up to pos; a Router cut off holds it up for at most its
+// lease. The change is committed whatever happens here; an error says
+// only that the wait did not end.
+func (r *Router) fence(ctx context.Context, pos uint64, what string) error {
+	f := r.follow
+	if f == nil {
+		return nil
+	}
+	for pos == 0 {
+		// Where the write went is unknown (its outcome was settled by
+		// reading back), or it changed nothing: wait for the head.
+		head, err := f.s.Head(ctx)
+		if err == nil {
+			pos = head
+			break
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("residency: %s is committed, but not every other Router was seen to apply it: %w", what, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	for {
+		err := f.s.WaitApplied(ctx, pos, f.memberID())
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("residency: %s is committed, but not every other Router was seen to apply it: %w", what, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// closeFollow stops following and leaves the members, so that this
+// Router holds no fence up.
+func (r *Router) closeFollow() {
+	f := r.follow
+	if f == nil {
+		return
+	}
+	f.cancel()
+	<-f.done
+	f.stop()
+	f.leaseMu.Lock()
+	f.leaseGen++
+	if f.timer != nil {
+		f.timer.Stop()
+	}
+	f.leaseMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), r.writeTimeout)
+	defer cancel()
+	f.leaseMu.Lock()
+	m := f.member
+	f.leaseMu.Unlock()
+	m.Leave(ctx)
+}
