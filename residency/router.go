@@ -52,9 +52,10 @@ type Router struct {
 	mem    sync.Mutex
 	behind []*account
 	closed atomic.Bool
-	// stale is set while the lease on a shared store has run out
-	// (shared.go); follow is nil unless the store is shared.
-	stale     atomic.Bool
+	// gate holds gateClosed once closed, and gateStale while the lease on
+	// a shared store has run out (shared.go), so that Lookup checks both
+	// with one load; follow is nil unless the store is shared.
+	gate      atomic.Uint32
 	follow    *follower
 	closeOnce sync.Once
 
@@ -257,6 +258,7 @@ func (r *Router) Close() error {
 		return nil
 	}
 	r.closed.Store(true)
+	r.gate.Or(gateClosed)
 	r.metrics.unregister()
 	if r.store == nil {
 		return nil
@@ -275,6 +277,12 @@ func (r *Router) Close() error {
 	return r.store.Close()
 }
 
+// The bits of Router.gate.
+const (
+	gateClosed uint32 = 1 << iota
+	gateStale
+)
+
 // Catalog returns the catalog the Router places accounts in. It is
 // configuration, not state, and stays readable after [Router.Close].
 func (r *Router) Catalog() *provider.Catalog { return r.catalog }
@@ -285,10 +293,10 @@ func (r *Router) Catalog() *provider.Catalog { return r.catalog }
 // ([SharedStore]) it answers [ErrStale] while the Router's lease has run
 // out, rather than from a memory that may be old.
 func (r *Router) Lookup(accountID string) (Placement, error) {
-	if r.closed.Load() {
-		return Placement{}, ErrClosed
-	}
-	if r.stale.Load() {
+	if g := r.gate.Load(); g != 0 {
+		if g&gateClosed != 0 {
+			return Placement{}, ErrClosed
+		}
 		return Placement{}, ErrStale
 	}
 	if a := r.lookup.get(accountID); a != nil {
@@ -335,7 +343,7 @@ func (r *Router) Create(ctx context.Context, req PlaceRequest) (p Placement, cre
 	if err != nil {
 		return Placement{}, false, r.refuse(err)
 	}
-	if r.stale.Load() {
+	if r.gate.Load()&gateStale != 0 {
 		return Placement{}, false, ErrStale
 	}
 	if a := r.lookup.get(req.AccountID); a != nil {

@@ -112,7 +112,7 @@ type follower struct {
 	// skipped.
 	dcPos map[string]uint64
 
-	// The lease: the timer sets Router.stale at the local end of the
+	// The lease: the timer sets Router.gate's gateStale at the local end of the
 	// lease; a renewal moves it.
 	leaseMu  sync.Mutex
 	leaseGen uint64
@@ -227,7 +227,7 @@ func (r *Router) catchUp(ctx context.Context) {
 			cancel()
 			return
 		}
-		if !r.stale.Load() {
+		if r.gate.Load()&gateStale == 0 {
 			cancel()
 			r.renewed(end, false)
 			return
@@ -287,13 +287,13 @@ func (r *Router) renewed(end time.Time, clear bool) {
 		f.timer.Stop()
 	}
 	if clear {
-		r.stale.Store(false)
+		r.gate.And(^gateStale)
 	}
 	f.timer = time.AfterFunc(time.Until(end), func() {
 		f.leaseMu.Lock()
 		defer f.leaseMu.Unlock()
 		if f.leaseGen == gen {
-			r.stale.Store(true)
+			r.gate.Or(gateStale)
 		}
 	})
 }
