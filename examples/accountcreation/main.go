@@ -42,6 +42,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/domicile-go/domicile/internal/storeflag"
 	"github.com/domicile-go/domicile/region"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,11 +55,11 @@ const maxBody = 64 << 10
 
 func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
-	db := flag.String("db", "domicile.db", "the domicile store file")
+	db := flag.String("db", "domicile.db", "the domicile store: a file, or a PostgreSQL URL (postgres://... or postgresql://...)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	err := serve(ctx, *addr, *db, func(a net.Addr) { log.Printf("listening on %s, store %s", a, *db) })
+	err := serve(ctx, *addr, *db, func(a net.Addr) { log.Printf("listening on %s, store %s", a, storeflag.Describe(*db)) })
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -67,7 +68,11 @@ func main() {
 // serve runs the server until ctx ends, then shuts it down cleanly.
 func serve(ctx context.Context, addr, path string, listening func(net.Addr)) error {
 	reg := newRegistry()
-	r, err := residency.Open(ctx, residency.WithPath(path), residency.WithRegisterer(reg))
+	s, err := storeflag.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	r, err := residency.Open(ctx, residency.WithStore(s), residency.WithRegisterer(reg))
 	if err != nil {
 		return err
 	}
@@ -278,6 +283,8 @@ func statusOf(err error) int {
 		return http.StatusServiceUnavailable // the home region has no active data center now
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, residency.ErrStale), errors.Is(err, residency.ErrUnavailable):
+		return http.StatusServiceUnavailable // cut off from the shared database: another instance can answer
 	}
 	return http.StatusInternalServerError
 }

@@ -2,7 +2,7 @@
 // imports existing accounts, moves accounts between data centers, and
 // evacuates a data center, never taking data out of its region.
 //
-//	migrate -db PATH [-abort ID]... [-import FILE] [-plan FILE] [-evacuate DC] [-dry-run] [-copy CMD]
+//	migrate -db PATH|URL [-abort ID]... [-import FILE] [-plan FILE] [-evacuate DC] [-dry-run] [-copy CMD]
 //
 //	-abort ID      aborts the open move ID (repeatable), before anything else
 //	-import FILE   CSV "account_id,country" (third column "region" optional):
@@ -16,6 +16,11 @@
 //	               CompleteMove, with ACCOUNT_ID, FROM_DATACENTER and
 //	               TO_DATACENTER in its environment; when it fails the move
 //	               is aborted. Given alone, it resumes the open moves.
+//
+// -db is the embedded store's file, or a PostgreSQL URL (postgres://... or
+// postgresql://...) shared with running servers: then CompleteMove returns
+// only once every running server answers the new data center, so the
+// -copy command's source may be deleted as soon as a move is reported.
 //
 // CSV files may start with a UTF-8 byte order mark; fields are trimmed of
 // white space on both sides. Every refused row is reported with its line
@@ -66,6 +71,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/domicile-go/domicile/internal/storeflag"
 	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/region"
 	"github.com/domicile-go/domicile/residency"
@@ -240,15 +246,21 @@ func (m *migration) run(ctx context.Context) error {
 func (m *migration) open(ctx context.Context) (*residency.Router, error) {
 	clock := residency.WithClock(m.now)
 	if !m.cfg.dryRun {
-		return residency.Open(ctx, residency.WithPath(m.cfg.db), clock)
+		s, err := storeflag.Open(ctx, m.cfg.db)
+		if err != nil {
+			return nil, err
+		}
+		return residency.Open(ctx, residency.WithStore(s), clock)
 	}
-	if _, err := os.Stat(m.cfg.db); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(m.cfg.db); !storeflag.IsPostgres(m.cfg.db) && errors.Is(err, os.ErrNotExist) {
 		return residency.Open(ctx, clock) // an empty store, not created
 	}
-	s, err := residency.OpenFileStore(ctx, m.cfg.db)
+	s, err := storeflag.Open(ctx, m.cfg.db)
 	if err != nil {
 		return nil, err
 	}
+	// A dry run reads the store, and follows no other instance: the
+	// wrapper hides a shared store's log.
 	return residency.Open(ctx, residency.WithStore(discard{s}), clock)
 }
 
