@@ -114,9 +114,10 @@ type follower struct {
 
 	// The lease: the timer sets Router.gate's gateStale at the local end of the
 	// lease; a renewal moves it.
-	leaseMu  sync.Mutex
-	leaseGen uint64
-	timer    *time.Timer
+	renewedAt time.Time // when the lease was last renewed (the follow goroutine's)
+	leaseMu   sync.Mutex
+	leaseGen  uint64
+	timer     *time.Timer
 }
 
 // logged is a change read from the log, with its position.
@@ -201,10 +202,17 @@ func (r *Router) following(ctx context.Context, wake <-chan struct{}) {
 func (r *Router) catchUp(ctx context.Context) {
 	f := r.follow
 	for range 3 {
-		if !r.fetchAndApply(ctx) {
+		ok, foreign := r.fetchAndApply(ctx)
+		if !ok {
+			return
+		}
+		if !foreign && r.gate.Load()&gateStale == 0 && time.Since(f.renewedAt) < f.s.Lease()/4 {
+			// Only this Router's own writes came back: nobody waits for
+			// them, so the lease need not be renewed yet.
 			return
 		}
 		applied := f.applied.Load()
+		f.renewedAt = time.Now()
 		rctx, cancel := context.WithTimeout(ctx, f.s.Lease())
 		f.leaseMu.Lock()
 		m := f.member
@@ -248,8 +256,10 @@ func (r *Router) catchUp(ctx context.Context) {
 }
 
 // fetchAndApply reads the log after the position read to, and has the
-// leader apply it. It reports whether it succeeded.
-func (r *Router) fetchAndApply(ctx context.Context) bool {
+// leader apply it. It reports whether it succeeded, and whether it read
+// changes that memory lacked (others' writes) rather than only this
+// Router's own, which it marks applied without a batch.
+func (r *Router) fetchAndApply(ctx context.Context) (ok, foreign bool) {
 	f := r.follow
 	var got []logged
 	cctx, cancel := context.WithTimeout(ctx, max(f.s.Lease(), r.writeTimeout))
@@ -258,22 +268,48 @@ func (r *Router) fetchAndApply(ctx context.Context) bool {
 		return nil
 	})
 	cancel()
+	for _, l := range got {
+		// Versions in memory only grow: a change memory has now, it
+		// keeps.
+		if l.c.DataCenter != nil {
+			foreign = true
+			break
+		}
+		if a := r.lookup.get(l.c.Placement.AccountID); a == nil || a.Version < l.c.Placement.Version {
+			foreign = true
+			break
+		}
+	}
 	if len(got) > 0 {
 		f.inboxMu.Lock()
-		f.inbox = append(f.inbox, got...)
+		if foreign || len(f.inbox) > 0 {
+			f.inbox = append(f.inbox, got...)
+		} else {
+			f.advance(got[len(got)-1].pos)
+		}
 		f.inboxMu.Unlock()
 		f.fetched = last
 	}
 	if err != nil {
-		return false
+		return false, foreign
 	}
-	if len(got) > 0 {
+	if foreign {
 		// An empty write: its leader applies the inbox first.
 		if err := r.write(ctx, func(*writer) error { return nil }); err != nil {
-			return false
+			return false, foreign
 		}
 	}
-	return true
+	return true, foreign
+}
+
+// advance records that memory holds the log up to pos; f.inboxMu is held.
+func (f *follower) advance(pos uint64) {
+	if pos <= f.applied.Load() {
+		return
+	}
+	f.applied.Store(pos)
+	close(f.advanced)
+	f.advanced = make(chan struct{})
 }
 
 // renewed sets the local end of the lease, and clears ErrStale if clear.
@@ -374,9 +410,7 @@ func (r *Router) absorb() {
 		}
 	}
 	f.inboxMu.Lock()
-	f.applied.Store(in[len(in)-1].pos)
-	close(f.advanced)
-	f.advanced = make(chan struct{})
+	f.advance(in[len(in)-1].pos)
 	f.inboxMu.Unlock()
 }
 
