@@ -256,8 +256,13 @@ func (r *Router) Close() error {
 }
 
 // Catalog returns the catalog the Router places accounts in. It is
-// configuration, not state, and stays readable after [Router.Close].
-func (r *Router) Catalog() *provider.Catalog { return r.catalog }
+// configuration, not state, and stays readable after [Router.Close]. Each
+// call returns a new handle: overwriting what it points to cannot change
+// the Router's catalog.
+func (r *Router) Catalog() *provider.Catalog {
+	c := *r.catalog
+	return &c
+}
 
 // Lookup returns the account's placement. It is the hot path: it takes no
 // transaction and allocates nothing when the account exists. While a move
