@@ -4,7 +4,9 @@
 // # Regions
 //
 // A [Region] is one of [US], [EU], [UK] and [APAC]. The zero Region is not a
-// valid region; it stands for "not chosen" in optional fields.
+// valid region; it stands for "not chosen" in optional fields. A [Set] is a
+// set of regions as a bitset ([AllRegions] holds the four), for what serves
+// several regions, such as a sub-processor.
 //
 // # Countries
 //
@@ -34,6 +36,8 @@
 //
 // # Concurrency
 //
-// Region and Country are small comparable values. A Policy is immutable once
-// built and safe for concurrent use.
+// Region, Set and Country are small comparable values. A Policy is
+// immutable once built and safe for concurrent use; [DefaultPolicy] and
+// [StrictPolicy] return a new handle on every call, so no caller can change
+// the policy another one gets.
 package region

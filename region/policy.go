@@ -24,11 +24,20 @@ type Assignment struct {
 }
 
 // Policy maps countries to residency regions. A Policy is immutable and safe
-// for concurrent use; [Policy.With] returns a changed copy.
+// for concurrent use; [Policy.With] returns a changed copy. The zero Policy
+// has no rules.
+//
+// A *Policy is a handle around a table no caller can reach: overwriting
+// the value a *Policy points to (*p = region.Policy{}) changes that handle
+// only, never the policy other callers of [DefaultPolicy] get.
 type Policy struct {
-	// table is indexed by Country.slot; a zero Region means no rule.
-	table [countrySlots]Assignment
+	// table is indexed by Country.slot; a zero Region means no rule. It is
+	// shared between handles and never written after it is built; nil means
+	// no rules.
+	table *policyTable
 }
+
+type policyTable [countrySlots]Assignment
 
 // explicitRules are the legal residency zones, the rules [StrictPolicy] keeps.
 // Codes are listed, not derived, so that the zones are reviewable here.
@@ -65,33 +74,33 @@ var nearestRules = []struct {
 	{APAC, "nearest region: Antarctica, served from Oceania", []area{antarctica}},
 }
 
-var defaultPolicy, strictPolicy = buildPolicies()
+var defaultTable, strictTable = buildPolicies()
 
-func buildPolicies() (def, strict *Policy) {
-	strict = new(Policy)
+func buildPolicies() (def, strict *policyTable) {
+	strict = new(policyTable)
 	for _, r := range explicitRules {
 		for _, code := range strings.Fields(r.codes) {
 			c := MustParseCountry(code)
-			if strict.table[c.slot].Region != 0 {
+			if strict[c.slot].Region != 0 {
 				panic("region: country in two explicit rules: " + code)
 			}
-			strict.table[c.slot] = Assignment{Country: c, Region: r.region, Rule: r.rule}
+			strict[c.slot] = Assignment{Country: c, Region: r.region, Rule: r.rule}
 		}
 	}
-	def = new(Policy)
+	def = new(policyTable)
 	*def = *strict
 	for _, c := range Countries() {
-		if def.table[c.slot].Region != 0 {
+		if def[c.slot].Region != 0 {
 			continue
 		}
 		for _, r := range nearestRules {
 			for _, a := range r.areas {
 				if countryArea[c.slot] == a {
-					def.table[c.slot] = Assignment{Country: c, Region: r.region, Rule: r.rule}
+					def[c.slot] = Assignment{Country: c, Region: r.region, Rule: r.rule}
 				}
 			}
 		}
-		if def.table[c.slot].Region == 0 {
+		if def[c.slot].Region == 0 {
 			panic("region: no default rule for " + c.String())
 		}
 	}
@@ -102,13 +111,17 @@ func buildPolicies() (def, strict *Policy) {
 // rules of [StrictPolicy], and a nearest-region rule by UN M49 area for the
 // rest (the rest of the Americas to US; the rest of Europe, Africa and Western
 // and Central Asia to EU; Antarctica to APAC). The README prints its table.
-func DefaultPolicy() *Policy { return defaultPolicy }
+//
+// Each call returns a new handle: what one caller does to it cannot change
+// what the next caller gets.
+func DefaultPolicy() *Policy { return &Policy{table: defaultTable} }
 
 // StrictPolicy returns the policy with only the explicit rules: EU members,
 // EEA members, the EU's outermost regions and Åland to EU; GB and the Crown
 // Dependencies to UK; the US and its territories to US; East, South-East and
-// South Asia and Oceania to APAC. Other countries get [ErrNoRegion].
-func StrictPolicy() *Policy { return strictPolicy }
+// South Asia and Oceania to APAC. Other countries get [ErrNoRegion]. Like
+// [DefaultPolicy], each call returns a new handle.
+func StrictPolicy() *Policy { return &Policy{table: strictTable} }
 
 // NewPolicy returns a policy with exactly the given assignments; countries
 // not listed get [ErrNoRegion]. Each assignment needs a valid country, a
@@ -127,8 +140,10 @@ func NewPolicy(assignments ...Assignment) (*Policy, error) {
 //
 // p itself is not changed. Errors are as for [NewPolicy].
 func (p *Policy) With(assignments ...Assignment) (*Policy, error) {
-	out := new(Policy)
-	*out = *p
+	table := new(policyTable)
+	if p.table != nil {
+		*table = *p.table
+	}
 	seen := make(map[Country]bool, len(assignments))
 	for _, a := range assignments {
 		switch {
@@ -142,16 +157,16 @@ func (p *Policy) With(assignments ...Assignment) (*Policy, error) {
 			return nil, fmt.Errorf("%w: country %s listed twice", ErrInvalidAssignment, a.Country)
 		}
 		seen[a.Country] = true
-		out.table[a.Country.slot] = a
+		table[a.Country.slot] = a
 	}
-	return out, nil
+	return &Policy{table: table}, nil
 }
 
 // Resolve returns the country's region and the rule that decided it. A
 // country without a rule, or an invalid one, is an error that matches
 // [ErrNoRegion].
 func (p *Policy) Resolve(c Country) (Assignment, error) {
-	if int(c.slot) < countrySlots {
+	if p.table != nil && int(c.slot) < countrySlots {
 		if a := p.table[c.slot]; a.Region != 0 {
 			return a, nil
 		}
@@ -161,6 +176,9 @@ func (p *Policy) Resolve(c Country) (Assignment, error) {
 
 // Assignments returns every rule of the policy, ordered by country code.
 func (p *Policy) Assignments() []Assignment {
+	if p.table == nil {
+		return nil
+	}
 	var out []Assignment
 	for _, a := range p.table {
 		if a.Region != 0 {

@@ -202,3 +202,30 @@ func TestNewPolicy(t *testing.T) {
 		t.Errorf("len(Assignments()) = %d, want 1", got)
 	}
 }
+
+// TestSharedPoliciesCannotBeChanged shows that what a caller does to the
+// policy it got (issue 7) cannot change what the next caller gets.
+func TestSharedPoliciesCannotBeChanged(t *testing.T) {
+	de := region.MustParseCountry("DE")
+	for name, get := range map[string]func() *region.Policy{"DefaultPolicy": region.DefaultPolicy, "StrictPolicy": region.StrictPolicy} {
+		want := get().Assignments()
+		p := get()
+		*p = region.Policy{} // overwrite the value the handle points to
+		if _, err := p.Resolve(de); !errors.Is(err, region.ErrNoRegion) {
+			t.Errorf("%s: zeroed handle Resolve(DE) error = %v, want ErrNoRegion", name, err)
+		}
+		as := get().Assignments()
+		as[0].Region, as[0].Rule = region.US, "changed"
+		*get() = *region.StrictPolicy()
+		if diff := cmp.Diff(want, get().Assignments()); diff != "" {
+			t.Errorf("%s changed by a caller (-want +got):\n%s", name, diff)
+		}
+		if a, err := get().Resolve(de); err != nil || a.Region != region.EU {
+			t.Errorf("%s: Resolve(DE) = %v, %v after a caller's changes", name, a, err)
+		}
+	}
+	var zero region.Policy
+	if zero.Assignments() != nil {
+		t.Error("zero Policy has assignments")
+	}
+}

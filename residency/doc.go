@@ -31,18 +31,30 @@
 //   - Placement: an active data center of the home region only, spread by
 //     weight; never another region, whatever fails ([ErrNoDataCenter]).
 //     Placing an existing account returns it; asking for another region is
-//     [ErrConflict].
+//     [ErrConflict], as a [*ConflictError] that names the account, its
+//     version and its stored placement.
 //   - Moves: inside the home region, or to a region a live transfer
 //     agreement ([Router.GrantTransfer]) covers ([ErrCrossRegion] otherwise);
 //     then the home region changes with the move and the placement and audit
-//     trail name the agreement.
+//     trail name the agreement. [Router.CompleteMove] checks the target
+//     again: still active, and still covered by the agreement the move
+//     began under.
 //   - Data centers: [Router.Drain] stops new accounts and incoming moves;
 //     [Router.PlanEvacuation] plans moving a data center's accounts to the
 //     other active data centers of their regions, and strands, never moves
-//     out of region, those with nowhere to go.
+//     out of region, those with nowhere to go, and lists the open moves out
+//     of the data center and into it.
 //   - Every change is on the account's audit trail ([Router.History]).
 //   - [Router.Verify] checks all of this over the whole state.
 //   - Bad input gets an error that [errors.Is] matches, and changes nothing.
+//   - After [Router.Close], every method returns [ErrClosed] and the
+//     iterators yield nothing ([Router.Err]).
+//
+// # JSON
+//
+// Every type that is serialized (placements, moves, agreements, events,
+// reports, evacuation plans, import results) has JSON names in snake_case,
+// times in RFC 3339, regions by name and errors as their text.
 //
 // # Durability
 //
@@ -51,7 +63,17 @@
 // state that breaks the catalog unless [WithUnverifiedState]. A change is
 // acknowledged only once it is durable in the store; concurrent writers
 // share the store's commits (group commit). [Router.Import] brings existing
-// accounts in bulk. Without a store option, state lives in memory only.
+// accounts in bulk. Without a store option, state lives in memory only;
+// [MemoryStore] is a Store in memory, for tests and dry runs that need one.
+//
+// When the store fails, the Router never guesses. A conflict
+// ([ErrConflict]) means nothing was applied; after any other failure it
+// reads the accounts concerned back from the store and answers what the
+// store holds: success if the change is there, [ErrStoreFailed] if not. If
+// it cannot read them back, or the store does not answer within the write
+// timeout ([WithWriteTimeout]), the write fails with [ErrUnavailable], and
+// so does every later write until the Router has read the accounts back;
+// reads go on answering the state before the failed write.
 //
 // # Metrics
 //
@@ -64,6 +86,7 @@
 // # Concurrency
 //
 // A Router is safe for concurrent use. Writes are serialised; Lookup takes
-// no transaction and allocates nothing. Returned values are copies, or
-// shared and immutable: do not modify them.
+// no transaction and allocates nothing. Returned values are copies that a
+// caller may change freely without affecting the Router; the catalog
+// ([Router.Catalog]) is the one the Router was opened with.
 package residency

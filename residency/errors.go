@@ -3,6 +3,7 @@ package residency
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -28,8 +29,15 @@ var (
 	// ErrMoveInProgress: the account is already moving.
 	ErrMoveInProgress = errors.New("residency: move in progress")
 	// ErrConflict: the request contradicts the recorded state, such as
-	// placing an existing account in another region.
+	// placing an existing account in another region, or a store refused a
+	// write based on a stale version of the account. The error is a
+	// [*ConflictError] that says which account and what is stored.
 	ErrConflict = errors.New("residency: conflict")
+	// ErrStaleVersion: a [*ConflictError] whose write was based on an
+	// out-of-date version of the account: another writer (another process
+	// on a shared store) changed it first. Unlike other conflicts, a retry
+	// may succeed. It also matches ErrConflict.
+	ErrStaleVersion = errors.New("residency: conflict: stale version")
 	// ErrInvalidTransfer: a transfer agreement without a valid account,
 	// region, reference or expiry.
 	ErrInvalidTransfer = errors.New("residency: invalid transfer agreement")
@@ -39,6 +47,74 @@ var (
 	// ErrClosed: the Router has been closed.
 	ErrClosed = errors.New("residency: router closed")
 )
+
+// ConflictError is a write refused because it contradicts what is recorded
+// about an account, in the style of [fs.PathError]. It matches [ErrConflict]
+// with [errors.Is], and [ErrStaleVersion] too when Stale is set. Read its
+// fields with [errors.As]:
+//
+//	var ce *residency.ConflictError
+//	if errors.As(err, &ce) && ce.Stale {
+//		// another writer was first: read the account again and retry
+//	}
+//
+// The Router returns it for conflicts of meaning (placing an existing
+// account in another region or, by Import, on another data center; moving
+// an account to where it lives; a transfer agreement reference used for
+// another agreement). A [Store] returns it from Apply, with Stale set, for
+// a change whose account is not stored at the version before the change's:
+// nothing of that Apply was applied.
+type ConflictError struct {
+	// AccountID is the account the refused write concerns.
+	AccountID string
+	// Version is the account's version the write was based on: for a stale
+	// write, the version it expected the store to hold (one less than the
+	// version it writes; 0 for a new account); otherwise the version of the
+	// account it was checked against.
+	Version uint64
+	// Stored is the account as recorded when the write was refused; its
+	// Version is the stored version. It is the zero Placement when no such
+	// account is stored, and a store that cannot read the account back may
+	// fill in AccountID and Version only.
+	Stored Placement
+	// Stale reports a write based on an out-of-date version: a retry on
+	// the current state may succeed. When false, the request contradicts
+	// the current state and a retry gets the same answer.
+	Stale bool
+	// Reason says what conflicts, after the account ID, such as
+	// "lives in EU (EU member state), the request asks for US"; it may be
+	// empty for a stale write.
+	Reason string
+}
+
+// Error says which account conflicts and why, such as
+//
+//	residency: conflict: account "acme" lives in EU (EU member state), the request asks for US
+//	residency: conflict: stale version: account "acme" is at version 5, the write expected version 4
+func (e *ConflictError) Error() string {
+	var b strings.Builder
+	if e.Stale {
+		fmt.Fprintf(&b, "%v: account %q is at version %d, the write expected version %d", ErrStaleVersion, e.AccountID, e.Stored.Version, e.Version)
+		if e.Reason != "" {
+			b.WriteString(": " + e.Reason)
+		}
+		return b.String()
+	}
+	fmt.Fprintf(&b, "%v: account %q", ErrConflict, e.AccountID)
+	if e.Reason != "" {
+		b.WriteString(" " + e.Reason)
+	} else {
+		fmt.Fprintf(&b, " at version %d", e.Version)
+	}
+	return b.String()
+}
+
+// Unwrap returns [ErrConflict].
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// Is reports whether target is [ErrStaleVersion] and the write was stale.
+// [ErrConflict] matches through Unwrap.
+func (e *ConflictError) Is(target error) bool { return target == ErrStaleVersion && e.Stale }
 
 // MaxAccountIDLen is the longest account ID, in bytes.
 const MaxAccountIDLen = 255

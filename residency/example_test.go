@@ -211,3 +211,41 @@ func ExampleRouter_Import() {
 	// row 3: residency: outside the home region: account "old-3": data center linode-us is in US, the account's region is EU
 	// row 4: residency: account "old-4": region: invalid country "Narnia"
 }
+
+func ExampleConflictError() {
+	ctx := context.Background()
+	r, _ := residency.Open(ctx)
+	defer r.Close()
+	r.Place(ctx, residency.PlaceRequest{AccountID: "acme-gmbh", Country: "DE"})
+
+	_, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme-gmbh", Country: "US"})
+	var ce *residency.ConflictError
+	if errors.As(err, &ce) {
+		// Stale is false: the request contradicts the account's recorded
+		// state, and a retry would get the same answer.
+		fmt.Println(ce.AccountID, ce.Stored.Region, ce.Stored.DataCenter, ce.Stale)
+	}
+	fmt.Println(errors.Is(err, residency.ErrConflict), errors.Is(err, residency.ErrStaleVersion))
+	fmt.Println(err)
+	// Output:
+	// acme-gmbh EU linode-eu false
+	// true false
+	// residency: conflict: account "acme-gmbh" lives in EU (EU member state), the request asks for US
+}
+
+func ExampleRouter_Err() {
+	ctx := context.Background()
+	r, _ := residency.Open(ctx)
+	r.Place(ctx, residency.PlaceRequest{AccountID: "acme-gmbh", Country: "DE"})
+	r.Close()
+
+	// The iterators cannot return an error: a closed Router yields
+	// nothing, and Err after the loop says whether the loop saw everything.
+	n := 0
+	for range r.AccountsInRegion(region.EU) {
+		n++
+	}
+	fmt.Println(n, r.Err())
+	// Output:
+	// 0 residency: router closed
+}

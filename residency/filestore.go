@@ -443,9 +443,13 @@ func agreementKey(accountID, reference string) []byte {
 }
 
 // Apply writes the changes in one transaction, checking each account's
-// version first. A time the format cannot hold refuses the whole unit
-// before anything is written.
+// version first. A context ended before it starts writes nothing; once
+// begun, the transaction runs to its end. A time the format cannot hold
+// refuses the whole unit before anything is written.
 func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	for i := range changes {
 		if err := changeTimes(&changes[i]); err != nil {
 			id := changes[i].Placement.AccountID
@@ -491,7 +495,11 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 				n.accounts++
 			}
 			if stored+1 != c.Placement.Version {
-				return fmt.Errorf("%w: account %q is at version %d in the store, the change expects %d", ErrConflict, id, stored, c.Placement.Version-1)
+				var cur Placement // as ConflictError allows: the account ID and version only
+				if stored != 0 {
+					cur = Placement{AccountID: c.Placement.AccountID, Version: stored}
+				}
+				return staleWrite(&c.Placement, cur)
 			}
 			if err := accounts.Put(id, seal(kindPlacement, id, encodePlacement(&c.Placement))); err != nil {
 				return err

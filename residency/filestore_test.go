@@ -2,10 +2,12 @@ package residency_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"maps"
 	"os"
@@ -271,7 +273,29 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-// fixtureClock is the clock of testdata/v2.db and of the state built the
+// unpackFixture writes the format-2 fixture, kept gzipped in
+// testdata/v2.db.gz (1.5 KB rather than 64 KB), to path.
+func unpackFixture(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", "v2.db.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fixtureClock is the clock of testdata/v2.db.gz and of the state built the
 // same way: each reading is one second and one nanosecond later.
 func fixtureClock() func() time.Time {
 	var mu sync.Mutex
@@ -285,7 +309,7 @@ func fixtureClock() func() time.Time {
 }
 
 // fixtureChanges makes the changes of testdata/mkv2, which wrote
-// testdata/v2.db: keep the two in step.
+// testdata/v2.db.gz: keep the two in step.
 func fixtureChanges(t testing.TB, r *residency.Router) {
 	t.Helper()
 	ctx := context.Background()
@@ -366,7 +390,7 @@ func storedSnapshot(t testing.TB, r *residency.Router) storedState {
 	return s
 }
 
-// fixtureState is the state testdata/v2.db holds, made anew in memory.
+// fixtureState is the state testdata/v2.db.gz holds, made anew in memory.
 func fixtureState(t *testing.T) storedState {
 	r := open(t, residency.WithClock(fixtureClock()))
 	fixtureChanges(t, r)
@@ -385,7 +409,7 @@ func storeFormat(t *testing.T, path string) string {
 	return v
 }
 
-// TestFileStoreUpgrade opens a file of format 2 (testdata/v2.db, written
+// TestFileStoreUpgrade opens a file of format 2 (testdata/v2.db.gz, written
 // by the code of that format) and one of format 1 made from it: each is
 // upgraded to format 3 with its state intact, to the nanosecond (an
 // agreement there expires in 2200), and opens again without a write.
@@ -420,7 +444,7 @@ func TestFileStoreUpgrade(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "old.db")
-			copyFile(t, filepath.Join("testdata", "v2.db"), path)
+			unpackFixture(t, path)
 			tt.make(path)
 			r, err := residency.Open(ctx, residency.WithPath(path), residency.WithClock(fixtureClock()))
 			if err != nil {
@@ -459,7 +483,7 @@ func TestFileStoreUpgrade(t *testing.T) {
 // file in its old format.
 func TestFileStoreUpgradeRefusesDamage(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "old.db")
-	copyFile(t, filepath.Join("testdata", "v2.db"), path)
+	unpackFixture(t, path)
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)

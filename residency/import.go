@@ -2,6 +2,7 @@ package residency
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"iter"
 
@@ -10,24 +11,25 @@ import (
 
 // ImportRow is an existing account to bring under domicile.
 type ImportRow struct {
-	AccountID string
+	AccountID string `json:"account_id"`
 	// Country and Region decide the home region as for [Router.Place].
-	Country string
-	Region  region.Region
+	Country string        `json:"country,omitempty"`
+	Region  region.Region `json:"region,omitzero"`
 	// DataCenter, when set, is where the account's data lives today: a
 	// catalog data center of the home region, whatever its status. When
 	// empty, the account is placed as Place would.
-	DataCenter string
+	DataCenter string `json:"datacenter,omitempty"`
 }
 
 // ImportResult says what [Router.Import] did.
 type ImportResult struct {
 	// Imported counts the accounts placed; Existing the rows for accounts
 	// already placed in the same region (and data center, if given).
-	Imported, Existing int
+	Imported int `json:"imported"`
+	Existing int `json:"existing"`
 	// Refused lists the rows that were refused, in row order. They changed
 	// nothing.
-	Refused []RowError
+	Refused []RowError `json:"refused,omitempty"`
 }
 
 // RowError is a refused import row. Row counts from 1.
@@ -37,8 +39,22 @@ type RowError struct {
 	Err       error
 }
 
+// Error returns "row N: " and the refusal.
 func (e RowError) Error() string { return fmt.Sprintf("row %d: %v", e.Row, e.Err) }
+
+// Unwrap returns the refusal, for [errors.Is].
 func (e RowError) Unwrap() error { return e.Err }
+
+// MarshalJSON encodes the row as {"row": ..., "account_id": ..., "error":
+// Err.Error()}. JSON keeps the error's text only, not what [errors.Is]
+// matches.
+func (e RowError) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Row       int    `json:"row"`
+		AccountID string `json:"account_id"`
+		Error     string `json:"error"`
+	}{e.Row, e.AccountID, errorText(e.Err)})
+}
 
 // importBatch is how many rows share one transaction and one fsync.
 const importBatch = 8192
@@ -52,6 +68,9 @@ const importBatch = 8192
 // audit trail as "imported". The error is for what stops the import as a
 // whole: the context, or a store failure; rows before it stay imported.
 func (r *Router) Import(ctx context.Context, rows iter.Seq[ImportRow]) (ImportResult, error) {
+	if r.closed.Load() {
+		return ImportResult{}, ErrClosed
+	}
 	var res ImportResult
 	batch := make([]ImportRow, 0, importBatch)
 	first := 1 // row number of batch[0]
@@ -62,7 +81,7 @@ func (r *Router) Import(ctx context.Context, rows iter.Seq[ImportRow]) (ImportRe
 			for i, row := range batch {
 				switch isNew, err := r.importRow(w, row); {
 				case err != nil:
-					part.Refused = append(part.Refused, RowError{Row: first + i, AccountID: row.AccountID, Err: r.refuse(err)})
+					part.Refused = append(part.Refused, RowError{Row: first + i, AccountID: row.AccountID, Err: w.refuse(err)})
 				case isNew:
 					part.Imported++
 				default:

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"time"
 
 	"github.com/domicile-go/domicile/region"
+	"github.com/hashicorp/go-memdb"
 )
 
 // BeginMove starts moving an account to data center to and marks it moving.
@@ -18,6 +20,9 @@ import (
 // transfer agreement of the account covers ([ErrCrossRegion] otherwise).
 // An account moves once at a time ([ErrMoveInProgress]).
 func (r *Router) BeginMove(ctx context.Context, accountID, to string) (Move, error) {
+	if r.closed.Load() {
+		return Move{}, ErrClosed
+	}
 	if err := ValidAccountID(accountID); err != nil {
 		return Move{}, r.refuse(err)
 	}
@@ -35,7 +40,7 @@ func (r *Router) BeginMove(ctx context.Context, accountID, to string) (Move, err
 		case !ok:
 			return fmt.Errorf("%w %q: account %q", ErrUnknownDataCenter, to, accountID)
 		case to == a.DataCenter:
-			return fmt.Errorf("%w: account %q already lives in %s", ErrConflict, accountID, to)
+			return conflictWith(a, "already lives in "+to)
 		case !w.topo.isActive(to):
 			return fmt.Errorf("%w: account %q: data center %s is %s and takes no accounts", ErrNoDataCenter, accountID, to, w.topo.status[to])
 		}
@@ -61,11 +66,18 @@ func crossRegion(a *account, to string, toRegion region.Region) error {
 }
 
 // CompleteMove switches the account to the move's target and ends the move.
-// The target is checked again: if it left the catalog, or the transfer
-// agreement that allowed a move to another region has since expired or been
-// revoked, CompleteMove refuses ([ErrUnknownDataCenter], [ErrCrossRegion])
-// and the move stays open to be aborted. A move to another region changes
-// the account's home region and records the agreement's reference.
+// The target is checked again, and CompleteMove refuses, leaving the move
+// open to be aborted, if the target
+//   - left the catalog ([ErrUnknownDataCenter]);
+//   - is no longer active: drained or offline since BeginMove
+//     ([ErrNoDataCenter]); [Router.PlanEvacuation] lists such moves;
+//   - is in another region and the transfer agreement the move began under
+//     (Move.Transfer) has since expired or been revoked ([ErrCrossRegion]).
+//     Only that agreement counts: another one granted meanwhile neither
+//     blocks the move nor stands in for it.
+//
+// A move to another region changes the account's home region and records
+// the agreement's reference.
 func (r *Router) CompleteMove(ctx context.Context, moveID string) (Placement, error) {
 	var out Placement
 	err := r.write(ctx, func(w *writer) error {
@@ -77,14 +89,17 @@ func (r *Router) CompleteMove(ctx context.Context, moveID string) (Placement, er
 		if !ok {
 			return fmt.Errorf("%w %q: move %s of account %q", ErrUnknownDataCenter, m.To, m.ID, a.AccountID)
 		}
+		if !w.topo.isActive(m.To) {
+			return fmt.Errorf("%w: move %s of account %q: data center %s is %s and takes no accounts; abort the move", ErrNoDataCenter, m.ID, a.AccountID, m.To, w.topo.status[m.To])
+		}
 		e := Event{Kind: MoveCompleted, From: m.From, To: m.To, MoveID: m.ID}
 		edit := func(p *Placement) {
 			p.DataCenter, p.Provider, p.Backup, p.Move = target.ID, target.Provider, w.topo.backupFor(a.AccountID, target), Move{}
 		}
 		if target.Region != a.Region {
-			ag := liveAgreement(w.tx(), a.AccountID, target.Region, w.now)
-			if ag == nil || ag.Reference != m.Transfer {
-				return fmt.Errorf("%w (agreement %q no longer live; abort move %s)", crossRegion(a, m.To, target.Region), m.Transfer, m.ID)
+			ag := moveAgreement(w.tx(), m, target.Region, w.now)
+			if ag == nil {
+				return fmt.Errorf("%w (agreement %q of move %s is no longer live; abort the move)", crossRegion(a, m.To, target.Region), m.Transfer, m.ID)
 			}
 			e.Rule, e.Reference = fmt.Sprintf("transfer agreement %q", ag.Reference), ag.Reference
 			inRegion := edit
@@ -118,6 +133,23 @@ func (r *Router) AbortMove(ctx context.Context, moveID string) (Placement, error
 		return nil
 	})
 	return out, err
+}
+
+// moveAgreement returns the agreement that allows move m out of the
+// account's home region: the one BeginMove recorded in m.Transfer, if it is
+// still live and covers region to, the target's region; nil otherwise. Another
+// agreement that covers the region does not stand in for it: the audit
+// trail names the agreement the move began under, and a move whose
+// agreement ended must be aborted and begun again under another.
+func moveAgreement(txn *memdb.Txn, m *Move, to region.Region, now time.Time) *Agreement {
+	if m.Transfer == "" {
+		return nil
+	}
+	ag := getAgreement(txn, m.AccountID, m.Transfer)
+	if ag == nil || ag.To != to || !ag.Live(now) {
+		return nil
+	}
+	return ag
 }
 
 // openMove returns an open move and its account.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -316,5 +318,134 @@ func TestConcurrentMoves(t *testing.T) {
 		if uint64(len(h)) != p.Version || h[len(h)-1].Version != p.Version {
 			t.Fatalf("acct-%d: %d events, version %d", i, len(h), p.Version)
 		}
+	}
+}
+
+// TestCompleteMoveUnderItsOwnAgreement: a move checks the agreement it began
+// under, not whichever live agreement sorts first.
+func TestCompleteMoveUnderItsOwnAgreement(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name    string
+		revokeB bool
+		want    error
+		reason  string
+	}{
+		{"second agreement granted", false, nil, "agreement A sorts before B and covers the US too: it must not make B's move uncompletable"},
+		{"own agreement revoked", true, residency.ErrCrossRegion, "A is live and covers the US, but the move began under B: A does not stand in for it"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := open(t)
+			place(t, r, "acme", "FR")
+			if err := r.GrantTransfer(ctx, residency.Transfer{AccountID: "acme", To: region.US, Reference: "B"}); err != nil {
+				t.Fatal(err)
+			}
+			m, err := r.BeginMove(ctx, "acme", "aws-us-west-1")
+			if err != nil || m.Transfer != "B" {
+				t.Fatalf("BeginMove = %+v, %v; want a move under B", m, err)
+			}
+			if err := r.GrantTransfer(ctx, residency.Transfer{AccountID: "acme", To: region.US, Reference: "A"}); err != nil {
+				t.Fatal(err)
+			}
+			if tt.revokeB {
+				if err := r.RevokeTransfer(ctx, "acme", "B"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := snapshot(t, r)
+			p, err := r.CompleteMove(ctx, m.ID)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("CompleteMove: %v; want %v (%s)", err, tt.want, tt.reason)
+			}
+			if err != nil {
+				unchanged(t, r, before, "refused CompleteMove")
+				if rep, _ := r.Verify(ctx); len(rep.Violations) != 1 {
+					t.Errorf("Verify with the move's agreement revoked: %+v; want one violation", rep.Violations)
+				}
+				return
+			}
+			if p.Region != region.US || p.Transfer != "B" || p.Rule != `transfer agreement "B"` {
+				t.Errorf("CompleteMove = %+v; want the US under agreement B", p)
+			}
+			h, _ := r.History("acme")
+			if last := h[len(h)-1]; last.Kind != residency.MoveCompleted || last.Reference != "B" {
+				t.Errorf("last event = %+v; want the completed move naming B", last)
+			}
+		})
+	}
+}
+
+// TestCompleteMoveIntoDrainedDataCenter: a data center drained while a move
+// into it is open does not receive the account; the move is listed by the
+// evacuation plan and can be aborted.
+func TestCompleteMoveIntoDrainedDataCenter(t *testing.T) {
+	ctx := context.Background()
+	for _, status := range []string{"draining", "offline"} {
+		t.Run(status, func(t *testing.T) {
+			cat := mustCatalog(t,
+				provider.DataCenter{ID: "eu-a", Provider: provider.Linode, Region: region.EU},
+				provider.DataCenter{ID: "eu-b", Provider: provider.AWS, Region: region.EU},
+				provider.DataCenter{ID: "eu-c", Provider: provider.Websupport, Region: region.EU},
+			)
+			path := filepath.Join(t.TempDir(), "drain.db")
+			r := open(t, residency.WithCatalog(cat), residency.WithPath(path))
+			var m residency.Move
+			for i := 0; m.ID == ""; i++ {
+				p := place(t, r, fmt.Sprintf("acct-%d", i), "DE")
+				if p.DataCenter == "eu-b" {
+					continue
+				}
+				var err error
+				if m, err = r.BeginMove(ctx, p.AccountID, "eu-b"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if status == "draining" {
+				if err := r.Drain(ctx, "eu-b"); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				// The catalog of a later run says offline.
+				r.Close()
+				cat := mustCatalog(t,
+					provider.DataCenter{ID: "eu-a", Provider: provider.Linode, Region: region.EU},
+					provider.DataCenter{ID: "eu-b", Provider: provider.AWS, Region: region.EU, Status: provider.Offline},
+					provider.DataCenter{ID: "eu-c", Provider: provider.Websupport, Region: region.EU},
+				)
+				r = open(t, residency.WithCatalog(cat), residency.WithPath(path))
+			}
+			before := snapshot(t, r)
+			if _, err := r.CompleteMove(ctx, m.ID); !errors.Is(err, residency.ErrNoDataCenter) || !strings.Contains(err.Error(), "abort") {
+				t.Fatalf("CompleteMove into a %s data center: %v; want ErrNoDataCenter telling to abort", status, err)
+			}
+			unchanged(t, r, before, "refused CompleteMove")
+			rep, err := r.Verify(ctx)
+			if err != nil || !rep.OK() || !slices.ContainsFunc(rep.Warnings, func(f residency.Finding) bool {
+				return f.AccountID == m.AccountID && f.DataCenter == "eu-b" && strings.Contains(f.Problem, "must be aborted")
+			}) {
+				t.Errorf("Verify = %+v, %v; want a warning that move %s into eu-b must be aborted", rep, err, m.ID)
+			}
+
+			plan, err := r.PlanEvacuation(ctx, "eu-b")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(plan.Stranded) != 1 {
+				t.Fatalf("plan of eu-b strands %v; want the incoming move", plan.Stranded)
+			}
+			s := plan.Stranded[0]
+			if s.AccountID != m.AccountID || s.MoveID != m.ID || !errors.Is(s.Err, residency.ErrMoveInProgress) || !strings.Contains(s.Err.Error(), "abort") {
+				t.Errorf("stranded = %+v; want account %s, move %s, ErrMoveInProgress telling to abort", s, m.AccountID, m.ID)
+			}
+			if _, err := r.AbortMove(ctx, m.ID); err != nil {
+				t.Fatalf("AbortMove: %v", err)
+			}
+			if plan, err := r.PlanEvacuation(ctx, "eu-b"); err != nil || len(plan.Stranded) != 0 {
+				t.Errorf("plan after the abort strands %v, %v; want none", plan.Stranded, err)
+			}
+			if rep, _ := r.Verify(ctx); slices.ContainsFunc(rep.Warnings, func(f residency.Finding) bool { return f.AccountID == m.AccountID }) {
+				t.Errorf("Verify after the abort still warns: %+v", rep.Warnings)
+			}
+		})
 	}
 }

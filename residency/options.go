@@ -25,7 +25,9 @@ type config struct {
 	now        func() time.Time
 	path       string
 	store      Store
-	unverified bool
+	// writeTimeout bounds each call of the store (write.go).
+	writeTimeout time.Duration
+	unverified   bool
 }
 
 func (c *config) validate() error {
@@ -38,6 +40,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: nil clock", ErrInvalidOption)
 	case c.path != "" && c.store != nil:
 		return fmt.Errorf("%w: both WithPath and WithStore", ErrInvalidOption)
+	case c.writeTimeout <= 0:
+		return fmt.Errorf("%w: write timeout %v is not positive", ErrInvalidOption, c.writeTimeout)
 	}
 	return nil
 }
@@ -77,6 +81,26 @@ func WithPath(path string) Option { return optionFunc(func(cfg *config) { cfg.pa
 // WithStore keeps the Router's state in s, such as a PostgreSQL store. The
 // Router closes s when it is closed, or when Open fails.
 func WithStore(s Store) Option { return optionFunc(func(cfg *config) { cfg.store = s }) }
+
+// DefaultWriteTimeout is how long a call of the store may take unless
+// [WithWriteTimeout] says otherwise.
+const DefaultWriteTimeout = 30 * time.Second
+
+// WithWriteTimeout bounds each call the Router makes to its store when
+// writing: Apply, and the reads that learn the outcome of an Apply that
+// failed. The call gets a context that ends after d; a store that ignores
+// it is waited for a little longer (d/4, at least a second), and the write
+// then fails with an error matching [ErrUnavailable], its outcome unknown
+// until the store answers again. The default is [DefaultWriteTimeout]; d
+// must be positive.
+//
+// A write's own context bounds only its wait for a turn: a write whose
+// context ends while it waits returns the context's error and changes
+// nothing; once its batch is being committed, it waits for the outcome,
+// which the write timeout bounds.
+func WithWriteTimeout(d time.Duration) Option {
+	return optionFunc(func(cfg *config) { cfg.writeTimeout = d })
+}
 
 // WithUnverifiedState lets Open load a stored state that breaks the catalog,
 // so that an operator can repair it: accounts or backups on data centers

@@ -337,7 +337,7 @@ func TestLookupAllocatesNothing(t *testing.T) {
 // TestScansSeeEveryCommittedRow checks that iterators and Verify see every
 // committed change although account rows reach memdb's table in batches
 // (write.go): across several batches, with rows changed again while they
-// wait, and after Close.
+// wait; after Close they see nothing.
 func TestScansSeeEveryCommittedRow(t *testing.T) {
 	ctx := context.Background()
 	r := open(t)
@@ -368,12 +368,20 @@ func TestScansSeeEveryCommittedRow(t *testing.T) {
 		t.Errorf("Verify = %d accounts, %d moves, %v, %v", rep.Accounts, rep.Moves, rep.Violations, err)
 	}
 	place(t, r, "last", "FR")
-	r.Close()
 	seen := 0
 	for range r.AccountsInRegion(region.EU) {
 		seen++
 	}
 	if seen != n+1 {
-		t.Errorf("after Close the scan saw %d accounts, want %d", seen, n+1)
+		t.Errorf("after the last placement the scan saw %d accounts, want %d", seen, n+1)
+	}
+	// After Close, a scan yields nothing and Err says why.
+	r.Close()
+	seen = 0
+	for range r.AccountsInRegion(region.EU) {
+		seen++
+	}
+	if err := r.Err(); seen != 0 || !errors.Is(err, residency.ErrClosed) {
+		t.Errorf("after Close the scan saw %d accounts, Err %v; want 0, ErrClosed", seen, err)
 	}
 }

@@ -9,22 +9,32 @@ import (
 )
 
 // Accounts yields the placement of every account on the data center, in
-// account ID order, from a snapshot taken when iteration starts (between
-// two write batches): changes made meanwhile are not seen. It scans every account (see schema.go on
-// why there is no data center index): about 50 ns an account.
+// account ID order, from a snapshot taken when iteration starts, with every
+// write acknowledged by then: changes made meanwhile are not seen. It scans
+// every account (see schema.go on why there is no data center index): about
+// 50 ns an account.
+//
+// An iteration that starts after [Router.Close] yields nothing; one that
+// started before goes on to its end. To tell an empty result from a closed
+// Router, check [Router.Err] after the loop: nil means the loop saw every
+// account.
 func (r *Router) Accounts(dataCenter string) iter.Seq[Placement] {
 	return r.accounts(func(p *Placement) bool { return p.DataCenter == dataCenter })
 }
 
 // AccountsInRegion yields the placement of every account whose home region
 // is reg, in account ID order, from a snapshot as [Router.Accounts] does.
+// After [Router.Close] it yields nothing: see [Router.Err].
 func (r *Router) AccountsInRegion(reg region.Region) iter.Seq[Placement] {
 	return r.accounts(func(p *Placement) bool { return p.Region == reg })
 }
 
 func (r *Router) accounts(keep func(*Placement) bool) iter.Seq[Placement] {
 	return func(yield func(Placement) bool) {
-		for a := range all[*account](r.snapshot(), tableAccounts) {
+		if r.closed.Load() {
+			return
+		}
+		for a := range r.snapshot().accounts() {
 			if keep(&a.Placement) && !yield(a.Placement) {
 				return
 			}
@@ -34,8 +44,12 @@ func (r *Router) accounts(keep func(*Placement) bool) iter.Seq[Placement] {
 
 // Moves yields every open move, in move ID order, from a snapshot. A
 // migration script uses it to find moves an interrupted run left open.
+// After [Router.Close] it yields nothing: see [Router.Err].
 func (r *Router) Moves() iter.Seq[Move] {
 	return func(yield func(Move) bool) {
+		if r.closed.Load() {
+			return
+		}
 		for m := range all[*Move](r.db.Txn(false), tableMoves) {
 			if !yield(*m) {
 				return
@@ -46,6 +60,8 @@ func (r *Router) Moves() iter.Seq[Move] {
 
 // History returns the account's audit trail, oldest first: its placement,
 // moves begun, completed and aborted, and agreements granted and revoked.
+// It returns [ErrNotFound] for an unknown account, and [ErrClosed] after
+// [Router.Close].
 func (r *Router) History(accountID string) ([]Event, error) {
 	a, err := r.account(accountID)
 	if err != nil {
@@ -55,7 +71,8 @@ func (r *Router) History(accountID string) ([]Event, error) {
 }
 
 // Agreements returns the account's transfer agreements, revoked and expired
-// ones included, ordered by reference.
+// ones included, ordered by reference. After [Router.Close] it returns
+// [ErrClosed], as History does.
 func (r *Router) Agreements(accountID string) ([]Agreement, error) {
 	if _, err := r.account(accountID); err != nil {
 		return nil, err
@@ -67,7 +84,23 @@ func (r *Router) Agreements(accountID string) ([]Agreement, error) {
 	return out, nil
 }
 
+// Err returns [ErrClosed] once the Router is closed, and nil before. The
+// iterators ([Router.Accounts], [Router.AccountsInRegion], [Router.Moves])
+// cannot return an error and yield nothing after Close: as with
+// [bufio.Scanner.Err], a caller checks Err after the loop, and nil means the
+// loop saw everything. A non-nil Err after a loop means the Router was
+// closed during or before it; the loop may then have seen nothing.
+func (r *Router) Err() error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
 func (r *Router) account(accountID string) (*account, error) {
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
 	if err := ValidAccountID(accountID); err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,10 +20,13 @@ import (
 // at a time; concurrent writers share a batch, and its commit to the store
 // (write.go). A write is visible to reads only once it is durable. Lookup
 // never waits: it reads a sharded index of the committed rows. Iterators and
-// Verify read a memdb snapshot, which they take between two batches.
+// Verify read a snapshot of the committed state; they never wait for a
+// write, even one stuck in the store. A store that fails, panics or hangs
+// fails the writes concerned (see [ErrStoreFailed], [ErrUnavailable] and
+// [WithWriteTimeout]) and never leaves memory guessing what it holds.
 //
-// Every value a Router returns is a copy or an immutable shared value:
-// never modify what a Move pointer or a returned slice points to.
+// Every value a Router returns (placements with their moves, events,
+// agreements, reports, plans) is a copy that the caller may change freely.
 type Router struct {
 	catalog *provider.Catalog
 	policy  *region.Policy
@@ -43,11 +47,20 @@ type Router struct {
 	store  Store // nil: memory only
 	queue  queue // the group commit of writes (write.go)
 	// behind holds committed account rows not yet in memdb's accounts
-	// table (write.go); only the leading writer touches it. flushed is
-	// closed once Close has inserted them.
-	behind  []*account
-	flushed chan struct{}
-	closed  atomic.Bool
+	// table (write.go). Only the leading writer changes it, and memdb,
+	// under mem; snapshots read both under mem.
+	mem    sync.Mutex
+	behind []*account
+	closed atomic.Bool
+
+	// Owned by the leading writer (write.go): the bound on a store call,
+	// the store call that did not return in time (closed once it does),
+	// and the accounts, and whether the data centers' statuses, whose
+	// stored state is unknown since a store call failed.
+	writeTimeout  time.Duration
+	storeBusy     chan struct{}
+	unresolved    map[string]struct{}
+	unresolvedDCs bool
 }
 
 // Open returns a Router configured by opts, with the state of its store
@@ -57,7 +70,7 @@ func Open(ctx context.Context, opts ...Option) (*Router, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	cfg := config{catalog: provider.DefaultCatalog(), policy: region.DefaultPolicy(), now: time.Now}
+	cfg := config{catalog: provider.DefaultCatalog(), policy: region.DefaultPolicy(), now: time.Now, writeTimeout: DefaultWriteTimeout}
 	for _, o := range opts {
 		o.apply(&cfg)
 	}
@@ -87,12 +100,12 @@ func open(ctx context.Context, cfg config) (*Router, error) {
 		return nil, fmt.Errorf("residency: schema: %w", err)
 	}
 	r := &Router{
-		policy:  cfg.policy,
-		now:     func() time.Time { return cfg.now().UTC() },
-		db:      db,
-		lookup:  newLookupIndex(),
-		store:   cfg.store,
-		flushed: make(chan struct{}),
+		policy:       cfg.policy,
+		now:          func() time.Time { return cfg.now().UTC() },
+		db:           db,
+		lookup:       newLookupIndex(),
+		store:        cfg.store,
+		writeTimeout: cfg.writeTimeout,
 	}
 	var overrides map[string]provider.Status
 	if r.store != nil {
@@ -213,22 +226,37 @@ func (r *Router) useCatalog(c *provider.Catalog, overrides map[string]provider.S
 }
 
 // Close ends the Router: later calls return [ErrClosed]. It waits for the
-// writes in progress to finish, then closes the store. Closing twice is not
-// an error.
+// batch of writes being committed, which a store that fails or hangs ends
+// within a few write timeouts ([WithWriteTimeout]); writes still queued
+// return ErrClosed and change nothing. Then it closes the store, unless a
+// store call has not returned: then Close returns an error matching
+// [ErrUnavailable] and the store is closed once that call returns. Closing
+// twice is not an error.
 func (r *Router) Close() error {
 	if r.queue.closeWrites() {
 		return nil
 	}
-	r.flushBehind()
 	r.closed.Store(true)
 	r.metrics.unregister()
-	if r.store != nil {
-		return r.store.Close()
+	if r.store == nil {
+		return nil
 	}
-	return nil
+	if busy := r.storeBusy; busy != nil {
+		select {
+		case <-busy:
+		default:
+			go func() {
+				<-busy
+				r.store.Close()
+			}()
+			return fmt.Errorf("%w: a call of the store did not return within %v; the store is closed once it does", ErrUnavailable, r.writeTimeout)
+		}
+	}
+	return r.store.Close()
 }
 
-// Catalog returns the catalog the Router places accounts in.
+// Catalog returns the catalog the Router places accounts in. It is
+// configuration, not state, and stays readable after [Router.Close].
 func (r *Router) Catalog() *provider.Catalog { return r.catalog }
 
 // Lookup returns the account's placement. It is the hot path: it takes no
@@ -272,6 +300,9 @@ func (r *Router) Place(ctx context.Context, req PlaceRequest) (Placement, error)
 // placement (true) or found it (false), as an HTTP handler needs to answer
 // 201 or 200.
 func (r *Router) Create(ctx context.Context, req PlaceRequest) (p Placement, created bool, err error) {
+	if r.closed.Load() {
+		return Placement{}, false, ErrClosed
+	}
 	if err := ValidAccountID(req.AccountID); err != nil {
 		return Placement{}, false, r.refuse(err)
 	}
@@ -306,7 +337,7 @@ func (r *Router) placeIn(w *writer, id string, home region.Assignment, at *dataC
 		case a.Region != home.Region:
 			return nil, false, conflict(a, home.Region)
 		case at != nil && a.DataCenter != at.ID:
-			return nil, false, fmt.Errorf("%w: account %q lives on %s, not %s", ErrConflict, id, a.DataCenter, at.ID)
+			return nil, false, conflictWith(a, fmt.Sprintf("lives on %s, not %s", a.DataCenter, at.ID))
 		}
 		return a, false, nil
 	}
@@ -367,7 +398,13 @@ func (r *Router) existing(a *account, home region.Assignment) (Placement, error)
 }
 
 func conflict(a *account, asked region.Region) error {
-	return fmt.Errorf("%w: account %q lives in %s (%s), the request asks for %s", ErrConflict, a.AccountID, a.Region, a.Rule, asked)
+	return conflictWith(a, fmt.Sprintf("lives in %s (%s), the request asks for %s", a.Region, a.Rule, asked))
+}
+
+// conflictWith is the error for a request that contradicts the account's
+// recorded state, for the reason given.
+func conflictWith(a *account, reason string) *ConflictError {
+	return &ConflictError{AccountID: a.AccountID, Version: a.Version, Stored: a.Placement, Reason: reason}
 }
 
 // change returns a new row: the placement edited by edit, one version
@@ -378,9 +415,27 @@ func (a *account) change(now time.Time, e Event, edit func(*Placement)) *account
 	n.Version++
 	n.Updated = now
 	e.Time, e.AccountID, e.Version = now, a.AccountID, n.Version
-	n.history = append(a.history[:len(a.history):len(a.history)], e)
+	n.history = append(a.history, e)
 	return n
 }
+
+// The audit trail is shared, not copied: a change appends its event to the
+// trail of the row it changes, in place when the backing array has room, so
+// that a row costs O(1) amortised however long the trail, and the rows that
+// wait for memdb (Router.behind) share one array rather than each holding
+// a copy (O(n²) for n events).
+//
+// This is safe because a row's history is never written below its length,
+// and the one writer (the leading writer) appends only to the trail of an
+// account's newest committed row (writer.account), or of a row its batch
+// made from it. Appending to a row that already has a child overwrites the
+// child's last event only when that child was never published: a batch the
+// store refused, or whose outcome is settled by re-reading the store
+// (write.go), whose rows are dropped and replaced by the stored ones.
+// Published rows, which readers may hold, are the ancestors of the newest
+// row, so the slot written is past every published trail. Readers get the
+// trail only through History, which returns a copy, so no caller's append
+// can write into the shared array either.
 
 // refuse counts a refused call and returns its error.
 func (r *Router) refuse(err error) error {

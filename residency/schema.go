@@ -18,7 +18,8 @@ import (
 // An account's audit trail is kept on its row (account.history) rather than
 // in a table of its own, which would cost an index entry per event.
 // Account rows reach the accounts table in batches (write.go, behindLimit):
-// read it through Router.snapshot, never through a fresh transaction.
+// read it through a view (Router.snapshot), never through a transaction
+// alone. Rows share their audit trail's backing array (account.change).
 const (
 	tableAccounts  = "accounts"
 	tableMoves     = "moves"

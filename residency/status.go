@@ -2,7 +2,10 @@ package residency
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/domicile-go/domicile/provider"
@@ -13,9 +16,9 @@ import (
 // or [Router.Activate]; it overrides the catalog's status and is kept in
 // the store.
 type DataCenterState struct {
-	ID      string
-	Status  provider.Status
-	Changed time.Time
+	ID      string          `json:"id"`
+	Status  provider.Status `json:"status"`
+	Changed time.Time       `json:"changed"`
 }
 
 // topology is every data center's effective status and, per region, the
@@ -58,8 +61,12 @@ func (r *Router) Activate(ctx context.Context, dataCenter string) error {
 	return r.setStatus(ctx, dataCenter, provider.Active)
 }
 
-// Status returns the data center's effective status.
+// Status returns the data center's effective status; [ErrClosed] after
+// [Router.Close].
 func (r *Router) Status(dataCenter string) (provider.Status, error) {
+	if r.closed.Load() {
+		return "", ErrClosed
+	}
 	s, ok := r.topo.Load().status[dataCenter]
 	if !ok {
 		return "", fmt.Errorf("%w %q", ErrUnknownDataCenter, dataCenter)
@@ -68,6 +75,9 @@ func (r *Router) Status(dataCenter string) (provider.Status, error) {
 }
 
 func (r *Router) setStatus(ctx context.Context, id string, s provider.Status) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
 	return r.write(ctx, func(w *writer) error {
 		if _, ok := r.dataCenters[id]; !ok {
 			return fmt.Errorf("%w %q", ErrUnknownDataCenter, id)
@@ -91,52 +101,105 @@ func (r *Router) setStatus(ctx context.Context, id string, s provider.Status) er
 // EvacuationPlan is how to empty a data center: a move for every account
 // that can stay in its home region, and the accounts that cannot.
 type EvacuationPlan struct {
-	DataCenter string
-	Moves      []PlannedMove
+	DataCenter string        `json:"datacenter"`
+	Moves      []PlannedMove `json:"moves,omitempty"`
 	// Stranded are the accounts that cannot move now: no other active data
-	// center in their region ([ErrNoDataCenter]), or a move already in
-	// progress ([ErrMoveInProgress]).
-	Stranded []Stranded
+	// center in their region ([ErrNoDataCenter]), or a move in progress
+	// ([ErrMoveInProgress]): out of the data center, to complete or abort,
+	// or into it, to abort, since [Router.CompleteMove] refuses a target
+	// that is no longer active.
+	Stranded []Stranded `json:"stranded,omitempty"`
 }
 
 // PlannedMove is one move of an [EvacuationPlan].
 type PlannedMove struct {
-	AccountID, From, To string
+	AccountID string `json:"account_id"`
+	From      string `json:"from"`
+	To        string `json:"to"`
 }
 
 // Stranded is an account an [EvacuationPlan] cannot move, and why.
 type Stranded struct {
 	AccountID string
-	Err       error
+	// MoveID is the account's move in progress, if that is what strands
+	// it.
+	MoveID string
+	// Err says why, and matches [ErrNoDataCenter] or [ErrMoveInProgress].
+	Err error
+}
+
+// MarshalJSON encodes the stranded account as
+// {"account_id": ..., "move_id": ..., "error": Err.Error()}; move_id is
+// left out when empty. JSON keeps the error's text only, not what
+// [errors.Is] matches.
+func (s Stranded) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		AccountID string `json:"account_id"`
+		MoveID    string `json:"move_id,omitempty"`
+		Error     string `json:"error"`
+	}{s.AccountID, s.MoveID, errorText(s.Err)})
+}
+
+// errorText is err's message, "" for nil.
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // PlanEvacuation plans moving every account off the data center: each to
 // another active data center of its home region, spread by weight as
 // placements are. It never plans a move out of the region: an account with
-// nowhere to go in its region is stranded. The plan changes nothing; carry
-// it out with BeginMove and CompleteMove, after [Router.Drain] so that no
-// new account arrives meanwhile.
+// nowhere to go in its region is stranded. So is an account with a move in
+// progress, out of the data center or into it: a move into a data center
+// being emptied must be aborted (and [Router.CompleteMove] refuses it once
+// the data center is drained). The plan changes nothing; carry it out with
+// BeginMove and CompleteMove, after [Router.Drain] so that no new account
+// or move arrives meanwhile. The plan is made from one snapshot of the
+// state, and stranded accounts are listed in account ID order, those on
+// the data center first.
 func (r *Router) PlanEvacuation(ctx context.Context, dataCenter string) (EvacuationPlan, error) {
+	if r.closed.Load() {
+		return EvacuationPlan{}, ErrClosed
+	}
 	src, ok := r.dataCenters[dataCenter]
 	if !ok {
 		return EvacuationPlan{}, fmt.Errorf("%w %q", ErrUnknownDataCenter, dataCenter)
 	}
-	topo := r.topo.Load()
+	txn, topo := r.snapshot(), r.topo.Load()
 	plan := EvacuationPlan{DataCenter: dataCenter}
-	for p := range r.Accounts(dataCenter) {
-		if err := ctx.Err(); err != nil {
-			return EvacuationPlan{}, err
+	n := 0
+	for a := range txn.accounts() {
+		if n++; n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return EvacuationPlan{}, err
+			}
 		}
-		if p.Moving() {
-			plan.Stranded = append(plan.Stranded, Stranded{p.AccountID, fmt.Errorf("%w: account %q is moving to %s (move %s)", ErrMoveInProgress, p.AccountID, p.Move.To, p.Move.ID)})
+		if a.DataCenter != dataCenter {
 			continue
 		}
-		best := topo.best(p.Region, p.AccountID, src)
+		if a.Moving() {
+			plan.Stranded = append(plan.Stranded, Stranded{AccountID: a.AccountID, MoveID: a.Move.ID,
+				Err: fmt.Errorf("%w: account %q is moving to %s (move %s): complete or abort the move first", ErrMoveInProgress, a.AccountID, a.Move.To, a.Move.ID)})
+			continue
+		}
+		best := topo.best(a.Region, a.AccountID, src)
 		if best == nil {
-			plan.Stranded = append(plan.Stranded, Stranded{p.AccountID, fmt.Errorf("%w: account %q: region %s has no other active data center than %s", ErrNoDataCenter, p.AccountID, p.Region, dataCenter)})
+			plan.Stranded = append(plan.Stranded, Stranded{AccountID: a.AccountID,
+				Err: fmt.Errorf("%w: account %q: region %s has no other active data center than %s", ErrNoDataCenter, a.AccountID, a.Region, dataCenter)})
 			continue
 		}
-		plan.Moves = append(plan.Moves, PlannedMove{AccountID: p.AccountID, From: dataCenter, To: best.ID})
+		plan.Moves = append(plan.Moves, PlannedMove{AccountID: a.AccountID, From: dataCenter, To: best.ID})
 	}
+	var incoming []Stranded
+	for m := range all[*Move](txn.txn, tableMoves) {
+		if m.To == dataCenter {
+			incoming = append(incoming, Stranded{AccountID: m.AccountID, MoveID: m.ID,
+				Err: fmt.Errorf("%w: account %q is moving from %s into %s (move %s): abort the move", ErrMoveInProgress, m.AccountID, m.From, dataCenter, m.ID)})
+		}
+	}
+	slices.SortFunc(incoming, func(a, b Stranded) int { return strings.Compare(a.AccountID, b.AccountID) })
+	plan.Stranded = append(plan.Stranded, incoming...)
 	return plan, nil
 }

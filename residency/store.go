@@ -10,8 +10,25 @@ import (
 // or acknowledged. [WithPath] gives the embedded file store; [WithStore]
 // takes any other, such as one on PostgreSQL.
 //
-// A Store is used by one Router; the Router calls Apply from one goroutine
-// at a time.
+// A Store is used by one Router, which makes one call at a time. While
+// writing, each call (Apply, and the LoadAccounts and DataCenters that learn
+// the outcome of an Apply that failed) runs with a context that ends after
+// the write timeout ([WithWriteTimeout]); a store should return when it
+// ends. The Router stops waiting for a call that does not, and makes no
+// other call until it has returned.
+//
+// What a store reads back is exactly what it was given: every field of
+// every record, account IDs and references compared bytewise, and times as
+// the same instant to the nanosecond, in UTC, from year 1 to 9999 (the
+// Router gives only UTC times; the zero time reads back as the zero time).
+// A StoredAccount's Agreements are in reference order, one per reference,
+// the last written; DataCenters returns one state per data center, the
+// last written, in ID order. Apply with a context already ended writes
+// nothing and returns an error matching the context's. After Close, every
+// other method fails. A store keeps no
+// reference to what it is given and gives callers values of their own.
+// The package [github.com/domicile-go/domicile/residency/storetest] checks
+// a store against this whole contract; [MemoryStore] keeps it in memory.
 type Store interface {
 	// Load calls fn with every stored account, in account ID order. It
 	// stops at fn's first error and returns it.
@@ -26,7 +43,8 @@ type Store interface {
 	// they are. Each change carries the account's new version: the store
 	// refuses the whole unit with an error matching [ErrConflict] when an
 	// account's stored version is not one less (0 for a new account), so
-	// that a store shared by several processes refuses stale writes.
+	// that a store shared by several processes refuses stale writes: a
+	// [*ConflictError] with Stale set, which also matches [ErrStaleVersion].
 	//
 	// An error matching ErrConflict means that nothing was applied. Any
 	// other error leaves the outcome unknown: the changes may be durable
@@ -69,4 +87,21 @@ var (
 	// ErrFormat: the store was written in a format version this version of
 	// domicile does not read.
 	ErrFormat = errors.New("residency: unknown store format version")
+)
+
+// Errors of writes that the store failed. Neither says that the request was
+// wrong: a retry may succeed once the store works again.
+var (
+	// ErrStoreFailed: the store failed while making the change durable,
+	// and reading it back showed that the change was not applied. The
+	// error also wraps the store's own error.
+	ErrStoreFailed = errors.New("residency: the store failed; the change was not applied")
+	// ErrUnavailable: the Router cannot tell whether a change is durable:
+	// the store failed, and reading the affected accounts back failed too,
+	// or a call of the store has not returned within the write timeout
+	// ([WithWriteTimeout]). The change may or may not have been applied.
+	// Until the Router has read those accounts back, which it tries before
+	// each later write, every write fails with ErrUnavailable; reads
+	// answer the state from before the failed write.
+	ErrUnavailable = errors.New("residency: store unavailable; the outcome of the write is unknown")
 )

@@ -49,15 +49,26 @@ func (s *refusingStore) Apply(_ context.Context, changes []Change) error {
 
 // TestStoreRefusalIsolated checks that a change the store refuses fails
 // only its own call, even when group commit put it in a batch with others,
-// and leaves nothing behind in memory.
+// and leaves nothing behind in memory. The first Apply holds the lead until
+// all 64 requests are queued, so that they form one batch, which the store
+// refuses: every run takes the path that retries request by request.
 func TestStoreRefusalIsolated(t *testing.T) {
 	ctx := context.Background()
-	s := &refusingStore{versions: map[string]uint64{}}
+	inner := &refusingStore{versions: map[string]uint64{}}
+	s := newFaultyStore(t, inner)
+	entered, release := make(chan struct{}), make(chan struct{})
+	s.set(holdFirst(entered, release, nil), nil)
 	r, err := Open(ctx, WithStore(s))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	firstErr := make(chan error, 1)
+	go func() {
+		_, err := r.Place(ctx, PlaceRequest{AccountID: "ok-first", Country: "DE"})
+		firstErr <- err
+	}()
+	<-entered
 	var wg sync.WaitGroup
 	errs := make([]error, 64)
 	for i := range errs {
@@ -69,7 +80,16 @@ func TestStoreRefusalIsolated(t *testing.T) {
 			_, errs[i] = r.Place(ctx, PlaceRequest{AccountID: id, Country: "DE"})
 		})
 	}
+	waitQueued(t, r, len(errs))
+	close(release)
 	wg.Wait()
+	if err := <-firstErr; err != nil {
+		t.Fatal(err)
+	}
+	// The held Apply, the batch's, and one for each request alone.
+	if got, want := s.count(), 2+len(errs); got != want {
+		t.Errorf("%d Apply calls, want %d", got, want)
+	}
 	for i, err := range errs {
 		stale := i%8 == 0
 		if stale != errors.Is(err, ErrConflict) || !stale && err != nil {
@@ -88,8 +108,8 @@ func TestStoreRefusalIsolated(t *testing.T) {
 	for range r.AccountsInRegion(region.EU) {
 		n++
 	}
-	if n != 56 || len(s.versions) != 56 {
-		t.Errorf("%d accounts in memory, %d in the store; want 56", n, len(s.versions))
+	if n != 57 || len(inner.versions) != 57 {
+		t.Errorf("%d accounts in memory, %d in the store; want 57", n, len(inner.versions))
 	}
 }
 

@@ -18,6 +18,9 @@ import (
 // future ([ErrInvalidTransfer]). Granting the same agreement again changes
 // nothing; another agreement under a used reference is [ErrConflict].
 func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
 	if err := ValidAccountID(t.AccountID); err != nil {
 		return r.refuse(err)
 	}
@@ -37,7 +40,7 @@ func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
 			if old.Transfer == t && old.Revoked.IsZero() {
 				return nil
 			}
-			return fmt.Errorf("%w: account %q already has agreement %q (to %s, revoked %v)", ErrConflict, t.AccountID, t.Reference, old.To, !old.Revoked.IsZero())
+			return conflictWith(a, fmt.Sprintf("already has agreement %q (to %s, revoked %v)", t.Reference, old.To, !old.Revoked.IsZero()))
 		}
 		switch {
 		case t.To == a.Region:
@@ -56,6 +59,9 @@ func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
 // open can no longer complete and must be aborted. Revoking an agreement
 // twice changes nothing.
 func (r *Router) RevokeTransfer(ctx context.Context, accountID, reference string) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
 	if err := ValidAccountID(accountID); err != nil {
 		return r.refuse(err)
 	}

@@ -11,18 +11,22 @@ import (
 type PlaceRequest struct {
 	// AccountID identifies the account: 1 to 255 bytes of valid UTF-8
 	// without control characters.
-	AccountID string
+	AccountID string `json:"account_id"`
 	// Country is where the customer is located, as the customer gave it
 	// ("de", "DEU", "276"); see [region.ParseCountry]. It may be empty
 	// only when Region is set.
-	Country string
+	Country string `json:"country,omitempty"`
 	// Region, when set, is the customer's own choice of home region and
 	// wins over the policy's answer for Country.
-	Region region.Region
+	Region region.Region `json:"region,omitzero"`
 }
 
 // Placement is where an account's data lives. Placements are plain values:
 // a caller may change its copy freely without affecting the Router.
+//
+// In JSON, as in every type of this package: field names in snake_case,
+// times in RFC 3339, regions by name ("EU"), kinds and statuses as their
+// strings, and optional fields left out when empty.
 type Placement struct {
 	AccountID string `json:"account_id"`
 	// Country is the customer's country as parsed at placement; zero when
@@ -64,6 +68,7 @@ func (p Placement) Moving() bool { return p.Move.ID != "" }
 // Move is a move of one account from one data center to another, begun by
 // [Router.BeginMove] and ended by [Router.CompleteMove] or [Router.AbortMove].
 type Move struct {
+	// ID identifies the move: "mv-" and random text.
 	ID        string `json:"id"`
 	AccountID string `json:"account_id"`
 	// From and To are data center IDs.
@@ -81,24 +86,26 @@ type Move struct {
 // Transfer is a customer's written agreement that an account's data may
 // move to another region.
 type Transfer struct {
-	AccountID string
+	AccountID string `json:"account_id"`
 	// To is the region the data may move to.
-	To region.Region
+	To region.Region `json:"to"`
 	// Reference identifies the agreement (a contract or ticket number):
 	// 1 to 255 bytes of valid UTF-8 without control characters. It is
 	// recorded on the audit trail and on the placement.
-	Reference string
-	// ExpiresAt ends the agreement; the zero time means it does not expire.
-	ExpiresAt time.Time
+	Reference string `json:"reference"`
+	// ExpiresAt ends the agreement; the zero time means it does not expire
+	// (and is left out of JSON).
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
-// Agreement is a transfer agreement as the Router keeps it.
+// Agreement is a transfer agreement as the Router keeps it. In JSON the
+// Transfer's fields sit beside Granted and Revoked.
 type Agreement struct {
 	Transfer
-	Granted time.Time
+	Granted time.Time `json:"granted"`
 	// Revoked is when [Router.RevokeTransfer] ended the agreement; zero
-	// while it stands.
-	Revoked time.Time
+	// (and left out of JSON) while it stands.
+	Revoked time.Time `json:"revoked,omitzero"`
 }
 
 // Live reports whether the agreement allows moves at time now: not revoked
@@ -121,22 +128,24 @@ const (
 	TransferRevoked EventKind = "transfer-revoked"
 )
 
-// Event is one change on an account's audit trail.
+// Event is one change on an account's audit trail. In JSON, empty fields
+// are left out.
 type Event struct {
-	Time      time.Time
-	Kind      EventKind
-	AccountID string
+	Time      time.Time `json:"time"`
+	Kind      EventKind `json:"kind"`
+	AccountID string    `json:"account_id"`
 	// From and To are data center IDs for placements and moves (From is ""
 	// for a placement), and region names for transfer agreements.
-	From, To string
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
 	// Rule is the rule that decided the region, for placements and for
 	// moves that changed the region.
-	Rule string
+	Rule string `json:"rule,omitempty"`
 	// Reference is the transfer agreement's reference, for agreements and
 	// for moves they allowed.
-	Reference string
+	Reference string `json:"reference,omitempty"`
 	// MoveID is set for move events.
-	MoveID string
+	MoveID string `json:"move_id,omitempty"`
 	// Version is the placement's version after the event.
-	Version uint64
+	Version uint64 `json:"version"`
 }

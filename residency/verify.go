@@ -11,17 +11,19 @@ import (
 // Report is what [Router.Verify] found.
 type Report struct {
 	// At is when the check ran; Accounts and Moves how many it checked.
-	At       time.Time
-	Accounts int
-	Moves    int
+	At       time.Time `json:"at"`
+	Accounts int       `json:"accounts"`
+	Moves    int       `json:"moves"`
 	// Violations break the residency promise: data in a data center the
 	// catalog lacks or outside the account's home region, or a move out of
-	// the region that no live agreement covers. Empty when all holds.
-	Violations []Finding
+	// the region that no live agreement covers. Empty (and left out of
+	// JSON) when all holds.
+	Violations []Finding `json:"violations,omitempty"`
 	// Warnings weaken it without breaking it: accounts without a backup
-	// because their region has one data center, or accounts and backups on
-	// data centers that are no longer active.
-	Warnings []Finding
+	// because their region has one data center, accounts and backups on
+	// data centers that are no longer active, and open moves into such
+	// data centers, which cannot complete.
+	Warnings []Finding `json:"warnings,omitempty"`
 }
 
 // OK reports whether the report has no violations.
@@ -30,10 +32,10 @@ func (r Report) OK() bool { return len(r.Violations) == 0 }
 // Finding is one problem. AccountID is empty for a finding about a data
 // center or a region as a whole.
 type Finding struct {
-	AccountID  string
-	DataCenter string
-	Region     region.Region
-	Problem    string
+	AccountID  string        `json:"account_id,omitempty"`
+	DataCenter string        `json:"datacenter,omitempty"`
+	Region     region.Region `json:"region,omitzero"`
+	Problem    string        `json:"problem"`
 }
 
 // Verify checks every account and open move against the catalog and the
@@ -44,14 +46,15 @@ func (r *Router) Verify(ctx context.Context) (Report, error) {
 	if r.closed.Load() {
 		return Report{}, ErrClosed
 	}
-	txn, topo := r.snapshot(), r.topo.Load()
+	v, topo := r.snapshot(), r.topo.Load()
+	txn := v.txn
 	rep := Report{At: r.now()}
 	violation := func(a *account, dc, format string, args ...any) {
 		rep.Violations = append(rep.Violations, Finding{AccountID: a.AccountID, DataCenter: dc, Region: a.Region, Problem: fmt.Sprintf(format, args...)})
 	}
 	perRegion := map[region.Region]int{}
 	inactive := map[string][2]int{} // accounts and backups on inactive data centers
-	for a := range all[*account](txn, tableAccounts) {
+	for a := range v.accounts() {
 		if rep.Accounts%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return Report{}, err
@@ -84,14 +87,17 @@ func (r *Router) Verify(ctx context.Context) (Report, error) {
 			switch {
 			case !ok:
 				violation(a, m.To, "move %s targets data center %s, which is not in the catalog", m.ID, m.To)
-			case t.Region != a.Region && liveAgreement(txn, a.AccountID, t.Region, rep.At) == nil:
-				violation(a, m.To, "move %s targets %s in %s without a live transfer agreement", m.ID, m.To, t.Region)
+			case t.Region != a.Region && moveAgreement(txn, &m, t.Region, rep.At) == nil:
+				violation(a, m.To, "move %s targets %s in %s without a live transfer agreement (its agreement %q)", m.ID, m.To, t.Region, m.Transfer)
+			case !topo.isActive(m.To):
+				rep.Warnings = append(rep.Warnings, Finding{AccountID: a.AccountID, DataCenter: m.To, Region: a.Region,
+					Problem: fmt.Sprintf("move %s targets data center %s, which is %s: it cannot complete and must be aborted", m.ID, m.To, topo.status[m.To])})
 			}
 		}
 	}
 	for m := range all[*Move](txn, tableMoves) {
 		rep.Moves++
-		if a := getAccount(txn, m.AccountID); a == nil || a.Move.ID != m.ID {
+		if a := v.account(m.AccountID); a == nil || a.Move.ID != m.ID {
 			rep.Violations = append(rep.Violations, Finding{AccountID: m.AccountID, DataCenter: m.To, Problem: fmt.Sprintf("open move %s is not on its account", m.ID)})
 		}
 	}

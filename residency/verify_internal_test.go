@@ -114,8 +114,8 @@ func TestVerifyFindsViolations(t *testing.T) {
 	}
 
 	// Break the link between an account and its move both ways.
+	m := r.snapshot().account(brit.AccountID).Move
 	txn := r.db.Txn(true)
-	m := getAccount(txn, brit.AccountID).Move
 	mustDelete(txn, tableMoves, &m)
 	mustInsert(txn, tableMoves, &Move{ID: "mv-orphan", AccountID: gone.AccountID, To: "linode-us"})
 	txn.Commit()

@@ -3,10 +3,14 @@ package residency
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/domicile-go/domicile/provider"
 	"github.com/hashicorp/go-memdb"
 )
 
@@ -17,25 +21,60 @@ import (
 // first of them leads the next batch. A lone caller thus commits in its own
 // goroutine, and under load the cost of a commit is shared by every caller
 // that arrived during the previous one.
+//
+// What the store answers decides what the Router does (see Store.Apply):
+//
+//   - nil: the batch is durable; memdb's transaction commits and the batch
+//     is published to Lookup.
+//   - an error matching ErrConflict: nothing was applied. A batch of one
+//     request answers it with the error; a larger batch is run again one
+//     request at a time, so that only the request the store refuses fails.
+//   - any other error, a panic of the store, or no answer within the write
+//     timeout: the outcome is unknown. The leader drops the batch's
+//     transaction, re-reads the batch's accounts (and the data centers'
+//     statuses) from the store, and makes memory match what is stored
+//     (Router.reconcile). A request whose every change is stored succeeds;
+//     one whose changes are not is answered with ErrStoreFailed, never
+//     ErrConflict. Requests that changed nothing are answered as they were
+//     when the whole batch is stored, else run again alone, since what they
+//     read may not have happened.
+//   - when the re-read fails too, or the store still has not returned, the
+//     batch is answered with ErrUnavailable and its accounts are kept as
+//     unresolved: every later batch first re-reads them (Router.resolve)
+//     and is refused with ErrUnavailable until that succeeds. The Router
+//     thus never writes on top of a state it does not know. Once a store
+//     call that did not return in time returns, the Router resolves at
+//     once (Router.kick), so that reads catch up without waiting for a
+//     write.
+//
+// Every store call runs in a goroutine of its own under a context with the
+// write timeout (WithWriteTimeout), and the leader stops waiting for it a
+// little after its deadline (storeGrace); until such a call returns, no
+// other store call is made (the Store contract: one call at a time). A
+// panic while a batch is led fails that batch and releases the lead.
 
 // writeFunc is one write request. It reads through the writer and changes
 // state only through w.put, and only once it has decided to succeed: a
 // request that returns an error must not have changed anything, since the
 // batch's transaction goes on with the other requests. A request may run
 // twice (when the store refuses its batch, each request is retried alone),
-// so it must set its results afresh on each run.
+// so it must set its results afresh on each run, and count refusals with
+// w.refuse, which counts them once, at the final answer.
 type writeFunc func(w *writer) error
 
 type request struct {
 	fn   writeFunc
-	done chan error // buffered: the result, or errLead
-	// wantSnapshot asks the batch to bring memdb up to date and take a
-	// read snapshot of it, returned in snapshot.
-	wantSnapshot bool
-	snapshot     *memdb.Txn
+	done chan error // buffered: the answer, or errLead
+
+	// Owned by the leader that runs the request.
+	answered bool
+	err      error   // fn's error on its last run
+	refusals []error // the refusals of its last run, counted when answered
 }
 
-// errLead tells a queued request that it leads the next batch.
+// errLead tells a queued request that it leads the next batch. It is the
+// only message a request gets while it is in queue.pending; a request gets
+// its answer only once a leader took it out.
 var errLead = errors.New("residency: lead the next batch")
 
 // queue holds the requests waiting for a leader.
@@ -51,7 +90,11 @@ type queue struct {
 }
 
 // write runs fn as part of a batch and returns once the batch is durable
-// and published to Lookup, or fn's refusal (counted in the metrics).
+// and published to Lookup, or fn's refusal (counted in the metrics), or why
+// the write failed. A caller whose context ends while its request still
+// waits for a leader withdraws it and gets the context's error; once a
+// leader took it, the caller waits for the outcome, which is bounded by the
+// write timeout.
 func (r *Router) write(ctx context.Context, fn writeFunc) error {
 	return r.submit(ctx, &request{fn: fn, done: make(chan error, 1)})
 }
@@ -74,17 +117,54 @@ func (r *Router) submit(ctx context.Context, req *request) error {
 	q.mu.Unlock()
 	if lead {
 		r.lead()
+		return <-req.done
 	}
-	err := <-req.done
-	if err == errLead {
-		r.lead()
-		err = <-req.done
+	select {
+	case err := <-req.done:
+		if err == errLead {
+			r.lead()
+			err = <-req.done
+		}
+		return err
+	case <-ctx.Done():
+		if q.withdraw(req) {
+			return ctx.Err()
+		}
+		return <-req.done // a leader took it: wait for its outcome
 	}
-	return err
+}
+
+// withdraw takes out of the queue the request of a caller that gave up,
+// and reports whether it was still there. A request told to lead passes
+// the lead on to the next one.
+func (q *queue) withdraw(req *request) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i := slices.Index(q.pending, req)
+	if i < 0 {
+		return false
+	}
+	q.pending = slices.Delete(q.pending, i, i+1)
+	select {
+	case <-req.done: // errLead, the only message a queued request gets
+		q.handOff()
+	default:
+	}
+	return true
+}
+
+// handOff gives the lead to the first queued request, if any; q.mu is held.
+func (q *queue) handOff() {
+	if len(q.pending) == 0 {
+		q.leading = false
+		return
+	}
+	q.pending[0].done <- errLead
 }
 
 // lead commits the queued requests as one batch, then hands the lead to the
-// first request queued meanwhile, if any.
+// first request queued meanwhile, if any. Once the Router is closed, it
+// answers the queued requests with ErrClosed instead: they changed nothing.
 func (r *Router) lead() {
 	q := &r.queue
 	q.mu.Lock()
@@ -105,17 +185,20 @@ func (r *Router) lead() {
 	batch := q.pending
 	q.pending = nil
 	q.lastBatch = len(batch)
+	closed := q.closed
 	q.mu.Unlock()
 
-	r.commit(batch)
+	if closed {
+		for _, req := range batch {
+			r.answer(req, ErrClosed)
+		}
+	} else {
+		r.commit(batch)
+	}
 
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.pending) == 0 {
-		q.leading = false
-		return
-	}
-	q.pending[0].done <- errLead
+	q.handOff()
+	q.mu.Unlock()
 }
 
 // behindLimit is how many committed account rows may wait for memdb's
@@ -123,48 +206,102 @@ func (r *Router) lead() {
 // tree (~70 allocations) and the garbage collection that follows; rows
 // inserted together in one transaction share the copied nodes. So a batch
 // does not insert its account rows: it appends them to Router.behind, and a
-// batch inserts all waiting rows at once when there are behindLimit of them,
-// or when a reader needs a snapshot (Router.snapshot). Writers never read
-// the accounts table (writer.account reads the lookup index); the moves and
-// transfers tables are written at once.
+// batch inserts all waiting rows at once when there are behindLimit of them.
+// Readers that scan the accounts table see the waiting rows through a view
+// (Router.snapshot). Writers never read the accounts table (writer.account
+// reads the lookup index); the moves and transfers tables are written at
+// once.
 const behindLimit = 4096
 
 // commit runs a batch in one transaction and answers every request in it.
 func (r *Router) commit(batch []*request) {
 	w := &writer{db: r.db, lookup: r.lookup, topo: r.topo.Load(), now: r.now(), durable: r.store != nil}
+	applying := false // the store may hold some of the batch
 	defer func() {
-		if w.txn != nil {
-			w.txn.Abort()
+		w.abort()
+		if p := recover(); p != nil {
+			err := fmt.Errorf("residency: internal error: a write panicked: %v", p)
+			if applying {
+				r.unresolve(w.touched())
+				err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+			for _, req := range batch {
+				r.fail(req, err)
+			}
 		}
 	}()
-	results := make([]error, len(batch))
-	flush := len(r.behind) >= behindLimit
-	for i, req := range batch {
-		flush = flush || req.wantSnapshot
-		if err := req.fn(w); err != nil {
-			results[i] = r.refuse(err)
+	if err := r.resolve(); err != nil {
+		for _, req := range batch {
+			r.fail(req, err)
+		}
+		return
+	}
+	for _, req := range batch {
+		w.begin(req)
+		req.refusals = req.refusals[:0]
+		if req.err = req.fn(w); req.err != nil {
+			req.refusals = append(req.refusals, req.err)
 		}
 	}
+	w.cur = nil
 	if len(w.changes) > 0 {
-		// The batch is durable before it is visible. Context-free: once
-		// requests are queued, their callers wait for the outcome.
-		if err := r.store.Apply(context.Background(), w.changes); err != nil {
-			if len(batch) > 1 {
-				// Find the request the store refuses: commit one by one,
-				// once this batch let go of memdb's writer lock.
-				if w.txn != nil {
-					w.txn.Abort()
-				}
-				for _, req := range batch {
-					r.commit([]*request{req})
-				}
-				return
+		applying = true
+		_, err := storeCall(r, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, r.store.Apply(ctx, w.changes)
+		})
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrConflict) && len(batch) > 1:
+			// Nothing was applied. Find the request the store refuses:
+			// commit one by one, once this batch let go of memdb's
+			// writer lock.
+			w.abort()
+			for _, req := range batch {
+				r.commit([]*request{req})
 			}
-			results[0] = err
-			batch[0].done <- err
+			return
+		case errors.Is(err, ErrConflict):
+			r.fail(batch[0], err)
+			return
+		default:
+			w.abort()
+			r.settle(batch, w, err)
 			return
 		}
 	}
+	r.install(w)
+	for _, f := range w.after {
+		f()
+	}
+	for _, req := range batch {
+		r.answer(req, req.err)
+	}
+}
+
+// answer gives a request its answer, once, and counts the refusals of the
+// run that answered it.
+func (r *Router) answer(req *request, err error) {
+	if req.answered {
+		return
+	}
+	req.answered = true
+	for _, e := range req.refusals {
+		r.refuse(e)
+	}
+	req.done <- err
+}
+
+// fail answers a request with why its batch failed: its refusals, if any,
+// did not happen.
+func (r *Router) fail(req *request, err error) {
+	req.refusals = nil
+	r.answer(req, err)
+}
+
+// install commits a durable batch to memdb and publishes it. A snapshot
+// takes r.mem to see memdb and Router.behind as of one batch.
+func (r *Router) install(w *writer) {
+	flush := len(r.behind) >= behindLimit
 	if flush {
 		txn := w.tx()
 		for _, rows := range [][]*account{r.behind, w.changed} {
@@ -173,44 +310,19 @@ func (r *Router) commit(batch []*request) {
 			}
 		}
 	}
+	r.mem.Lock()
 	if w.txn != nil {
 		w.txn.Commit()
+		w.txn = nil
 	}
-	r.publish(w)
 	if flush {
-		clear(r.behind)
-		r.behind = r.behind[:0]
+		// A new slice: snapshots may still read the old one.
+		r.behind = make([]*account, 0, behindLimit)
 	} else {
 		r.behind = append(r.behind, w.changed...)
 	}
-	for i, req := range batch {
-		if req.wantSnapshot {
-			req.snapshot = r.db.Txn(false)
-		}
-		req.done <- results[i]
-	}
-}
-
-// snapshot returns a read transaction on memdb with every committed change,
-// for the readers that scan the accounts table (iterators, Verify).
-func (r *Router) snapshot() *memdb.Txn {
-	req := &request{fn: func(*writer) error { return nil }, done: make(chan error, 1), wantSnapshot: true}
-	if err := r.submit(context.Background(), req); err != nil {
-		<-r.flushed // closed: Close brings memdb up to date
-		return r.db.Txn(false)
-	}
-	return req.snapshot
-}
-
-// flushBehind inserts the waiting account rows, once writes have stopped.
-func (r *Router) flushBehind() {
-	txn := r.db.Txn(true)
-	for _, a := range r.behind {
-		mustInsert(txn, tableAccounts, a)
-	}
-	txn.Commit()
-	r.behind = nil
-	close(r.flushed)
+	r.mem.Unlock()
+	r.publish(w)
 }
 
 // publish makes a committed transaction visible to Lookup and the metrics.
@@ -224,12 +336,320 @@ func (r *Router) publish(w *writer) {
 			n.Add(c.delta)
 		}
 	}
-	for _, f := range w.after {
-		f()
+}
+
+// settle answers a batch whose Apply failed with an error other than a
+// conflict: the outcome is unknown until the store is read again.
+func (r *Router) settle(batch []*request, w *writer, applyErr error) {
+	ids, dcs := w.touched()
+	st, err := r.reread(ids, dcs)
+	if err != nil {
+		r.unresolve(ids, dcs)
+		err = fmt.Errorf("%w: the store failed (%w) and reading it back failed too (%w): the outcome is unknown", ErrUnavailable, applyErr, err)
+		for _, req := range batch {
+			r.fail(req, err)
+		}
+		return
+	}
+	r.reconcile(st)
+	stored := true
+	var unchanged []*request
+	for i, req := range batch {
+		switch changes, after := w.of(i); {
+		case len(changes) == 0:
+			unchanged = append(unchanged, req)
+		case st.holds(changes):
+			for _, f := range after {
+				f()
+			}
+			r.answer(req, req.err)
+		default:
+			stored = false
+			r.fail(req, fmt.Errorf("%w: %w", ErrStoreFailed, applyErr))
+		}
+	}
+	for _, req := range unchanged {
+		if stored {
+			r.answer(req, req.err)
+		} else {
+			r.commit([]*request{req})
+		}
 	}
 }
 
-// closeWrites refuses new writes and waits for queued ones to finish.
+// resolve learns the outcome of earlier writes whose outcome is unknown, if
+// any, before a batch runs.
+func (r *Router) resolve() error {
+	if len(r.unresolved) == 0 && !r.unresolvedDCs {
+		return nil
+	}
+	ids := make([]string, 0, len(r.unresolved))
+	for id := range r.unresolved {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	st, err := r.reread(ids, r.unresolvedDCs)
+	if err != nil {
+		return fmt.Errorf("%w: the outcome of an earlier write is unknown and reading the store failed: %w", ErrUnavailable, err)
+	}
+	r.reconcile(st)
+	clear(r.unresolved)
+	r.unresolvedDCs = false
+	return nil
+}
+
+// unresolve records accounts (and the data centers' statuses) whose stored
+// state is unknown.
+func (r *Router) unresolve(ids []string, dcs bool) {
+	if r.unresolved == nil {
+		r.unresolved = make(map[string]struct{})
+	}
+	for _, id := range ids {
+		r.unresolved[id] = struct{}{}
+	}
+	r.unresolvedDCs = r.unresolvedDCs || dcs
+}
+
+// kick resolves unknown outcomes as soon as a store call that did not
+// return in time has returned, by leading an empty write.
+func (r *Router) kick() {
+	r.write(context.Background(), func(*writer) error { return nil })
+}
+
+// stored is what the store holds of some accounts, and the data centers'
+// statuses when they were read.
+type stored struct {
+	accounts map[string]StoredAccount
+	ids      []string // the accounts read, in order
+	readDCs  bool
+	dcs      []DataCenterState
+}
+
+// reread reads accounts, and the data centers' statuses if dcs, back from
+// the store.
+func (r *Router) reread(ids []string, dcs bool) (stored, error) {
+	return storeCall(r, func(ctx context.Context) (stored, error) {
+		st := stored{accounts: make(map[string]StoredAccount, len(ids)), ids: ids, readDCs: dcs}
+		err := r.store.LoadAccounts(ctx, ids, func(s StoredAccount) error {
+			st.accounts[s.Placement.AccountID] = s
+			return nil
+		})
+		if err != nil {
+			return stored{}, err
+		}
+		if dcs {
+			if st.dcs, err = r.store.DataCenters(ctx); err != nil {
+				return stored{}, err
+			}
+		}
+		return st, nil
+	})
+}
+
+// holds reports whether every change is stored: the account's trail has
+// the change's event, or the data center the change's status.
+func (st stored) holds(changes []Change) bool {
+	for _, c := range changes {
+		if d := c.DataCenter; d != nil {
+			if !slices.ContainsFunc(st.dcs, func(s DataCenterState) bool {
+				return s.ID == d.ID && s.Status == d.Status && s.Changed.Equal(d.Changed)
+			}) {
+				return false
+			}
+			continue
+		}
+		s, ok := st.accounts[c.Placement.AccountID]
+		if !ok || !slices.ContainsFunc(s.History, func(e Event) bool { return sameEvent(e, c.Event) }) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameEvent(a, b Event) bool {
+	return a.Version == b.Version && a.Kind == b.Kind && a.Time.Equal(b.Time) && a.AccountID == b.AccountID &&
+		a.From == b.From && a.To == b.To && a.Rule == b.Rule && a.Reference == b.Reference && a.MoveID == b.MoveID
+}
+
+// reconcile makes memory match what the store holds of the accounts read,
+// and of the data centers' statuses if they were read: the lookup index,
+// the account rows, the moves and transfers tables and the counts per data
+// center. An account the store does not hold is left as memory has it:
+// memory holds only committed rows, which the store had.
+func (r *Router) reconcile(st stored) {
+	txn := r.db.Txn(true)
+	defer txn.Abort()
+	var rows []*account
+	var counts []dcDelta
+	for _, id := range st.ids {
+		s, ok := st.accounts[id]
+		old := r.lookup.get(id)
+		if !ok || old != nil && old.Version == s.Placement.Version {
+			continue
+		}
+		a := &account{Placement: s.Placement, history: s.History}
+		if old != nil && old.Moving() && getMove(txn, old.Move.ID) != nil {
+			mustDelete(txn, tableMoves, &old.Move)
+		}
+		if a.Moving() {
+			mustInsert(txn, tableMoves, &a.Move)
+		}
+		var gone []*Agreement
+		for ag := range agreementsOf(txn, id) {
+			gone = append(gone, ag)
+		}
+		for _, ag := range gone {
+			mustDelete(txn, tableTransfers, ag)
+		}
+		for i := range s.Agreements {
+			mustInsert(txn, tableTransfers, &s.Agreements[i])
+		}
+		switch {
+		case old == nil:
+			counts = append(counts, dcDelta{a.DataCenter, +1})
+		case old.DataCenter != a.DataCenter:
+			counts = append(counts, dcDelta{old.DataCenter, -1}, dcDelta{a.DataCenter, +1})
+		}
+		rows = append(rows, a)
+	}
+	topo := r.topo.Load()
+	if st.readDCs {
+		overrides := make(map[string]provider.Status, len(st.dcs))
+		for _, d := range st.dcs {
+			overrides[d.ID] = d.Status
+		}
+		topo = r.newTopology(overrides)
+	}
+	w := &writer{changed: rows, counts: counts, topo: topo}
+	r.mem.Lock()
+	txn.Commit()
+	r.behind = append(r.behind, rows...)
+	r.mem.Unlock()
+	r.publish(w)
+}
+
+// storeCall runs f, a call of the store, in a goroutine of its own with a
+// context that ends after the write timeout. It returns f's result, an
+// error for a panic of f, or, when f has not returned storeGrace after its
+// deadline, an error matching ErrUnavailable; until f returns, later calls
+// fail at once the same way. Only the leader calls it.
+func storeCall[T any](r *Router, f func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if r.storeBusy != nil {
+		select {
+		case <-r.storeBusy:
+			r.storeBusy = nil
+		default:
+			return zero, fmt.Errorf("%w: an earlier call of the store has not returned", ErrUnavailable)
+		}
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	answer := make(chan result, 1)
+	returned := make(chan struct{})
+	ctx, cancel := context.WithTimeout(context.Background(), r.writeTimeout)
+	go func() {
+		defer close(returned)
+		defer cancel()
+		var res result
+		defer func() {
+			if p := recover(); p != nil {
+				res = result{err: fmt.Errorf("residency: the store panicked: %v", p)}
+			}
+			answer <- res
+		}()
+		res.v, res.err = f(ctx)
+	}()
+	t := time.NewTimer(r.writeTimeout + storeGrace(r.writeTimeout))
+	defer t.Stop()
+	select {
+	case res := <-answer:
+		return res.v, res.err
+	case <-t.C:
+		r.storeBusy = returned
+		go func() {
+			<-returned
+			r.kick()
+		}()
+		return zero, fmt.Errorf("%w: the store did not return within %v", ErrUnavailable, r.writeTimeout)
+	}
+}
+
+// storeGrace is how long a store call is waited for past its deadline, for
+// a store that honours its context to return: a quarter of the timeout, at
+// least a second.
+func storeGrace(timeout time.Duration) time.Duration { return max(timeout/4, time.Second) }
+
+// view is a consistent read of the state for scans (iterators, Verify):
+// memdb's tables as of one read transaction, with the account rows that
+// were committed but still wait for memdb's accounts table.
+type view struct {
+	txn     *memdb.Txn
+	waiting []*account // by account ID, the newest row of each
+}
+
+// snapshot returns a view with every committed change. It never waits for
+// a write in progress: it takes r.mem, which a leader holds only while it
+// commits memdb's transaction after the store answered.
+func (r *Router) snapshot() view {
+	r.mem.Lock()
+	txn := r.db.Txn(false)
+	behind := r.behind
+	r.mem.Unlock()
+	// The leader appends past len(behind) and replaces the slice when it
+	// flushes: the rows read here are not written meanwhile.
+	waiting := slices.Clone(behind)
+	slices.SortStableFunc(waiting, func(a, b *account) int { return strings.Compare(a.AccountID, b.AccountID) })
+	out := waiting[:0]
+	for i, a := range waiting {
+		if i+1 < len(waiting) && waiting[i+1].AccountID == a.AccountID {
+			continue // a newer row follows
+		}
+		out = append(out, a)
+	}
+	return view{txn: txn, waiting: out}
+}
+
+// accounts yields every account row, in account ID order (memdb's order:
+// IDs hold no NUL byte, so byte order with the key's NUL is string order).
+func (v view) accounts() func(yield func(*account) bool) {
+	return func(yield func(*account) bool) {
+		waiting := v.waiting
+		for a := range all[*account](v.txn, tableAccounts) {
+			for len(waiting) > 0 && waiting[0].AccountID < a.AccountID {
+				if !yield(waiting[0]) {
+					return
+				}
+				waiting = waiting[1:]
+			}
+			if len(waiting) > 0 && waiting[0].AccountID == a.AccountID {
+				a, waiting = waiting[0], waiting[1:]
+			}
+			if !yield(a) {
+				return
+			}
+		}
+		for _, a := range waiting {
+			if !yield(a) {
+				return
+			}
+		}
+	}
+}
+
+// account returns the account's row, or nil.
+func (v view) account(id string) *account {
+	if i, ok := slices.BinarySearchFunc(v.waiting, id, func(a *account, id string) int { return strings.Compare(a.AccountID, id) }); ok {
+		return v.waiting[i]
+	}
+	return getAccount(v.txn, id)
+}
+
+// closeWrites refuses new writes and waits for those in progress to finish.
+// The batch being committed finishes within a few write timeouts; requests
+// still queued are answered with ErrClosed by the next leader.
 func (q *queue) closeWrites() (already bool) {
 	q.mu.Lock()
 	already, q.closed = q.closed, true
@@ -252,11 +672,69 @@ type writer struct {
 	changes []Change
 	counts  []dcDelta
 	after   []func()
+	// cur is the request running; marks where each request's changes and
+	// after functions start, when durable (an Apply that fails is settled
+	// request by request).
+	cur   *request
+	marks []mark
 }
+
+type mark struct{ changes, after int }
 
 type dcDelta struct {
 	id    string
 	delta int64
+}
+
+// begin starts running req.
+func (w *writer) begin(req *request) {
+	w.cur = req
+	if w.durable {
+		w.marks = append(w.marks, mark{len(w.changes), len(w.after)})
+	}
+}
+
+// of returns the changes and after functions of the i-th request run.
+func (w *writer) of(i int) ([]Change, []func()) {
+	end := mark{len(w.changes), len(w.after)}
+	if i+1 < len(w.marks) {
+		end = w.marks[i+1]
+	}
+	return w.changes[w.marks[i].changes:end.changes], w.after[w.marks[i].after:end.after]
+}
+
+// touched returns the accounts the batch's changes touch, and whether it
+// changes a data center's status.
+func (w *writer) touched() (ids []string, dcs bool) {
+	seen := make(map[string]bool, len(w.changes))
+	for _, c := range w.changes {
+		if c.DataCenter != nil {
+			dcs = true
+			continue
+		}
+		if id := c.Placement.AccountID; !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	return ids, dcs
+}
+
+// refuse records a refusal of the running request, to be counted in the
+// metrics once the request is answered, and returns it.
+func (w *writer) refuse(err error) error {
+	if w.cur != nil {
+		w.cur.refusals = append(w.cur.refusals, err)
+	}
+	return err
+}
+
+// abort drops the batch's memdb transaction, if any.
+func (w *writer) abort() {
+	if w.txn != nil {
+		w.txn.Abort()
+		w.txn = nil
+	}
 }
 
 // account returns the account's row as this transaction sees it. It reads

@@ -7,26 +7,40 @@
 //	POST /accounts       {"account_id": "acme", "country": "DE", "region": "EU"}
 //	                     201 and the placement for a new account, 200 when it
 //	                     exists already, 409 when it exists in another region,
-//	                     400 {"error": "..."} for bad input
+//	                     400 {"error": "..."} for bad input, 413 for a body
+//	                     over 64 KiB
 //	GET  /accounts/{id}  200 and the placement, 404 when unknown
 //	GET  /metrics        the router's metrics
+//
+// Every error, 404 and 405 from unknown paths and methods included, is
+// JSON: {"error": "..."}. A body must be one JSON object, in valid UTF-8,
+// with no lone surrogate escape ("\ud800"), and nothing but white space
+// after it: encoding/json would turn invalid text into U+FFFD and make
+// "acme\xff" and "acme\xfe" one account, so such bodies are refused (400)
+// before decoding.
 //
 // It shuts down cleanly on SIGINT or SIGTERM: requests in flight finish,
 // then the store is closed. Every 200 and 201 was durable before it was sent.
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/domicile-go/domicile/region"
 	"github.com/domicile-go/domicile/residency"
@@ -104,18 +118,8 @@ func newHandler(r *residency.Router, reg *prometheus.Registry) http.Handler {
 			Country   string        `json:"country"`
 			Region    region.Region `json:"region"`
 		}
-		dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, maxBody))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil {
-			status := http.StatusBadRequest
-			if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
-				status = http.StatusRequestEntityTooLarge
-			}
+		if status, err := decodeBody(w, req, &body); err != nil {
 			writeError(w, status, fmt.Errorf("malformed request: %w", err))
-			return
-		}
-		if dec.More() {
-			writeError(w, http.StatusBadRequest, errors.New("malformed request: data after the JSON object"))
 			return
 		}
 		p, created, err := r.Create(req.Context(), residency.PlaceRequest{AccountID: body.AccountID, Country: body.Country, Region: body.Region})
@@ -137,7 +141,127 @@ func newHandler(r *residency.Router, reg *prometheus.Registry) http.Handler {
 		writeJSON(w, http.StatusOK, p)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	return mux
+	return jsonErrors(mux)
+}
+
+// decodeBody reads the whole request body, at most maxBody bytes, and
+// decodes the one JSON object it holds into v. It returns the status to
+// answer when the body is refused: 413 when it is longer than maxBody, even
+// if a whole object came first, and 400 when it is not one JSON object
+// alone, or when it holds text that encoding/json would silently replace
+// with U+FFFD (invalid UTF-8 or a lone surrogate escape such as "\ud800"):
+// "acme\xff" and "acme\xfe" must not both become the account "acme\uFFFD".
+func decodeBody(w http.ResponseWriter, req *http.Request, v any) (int, error) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxBody))
+	if err != nil {
+		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
+			return http.StatusRequestEntityTooLarge, err
+		}
+		return http.StatusBadRequest, err
+	}
+	if !utf8.Valid(data) {
+		return http.StatusBadRequest, errors.New("body is not valid UTF-8")
+	}
+	if err := checkSurrogates(data); err != nil {
+		return http.StatusBadRequest, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return http.StatusBadRequest, err
+	}
+	// Only white space may follow the object: Token reports io.EOF then,
+	// and an error or a token for anything else, a stray '}' included
+	// (which Decoder.More would let pass).
+	if _, err := dec.Token(); err != io.EOF {
+		return http.StatusBadRequest, errors.New("data after the JSON object")
+	}
+	return 0, nil
+}
+
+// checkSurrogates refuses a JSON text with a \u escape of a UTF-16
+// surrogate that is not part of a pair: a high surrogate (D800-DBFF) not
+// followed at once by an escaped low one (DC00-DFFF), or a low one alone.
+// A backslash is only valid JSON inside a string, so the scan need not
+// track strings: any escape outside one is a syntax error the decoder
+// refuses anyway.
+func checkSurrogates(data []byte) error {
+	for i := 0; i < len(data); i++ {
+		if data[i] != '\\' {
+			continue
+		}
+		r, ok := escapedRune(data[i:])
+		if !ok {
+			i++ // skip the escaped character, a backslash included
+			continue
+		}
+		switch {
+		case utf16.IsSurrogate(r) && r < 0xDC00:
+			if low, ok := escapedRune(data[i+6:]); ok && low >= 0xDC00 && low <= 0xDFFF {
+				i += 11 // the pair
+				continue
+			}
+			return fmt.Errorf("lone surrogate \\u%04x at byte %d", r, i)
+		case utf16.IsSurrogate(r):
+			return fmt.Errorf("lone surrogate \\u%04x at byte %d", r, i)
+		}
+		i += 5
+	}
+	return nil
+}
+
+// escapedRune returns the code unit of the \uXXXX escape that b starts
+// with; ok is false when b starts with no such escape.
+func escapedRune(b []byte) (r rune, ok bool) {
+	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b[2:6]), 16, 16)
+	if err != nil {
+		return 0, false
+	}
+	return rune(n), true
+}
+
+// jsonErrors answers the requests mux has no handler for (404) or no
+// handler for with this method (405, with its Allow header) with a JSON
+// error body like every other error, instead of mux's plain text.
+func jsonErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		h, pattern := mux.Handler(req)
+		if pattern != "" {
+			mux.ServeHTTP(w, req)
+			return
+		}
+		// mux's own error handler: keep its status and headers, not its body.
+		rec := &statusOnly{header: http.Header{}, code: http.StatusOK}
+		h.ServeHTTP(rec, req)
+		if allow := rec.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		writeError(w, rec.code, fmt.Errorf("%s %s: %s", req.Method, req.URL.Path, strings.ToLower(http.StatusText(rec.code))))
+	})
+}
+
+// statusOnly is a ResponseWriter that keeps the status and headers written
+// to it and drops the body.
+type statusOnly struct {
+	header http.Header
+	code   int
+	wrote  bool
+}
+
+func (s *statusOnly) Header() http.Header { return s.header }
+
+func (s *statusOnly) WriteHeader(code int) {
+	if !s.wrote {
+		s.code, s.wrote = code, true
+	}
+}
+
+func (s *statusOnly) Write(b []byte) (int, error) {
+	s.WriteHeader(http.StatusOK)
+	return len(b), nil
 }
 
 // statusOf maps domicile's errors to HTTP statuses.

@@ -15,6 +15,7 @@ import (
 	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/region"
 	"github.com/domicile-go/domicile/residency"
+	"github.com/google/go-cmp/cmp"
 )
 
 func newTestServer(t *testing.T) *httptest.Server {
@@ -78,7 +79,26 @@ func TestAccounts(t *testing.T) {
 		{"get", "GET", url + "/acme", "", 200, map[string]any{"account_id": "acme", "region": "EU"}, ""},
 		{"get unknown", "GET", url + "/nobody", "", 404, nil, "not found"},
 		{"get invalid", "GET", url + "/a%09b", "", 400, nil, "invalid account"},
-		{"wrong method", "DELETE", url + "/acme", "", 405, nil, ""},
+		{"wrong method", "DELETE", url + "/acme", "", 405, nil, "method not allowed"},
+		{"unknown path", "GET", srv.URL + "/nowhere", "", 404, nil, "not found"},
+		{"no account ID", "GET", url + "/", "", 404, nil, "not found"},
+		{"closing brace after the object", "POST", url, `{"account_id": "x", "country": "DE"} }`, 400, nil, "after"},
+		{"closing bracket after the object", "POST", url, `{"account_id": "x", "country": "DE"}]`, 400, nil, "after"},
+		{"whitespace past the limit", "POST", url, `{"account_id": "x", "country": "DE"}` + strings.Repeat(" ", maxBody), 413, nil, "too large"},
+		{"data past the limit", "POST", url, `{"account_id": "x", "country": "DE"}` + strings.Repeat(" ", maxBody) + "{}", 413, nil, "too large"},
+		{"invalid UTF-8", "POST", url, "{\"account_id\": \"acme\xff\", \"country\": \"DE\"}", 400, nil, "UTF-8"},
+		{"invalid UTF-8, another byte", "POST", url, "{\"account_id\": \"acme\xfe\", \"country\": \"DE\"}", 400, nil, "UTF-8"},
+		{"invalid UTF-8 outside strings", "POST", url, "{\"account_id\": \"y\", \"country\": \"DE\"}\xfe", 400, nil, "UTF-8"},
+		{"lone high surrogate", "POST", url, `{"account_id": "acme\ud800", "country": "DE"}`, 400, nil, "surrogate"},
+		{"lone low surrogate", "POST", url, `{"account_id": "acme\uDC00", "country": "DE"}`, 400, nil, "surrogate"},
+		{"high surrogate then a letter", "POST", url, `{"account_id": "acme\ud800\u0041", "country": "DE"}`, 400, nil, "surrogate"},
+		{"surrogate in a key", "POST", url, `{"account_id\udbff": "y", "country": "DE"}`, 400, nil, "surrogate"},
+		{"escaped backslash before u", "POST", url, `{"account_id": "back\\ud800slash", "country": "DE"}`, 201,
+			map[string]any{"account_id": `back\ud800slash`}, ""},
+		{"surrogate pair", "POST", url, `{"account_id": "clef\ud834\udd1e", "country": "DE"}`, 201,
+			map[string]any{"account_id": "clef\U0001D11E"}, ""},
+		{"replacement character itself", "POST", url, `{"account_id": "r\ufffd", "country": "DE"}`, 201,
+			map[string]any{"account_id": "r\uFFFD"}, ""},
 	}
 	for _, tt := range tests {
 		status, got := do(t, tt.method, tt.url, tt.body)
@@ -195,5 +215,25 @@ func TestNoDataCenterIs503(t *testing.T) {
 	status, got := do(t, "POST", srv.URL+"/accounts", `{"account_id": "brit", "country": "GB"}`)
 	if msg, _ := got["error"].(string); status != http.StatusServiceUnavailable || !strings.Contains(msg, "region UK") {
 		t.Errorf("POST with no active UK data center = %d %v; want 503 naming the region", status, got)
+	}
+}
+
+// TestMethodNotAllowedSaysAllow checks that the JSON 405 keeps the Allow
+// header the mux computed.
+func TestMethodNotAllowedSaysAllow(t *testing.T) {
+	srv := newTestServer(t)
+	req, err := http.NewRequest("DELETE", srv.URL+"/accounts/acme", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got := []string{resp.Status, resp.Header.Get("Content-Type"), resp.Header.Get("Allow")}
+	want := []string{"405 Method Not Allowed", "application/json", "GET, HEAD"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("DELETE /accounts/acme mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -2,8 +2,9 @@
 // imports existing accounts, moves accounts between data centers, and
 // evacuates a data center, never taking data out of its region.
 //
-//	migrate -db PATH [-import FILE] [-plan FILE] [-evacuate DC] [-dry-run] [-copy CMD]
+//	migrate -db PATH [-abort ID]... [-import FILE] [-plan FILE] [-evacuate DC] [-dry-run] [-copy CMD]
 //
+//	-abort ID      aborts the open move ID (repeatable), before anything else
 //	-import FILE   CSV "account_id,country" (third column "region" optional):
 //	               places each account, in file order
 //	-plan FILE     CSV "account_id,to_datacenter": moves each account
@@ -14,17 +15,43 @@
 //	-copy CMD      run (by sh -c) for each move between BeginMove and
 //	               CompleteMove, with ACCOUNT_ID, FROM_DATACENTER and
 //	               TO_DATACENTER in its environment; when it fails the move
-//	               is aborted
+//	               is aborted. Given alone, it resumes the open moves.
 //
-// Every refused row is reported with its line number (the header is line 1),
-// account and reason. Moves an interrupted run left open are found first and
-// completed (after running -copy again, if given) or aborted.
+// CSV files may start with a UTF-8 byte order mark; fields are trimmed of
+// white space on both sides. Every refused row is reported with its line
+// number (the header is line 1), account and reason, in line order.
+//
+// # Open moves
+//
+// Moves left open, by an interrupted run or begun by another program, are
+// found first. With -copy they are resumed: each is checked before anything
+// is copied (its target is still an active data center of the catalog and,
+// for a move to another region, the transfer agreement that allowed it is
+// still live); one that can no longer complete is aborted and reported, the
+// others are copied again and completed, or aborted when the copy fails.
+// Without -copy nothing could copy their data, so they are listed and left
+// open: resume them with -copy or end them with -abort. A move whose
+// CompleteMove is refused after its copy, because its agreement lapsed or
+// its target left meanwhile, is aborted too; one refused for another reason
+// (a store error) is left open for the next run.
+//
+// # Interrupts
+//
+// The first SIGINT or SIGTERM lets the move in progress finish: its copy
+// command runs to its end, the move is completed (or aborted if the copy
+// failed), and the run stops there, exiting 1. A second one kills the copy
+// command and aborts its move. The copy command runs in a process group of
+// its own: a Ctrl-C at the terminal reaches migrate only, not the copy, and
+// killing the copy kills everything it started. Only a SIGKILL of migrate
+// itself can leave a copy running, and its move open for the next run:
+// make sure that copy has ended before resuming the move.
 //
 // Exit status: 0 when everything asked was done, 1 when anything was
-// refused or failed, 2 for a usage error.
+// refused or failed or the run was interrupted, 2 for a usage error.
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -37,7 +64,9 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/region"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/schollz/progressbar/v3"
@@ -45,10 +74,38 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	stop, kill := interrupts(os.Stderr)
+	os.Exit(run(env{stop: stop, kill: kill, stdout: os.Stdout, stderr: os.Stderr, now: time.Now}, os.Args[1:]))
+}
+
+// interrupts returns a context that ends at the first SIGINT or SIGTERM,
+// and one that ends at the second.
+func interrupts(log io.Writer) (stop, kill context.Context) {
+	stop, stopped := context.WithCancelCause(context.Background())
+	kill, killed := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		// Each message follows the cancellation it announces.
+		s := <-sigs
+		stopped(fmt.Errorf("interrupted by %v", s))
+		fmt.Fprintf(log, "migrate: %v: finishing the move in progress, then stopping (again to abort it)\n", s)
+		s = <-sigs
+		killed(fmt.Errorf("interrupted twice (%v)", s))
+		fmt.Fprintf(log, "migrate: %v again: killing the copy command and aborting its move\n", s)
+	}()
+	return stop, kill
+}
+
+// env is what a run gets from its process.
+type env struct {
+	// stop ends at the first interrupt: the run stops after the move in
+	// progress. kill ends at the second: the copy command is killed and its
+	// move aborted.
+	stop, kill     context.Context
+	stdout, stderr io.Writer
+	// now is the clock of the router and of the checks of open moves.
+	now func() time.Time
 }
 
 // errUsage marks errors that exit with status 2.
@@ -57,20 +114,21 @@ var errUsage = errors.New("usage")
 // config is the command line.
 type config struct {
 	db, importFile, planFile, evacuate, copyCmd string
+	aborts                                      []string
 	dryRun                                      bool
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cfg, err := parseFlags(args, stderr)
+func run(e env, args []string) int {
+	cfg, err := parseFlags(args, e.stderr)
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "migrate:", err)
+			fmt.Fprintln(e.stderr, "migrate:", err)
 		}
 		return 2
 	}
-	m := &migration{cfg: cfg, out: stdout, log: stderr}
-	if err := m.run(ctx); err != nil {
-		fmt.Fprintln(stderr, "migrate:", err)
+	m := &migration{cfg: cfg, out: e.stdout, log: e.stderr, kill: e.kill, now: e.now}
+	if err := m.run(e.stop); err != nil {
+		fmt.Fprintln(e.stderr, "migrate:", err)
 		if errors.Is(err, errUsage) {
 			return 2
 		}
@@ -91,7 +149,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.planFile, "plan", "", "CSV of moves: account_id,to_datacenter")
 	fs.StringVar(&cfg.evacuate, "evacuate", "", "data center to drain and empty")
 	fs.BoolVar(&cfg.dryRun, "dry-run", false, "check and print what would be done; change nothing")
-	fs.StringVar(&cfg.copyCmd, "copy", "", "command run for each move (sh -c), with ACCOUNT_ID, FROM_DATACENTER, TO_DATACENTER set")
+	fs.StringVar(&cfg.copyCmd, "copy", "", "command run for each move (sh -c), with ACCOUNT_ID, FROM_DATACENTER, TO_DATACENTER set; alone, resumes the open moves")
+	fs.Func("abort", "abort the open move `ID` (repeatable)", func(id string) error {
+		cfg.aborts = append(cfg.aborts, id)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -100,8 +162,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	case cfg.db == "":
 		return cfg, errors.New("-db is required")
-	case cfg.importFile == "" && cfg.planFile == "" && cfg.evacuate == "":
-		return cfg, errors.New("nothing to do: give -import, -plan or -evacuate")
+	case cfg.importFile == "" && cfg.planFile == "" && cfg.evacuate == "" && cfg.copyCmd == "" && len(cfg.aborts) == 0:
+		return cfg, errors.New("nothing to do: give -import, -plan, -evacuate, -abort or -copy")
 	}
 	return cfg, nil
 }
@@ -110,6 +172,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 type migration struct {
 	cfg      config
 	out, log io.Writer
+	kill     context.Context // ends when the copy in progress must be killed
+	now      func() time.Time
 	r        *residency.Router
 
 	imported, existing, moved, refused, failed int
@@ -144,20 +208,19 @@ func (m *migration) run(ctx context.Context) error {
 		fmt.Fprintln(m.out, "dry run: nothing will be changed")
 	}
 	// Router calls are not cancelled mid-way: an interrupt stops the run
-	// between two accounts, never inside a move.
-	if err := m.resume(ctx); err != nil {
-		return err
+	// between two accounts, never inside a move, and skips the steps left.
+	steps := []func() error{
+		func() error { m.abortMoves(ctx); return nil },
+		func() error { m.resume(ctx); return nil },
+		func() error { return m.importAccounts(ctx, imports) },
+		func() error { m.movePlan(ctx, moves); return nil },
+		func() error { return m.evacuateDataCenter(ctx, m.cfg.evacuate) },
 	}
-	if len(imports) > 0 {
-		if err := m.importAccounts(ctx, imports); err != nil {
-			return err
+	for _, step := range steps {
+		if ctx.Err() != nil {
+			break
 		}
-	}
-	if len(moves) > 0 {
-		m.movePlan(ctx, moves)
-	}
-	if m.cfg.evacuate != "" {
-		if err := m.evacuateDataCenter(ctx, m.cfg.evacuate); err != nil {
+		if err := step(); err != nil {
 			return err
 		}
 	}
@@ -167,22 +230,26 @@ func (m *migration) run(ctx context.Context) error {
 	}
 	fmt.Fprintf(m.out, "summary: %s %d, imported %d, already placed %d, refused %d, failed %d\n",
 		verb, m.moved, m.imported, m.existing, m.refused, m.failed)
-	return ctx.Err()
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return nil
 }
 
 // open opens the store; for a dry run, one whose writes go nowhere.
 func (m *migration) open(ctx context.Context) (*residency.Router, error) {
+	clock := residency.WithClock(m.now)
 	if !m.cfg.dryRun {
-		return residency.Open(ctx, residency.WithPath(m.cfg.db))
+		return residency.Open(ctx, residency.WithPath(m.cfg.db), clock)
 	}
 	if _, err := os.Stat(m.cfg.db); errors.Is(err, os.ErrNotExist) {
-		return residency.Open(ctx) // an empty store, not created
+		return residency.Open(ctx, clock) // an empty store, not created
 	}
 	s, err := residency.OpenFileStore(ctx, m.cfg.db)
 	if err != nil {
 		return nil, err
 	}
-	return residency.Open(ctx, residency.WithStore(discard{s}))
+	return residency.Open(ctx, residency.WithStore(discard{s}), clock)
 }
 
 // discard is a store whose changes are kept in memory only: a dry run
@@ -191,24 +258,31 @@ type discard struct{ residency.Store }
 
 func (discard) Apply(context.Context, []residency.Change) error { return nil }
 
+// bom is the UTF-8 byte order mark that spreadsheets put before a CSV file.
+const bom = "\uFEFF"
+
 // readCSV reads a CSV file whose header is want, optionally followed by the
-// column optional. A missing file or a bad header is a usage error.
+// column optional; a byte order mark before the header is skipped and
+// every field is trimmed of white space. A missing file or a bad header is
+// a usage error.
 func readCSV(path string, want []string, optional string) ([]row, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	defer f.Close()
-	r := csv.NewReader(f)
+	br := bufio.NewReader(f)
+	if start, _ := br.Peek(len(bom)); string(start) == bom {
+		br.Discard(len(bom))
+	}
+	r := csv.NewReader(br)
 	r.FieldsPerRecord = -1
-	r.TrimLeadingSpace = true
+	r.TrimLeadingSpace = true // so that a quote after spaces still quotes
 	header, err := r.Read()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: no CSV header: %v", errUsage, path, err)
 	}
-	for i := range header {
-		header[i] = strings.TrimSpace(header[i])
-	}
+	trim(header)
 	if !slices.Equal(header, want) && (optional == "" || !slices.Equal(header, append(want, optional))) {
 		return nil, fmt.Errorf("%w: %s: header %q, want %q", errUsage, path, strings.Join(header, ","), strings.Join(want, ","))
 	}
@@ -226,8 +300,16 @@ func readCSV(path string, want []string, optional string) ([]row, error) {
 			return nil, fmt.Errorf("%w: %s: %v", errUsage, path, err)
 		}
 		line, _ := r.FieldPos(0)
-		rows = append(rows, row{line: line, fields: fields})
+		rows = append(rows, row{line: line, fields: trim(fields)})
 	}
+}
+
+// trim trims every field of white space on both sides, in place.
+func trim(fields []string) []string {
+	for i := range fields {
+		fields[i] = strings.TrimSpace(fields[i])
+	}
+	return fields
 }
 
 func (m *migration) refuse(line int, account string, err error) {
@@ -235,25 +317,42 @@ func (m *migration) refuse(line int, account string, err error) {
 	fmt.Fprintf(m.out, "refused: line %d: account %q: %v\n", line, account, err)
 }
 
-// importAccounts places the rows' accounts, in file order.
+// importAccounts places the rows' accounts, in file order, and reports
+// the refused rows in line order: those it refuses itself and those the
+// router refuses.
 func (m *migration) importAccounts(ctx context.Context, rows []row) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	type refusal struct {
+		line    int
+		account string
+		err     error
+	}
+	var refused []refusal
+	defer func() {
+		slices.SortStableFunc(refused, func(a, b refusal) int { return a.line - b.line })
+		for _, r := range refused {
+			m.refuse(r.line, r.account, r.err)
+		}
+	}()
 	var valid []residency.ImportRow
 	var lines []int // line of each valid row
 	for _, r := range rows {
 		f := r.fields
 		if r.err != nil {
-			m.refuse(r.line, "", r.err)
+			refused = append(refused, refusal{r.line, "", r.err})
 			continue
 		}
 		if len(f) < 2 || len(f) > 3 {
-			m.refuse(r.line, first(f), fmt.Errorf("%d fields, want account_id,country[,region]", len(f)))
+			refused = append(refused, refusal{r.line, first(f), fmt.Errorf("%d fields, want account_id,country[,region]", len(f))})
 			continue
 		}
 		ir := residency.ImportRow{AccountID: f[0], Country: f[1]}
-		if len(f) == 3 && strings.TrimSpace(f[2]) != "" {
+		if len(f) == 3 && f[2] != "" {
 			reg, err := region.Parse(f[2])
 			if err != nil {
-				m.refuse(r.line, f[0], err)
+				refused = append(refused, refusal{r.line, f[0], err})
 				continue
 			}
 			ir.Region = reg
@@ -274,13 +373,16 @@ func (m *migration) importAccounts(ctx context.Context, rows []row) error {
 	m.imported += res.Imported
 	m.existing += res.Existing
 	for _, e := range res.Refused {
-		m.refuse(lines[e.Row-1], e.AccountID, e.Err)
+		refused = append(refused, refusal{lines[e.Row-1], e.AccountID, e.Err})
 	}
 	return err
 }
 
 // movePlan moves each row's account, in file order.
 func (m *migration) movePlan(ctx context.Context, rows []row) {
+	if len(rows) == 0 {
+		return
+	}
 	p := m.progress(len(rows), "moving")
 	defer p.done()
 	for _, r := range rows {
@@ -305,6 +407,9 @@ func (m *migration) movePlan(ctx context.Context, rows []row) {
 // evacuateDataCenter drains dc and moves its accounts away, or refuses
 // before changing anything when some cannot stay in their region.
 func (m *migration) evacuateDataCenter(ctx context.Context, dc string) error {
+	if dc == "" {
+		return nil
+	}
 	plan, err := m.r.PlanEvacuation(ctx, dc)
 	if err != nil {
 		m.refused++
@@ -357,20 +462,23 @@ func (m *migration) move(ctx context.Context, account, to string) error {
 }
 
 // finish copies the data of a begun move and completes it, or aborts it
-// when the copy fails. how prefixes the report ("resumed ").
+// when the copy fails or when CompleteMove says the move can never
+// complete. how prefixes the report ("resumed ").
 func (m *migration) finish(ctx context.Context, mv residency.Move, how string) {
 	bg := context.WithoutCancel(ctx)
-	if err := m.copyData(ctx, mv); err != nil {
-		m.failed++
-		if _, aerr := m.r.AbortMove(bg, mv.ID); aerr != nil {
-			err = errors.Join(err, aerr)
-		}
-		fmt.Fprintf(m.out, "failed: %smove of account %q %s -> %s aborted: %v\n", how, mv.AccountID, mv.From, mv.To, err)
+	if err := m.copyData(mv); err != nil {
+		m.fail(bg, mv, how+"move", "", err)
 		return
 	}
 	if _, err := m.r.CompleteMove(bg, mv.ID); err != nil {
-		m.failed++
-		fmt.Fprintf(m.out, "failed: %smove of account %q %s -> %s: %v\n", how, mv.AccountID, mv.From, mv.To, err)
+		if !neverCompletes(err) {
+			// A store error, say: the move may yet complete; the next
+			// run with -copy resumes it.
+			m.failed++
+			fmt.Fprintf(m.out, "failed: %smove of account %q %s -> %s left open (%s): %v\n", how, mv.AccountID, mv.From, mv.To, mv.ID, err)
+			return
+		}
+		m.fail(bg, mv, how+"move", " after its copy; the data copied to "+mv.To+" is not in use", err)
 		return
 	}
 	m.moved++
@@ -381,37 +489,157 @@ func (m *migration) finish(ctx context.Context, mv residency.Move, how string) {
 	fmt.Fprintf(m.out, "%s%s: account %q %s -> %s\n", how, verb, mv.AccountID, mv.From, mv.To)
 }
 
+// neverCompletes reports whether CompleteMove's error means that the move
+// can never complete: its target left the catalog or takes no moves, or
+// the agreement that allowed it lapsed.
+func neverCompletes(err error) bool {
+	return errors.Is(err, residency.ErrCrossRegion) || errors.Is(err, residency.ErrUnknownDataCenter) ||
+		errors.Is(err, residency.ErrNoDataCenter)
+}
+
+// fail aborts a move that failed for err, and reports it:
+// "failed: <what> of account ... aborted<when>: <err>".
+func (m *migration) fail(ctx context.Context, mv residency.Move, what, when string, err error) {
+	m.failed++
+	verb := "aborted"
+	if m.cfg.dryRun {
+		verb = "would be aborted"
+	}
+	if _, aerr := m.r.AbortMove(ctx, mv.ID); aerr != nil {
+		verb, err = "left open ("+mv.ID+")", errors.Join(err, fmt.Errorf("abort: %w", aerr))
+	}
+	fmt.Fprintf(m.out, "failed: %s of account %q %s -> %s %s%s: %v\n", what, mv.AccountID, mv.From, mv.To, verb, when, err)
+}
+
 // copyData runs the -copy command for a move; in a dry run it only says so.
-func (m *migration) copyData(ctx context.Context, mv residency.Move) error {
+// The command runs in a process group of its own, out of reach of a Ctrl-C
+// at the terminal; when m.kill ends, the whole group is killed.
+func (m *migration) copyData(mv residency.Move) error {
 	if m.cfg.copyCmd == "" || m.cfg.dryRun {
 		return nil
 	}
-	cmd := exec.CommandContext(ctx, "sh", "-c", m.cfg.copyCmd)
+	cmd := exec.CommandContext(m.kill, "sh", "-c", m.cfg.copyCmd)
 	cmd.Env = append(os.Environ(), "ACCOUNT_ID="+mv.AccountID, "FROM_DATACENTER="+mv.From, "TO_DATACENTER="+mv.To)
 	cmd.Stdout, cmd.Stderr = m.log, m.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	if err := cmd.Run(); err != nil {
+		if m.kill.Err() != nil {
+			return fmt.Errorf("copy command killed: %w", context.Cause(m.kill))
+		}
 		return fmt.Errorf("copy command: %w", err)
 	}
 	return nil
 }
 
-// resume ends the moves an interrupted run left open: it copies again and
-// completes them, or aborts them when the copy fails.
-func (m *migration) resume(ctx context.Context) error {
+// openMoves returns the open moves, in move ID order.
+func (m *migration) openMoves() []residency.Move {
 	var open []residency.Move
 	for mv := range m.r.Moves() {
 		open = append(open, mv)
 	}
-	if len(open) > 0 {
-		fmt.Fprintf(m.out, "resuming %d moves left open by an interrupted run\n", len(open))
+	return open
+}
+
+// abortMoves aborts the moves that -abort names.
+func (m *migration) abortMoves(ctx context.Context) {
+	bg := context.WithoutCancel(ctx)
+	open := map[string]residency.Move{}
+	for _, mv := range m.openMoves() {
+		open[mv.ID] = mv
 	}
+	verb := "aborted"
+	if m.cfg.dryRun {
+		verb = "would abort"
+	}
+	for _, id := range m.cfg.aborts {
+		if ctx.Err() != nil {
+			return
+		}
+		if _, err := m.r.AbortMove(bg, id); err != nil {
+			m.refused++
+			fmt.Fprintf(m.out, "refused: abort %s: %v\n", id, err)
+			continue
+		}
+		mv := open[id]
+		fmt.Fprintf(m.out, "%s: move %s of account %q %s -> %s\n", verb, id, mv.AccountID, mv.From, mv.To)
+	}
+}
+
+// resume ends the moves left open. With a copy command, it checks each
+// before copying: one that can no longer complete is aborted; the others
+// are copied again and completed, or aborted when the copy fails. Without
+// one, it lists them and leaves them open: completing a move whose data
+// nobody copied would send the account to an empty data center.
+func (m *migration) resume(ctx context.Context) {
+	open := m.openMoves()
+	if len(open) == 0 {
+		return
+	}
+	if m.cfg.copyCmd == "" {
+		fmt.Fprintf(m.out, "%d moves are open and left so: give -copy to copy their data and complete them, or -abort ID to end one\n", len(open))
+		for _, mv := range open {
+			state := "left open"
+			if err := m.completable(mv); err != nil {
+				state = fmt.Sprintf("left open, cannot complete (abort it): %v", err)
+			}
+			fmt.Fprintf(m.out, "open: move %s of account %q %s -> %s, begun %s: %s\n",
+				mv.ID, mv.AccountID, mv.From, mv.To, mv.Began.Format(time.RFC3339), state)
+		}
+		return
+	}
+	fmt.Fprintf(m.out, "resuming %d open moves\n", len(open))
+	bg := context.WithoutCancel(ctx)
 	for _, mv := range open {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return
+		}
+		if err := m.completable(mv); err != nil {
+			m.fail(bg, mv, "resumed move", " before copying", err)
+			continue
 		}
 		m.finish(ctx, mv, "resumed ")
 	}
-	return nil
+}
+
+// completable says why an open move can no longer complete, nil if it
+// can. It asks what CompleteMove would, from the router's public state:
+// the target is a known data center, active (a draining one takes no
+// incoming moves, and copying data into it would be wasted), and a move to
+// another region is still covered by the live agreement that allowed it.
+func (m *migration) completable(mv residency.Move) error {
+	p, err := m.r.Lookup(mv.AccountID)
+	if err != nil {
+		return err
+	}
+	status, err := m.r.Status(mv.To)
+	switch {
+	case err != nil:
+		return err
+	case status != provider.Active:
+		return fmt.Errorf("%w: data center %s is %s and takes no moves", residency.ErrNoDataCenter, mv.To, status)
+	case mv.ToRegion == p.Region:
+		return nil
+	}
+	agreements, err := m.r.Agreements(mv.AccountID)
+	if err != nil {
+		return err
+	}
+	for _, ag := range agreements {
+		if ag.Reference != mv.Transfer {
+			continue
+		}
+		switch {
+		case !ag.Revoked.IsZero():
+			return fmt.Errorf("%w: transfer agreement %q to %s was revoked at %s", residency.ErrCrossRegion, ag.Reference, ag.To, ag.Revoked.Format(time.RFC3339))
+		case !ag.Live(m.now()):
+			return fmt.Errorf("%w: transfer agreement %q to %s expired at %s", residency.ErrCrossRegion, ag.Reference, ag.To, ag.ExpiresAt.Format(time.RFC3339))
+		case ag.To != mv.ToRegion:
+			return fmt.Errorf("%w: transfer agreement %q covers %s, not %s", residency.ErrCrossRegion, ag.Reference, ag.To, mv.ToRegion)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: account %q has no transfer agreement %q", residency.ErrCrossRegion, mv.AccountID, mv.Transfer)
 }
 
 func first(f []string) string {

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/domicile-go/domicile/region"
 	"github.com/domicile-go/domicile/residency"
@@ -17,8 +19,15 @@ import (
 // migrateRun runs the script and returns its exit status and output.
 func migrateRun(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	return migrateRunAt(t, time.Now, args...)
+}
+
+// migrateRunAt runs the script with the clock now.
+func migrateRunAt(t *testing.T, now func() time.Time, args ...string) (int, string, string) {
+	t.Helper()
 	var out, log bytes.Buffer
-	code := run(context.Background(), args, &out, &log)
+	bg := context.Background()
+	code := run(env{stop: bg, kill: bg, stdout: &out, stderr: &log, now: now}, args)
 	return code, out.String(), log.String()
 }
 
@@ -76,6 +85,7 @@ func TestUsage(t *testing.T) {
 		{"-db", db, "-import", writeFile(t, dir, "empty.csv", "")},
 		{"-db", db, "-import", good, "extra"},
 		{"-db", db, "-nope"},
+		{"-db", db, "-dry-run"},
 	} {
 		if code, out, log := migrateRun(t, args...); code != 2 {
 			t.Errorf("migrate %q = %d, want 2\n%s%s", args, code, out, log)
@@ -326,7 +336,7 @@ func TestResumesInterruptedRun(t *testing.T) {
 	if code != 1 {
 		t.Errorf("resume with a failed copy exited %d, want 1\n%s", code, out)
 	}
-	wantLines(t, out, "resuming 2 moves left open by an interrupted run",
+	wantLines(t, out, "resuming 2 open moves",
 		`resumed moved: account "de-0" `+de.DataCenter+" -> "+toDE,
 		`failed: resumed move of account "us-1" `+us.DataCenter+" -> "+toUS+" aborted")
 	ps, moves := state(t, db)
@@ -337,5 +347,275 @@ func TestResumesInterruptedRun(t *testing.T) {
 		if p.AccountID == "de-0" && p.DataCenter != toDE || p.AccountID == "us-1" && p.DataCenter != us.DataCenter {
 			t.Errorf("after resuming: %s on %s", p.AccountID, p.DataCenter)
 		}
+	}
+}
+
+// otherDC maps a data center to another of its region.
+var otherDC = map[string]string{
+	"linode-eu": "websupport-eu", "websupport-eu": "aws-eu-west-1", "aws-eu-west-1": "linode-eu",
+	"linode-us": "aws-us-west-1", "aws-us-west-1": "linode-us",
+}
+
+// openRouter opens the store file for a test to change it as another
+// program would.
+func openRouter(t *testing.T, db string) *residency.Router {
+	t.Helper()
+	r, err := residency.Open(context.Background(), residency.WithPath(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestOpenMovesNeedCopyToResume(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "d.db")
+	seed(t, db, "DE", "FR")
+	// Another program began a move and has not copied the data yet.
+	r := openRouter(t, db)
+	de, _ := r.Lookup("de-0")
+	mv, err := r.BeginMove(context.Background(), "de-0", otherDC[de.DataCenter])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	plan := writeFile(t, dir, "p.csv", "account_id,to_datacenter\n")
+	code, out, _ := migrateRun(t, "-db", db, "-plan", plan)
+	if code != 0 {
+		t.Errorf("a run with nothing to do exited %d\n%s", code, out)
+	}
+	wantLines(t, out, "1 moves are open and left so: give -copy",
+		fmt.Sprintf(`open: move %s of account "de-0" %s -> %s, begun `, mv.ID, mv.From, mv.To),
+		"summary: moved 0,")
+	if _, moves := state(t, db); len(moves) != 1 || moves[0].ID != mv.ID {
+		t.Errorf("open moves after a run without -copy: %v, want %s still open", moves, mv.ID)
+	}
+	if p := placementOf(t, db, "de-0"); p.DataCenter != de.DataCenter {
+		t.Errorf("a run without -copy moved de-0 to %s", p.DataCenter)
+	}
+
+	// -copy alone resumes it.
+	copies := filepath.Join(dir, "copies.log")
+	code, out, _ = migrateRun(t, "-db", db, "-copy", `echo "$ACCOUNT_ID" >> `+copies)
+	if code != 0 {
+		t.Errorf("resume exited %d\n%s", code, out)
+	}
+	wantLines(t, out, "resuming 1 open moves", fmt.Sprintf(`resumed moved: account "de-0" %s -> %s`, mv.From, mv.To))
+	if got, _ := os.ReadFile(copies); string(got) != "de-0\n" {
+		t.Errorf("copies %q, want de-0 once", got)
+	}
+	if p := placementOf(t, db, "de-0"); p.DataCenter != mv.To {
+		t.Errorf("de-0 on %s after the resume, want %s", p.DataCenter, mv.To)
+	}
+}
+
+func TestAbortByID(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "d.db")
+	seed(t, db, "DE", "US")
+	r := openRouter(t, db)
+	de, _ := r.Lookup("de-0")
+	mv, err := r.BeginMove(context.Background(), "de-0", otherDC[de.DataCenter])
+	if err != nil {
+		t.Fatal(err)
+	}
+	us, _ := r.Lookup("us-1")
+	other, err := r.BeginMove(context.Background(), "us-1", otherDC[us.DataCenter])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+
+	// A dry run says so and changes nothing.
+	code, out, _ := migrateRun(t, "-db", db, "-dry-run", "-abort", mv.ID)
+	if code != 0 {
+		t.Errorf("dry-run abort exited %d\n%s", code, out)
+	}
+	wantLines(t, out, fmt.Sprintf(`would abort: move %s of account "de-0" %s -> %s`, mv.ID, mv.From, mv.To))
+	if _, moves := state(t, db); len(moves) != 2 {
+		t.Errorf("a dry run aborted a move: %v", moves)
+	}
+
+	code, out, _ = migrateRun(t, "-db", db, "-abort", mv.ID, "-abort", "mv-nope")
+	if code != 1 {
+		t.Errorf("abort of an unknown move exited %d, want 1\n%s", code, out)
+	}
+	wantLines(t, out,
+		fmt.Sprintf(`aborted: move %s of account "de-0" %s -> %s`, mv.ID, mv.From, mv.To),
+		`refused: abort mv-nope: residency: not found: move "mv-nope"`,
+		"1 moves are open and left so")
+	_, moves := state(t, db)
+	if diff := cmp.Diff([]residency.Move{other}, moves); diff != "" {
+		t.Errorf("open moves mismatch (-want +got):\n%s", diff)
+	}
+	if p := placementOf(t, db, "de-0"); p.DataCenter != de.DataCenter || p.Version != de.Version+2 {
+		t.Errorf("de-0 after its abort: %+v", p)
+	}
+}
+
+// TestResumeChecksBeforeCopying leaves moves open that can no longer
+// complete: each must be aborted before its data is copied, and reported.
+func TestResumeChecksBeforeCopying(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		// open begins a move of account de-0 that may no longer complete,
+		// and returns the clock to run the script with.
+		open func(t *testing.T, r *residency.Router) func() time.Time
+		says string
+	}{
+		{"agreement revoked", func(t *testing.T, r *residency.Router) func() time.Time {
+			grantAndBegin(t, r, time.Time{})
+			if err := r.RevokeTransfer(ctx, "de-0", "T-1"); err != nil {
+				t.Fatal(err)
+			}
+			return time.Now
+		}, `outside the home region: transfer agreement "T-1" to UK was revoked at`},
+		{"agreement expired", func(t *testing.T, r *residency.Router) func() time.Time {
+			expires := time.Now().Add(time.Hour)
+			grantAndBegin(t, r, expires)
+			return func() time.Time { return expires.Add(time.Minute) }
+		}, `outside the home region: transfer agreement "T-1" to UK expired at`},
+		{"target drained", func(t *testing.T, r *residency.Router) func() time.Time {
+			de, _ := r.Lookup("de-0")
+			to := otherDC[de.DataCenter]
+			if _, err := r.BeginMove(ctx, "de-0", to); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Drain(ctx, to); err != nil {
+				t.Fatal(err)
+			}
+			return time.Now
+		}, "is draining and takes no moves"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			db := filepath.Join(dir, "d.db")
+			seed(t, db, "DE")
+			r := openRouter(t, db)
+			before, _ := r.Lookup("de-0")
+			now := tt.open(t, r)
+			r.Close()
+			_, moves := state(t, db)
+			mv := moves[0]
+
+			copies := filepath.Join(dir, "copies.log")
+			empty := writeFile(t, dir, "p.csv", "account_id,to_datacenter\n")
+			code, out, _ := migrateRunAt(t, now, "-db", db, "-plan", empty, "-copy", `echo "$ACCOUNT_ID" >> `+copies)
+			if code != 1 {
+				t.Errorf("resume of a move that cannot complete exited %d, want 1\n%s", code, out)
+			}
+			wantLines(t, out, fmt.Sprintf(`failed: resumed move of account "de-0" %s -> %s aborted before copying: `, mv.From, mv.To), tt.says, "failed 1")
+			if _, err := os.Stat(copies); !os.IsNotExist(err) {
+				t.Errorf("the copy command ran for a move that cannot complete")
+			}
+			after := placementOf(t, db, "de-0")
+			if _, moves := state(t, db); len(moves) != 0 || after.DataCenter != before.DataCenter || after.Region != region.EU {
+				t.Errorf("after the resume: %+v, open moves %v", after, moves)
+			}
+			// Nothing is left to resume.
+			if code, out, _ := migrateRunAt(t, now, "-db", db, "-copy", "true"); code != 0 || strings.Contains(out, "resum") {
+				t.Errorf("second run = %d\n%s", code, out)
+			}
+		})
+	}
+}
+
+// grantAndBegin grants account de-0 the transfer agreement T-1 to the UK
+// and begins its move to linode-uk.
+func grantAndBegin(t *testing.T, r *residency.Router, expires time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	if err := r.GrantTransfer(ctx, residency.Transfer{AccountID: "de-0", To: region.UK, Reference: "T-1", ExpiresAt: expires}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.BeginMove(ctx, "de-0", "linode-uk"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAgreementLapsingDuringCopyAborts lets the agreement of a move expire
+// while its data is copied: CompleteMove refuses, and the move must be
+// aborted, not left open to be copied again by every run.
+func TestAgreementLapsingDuringCopyAborts(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "d.db")
+	seed(t, db, "DE")
+	expires := time.Now().Add(time.Hour)
+	r := openRouter(t, db)
+	if err := r.GrantTransfer(context.Background(), residency.Transfer{AccountID: "de-0", To: region.UK, Reference: "T-1", ExpiresAt: expires}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := r.Lookup("de-0")
+	r.Close()
+	// Time passes the expiry once the copy has run.
+	copied := filepath.Join(dir, "copied")
+	clock := func() time.Time {
+		if _, err := os.Stat(copied); err == nil {
+			return expires.Add(time.Minute)
+		}
+		return time.Now()
+	}
+	plan := writeFile(t, dir, "p.csv", "account_id,to_datacenter\nde-0,linode-uk\n")
+	code, out, _ := migrateRunAt(t, clock, "-db", db, "-plan", plan, "-copy", "touch "+copied)
+	if code != 1 {
+		t.Errorf("a move whose agreement lapsed exited %d, want 1\n%s", code, out)
+	}
+	wantLines(t, out, fmt.Sprintf(`failed: move of account "de-0" %s -> linode-uk aborted after its copy; the data copied to linode-uk is not in use: `, before.DataCenter),
+		`agreement "T-1" of move `, "is no longer live")
+	if _, moves := state(t, db); len(moves) != 0 {
+		t.Errorf("moves left open: %v", moves)
+	}
+	if p := placementOf(t, db, "de-0"); p.DataCenter != before.DataCenter {
+		t.Errorf("de-0 on %s", p.DataCenter)
+	}
+}
+
+func TestCSVSpreadsheetExport(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "d.db")
+	// A byte order mark, and spaces around every field.
+	imports := writeFile(t, dir, "a.csv", "\uFEFFaccount_id , country\r\n acme , DE \r\n\t globex\t,GB\r\n")
+	code, out, _ := migrateRun(t, "-db", db, "-import", imports)
+	if code != 0 {
+		t.Fatalf("import of a spreadsheet's CSV exited %d\n%s", code, out)
+	}
+	ps, _ := state(t, db)
+	var got []string
+	for _, p := range ps {
+		got = append(got, p.AccountID)
+	}
+	slices.Sort(got)
+	if diff := cmp.Diff([]string{"acme", "globex"}, got); diff != "" {
+		t.Errorf("placed accounts mismatch (-want +got):\n%s", diff)
+	}
+	acme := placementOf(t, db, "acme")
+	plan := writeFile(t, dir, "p.csv", "\uFEFFaccount_id,to_datacenter\nacme , "+otherDC[acme.DataCenter]+" \n")
+	if code, out, _ := migrateRun(t, "-db", db, "-plan", plan); code != 0 {
+		t.Errorf("plan of a spreadsheet's CSV exited %d\n%s", code, out)
+	}
+	if p := placementOf(t, db, "acme"); p.DataCenter != otherDC[acme.DataCenter] {
+		t.Errorf("acme on %s", p.DataCenter)
+	}
+}
+
+func TestRefusalsInLineOrder(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "d.db")
+	// The router refuses lines 2 and 5, the script lines 3 and 4.
+	imports := writeFile(t, dir, "a.csv", "account_id,country,region\nbad-country,Atlantis,\nbad-region,DE,Mars\na,b,c,d\nbad-id\x01,DE,\nok,DE,\n")
+	code, out, _ := migrateRun(t, "-db", db, "-import", imports)
+	if code != 1 {
+		t.Errorf("import exited %d, want 1\n%s", code, out)
+	}
+	var lines []string
+	for l := range strings.Lines(out) {
+		if strings.HasPrefix(l, "refused: ") {
+			lines = append(lines, strings.SplitN(l, ":", 3)[1])
+		}
+	}
+	if diff := cmp.Diff([]string{" line 2", " line 3", " line 4", " line 5"}, lines); diff != "" {
+		t.Errorf("refusals out of line order (-want +got):\n%s\n%s", diff, out)
 	}
 }

@@ -1,8 +1,9 @@
-// Command mkv2 writes the store file residency/testdata/v2.db, the fixture
-// of the upgrade from format version 2. It was run once, at commit f3d1834
-// (the last commit writing format 2), from the repository's root:
+// Command mkv2 writes the store file of the upgrade test from format
+// version 2, kept gzipped as residency/testdata/v2.db.gz. It was run once,
+// at commit f3d1834 (the last commit writing format 2), from the
+// repository's root:
 //
-//	go run ./residency/testdata/mkv2 residency/testdata/v2.db
+//	go run ./residency/testdata/mkv2 /tmp/v2.db && gzip -9c /tmp/v2.db > residency/testdata/v2.db.gz
 //
 // Run today it would write the current format, so do not run it again. The
 // changes it makes are those of fixtureChanges in residency's

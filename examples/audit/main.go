@@ -1,0 +1,126 @@
+// Command audit is the auditor's tool for domicile's audit log: every
+// change domicile commits is an entry of an append-only log hashed into a
+// Merkle tree, whose signed head (a checkpoint) an auditor keeps and later
+// checks the log against (see package auditlog).
+//
+//	audit keygen -name NAME -key FILE -pub FILE
+//
+// keygen writes a new Ed25519 key pair for signing checkpoints, as signed
+// note keys: the private key to -key (mode 0600; give it to the log's
+// operator, keep it secret), the public key to -pub (give it to auditors)
+// and to standard output. NAME is the log's name, the origin line of its
+// checkpoints, such as "example.com/domicile"; it may contain neither
+// spaces nor "+". keygen never overwrites a file.
+//
+// Exit status: 0 when all was done, 1 when it failed, 2 for a usage error.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// command is a subcommand. Others (checkpoint, verify, history) are added
+// to commands as the log they read becomes available.
+type command struct {
+	name, args, summary string
+	// run parses its flags from args and does the work. A returned error
+	// wrapping errUsage exits with status 2, any other with 1.
+	run func(args []string, stdout, stderr io.Writer) error
+}
+
+var commands = []command{
+	{"keygen", "-name NAME -key FILE -pub FILE", "write a new key pair for signing checkpoints", keygen},
+}
+
+// errUsage marks errors that exit with status 2.
+var errUsage = errors.New("usage")
+
+// usageError returns a usage error with the given text.
+func usageError(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	name := args[0]
+	if name == "help" || name == "-h" || name == "-help" || name == "--help" {
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands {
+		if c.name != name {
+			continue
+		}
+		err := c.run(args[1:], stdout, stderr)
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			fmt.Fprintf(stderr, "audit %s: %v\n", name, err)
+			fmt.Fprintf(stderr, "usage: audit %s %s\n", c.name, c.args)
+			return 2
+		default:
+			fmt.Fprintf(stderr, "audit %s: %v\n", name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "audit: unknown command %q\n", name)
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: audit COMMAND [flags]")
+	fmt.Fprintln(w)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %s %s\n      %s\n", c.name, c.args, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Exit status: 0 when all holds, 1 when something failed, 2 for a usage error.")
+}
+
+// newFlagSet returns the flag set of a subcommand; its errors and help
+// go to stderr.
+func newFlagSet(c string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("audit "+c, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parse parses args into fs and checks that each of required was given
+// a non-empty value and that no argument is left.
+func parse(fs *flag.FlagSet, args []string, required ...string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return usageError("unexpected argument %q", fs.Arg(0))
+	}
+	var missing []string
+	for _, name := range required {
+		if fs.Lookup(name).Value.String() == "" {
+			missing = append(missing, "-"+name)
+		}
+	}
+	if len(missing) > 0 {
+		return usageError("%s required", strings.Join(missing, ", "))
+	}
+	return nil
+}

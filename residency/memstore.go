@@ -1,0 +1,267 @@
+package residency
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// MemoryStore is a [Store] that keeps its state in memory, for tests and
+// dry runs: give it to [WithStore]. It honours the whole Store contract
+// (versions, refusal of a whole unit with a stale [*ConflictError], atomic
+// units, accounts in ID order) and copies every value it is given or returns, so
+// that neither side can change the other's. Nothing survives the process.
+//
+// A MemoryStore value is one handle on its data. [MemoryStore.Reopen]
+// returns another handle on the same data, as reopening a file or
+// connecting again to a database does: after Close, to check that what was
+// written is still there, or while the first is open, to share the data
+// between two Routers as two processes share a database (the versions
+// then refuse stale writes). Methods of a closed handle return
+// [ErrStoreClosed]; the data stays for the other handles.
+//
+// To make a store that fails on purpose, wrap it: embed *MemoryStore in a
+// struct and override Apply, calling the embedded Apply to write.
+//
+// A MemoryStore is safe for concurrent use.
+type MemoryStore struct {
+	data   *memData
+	mu     sync.Mutex // guards closed
+	closed bool
+}
+
+// ErrStoreClosed: a store's method was called after its Close.
+var ErrStoreClosed = errors.New("residency: store closed")
+
+// memData is the state that the handles of one MemoryStore share. Every
+// value in it is owned by it: Apply stores copies, readers get copies.
+type memData struct {
+	mu          sync.Mutex
+	accounts    map[string]*memAccount
+	dataCenters map[string]DataCenterState
+}
+
+// memAccount is one account as the MemoryStore keeps it. Placement, Event
+// and Agreement hold no pointers or slices, so copying the values copies
+// them deeply.
+type memAccount struct {
+	placement  Placement
+	history    []Event
+	agreements map[string]Agreement // by reference
+}
+
+// NewMemoryStore returns an empty, open MemoryStore.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{data: &memData{accounts: make(map[string]*memAccount), dataCenters: make(map[string]DataCenterState)}}
+}
+
+// NewMemoryStoreFrom returns a MemoryStore holding a copy of everything
+// src holds: its accounts and data center states. It is for dry runs on a
+// real state: a Router on the copy makes the real calls, and src never
+// changes. It does not close src.
+func NewMemoryStoreFrom(ctx context.Context, src Store) (*MemoryStore, error) {
+	s := NewMemoryStore()
+	d := s.data
+	err := src.Load(ctx, func(a StoredAccount) error {
+		id := a.Placement.AccountID
+		if _, dup := d.accounts[id]; dup {
+			return fmt.Errorf("residency: copying a store: account %q loaded twice", id)
+		}
+		m := &memAccount{placement: a.Placement, history: slices.Clone(a.History), agreements: make(map[string]Agreement, len(a.Agreements))}
+		for _, ag := range a.Agreements {
+			m.agreements[ag.Reference] = ag
+		}
+		d.accounts[id] = m
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	states, err := src.DataCenters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range states {
+		d.dataCenters[st.ID] = st
+	}
+	return s, nil
+}
+
+// Reopen returns a new open handle on s's data, whether s is open or
+// closed.
+func (s *MemoryStore) Reopen() *MemoryStore { return &MemoryStore{data: s.data} }
+
+// Close closes this handle; later calls of its methods return
+// [ErrStoreClosed]. Closing twice is not an error.
+func (s *MemoryStore) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return nil
+}
+
+// check returns ErrStoreClosed once s is closed, else ctx's error.
+func (s *MemoryStore) check(ctx context.Context) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrStoreClosed
+	}
+	return ctx.Err()
+}
+
+// Apply makes the changes as one unit: all of them, or none when an
+// account's version is not one more than the stored one, or than the one a
+// change before it in changes gave it (0 for a new account); that refusal
+// is a [*ConflictError] with Stale set, whose Stored is the account as the
+// store, or the changes before it, left it. A cancelled ctx writes
+// nothing and returns ctx's error.
+func (s *MemoryStore) Apply(ctx context.Context, changes []Change) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	d := s.data
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	// Check the whole unit before changing anything. unit holds the
+	// placements as the unit's changes so far leave them.
+	unit := make(map[string]*Placement)
+	for i := range changes {
+		c := &changes[i]
+		if c.DataCenter != nil {
+			continue
+		}
+		id := c.Placement.AccountID
+		cur, ok := unit[id]
+		if !ok {
+			if a := d.accounts[id]; a != nil {
+				cur = &a.placement
+			}
+		}
+		var stored Placement
+		if cur != nil {
+			stored = *cur
+		}
+		if c.Placement.Version != stored.Version+1 {
+			return staleWrite(&c.Placement, stored)
+		}
+		unit[id] = &c.Placement
+	}
+	for i := range changes {
+		c := &changes[i]
+		if st := c.DataCenter; st != nil {
+			d.dataCenters[st.ID] = *st
+			continue
+		}
+		id := c.Placement.AccountID
+		a := d.accounts[id]
+		if a == nil {
+			a = &memAccount{agreements: make(map[string]Agreement)}
+			d.accounts[id] = a
+		}
+		a.placement = c.Placement
+		a.history = append(a.history, c.Event)
+		if ag := c.Agreement; ag != nil {
+			a.agreements[ag.Reference] = *ag
+		}
+	}
+	return nil
+}
+
+// staleWrite is the refusal of a change to placement p, whose account is
+// stored at another version than p's previous one; stored is the account
+// as stored, the zero Placement when it is not. Stores share it.
+func staleWrite(p *Placement, stored Placement) *ConflictError {
+	return &ConflictError{AccountID: p.AccountID, Version: p.Version - 1, Stored: stored, Stale: true}
+}
+
+// Load calls fn with a copy of every account, in account ID order, as of
+// the call: changes applied while fn runs are not seen. It stops at fn's
+// first error and returns it.
+func (s *MemoryStore) Load(ctx context.Context, fn func(StoredAccount) error) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	d := s.data
+	d.mu.Lock()
+	ids := make([]string, 0, len(d.accounts))
+	for id := range d.accounts {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, strings.Compare)
+	all := make([]StoredAccount, len(ids))
+	for i, id := range ids {
+		all[i] = d.accounts[id].stored()
+	}
+	d.mu.Unlock()
+	return emit(ctx, all, fn)
+}
+
+// LoadAccounts calls fn with a copy of each account of ids that the store
+// holds, in the order of ids, and skips the others.
+func (s *MemoryStore) LoadAccounts(ctx context.Context, ids []string, fn func(StoredAccount) error) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	d := s.data
+	d.mu.Lock()
+	found := make([]StoredAccount, 0, len(ids))
+	for _, id := range ids {
+		if a := d.accounts[id]; a != nil {
+			found = append(found, a.stored())
+		}
+	}
+	d.mu.Unlock()
+	return emit(ctx, found, fn)
+}
+
+// emit calls fn with each account, outside the lock, so that fn may call
+// the store.
+func emit(ctx context.Context, accounts []StoredAccount, fn func(StoredAccount) error) error {
+	for i := range accounts {
+		if i%4096 == 4095 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if err := fn(accounts[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stored returns a copy of a: history and agreements in new slices, the
+// agreements in reference order.
+func (a *memAccount) stored() StoredAccount {
+	out := StoredAccount{Placement: a.placement, History: slices.Clone(a.history)}
+	if len(a.agreements) > 0 {
+		out.Agreements = make([]Agreement, 0, len(a.agreements))
+		for _, ag := range a.agreements {
+			out.Agreements = append(out.Agreements, ag)
+		}
+		slices.SortFunc(out.Agreements, func(x, y Agreement) int { return strings.Compare(x.Reference, y.Reference) })
+	}
+	return out
+}
+
+// DataCenters returns the data center states set, one per data center (the
+// last set), in data center ID order.
+func (s *MemoryStore) DataCenters(ctx context.Context) ([]DataCenterState, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	d := s.data
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]DataCenterState, 0, len(d.dataCenters))
+	for _, st := range d.dataCenters {
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(x, y DataCenterState) int { return strings.Compare(x.ID, y.ID) })
+	return out, nil
+}

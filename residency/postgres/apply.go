@@ -1,0 +1,299 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/domicile-go/domicile/residency"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Apply makes changes durable as one transaction and returns once it has
+// committed; see [Store.Append].
+func (s *Store) Apply(ctx context.Context, changes []residency.Change) error {
+	_, err := s.Append(ctx, changes)
+	return err
+}
+
+// Append is Apply that also returns the log position of the last of the
+// changes (0 when there are none): a Router that waits for followers to
+// reach its write waits for that position.
+//
+// The changes are one transaction: every account's versions are checked by
+// the database (each change's version must be one more than the stored
+// one, 1 for a new account; several changes of one account in a unit must
+// follow each other), and a unit with any stale change is refused whole
+// with an error matching [residency.ErrConflict]. Data center statuses
+// carry no version and are written as given; their stored version column
+// counts the changes.
+//
+// An error that is neither a conflict nor a refusal of bad input says
+// whether the changes may have been committed: when the connection fails
+// after they were sent, PostgreSQL may have committed them, and the error
+// says so. The changes log then tells (a following Router reads them
+// there).
+func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64, error) {
+	if err := s.errClosed(); err != nil {
+		return 0, err
+	}
+	if len(changes) == 0 {
+		return 0, nil
+	}
+	// One statement: atomic by itself, in one round trip. It takes the
+	// head row last (see statements.go), and the row lock that orders
+	// commits (see follow.go) is held from there to the commit, within the
+	// server.
+	args, err := s.applyArgs(changes)
+	if err != nil {
+		return 0, err
+	}
+	var pos int64
+	err = s.pool.QueryRow(ctx, s.sql.apply, args...).Scan(&pos, nil)
+	if err != nil && unused(err) && ctx.Err() == nil {
+		// A connection the server had closed (a restart, or connections
+		// terminated): nothing ran. The others are likely gone too: the
+		// pool drops them all (those in use once returned), and the
+		// statement runs once more, on a new connection.
+		s.pool.Reset()
+		err = s.pool.QueryRow(ctx, s.sql.apply, args...).Scan(&pos, nil)
+	}
+	if err != nil {
+		err = applyError(err)
+		if errors.Is(err, residency.ErrConflict) {
+			err = s.explainConflict(ctx, changes, err)
+		}
+		return 0, err
+	}
+	return uint64(pos), nil
+}
+
+// applyArgs checks changes and turns them into the parameters of the apply
+// statement: for each table, its rows as a JSON array for
+// json_to_recordset (nil when there are none), then the log's changes, their
+// number and the channel to notify.
+func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
+	type dcRow struct {
+		st *residency.DataCenterState
+		n  int // how many changes of the unit it sums up
+	}
+	var (
+		accounts   []*residency.Placement
+		accountAt  = map[string]int{}
+		events     = make([]*residency.Event, 0, len(changes))
+		agreements []*residency.Agreement
+		agreeAt    map[[2]string]int
+		dcs        []dcRow
+		log        = jw{b: make([]byte, 0, 512*len(changes))}
+	)
+	log.b = append(log.b, '[')
+	for i := range changes {
+		c := &changes[i]
+		if i > 0 {
+			log.b = append(log.b, ',')
+		}
+		log.change(c)
+		if st := c.DataCenter; st != nil {
+			if st.ID == "" || !st.Status.IsValid() {
+				return nil, fmt.Errorf("postgres: apply: change %d: data center %q with status %q", i, st.ID, st.Status)
+			}
+			if j := slices.IndexFunc(dcs, func(r dcRow) bool { return r.st.ID == st.ID }); j >= 0 {
+				dcs[j] = dcRow{st, dcs[j].n + 1}
+			} else {
+				dcs = append(dcs, dcRow{st, 1})
+			}
+			continue
+		}
+		p, e := &c.Placement, &c.Event
+		switch {
+		case p.AccountID == "" || p.Version == 0 || !p.Region.IsValid():
+			return nil, fmt.Errorf("postgres: apply: change %d: placement of account %q at version %d in region %v", i, p.AccountID, p.Version, p.Region)
+		case e.AccountID != p.AccountID || e.Version != p.Version:
+			return nil, fmt.Errorf("postgres: apply: change %d: event of account %q version %d with a placement of account %q version %d", i, e.AccountID, e.Version, p.AccountID, p.Version)
+		case p.Move != nil && !p.Move.ToRegion.IsValid():
+			return nil, fmt.Errorf("postgres: apply: change %d: account %q: move to region %v", i, p.AccountID, p.Move.ToRegion)
+		}
+		// The account's row is its last placement of the unit; every
+		// change adds its event, whose keys check the version.
+		if j, ok := accountAt[p.AccountID]; ok {
+			accounts[j] = p
+		} else {
+			accountAt[p.AccountID] = len(accounts)
+			accounts = append(accounts, p)
+		}
+		events = append(events, e)
+		if a := c.Agreement; a != nil {
+			if a.AccountID == "" || a.Reference == "" || !a.To.IsValid() {
+				return nil, fmt.Errorf("postgres: apply: change %d: agreement %q of account %q to region %v", i, a.Reference, a.AccountID, a.To)
+			}
+			if agreeAt == nil {
+				agreeAt = map[[2]string]int{}
+			}
+			k := [2]string{a.AccountID, a.Reference}
+			if j, ok := agreeAt[k]; ok {
+				agreements[j] = a
+			} else {
+				agreeAt[k] = len(agreements)
+				agreements = append(agreements, a)
+			}
+		}
+	}
+	log.b = append(log.b, ']')
+
+	// Rows in key order: concurrent Applies that touch the same keys take
+	// their locks in the same order, and so cannot deadlock.
+	slices.SortFunc(events, func(a, b *residency.Event) int {
+		return cmp.Or(strings.Compare(a.AccountID, b.AccountID), cmp.Compare(a.Version, b.Version))
+	})
+	slices.SortFunc(accounts, func(a, b *residency.Placement) int { return strings.Compare(a.AccountID, b.AccountID) })
+	slices.SortFunc(agreements, func(a, b *residency.Agreement) int {
+		return cmp.Or(strings.Compare(a.AccountID, b.AccountID), strings.Compare(a.Reference, b.Reference))
+	})
+	slices.SortFunc(dcs, func(a, b dcRow) int { return strings.Compare(a.st.ID, b.st.ID) })
+
+	args := make([]any, 7)
+	w := jw{b: make([]byte, 0, 256*len(changes))}
+	array := func(n int, row func(i int)) any {
+		if n == 0 {
+			return nil // NULL: json_to_recordset gives no rows
+		}
+		w.b = append(w.b[:0], '[')
+		for i := range n {
+			if i > 0 {
+				w.b = append(w.b, ',')
+			}
+			w.open()
+			row(i)
+			w.close()
+		}
+		w.b = append(w.b, ']')
+		return string(w.b)
+	}
+	args[0] = array(len(events), func(i int) {
+		e := events[i]
+		w.str("account", e.AccountID)
+		w.uint("version", e.Version)
+		w.wireTime("time", e.Time)
+		w.str("kind", string(e.Kind))
+		w.str("source", e.From)
+		w.str("target", e.To)
+		w.str("rule", e.Rule)
+		w.str("reference", e.Reference)
+		w.str("move_id", e.MoveID)
+	})
+	args[1] = array(len(accounts), func(i int) {
+		p := accounts[i]
+		w.str("id", p.AccountID)
+		w.uint("version", p.Version)
+		w.str("country", p.Country.String())
+		w.str("region", p.Region.String())
+		w.str("datacenter", p.DataCenter)
+		w.str("provider", string(p.Provider))
+		w.str("backup", p.Backup)
+		w.str("rule", p.Rule)
+		w.str("transfer", p.Transfer)
+		w.wireTime("created", p.Created)
+		w.wireTime("updated", p.Updated)
+		if m := p.Move; m != nil {
+			w.str("move_id", m.ID)
+			w.str("move_from", m.From)
+			w.str("move_to", m.To)
+			w.str("move_region", m.ToRegion.String())
+			w.str("move_transfer", m.Transfer)
+			w.wireTime("move_began", m.Began)
+		}
+	})
+	args[2] = array(len(agreements), func(i int) {
+		a := agreements[i]
+		w.str("account", a.AccountID)
+		w.str("reference", a.Reference)
+		w.str("to_region", a.To.String())
+		w.wireTime("expires", a.ExpiresAt)
+		w.wireTime("granted", a.Granted)
+		w.wireTime("revoked", a.Revoked)
+	})
+	args[3] = array(len(dcs), func(i int) {
+		w.str("id", dcs[i].st.ID)
+		w.str("status", string(dcs[i].st.Status))
+		w.wireTime("changed", dcs[i].st.Changed)
+		w.int("n", int64(dcs[i].n))
+	})
+	if err := cmp.Or(log.err, w.err); err != nil {
+		return nil, fmt.Errorf("postgres: apply: %w", err)
+	}
+	args[4], args[5], args[6] = string(log.b), int64(len(changes)), s.channel
+	return args, nil
+}
+
+// explainConflict finds the first account of a refused unit whose stored
+// version is not the one the unit expects, and says so; err is what the
+// database said, for when the store matches (a fault inside the unit, or
+// a change between the two reads).
+func (s *Store) explainConflict(ctx context.Context, changes []residency.Change, err error) error {
+	expect := map[string]uint64{}
+	var ids []string
+	for i := range changes {
+		p := &changes[i].Placement
+		if changes[i].DataCenter != nil {
+			continue
+		}
+		if _, ok := expect[p.AccountID]; !ok {
+			expect[p.AccountID] = p.Version - 1
+			ids = append(ids, p.AccountID)
+		}
+	}
+	rows, qerr := s.pool.Query(ctx, s.sql.versions, ids)
+	if qerr != nil {
+		return err
+	}
+	stored := map[string]uint64{}
+	for rows.Next() {
+		var id string
+		var v int64
+		if rows.Scan(&id, &v) == nil {
+			stored[id] = uint64(v)
+		}
+	}
+	rows.Close()
+	if rows.Err() != nil {
+		return err
+	}
+	for _, id := range ids {
+		if stored[id] != expect[id] {
+			return fmt.Errorf("%w: account %q is at version %d in the store, the change expects %d", residency.ErrConflict, id, stored[id], expect[id])
+		}
+	}
+	return err
+}
+
+// unused reports whether err says the statement never ran because its
+// connection was gone: not sent at all, or refused by a server shutting
+// down or terminating the connection (class 57, operator intervention).
+func unused(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	}
+	return pgconn.SafeToRetry(err)
+}
+
+// applyError explains why Apply failed.
+func applyError(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "23505" && pe.TableName == "events":
+			return fmt.Errorf("%w: the unit's versions do not follow the store's: %s", residency.ErrConflict, pe.Detail)
+		case pe.Code == "23503" && pe.TableName == "events":
+			return fmt.Errorf("%w: the unit's versions do not follow the store's: %s", residency.ErrConflict, pe.Detail)
+		}
+		return fmt.Errorf("postgres: apply: nothing committed: %w", err)
+	}
+	if pgconn.SafeToRetry(err) {
+		return fmt.Errorf("postgres: apply: nothing committed: %w", connectError(err))
+	}
+	return fmt.Errorf("postgres: apply: the changes may or may not have been committed: %w", err)
+}

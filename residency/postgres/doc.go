@@ -1,0 +1,88 @@
+// Package postgres is a [residency.Store] on PostgreSQL, for many backend
+// instances that share one database: every instance keeps its own
+// in-memory Router, and the database is the source of truth and the
+// channel between them.
+//
+//	s, err := postgres.Open(ctx, "postgres://app@db/helpdesk")
+//	if err != nil { ... }
+//	r, err := residency.Open(ctx, residency.WithStore(s))
+//
+// It is the only package of domicile that imports pgx: a program that does
+// not import it does not link a PostgreSQL driver.
+//
+// # Tables
+//
+// [Open] creates its tables in a schema of their own ("domicile" unless
+// [WithSchema] says otherwise), or checks and upgrades them, under a
+// transaction-level advisory lock, so that many instances may start at
+// once. The schema records its format version; a newer one is
+// [residency.ErrFormat]. A schema that holds tables that are not
+// domicile's is refused with an error matching [ErrForeign] and is never
+// altered. The tables are:
+//
+//	meta         domicile's marker: the format version and the tables' layout
+//	accounts     each account's current placement
+//	events       every account's whole audit trail, one row per version
+//	agreements   every account's transfer agreements, revoked ones included
+//	datacenters  data center statuses set at run time (Drain, Activate)
+//	head         one row: the position of the last change in the log, and of the last trimmed
+//	changes      the log of the changes applied, by position, for followers
+//	members      the Routers following the log: how far each has applied it, and its lease
+//
+// Times are stored exactly: a timestamptz (microseconds) and, in a column
+// named after it with "_ns", the nanoseconds below the microsecond; NULL is
+// the zero time.
+//
+// # Writes
+//
+// [Store.Apply] writes a unit of changes as one transaction sent in one
+// round trip (a pipeline ending in a single Sync, which PostgreSQL runs as
+// one implicit transaction). Versions are checked by the events table
+// itself: an event's key is (account, version) and it references the
+// account's previous version, so a stale change (its version is taken) or
+// one from a writer ahead of the store (the previous version is missing)
+// fails the transaction with an error matching [residency.ErrConflict], and
+// nothing of the unit is written.
+//
+// # Following
+//
+// Every Apply also appends its changes to the changes log, at positions
+// that have no gaps and follow commit order, and notifies the channel
+// [Store.Channel] with the new head position. A follower reads the log by
+// position ([Store.Changes]) from the position of a consistent snapshot
+// ([Store.Snapshot]), and uses a [Listener] as its wake-up: notifications,
+// a wake-up after every (re)connection, and polling, so that a lost
+// notification only costs latency.
+//
+// # Following, step by step
+//
+// A Router that follows the others on the database:
+//
+//  1. starts a [Listener] ([Store.Listen]) and, with [Store.Snapshot],
+//     loads the accounts and statuses with the log position of that
+//     snapshot;
+//  2. on every wake-up of the Listener, reads [Store.Changes] from the
+//     last position it applied and applies each change whose version is
+//     newer than the one in its memory (its own writes come back too; a
+//     change of one version it already has is skipped);
+//  3. on [ErrTrimmed], loads a new snapshot;
+//  4. writes with [Store.Append] (Apply with the position of the last
+//     change), and may wait for followers to reach that position;
+//  5. for Sync, reads [Store.Head] and waits until it has applied up to
+//     it;
+//  6. joins as a [Member] ([Store.Join]), renews its lease as it applies
+//     the log ([Member.Renew]) and stops answering from memory when the
+//     lease Renew returned has ended; leaves on Close ([Member.Leave]);
+//  7. for a fence (CompleteMove, Drain), after its write at position p,
+//     calls [Store.WaitApplied](p, its own member ID).
+//
+// An Apply refused with [residency.ErrConflict] means another instance
+// changed one of the accounts first: re-read them ([Store.LoadAccounts])
+// and decide again. An error that says the changes may or may not have
+// been committed (the connection failed after they were sent) is settled
+// by the log: the change is there, at some position, or it is not.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use by many goroutines.
+package postgres

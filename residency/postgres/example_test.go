@@ -1,0 +1,71 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	"github.com/domicile-go/domicile/residency"
+	"github.com/domicile-go/domicile/residency/postgres"
+)
+
+// Each instance of a backend opens the store on the shared database and a
+// Router on it. The examples here need a server, so they are compiled but
+// not run; the tests run the same calls against one.
+func Example() {
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, os.Getenv("DATABASE_URL"), postgres.WithLease(5*time.Second))
+	if err != nil {
+		log.Fatal(err)
+	}
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close() // closes the store too
+	p, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(p.Region, p.DataCenter)
+}
+
+// A follower starts a Listener, loads a snapshot with its log position,
+// then reads the log from there on every wake-up: notifications make it
+// quick, the wake-up after every (re)connection and polling make it
+// complete.
+func ExampleStore_Changes() {
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, os.Getenv("DATABASE_URL"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	l, err := s.Listen(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	accounts := map[string]residency.Placement{}
+	snap, err := s.Snapshot(ctx, func(a residency.StoredAccount) error {
+		accounts[a.Placement.AccountID] = a.Placement
+		return nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	pos := snap.Position
+	for range l.C {
+		pos, err = s.Changes(ctx, pos, func(_ uint64, c residency.Change) error {
+			if c.DataCenter == nil && c.Placement.Version > accounts[c.Placement.AccountID].Version {
+				accounts[c.Placement.AccountID] = c.Placement
+			}
+			return nil
+		})
+		if err != nil {
+			log.Print(err) // the next wake-up retries from pos
+		}
+	}
+}

@@ -1,0 +1,72 @@
+package postgres
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/domicile-go/domicile/provider"
+	"github.com/domicile-go/domicile/region"
+	"github.com/domicile-go/domicile/residency"
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestChangeJSON: what the writer writes, encoding/json reads back as the
+// same Change, for every kind of change and for strings that need
+// escaping.
+func TestChangeJSON(t *testing.T) {
+	at := time.Date(2026, 11, 28, 9, 0, 0, 123456789, time.FixedZone("X", -3600))
+	odd := "q\"b\\s/\n\t\r\x00\x1f\u2028é漢🙂"
+	for _, tc := range []struct {
+		name string
+		c    residency.Change
+		want residency.Change // when it differs from c
+	}{
+		{name: "placement", c: residency.Change{
+			Placement: residency.Placement{AccountID: "acme", Country: region.MustParseCountry("DE"), Region: region.EU, DataCenter: "linode-eu",
+				Provider: provider.Linode, Backup: "aws-eu-west-1", Version: 1, Rule: "EU member state", Created: at, Updated: at},
+			Event: residency.Event{Time: at, Kind: residency.Placed, AccountID: "acme", To: "linode-eu", Rule: "EU member state", Version: 1}}},
+		{name: "move and agreement, odd strings, extreme times", c: residency.Change{
+			Placement: residency.Placement{AccountID: odd, Region: region.UK, DataCenter: odd, Provider: provider.AWS, Version: 7, Rule: odd, Transfer: odd,
+				Created: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), Updated: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+				Move: &residency.Move{ID: odd, AccountID: odd, From: "a", To: "b", ToRegion: region.APAC, Transfer: odd, Began: at}},
+			Event:     residency.Event{Time: at, Kind: residency.MoveBegun, AccountID: odd, From: odd, To: odd, Rule: odd, Reference: odd, MoveID: odd, Version: 7},
+			Agreement: &residency.Agreement{Transfer: residency.Transfer{AccountID: odd, To: region.US, Reference: odd, ExpiresAt: at}, Granted: at}}},
+		{name: "data center", c: residency.Change{DataCenter: &residency.DataCenterState{ID: odd, Status: provider.Draining, Changed: at}}},
+		{name: "invalid UTF-8 is replaced as encoding/json does",
+			c:    residency.Change{DataCenter: &residency.DataCenterState{ID: "a\xffb", Status: provider.Active}},
+			want: residency.Change{DataCenter: &residency.DataCenterState{ID: "a\ufffdb", Status: provider.Active}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := jw{}
+			w.change(&tc.c)
+			if w.err != nil {
+				t.Fatal(w.err)
+			}
+			var got residency.Change
+			if err := json.Unmarshal(w.b, &got); err != nil {
+				t.Fatalf("%v in %s", err, w.b)
+			}
+			want := tc.c
+			if tc.want.DataCenter != nil {
+				want = tc.want
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("round trip mismatch (-want +got):\n%s\n%s", diff, w.b)
+			}
+			std, _ := json.Marshal(tc.c)
+			var fromStd residency.Change
+			if err := json.Unmarshal(std, &fromStd); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(fromStd, got); diff != "" {
+				t.Errorf("differs from encoding/json's (-std +ours):\n%s", diff)
+			}
+		})
+	}
+	w := jw{}
+	w.change(&residency.Change{DataCenter: &residency.DataCenterState{ID: "x", Status: provider.Active, Changed: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}})
+	if w.err == nil {
+		t.Error("year 10000: no error")
+	}
+}

@@ -1,0 +1,384 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/domicile-go/domicile/provider"
+	"github.com/domicile-go/domicile/region"
+	"github.com/domicile-go/domicile/residency"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// pageSize is how many accounts Load reads per query, with their events
+// and agreements: enough to amortise the round trips, few enough to bound
+// the memory of a page.
+const pageSize = 10000
+
+// Snapshot is what [Store.Snapshot] read besides the accounts.
+type Snapshot struct {
+	// Position is the log position the snapshot is at: it holds every
+	// change up to it and none after. A follower reads on from it with
+	// [Store.Changes].
+	Position uint64
+	// DataCenters are the runtime statuses, as [Store.DataCenters] gives.
+	DataCenters []residency.DataCenterState
+}
+
+// Load calls fn with every stored account, in account ID order, with its
+// whole audit trail and its agreements, from one consistent snapshot. It
+// stops at fn's first error and returns it.
+func (s *Store) Load(ctx context.Context, fn func(residency.StoredAccount) error) error {
+	_, err := s.snapshot(ctx, fn, false)
+	return err
+}
+
+// Snapshot is [Store.Load] and [Store.DataCenters] from one snapshot
+// (REPEATABLE READ), with the log position that snapshot is at: a Router
+// that loads with it and then reads [Store.Changes] from that position
+// misses nothing and applies nothing twice.
+func (s *Store) Snapshot(ctx context.Context, fn func(residency.StoredAccount) error) (Snapshot, error) {
+	return s.snapshot(ctx, fn, true)
+}
+
+func (s *Store) snapshot(ctx context.Context, fn func(residency.StoredAccount) error, full bool) (snap Snapshot, err error) {
+	if err := s.errClosed(); err != nil {
+		return snap, err
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return snap, fmt.Errorf("postgres: load: %w", connectError(err))
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if full {
+		var pos int64
+		if err := tx.QueryRow(ctx, s.sql.head).Scan(&pos); err != nil {
+			return snap, fmt.Errorf("postgres: load: %w", err)
+		}
+		snap.Position = uint64(pos)
+		if snap.DataCenters, err = s.dataCenters(ctx, tx); err != nil {
+			return snap, err
+		}
+	}
+	// One goroutine reads the pages, the caller's runs fn: the database
+	// and the decoding of the next page overlap with the caller's work on
+	// this one. Only the reader uses the transaction until it is done.
+	type result struct {
+		page []residency.StoredAccount
+		err  error
+	}
+	pages := make(chan result, 1)
+	rctx, cancel := context.WithCancel(ctx)
+	go func() {
+		defer close(pages)
+		l := loader{s: s, tx: tx}
+		after := ""
+		for {
+			page, err := l.accounts(rctx, s.sql.accountsPage, after, pageSize)
+			if err == nil && len(page) > 0 {
+				first, last := page[0].Placement.AccountID, page[len(page)-1].Placement.AccountID
+				err = l.attach(rctx, page, s.sql.eventsRange, s.sql.agreementsRange, first, last)
+				after = last
+			}
+			if err != nil || len(page) > 0 {
+				select {
+				case pages <- result{page, err}:
+				case <-rctx.Done():
+					return
+				}
+			}
+			if err != nil || len(page) < pageSize {
+				return
+			}
+		}
+	}()
+	stop := func() {
+		cancel()
+		for range pages { // wait for the reader to let go of the transaction
+		}
+	}
+	for r := range pages {
+		if ctx.Err() != nil {
+			// The reader's error, if any, is of a connection closed by
+			// the cancellation: say why.
+			r.err = fmt.Errorf("postgres: load: %w", ctx.Err())
+		}
+		if r.err == nil {
+			for _, a := range r.page {
+				if r.err = fn(a); r.err != nil {
+					break
+				}
+			}
+		}
+		if r.err != nil {
+			stop()
+			return snap, r.err
+		}
+	}
+	cancel()
+	return snap, tx.Commit(ctx)
+}
+
+// LoadAccounts calls fn, in account ID order, for each of the given
+// accounts that the store holds, as Load would give it: a Router re-reads
+// accounts this way after another instance changed them. Accounts the
+// store does not hold are left out; IDs may repeat.
+func (s *Store) LoadAccounts(ctx context.Context, ids []string, fn func(residency.StoredAccount) error) error {
+	if err := s.errClosed(); err != nil {
+		return err
+	}
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("postgres: load: %w", connectError(err))
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	l := loader{s: s, tx: tx}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), pageSize)]
+		ids = ids[len(chunk):]
+		page, err := l.accounts(ctx, s.sql.accountsByID, chunk)
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			continue
+		}
+		if err := l.attach(ctx, page, s.sql.eventsByAccount, s.sql.agreementsByID, chunk); err != nil {
+			return err
+		}
+		for _, a := range page {
+			if err := fn(a); err != nil {
+				return err
+			}
+		}
+	}
+	return tx.Commit(ctx)
+}
+
+// DataCenters returns the data center statuses set at run time, by ID.
+func (s *Store) DataCenters(ctx context.Context) ([]residency.DataCenterState, error) {
+	if err := s.errClosed(); err != nil {
+		return nil, err
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: load: %w", connectError(err))
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	return s.dataCenters(ctx, tx)
+}
+
+func (s *Store) dataCenters(ctx context.Context, tx pgx.Tx) ([]residency.DataCenterState, error) {
+	rows, err := tx.Query(ctx, s.sql.dataCenters)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: reading data center statuses: %w", err)
+	}
+	defer rows.Close()
+	var out []residency.DataCenterState
+	for rows.Next() {
+		var (
+			st      residency.DataCenterState
+			status  string
+			changed pgtype.Timestamptz
+			ns      int16
+		)
+		if err := rows.Scan(&st.ID, &status, &changed, &ns); err != nil {
+			return nil, fmt.Errorf("postgres: reading data center statuses: %w", err)
+		}
+		st.Status, st.Changed = provider.Status(status), readTime(changed, ns)
+		if !st.Status.IsValid() {
+			return nil, fmt.Errorf("%w: data center %s has status %q", residency.ErrCorrupt, st.ID, status)
+		}
+		out = append(out, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: reading data center statuses: %w", err)
+	}
+	return out, nil
+}
+
+// loader reads accounts within one transaction. Strings that repeat across
+// accounts (data centers, rules, kinds) are interned, so that a million
+// loaded accounts share them.
+type loader struct {
+	s      *Store
+	tx     pgx.Tx
+	intern map[string]string
+}
+
+func (l *loader) str(s string) string {
+	if v, ok := l.intern[s]; ok {
+		return v
+	}
+	if l.intern == nil {
+		l.intern = make(map[string]string)
+	}
+	if len(l.intern) < 1<<16 {
+		l.intern[s] = s
+	}
+	return s
+}
+
+// bytes returns b as a string, interned.
+func (l *loader) bytes(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if v, ok := l.intern[string(b)]; ok {
+		return v
+	}
+	return l.str(string(b))
+}
+
+// accounts reads the placements a query selects, in ID order. Text
+// columns are read from the raw row (text is the same in either wire
+// format) and interned without a copy when they repeat; the others are
+// scanned.
+func (l *loader) accounts(ctx context.Context, sql string, args ...any) ([]residency.StoredAccount, error) {
+	rows, err := l.tx.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: load: %w", err)
+	}
+	defer rows.Close()
+	var out []residency.StoredAccount
+	for rows.Next() {
+		var (
+			p                       residency.Placement
+			version                 int64
+			created, updated, began pgtype.Timestamptz
+			createdNs, updatedNs    int16
+			beganNs                 *int16
+		)
+		if err := rows.Scan(nil, &version, nil, nil, nil, nil, nil, nil, nil,
+			&created, &createdNs, &updated, &updatedNs,
+			nil, nil, nil, nil, nil, &began, &beganNs); err != nil {
+			return nil, fmt.Errorf("postgres: load: %w", err)
+		}
+		raw := rows.RawValues()
+		id := string(raw[0])
+		p.AccountID = id
+		p.Version = uint64(version)
+		if c := raw[2]; len(c) > 0 {
+			if p.Country, err = region.ParseCountry(string(c)); err != nil {
+				return nil, fmt.Errorf("%w: account %q: country %q", residency.ErrCorrupt, id, c)
+			}
+		}
+		if p.Region, err = parseRegion(raw[3]); err != nil {
+			return nil, fmt.Errorf("%w: account %q: region %q", residency.ErrCorrupt, id, raw[3])
+		}
+		p.DataCenter, p.Provider, p.Backup = l.bytes(raw[4]), provider.Provider(l.bytes(raw[5])), l.bytes(raw[6])
+		p.Rule, p.Transfer = l.bytes(raw[7]), l.bytes(raw[8])
+		p.Created, p.Updated = readTime(created, createdNs), readTime(updated, updatedNs)
+		if raw[13] != nil {
+			moveID := string(raw[13])
+			if raw[14] == nil || raw[15] == nil || raw[16] == nil || raw[17] == nil || beganNs == nil {
+				return nil, fmt.Errorf("%w: account %q: move %q lacks columns", residency.ErrCorrupt, id, moveID)
+			}
+			m := &residency.Move{ID: moveID, AccountID: id, From: l.bytes(raw[14]), To: l.bytes(raw[15]), Transfer: l.bytes(raw[17]), Began: readTime(began, *beganNs)}
+			if m.ToRegion, err = parseRegion(raw[16]); err != nil {
+				return nil, fmt.Errorf("%w: account %q: move to region %q", residency.ErrCorrupt, id, raw[16])
+			}
+			p.Move = m
+		}
+		out = append(out, residency.StoredAccount{Placement: p})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: load: %w", err)
+	}
+	return out, nil
+}
+
+// parseRegion parses a stored region name without a copy for the names
+// this package writes.
+func parseRegion(b []byte) (region.Region, error) {
+	for _, r := range region.All() {
+		if string(b) == r.String() {
+			return r, nil
+		}
+	}
+	return region.Parse(string(b))
+}
+
+// attach reads the events and agreements of page's accounts (ordered by
+// account) and adds them to their accounts, then checks each audit trail
+// ends at its account's version.
+func (l *loader) attach(ctx context.Context, page []residency.StoredAccount, eventsSQL, agreementsSQL string, args ...any) error {
+	rows, err := l.tx.Query(ctx, eventsSQL, args...)
+	if err != nil {
+		return fmt.Errorf("postgres: load: %w", err)
+	}
+	i := 0
+	for rows.Next() {
+		var (
+			version int64
+			t       pgtype.Timestamptz
+			ns      int16
+		)
+		if err := rows.Scan(nil, &version, &t, &ns, nil, nil, nil, nil, nil, nil); err != nil {
+			rows.Close()
+			return fmt.Errorf("postgres: load: %w", err)
+		}
+		raw := rows.RawValues()
+		for i < len(page) && page[i].Placement.AccountID < string(raw[0]) {
+			i++
+		}
+		if i == len(page) || page[i].Placement.AccountID != string(raw[0]) {
+			continue // an account between two of the page's, not asked for
+		}
+		e := residency.Event{AccountID: page[i].Placement.AccountID, Version: uint64(version), Time: readTime(t, ns),
+			Kind: residency.EventKind(l.bytes(raw[4])), From: l.bytes(raw[5]), To: l.bytes(raw[6]), Rule: l.bytes(raw[7]),
+			Reference: l.bytes(raw[8])}
+		if len(raw[9]) > 0 {
+			e.MoveID = string(raw[9])
+		}
+		page[i].History = append(page[i].History, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: load: %w", err)
+	}
+
+	rows, err = l.tx.Query(ctx, agreementsSQL, args...)
+	if err != nil {
+		return fmt.Errorf("postgres: load: %w", err)
+	}
+	defer rows.Close()
+	i = 0
+	for rows.Next() {
+		var (
+			a                         residency.Agreement
+			to                        string
+			expires, granted, revoked pgtype.Timestamptz
+			eNs, gNs, rNs             int16
+		)
+		if err := rows.Scan(&a.AccountID, &a.Reference, &to, &expires, &eNs, &granted, &gNs, &revoked, &rNs); err != nil {
+			return fmt.Errorf("postgres: load: %w", err)
+		}
+		for i < len(page) && page[i].Placement.AccountID < a.AccountID {
+			i++
+		}
+		if i == len(page) || page[i].Placement.AccountID != a.AccountID {
+			continue
+		}
+		a.AccountID = page[i].Placement.AccountID
+		if a.To, err = region.Parse(to); err != nil {
+			return fmt.Errorf("%w: account %q: agreement %q to region %q", residency.ErrCorrupt, a.AccountID, a.Reference, to)
+		}
+		a.ExpiresAt, a.Granted, a.Revoked = readTime(expires, eNs), readTime(granted, gNs), readTime(revoked, rNs)
+		page[i].Agreements = append(page[i].Agreements, a)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: load: %w", err)
+	}
+	for _, a := range page {
+		if h := a.History; len(h) == 0 || h[len(h)-1].Version != a.Placement.Version {
+			return fmt.Errorf("%w: account %q: audit trail does not end at version %d", residency.ErrCorrupt, a.Placement.AccountID, a.Placement.Version)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,275 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/domicile-go/domicile/residency"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// format is the version of the tables this package writes. Any change to
+// them, or to the JSON of the changes log, needs a new version and an
+// upgrade step in setup.
+const format = 1
+
+// schemaDDL creates format 1 in schema %[1]s (sanitised). Every id and
+// reference column sorts bytewise (COLLATE "C"), as Go compares strings,
+// so that Load returns accounts in the order the Store contract asks.
+const schemaDDL = `
+CREATE SCHEMA IF NOT EXISTS %[1]s;
+
+-- meta: domicile's marker. 'format' is the format version of the tables
+-- below; 'layout' is their columns as created, which Open compares with
+-- what it finds, so that tables altered by someone else are noticed.
+CREATE TABLE %[1]s.meta (
+	key   text PRIMARY KEY,
+	value text NOT NULL
+);
+
+-- accounts: each account's current placement, one row per account.
+-- version grows by one with every change; move_id is NULL when no move is
+-- in progress, and then so are the other move_ columns.
+CREATE TABLE %[1]s.accounts (
+	id            text COLLATE "C" PRIMARY KEY,
+	version       bigint NOT NULL CHECK (version > 0),
+	country       text NOT NULL,
+	region        text NOT NULL,
+	datacenter    text NOT NULL,
+	provider      text NOT NULL,
+	backup        text NOT NULL,
+	rule          text NOT NULL,
+	transfer      text NOT NULL,
+	created       timestamptz,
+	created_ns    smallint NOT NULL,
+	updated       timestamptz,
+	updated_ns    smallint NOT NULL,
+	move_id       text,
+	move_from     text,
+	move_to       text,
+	move_region   text,
+	move_transfer text,
+	move_began    timestamptz,
+	move_began_ns smallint
+);
+
+-- events: every account's whole audit trail, one row per version, never
+-- updated. The keys enforce the versioning of writes: a version is taken
+-- once (primary key), and only right after the one before it (prev
+-- references it; NULL for version 1), so a stale write fails.
+CREATE TABLE %[1]s.events (
+	account   text COLLATE "C" NOT NULL,
+	version   bigint NOT NULL CHECK (version > 0),
+	prev      bigint CHECK (prev = version - 1),
+	time      timestamptz,
+	time_ns   smallint NOT NULL,
+	kind      text NOT NULL,
+	source    text NOT NULL,
+	target    text NOT NULL,
+	rule      text NOT NULL,
+	reference text NOT NULL,
+	move_id   text NOT NULL,
+	PRIMARY KEY (account, version),
+	FOREIGN KEY (account, prev) REFERENCES %[1]s.events (account, version),
+	CHECK ((version = 1) = (prev IS NULL))
+);
+
+-- agreements: every account's transfer agreements, by reference, revoked
+-- ones included.
+CREATE TABLE %[1]s.agreements (
+	account    text COLLATE "C" NOT NULL,
+	reference  text COLLATE "C" NOT NULL,
+	to_region  text NOT NULL,
+	expires    timestamptz,
+	expires_ns smallint NOT NULL,
+	granted    timestamptz,
+	granted_ns smallint NOT NULL,
+	revoked    timestamptz,
+	revoked_ns smallint NOT NULL,
+	PRIMARY KEY (account, reference)
+);
+
+-- datacenters: data center statuses set at run time (Drain, Activate),
+-- which override the catalog's. version counts the changes.
+CREATE TABLE %[1]s.datacenters (
+	id         text COLLATE "C" PRIMARY KEY,
+	status     text NOT NULL,
+	changed    timestamptz,
+	changed_ns smallint NOT NULL,
+	version    bigint NOT NULL
+);
+
+-- head: one row, the position of the last change in the changes log.
+-- Every Apply updates it last, which serialises commits and hands out
+-- positions in commit order. trimmed is the last position Trim removed
+-- from the log.
+CREATE TABLE %[1]s.head (
+	one     boolean PRIMARY KEY DEFAULT true CHECK (one),
+	pos     bigint NOT NULL,
+	trimmed bigint NOT NULL CHECK (trimmed <= pos)
+);
+INSERT INTO %[1]s.head (pos, trimmed) VALUES (0, 0);
+
+-- members: the Routers that follow this schema, each with the log
+-- position it has applied and a lease that ends at expires, by the
+-- database's clock; a fence waits for the members whose lease runs.
+CREATE TABLE %[1]s.members (
+	id      text PRIMARY KEY,
+	name    text NOT NULL,
+	applied bigint NOT NULL,
+	joined  timestamptz NOT NULL,
+	expires timestamptz NOT NULL
+);
+
+-- changes: the changes applied since the last Trim, as JSON (a residency.Change), at
+-- positions 1, 2, 3... without gaps and in commit order: what followers
+-- read.
+CREATE TABLE %[1]s.changes (
+	pos    bigint PRIMARY KEY,
+	change json NOT NULL
+);
+`
+
+// setup creates, upgrades or checks the schema, holding a transaction-level
+// advisory lock so that concurrent Opens take turns. A schema that is
+// current is only read.
+func (s *Store) setup(ctx context.Context) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		// Nothing was done yet: any failure is one of getting a working
+		// connection.
+		return fmt.Errorf("postgres: cannot connect to the database at %s: %w", s.addr(), err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey(s.schema)); err != nil {
+		return fmt.Errorf("postgres: locking schema %q for setup: %w", s.schema, err)
+	}
+	tables, err := s.tables(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if !contains(tables, "meta") {
+		if len(tables) > 0 {
+			return fmt.Errorf("%w: schema %q holds %s and no domicile format marker (table meta); choose another schema with WithSchema", ErrForeign, s.schema, strings.Join(tables, ", "))
+		}
+		if _, err := tx.Exec(ctx, fmt.Sprintf(schemaDDL, pgx.Identifier{s.schema}.Sanitize())); err != nil {
+			return fmt.Errorf("postgres: creating tables in schema %q: %w", s.schema, err)
+		}
+		layout, err := s.layout(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, s.sql.insertMeta, "format", strconv.Itoa(format), "layout", layout); err != nil {
+			return fmt.Errorf("postgres: creating tables in schema %q: %w", s.schema, err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return fmt.Errorf("postgres: creating tables in schema %q: %w", s.schema, err)
+		}
+		return nil
+	}
+	var v, want string
+	err = tx.QueryRow(ctx, s.sql.selectMeta, "format").Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w: schema %q has a meta table without a domicile format version", ErrForeign, s.schema)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: schema %q: reading the format version: %w", ErrForeign, s.schema, err)
+	}
+	n, err := strconv.Atoi(v)
+	switch {
+	case err != nil || n < 1:
+		return fmt.Errorf("%w: schema %q has format version %q", ErrForeign, s.schema, v)
+	case n > format:
+		return fmt.Errorf("%w: schema %q has format %d, this version of domicile reads %d", residency.ErrFormat, s.schema, n, format)
+	}
+	// Format 1 is the first: nothing to upgrade yet. An upgrade would go
+	// here, under the lock, and end with a new format and layout.
+	if err := tx.QueryRow(ctx, s.sql.selectMeta, "layout").Scan(&want); err != nil {
+		return fmt.Errorf("%w: schema %q: reading the layout: %w", ErrForeign, s.schema, err)
+	}
+	got, err := s.layout(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("%w: the tables of schema %q are not as domicile created them: %s", ErrForeign, s.schema, layoutDiff(want, got))
+	}
+	return tx.Commit(ctx)
+}
+
+// tables lists the schema's tables, views and the like, by name.
+func (s *Store) tables(ctx context.Context, tx pgx.Tx) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY 1`, s.schema)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: listing the tables of schema %q: %w", s.schema, err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: listing the tables of schema %q: %w", s.schema, err)
+	}
+	return names, nil
+}
+
+// layout describes the schema's tables and columns, one line each.
+func (s *Store) layout(ctx context.Context, tx pgx.Tx) (string, error) {
+	var out string
+	err := tx.QueryRow(ctx, `SELECT coalesce(string_agg(c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+			|| CASE WHEN a.attnotnull THEN ' not null' ELSE '' END, E'\n' ORDER BY c.relname, a.attnum), '')
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
+		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped`, s.schema).Scan(&out)
+	if err != nil {
+		return "", fmt.Errorf("postgres: reading the tables of schema %q: %w", s.schema, err)
+	}
+	return out, nil
+}
+
+// layoutDiff names the first lines that differ between two layouts.
+func layoutDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	in := func(list []string, s string) bool { return contains(list, s) }
+	var missing, extra []string
+	for _, l := range w {
+		if !in(g, l) {
+			missing = append(missing, l)
+		}
+	}
+	for _, l := range g {
+		if !in(w, l) {
+			extra = append(extra, l)
+		}
+	}
+	return fmt.Sprintf("missing %q, unexpected %q", missing, extra)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// addr names the server the store connects to, for errors.
+func (s *Store) addr() string {
+	c := s.pool.Config().ConnConfig
+	if strings.HasPrefix(c.Host, "/") {
+		return fmt.Sprintf("%s (socket), database %q", c.Host, c.Database)
+	}
+	return fmt.Sprintf("%s, database %q", net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port))), c.Database)
+}
+
+// connectError explains a failure to get a connection.
+func connectError(err error) error {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("postgres: cannot connect to the database: %w", err)
+	}
+	return fmt.Errorf("postgres: %w", err)
+}

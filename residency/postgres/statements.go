@@ -1,0 +1,101 @@
+package postgres
+
+// statements are the SQL texts of one schema, built once at Open so that
+// pgx's statement cache sees the same text every time.
+type statements struct {
+	insertMeta, selectMeta string
+
+	apply string
+
+	head, changes, trim, dataCenters, versions    string
+	join, renew, leave, behind, members           string
+	accountsPage, eventsRange, agreementsRange    string
+	accountsByID, eventsByAccount, agreementsByID string
+}
+
+// Column lists shared by the writes and the reads.
+const (
+	accountCols = `id, version, country, region, datacenter, provider, backup, rule, transfer,
+		created, created_ns, updated, updated_ns,
+		move_id, move_from, move_to, move_region, move_transfer, move_began, move_began_ns`
+	accountDefs = `id text, version bigint, country text, region text, datacenter text, provider text, backup text, rule text, transfer text,
+		created timestamptz, created_ns smallint, updated timestamptz, updated_ns smallint,
+		move_id text, move_from text, move_to text, move_region text, move_transfer text, move_began timestamptz, move_began_ns smallint`
+	eventCols     = `account, version, time, time_ns, kind, source, target, rule, reference, move_id`
+	agreementCols = `account, reference, to_region, expires, expires_ns, granted, granted_ns, revoked, revoked_ns`
+)
+
+func buildStatements(s string) statements {
+	return statements{
+		insertMeta: `INSERT INTO ` + s + `.meta (key, value) VALUES ($1, $2), ($3, $4)`,
+		selectMeta: `SELECT value FROM ` + s + `.meta WHERE key = $1`,
+
+		// apply is the whole of Apply, one statement and so one
+		// transaction: each table's rows come from one JSON parameter (NULL
+		// when there are none). The head is taken last: its WHERE reads the
+		// other writes' results, so PostgreSQL runs them to completion
+		// before it reads and locks the head row. A write that waits (for
+		// another transaction writing the same event key) thus waits
+		// without holding the head, and other writers commit meanwhile.
+		// Only the events' foreign key checks run later, at the end of the
+		// statement; they wait only for someone who locks or deletes an
+		// event row, which domicile never does.
+		apply: `WITH
+			e AS (INSERT INTO ` + s + `.events (account, version, prev, time, time_ns, kind, source, target, rule, reference, move_id)
+				SELECT account, version, NULLIF(version - 1, 0), time, time_ns, kind, source, target, rule, reference, move_id
+				FROM json_to_recordset($1::json) AS r(account text, version bigint, time timestamptz, time_ns smallint, kind text,
+					source text, target text, rule text, reference text, move_id text)
+				RETURNING 1),
+			a AS (INSERT INTO ` + s + `.accounts (` + accountCols + `)
+				SELECT ` + accountCols + ` FROM json_to_recordset($2::json) AS r(` + accountDefs + `)
+				ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, country = EXCLUDED.country, region = EXCLUDED.region,
+					datacenter = EXCLUDED.datacenter, provider = EXCLUDED.provider, backup = EXCLUDED.backup, rule = EXCLUDED.rule,
+					transfer = EXCLUDED.transfer, created = EXCLUDED.created, created_ns = EXCLUDED.created_ns,
+					updated = EXCLUDED.updated, updated_ns = EXCLUDED.updated_ns, move_id = EXCLUDED.move_id,
+					move_from = EXCLUDED.move_from, move_to = EXCLUDED.move_to, move_region = EXCLUDED.move_region,
+					move_transfer = EXCLUDED.move_transfer, move_began = EXCLUDED.move_began, move_began_ns = EXCLUDED.move_began_ns
+				RETURNING 1),
+			g AS (INSERT INTO ` + s + `.agreements (` + agreementCols + `)
+				SELECT ` + agreementCols + ` FROM json_to_recordset($3::json) AS r(account text, reference text, to_region text,
+					expires timestamptz, expires_ns smallint, granted timestamptz, granted_ns smallint, revoked timestamptz, revoked_ns smallint)
+				ON CONFLICT (account, reference) DO UPDATE SET to_region = EXCLUDED.to_region, expires = EXCLUDED.expires,
+					expires_ns = EXCLUDED.expires_ns, granted = EXCLUDED.granted, granted_ns = EXCLUDED.granted_ns,
+					revoked = EXCLUDED.revoked, revoked_ns = EXCLUDED.revoked_ns
+				RETURNING 1),
+			d AS (INSERT INTO ` + s + `.datacenters (id, status, changed, changed_ns, version)
+				SELECT id, status, changed, changed_ns, n FROM json_to_recordset($4::json) AS r(id text, status text, changed timestamptz, changed_ns smallint, n bigint)
+				ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, changed = EXCLUDED.changed, changed_ns = EXCLUDED.changed_ns,
+					version = ` + s + `.datacenters.version + EXCLUDED.version
+				RETURNING 1),
+			h AS (UPDATE ` + s + `.head SET pos = pos + $6
+				WHERE (SELECT count(*) FROM e) + (SELECT count(*) FROM a) + (SELECT count(*) FROM g) + (SELECT count(*) FROM d) >= 0
+				RETURNING pos),
+			c AS (INSERT INTO ` + s + `.changes (pos, change)
+				SELECT h.pos - $6 + l.ord, l.value FROM h, json_array_elements($5::json) WITH ORDINALITY AS l(value, ord))
+			SELECT pos, pg_notify($7, pos::text) FROM h`,
+
+		join: `WITH gone AS (DELETE FROM ` + s + `.members WHERE expires < now() - interval '1 hour')
+			INSERT INTO ` + s + `.members (id, name, applied, joined, expires) VALUES ($1, $2, $3, now(), now() + $4::interval)`,
+		renew:   `UPDATE ` + s + `.members SET applied = greatest(applied, $2), expires = now() + $3::interval WHERE id = $1`,
+		leave:   `DELETE FROM ` + s + `.members WHERE id = $1`,
+		behind:  `SELECT count(*) FROM ` + s + `.members WHERE applied < $1 AND expires > now() AND id <> $2`,
+		members: `SELECT id, name, applied, joined, expires, expires > now() FROM ` + s + `.members ORDER BY id`,
+
+		head: `SELECT pos FROM ` + s + `.head`,
+		// changes reads the trim mark in the same snapshot as the rows, so
+		// that a Trim running meanwhile is told apart from a gap.
+		changes: `SELECT h.trimmed, c.pos, c.change::text FROM ` + s + `.head h LEFT JOIN LATERAL
+			(SELECT pos, change FROM ` + s + `.changes WHERE pos > $1 ORDER BY pos LIMIT $2) c ON true ORDER BY c.pos`,
+		trim: `WITH h AS (UPDATE ` + s + `.head SET trimmed = greatest(trimmed, least($1, pos)) RETURNING trimmed)
+			DELETE FROM ` + s + `.changes WHERE pos <= (SELECT trimmed FROM h)`,
+		dataCenters: `SELECT id, status, changed, changed_ns FROM ` + s + `.datacenters ORDER BY id`,
+
+		accountsPage:    `SELECT ` + accountCols + ` FROM ` + s + `.accounts WHERE id > $1 ORDER BY id LIMIT $2`,
+		eventsRange:     `SELECT ` + eventCols + ` FROM ` + s + `.events WHERE account BETWEEN $1 AND $2 ORDER BY account, version`,
+		agreementsRange: `SELECT ` + agreementCols + ` FROM ` + s + `.agreements WHERE account BETWEEN $1 AND $2 ORDER BY account, reference`,
+
+		accountsByID:    `SELECT ` + accountCols + ` FROM ` + s + `.accounts WHERE id = ANY($1) ORDER BY id`,
+		eventsByAccount: `SELECT ` + eventCols + ` FROM ` + s + `.events WHERE account = ANY($1) ORDER BY account, version`,
+		agreementsByID:  `SELECT ` + agreementCols + ` FROM ` + s + `.agreements WHERE account = ANY($1) ORDER BY account, reference`,
+	}
+}

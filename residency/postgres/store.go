@@ -1,0 +1,217 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/domicile-go/domicile/residency"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Store is a [residency.Store] on a PostgreSQL database. Besides the
+// Store methods it offers what a Router following other instances needs:
+// to follow, [Store.Snapshot], [Store.Changes], [Store.Head],
+// [Store.Listen] and [Store.LoadAccounts]; to write and know where,
+// [Store.Append]; for leases and fences, [Store.Join] and
+// [Store.WaitApplied]; to keep the log short, [Store.Trim].
+//
+// A Store is safe for concurrent use.
+type Store struct {
+	pool     *pgxpool.Pool
+	ownsPool bool
+	schema   string
+	lease    time.Duration
+	poll     time.Duration
+	pollOnly bool
+	channel  string
+	sql      statements
+
+	mu        sync.Mutex
+	listeners map[*Listener]struct{}
+	closed    bool
+}
+
+// Errors of this package.
+var (
+	// ErrForeign: the schema holds tables that are not domicile's, or
+	// domicile's tables changed by someone else. Open alters nothing then.
+	// It matches [residency.ErrCorrupt] too.
+	ErrForeign = fmt.Errorf("%w: the schema holds tables that are not domicile's", residency.ErrCorrupt)
+	// ErrTrimmed: [Store.Changes] was asked for changes that [Store.Trim]
+	// removed from the log; the follower must load a new snapshot.
+	ErrTrimmed = errors.New("postgres: the changes were trimmed from the log")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("postgres: store is closed")
+)
+
+// Defaults of the options.
+const (
+	DefaultSchema       = "domicile"
+	DefaultLease        = 10 * time.Second
+	DefaultPollInterval = time.Second
+	// defaultConnectTimeout bounds each connection attempt when the
+	// connection string does not set connect_timeout and the context has
+	// no deadline, so that an unreachable server is an error, not a hang.
+	defaultConnectTimeout = 10 * time.Second
+)
+
+// Option configures [Open].
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	schema   string
+	lease    time.Duration
+	poll     time.Duration
+	pollOnly bool
+	pool     *pgxpool.Pool
+}
+
+// WithSchema sets the schema of domicile's tables (default "domicile"). It
+// is created when missing. Several deployments may share a database with a
+// schema each.
+func WithSchema(name string) Option { return optionFunc(func(c *config) { c.schema = name }) }
+
+// WithLease sets how long a Router may answer from memory while it cannot
+// reach the database (default 10 s). The Store only keeps it; see
+// [Store.Lease].
+func WithLease(d time.Duration) Option { return optionFunc(func(c *config) { c.lease = d }) }
+
+// WithPollInterval sets how often a [Listener] wakes its follower when no
+// notification came (default 1 s); it bounds how late a follower learns of
+// a change whose notification was lost.
+func WithPollInterval(d time.Duration) Option { return optionFunc(func(c *config) { c.poll = d }) }
+
+// WithPollOnly makes a [Listener] poll and never LISTEN: for connections
+// through a proxy that pools by transaction (such as PgBouncer in
+// transaction mode), where LISTEN does not work.
+func WithPollOnly() Option { return optionFunc(func(c *config) { c.pollOnly = true }) }
+
+// WithPool makes the Store use an existing pool instead of opening one;
+// Open's connection string must then be "". The caller keeps the pool and
+// closes it after [Store.Close], which does not. Listeners open their own
+// connection with the pool's connection settings.
+func WithPool(p *pgxpool.Pool) Option { return optionFunc(func(c *config) { c.pool = p }) }
+
+// Open connects to the database at connString (a URL such as
+// "postgres://app@db/helpdesk" or a keyword/value string such as
+// "host=db user=app dbname=helpdesk"), creates domicile's tables or checks
+// and upgrades them, and returns the Store. A bad connection string is an
+// error at once; an unreachable server is an error by ctx's deadline or
+// the connection string's connect_timeout (default 10 s), whichever comes
+// first. Tables of a newer format are [residency.ErrFormat]; tables that
+// are not domicile's are [ErrForeign].
+func Open(ctx context.Context, connString string, opts ...Option) (*Store, error) {
+	c := config{schema: DefaultSchema, lease: DefaultLease, poll: DefaultPollInterval}
+	for _, o := range opts {
+		o.apply(&c)
+	}
+	switch {
+	case c.schema == "" || len(c.schema) > 63:
+		return nil, fmt.Errorf("postgres: schema name %q: want 1 to 63 bytes", c.schema)
+	case c.lease <= 0:
+		return nil, fmt.Errorf("postgres: lease %v: want a positive duration", c.lease)
+	case c.poll <= 0:
+		return nil, fmt.Errorf("postgres: poll interval %v: want a positive duration", c.poll)
+	case c.pool != nil && connString != "":
+		return nil, errors.New("postgres: both a connection string and WithPool: pass \"\" with WithPool")
+	}
+	s := &Store{schema: c.schema, lease: c.lease, poll: c.poll, pollOnly: c.pollOnly, listeners: map[*Listener]struct{}{}}
+	s.channel = channelName(c.schema)
+	s.sql = buildStatements(pgx.Identifier{c.schema}.Sanitize())
+	if c.pool != nil {
+		s.pool = c.pool
+	} else {
+		cfg, err := pgxpool.ParseConfig(connString)
+		if err != nil {
+			// pgconn's parse errors do not repeat the password.
+			return nil, fmt.Errorf("postgres: bad connection string: %w", err)
+		}
+		if cfg.ConnConfig.ConnectTimeout == 0 {
+			cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+		}
+		if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+		s.ownsPool = true
+	}
+	if err := s.setup(ctx); err != nil {
+		if s.ownsPool {
+			s.pool.Close()
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// channelName is the NOTIFY channel of a schema: at most 63 bytes, the
+// longest a PostgreSQL identifier may be.
+func channelName(schema string) string {
+	ch := "domicile." + schema
+	if len(ch) <= 63 {
+		return ch
+	}
+	h := fnv.New64a()
+	h.Write([]byte(schema))
+	return fmt.Sprintf("domicile.%.36s.%016x", schema, h.Sum64())
+}
+
+// lockKey is the advisory lock that serialises Opens of one schema.
+func lockKey(schema string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("domicile schema " + schema))
+	return int64(h.Sum64())
+}
+
+// Lease returns the lease set by [WithLease].
+func (s *Store) Lease() time.Duration { return s.lease }
+
+// Schema returns the schema of domicile's tables.
+func (s *Store) Schema() string { return s.schema }
+
+// Channel returns the NOTIFY channel that every Apply notifies with the new
+// head position as its payload.
+func (s *Store) Channel() string { return s.channel }
+
+// Close stops the store's listeners and, unless the pool came from
+// [WithPool], closes its connections. It waits for queries in flight.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	ls := make([]*Listener, 0, len(s.listeners))
+	for l := range s.listeners {
+		ls = append(ls, l)
+	}
+	s.mu.Unlock()
+	for _, l := range ls {
+		l.Close()
+	}
+	if s.ownsPool {
+		s.pool.Close()
+	}
+	return nil
+}
+
+// errClosed reports whether the store is closed.
+func (s *Store) errClosed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+var _ residency.Store = (*Store)(nil)

@@ -1,0 +1,331 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/domicile-go/domicile/provider"
+	"github.com/domicile-go/domicile/region"
+	"github.com/domicile-go/domicile/residency"
+	"github.com/domicile-go/domicile/residency/postgres/pgtest"
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+)
+
+// TestRoundTrip writes accounts with every field set, moves, agreements,
+// data center statuses and times at the ends of the range with
+// nanoseconds, and reads them back exactly through Load, LoadAccounts,
+// Snapshot, DataCenters and Changes.
+func TestRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	s := openStore(t, dsn)
+
+	first := time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)                     // the zero time plus 1 ns
+	last := time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)      // the latest the Router may meet
+	before1970 := time.Date(1969, 7, 20, 20, 17, 40, 987654321, time.UTC) // negative Unix time
+	local := time.Date(2026, 3, 1, 12, 0, 0, 5, time.FixedZone("X", 3600))
+
+	a1 := placed("acme", "linode-eu", first)
+	a2 := next(a1, residency.TransferGranted, last, func(p *residency.Placement, e *residency.Event) {
+		e.From, e.To, e.Reference = "EU", "US", "T-1"
+	})
+	a2.Agreement = &residency.Agreement{Transfer: residency.Transfer{AccountID: "acme", To: region.US, Reference: "T-1", ExpiresAt: last}, Granted: before1970}
+	a3 := next(a2, residency.MoveBegun, local, func(p *residency.Placement, e *residency.Event) {
+		p.Move = &residency.Move{ID: "m-1", AccountID: "acme", From: "linode-eu", To: "aws-us-west-1", ToRegion: region.US, Transfer: "T-1", Began: local}
+		e.From, e.To, e.MoveID, e.Reference = "linode-eu", "aws-us-west-1", "m-1", "T-1"
+	})
+	a4 := next(a3, residency.TransferGranted, at, func(p *residency.Placement, e *residency.Event) { e.Reference = "T-0" })
+	a4.Agreement = &residency.Agreement{Transfer: residency.Transfer{AccountID: "acme", To: region.UK, Reference: "T-0"}, Granted: at, Revoked: at.Add(time.Nanosecond)}
+	b1 := placed("b\u00e9ta", "websupport-eu", at)
+	b1.Placement.Country = region.Country{}
+	b1.Placement.Backup, b1.Placement.Rule, b1.Event.Rule = "", "customer's choice", "customer's choice"
+	b2 := next(b1, residency.MoveBegun, at, nil)
+	b2.Placement.Move = &residency.Move{ID: "m-2", AccountID: "b\u00e9ta", From: "websupport-eu", To: "linode-eu", ToRegion: region.EU}
+	b3 := next(b2, residency.MoveCompleted, at, func(p *residency.Placement, e *residency.Event) {
+		p.DataCenter, p.Move = "linode-eu", nil
+	})
+	dc1 := residency.Change{DataCenter: &residency.DataCenterState{ID: "linode-eu", Status: provider.Draining, Changed: before1970}}
+	dc2 := residency.Change{DataCenter: &residency.DataCenterState{ID: "linode-eu", Status: provider.Offline, Changed: last}}
+	dc3 := residency.Change{DataCenter: &residency.DataCenterState{ID: "aws-eu-west-1", Status: provider.Active, Changed: first}}
+
+	units := [][]residency.Change{{a1}, {a2, b1, dc1}, {a3, b2, b3}, {dc2, a4, dc3}}
+	var all []residency.Change
+	for _, u := range units {
+		if err := s.Apply(ctx, u); err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+		all = append(all, u...)
+	}
+
+	trail := func(cs ...residency.Change) (es []residency.Event) {
+		for _, c := range cs {
+			es = append(es, c.Event)
+		}
+		return es
+	}
+	acme := residency.StoredAccount{Placement: a4.Placement, History: trail(a1, a2, a3, a4),
+		Agreements: []residency.Agreement{*a4.Agreement, *a2.Agreement}} // by reference: T-0, T-1
+	beta := residency.StoredAccount{Placement: b3.Placement, History: trail(b1, b2, b3)}
+	want := []residency.StoredAccount{acme, beta}
+	if diff := cmp.Diff(want, load(t, s)); diff != "" {
+		t.Errorf("Load mismatch (-want +got):\n%s", diff)
+	}
+
+	var got []residency.StoredAccount
+	if err := s.LoadAccounts(ctx, []string{"b\u00e9ta", "missing", "acme", "b\u00e9ta"}, func(a residency.StoredAccount) error {
+		got = append(got, a)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("LoadAccounts mismatch (-want +got):\n%s", diff)
+	}
+
+	wantDCs := []residency.DataCenterState{*dc3.DataCenter, *dc2.DataCenter}
+	dcs, err := s.DataCenters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(wantDCs, dcs); diff != "" {
+		t.Errorf("DataCenters mismatch (-want +got):\n%s", diff)
+	}
+
+	got = nil
+	snap, err := s.Snapshot(ctx, func(a residency.StoredAccount) error { got = append(got, a); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Snapshot accounts mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantDCs, snap.DataCenters); diff != "" {
+		t.Errorf("Snapshot data centers mismatch (-want +got):\n%s", diff)
+	}
+	if snap.Position != uint64(len(all)) {
+		t.Errorf("Snapshot position %d, want %d", snap.Position, len(all))
+	}
+	if head, err := s.Head(ctx); err != nil || head != uint64(len(all)) {
+		t.Errorf("Head() = %d, %v; want %d", head, err, len(all))
+	}
+
+	pos, cs := changes(t, s, 0)
+	if diff := cmp.Diff(all, cs); diff != "" {
+		t.Errorf("Changes mismatch (-want +got):\n%s", diff)
+	}
+	for i, p := range pos {
+		if p != uint64(i+1) {
+			t.Fatalf("Changes positions %v, want 1..%d", pos, len(all))
+		}
+	}
+	if _, cs := changes(t, s, 7); len(cs) != len(all)-7 || !cmp.Equal(all[7:], cs) {
+		t.Errorf("Changes(7) = %d changes, want the last %d", len(cs), len(all)-7)
+	}
+
+	// A second store on the database reads the same.
+	s2 := openStore(t, dsn)
+	if diff := cmp.Diff(want, load(t, s2)); diff != "" {
+		t.Errorf("Load from a second store mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestApplyConflict refuses stale and ahead versions: the whole unit,
+// with an error matching ErrConflict, writing nothing, not even the log.
+func TestApplyConflict(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, pgtest.Database(t))
+	a1 := placed("a", "linode-eu", at)
+	a2 := next(a1, residency.MoveBegun, at, nil)
+	a3 := next(a2, residency.MoveAborted, at, nil)
+	a4 := next(a3, residency.MoveBegun, at, nil)
+	if err := s.Apply(ctx, []residency.Change{a1, a2}); err != nil {
+		t.Fatal(err)
+	}
+	b1 := placed("b", "linode-eu", at)
+	b2 := next(b1, residency.MoveBegun, at, nil)
+	b3 := next(b2, residency.MoveAborted, at, nil)
+	dc := residency.Change{DataCenter: &residency.DataCenterState{ID: "linode-eu", Status: provider.Draining, Changed: at}}
+	ag := a3
+	ag.Agreement = &residency.Agreement{Transfer: residency.Transfer{AccountID: "a", To: region.US, Reference: "T"}, Granted: at}
+
+	before := load(t, s)
+	for _, tc := range []struct {
+		name string
+		unit []residency.Change
+	}{
+		{"stale: version taken", []residency.Change{a2}},
+		{"new account that exists", []residency.Change{a1}},
+		{"ahead of the store", []residency.Change{a4}},
+		{"stale after fresh changes", []residency.Change{b1, dc, ag, a2}},
+		{"fresh after a stale change", []residency.Change{a1, b1}},
+		{"gap inside the unit", []residency.Change{b1, b3}},
+		{"repeat inside the unit", []residency.Change{b1, b2, b2}},
+		{"new account at version 2", []residency.Change{b2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.Apply(ctx, tc.unit)
+			if !errors.Is(err, residency.ErrConflict) {
+				t.Fatalf("Apply = %v, want ErrConflict", err)
+			}
+			if diff := cmp.Diff(before, load(t, s)); diff != "" {
+				t.Errorf("store changed (-before +after):\n%s", diff)
+			}
+			if dcs, err := s.DataCenters(ctx); err != nil || len(dcs) != 0 {
+				t.Errorf("DataCenters = %v, %v; want none", dcs, err)
+			}
+			if head, err := s.Head(ctx); err != nil || head != 2 {
+				t.Errorf("Head = %d, %v; want 2", head, err)
+			}
+			if _, cs := changes(t, s, 2); len(cs) != 0 {
+				t.Errorf("log grew by %d changes", len(cs))
+			}
+		})
+	}
+
+	pos, err := s.Append(ctx, []residency.Change{b1, ag, b2, dc, b3, a4})
+	if err != nil || pos != 8 {
+		t.Fatalf("Append of a fresh unit = %d, %v; want 8, nil", pos, err)
+	}
+}
+
+// TestApplyRefusesBadChanges refuses changes no Router makes, as errors
+// that are not conflicts, and writes nothing.
+func TestApplyRefusesBadChanges(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, pgtest.Database(t))
+	ok := placed("a", "linode-eu", at)
+	for _, tc := range []struct {
+		name string
+		edit func(*residency.Change)
+	}{
+		{"no account", func(c *residency.Change) { c.Placement.AccountID, c.Event.AccountID = "", "" }},
+		{"version 0", func(c *residency.Change) { c.Placement.Version, c.Event.Version = 0, 0 }},
+		{"event of another version", func(c *residency.Change) { c.Event.Version = 2 }},
+		{"event of another account", func(c *residency.Change) { c.Event.AccountID = "b" }},
+		{"no region", func(c *residency.Change) { c.Placement.Region = 0 }},
+		{"data center without status", func(c *residency.Change) { *c = residency.Change{DataCenter: &residency.DataCenterState{ID: "x"}} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ok
+			tc.edit(&c)
+			err := s.Apply(ctx, []residency.Change{c})
+			if err == nil || errors.Is(err, residency.ErrConflict) {
+				t.Fatalf("Apply = %v, want an error that is not ErrConflict", err)
+			}
+			if got := load(t, s); len(got) != 0 {
+				t.Errorf("store holds %d accounts", len(got))
+			}
+		})
+	}
+	if err := s.Apply(ctx, nil); err != nil {
+		t.Errorf("Apply(nil) = %v", err)
+	}
+}
+
+// TestManyAccountsLoad loads more accounts than one page holds, in ID
+// order, with the right trails.
+func TestManyAccountsLoad(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, pgtest.Database(t))
+	const n = 25000
+	var unit []residency.Change
+	for i := range n {
+		c := placed(fmt.Sprintf("acct-%06d", i), "linode-eu", at)
+		unit = append(unit, c)
+		if i%3 == 0 {
+			unit = append(unit, next(c, residency.MoveBegun, at, nil))
+		}
+		if len(unit) >= 2000 {
+			if err := s.Apply(ctx, unit); err != nil {
+				t.Fatal(err)
+			}
+			unit = unit[:0]
+		}
+	}
+	if err := s.Apply(ctx, unit); err != nil {
+		t.Fatal(err)
+	}
+	got := load(t, s)
+	if len(got) != n {
+		t.Fatalf("Load gave %d accounts, want %d", len(got), n)
+	}
+	// fn's error stops Load, in the second page, and is Load's.
+	stop := errors.New("stop")
+	calls := 0
+	err := s.Load(ctx, func(residency.StoredAccount) error {
+		if calls++; calls == 15000 {
+			return stop
+		}
+		return nil
+	})
+	if err != stop || calls != 15000 {
+		t.Errorf("Load with fn failing at 15000: %v after %d calls", err, calls)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	calls = 0
+	err = s.Load(cctx, func(residency.StoredAccount) error {
+		if calls++; calls == 5 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Load cancelled: %v after %d calls", err, calls)
+	}
+	for i, a := range got {
+		id := fmt.Sprintf("acct-%06d", i)
+		wantV := uint64(1)
+		if i%3 == 0 {
+			wantV = 2
+		}
+		if a.Placement.AccountID != id || a.Placement.Version != wantV || len(a.History) != int(wantV) {
+			t.Fatalf("account %d: %s at version %d with %d events; want %s at %d", i, a.Placement.AccountID, a.Placement.Version, len(a.History), id, wantV)
+		}
+	}
+}
+
+// TestApplyAfterConnectionsTerminated terminates every connection of the
+// database, as a restart does: the next Apply goes through on a new
+// connection, and nothing is lost or applied twice.
+func TestApplyAfterConnectionsTerminated(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	s := openStore(t, dsn)
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []residency.Change
+	for i := range 3 {
+		// Several pooled connections, used just now (not pinged again).
+		var wg sync.WaitGroup
+		for j := range 4 {
+			c := placed(fmt.Sprintf("r%d-%d", i, j), "linode-eu", at)
+			want = append(want, c)
+			wg.Go(func() {
+				if err := s.Apply(ctx, []residency.Change{c}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		exec(t, pgtest.AdminDSN(t), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", cfg.Database)
+	}
+	c := placed("after", "linode-eu", at)
+	want = append(want, c)
+	if err := s.Apply(ctx, []residency.Change{c}); err != nil {
+		t.Fatalf("Apply after the connections were terminated: %v", err)
+	}
+	got := load(t, s)
+	if len(got) != len(want) {
+		t.Fatalf("Load: %d accounts, want %d", len(got), len(want))
+	}
+	if _, cs := changes(t, s, 0); len(cs) != len(want) {
+		t.Errorf("log: %d changes, want %d", len(cs), len(want))
+	}
+}

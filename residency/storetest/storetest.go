@@ -1,0 +1,379 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/domicile-go/domicile/residency"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// Opener opens the store under test for one subtest of [Run]. It returns
+// a store on new, empty storage of its own (a new file, a new database
+// schema), and reopen, which opens another store on that same storage.
+//
+// The suite calls reopen only once it has closed the store it opened
+// last, and may call it several times. It closes every store it opens; the
+// Opener removes the storage itself, with t.Cleanup, if it needs to. The
+// Opener reports its own failures with t.Fatal.
+type Opener func(t *testing.T) (s residency.Store, reopen func() (residency.Store, error))
+
+// Run checks that the stores open opens keep every promise of the
+// [residency.Store] contract that the Router relies on, in one subtest per
+// promise. Messages name the account or data center and what was expected.
+//
+// The promises, as the Store documentation states them:
+//
+//   - Every record reads back exactly as written: placements with all
+//     their fields, every event, agreements and data center states, with
+//     account IDs and references of up to 255 bytes of any valid UTF-8
+//     without control characters, compared bytewise (no normalisation, no
+//     case folding, no trimming).
+//   - Times read back as the same instant to the nanosecond, in UTC, from
+//     year 1 to year 9999; the zero time reads back as the zero time. The
+//     Router gives stores only UTC times, without monotonic readings.
+//   - Load yields accounts in bytewise account ID order; a StoredAccount's
+//     History is oldest first, its Agreements in bytewise reference order,
+//     one per reference (the last written); DataCenters returns one state
+//     per data center, the last written, in ID order.
+//   - A change to a new account has version 1, and in one Apply several
+//     changes of one account follow each other (n+1, n+2, ...); any other
+//     version refuses the whole unit with an error matching
+//     [residency.ErrConflict] that names the account, and nothing of the
+//     unit is written: no account, event, agreement or data center state.
+//   - Apply with a context already ended writes nothing and returns an
+//     error matching the context's error.
+//   - After Close, every other method fails, and writes nothing; another
+//     store opened on the same storage reads everything applied before.
+//   - A store keeps no reference to what Apply is given, and gives fn and
+//     the caller of DataCenters values of their own.
+func Run(t *testing.T, open Opener) {
+	t.Run("Empty", func(t *testing.T) { testEmpty(t, open) })
+	t.Run("RoundTrip", func(t *testing.T) {
+		t.Run("EveryEventKind", func(t *testing.T) { testEveryEventKind(t, open) })
+		t.Run("Placements", func(t *testing.T) { testPlacements(t, open) })
+		t.Run("Text", func(t *testing.T) { testText(t, open) })
+		t.Run("Times", func(t *testing.T) { testTimes(t, open) })
+		t.Run("ZeroTimes", func(t *testing.T) { testZeroTimes(t, open) })
+		t.Run("LongHistory", func(t *testing.T) { testLongHistory(t, open) })
+		t.Run("Agreements", func(t *testing.T) { testAgreements(t, open) })
+		t.Run("DataCenters", func(t *testing.T) { testDataCenters(t, open) })
+	})
+	t.Run("Order", func(t *testing.T) {
+		t.Run("Load", func(t *testing.T) { testLoadOrder(t, open) })
+		t.Run("LoadAccounts", func(t *testing.T) { testLoadAccounts(t, open) })
+		t.Run("StopsAtError", func(t *testing.T) { testStopsAtError(t, open) })
+	})
+	t.Run("Versions", func(t *testing.T) {
+		t.Run("NewAccount", func(t *testing.T) { testNewAccountVersions(t, open) })
+		t.Run("ExistingAccount", func(t *testing.T) { testExistingAccountVersions(t, open) })
+		t.Run("SequenceInOneUnit", func(t *testing.T) { testSequenceInOneUnit(t, open) })
+	})
+	t.Run("Atomic", func(t *testing.T) {
+		t.Run("ManyAccounts", func(t *testing.T) { testManyAccounts(t, open) })
+		t.Run("RefusedUnitWritesNothing", func(t *testing.T) { testRefusedUnit(t, open) })
+	})
+	t.Run("Reopen", func(t *testing.T) { testReopen(t, open) })
+	t.Run("Closed", func(t *testing.T) { testClosed(t, open) })
+	t.Run("CancelledContext", func(t *testing.T) { testCancelled(t, open) })
+	t.Run("NoAliasing", func(t *testing.T) {
+		t.Run("Apply", func(t *testing.T) { testApplyAliasing(t, open) })
+		t.Run("Reads", func(t *testing.T) { testReadAliasing(t, open) })
+	})
+}
+
+// fixture is one subtest's store and what it should hold.
+type fixture struct {
+	t      *testing.T
+	store  residency.Store
+	reopen func() (residency.Store, error)
+	open   bool
+	want   model
+}
+
+func newFixture(t *testing.T, open Opener) *fixture {
+	t.Helper()
+	s, reopen := open(t)
+	if s == nil || reopen == nil {
+		t.Fatal("storetest: the Opener returned a nil store or reopen function")
+	}
+	f := &fixture{t: t, store: s, reopen: reopen, open: true, want: newModel()}
+	t.Cleanup(func() {
+		if f.open {
+			f.store.Close()
+		}
+	})
+	return f
+}
+
+// apply applies the changes as one unit, which must succeed, and records
+// them in the model.
+func (f *fixture) apply(what string, changes ...residency.Change) {
+	f.t.Helper()
+	if err := f.store.Apply(context.Background(), changes); err != nil {
+		f.t.Fatalf("Apply(%s): %v, want success", what, err)
+	}
+	f.want.apply(changes)
+}
+
+// conflict is the refusal of a unit that the suite expects: account is
+// stored at version stored, and the unit's change expected version
+// expected (one less than the version it writes). When inUnit, the version
+// in the way is one that an earlier change of the same unit gave the
+// account, and only the account is checked.
+type conflict struct {
+	account          string
+	stored, expected uint64
+	inUnit           bool
+}
+
+// refuse applies the changes as one unit, which must be refused as a
+// stale write, as want says.
+func (f *fixture) refuse(what string, want conflict, changes ...residency.Change) {
+	f.t.Helper()
+	err := f.store.Apply(context.Background(), changes)
+	var ce *residency.ConflictError
+	switch {
+	case err == nil:
+		f.t.Errorf("Apply(%s) succeeded, want a *residency.ConflictError for account %q", what, want.account)
+		return
+	case !errors.Is(err, residency.ErrConflict) || !errors.Is(err, residency.ErrStaleVersion):
+		f.t.Errorf("Apply(%s) = %v, want an error matching residency.ErrConflict and residency.ErrStaleVersion for account %q", what, err, want.account)
+		return
+	case !errors.As(err, &ce):
+		f.t.Errorf("Apply(%s) = %v, want a *residency.ConflictError for account %q", what, err, want.account)
+		return
+	case !strings.Contains(err.Error(), want.account):
+		f.t.Errorf("Apply(%s) = %v, want an error that names account %q", what, err, want.account)
+	}
+	if ce.AccountID != want.account || !ce.Stale {
+		f.t.Errorf("Apply(%s) = %#v, want AccountID %q and Stale", what, ce, want.account)
+	}
+	if want.inUnit {
+		return
+	}
+	if ce.Version != want.expected {
+		f.t.Errorf("Apply(%s): ConflictError.Version %d, want %d, the version before the change's", what, ce.Version, want.expected)
+	}
+	wantID := want.account
+	if want.stored == 0 {
+		wantID = "" // the zero Placement: nothing stored
+	}
+	if ce.Stored.Version != want.stored || ce.Stored.AccountID != wantID {
+		f.t.Errorf("Apply(%s): ConflictError.Stored is account %q at version %d, want account %q at version %d",
+			what, ce.Stored.AccountID, ce.Stored.Version, wantID, want.stored)
+	}
+}
+
+// cycle closes the store and opens another on the same storage.
+func (f *fixture) cycle() {
+	f.t.Helper()
+	f.close()
+	s, err := f.reopen()
+	if err != nil {
+		f.t.Fatalf("reopening the store after Close: %v", err)
+	}
+	f.store, f.open = s, true
+}
+
+func (f *fixture) close() {
+	f.t.Helper()
+	f.open = false
+	if err := f.store.Close(); err != nil {
+		f.t.Errorf("Close: %v", err)
+	}
+}
+
+// check compares what the store holds with the model, through Load,
+// LoadAccounts and DataCenters, then again on a reopened store.
+func (f *fixture) check(when string) {
+	f.t.Helper()
+	f.checkOpen(when)
+	f.cycle()
+	f.checkOpen(when + ", after Close and reopen")
+}
+
+// checkOpen compares what the open store holds with the model.
+func (f *fixture) checkOpen(when string) {
+	f.t.Helper()
+	ctx := context.Background()
+	want := f.want.accounts()
+
+	var got []residency.StoredAccount
+	if err := f.store.Load(ctx, func(a residency.StoredAccount) error {
+		got = append(got, a)
+		return nil
+	}); err != nil {
+		f.t.Errorf("%s: Load: %v", when, err)
+	}
+	f.compare(when+": Load", want, got)
+
+	// LoadAccounts: every account, in reverse order, with missing ones
+	// between them.
+	ids := make([]string, 0, 2*len(want)+1)
+	var wantSome []residency.StoredAccount
+	ids = append(ids, "missing")
+	for _, a := range slices.Backward(want) {
+		ids = append(ids, a.Placement.AccountID, a.Placement.AccountID+" missing")
+		wantSome = append(wantSome, a)
+	}
+	got = nil
+	if err := f.store.LoadAccounts(ctx, ids, func(a residency.StoredAccount) error {
+		got = append(got, a)
+		return nil
+	}); err != nil {
+		f.t.Errorf("%s: LoadAccounts: %v", when, err)
+	}
+	f.compare(when+": LoadAccounts of every account in reverse order, and missing ones", wantSome, got)
+
+	states, err := f.store.DataCenters(ctx)
+	if err != nil {
+		f.t.Errorf("%s: DataCenters: %v", when, err)
+	}
+	if diff := cmp.Diff(f.want.dataCenters(), states, cmpopts.EquateEmpty()); diff != "" {
+		f.t.Errorf("%s: DataCenters mismatch (-want +got):\n%s", when, diff)
+	}
+	for _, s := range states {
+		if loc := s.Changed.Location(); loc != time.UTC {
+			f.t.Errorf("%s: DataCenters: data center %q: Changed %v is in %v, want UTC", when, s.ID, s.Changed, loc)
+		}
+	}
+}
+
+// compare reports the differences between the accounts wanted and those
+// a read gave: first the account IDs, in order, then each account.
+func (f *fixture) compare(what string, want, got []residency.StoredAccount) {
+	f.t.Helper()
+	wantIDs, gotIDs := accountIDs(want), accountIDs(got)
+	if diff := cmp.Diff(wantIDs, gotIDs, cmpopts.EquateEmpty()); diff != "" {
+		f.t.Errorf("%s: account IDs mismatch (-want +got):\n%s", what, diff)
+	}
+	byID := make(map[string]residency.StoredAccount, len(got))
+	for _, a := range got {
+		byID[a.Placement.AccountID] = a
+	}
+	bad := 0
+	for _, w := range want {
+		id := w.Placement.AccountID
+		g, ok := byID[id]
+		if !ok {
+			continue // reported above
+		}
+		diff := cmp.Diff(w, g, cmpopts.EquateEmpty())
+		wrong := notUTC(g)
+		if diff == "" && len(wrong) == 0 {
+			continue
+		}
+		if bad++; bad > maxReported {
+			continue
+		}
+		if diff != "" {
+			f.t.Errorf("%s: account %q mismatch (-want +got):\n%s", what, id, diff)
+		}
+		for _, field := range wrong {
+			f.t.Errorf("%s: account %q: %s, want UTC", what, id, field)
+		}
+	}
+	if bad > maxReported {
+		f.t.Errorf("%s: %d more accounts mismatch", what, bad-maxReported)
+	}
+}
+
+// maxReported is how many mismatched accounts one read reports in full.
+const maxReported = 10
+
+func accountIDs(as []residency.StoredAccount) []string {
+	ids := make([]string, len(as))
+	for i, a := range as {
+		ids[i] = a.Placement.AccountID
+	}
+	return ids
+}
+
+// notUTC describes the times of a that are not in UTC.
+func notUTC(a residency.StoredAccount) []string {
+	var out []string
+	check := func(field string, t time.Time) {
+		if loc := t.Location(); loc != time.UTC {
+			out = append(out, fmt.Sprintf("%s %v is in %v", field, t, loc))
+		}
+	}
+	p := &a.Placement
+	check("Placement.Created", p.Created)
+	check("Placement.Updated", p.Updated)
+	check("Placement.Move.Began", p.Move.Began)
+	for _, e := range a.History {
+		check(fmt.Sprintf("event %d: Time", e.Version), e.Time)
+	}
+	for _, ag := range a.Agreements {
+		check(fmt.Sprintf("agreement %q: ExpiresAt", ag.Reference), ag.ExpiresAt)
+		check(fmt.Sprintf("agreement %q: Granted", ag.Reference), ag.Granted)
+		check(fmt.Sprintf("agreement %q: Revoked", ag.Reference), ag.Revoked)
+	}
+	return out
+}
+
+// model is what a store should hold after the changes it accepted.
+type model struct {
+	byID map[string]*residency.StoredAccount
+	dcs  map[string]residency.DataCenterState
+}
+
+func newModel() model {
+	return model{byID: make(map[string]*residency.StoredAccount), dcs: make(map[string]residency.DataCenterState)}
+}
+
+// apply records an accepted unit, as the contract says a store keeps it.
+func (m model) apply(changes []residency.Change) {
+	for _, c := range changes {
+		if c.DataCenter != nil {
+			m.dcs[c.DataCenter.ID] = *c.DataCenter
+			continue
+		}
+		a := m.byID[c.Placement.AccountID]
+		if a == nil {
+			a = new(residency.StoredAccount)
+			m.byID[c.Placement.AccountID] = a
+		}
+		a.Placement = c.Placement
+		a.History = append(a.History, c.Event)
+		if ag := c.Agreement; ag != nil {
+			i, found := slices.BinarySearchFunc(a.Agreements, ag.Reference, func(x residency.Agreement, ref string) int {
+				return strings.Compare(x.Reference, ref)
+			})
+			if found {
+				a.Agreements[i] = *ag
+			} else {
+				a.Agreements = slices.Insert(a.Agreements, i, *ag)
+			}
+		}
+	}
+}
+
+// accounts returns copies of the accounts, in account ID order.
+func (m model) accounts() []residency.StoredAccount {
+	out := make([]residency.StoredAccount, 0, len(m.byID))
+	for _, a := range m.byID {
+		out = append(out, residency.StoredAccount{Placement: a.Placement, History: slices.Clone(a.History), Agreements: slices.Clone(a.Agreements)})
+	}
+	slices.SortFunc(out, func(x, y residency.StoredAccount) int {
+		return strings.Compare(x.Placement.AccountID, y.Placement.AccountID)
+	})
+	return out
+}
+
+// dataCenters returns the data center states, in ID order.
+func (m model) dataCenters() []residency.DataCenterState {
+	out := make([]residency.DataCenterState, 0, len(m.dcs))
+	for _, s := range m.dcs {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(x, y residency.DataCenterState) int { return strings.Compare(x.ID, y.ID) })
+	return out
+}

@@ -1,0 +1,834 @@
+package residency
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/domicile-go/domicile/provider"
+	"github.com/domicile-go/domicile/region"
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// faultyStore wraps a real store and fails where a test says: onApply
+// decides what the n-th Apply does (apply runs the wrapped store's Apply),
+// onLoad what LoadAccounts does before it reads.
+type faultyStore struct {
+	Store
+	mu      sync.Mutex
+	applies int
+	onApply func(ctx context.Context, n int, apply func() error) error
+	onLoad  func() error
+	closed  chan struct{}
+}
+
+func newFaultyStore(t *testing.T, inner Store) *faultyStore {
+	if inner == nil {
+		fs, err := openFileStore(context.Background(), filepath.Join(t.TempDir(), "store.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inner = fs
+	}
+	return &faultyStore{Store: inner, closed: make(chan struct{})}
+}
+
+func (s *faultyStore) set(onApply func(ctx context.Context, n int, apply func() error) error, onLoad func() error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onApply, s.onLoad = onApply, onLoad
+}
+
+func (s *faultyStore) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applies
+}
+
+func (s *faultyStore) Apply(ctx context.Context, changes []Change) error {
+	s.mu.Lock()
+	s.applies++
+	n, f := s.applies, s.onApply
+	s.mu.Unlock()
+	// The inner store runs to its end whatever happens to ctx, as a store
+	// that ignores its context (or whose commit was already under way).
+	apply := func() error { return s.Store.Apply(context.WithoutCancel(ctx), changes) }
+	if f == nil {
+		return apply()
+	}
+	return f(ctx, n, apply)
+}
+
+func (s *faultyStore) LoadAccounts(ctx context.Context, ids []string, fn func(StoredAccount) error) error {
+	s.mu.Lock()
+	f := s.onLoad
+	s.mu.Unlock()
+	if f != nil {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	return s.Store.LoadAccounts(ctx, ids, fn)
+}
+
+func (s *faultyStore) Close() error {
+	close(s.closed)
+	return s.Store.Close()
+}
+
+var errFsync = errors.New("test: fsync failed")
+
+// persistThenFail applies the n-th Apply and then reports err, as a store
+// whose fsync of the meta page fails after the data reached the file.
+func persistThenFail(n int, err error) func(context.Context, int, func() error) error {
+	return func(_ context.Context, i int, apply func() error) error {
+		if e := apply(); e != nil || i != n {
+			return e
+		}
+		return err
+	}
+}
+
+// failBefore fails the n-th Apply without applying anything.
+func failBefore(n int, err error) func(context.Context, int, func() error) error {
+	return func(_ context.Context, i int, apply func() error) error {
+		if i == n {
+			return err
+		}
+		return apply()
+	}
+}
+
+// holdFirst makes the first Apply wait for release (after telling entered)
+// and then do what then does; later ones do what then does.
+func holdFirst(entered chan<- struct{}, release <-chan struct{}, then func(context.Context, int, func() error) error) func(context.Context, int, func() error) error {
+	return holdNth(1, entered, release, then)
+}
+
+// holdNth is holdFirst for the n-th Apply.
+func holdNth(n int, entered chan<- struct{}, release <-chan struct{}, then func(context.Context, int, func() error) error) func(context.Context, int, func() error) error {
+	return func(ctx context.Context, i int, apply func() error) error {
+		if i == n {
+			entered <- struct{}{}
+			<-release
+		}
+		if then == nil {
+			return apply()
+		}
+		return then(ctx, i, apply)
+	}
+}
+
+// waitQueued waits until n requests wait in r's queue for a leader.
+func waitQueued(t *testing.T, r *Router, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r.queue.mu.Lock()
+		got := len(r.queue.pending)
+		r.queue.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests queued, want %d", got, n)
+		}
+		runtime.Gosched()
+	}
+}
+
+// within fails the test if f does not return within 10 s: a liveness check
+// of something that would otherwise hang, not a measure of speed.
+func within(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s still waits after 10 s", what)
+	}
+}
+
+// routerState is everything a Router holds, read through its methods.
+type routerState struct {
+	Placements []Placement
+	History    map[string][]Event
+	Agreements map[string][]Agreement
+	Moves      []Move
+	Statuses   map[string]provider.Status
+}
+
+func stateOf(t *testing.T, r *Router) routerState {
+	t.Helper()
+	s := routerState{History: map[string][]Event{}, Agreements: map[string][]Agreement{}, Statuses: map[string]provider.Status{}}
+	for _, reg := range region.All() {
+		for p := range r.AccountsInRegion(reg) {
+			s.Placements = append(s.Placements, p)
+			h, err := r.History(p.AccountID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.History[p.AccountID] = h
+			ag, err := r.Agreements(p.AccountID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Agreements[p.AccountID] = ag
+		}
+	}
+	for m := range r.Moves() {
+		s.Moves = append(s.Moves, m)
+	}
+	for _, d := range r.Catalog().All() {
+		st, err := r.Status(d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Statuses[d.ID] = st
+	}
+	return s
+}
+
+// sameAsStored closes r and checks that a Router opened on the same store
+// file holds what r held, and that counts per data center match.
+func sameAsStored(t *testing.T, r *Router, s *faultyStore) {
+	t.Helper()
+	want := stateOf(t, r)
+	counts := map[string]int64{}
+	for id, n := range r.accountsOn {
+		counts[id] = n.Load()
+	}
+	path := s.Store.(*fileStore).path
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reopened, err := Open(context.Background(), WithPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reopened.Close()
+	if diff := cmp.Diff(want, stateOf(t, reopened)); diff != "" {
+		t.Errorf("memory differs from the store (-memory +stored):\n%s", diff)
+	}
+	stored := map[string]int64{}
+	for id, n := range reopened.accountsOn {
+		stored[id] = n.Load()
+	}
+	if diff := cmp.Diff(stored, counts); diff != "" {
+		t.Errorf("accounts per data center differ (-stored +memory):\n%s", diff)
+	}
+}
+
+// TestApplyFailsAfterPersisting: a store that makes a change durable and
+// then fails (an fsync error after the data reached the file) leaves the
+// outcome unknown. The Router reads the account back, finds the change,
+// answers success, and memory matches the store: later changes to the
+// account carry the right version.
+func TestApplyFailsAfterPersisting(t *testing.T) {
+	ctx := context.Background()
+	s := newFaultyStore(t, nil)
+	s.set(persistThenFail(1, errFsync), nil)
+	r, err := Open(ctx, WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"})
+	if err != nil {
+		t.Fatalf("Place with a store that persisted then failed: %v", err)
+	}
+	if got, err := r.Lookup("a"); err != nil || got != p {
+		t.Errorf("Lookup = %+v, %v; want %+v", got, err, p)
+	}
+	// The same request again finds the account, and a change to it is
+	// accepted by the store: memory has the stored version.
+	if again, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); err != nil || again != p {
+		t.Errorf("Place again = %+v, %v; want %+v", again, err, p)
+	}
+	to := map[string]string{"linode-eu": "aws-eu-west-1"}[p.DataCenter]
+	if to == "" {
+		to = "linode-eu"
+	}
+	if _, err := r.BeginMove(ctx, "a", to); err != nil {
+		t.Errorf("BeginMove after the failed Apply: %v", err)
+	}
+	sameAsStored(t, r, s)
+}
+
+// TestBatchFailsAfterPersisting is the same for a batch of many
+// concurrent writes: none of them is turned into a conflict.
+func TestBatchFailsAfterPersisting(t *testing.T) {
+	ctx := context.Background()
+	s := newFaultyStore(t, nil)
+	entered, release := make(chan struct{}), make(chan struct{})
+	s.set(holdFirst(entered, release, persistThenFail(2, errFsync)), nil)
+	r, err := Open(ctx, WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 32
+	errs := make([]error, n+1)
+	var wg sync.WaitGroup
+	wg.Go(func() { _, errs[n] = r.Place(ctx, PlaceRequest{AccountID: "first", Country: "FR"}) })
+	<-entered
+	for i := range n {
+		wg.Go(func() {
+			id := fmt.Sprintf("acct-%02d", i)
+			if i%4 == 3 { // a second request for an account placed by the batch
+				id = fmt.Sprintf("acct-%02d", i-1)
+			}
+			_, errs[i] = r.Place(ctx, PlaceRequest{AccountID: id, Country: "DE"})
+		})
+	}
+	waitQueued(t, r, n)
+	close(release)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Place #%d: %v", i, err)
+		}
+	}
+	if got := s.count(); got != 2 {
+		t.Errorf("%d Apply calls, want 2 (the batch was not retried)", got)
+	}
+	sameAsStored(t, r, s)
+}
+
+// TestApplyFailsNotPersisted: a store that fails without applying makes
+// each write of the batch fail with ErrStoreFailed, never ErrConflict, and
+// leaves memory unchanged; a request that only read what the batch wrote
+// runs again alone.
+func TestApplyFailsNotPersisted(t *testing.T) {
+	ctx := context.Background()
+	s := newFaultyStore(t, nil)
+	entered, release := make(chan struct{}), make(chan struct{})
+	s.set(holdFirst(entered, release, failBefore(2, errFsync)), nil)
+	r, err := Open(ctx, WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go r.Place(ctx, PlaceRequest{AccountID: "first", Country: "FR"})
+	<-entered
+	var wg sync.WaitGroup
+	var errNew, errSame error
+	wg.Go(func() { _, errNew = r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}) })
+	waitQueued(t, r, 1)
+	wg.Go(func() { _, errSame = r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}) })
+	waitQueued(t, r, 2)
+	close(release)
+	wg.Wait()
+	if !errors.Is(errNew, ErrStoreFailed) || !errors.Is(errNew, errFsync) || errors.Is(errNew, ErrConflict) || errors.Is(errNew, ErrUnavailable) {
+		t.Errorf("Place in the failed batch: %v; want ErrStoreFailed wrapping the store's error", errNew)
+	}
+	// The second request saw the account the first one created in the
+	// batch; that did not happen, so it ran again alone and created it.
+	if errSame != nil {
+		t.Errorf("Place that ran again alone: %v", errSame)
+	}
+	if _, err := r.Lookup("a"); err != nil {
+		t.Errorf("Lookup after the retried Place: %v", err)
+	}
+	if got := s.count(); got != 3 {
+		t.Errorf("%d Apply calls, want 3", got)
+	}
+
+	// A lone write that is not applied: memory is unchanged, and the
+	// same write succeeds once the store works.
+	n := s.count()
+	s.set(failBefore(n+1, errFsync), nil)
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"}); !errors.Is(err, ErrStoreFailed) || errors.Is(err, ErrConflict) {
+		t.Errorf("lone Place: %v; want ErrStoreFailed", err)
+	}
+	if _, err := r.Lookup("b"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Lookup of the account not applied: %v", err)
+	}
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"}); err != nil {
+		t.Errorf("Place again: %v", err)
+	}
+	sameAsStored(t, r, s)
+}
+
+// TestRereadFails: when the store fails and reading it back fails too, the
+// outcome is unknown: the write fails with ErrUnavailable, and so does
+// every later write, without calling Apply, until the store can be read.
+// Then the Router learns the outcome and goes on.
+func TestRereadFails(t *testing.T) {
+	ctx := context.Background()
+	s := newFaultyStore(t, nil)
+	r, err := Open(ctx, WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errRead := errors.New("test: connection lost")
+	s.set(persistThenFail(1, errFsync), func() error { return errRead })
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); !errors.Is(err, ErrUnavailable) || !errors.Is(err, errFsync) || !errors.Is(err, errRead) {
+		t.Errorf("Place: %v; want ErrUnavailable wrapping both errors", err)
+	}
+	if _, err := r.Lookup("a"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Lookup while unknown: %v; want the state from before", err)
+	}
+	if err := r.Drain(ctx, "linode-eu"); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Drain while unknown: %v; want ErrUnavailable", err)
+	}
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Place while unknown: %v; want ErrUnavailable", err)
+	}
+	if got := s.count(); got != 1 {
+		t.Errorf("%d Apply calls while the outcome is unknown, want 1", got)
+	}
+
+	s.set(nil, nil)
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"}); err != nil {
+		t.Errorf("Place once the store reads again: %v", err)
+	}
+	if _, err := r.Lookup("a"); err != nil {
+		t.Errorf("Lookup of the account whose Apply persisted: %v", err)
+	}
+	sameAsStored(t, r, s)
+}
+
+// TestStatusChangeOutcomeUnknown: a data center status whose Apply
+// persisted and failed is read back too.
+func TestStatusChangeOutcomeUnknown(t *testing.T) {
+	ctx := context.Background()
+	s := newFaultyStore(t, nil)
+	r, err := Open(ctx, WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.set(persistThenFail(1, errFsync), nil)
+	if err := r.Drain(ctx, "linode-eu"); err != nil {
+		t.Errorf("Drain: %v", err)
+	}
+	if st, _ := r.Status("linode-eu"); st != provider.Draining {
+		t.Errorf("status %s after Drain, want draining", st)
+	}
+	s.set(failBefore(2, errFsync), nil)
+	if err := r.Activate(ctx, "linode-eu"); !errors.Is(err, ErrStoreFailed) {
+		t.Errorf("Activate not applied: %v; want ErrStoreFailed", err)
+	}
+	if st, _ := r.Status("linode-eu"); st != provider.Draining {
+		t.Errorf("status %s after an Activate not applied, want draining", st)
+	}
+	sameAsStored(t, r, s)
+}
+
+// TestStorePanics: a store that panics fails the batch and releases the
+// lead; the Router learns what was applied and goes on.
+func TestStorePanics(t *testing.T) {
+	ctx := context.Background()
+	for _, persist := range []bool{false, true} {
+		t.Run(fmt.Sprintf("persisted=%v", persist), func(t *testing.T) {
+			s := newFaultyStore(t, nil)
+			r, err := Open(ctx, WithStore(s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.set(func(_ context.Context, n int, apply func() error) error {
+				if persist {
+					apply()
+				}
+				panic("test: store bug")
+			}, nil)
+			_, err = r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"})
+			if persist != (err == nil) || !persist && !strings.Contains(err.Error(), "store panicked") {
+				t.Errorf("Place with a panicking store: %v", err)
+			}
+			s.set(nil, nil)
+			if _, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"}); err != nil {
+				t.Errorf("Place after the panic: %v", err)
+			}
+			sameAsStored(t, r, s)
+		})
+	}
+}
+
+// TestWriteFuncPanics: a panic while a batch is led fails that batch and
+// releases the lead.
+func TestWriteFuncPanics(t *testing.T) {
+	ctx := context.Background()
+	r, err := Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	err = r.write(ctx, func(w *writer) error { panic("test: bug") })
+	if err == nil || !strings.Contains(err.Error(), "panicked") {
+		t.Errorf("write that panicked: %v", err)
+	}
+	within(t, "Place after a panic", func() {
+		if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
+			t.Errorf("Place after a panic: %v", err)
+		}
+	})
+}
+
+// TestStoreHangs: a store that ignores its context and does not return
+// fails the write after the write timeout, with ErrUnavailable; later
+// writes fail at once; reads and snapshots do not wait. Once the store
+// returns, the Router reads the outcome back by itself.
+func TestStoreHangs(t *testing.T) {
+	ctx := context.Background()
+	s := newFaultyStore(t, nil)
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	s.set(holdFirst(entered, release, nil), nil)
+	r, err := Open(ctx, WithStore(s), WithWriteTimeout(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, "Place on a hung store", func() {
+		if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Place on a hung store: %v; want ErrUnavailable", err)
+		}
+	})
+	within(t, "writes and snapshots while the store hangs", func() {
+		if _, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"}); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Place while the store hangs: %v; want ErrUnavailable", err)
+		}
+		if rep, err := r.Verify(ctx); err != nil || !rep.OK() {
+			t.Errorf("Verify while the store hangs: %+v, %v", rep, err)
+		}
+		for range r.AccountsInRegion(region.EU) {
+		}
+		if _, err := r.PlanEvacuation(ctx, "linode-eu"); err != nil {
+			t.Errorf("PlanEvacuation while the store hangs: %v", err)
+		}
+	})
+	close(release) // the Apply now persists and returns
+	within(t, "reading the outcome back", func() {
+		for {
+			if _, err := r.Lookup("a"); err == nil {
+				return
+			}
+			runtime.Gosched()
+		}
+	})
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"}); err != nil {
+		t.Errorf("Place once the store returned: %v", err)
+	}
+	sameAsStored(t, r, s)
+}
+
+// TestSnapshotsDoNotWaitForAWrite: while a write waits for the store (here
+// with the default write timeout of 30 s), snapshots and reads answer.
+func TestSnapshotsDoNotWaitForAWrite(t *testing.T) {
+	ctx := context.Background()
+	s := newFaultyStore(t, nil)
+	r, err := Open(ctx, WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	s.set(holdNth(2, entered, release, nil), nil)
+	placed := make(chan error)
+	go func() {
+		_, err := r.BeginMove(ctx, "a", map[bool]string{true: "aws-eu-west-1", false: "linode-eu"}[p.DataCenter == "linode-eu"])
+		placed <- err
+	}()
+	<-entered
+	within(t, "reads while a write waits for the store", func() {
+		if rep, err := r.Verify(ctx); err != nil || !rep.OK() || rep.Accounts != 1 || rep.Moves != 0 {
+			t.Errorf("Verify: %+v, %v", rep, err)
+		}
+		n := 0
+		for range r.Accounts(p.DataCenter) {
+			n++
+		}
+		if n != 1 {
+			t.Errorf("Accounts yields %d, want 1", n)
+		}
+		if plan, err := r.PlanEvacuation(ctx, p.DataCenter); err != nil || len(plan.Moves) != 1 {
+			t.Errorf("PlanEvacuation: %+v, %v", plan, err)
+		}
+		if h, err := r.History("a"); err != nil || len(h) != 1 {
+			t.Errorf("History: %v, %v", h, err)
+		}
+		if got, err := r.Lookup("a"); err != nil || got != p {
+			t.Errorf("Lookup: %+v, %v", got, err)
+		}
+	})
+	close(release)
+	if err := <-placed; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStoreHonoursDeadline: Apply's context has the write timeout.
+func TestStoreHonoursDeadline(t *testing.T) {
+	ctx := context.Background()
+	s := newFaultyStore(t, nil)
+	s.set(func(ctx context.Context, n int, apply func() error) error {
+		if _, ok := ctx.Deadline(); !ok {
+			return errors.New("test: Apply's context has no deadline")
+		}
+		if n == 1 {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return apply()
+	}, nil)
+	r, err := Open(ctx, WithStore(s), WithWriteTimeout(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); !errors.Is(err, ErrStoreFailed) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Place past the deadline: %v; want ErrStoreFailed wrapping DeadlineExceeded", err)
+	}
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
+		t.Errorf("Place again: %v", err)
+	}
+	sameAsStored(t, r, s)
+}
+
+// TestCloseWithHungStore: Close returns although the store hangs, and
+// closes the store once its call returns.
+func TestCloseWithHungStore(t *testing.T) {
+	ctx := context.Background()
+	s := newFaultyStore(t, nil)
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	s.set(holdFirst(entered, release, nil), nil)
+	r, err := Open(ctx, WithStore(s), WithWriteTimeout(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	placed, queued := make(chan error, 1), make(chan error, 1)
+	go func() {
+		_, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"})
+		placed <- err
+	}()
+	<-entered
+	go func() {
+		_, err := r.Place(ctx, PlaceRequest{AccountID: "queued", Country: "DE"})
+		queued <- err
+	}()
+	waitQueued(t, r, 1)
+	within(t, "Close", func() {
+		if err := r.Close(); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Close with a hung store: %v; want ErrUnavailable", err)
+		}
+	})
+	if err := <-placed; !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Place: %v", err)
+	}
+	if err := <-queued; !errors.Is(err, ErrClosed) {
+		t.Errorf("Place queued when Close was called: %v; want ErrClosed", err)
+	}
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Place after Close: %v", err)
+	}
+	select {
+	case <-s.closed:
+		t.Fatal("store closed while its Apply runs")
+	default:
+	}
+	close(release)
+	within(t, "closing the store", func() { <-s.closed })
+}
+
+// TestWithdrawQueued: a caller whose context ends while its request waits
+// for a leader gets the context's error, and its request never runs.
+func TestWithdrawQueued(t *testing.T) {
+	ctx := context.Background()
+	s := newFaultyStore(t, nil)
+	entered, release := make(chan struct{}), make(chan struct{})
+	s.set(holdFirst(entered, release, nil), nil)
+	r, err := Open(ctx, WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error)
+	go func() {
+		_, err := r.Place(ctx, PlaceRequest{AccountID: "first", Country: "DE"})
+		first <- err
+	}()
+	<-entered
+	cctx, cancel := context.WithCancel(ctx)
+	gaveUp := make(chan error)
+	go func() {
+		_, err := r.Place(cctx, PlaceRequest{AccountID: "gave-up", Country: "DE"})
+		gaveUp <- err
+	}()
+	waitQueued(t, r, 1)
+	cancel()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Errorf("Place whose context ended in the queue: %v", err)
+	}
+	waitQueued(t, r, 0)
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Lookup("gave-up"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Lookup of the withdrawn account: %v", err)
+	}
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "after", Country: "DE"}); err != nil {
+		t.Errorf("Place after the withdrawal: %v", err)
+	}
+	sameAsStored(t, r, s)
+}
+
+// TestWithdrawPassesTheLead: a request told to lead that withdraws passes
+// the lead to the next queued request, or releases it.
+func TestWithdrawPassesTheLead(t *testing.T) {
+	newReq := func() *request { return &request{done: make(chan error, 1)} }
+	a, b := newReq(), newReq()
+	q := &queue{pending: []*request{a, b}, leading: true}
+	q.handOff()
+	if !q.withdraw(a) {
+		t.Fatal("withdraw of a queued request: false")
+	}
+	if got := <-b.done; got != errLead {
+		t.Errorf("next request got %v, want errLead", got)
+	}
+	if !q.leading || !slices.Equal(q.pending, []*request{b}) {
+		t.Errorf("after withdrawing the one told to lead: leading %v, %d pending", q.leading, len(q.pending))
+	}
+	b.done <- errLead
+	if !q.withdraw(b) || q.leading || len(q.pending) != 0 {
+		t.Errorf("after withdrawing the last: leading %v, %d pending", q.leading, len(q.pending))
+	}
+	if q.withdraw(newReq()) {
+		t.Error("withdraw of a request no longer queued: true")
+	}
+}
+
+// TestRefusalCountedOnce: a request refused in a batch that the store
+// refuses runs again alone; its refusal is counted once.
+func TestRefusalCountedOnce(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewPedanticRegistry()
+	s := newFaultyStore(t, &refusingStore{versions: map[string]uint64{}})
+	entered, release := make(chan struct{}), make(chan struct{})
+	s.set(holdFirst(entered, release, nil), nil)
+	r, err := Open(ctx, WithStore(s), WithRegisterer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	go r.Place(ctx, PlaceRequest{AccountID: "first", Country: "DE"})
+	<-entered
+	var wg sync.WaitGroup
+	var errStale, errMissing error
+	wg.Go(func() { _, errStale = r.Place(ctx, PlaceRequest{AccountID: "stale-1", Country: "DE"}) })
+	waitQueued(t, r, 1)
+	wg.Go(func() { _, errMissing = r.BeginMove(ctx, "missing", "linode-eu") })
+	waitQueued(t, r, 2)
+	close(release)
+	wg.Wait()
+	if !errors.Is(errStale, ErrConflict) || !errors.Is(errMissing, ErrNotFound) {
+		t.Fatalf("Place: %v; BeginMove: %v", errStale, errMissing)
+	}
+	if got := s.count(); got != 3 { // first, the batch, then stale-1 alone
+		t.Fatalf("%d Apply calls, want 3: the batch was not retried request by request", got)
+	}
+	if got := refusals(t, reg, "not_found"); got != 1 {
+		t.Errorf("not_found refusals counted %v times, want 1", got)
+	}
+}
+
+func refusals(t *testing.T, reg *prometheus.Registry, reason string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "domicile_refusals_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == reason {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no refusals metric for %s", reason)
+	return 0
+}
+
+// TestSnapshotSeesWaitingRows: scans see the rows that wait for memdb's
+// accounts table, newest first, in ID order, with those already flushed.
+func TestSnapshotSeesWaitingRows(t *testing.T) {
+	ctx := context.Background()
+	r, err := Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var want []string
+	for i := range behindLimit + 10 {
+		id := fmt.Sprintf("a%05d", (i*7919)%(behindLimit+10))
+		place(t, r, id)
+		want = append(want, id)
+	}
+	if len(r.behind) == 0 || len(r.behind) >= behindLimit {
+		t.Fatalf("%d rows waiting; the test needs some in memdb and some waiting", len(r.behind))
+	}
+	p, err := r.Lookup(want[len(want)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.BeginMove(ctx, p.AccountID, map[bool]string{true: "aws-eu-west-1", false: "linode-eu"}[p.DataCenter == "linode-eu"]); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	var got []string
+	moving := 0
+	for p := range r.AccountsInRegion(region.EU) {
+		got = append(got, p.AccountID)
+		if p.Moving() {
+			moving++
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("accounts mismatch (-want +got):\n%s", diff)
+	}
+	if moving != 1 {
+		t.Errorf("%d accounts moving, want 1 (the newest row)", moving)
+	}
+	if rep, err := r.Verify(ctx); err != nil || !rep.OK() || rep.Accounts != len(want) || rep.Moves != 1 {
+		t.Errorf("Verify: %+v, %v", rep, err)
+	}
+}
+
+func place(t *testing.T, r *Router, id string) {
+	t.Helper()
+	if _, err := r.Place(context.Background(), PlaceRequest{AccountID: id, Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWriteTimeoutOption: the write timeout must be positive.
+func TestWriteTimeoutOption(t *testing.T) {
+	for _, d := range []time.Duration{0, -time.Second} {
+		if _, err := Open(context.Background(), WithWriteTimeout(d)); !errors.Is(err, ErrInvalidOption) {
+			t.Errorf("Open(WithWriteTimeout(%v)): %v; want ErrInvalidOption", d, err)
+		}
+	}
+	r, err := Open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.writeTimeout != DefaultWriteTimeout {
+		t.Errorf("default write timeout %v, want %v", r.writeTimeout, DefaultWriteTimeout)
+	}
+}
