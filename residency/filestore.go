@@ -153,7 +153,7 @@ func checkHeader(path string) error {
 	}
 	const header, metaLen, sumAt = 16, 64, 56
 	ne := binary.NativeEndian
-	var best struct{ txid, need uint64 }
+	var best struct{ txid, need, root, pageSize uint64 }
 	offset := int64(0)
 	for i := range 2 {
 		m := make([]byte, metaLen)
@@ -168,13 +168,100 @@ func checkHeader(path string) error {
 		}
 		if txid := ne.Uint64(m[48:]); i == 0 || txid > best.txid {
 			best.txid, best.need = txid, ne.Uint64(m[40:])*pageSize
+			best.root, best.pageSize = ne.Uint64(m[16:]), pageSize
 		}
 		offset = int64(pageSize)
 	}
 	if uint64(info.Size()) < best.need {
 		return fmt.Errorf("%w: %s: truncated to %d bytes, its last transaction needs %d", ErrCorrupt, path, info.Size(), best.need)
 	}
+	if best.root >= best.need/best.pageSize {
+		return fmt.Errorf("%w: %s: root page %d is past the end of the file", ErrCorrupt, path, best.root)
+	}
+	page := make([]byte, best.pageSize)
+	if _, err := f.ReadAt(page, int64(best.root*best.pageSize)); err != nil {
+		return fmt.Errorf("%w: %s: reading the root page: %v", ErrCorrupt, path, err)
+	}
+	if overflow := uint64(ne.Uint32(page[12:])); overflow > 0 { // a page of several
+		if best.root+1+overflow > best.need/best.pageSize {
+			return fmt.Errorf("%w: %s: root page %d overflows past the end of the file", ErrCorrupt, path, best.root)
+		}
+		page = make([]byte, (1+overflow)*best.pageSize)
+		if _, err := f.ReadAt(page, int64(best.root*best.pageSize)); err != nil {
+			return fmt.Errorf("%w: %s: reading the root page: %v", ErrCorrupt, path, err)
+		}
+	}
+	if err := checkRootPage(page); err != nil {
+		return fmt.Errorf("%w: %s: root page %d: %v", ErrCorrupt, path, best.root, err)
+	}
 	return nil
+}
+
+// checkRootPage checks the bounds of the root page of a bbolt file and of
+// the small ("inline") buckets it holds, which is where a file of a few
+// accounts keeps all its buckets. bbolt copies an inline bucket to the Go
+// heap when it is not aligned, and reads it there through unsafe pointers
+// without checking its bounds: a damaged count or offset would read past
+// the copy (a fatal error under the race detector's pointer checks, which
+// no recover catches). The layout (bbolt's internal/common/page.go): a
+// page header of id (8 bytes), flags, count (2 each) and overflow (4);
+// then count elements of flags, pos, ksize and vsize (4 bytes each), an
+// element's key starting pos bytes after the element, its value right
+// after the key; an inline bucket's value is the bucket header (root page
+// 0 and sequence, 8 bytes each) followed by a leaf page. The root page of
+// a domicile file is a leaf: it holds five buckets.
+func checkRootPage(page []byte) error {
+	ne := binary.NativeEndian
+	const headerLen, elemLen, branch, leaf, bucketFlag = 16, 16, 0x01, 0x02, 0x01
+	switch flags := ne.Uint16(page[8:]); flags {
+	case branch:
+		return nil // many buckets: not a domicile file, and setup will say so
+	case leaf:
+	default:
+		return fmt.Errorf("flags %#x", flags)
+	}
+	// leafElems checks the elements of the leaf page p (the root, or an
+	// inline bucket's page) and calls fn with each value of a bucket.
+	leafElems := func(p []byte, fn func(v []byte) error) error {
+		if len(p) < headerLen {
+			return errors.New("short page")
+		}
+		n := int(ne.Uint16(p[10:]))
+		if headerLen+n*elemLen > len(p) {
+			return fmt.Errorf("%d elements do not fit in %d bytes", n, len(p))
+		}
+		for i := range n {
+			e := p[headerLen+i*elemLen:]
+			at := uint64(headerLen + i*elemLen)
+			k := at + uint64(ne.Uint32(e[4:]))
+			v := k + uint64(ne.Uint32(e[8:]))
+			end := v + uint64(ne.Uint32(e[12:]))
+			if end > uint64(len(p)) {
+				return fmt.Errorf("element %d ends at %d, past the page's %d bytes", i, end, len(p))
+			}
+			if ne.Uint32(e)&bucketFlag != 0 && fn != nil {
+				if err := fn(p[v:end]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return leafElems(page, func(v []byte) error {
+		if len(v) < 16 {
+			return errors.New("short bucket header")
+		}
+		if ne.Uint64(v) != 0 {
+			return nil // not inline: its pages are read from the file's mmap
+		}
+		if len(v) < 16+headerLen {
+			return errors.New("short inline bucket")
+		}
+		if flags := ne.Uint16(v[16+8:]); flags != leaf {
+			return fmt.Errorf("inline bucket page flags %#x", flags)
+		}
+		return leafElems(v[16:], func([]byte) error { return errors.New("nested bucket") })
+	})
 }
 
 // init creates the buckets of a new file, upgrades a file of version 1 or
