@@ -607,8 +607,8 @@ func TestFileStoreTimesRoundTrip(t *testing.T) {
 	// A time the format cannot hold is refused, by GrantTransfer or else by
 	// the store, and changes nothing; the Router goes on writing.
 	for _, bad := range []time.Time{last.Add(time.Nanosecond), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)} {
-		if err := r.GrantTransfer(ctx, residency.Transfer{AccountID: "acme", To: region.UK, Reference: "T-far", ExpiresAt: bad}); err == nil {
-			t.Errorf("GrantTransfer expiring at %v succeeded", bad)
+		if err := r.GrantTransfer(ctx, residency.Transfer{AccountID: "acme", To: region.UK, Reference: "T-far", ExpiresAt: bad}); !errors.Is(err, residency.ErrInvalidTransfer) {
+			t.Errorf("GrantTransfer expiring at %v = %v, want ErrInvalidTransfer", bad, err)
 		}
 		unchanged(t, r, before, fmt.Sprintf("GrantTransfer expiring at %v", bad))
 	}

@@ -31,6 +31,9 @@ func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
 		return r.refuse(fmt.Errorf("%w: account %q: region %d is not valid", ErrInvalidTransfer, t.AccountID, uint8(t.To)))
 	}
 	t.ExpiresAt = t.ExpiresAt.UTC()
+	if err := validTime(t.ExpiresAt); err != nil {
+		return r.refuse(fmt.Errorf("%w: account %q: expiry: %w", ErrInvalidTransfer, t.AccountID, err))
+	}
 	return r.write(ctx, func(w *writer) error {
 		a := w.account(t.AccountID)
 		if a == nil {
