@@ -35,7 +35,7 @@ func (r *Router) accounts(keep func(*Placement) bool) iter.Seq[Placement] {
 			return
 		}
 		for a := range r.snapshot().accounts() {
-			if keep(&a.Placement) && !yield(a.Placement) {
+			if !a.deleted() && keep(&a.Placement) && !yield(a.Placement) {
 				return
 			}
 		}

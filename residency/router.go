@@ -143,7 +143,7 @@ func (r *Router) load(ctx context.Context, check func(*StoredAccount) error) err
 				return err
 			}
 		}
-		a := &account{Placement: s.Placement, history: s.History}
+		a := storedRow(s)
 		mustInsert(txn, tableAccounts, a)
 		if a.Moving() {
 			mustInsert(txn, tableMoves, &a.Move)
@@ -216,6 +216,9 @@ func (r *Router) useCatalog(c *provider.Catalog, overrides map[string]provider.S
 	}
 	r.topo.Store(r.newTopology(overrides))
 	for a := range all[*account](r.db.Txn(false), tableAccounts) {
+		if a.deleted() {
+			continue
+		}
 		n, ok := r.accountsOn[a.DataCenter]
 		if !ok {
 			n = new(atomic.Int64)
@@ -271,7 +274,7 @@ func (r *Router) Lookup(accountID string) (Placement, error) {
 	if r.closed.Load() {
 		return Placement{}, ErrClosed
 	}
-	if a := r.lookup.get(accountID); a != nil {
+	if a := r.lookup.get(accountID); a != nil && !a.deleted() {
 		return a.Placement, nil
 	}
 	if err := ValidAccountID(accountID); err != nil {
@@ -315,7 +318,7 @@ func (r *Router) Create(ctx context.Context, req PlaceRequest) (p Placement, cre
 	if err != nil {
 		return Placement{}, false, r.refuse(err)
 	}
-	if a := r.lookup.get(req.AccountID); a != nil {
+	if a := r.lookup.get(req.AccountID); a != nil && !a.deleted() {
 		p, err := r.existing(a, home)
 		return p, false, err
 	}
@@ -337,7 +340,8 @@ func (r *Router) placeIn(w *writer, id string, home region.Assignment, at *dataC
 	if at != nil && at.Region != home.Region {
 		return nil, false, fmt.Errorf("%w: account %q: data center %s is in %s, the account's region is %s", ErrCrossRegion, id, at.ID, at.Region, home.Region)
 	}
-	if a := w.account(id); a != nil {
+	prev := w.account(id)
+	if a := prev; a != nil && !a.deleted() {
 		switch {
 		case a.Region != home.Region:
 			return nil, false, conflict(a, home.Region)
@@ -364,6 +368,11 @@ func (r *Router) placeIn(w *writer, id string, home region.Assignment, at *dataC
 		Rule:       home.Rule,
 		Created:    w.now,
 	}}
+	if prev != nil {
+		// A deleted account placed afresh: its trail and versions go on,
+		// with every consent, agreement and objection ended.
+		first.Version, first.history, first.access = prev.Version, prev.history, prev.access
+	}
 	a := first.change(w.now, Event{Kind: kind, To: primary.ID, Rule: home.Rule}, func(*Placement) {})
 	w.put(a, nil)
 	w.onCommit(func() { r.metrics.placed(primary) })
@@ -415,7 +424,7 @@ func conflictWith(a *account, reason string) *ConflictError {
 // change returns a new row: the placement edited by edit, one version
 // later, with e on its audit trail.
 func (a *account) change(now time.Time, e Event, edit func(*Placement)) *account {
-	n := &account{Placement: a.Placement}
+	n := &account{Placement: a.Placement, access: a.access}
 	edit(&n.Placement)
 	n.Version++
 	n.Updated = now
