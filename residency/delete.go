@@ -58,17 +58,20 @@ func (r *Router) Delete(ctx context.Context, accountID, reason string) error {
 			next := a.change(w.now, Event{Kind: TransferRevoked, From: a.Region.String(), To: ag.To.String(), Reference: ag.Reference, Rule: ruleDeleted},
 				func(*Placement) {})
 			w.put(next, &ag)
+			w.onCommit(func() { r.metrics.transfer("revoked") })
 			a = next
 		}
 		if x := a.access; x != nil {
 			for _, c := range x.consents {
 				if c.Live(w.now) {
 					a = w.revokeConsent(a, c, ruleDeleted)
+					w.onCommit(func() { r.metrics.consent("revoked") })
 				}
 			}
 			for _, o := range x.objections {
 				if o.Live() {
 					a = w.withdrawObjection(a, o, ruleDeleted)
+					w.onCommit(func() { r.metrics.objection("withdrawn") })
 				}
 			}
 		}
