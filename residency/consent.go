@@ -308,7 +308,7 @@ func (r *Router) GrantAccess(ctx context.Context, c Consent) error {
 			if old.Consent == c && old.Revoked.IsZero() {
 				return nil
 			}
-			return fmt.Errorf("%w: account %q already has consent %q (for %s, revoked %v)", ErrConflict, c.AccountID, c.Reference, old.SubProcessor, !old.Revoked.IsZero())
+			return conflictWith(a, fmt.Sprintf("already has consent %q (for %s, revoked %v)", c.Reference, old.SubProcessor, !old.Revoked.IsZero()))
 		}
 		switch {
 		case !sc.Serves(a.Region):
@@ -400,7 +400,7 @@ func (r *Router) Object(ctx context.Context, o Objection) error {
 			if old.Objection == o && old.Live() {
 				return nil
 			}
-			return fmt.Errorf("%w: account %q already has objection %q (to %s, withdrawn %v)", ErrConflict, o.AccountID, o.Reference, old.SubProcessor, !old.Live())
+			return conflictWith(a, fmt.Sprintf("already has objection %q (to %s, withdrawn %v)", o.Reference, old.SubProcessor, !old.Live()))
 		}
 		rec := ObjectionRecord{Objection: o, Raised: w.now}
 		next := a.change(w.now, Event{Kind: Objected, To: o.SubProcessor, Reference: o.Reference}, func(*Placement) {})
