@@ -135,14 +135,17 @@ type Event struct {
 	Kind      EventKind `json:"kind"`
 	AccountID string    `json:"account_id"`
 	// From and To are data center IDs for placements and moves (From is ""
-	// for a placement), and region names for transfer agreements.
+	// for a placement), region names for transfer agreements, and To the
+	// sub-processor's ID for consents and objections. From is the data
+	// center the account left for a deletion.
 	From string `json:"from,omitempty"`
 	To   string `json:"to,omitempty"`
 	// Rule is the rule that decided the region, for placements and for
-	// moves that changed the region.
+	// moves that changed the region; the reason given, for a deletion; and
+	// "account deleted" for what a deletion ended.
 	Rule string `json:"rule,omitempty"`
 	// Reference is the transfer agreement's reference, for agreements and
-	// for moves they allowed.
+	// for moves they allowed, and the consent's or objection's.
 	Reference string `json:"reference,omitempty"`
 	// MoveID is set for move events.
 	MoveID string `json:"move_id,omitempty"`
