@@ -190,12 +190,13 @@ func (x *access) objection(reference string) (ObjectionRecord, bool) {
 
 // liveConsent returns the reference of a live consent to the
 // sub-processor, or "".
-func (x *access) liveConsent(subProcessor string, now time.Time) string {
+func (x *access) liveConsent(subProcessor string, clk *lazyClock) string {
 	if x == nil {
 		return ""
 	}
 	for i := range x.consents {
-		if c := &x.consents[i]; c.SubProcessor == subProcessor && c.Live(now) {
+		c := &x.consents[i]
+		if c.SubProcessor == subProcessor && c.Revoked.IsZero() && (c.ExpiresAt.IsZero() || clk.get().Before(c.ExpiresAt)) {
 			return c.Reference
 		}
 	}
@@ -504,21 +505,39 @@ func (r *Router) MayAccess(accountID, subProcessorID string) error {
 		r.metrics.access(accessUnknown)
 		return fmt.Errorf("residency: account %q: %w", accountID, err)
 	}
-	err = r.mayAccess(a, subProcessorID, sc, r.now())
+	err = r.mayAccess(a, subProcessorID, sc, &lazyClock{now: r.now})
 	r.metrics.accessResult(err)
 	return err
 }
 
+// lazyClock reads the Router's clock once, and only when a check needs
+// it: most entries have no effective date and most consents no expiry.
+type lazyClock struct {
+	now  func() time.Time
+	t    time.Time
+	read bool
+}
+
+func (c *lazyClock) get() time.Time {
+	if !c.read {
+		c.t, c.read = c.now(), true
+	}
+	return c.t
+}
+
 // mayAccess decides MayAccess for an account row.
-func (r *Router) mayAccess(a *account, id string, sc provider.Scope, now time.Time) error {
+func (r *Router) mayAccess(a *account, id string, sc provider.Scope, clk *lazyClock) error {
 	if sc.Kind == provider.Host {
 		var announced *dataCenter
 		for _, dcID := range [3]string{a.DataCenter, a.Backup, a.Move.To} {
+			if dcID == "" {
+				continue
+			}
 			d, ok := r.dataCenters[dcID]
 			if !ok || string(d.Provider) != id {
 				continue
 			}
-			if d.EffectiveAt(now) {
+			if d.Effective.IsZero() || d.EffectiveAt(clk.get()) {
 				return nil
 			}
 			announced = d
@@ -531,13 +550,13 @@ func (r *Router) mayAccess(a *account, id string, sc provider.Scope, now time.Ti
 	switch {
 	case !sc.Serves(a.Region):
 		return denied(ErrNoAccess, "account %q: sub-processor %s does not serve its home region %s", a.AccountID, id, a.Region)
-	case !sc.EffectiveAt(now):
+	case !sc.Effective.IsZero() && !sc.EffectiveAt(clk.get()):
 		return denied(ErrNotEffective, "account %q: sub-processor %s is announced from %s", a.AccountID, id, sc.Effective.Format(time.RFC3339))
 	}
 	if ref := a.access.standingObjection(id); ref != "" {
 		return denied(ErrObjected, "account %q: the customer objected to sub-processor %s (objection %q)", a.AccountID, id, ref)
 	}
-	if sc.RequiresConsent && a.access.liveConsent(id, now) == "" {
+	if sc.RequiresConsent && a.access.liveConsent(id, clk) == "" {
 		return denied(ErrNoConsent, "account %q: sub-processor %s needs the customer's prior consent, and no live consent covers it", a.AccountID, id)
 	}
 	return nil
@@ -594,7 +613,7 @@ func (r *Router) SubProcessors(accountID string) ([]provider.SubProcessor, error
 		}
 	}
 	for _, sp := range r.catalog.SubProcessors() {
-		if sp.Kind != provider.Host && r.mayAccess(a, sp.ID, sp.Scope(), now) == nil {
+		if sp.Kind != provider.Host && r.mayAccess(a, sp.ID, sp.Scope(), &lazyClock{t: now, read: true}) == nil {
 			out = append(out, sp)
 		}
 	}
