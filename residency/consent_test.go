@@ -579,3 +579,49 @@ func TestMayAccessAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestMayAccessConcurrent checks answers while consents come and go from
+// another goroutine: each is nil or ErrNoConsent, never anything else, and
+// the last answer follows the last write (run with -race).
+func TestMayAccessConcurrent(t *testing.T) {
+	ctx := context.Background()
+	r, _, _ := accessRouter(t)
+	done := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			ref := fmt.Sprintf("C-%d", i)
+			if err := r.GrantAccess(ctx, residency.Consent{AccountID: "acme", SubProcessor: "gated", Reference: ref}); err != nil {
+				errs <- err
+				return
+			}
+			if err := r.RevokeAccess(ctx, "acme", ref); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		if err := r.MayAccess("acme", "gated"); err != nil && !errors.Is(err, residency.ErrNoConsent) {
+			t.Fatalf("MayAccess while consents change = %v", err)
+		}
+	}
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	if err := r.MayAccess("acme", "gated"); !errors.Is(err, residency.ErrNoConsent) {
+		t.Errorf("MayAccess after the last revocation = %v, want ErrNoConsent", err)
+	}
+	cs, _ := r.Consents("acme")
+	if len(cs) != 200 {
+		t.Errorf("%d consents recorded, want 200", len(cs))
+	}
+}
