@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -623,5 +625,54 @@ func TestMayAccessConcurrent(t *testing.T) {
 	cs, _ := r.Consents("acme")
 	if len(cs) != 200 {
 		t.Errorf("%d consents recorded, want 200", len(cs))
+	}
+}
+
+// TestVerifyEffectiveDates checks that Verify counts only effective data
+// centers as a region's active ones, and reports an account whose data
+// center a new catalog announces for a date ahead.
+func TestVerifyEffectiveDates(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	later := clk.Now().Add(month)
+	path := filepath.Join(t.TempDir(), "store.db")
+	uk := func(effective time.Time) *provider.Catalog {
+		return mustCatalog(t,
+			provider.DataCenter{ID: "uk-a", Provider: provider.Linode, Region: region.UK, Effective: effective},
+			provider.DataCenter{ID: "uk-b", Provider: provider.AWS, Region: region.UK, Effective: later})
+	}
+	r, err := residency.Open(ctx, residency.WithPath(path), residency.WithCatalog(uk(time.Time{})), residency.WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := place(t, r, "globex", "GB")
+	if p.DataCenter != "uk-a" || p.Backup != "" {
+		t.Fatalf("globex placed on %s, backup %q; want uk-a and no backup while uk-b is announced", p.DataCenter, p.Backup)
+	}
+	rep, err := r.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []residency.Finding{{Region: region.UK, DataCenter: "uk-a", Problem: "region UK has one active data center: 1 accounts have no backup"}}
+	if diff := cmp.Diff(want, rep.Warnings); diff != "" || !rep.OK() {
+		t.Errorf("Verify with uk-b announced: violations %v, warnings mismatch (-want +got):\n%s", rep.Violations, diff)
+	}
+	r.Close()
+
+	// A catalog that announces globex's data center for later.
+	r, err = residency.Open(ctx, residency.WithPath(path), residency.WithCatalog(uk(later)), residency.WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rep, err = r.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Violations) != 1 || rep.Violations[0].AccountID != "globex" || !strings.Contains(rep.Violations[0].Problem, "announced") {
+		t.Errorf("Verify with globex's data center announced: violations %v, want one for globex", rep.Violations)
+	}
+	if err := r.MayAccess("globex", "linode"); !errors.Is(err, residency.ErrNotEffective) {
+		t.Errorf("MayAccess of the host of an announced data center = %v, want ErrNotEffective", err)
 	}
 }

@@ -113,11 +113,17 @@ func (r *Router) Verify(ctx context.Context) (Report, error) {
 		if n == 0 {
 			continue
 		}
-		switch active := len(topo.active[reg]); active {
+		var usable []*dataCenter // active and effective
+		for _, d := range topo.active[reg] {
+			if d.EffectiveAt(rep.At) {
+				usable = append(usable, d)
+			}
+		}
+		switch len(usable) {
 		case 0:
 			rep.Warnings = append(rep.Warnings, Finding{Region: reg, Problem: fmt.Sprintf("region %s has no active data center: %d accounts can neither be placed anew nor moved", reg, n)})
 		case 1:
-			rep.Warnings = append(rep.Warnings, Finding{Region: reg, DataCenter: topo.active[reg][0].ID, Problem: fmt.Sprintf("region %s has one active data center: %d accounts have no backup", reg, n)})
+			rep.Warnings = append(rep.Warnings, Finding{Region: reg, DataCenter: usable[0].ID, Problem: fmt.Sprintf("region %s has one active data center: %d accounts have no backup", reg, n)})
 		}
 	}
 	for _, d := range r.ordered {
