@@ -45,7 +45,9 @@ type Placement struct {
 	// no other active data center.
 	Backup string `json:"backup,omitempty"`
 	// Version grows by one with every change recorded for the account:
-	// placement, moves and transfer agreements.
+	// placement, moves, transfer agreements, consents, objections and
+	// deletion. An account deleted and placed afresh goes on from the
+	// version of its deletion.
 	Version uint64 `json:"version"`
 	// Rule says why the account lives in Region, such as "EU member state",
 	// "customer's choice" or "transfer agreement "T-1"".
