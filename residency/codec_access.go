@@ -1,11 +1,8 @@
 package residency
 
-// The records of consents and objections in the embedded store (codec.go
-// describes the encoding). Keys are those of agreements: account ID, a NUL
-// byte, the reference.
-//
-//	consent    sub-processor, expires at, granted, revoked
-//	objection  sub-processor, raised, withdrawn
+// The records of consents and objections in the embedded store, new in
+// format 4 (codec.go describes the encoding). Their keys are those of
+// agreements: account ID, a NUL byte, the reference.
 
 func encodeConsent(c *ConsentRecord) []byte {
 	e := encoder{b: make([]byte, 0, 48)}

@@ -278,8 +278,8 @@ func (w *writer) putRecord(a *account, c *ConsentRecord, o *ObjectionRecord) {
 //
 // The account must exist ([ErrNotFound]). The sub-processor must be in the
 // catalog, need consent and serve the account's home region; the reference
-// must be like an account ID; the expiry, if set, in the future: otherwise
-// [ErrInvalidConsent]. A consent may be given before the sub-processor's
+// must be like an account ID; the expiry, if set, in the future and before
+// the year 10000: otherwise [ErrInvalidConsent]. A consent may be given before the sub-processor's
 // effective date. Granting the same consent again changes nothing; another
 // consent under a used reference is [ErrConflict].
 func (r *Router) GrantAccess(ctx context.Context, c Consent) error {
@@ -298,6 +298,9 @@ func (r *Router) GrantAccess(ctx context.Context, c Consent) error {
 	}
 	if !sc.RequiresConsent {
 		return r.refuse(fmt.Errorf("%w: account %q: sub-processor %s needs no consent", ErrInvalidConsent, c.AccountID, c.SubProcessor))
+	}
+	if err := validTime(c.ExpiresAt); err != nil {
+		return r.refuse(fmt.Errorf("%w: account %q: consent %q: expiry %w", ErrInvalidConsent, c.AccountID, c.Reference, err))
 	}
 	c.ExpiresAt = c.ExpiresAt.UTC()
 	return r.write(ctx, func(w *writer) error {

@@ -435,6 +435,7 @@ func TestAccessBadInput(t *testing.T) {
 		{"consent without a reference", consent(func(c *residency.Consent) { c.Reference = "" }), []error{residency.ErrInvalidConsent}},
 		{"consent with a control character in its reference", consent(func(c *residency.Consent) { c.Reference = "C\n2" }), []error{residency.ErrInvalidConsent}},
 		{"consent already expired", consent(func(c *residency.Consent) { c.ExpiresAt = clk.Now() }), []error{residency.ErrInvalidConsent}},
+		{"consent expiring after the year 9999", consent(func(c *residency.Consent) { c.ExpiresAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }), []error{residency.ErrInvalidConsent}},
 		{"consent to a sub-processor that needs none", consent(func(c *residency.Consent) { c.SubProcessor = "svc" }), []error{residency.ErrInvalidConsent}},
 		{"consent to a host", consent(func(c *residency.Consent) { c.SubProcessor = "linode" }), []error{residency.ErrInvalidConsent}},
 		{"consent to an unknown sub-processor", consent(func(c *residency.Consent) { c.SubProcessor = "nobody" }), []error{residency.ErrInvalidConsent, provider.ErrUnknownSubProcessor}},

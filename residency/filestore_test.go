@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"iter"
 	"maps"
@@ -219,7 +220,7 @@ func TestFileStoreRefusesBadFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("4")) })
+	db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("5")) })
 	db.Close()
 
 	tests := []struct {
@@ -410,8 +411,8 @@ func storeFormat(t *testing.T, path string) string {
 }
 
 // TestFileStoreUpgrade opens a file of format 2 (testdata/v2.db.gz, written
-// by the code of that format) and one of format 1 made from it: each is
-// upgraded to format 3 with its state intact, to the nanosecond (an
+// by the code of that format) and ones of formats 1 and 3 made from it:
+// each is upgraded to format 4 with its state intact, to the nanosecond (an
 // agreement there expires in 2200), and opens again without a write.
 func TestFileStoreUpgrade(t *testing.T) {
 	ctx := context.Background()
@@ -440,6 +441,39 @@ func TestFileStoreUpgrade(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, v1State},
+		{"format 3", func(path string) {
+			// Opening upgrades the file to format 4; take it back to 3:
+			// no consents and objections buckets, counts of accounts,
+			// agreements and statuses only (codec.go).
+			r, err := residency.Open(ctx, residency.WithPath(path), residency.WithClock(fixtureClock()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Close()
+			db, err := bolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if err := db.Update(func(tx *bolt.Tx) error {
+				for _, name := range []string{"consents", "objections"} {
+					if err := tx.DeleteBucket([]byte(name)); err != nil {
+						return err
+					}
+				}
+				meta := tx.Bucket([]byte("meta"))
+				v := meta.Get([]byte("counts"))
+				payload := bytes.Clone(v[:len(v)-4-2]) // less the checksum and two zero counts
+				tab := crc32.MakeTable(crc32.Castagnoli)
+				sum := crc32.Update(crc32.Update(crc32.Update(0, tab, []byte{'c'}), tab, []byte("counts")), tab, payload)
+				if err := meta.Put([]byte("counts"), binary.LittleEndian.AppendUint32(payload, sum)); err != nil {
+					return err
+				}
+				return meta.Put([]byte("format"), []byte("3"))
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}, want},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -456,8 +490,8 @@ func TestFileStoreUpgrade(t *testing.T) {
 			if err := r.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if v := storeFormat(t, path); v != "3" {
-				t.Errorf("format after the upgrade = %q, want 3", v)
+			if v := storeFormat(t, path); v != "4" {
+				t.Errorf("format after the upgrade = %q, want 4", v)
 			}
 			upgraded, err := os.ReadFile(path)
 			if err != nil {

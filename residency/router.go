@@ -177,6 +177,12 @@ func newStateCheck(c *provider.Catalog) func(*StoredAccount) error {
 	}
 	return func(s *StoredAccount) error {
 		p := &s.Placement
+		if p.DataCenter == "" { // deleted: it lives nowhere
+			if p.Backup != "" || p.Moving() {
+				return fmt.Errorf("%w: deleted account %q has backup %q and move %q", ErrCorrupt, p.AccountID, p.Backup, p.Move.ID)
+			}
+			return nil
+		}
 		for _, dc := range [...]struct{ id, what string }{{p.DataCenter, "data center"}, {p.Backup, "backup data center"}} {
 			reg, ok := regions[dc.id]
 			switch {
