@@ -36,14 +36,14 @@ import (
 // opening a file of format 3 adds them (upgrade3).
 //
 // Every record but the format carries a CRC-32C of its key and payload;
-// codec.go describes the records. Format 2 had the same buckets without
-// checksums and counts, and times as Unix nanoseconds; format 1 lacked the
-// datacenters bucket. Opening a file of either upgrades it to 3 in one
-// fsynced transaction (upgrade).
+// codec.go describes the records. Format 2 had the buckets of format 3
+// without checksums and counts, and times as Unix nanoseconds; format 1
+// lacked the datacenters bucket. Opening a file of either upgrades it to 4
+// in one fsynced transaction (upgrade).
 //
-// Account IDs hold no NUL byte, so an account's events and agreements
-// sort together, right after those of any account ID that is a prefix of
-// its own: Load merges the three buckets in one pass.
+// Account IDs hold no NUL byte, so an account's events, agreements,
+// consents and objections sort together, right after those of any account
+// ID that is a prefix of its own: Load merges the five buckets in one pass.
 type fileStore struct {
 	db   *bolt.DB
 	path string
