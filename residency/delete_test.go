@@ -139,12 +139,12 @@ func TestDelete(t *testing.T) {
 	if last := h[len(h)-1]; len(h) != 9 || last.Kind != residency.Placed || last.Version != 9 {
 		t.Errorf("History after placing afresh ends with %+v (%d events), want placed at version 9", last, len(h))
 	}
-	if total := sum(metricValues(t, reg, "domicile_accounts")); total != 2 {
+	if total := sumValues(metricValues(t, reg, "domicile_accounts")); total != 2 {
 		t.Errorf("domicile_accounts after placing afresh sums to %v, want 2", total)
 	}
 }
 
-func sum(m map[string]float64) float64 {
+func sumValues(m map[string]float64) float64 {
 	var s float64
 	for _, v := range m {
 		s += v
