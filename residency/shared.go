@@ -387,9 +387,15 @@ func (r *Router) absorb() {
 		}
 		a := &account{Placement: c.Placement}
 		if old != nil {
-			a.history = append(old.history, c.Event)
+			a.history, a.access = append(old.history, c.Event), old.access
 		} else {
 			a.history = []Event{c.Event}
+		}
+		if c.Consent != nil {
+			a.access = a.access.withConsent(*c.Consent)
+		}
+		if c.Objection != nil {
+			a.access = a.access.withObjection(*c.Objection)
 		}
 		var ag *Agreement
 		if c.Agreement != nil {

@@ -60,13 +60,16 @@ type state struct {
 	Placements map[string]residency.Placement
 	Histories  map[string][]residency.Event
 	Agreements map[string][]residency.Agreement
+	Consents   map[string][]residency.ConsentRecord
+	Objections map[string][]residency.ObjectionRecord
 	Statuses   map[string]provider.Status
 }
 
 func stateOf(t testing.TB, r *residency.Router) state {
 	t.Helper()
 	st := state{Placements: map[string]residency.Placement{}, Histories: map[string][]residency.Event{},
-		Agreements: map[string][]residency.Agreement{}, Statuses: map[string]provider.Status{}}
+		Agreements: map[string][]residency.Agreement{}, Statuses: map[string]provider.Status{},
+		Consents: map[string][]residency.ConsentRecord{}, Objections: map[string][]residency.ObjectionRecord{}}
 	for _, reg := range []region.Region{region.EU, region.US, region.UK, region.APAC} {
 		for p := range r.AccountsInRegion(reg) {
 			st.Placements[p.AccountID] = p
@@ -80,6 +83,12 @@ func stateOf(t testing.TB, r *residency.Router) state {
 				t.Fatal(err)
 			}
 			st.Agreements[p.AccountID] = ag
+			if st.Consents[p.AccountID], err = r.Consents(p.AccountID); err != nil {
+				t.Fatal(err)
+			}
+			if st.Objections[p.AccountID], err = r.Objections(p.AccountID); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	for _, d := range r.Catalog().All() {
@@ -106,12 +115,20 @@ func TestRoutersConverge(t *testing.T) {
 	if err := rs[1].Drain(ctx, "linode-uk"); err != nil {
 		t.Fatal(err)
 	}
+	// (Consents and objections travel the same way once the store keeps
+	// them: its format 1 refuses them.)
+	if err := rs[0].Delete(ctx, "acct-3", "trial expired"); err != nil {
+		t.Fatal(err)
+	}
 	for i, r := range rs {
 		eventually(t, fmt.Sprint("Router ", i, " sees every account"), func() error {
 			for j := range 30 {
-				if _, err := r.Lookup(fmt.Sprint("acct-", j)); err != nil {
+				if _, err := r.Lookup(fmt.Sprint("acct-", j)); j != 3 && err != nil {
 					return err
 				}
+			}
+			if _, err := r.Lookup("acct-3"); !errors.Is(err, residency.ErrNotFound) {
+				return fmt.Errorf("deleted acct-3: Lookup = %v", err)
 			}
 			return nil
 		})
