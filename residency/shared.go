@@ -458,12 +458,18 @@ func (r *Router) Sync(ctx context.Context) error {
 // fence waits until every other live Router on the shared store has
 // applied the log up to pos; a Router cut off holds it up for at most its
 // lease. The change is committed whatever happens here; an error says
-// only that the wait did not end.
+// only that the wait did not end, by ctx's end or after the lease and the
+// write timeout.
 func (r *Router) fence(ctx context.Context, pos uint64, what string) error {
 	f := r.follow
 	if f == nil {
 		return nil
 	}
+	// A live member applies within its lease, and a cut-off one stops
+	// counting when its lease ends: past the lease and a write timeout,
+	// waiting longer means this Router cannot reach the store.
+	ctx, cancel := context.WithTimeout(ctx, f.s.Lease()+r.writeTimeout)
+	defer cancel()
 	for pos == 0 {
 		// Where the write went is unknown (its outcome was settled by
 		// reading back), or it changed nothing: wait for the head.

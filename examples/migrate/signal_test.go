@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +24,9 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	// pgtest stops the PostgreSQL server it started, if any, after the
+	// tests (postgres_test.go).
+	os.Exit(pgtest.Main(m))
 }
 
 const asMigrate = "DOMICILE_TEST_RUN_MIGRATE"
