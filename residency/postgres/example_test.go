@@ -69,3 +69,33 @@ func ExampleStore_Changes() {
 		}
 	}
 }
+
+// A migration script on the shared database: CompleteMove returns once
+// every other live instance answers the new data center, so the source
+// copy may go at once; Sync makes this instance apply what others
+// committed before it.
+func Example_migration() {
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, os.Getenv("DATABASE_URL"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Sync(ctx); err != nil {
+		log.Fatal(err)
+	}
+	m, err := r.BeginMove(ctx, "acme", "aws-eu-west-1")
+	if err != nil {
+		log.Fatal(err)
+	}
+	// ... copy the account's data ...
+	if _, err := r.CompleteMove(ctx, m.ID); err != nil {
+		log.Fatal(err)
+	}
+	// Every live instance now routes acme to aws-eu-west-1: delete the
+	// source copy.
+}

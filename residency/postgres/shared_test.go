@@ -545,3 +545,56 @@ func TestSkewedClock(t *testing.T) {
 		}
 	}
 }
+
+// TestRoutersOpenAtOnce: eight Routers opening an empty database at once
+// all succeed, and then follow each other.
+func TestRoutersOpenAtOnce(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	rs := make([]*residency.Router, 8)
+	errs := make([]error, len(rs))
+	var wg sync.WaitGroup
+	for i := range rs {
+		wg.Go(func() {
+			s, err := postgres.Open(ctx, dsn)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			if rs[i], errs[i] = residency.Open(ctx, residency.WithStore(s)); errs[i] != nil {
+				return
+			}
+			t.Cleanup(func() { rs[i].Close() })
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Router %d: %v", i, err)
+		}
+	}
+	if _, err := rs[0].Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rs {
+		if err := r.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Lookup("acme"); err != nil {
+			t.Errorf("Router %d after Sync: %v", i, err)
+		}
+	}
+}
+
+// TestOpenBadConnectionString: a bad connection string is an error at
+// once, before any Router exists.
+func TestOpenBadConnectionString(t *testing.T) {
+	for _, dsn := range []string{"postgres://app@db:notaport/x", "postgresql://%zz", "host=db port=zz"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := postgres.Open(ctx, dsn)
+		cancel()
+		if err == nil || errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Open(%q) = %v; want an error at once", dsn, err)
+		}
+	}
+}
