@@ -144,6 +144,7 @@ func open(ctx context.Context, cfg config) (*Router, error) {
 		r.closeFollow()
 		return nil, err
 	}
+	r.startFollowing()
 	return r, nil
 }
 

@@ -92,6 +92,7 @@ var ErrStale = errors.New("residency: this Router lost touch with the shared sto
 type follower struct {
 	s      SharedStore
 	member Membership
+	wake   <-chan struct{}
 	stop   func() // ends the wake-ups
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -155,12 +156,21 @@ func (r *Router) openShared(ctx context.Context, s SharedStore, check func(*Stor
 	for _, d := range dcs {
 		overrides[d.ID] = d.Status
 	}
+	f.wake = wake
 	r.follow = f
 	r.renewed(end, false)
-	fctx, cancel := context.WithCancel(context.Background())
-	f.cancel = cancel
-	go r.following(fctx, wake)
 	return overrides, nil
+}
+
+// startFollowing starts the follow goroutine, once the Router is set up.
+func (r *Router) startFollowing() {
+	f := r.follow
+	if f == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	go r.following(ctx, f.wake)
 }
 
 // memberName names this process to operators listing members.
@@ -508,8 +518,10 @@ func (r *Router) closeFollow() {
 	if f == nil {
 		return
 	}
-	f.cancel()
-	<-f.done
+	if f.cancel != nil {
+		f.cancel()
+		<-f.done
+	}
 	f.stop()
 	f.leaseMu.Lock()
 	f.leaseGen++
