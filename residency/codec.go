@@ -11,14 +11,15 @@ import (
 	"github.com/domicile-go/domicile/region"
 )
 
-// The record encoding of the embedded store, format version 3.
+// The record encoding of the embedded store, format version 4 (format 3
+// without the log records).
 //
 // A record is a payload followed by a checksum:
 //
 //	payload  fields in a fixed order (below); integers as uvarints, strings
 //	         as a uvarint length and the bytes, times as below
 //	checksum 4 bytes, little-endian: CRC-32C (Castagnoli) of one byte naming
-//	         the kind of record ('p', 'e', 'a', 's', 'c' for the kinds
+//	         the kind of record ('p', 'e', 'a', 's', 'c', 'l', 'h' for the kinds
 //	         below, in order), the record's key, then the payload
 //
 // The checksum covers the key, so a damaged account ID, version or
@@ -39,6 +40,8 @@ import (
 //	agreement  to region, expires at, granted, revoked
 //	status     status, changed
 //	counts     accounts, agreements, statuses (the meta bucket's "counts")
+//	log entry  the entry's bytes, EncodeEntry of the change ('l')
+//	log hash   the 32 bytes of a tlog stored hash ('h')
 //
 // Account IDs are in the keys, not in the values. The encoding is
 // hand-written because Open must decode a million accounts in seconds:
@@ -55,6 +58,8 @@ const (
 	kindAgreement recordKind = 'a'
 	kindStatus    recordKind = 's'
 	kindCounts    recordKind = 'c'
+	kindLogEntry  recordKind = 'l'
+	kindLogHash   recordKind = 'h'
 )
 
 // crcTable is CRC-32C, computed by the CPU on amd64 and arm64.

@@ -10,8 +10,10 @@ import (
 	"io/fs"
 	"os"
 	"runtime/debug"
+	"sync"
 	"time"
 
+	"github.com/domicile-go/domicile/auditlog"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -20,20 +22,32 @@ import (
 // every Apply one bbolt transaction, committed and fsynced before it
 // returns. The Router's group commit puts many changes in one Apply.
 //
-// Layout (format version 3):
+// Layout (format version 4):
 //
-//	meta        "format" -> "3" (not checksummed: it says how to read the rest)
+//	meta        "format" -> "4" (not checksummed: it says how to read the rest)
 //	            "counts" -> counts of accounts, agreements and statuses
 //	accounts    account ID -> placement
 //	events      account ID, 0x00, version (8 bytes, big-endian) -> event
 //	agreements  account ID, 0x00, reference -> agreement
 //	datacenters data center ID -> runtime status
+//	log         entry index (8 bytes, big-endian) -> audit log entry
+//	loghashes   stored hash index (8 bytes, big-endian) -> tlog stored hash
+//
+// The log holds [EncodeEntry] of every change Apply commits, in commit
+// order, and loghashes the tlog stored hashes of its Merkle tree, both
+// written in Apply's transaction. The store is the log's only writer: it
+// keeps the tree's right edge (an auditlog.Frontier) in memory, loaded at
+// open from at most 64 stored hashes, and appends to a copy of it in each
+// transaction, kept only once the transaction committed.
 //
 // Every record but the format carries a CRC-32C of its key and payload;
 // codec.go describes the records. Format 2 had the same buckets without
 // checksums and counts, and times as Unix nanoseconds; format 1 lacked the
-// datacenters bucket. Opening a file of either upgrades it to 3 in one
-// fsynced transaction (upgrade).
+// datacenters bucket; format 3 lacked the log buckets. Opening a file of
+// any of them upgrades it to 4 in one fsynced transaction (upgrade,
+// upgradeLog). The log of an upgraded file starts at the upgrade: the
+// changes committed before it are not entries, and its first entries are
+// a snapshot of the state then (upgradeLog).
 //
 // Account IDs hold no NUL byte, so an account's events and agreements
 // sort together, right after those of any account ID that is a prefix of
@@ -41,9 +55,16 @@ import (
 type fileStore struct {
 	db   *bolt.DB
 	path string
+
+	// mu guards frontier, the audit log's right edge as last committed,
+	// and stale, set when a commit failed and the frontier must be
+	// reloaded from the file (the commit may have reached it).
+	mu       sync.Mutex
+	frontier auditlog.Frontier
+	stale    bool
 }
 
-const fileFormat = "3"
+const fileFormat = "4"
 
 var (
 	bucketMeta       = []byte("meta")
@@ -51,6 +72,8 @@ var (
 	bucketEvents     = []byte("events")
 	bucketAgreements = []byte("agreements")
 	bucketStatus     = []byte("datacenters")
+	bucketLog        = []byte("log")
+	bucketLogHashes  = []byte("loghashes")
 	keyFormat        = []byte("format")
 	keyCounts        = []byte("counts")
 )
@@ -186,7 +209,13 @@ func (s *fileStore) init() error {
 	if err == errWrite {
 		err = s.db.Update(func(tx *bolt.Tx) error { return s.setup(tx, nil) })
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return s.db.View(func(tx *bolt.Tx) (err error) {
+		s.frontier, err = loadFrontier(tx)
+		return err
+	})
 }
 
 // setup checks the file's format and buckets. Where the file is new or of
@@ -203,7 +232,7 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 		case errWrite != nil:
 			return errWrite
 		}
-		for _, name := range [][]byte{bucketMeta, bucketAccounts, bucketEvents, bucketAgreements, bucketStatus} {
+		for _, name := range [][]byte{bucketMeta, bucketAccounts, bucketEvents, bucketAgreements, bucketStatus, bucketLog, bucketLogHashes} {
 			if _, err := tx.CreateBucket(name); err != nil {
 				return err
 			}
@@ -225,10 +254,20 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 		if err := s.upgrade(tx, string(v)); err != nil {
 			return fmt.Errorf("residency: upgrading %s from format %s to %s: %w", s.path, v, fileFormat, err)
 		}
+		if err := s.upgradeLog(tx); err != nil {
+			return fmt.Errorf("residency: upgrading %s from format %s to %s: %w", s.path, v, fileFormat, err)
+		}
+	case "3":
+		if errWrite != nil {
+			return errWrite
+		}
+		if err := s.upgradeLog(tx); err != nil {
+			return fmt.Errorf("residency: upgrading %s from format %s to %s: %w", s.path, v, fileFormat, err)
+		}
 	default:
 		return fmt.Errorf("%w: %s has format %q, this version reads %q to %q", ErrFormat, s.path, v, "1", fileFormat)
 	}
-	for _, name := range [][]byte{bucketAccounts, bucketEvents, bucketAgreements, bucketStatus} {
+	for _, name := range [][]byte{bucketAccounts, bucketEvents, bucketAgreements, bucketStatus, bucketLog, bucketLogHashes} {
 		if tx.Bucket(name) == nil {
 			return fmt.Errorf("%w: %s lacks bucket %s", ErrCorrupt, s.path, name)
 		}
@@ -289,7 +328,7 @@ func (s *fileStore) upgrade(tx *bolt.Tx, from string) error {
 	if err := meta.Put(keyCounts, seal(kindCounts, keyCounts, n.encode())); err != nil {
 		return err
 	}
-	return meta.Put(keyFormat, []byte(fileFormat))
+	return meta.Put(keyFormat, []byte("3"))
 }
 
 // rewrite replaces every value of b with what fn makes of it. bbolt's
@@ -374,7 +413,11 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverCorrupt(s.path, &err)
-	return s.db.Update(func(tx *bolt.Tx) error {
+	s.mu.Lock()
+	next, stale := s.frontier, s.stale
+	s.stale = true // until the commit is known to have succeeded
+	s.mu.Unlock()
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		n, err := readCounts(tx)
 		if err != nil {
 			return err
@@ -431,8 +474,22 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 				}
 			}
 		}
+		if stale {
+			if next, err = loadFrontier(tx); err != nil {
+				return err
+			}
+		}
+		if err := appendLog(tx, &next, changes); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketMeta).Put(keyCounts, seal(kindCounts, keyCounts, n.encode()))
 	})
+	if err == nil {
+		s.mu.Lock()
+		s.frontier, s.stale = next, false
+		s.mu.Unlock()
+	}
+	return err
 }
 
 // DataCenters reads the data centers' runtime statuses.

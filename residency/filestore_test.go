@@ -217,7 +217,7 @@ func TestFileStoreRefusesBadFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("4")) })
+	db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("5")) })
 	db.Close()
 
 	tests := []struct {
@@ -409,7 +409,7 @@ func storeFormat(t *testing.T, path string) string {
 
 // TestFileStoreUpgrade opens a file of format 2 (testdata/v2.db.gz, written
 // by the code of that format) and one of format 1 made from it: each is
-// upgraded to format 3 with its state intact, to the nanosecond (an
+// upgraded to format 4 with its state intact, to the nanosecond (an
 // agreement there expires in 2200), and opens again without a write.
 func TestFileStoreUpgrade(t *testing.T) {
 	ctx := context.Background()
@@ -454,8 +454,8 @@ func TestFileStoreUpgrade(t *testing.T) {
 			if err := r.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if v := storeFormat(t, path); v != "3" {
-				t.Errorf("format after the upgrade = %q, want 3", v)
+			if v := storeFormat(t, path); v != "4" {
+				t.Errorf("format after the upgrade = %q, want 4", v)
 			}
 			upgraded, err := os.ReadFile(path)
 			if err != nil {

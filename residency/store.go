@@ -70,11 +70,14 @@ type StoredAccount struct {
 // later), the event that records the change, and the agreement the change
 // grants or revokes, if any. A change with DataCenter set is instead a data
 // center's new runtime status, and has no placement.
+//
+// A committed Change is an entry of the audit log; its JSON form, with
+// these names, is the entry's bytes ([EncodeEntry]).
 type Change struct {
-	Placement  Placement
-	Event      Event
-	Agreement  *Agreement
-	DataCenter *DataCenterState
+	Placement  Placement        `json:"placement,omitzero"`
+	Event      Event            `json:"event,omitzero"`
+	Agreement  *Agreement       `json:"agreement,omitempty"`
+	DataCenter *DataCenterState `json:"datacenter,omitempty"`
 }
 
 // Errors of stores.
