@@ -101,7 +101,28 @@ func boltOptions(wait time.Duration) *bolt.Options {
 	return &bolt.Options{Timeout: wait, FreelistType: bolt.FreelistMapType}
 }
 
+// OpenFileStoreReadOnly opens the existing store file at path for reading
+// only, as an auditor's tool does: it writes nothing, so it neither
+// creates nor upgrades a file (a file of an older format is refused with
+// an error matching [ErrFormat]: open it once with [WithPath] to upgrade
+// it), and its Apply fails. Other read-only opens may share the file; a
+// Router holding it keeps it locked (an error matching [ErrLocked]).
+func OpenFileStoreReadOnly(ctx context.Context, path string) (LogStore, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("residency: opening store: %w", err)
+	}
+	s, err := openStoreFile(ctx, path, true)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 func openFileStore(ctx context.Context, path string) (s *fileStore, err error) {
+	return openStoreFile(ctx, path, false)
+}
+
+func openStoreFile(ctx context.Context, path string, readOnly bool) (s *fileStore, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -114,7 +135,9 @@ func openFileStore(ctx context.Context, path string) (s *fileStore, err error) {
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverCorrupt(path, &err)
-	db, err := bolt.Open(path, 0o600, boltOptions(wait))
+	opts := boltOptions(wait)
+	opts.ReadOnly = readOnly
+	db, err := bolt.Open(path, 0o600, opts)
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fmt.Errorf("%w: %s: still locked after %v", ErrLocked, path, wait)
@@ -124,7 +147,7 @@ func openFileStore(ctx context.Context, path string) (s *fileStore, err error) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
 	}
 	s = &fileStore{db: db, path: path}
-	if err := s.init(); err != nil {
+	if err := s.init(readOnly); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -203,9 +226,12 @@ func checkHeader(path string) error {
 // init creates the buckets of a new file, upgrades a file of version 1 or
 // 2, or checks an existing file's format version. A file that needs
 // neither is only read: opening a store does not write it.
-func (s *fileStore) init() error {
+func (s *fileStore) init(readOnly bool) error {
 	errWrite := errors.New("needs a write")
 	err := s.db.View(func(tx *bolt.Tx) error { return s.setup(tx, errWrite) })
+	if err == errWrite && readOnly {
+		return fmt.Errorf("%w: %s must be upgraded to format %s, which opening it read-only cannot do", ErrFormat, s.path, fileFormat)
+	}
 	if err == errWrite {
 		err = s.db.Update(func(tx *bolt.Tx) error { return s.setup(tx, nil) })
 	}

@@ -39,6 +39,9 @@ type command struct {
 
 var commands = []command{
 	{"keygen", "-name NAME -key FILE -pub FILE", "write a new key pair for signing checkpoints", keygen},
+	{"checkpoint", "-db DB -key FILE", "print the log's current checkpoint, signed", checkpointCmd},
+	{"verify", "-db DB -pub FILE -checkpoint FILE", "check that the log extends a checkpoint kept, hashes to its tree, and agrees with the stored state", verifyCmd},
+	{"history", "-db DB -pub FILE -checkpoint FILE -account ID", "print an account's entries, each proved in the checkpoint", historyCmd},
 }
 
 // errUsage marks errors that exit with status 2.

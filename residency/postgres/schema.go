@@ -16,9 +16,11 @@ import (
 // format is the version of the tables this package writes. Any change to
 // them, or to the JSON of the changes log, needs a new version and an
 // upgrade step in setup.
-const format = 1
+const format = 2
 
-// schemaDDL creates format 1 in schema %[1]s (sanitised). Every id and
+// schemaDDL creates format 2 in schema %[1]s (sanitised), with logDDL.
+// Format 1 lacked the loghashes table and the meta key 'logstart', and
+// let Trim remove changes. Every id and
 // reference column sorts bytewise (COLLATE "C"), as Go compares strings,
 // so that Load returns accounts in the order the Store contract asks.
 const schemaDDL = `
@@ -106,8 +108,8 @@ CREATE TABLE %[1]s.datacenters (
 
 -- head: one row, the position of the last change in the changes log.
 -- Every Apply updates it last, which serialises commits and hands out
--- positions in commit order. trimmed is the last position Trim removed
--- from the log.
+-- positions in commit order. trimmed is the last position the Trim of
+-- format 1 removed from the log; nothing removes changes any more.
 CREATE TABLE %[1]s.head (
 	one     boolean PRIMARY KEY DEFAULT true CHECK (one),
 	pos     bigint NOT NULL,
@@ -126,9 +128,9 @@ CREATE TABLE %[1]s.members (
 	expires timestamptz NOT NULL
 );
 
--- changes: the changes applied since the last Trim, as JSON (a residency.Change), at
--- positions 1, 2, 3... without gaps and in commit order: what followers
--- read.
+-- changes: every change applied (since the trim mark of format 1), as
+-- JSON (a residency.Change), at positions 1, 2, 3... without gaps and in
+-- commit order: what followers read, and the audit log's entries.
 CREATE TABLE %[1]s.changes (
 	pos    bigint PRIMARY KEY,
 	change json NOT NULL
@@ -157,7 +159,7 @@ func (s *Store) setup(ctx context.Context) error {
 		if len(tables) > 0 {
 			return fmt.Errorf("%w: schema %q holds %s and no domicile format marker (table meta); choose another schema with WithSchema", ErrForeign, s.schema, strings.Join(tables, ", "))
 		}
-		if _, err := tx.Exec(ctx, fmt.Sprintf(schemaDDL, pgx.Identifier{s.schema}.Sanitize())); err != nil {
+		if _, err := tx.Exec(ctx, fmt.Sprintf(schemaDDL+logDDL, pgx.Identifier{s.schema}.Sanitize())); err != nil {
 			return fmt.Errorf("postgres: creating tables in schema %q: %w", s.schema, err)
 		}
 		layout, err := s.layout(ctx, tx)
@@ -165,6 +167,9 @@ func (s *Store) setup(ctx context.Context) error {
 			return err
 		}
 		if _, err := tx.Exec(ctx, s.sql.insertMeta, "format", strconv.Itoa(format), "layout", layout); err != nil {
+			return fmt.Errorf("postgres: creating tables in schema %q: %w", s.schema, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO `+pgx.Identifier{s.schema}.Sanitize()+`.meta (key, value) VALUES ('logstart', '0')`); err != nil {
 			return fmt.Errorf("postgres: creating tables in schema %q: %w", s.schema, err)
 		}
 		if err := tx.Commit(ctx); err != nil {
@@ -187,8 +192,8 @@ func (s *Store) setup(ctx context.Context) error {
 	case n > format:
 		return fmt.Errorf("%w: schema %q has format %d, this version of domicile reads %d", residency.ErrFormat, s.schema, n, format)
 	}
-	// Format 1 is the first: nothing to upgrade yet. An upgrade would go
-	// here, under the lock, and end with a new format and layout.
+	// Upgrades run here, under the lock, once the tables are found as
+	// their format's layout says, and end with a new format and layout.
 	if err := tx.QueryRow(ctx, s.sql.selectMeta, "layout").Scan(&want); err != nil {
 		return fmt.Errorf("%w: schema %q: reading the layout: %w", ErrForeign, s.schema, err)
 	}
@@ -198,6 +203,14 @@ func (s *Store) setup(ctx context.Context) error {
 	}
 	if got != want {
 		return fmt.Errorf("%w: the tables of schema %q are not as domicile created them: %s", ErrForeign, s.schema, layoutDiff(want, got))
+	}
+	if n == 1 {
+		if err := s.upgradeLog(ctx, tx); err != nil {
+			return fmt.Errorf("postgres: upgrading schema %q from format 1 to %d: %w", s.schema, format, err)
+		}
+	}
+	if err := tx.QueryRow(ctx, s.sql.logStart).Scan(&s.logStart); err != nil {
+		return fmt.Errorf("%w: schema %q: reading the log's start: %w", ErrForeign, s.schema, err)
 	}
 	return tx.Commit(ctx)
 }

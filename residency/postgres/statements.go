@@ -7,10 +7,12 @@ type statements struct {
 
 	apply string
 
-	head, changes, trim, dataCenters, versions    string
+	head, changes, dataCenters, versions          string
 	join, renew, leave, behind, members           string
 	accountsPage, eventsRange, agreementsRange    string
 	accountsByID, eventsByAccount, agreementsByID string
+
+	logEntries, readHashes, countHashes, insertHashes, logStart string
 }
 
 // Column lists shared by the writes and the reads.
@@ -86,8 +88,6 @@ func buildStatements(s string) statements {
 		// that a Trim running meanwhile is told apart from a gap.
 		changes: `SELECT h.trimmed, c.pos, c.change::text FROM ` + s + `.head h LEFT JOIN LATERAL
 			(SELECT pos, change FROM ` + s + `.changes WHERE pos > $1 ORDER BY pos LIMIT $2) c ON true ORDER BY c.pos`,
-		trim: `WITH h AS (UPDATE ` + s + `.head SET trimmed = greatest(trimmed, least($1, pos)) RETURNING trimmed)
-			DELETE FROM ` + s + `.changes WHERE pos <= (SELECT trimmed FROM h)`,
 		dataCenters: `SELECT id, status, changed, changed_ns FROM ` + s + `.datacenters ORDER BY id`,
 
 		accountsPage:    `SELECT ` + accountCols + ` FROM ` + s + `.accounts WHERE id > $1 ORDER BY id LIMIT $2`,
@@ -97,5 +97,11 @@ func buildStatements(s string) statements {
 		accountsByID:    `SELECT ` + accountCols + ` FROM ` + s + `.accounts WHERE id = ANY($1) ORDER BY id`,
 		eventsByAccount: `SELECT ` + eventCols + ` FROM ` + s + `.events WHERE account = ANY($1) ORDER BY account, version`,
 		agreementsByID:  `SELECT ` + agreementCols + ` FROM ` + s + `.agreements WHERE account = ANY($1) ORDER BY account, reference`,
+
+		logEntries:   `SELECT pos, change::text FROM ` + s + `.changes WHERE pos > $1 ORDER BY pos LIMIT $2`,
+		readHashes:   `SELECT idx, hash FROM ` + s + `.loghashes WHERE idx = ANY($1)`,
+		countHashes:  `SELECT coalesce(max(idx) + 1, 0) FROM ` + s + `.loghashes`,
+		insertHashes: `INSERT INTO ` + s + `.loghashes (idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[]) ON CONFLICT (idx) DO NOTHING`,
+		logStart:     `SELECT value::bigint FROM ` + s + `.meta WHERE key = 'logstart'`,
 	}
 }
