@@ -64,7 +64,7 @@ type LogStore interface {
 	LogSize(ctx context.Context) (int64, error)
 	// LogEntries calls fn with each entry from index from on, in index
 	// order, as of one committed state. It stops at fn's first error and
-	// returns it. fn must not keep entry.
+	// returns it. Each entry is fn's own.
 	LogEntries(ctx context.Context, from int64, fn func(index int64, entry []byte) error) error
 	// ReadHashes returns the stored hashes at indexes (tlog.StoredHashIndex),
 	// in order. Hashes of committed entries never change.
@@ -149,7 +149,7 @@ func (r *Router) SignedCheckpoint(ctx context.Context) ([]byte, error) {
 
 // LogEntries calls fn with each entry of the audit log from index from on,
 // in index order; [DecodeEntry] reads them. It stops at fn's first error
-// and returns it. fn must not keep entry.
+// and returns it. Each entry is fn's own.
 func (r *Router) LogEntries(ctx context.Context, from int64, fn func(index int64, entry []byte) error) error {
 	ls, err := r.logStore()
 	if err != nil {

@@ -1,6 +1,7 @@
 package residency
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -121,7 +122,8 @@ func (s *fileStore) LogEntries(ctx context.Context, from int64, fn func(int64, [
 			if err != nil {
 				return fmt.Errorf("log entry %d: %w", want, err)
 			}
-			if err := fn(want, e); err != nil {
+			// e is in bbolt's mmap, valid only in this transaction.
+			if err := fn(want, bytes.Clone(e)); err != nil {
 				return err
 			}
 			if want%1024 == 0 {
