@@ -30,16 +30,15 @@ import (
 
 // EncodeEntry returns the audit log entry of a committed change: its
 // canonical JSON encoding, as described above. Stores call it for each
-// change they commit; auditors decode entries with [DecodeEntry].
-func EncodeEntry(c Change) []byte {
+// change they commit, before committing; auditors decode entries with
+// [DecodeEntry]. It fails only for a change JSON cannot hold, such as a
+// time outside the years 0 to 9999; a store refuses such a change whole.
+func EncodeEntry(c Change) ([]byte, error) {
 	b, err := json.Marshal(&c)
 	if err != nil {
-		// Every field of Change marshals: strings, integers, UTC times of
-		// the years 1 to 9999 (the Router gives no others), and types
-		// with MarshalText methods that do not fail for valid values.
-		panic(fmt.Sprintf("residency: encoding a log entry: %v", err))
+		return nil, fmt.Errorf("residency: encoding a log entry: %w", err)
 	}
-	return b
+	return b, nil
 }
 
 // DecodeEntry parses an audit log entry written by [EncodeEntry]. It fails

@@ -40,7 +40,10 @@ func TestEncodeEntry(t *testing.T) {
 			`{"datacenter":{"id":"linode-us","status":"draining","changed":"2026-11-28T09:00:00.123456789Z"}}`},
 	}
 	for _, tt := range tests {
-		got := residency.EncodeEntry(tt.change)
+		got, err := residency.EncodeEntry(tt.change)
+		if err != nil {
+			t.Fatalf("%s: EncodeEntry: %v", tt.name, err)
+		}
 		if diff := cmp.Diff(tt.want, string(got)); diff != "" {
 			t.Errorf("%s: EncodeEntry mismatch (-want +got):\n%s", tt.name, diff)
 		}
@@ -51,6 +54,22 @@ func TestEncodeEntry(t *testing.T) {
 		if diff := cmp.Diff(tt.change, back); diff != "" {
 			t.Errorf("%s: DecodeEntry mismatch (-want +got):\n%s", tt.name, diff)
 		}
+	}
+	// A time JSON cannot hold: no entry, and a MemoryStore refuses the
+	// whole unit.
+	far := residency.Change{DataCenter: &residency.DataCenterState{ID: "linode-us", Status: provider.Draining, Changed: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	if _, err := residency.EncodeEntry(far); err == nil {
+		t.Error("EncodeEntry of a time in the year 10000 succeeded")
+	}
+	ms := residency.NewMemoryStore()
+	if err := ms.Apply(context.Background(), []residency.Change{tests[1].change, far}); err == nil {
+		t.Error("MemoryStore.Apply of a time in the year 10000 succeeded")
+	}
+	if n, err := ms.LogSize(context.Background()); err != nil || n != 0 {
+		t.Errorf("LogSize after a refused unit = %d, %v; want 0", n, err)
+	}
+	if st, _ := ms.DataCenters(context.Background()); len(st) != 0 {
+		t.Errorf("statuses after a refused unit: %v", st)
 	}
 	if _, err := residency.DecodeEntry([]byte(`{"placement":`)); !errors.Is(err, residency.ErrCorrupt) {
 		t.Errorf("DecodeEntry of a cut entry: %v, want ErrCorrupt", err)

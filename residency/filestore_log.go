@@ -26,7 +26,10 @@ func appendLog(tx *bolt.Tx, next *auditlog.Frontier, changes []Change) error {
 	// Both buckets only ever grow at their end: full pages waste no space.
 	entries.FillPercent, hashes.FillPercent = 1, 1
 	for i := range changes {
-		e := EncodeEntry(changes[i])
+		e, err := EncodeEntry(changes[i])
+		if err != nil {
+			return err
+		}
 		first, hs := next.Append(e)
 		k := indexKey(next.Size() - 1)
 		if err := entries.Put(k, seal(kindLogEntry, k, e)); err != nil {

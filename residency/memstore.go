@@ -146,6 +146,13 @@ func (s *MemoryStore) Apply(ctx context.Context, changes []Change) error {
 	defer d.mu.Unlock()
 	// Check the whole unit before changing anything. unit holds the
 	// placements as the unit's changes so far leave them.
+	entries := make([][]byte, len(changes))
+	for i := range changes {
+		var err error
+		if entries[i], err = EncodeEntry(changes[i]); err != nil {
+			return err
+		}
+	}
 	unit := make(map[string]*Placement)
 	for i := range changes {
 		c := &changes[i]
@@ -185,10 +192,6 @@ func (s *MemoryStore) Apply(ctx context.Context, changes []Change) error {
 		if ag := c.Agreement; ag != nil {
 			a.agreements[ag.Reference] = *ag
 		}
-	}
-	entries := make([][]byte, len(changes))
-	for i := range changes {
-		entries[i] = EncodeEntry(changes[i])
 	}
 	if _, err := d.hashes.Append(entries...); err != nil {
 		panic(fmt.Sprintf("residency: MemoryStore: appending to the log: %v", err)) // it reads only hashes it holds

@@ -104,7 +104,11 @@ func (s *Store) entries(ctx context.Context, from int64, limit int, fn func(int6
 		if err := json.Unmarshal(raw, &c); err != nil {
 			return fmt.Errorf("%w: log entry %d (position %d): %v", residency.ErrCorrupt, want, pos, err)
 		}
-		if err := fn(want, residency.EncodeEntry(c)); err != nil {
+		e, err := residency.EncodeEntry(c)
+		if err != nil {
+			return fmt.Errorf("%w: log entry %d (position %d): %v", residency.ErrCorrupt, want, pos, err)
+		}
+		if err := fn(want, e); err != nil {
 			return err
 		}
 		want++

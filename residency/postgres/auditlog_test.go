@@ -41,7 +41,11 @@ func wantLog(t testing.TB, s residency.LogStore, changes []residency.Change) {
 	var want [][]byte
 	var m auditlog.MemoryHashes
 	for _, c := range changes {
-		want = append(want, residency.EncodeEntry(c))
+		e, err := residency.EncodeEntry(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, e)
 	}
 	if _, err := m.Append(want...); err != nil && len(want) > 0 {
 		t.Fatal(err)
