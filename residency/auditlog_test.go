@@ -313,10 +313,8 @@ func TestFileStoreLogUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{"log", "loghashes"} {
-			if err := tx.DeleteBucket([]byte(b)); err != nil {
-				return err
-			}
+		if err := tx.DeleteBucket([]byte("log")); err != nil {
+			return err
 		}
 		return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("3"))
 	})

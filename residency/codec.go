@@ -19,7 +19,7 @@ import (
 //	payload  fields in a fixed order (below); integers as uvarints, strings
 //	         as a uvarint length and the bytes, times as below
 //	checksum 4 bytes, little-endian: CRC-32C (Castagnoli) of one byte naming
-//	         the kind of record ('p', 'e', 'a', 's', 'c', 'l', 'h' for the kinds
+//	         the kind of record ('p', 'e', 'a', 's', 'c', 'l' for the kinds
 //	         below, in order), the record's key, then the payload
 //
 // The checksum covers the key, so a damaged account ID, version or
@@ -40,8 +40,11 @@ import (
 //	agreement  to region, expires at, granted, revoked
 //	status     status, changed
 //	counts     accounts, agreements, statuses (the meta bucket's "counts")
-//	log entry  the entry's bytes, EncodeEntry of the change ('l')
-//	log hash   the 32 bytes of a tlog stored hash ('h')
+//	log entry  the tlog stored hashes the entry's append added, 32 bytes
+//	           each (as many as tlog.StoredHashCount(i+1) -
+//	           tlog.StoredHashCount(i) for entry i: 1 plus the number of
+//	           trailing one bits of i), then the entry's bytes, EncodeEntry
+//	           of the change ('l')
 //
 // Account IDs are in the keys, not in the values. The encoding is
 // hand-written because Open must decode a million accounts in seconds:
@@ -59,7 +62,6 @@ const (
 	kindStatus    recordKind = 's'
 	kindCounts    recordKind = 'c'
 	kindLogEntry  recordKind = 'l'
-	kindLogHash   recordKind = 'h'
 )
 
 // crcTable is CRC-32C, computed by the CPU on amd64 and arm64.

@@ -30,12 +30,15 @@ import (
 //	events      account ID, 0x00, version (8 bytes, big-endian) -> event
 //	agreements  account ID, 0x00, reference -> agreement
 //	datacenters data center ID -> runtime status
-//	log         entry index (8 bytes, big-endian) -> audit log entry
-//	loghashes   stored hash index (8 bytes, big-endian) -> tlog stored hash
+//	log         entry index (8 bytes, big-endian) -> audit log entry with
+//	            the tlog stored hashes its append added
 //
 // The log holds [EncodeEntry] of every change Apply commits, in commit
-// order, and loghashes the tlog stored hashes of its Merkle tree, both
-// written in Apply's transaction. The store is the log's only writer: it
+// order, each with the stored hashes of the log's Merkle tree that its
+// append added (filestore_log.go), written in Apply's transaction. One
+// bucket, not one for entries and one for hashes: every commit then
+// rewrites one leaf page of the log, not two, which keeps the cost of a
+// durable write close to what it was without the log. The store is the log's only writer: it
 // keeps the tree's right edge (an auditlog.Frontier) in memory, loaded at
 // open from at most 64 stored hashes, and appends to a copy of it in each
 // transaction, kept only once the transaction committed.
@@ -73,7 +76,6 @@ var (
 	bucketAgreements = []byte("agreements")
 	bucketStatus     = []byte("datacenters")
 	bucketLog        = []byte("log")
-	bucketLogHashes  = []byte("loghashes")
 	keyFormat        = []byte("format")
 	keyCounts        = []byte("counts")
 )
@@ -258,7 +260,7 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 		case errWrite != nil:
 			return errWrite
 		}
-		for _, name := range [][]byte{bucketMeta, bucketAccounts, bucketEvents, bucketAgreements, bucketStatus, bucketLog, bucketLogHashes} {
+		for _, name := range [][]byte{bucketMeta, bucketAccounts, bucketEvents, bucketAgreements, bucketStatus, bucketLog} {
 			if _, err := tx.CreateBucket(name); err != nil {
 				return err
 			}
@@ -293,7 +295,7 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 	default:
 		return fmt.Errorf("%w: %s has format %q, this version reads %q to %q", ErrFormat, s.path, v, "1", fileFormat)
 	}
-	for _, name := range [][]byte{bucketAccounts, bucketEvents, bucketAgreements, bucketStatus, bucketLog, bucketLogHashes} {
+	for _, name := range [][]byte{bucketAccounts, bucketEvents, bucketAgreements, bucketStatus, bucketLog} {
 		if tx.Bucket(name) == nil {
 			return fmt.Errorf("%w: %s lacks bucket %s", ErrCorrupt, s.path, name)
 		}

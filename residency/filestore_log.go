@@ -13,36 +13,66 @@ import (
 	"github.com/domicile-go/domicile/auditlog"
 )
 
-// The audit log of the file store: the log and loghashes buckets
-// (filestore.go), keyed by index in 8 big-endian bytes so that they sort
-// in index order.
+// The audit log of the file store: the log bucket (filestore.go), keyed by
+// entry index in 8 big-endian bytes so that it sorts in index order. The
+// record of entry i holds the stored hashes appending it added, the
+// indexes tlog.StoredHashCount(i) to tlog.StoredHashCount(i+1)-1, then the
+// entry: stored hash x was added by the entry that completed its subtree,
+// ((n+1)<<level)-1 where level and n are tlog.SplitStoredHashIndex(x).
 
 func indexKey(i int64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(i)) }
 
-// appendLog appends the entries of changes to the log of tx, and their
+// hashesOf returns how many stored hashes appending entry i adds.
+func hashesOf(i int64) int { return int(tlog.StoredHashCount(i+1) - tlog.StoredHashCount(i)) }
+
+// appendLog appends the entries of changes to the log of tx, with their
 // stored hashes, advancing next, the log's frontier in tx.
 func appendLog(tx *bolt.Tx, next *auditlog.Frontier, changes []Change) error {
-	entries, hashes := tx.Bucket(bucketLog), tx.Bucket(bucketLogHashes)
-	// Both buckets only ever grow at their end: full pages waste no space.
-	entries.FillPercent, hashes.FillPercent = 1, 1
+	log := tx.Bucket(bucketLog)
+	// The bucket only ever grows at its end: full pages waste no space.
+	log.FillPercent = 1
+	hs := len(tlog.Hash{})
 	for i := range changes {
 		e, err := EncodeEntry(changes[i])
 		if err != nil {
 			return err
 		}
-		first, hs := next.Append(e)
-		k := indexKey(next.Size() - 1)
-		if err := entries.Put(k, seal(kindLogEntry, k, e)); err != nil {
-			return err
+		_, hashes := next.Append(e)
+		payload := make([]byte, 0, len(hashes)*hs+len(e)+checksumLen)
+		for _, h := range hashes {
+			payload = append(payload, h[:]...)
 		}
-		for j := range hs {
-			k := indexKey(first + int64(j))
-			if err := hashes.Put(k, seal(kindLogHash, k, hs[j][:])); err != nil {
-				return err
-			}
+		payload = append(payload, e...)
+		k := indexKey(next.Size() - 1)
+		if err := log.Put(k, seal(kindLogEntry, k, payload)); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// readEntry reads the record of entry i from the log bucket b: its stored
+// hashes and its entry, both in bbolt's memory (valid in the transaction).
+func readEntry(b *bolt.Bucket, i int64) (hashes, entry []byte, err error) {
+	k := indexKey(i)
+	v := b.Get(k)
+	if v == nil {
+		return nil, nil, fmt.Errorf("%w: log entry %d is missing", ErrCorrupt, i)
+	}
+	return splitEntry(k, v, i)
+}
+
+// splitEntry checks the record v of entry i, of key k, and splits it.
+func splitEntry(k, v []byte, i int64) (hashes, entry []byte, err error) {
+	p, err := unseal(kindLogEntry, k, v)
+	if err != nil {
+		return nil, nil, fmt.Errorf("log entry %d: %w", i, err)
+	}
+	n := hashesOf(i) * len(tlog.Hash{})
+	if len(p) < n {
+		return nil, nil, fmt.Errorf("%w: log entry %d: record of %d bytes", ErrCorrupt, i, len(p))
+	}
+	return p[:n], p[n:], nil
 }
 
 // logSize returns the number of entries in the log of tx: one more than
@@ -70,22 +100,20 @@ func loadFrontier(tx *bolt.Tx) (auditlog.Frontier, error) {
 // txHashes reads the stored hashes of tx.
 func txHashes(tx *bolt.Tx) tlog.HashReaderFunc {
 	return func(indexes []int64) ([]tlog.Hash, error) {
-		b := tx.Bucket(bucketLogHashes)
+		b := tx.Bucket(bucketLog)
 		out := make([]tlog.Hash, len(indexes))
-		for i, x := range indexes {
-			k := indexKey(x)
-			v := b.Get(k)
-			if v == nil {
-				return nil, fmt.Errorf("%w: stored hash %d is missing", ErrCorrupt, x)
+		for k, x := range indexes {
+			if x < 0 {
+				return nil, fmt.Errorf("%w: stored hash %d", auditlog.ErrOutOfRange, x)
 			}
-			h, err := unseal(kindLogHash, k, v)
+			level, n := tlog.SplitStoredHashIndex(x)
+			i := (n+1)<<level - 1
+			hashes, _, err := readEntry(b, i)
 			if err != nil {
 				return nil, err
 			}
-			if len(h) != len(tlog.Hash{}) {
-				return nil, fmt.Errorf("%w: stored hash %d has %d bytes", ErrCorrupt, x, len(h))
-			}
-			copy(out[i][:], h)
+			at := int(x-tlog.StoredHashCount(i)) * len(tlog.Hash{})
+			copy(out[k][:], hashes[at:])
 		}
 		return out, nil
 	}
@@ -121,9 +149,9 @@ func (s *fileStore) LogEntries(ctx context.Context, from int64, fn func(int64, [
 			if len(k) != 8 || int64(binary.BigEndian.Uint64(k)) != want {
 				return fmt.Errorf("%w: log key %x where entry %d belongs", ErrCorrupt, k, want)
 			}
-			e, err := unseal(kindLogEntry, k, v)
+			_, e, err := splitEntry(k, v, want)
 			if err != nil {
-				return fmt.Errorf("log entry %d: %w", want, err)
+				return err
 			}
 			// e is in bbolt's mmap, valid only in this transaction.
 			if err := fn(want, bytes.Clone(e)); err != nil {
@@ -165,10 +193,8 @@ func (s *fileStore) ReadHashes(ctx context.Context, indexes []int64) (out []tlog
 // placement and event); then each data center's runtime status in ID order.
 // The events before each account's latest stay in the events bucket.
 func (s *fileStore) upgradeLog(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketLog, bucketLogHashes} {
-		if _, err := tx.CreateBucket(name); err != nil {
-			return fmt.Errorf("creating bucket %s: %w", name, err)
-		}
+	if _, err := tx.CreateBucket(bucketLog); err != nil {
+		return fmt.Errorf("creating bucket %s: %w", bucketLog, err)
 	}
 	var f auditlog.Frontier
 	rd := newAccountReader(tx)
