@@ -298,13 +298,13 @@ func TestMemoryStoreCopiesLog(t *testing.T) {
 	}
 }
 
-// TestFileStoreLogUpgrade opens files of formats 2 and 3: each gets a log
+// TestFileStoreLogUpgrade opens files of formats 2 and 4: each gets a log
 // that starts with a snapshot of its state, whose replay gives the stored
 // accounts, and which later changes extend.
 func TestFileStoreLogUpgrade(t *testing.T) {
 	ctx := context.Background()
-	// A file of format 3: a new store with its log buckets removed.
-	v3 := filepath.Join(t.TempDir(), "v3.db")
+	// A file of format 4: a new store with its log bucket removed.
+	v3 := filepath.Join(t.TempDir(), "v4.db")
 	r := open(t, residency.WithPath(v3))
 	changeAll(t, r, "x")
 	r.Close()
@@ -316,7 +316,7 @@ func TestFileStoreLogUpgrade(t *testing.T) {
 		if err := tx.DeleteBucket([]byte("log")); err != nil {
 			return err
 		}
-		return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("3"))
+		return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("4"))
 	})
 	db.Close()
 	if err != nil {
@@ -324,7 +324,7 @@ func TestFileStoreLogUpgrade(t *testing.T) {
 	}
 	v2 := filepath.Join(t.TempDir(), "v2.db")
 	unpackFixture(t, v2)
-	for name, path := range map[string]string{"format 3": v3, "format 2": v2} {
+	for name, path := range map[string]string{"format 4": v3, "format 2": v2} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := residency.OpenFileStoreReadOnly(ctx, path); !errors.Is(err, residency.ErrFormat) {
 				t.Errorf("read-only open of an old format: %v, want ErrFormat", err)

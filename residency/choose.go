@@ -3,6 +3,7 @@ package residency
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/region"
@@ -62,8 +63,9 @@ func (t *topology) choose(home region.Region, accountID string) (*dataCenter, st
 func (t *topology) best(reg region.Region, accountID string, except *dataCenter) *dataCenter {
 	var best *dataCenter
 	var bestScore float64
+	now := t.now()
 	for _, d := range t.active[reg] {
-		if d == except {
+		if d == except || !d.EffectiveAt(now) {
 			continue
 		}
 		if s := d.score(accountID); best == nil || s > bestScore {
@@ -79,8 +81,9 @@ func (t *topology) best(reg region.Region, accountID string, except *dataCenter)
 func (t *topology) backupFor(accountID string, primary *dataCenter) string {
 	var best *dataCenter
 	var bestScore float64
+	now := t.now()
 	for _, d := range t.active[primary.Region] {
-		if d == primary {
+		if d == primary || !d.EffectiveAt(now) {
 			continue
 		}
 		s := d.score(accountID)
@@ -95,4 +98,14 @@ func (t *topology) backupFor(accountID string, primary *dataCenter) string {
 		return ""
 	}
 	return best.ID
+}
+
+// now returns the time for effective dates: the Router's clock when a data
+// center has an effective date, else the zero time, at which every data
+// center without one is effective, without reading the clock.
+func (t *topology) now() time.Time {
+	if !t.announced {
+		return time.Time{}
+	}
+	return t.clock()
 }

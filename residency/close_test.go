@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/domicile-go/domicile/region"
 	"github.com/domicile-go/domicile/residency"
@@ -23,6 +24,8 @@ func TestEveryMethodAfterClose(t *testing.T) {
 	if err := r.GrantTransfer(ctx, residency.Transfer{AccountID: "acme", To: region.US, Reference: "T-1"}); err != nil {
 		t.Fatal(err)
 	}
+	grant(t, r, "acme", "support-247", "C-1", time.Time{})
+	object(t, r, "acme", "twilio", "O-1")
 	m, err := r.BeginMove(ctx, "acme", "aws-us-west-1")
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +71,19 @@ func TestEveryMethodAfterClose(t *testing.T) {
 			return err
 		},
 		"Err": r.Err,
+		"GrantAccess": func() error {
+			return r.GrantAccess(ctx, residency.Consent{AccountID: "other", SubProcessor: "support-247", Reference: "C-2"})
+		},
+		"RevokeAccess": func() error { return r.RevokeAccess(ctx, "acme", "C-1") },
+		"Object": func() error {
+			return r.Object(ctx, residency.Objection{AccountID: "other", SubProcessor: "twilio", Reference: "O-2"})
+		},
+		"WithdrawObjection": func() error { return r.WithdrawObjection(ctx, "acme", "O-1") },
+		"Consents":          func() error { _, err := r.Consents("acme"); return err },
+		"Objections":        func() error { _, err := r.Objections("acme"); return err },
+		"MayAccess":         func() error { return r.MayAccess("acme", "quality-unit-llc") },
+		"SubProcessors":     func() error { _, err := r.SubProcessors("acme"); return err },
+		"Delete":            func() error { return r.Delete(ctx, "other", "trial expired") },
 
 		"Checkpoint":       func() error { _, err := r.Checkpoint(ctx); return err },
 		"SignedCheckpoint": func() error { _, err := r.SignedCheckpoint(ctx); return err },

@@ -11,7 +11,7 @@ import (
 	"github.com/domicile-go/domicile/region"
 )
 
-// The record encoding of the embedded store, format version 4 (format 3
+// The record encoding of the embedded store, format version 5 (format 4
 // without the log records).
 //
 // A record is a payload followed by a checksum:
@@ -19,8 +19,8 @@ import (
 //	payload  fields in a fixed order (below); integers as uvarints, strings
 //	         as a uvarint length and the bytes, times as below
 //	checksum 4 bytes, little-endian: CRC-32C (Castagnoli) of one byte naming
-//	         the kind of record ('p', 'e', 'a', 's', 'c', 'l' for the kinds
-//	         below, in order), the record's key, then the payload
+//	         the kind of record ('p', 'e', 'a', 's', 'g', 'o', 'c', 'l' for
+//	         the kinds below, in order), the record's key, then the payload
 //
 // The checksum covers the key, so a damaged account ID, version or
 // reference is found as surely as a damaged value, and a value read from
@@ -39,7 +39,10 @@ import (
 //	event      time, kind, from, to, rule, reference, move ID
 //	agreement  to region, expires at, granted, revoked
 //	status     status, changed
-//	counts     accounts, agreements, statuses (the meta bucket's "counts")
+//	consent    sub-processor, expires at, granted, revoked
+//	objection  sub-processor, raised, withdrawn
+//	counts     accounts, agreements, statuses, consents, objections (the
+//	           meta bucket's "counts")
 //	log entry  the tlog stored hashes the entry's append added, 32 bytes
 //	           each (as many as tlog.StoredHashCount(i+1) -
 //	           tlog.StoredHashCount(i) for entry i: 1 plus the number of
@@ -61,6 +64,8 @@ const (
 	kindAgreement recordKind = 'a'
 	kindStatus    recordKind = 's'
 	kindCounts    recordKind = 'c'
+	kindConsent   recordKind = 'g'
+	kindObjection recordKind = 'o'
 	kindLogEntry  recordKind = 'l'
 )
 
@@ -111,6 +116,10 @@ func (k recordKind) String() string {
 		return "status"
 	case kindCounts:
 		return "counts"
+	case kindConsent:
+		return "consent"
+	case kindObjection:
+		return "objection"
 	}
 	return fmt.Sprintf("kind %d", byte(k))
 }
@@ -363,27 +372,30 @@ func (d *decoder) status(id string) DataCenterState {
 	return DataCenterState{ID: id, Status: provider.Status(d.unique()), Changed: d.time()}
 }
 
-// counts is how many accounts, agreements and data center statuses a store
-// file holds, kept beside them so that Load finds records that vanished
-// (a damaged page can lose a record with its checksum).
-type counts struct{ accounts, agreements, statuses uint64 }
+// counts is how many accounts, agreements, data center statuses, consents
+// and objections a store file holds, kept beside them so that Load finds
+// records that vanished (a damaged page can lose a record with its
+// checksum). Format 3 had the first three only (upgrade3).
+type counts struct{ accounts, agreements, statuses, consents, objections uint64 }
 
 func (c counts) encode() []byte {
 	e := encoder{b: make([]byte, 0, 16)}
 	e.uint(c.accounts)
 	e.uint(c.agreements)
 	e.uint(c.statuses)
+	e.uint(c.consents)
+	e.uint(c.objections)
 	return e.b
 }
 
 func (d *decoder) counts() counts {
-	return counts{accounts: d.uint(), agreements: d.uint(), statuses: d.uint()}
+	return counts{accounts: d.uint(), agreements: d.uint(), statuses: d.uint(), consents: d.uint(), objections: d.uint()}
 }
 
 // changeTimes returns the error of validTime for the first time of c that
 // the format cannot hold, or nil.
 func changeTimes(c *Change) error {
-	var times [7]time.Time
+	var times [10]time.Time
 	if st := c.DataCenter; st != nil {
 		times[0] = st.Changed
 	} else {
@@ -391,6 +403,12 @@ func changeTimes(c *Change) error {
 		times[0], times[1], times[2], times[3] = p.Created, p.Updated, p.Move.Began, c.Event.Time
 		if ag := c.Agreement; ag != nil {
 			times[4], times[5], times[6] = ag.ExpiresAt, ag.Granted, ag.Revoked
+		}
+		if cr := c.Consent; cr != nil {
+			times[7], times[8], times[9] = cr.ExpiresAt, cr.Granted, cr.Revoked
+		}
+		if o := c.Objection; o != nil {
+			times[7], times[8] = o.Raised, o.Withdrawn
 		}
 	}
 	for _, t := range times {

@@ -44,6 +44,19 @@
 //     other active data centers of their regions, and strands, never moves
 //     out of region, those with nowhere to go, and lists the open moves out
 //     of the data center and into it.
+//   - Sub-processors: [Router.MayAccess] is the check before a third party
+//     opens an account's data: the hosts of its data centers, the service
+//     processors and subcontractors serving its home region, consent-gated
+//     ones only under a live consent of the customer ([Router.GrantAccess],
+//     [ErrNoConsent]), none the customer objected to ([Router.Object],
+//     [ErrObjected]); [Router.SubProcessors] gives the same answer as a
+//     list. Like Lookup, it is a memory read that allocates nothing.
+//   - Effective dates: a data center or sub-processor the catalog announces
+//     for a date still ahead (by the Router's clock, [WithClock]) takes no
+//     account, no move and no access before it ([ErrNotEffective]).
+//   - [Router.Delete] closes an account: it leaves Lookup, the iterators
+//     and the metrics, its agreements and consents end, and its audit trail
+//     stays. The ID may be placed afresh.
 //   - Every change is on the account's audit trail ([Router.History]).
 //   - [Router.Verify] checks all of this over the whole state.
 //   - Bad input gets an error that [errors.Is] matches, and changes nothing.
@@ -52,8 +65,8 @@
 //
 // # JSON
 //
-// Every type that is serialized (placements, moves, agreements, events,
-// reports, evacuation plans, import results) has JSON names in snake_case,
+// Every type that is serialized (placements, moves, agreements, consents,
+// objections, events, reports, evacuation plans, import results) has JSON names in snake_case,
 // times in RFC 3339, regions by name and errors as their text.
 //
 // # Durability
@@ -79,7 +92,9 @@
 //
 // With [WithRegisterer], the Router registers domicile_placements_total,
 // domicile_moves_total, domicile_refusals_total,
-// domicile_transfer_agreements_total, and the scrape-time gauges
+// domicile_transfer_agreements_total, domicile_consents_total,
+// domicile_objections_total, domicile_deletions_total,
+// domicile_access_checks_total (by result), and the scrape-time gauges
 // domicile_accounts (per data center) and domicile_moves_open. No label
 // holds an account ID.
 //

@@ -156,6 +156,9 @@ var refusalReasons = []struct {
 	{ErrMoveInProgress, "move_in_progress"},
 	{ErrConflict, "conflict"},
 	{ErrInvalidTransfer, "invalid_transfer"},
+	{ErrInvalidConsent, "invalid_consent"},
+	{ErrInvalidObjection, "invalid_objection"},
+	{ErrInvalidReason, "invalid_reason"},
 }
 
 // otherReasons are the refusal reasons of errors from other packages.

@@ -22,39 +22,48 @@ import (
 // every Apply one bbolt transaction, committed and fsynced before it
 // returns. The Router's group commit puts many changes in one Apply.
 //
-// Layout (format version 4):
+// Layout (format version 5):
 //
-//	meta        "format" -> "4" (not checksummed: it says how to read the rest)
-//	            "counts" -> counts of accounts, agreements and statuses
-//	accounts    account ID -> placement
+//	meta        "format" -> "5" (not checksummed: it says how to read the rest)
+//	            "counts" -> counts of accounts, agreements, statuses,
+//	            consents and objections
+//	accounts    account ID -> placement (a deleted account's has no data center)
 //	events      account ID, 0x00, version (8 bytes, big-endian) -> event
 //	agreements  account ID, 0x00, reference -> agreement
 //	datacenters data center ID -> runtime status
+//	consents    account ID, 0x00, reference -> consent (new in format 4)
+//	objections  account ID, 0x00, reference -> objection (new in format 4)
 //	log         entry index (8 bytes, big-endian) -> audit log entry with
-//	            the tlog stored hashes its append added
+//	            the tlog stored hashes its append added (new in format 5)
 //
 // The log holds [EncodeEntry] of every change Apply commits, in commit
 // order, each with the stored hashes of the log's Merkle tree that its
 // append added (filestore_log.go), written in Apply's transaction. One
 // bucket, not one for entries and one for hashes: every commit then
 // rewrites one leaf page of the log, not two, which keeps the cost of a
-// durable write close to what it was without the log. The store is the log's only writer: it
-// keeps the tree's right edge (an auditlog.Frontier) in memory, loaded at
-// open from at most 64 stored hashes, and appends to a copy of it in each
-// transaction, kept only once the transaction committed.
+// durable write close to what it was without the log. The store is the
+// log's only writer: it keeps the tree's right edge (an
+// auditlog.Frontier) in memory, loaded at open from at most 64 stored
+// hashes, and appends to a copy of it in each transaction, kept only once
+// the transaction committed.
+//
+// Format 4 lacked the log bucket: opening a file of format 4, or of any
+// older format, writes its log (upgradeLog) in the transaction of the
+// upgrade. The log of an upgraded file starts at the upgrade: the changes
+// committed before it are not entries, and its first entries are a
+// snapshot of the state then.//
+// Format 3 lacked the consents and objections buckets and their counts:
+// opening a file of format 3 adds them (upgrade3).
 //
 // Every record but the format carries a CRC-32C of its key and payload;
-// codec.go describes the records. Format 2 had the same buckets without
-// checksums and counts, and times as Unix nanoseconds; format 1 lacked the
-// datacenters bucket; format 3 lacked the log buckets. Opening a file of
-// any of them upgrades it to 4 in one fsynced transaction (upgrade,
-// upgradeLog). The log of an upgraded file starts at the upgrade: the
-// changes committed before it are not entries, and its first entries are
-// a snapshot of the state then (upgradeLog).
+// codec.go describes the records. Format 2 had the buckets of format 3
+// without checksums and counts, and times as Unix nanoseconds; format 1
+// lacked the datacenters bucket. Opening a file of either upgrades it to 5
+// in one fsynced transaction (upgrade, upgrade3, upgradeLog).
 //
-// Account IDs hold no NUL byte, so an account's events and agreements
-// sort together, right after those of any account ID that is a prefix of
-// its own: Load merges the three buckets in one pass.
+// Account IDs hold no NUL byte, so an account's events, agreements,
+// consents and objections sort together, right after those of any account
+// ID that is a prefix of its own: Load merges the five buckets in one pass.
 type fileStore struct {
 	db   *bolt.DB
 	path string
@@ -67,7 +76,7 @@ type fileStore struct {
 	stale    bool
 }
 
-const fileFormat = "4"
+const fileFormat = "5"
 
 var (
 	bucketMeta       = []byte("meta")
@@ -75,6 +84,8 @@ var (
 	bucketEvents     = []byte("events")
 	bucketAgreements = []byte("agreements")
 	bucketStatus     = []byte("datacenters")
+	bucketConsents   = []byte("consents")
+	bucketObjections = []byte("objections")
 	bucketLog        = []byte("log")
 	keyFormat        = []byte("format")
 	keyCounts        = []byte("counts")
@@ -201,7 +212,7 @@ func checkHeader(path string) error {
 	}
 	const header, metaLen, sumAt = 16, 64, 56
 	ne := binary.NativeEndian
-	var best struct{ txid, need uint64 }
+	var best struct{ txid, need, root, pageSize uint64 }
 	offset := int64(0)
 	for i := range 2 {
 		m := make([]byte, metaLen)
@@ -216,13 +227,100 @@ func checkHeader(path string) error {
 		}
 		if txid := ne.Uint64(m[48:]); i == 0 || txid > best.txid {
 			best.txid, best.need = txid, ne.Uint64(m[40:])*pageSize
+			best.root, best.pageSize = ne.Uint64(m[16:]), pageSize
 		}
 		offset = int64(pageSize)
 	}
 	if uint64(info.Size()) < best.need {
 		return fmt.Errorf("%w: %s: truncated to %d bytes, its last transaction needs %d", ErrCorrupt, path, info.Size(), best.need)
 	}
+	if best.root >= best.need/best.pageSize {
+		return fmt.Errorf("%w: %s: root page %d is past the end of the file", ErrCorrupt, path, best.root)
+	}
+	page := make([]byte, best.pageSize)
+	if _, err := f.ReadAt(page, int64(best.root*best.pageSize)); err != nil {
+		return fmt.Errorf("%w: %s: reading the root page: %v", ErrCorrupt, path, err)
+	}
+	if overflow := uint64(ne.Uint32(page[12:])); overflow > 0 { // a page of several
+		if best.root+1+overflow > best.need/best.pageSize {
+			return fmt.Errorf("%w: %s: root page %d overflows past the end of the file", ErrCorrupt, path, best.root)
+		}
+		page = make([]byte, (1+overflow)*best.pageSize)
+		if _, err := f.ReadAt(page, int64(best.root*best.pageSize)); err != nil {
+			return fmt.Errorf("%w: %s: reading the root page: %v", ErrCorrupt, path, err)
+		}
+	}
+	if err := checkRootPage(page); err != nil {
+		return fmt.Errorf("%w: %s: root page %d: %v", ErrCorrupt, path, best.root, err)
+	}
 	return nil
+}
+
+// checkRootPage checks the bounds of the root page of a bbolt file and of
+// the small ("inline") buckets it holds, which is where a file of a few
+// accounts keeps all its buckets. bbolt copies an inline bucket to the Go
+// heap when it is not aligned, and reads it there through unsafe pointers
+// without checking its bounds: a damaged count or offset would read past
+// the copy (a fatal error under the race detector's pointer checks, which
+// no recover catches). The layout (bbolt's internal/common/page.go): a
+// page header of id (8 bytes), flags, count (2 each) and overflow (4);
+// then count elements of flags, pos, ksize and vsize (4 bytes each), an
+// element's key starting pos bytes after the element, its value right
+// after the key; an inline bucket's value is the bucket header (root page
+// 0 and sequence, 8 bytes each) followed by a leaf page. The root page of
+// a domicile file is a leaf: it holds five buckets.
+func checkRootPage(page []byte) error {
+	ne := binary.NativeEndian
+	const headerLen, elemLen, branch, leaf, bucketFlag = 16, 16, 0x01, 0x02, 0x01
+	switch flags := ne.Uint16(page[8:]); flags {
+	case branch:
+		return nil // many buckets: not a domicile file, and setup will say so
+	case leaf:
+	default:
+		return fmt.Errorf("flags %#x", flags)
+	}
+	// leafElems checks the elements of the leaf page p (the root, or an
+	// inline bucket's page) and calls fn with each value of a bucket.
+	leafElems := func(p []byte, fn func(v []byte) error) error {
+		if len(p) < headerLen {
+			return errors.New("short page")
+		}
+		n := int(ne.Uint16(p[10:]))
+		if headerLen+n*elemLen > len(p) {
+			return fmt.Errorf("%d elements do not fit in %d bytes", n, len(p))
+		}
+		for i := range n {
+			e := p[headerLen+i*elemLen:]
+			at := uint64(headerLen + i*elemLen)
+			k := at + uint64(ne.Uint32(e[4:]))
+			v := k + uint64(ne.Uint32(e[8:]))
+			end := v + uint64(ne.Uint32(e[12:]))
+			if end > uint64(len(p)) {
+				return fmt.Errorf("element %d ends at %d, past the page's %d bytes", i, end, len(p))
+			}
+			if ne.Uint32(e)&bucketFlag != 0 && fn != nil {
+				if err := fn(p[v:end]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return leafElems(page, func(v []byte) error {
+		if len(v) < 16 {
+			return errors.New("short bucket header")
+		}
+		if ne.Uint64(v) != 0 {
+			return nil // not inline: its pages are read from the file's mmap
+		}
+		if len(v) < 16+headerLen {
+			return errors.New("short inline bucket")
+		}
+		if flags := ne.Uint16(v[16+8:]); flags != leaf {
+			return fmt.Errorf("inline bucket page flags %#x", flags)
+		}
+		return leafElems(v[16:], func([]byte) error { return errors.New("nested bucket") })
+	})
 }
 
 // init creates the buckets of a new file, upgrades a file of version 1 or
@@ -257,10 +355,16 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 		switch {
 		case !empty:
 			return fmt.Errorf("%w: %s has no domicile format version", ErrCorrupt, s.path)
+		case errWrite != nil && tx.ID() > 1:
+			// bbolt makes a new file with transaction IDs 0 and 1 and no
+			// buckets; a later transaction made the buckets. A file
+			// written since that shows none lost them to damage (a
+			// flipped bit of the root page's element count).
+			return fmt.Errorf("%w: %s holds no buckets after %d transactions", ErrCorrupt, s.path, tx.ID())
 		case errWrite != nil:
 			return errWrite
 		}
-		for _, name := range [][]byte{bucketMeta, bucketAccounts, bucketEvents, bucketAgreements, bucketStatus, bucketLog} {
+		for _, name := range [][]byte{bucketMeta, bucketAccounts, bucketEvents, bucketAgreements, bucketStatus, bucketConsents, bucketObjections, bucketLog} {
 			if _, err := tx.CreateBucket(name); err != nil {
 				return err
 			}
@@ -271,7 +375,19 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 		}
 		return meta.Put(keyFormat, []byte(fileFormat))
 	}
-	switch v := meta.Get(keyFormat); string(v) {
+	v := meta.Get(keyFormat)
+	// A format older than the buckets the file holds is damage (a flipped
+	// bit turns "5" into "4" or "1"), not a file to upgrade: upgrading it
+	// would read its records in a format they are not in.
+	for _, later := range []struct {
+		bucket []byte
+		since  string
+	}{{bucketConsents, "4"}, {bucketObjections, "4"}, {bucketLog, "5"}} {
+		if isFormatVersion(v) && len(v) == 1 && string(v) < later.since && tx.Bucket(later.bucket) != nil {
+			return fmt.Errorf("%w: %s says format %s, but holds bucket %s of format %s", ErrCorrupt, s.path, v, later.bucket, later.since)
+		}
+	}
+	switch string(v) {
 	case fileFormat:
 	case "":
 		return fmt.Errorf("%w: %s has no format version", ErrCorrupt, s.path)
@@ -289,13 +405,26 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 		if errWrite != nil {
 			return errWrite
 		}
+		if err := upgrade3(tx); err != nil {
+			return fmt.Errorf("residency: upgrading %s from format 3 to %s: %w", s.path, fileFormat, err)
+		}
 		if err := s.upgradeLog(tx); err != nil {
-			return fmt.Errorf("residency: upgrading %s from format %s to %s: %w", s.path, v, fileFormat, err)
+			return fmt.Errorf("residency: upgrading %s from format 3 to %s: %w", s.path, fileFormat, err)
+		}
+	case "4":
+		if errWrite != nil {
+			return errWrite
+		}
+		if err := s.upgradeLog(tx); err != nil {
+			return fmt.Errorf("residency: upgrading %s from format 4 to %s: %w", s.path, fileFormat, err)
 		}
 	default:
+		if !isFormatVersion(v) { // a damaged meta page, not a newer format
+			return fmt.Errorf("%w: %s has format %.40q", ErrCorrupt, s.path, v)
+		}
 		return fmt.Errorf("%w: %s has format %q, this version reads %q to %q", ErrFormat, s.path, v, "1", fileFormat)
 	}
-	for _, name := range [][]byte{bucketAccounts, bucketEvents, bucketAgreements, bucketStatus, bucketLog} {
+	for _, name := range [][]byte{bucketAccounts, bucketEvents, bucketAgreements, bucketStatus, bucketConsents, bucketObjections, bucketLog} {
 		if tx.Bucket(name) == nil {
 			return fmt.Errorf("%w: %s lacks bucket %s", ErrCorrupt, s.path, name)
 		}
@@ -306,13 +435,55 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 	return nil
 }
 
-// upgrade rewrites every record of a file of format 1 or 2 in format 3,
+// isFormatVersion reports whether v looks like a format version: one to
+// four decimal digits.
+func isFormatVersion(v []byte) bool {
+	if len(v) == 0 || len(v) > 4 {
+		return false
+	}
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// upgrade3 makes a file of format 3 one of format 4 (upgradeLog then
+// makes it 5): it adds the consents
+// and objections buckets, empty, and their counts, zero.
+func upgrade3(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	v, err := unseal(kindCounts, keyCounts, meta.Get(keyCounts))
+	if err != nil {
+		return err
+	}
+	d := decoder{b: v}
+	n := counts{accounts: d.uint(), agreements: d.uint(), statuses: d.uint()} // format 3's counts
+	if err := d.done("counts"); err != nil {
+		return err
+	}
+	for _, name := range [][]byte{bucketConsents, bucketObjections} {
+		if _, err := tx.CreateBucket(name); err != nil {
+			return err
+		}
+	}
+	if err := meta.Put(keyCounts, seal(kindCounts, keyCounts, n.encode())); err != nil {
+		return err
+	}
+	return meta.Put(keyFormat, []byte("4"))
+}
+
+// upgrade rewrites every record of a file of format 1 or 2 in format 4
+// (upgradeLog then makes it 5),
 // in the transaction tx: it decodes each in the old format, encodes it
 // anew with its checksum and counts the records. A record that does not
 // decode fails the upgrade, and the file is left as it was.
 func (s *fileStore) upgrade(tx *bolt.Tx, from string) error {
-	if _, err := tx.CreateBucketIfNotExists(bucketStatus); err != nil {
-		return err
+	for _, name := range [][]byte{bucketStatus, bucketConsents, bucketObjections} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
 	}
 	var n counts
 	for _, name := range [][]byte{bucketAccounts, bucketEvents, bucketAgreements, bucketStatus} {
@@ -356,7 +527,7 @@ func (s *fileStore) upgrade(tx *bolt.Tx, from string) error {
 	if err := meta.Put(keyCounts, seal(kindCounts, keyCounts, n.encode())); err != nil {
 		return err
 	}
-	return meta.Put(keyFormat, []byte("3"))
+	return meta.Put(keyFormat, []byte("4"))
 }
 
 // rewrite replaces every value of b with what fn makes of it. bbolt's
@@ -452,6 +623,7 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 		}
 		accounts, events, agreements := tx.Bucket(bucketAccounts), tx.Bucket(bucketEvents), tx.Bucket(bucketAgreements)
 		statuses := tx.Bucket(bucketStatus)
+		consents, objections := tx.Bucket(bucketConsents), tx.Bucket(bucketObjections)
 		for i := range changes {
 			c := &changes[i]
 			if st := c.DataCenter; st != nil {
@@ -498,6 +670,24 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 					n.agreements++
 				}
 				if err := agreements.Put(k, seal(kindAgreement, k, encodeAgreement(ag))); err != nil {
+					return err
+				}
+			}
+			if cr := c.Consent; cr != nil {
+				k := agreementKey(cr.AccountID, cr.Reference)
+				if consents.Get(k) == nil {
+					n.consents++
+				}
+				if err := consents.Put(k, seal(kindConsent, k, encodeConsent(cr))); err != nil {
+					return err
+				}
+			}
+			if o := c.Objection; o != nil {
+				k := agreementKey(o.AccountID, o.Reference)
+				if objections.Get(k) == nil {
+					n.objections++
+				}
+				if err := objections.Put(k, seal(kindObjection, k, encodeObjection(o))); err != nil {
 					return err
 				}
 			}
@@ -584,9 +774,16 @@ func (s *fileStore) Load(ctx context.Context, fn func(StoredAccount) error) (err
 			return fmt.Errorf("%w: event %q of an account that has no placement", ErrCorrupt, rd.ek)
 		case rd.ak != nil:
 			return fmt.Errorf("%w: agreement %q of an account that has no placement", ErrCorrupt, rd.ak)
+		case rd.ck != nil:
+			return fmt.Errorf("%w: consent %q of an account that has no placement", ErrCorrupt, rd.ck)
+		case rd.ok != nil:
+			return fmt.Errorf("%w: objection %q of an account that has no placement", ErrCorrupt, rd.ok)
 		case n != want.accounts || rd.agreementsRead != want.agreements:
 			return fmt.Errorf("%w: %d accounts and %d agreements found, the store counts %d and %d",
 				ErrCorrupt, n, rd.agreementsRead, want.accounts, want.agreements)
+		case rd.consentsRead != want.consents || rd.objectionsRead != want.objections:
+			return fmt.Errorf("%w: %d consents and %d objections found, the store counts %d and %d",
+				ErrCorrupt, rd.consentsRead, rd.objectionsRead, want.consents, want.objections)
 		}
 		return nil
 	})
@@ -627,16 +824,22 @@ func (s *fileStore) LoadAccounts(ctx context.Context, ids []string, fn func(Stor
 // forward with the accounts read in key order; seek moves them to an
 // account out of order. It counts the agreements it reads.
 type accountReader struct {
-	d                  decoder
-	events, agreements *bolt.Cursor
-	ek, ev, ak, av     []byte
-	agreementsRead     uint64
+	d                            decoder
+	events, agreements           *bolt.Cursor
+	ek, ev, ak, av               []byte
+	agreementsRead               uint64
+	consents, objections         *bolt.Cursor
+	ck, cv, ok, ov               []byte
+	consentsRead, objectionsRead uint64
 }
 
 func newAccountReader(tx *bolt.Tx) *accountReader {
-	rd := &accountReader{events: tx.Bucket(bucketEvents).Cursor(), agreements: tx.Bucket(bucketAgreements).Cursor()}
+	rd := &accountReader{events: tx.Bucket(bucketEvents).Cursor(), agreements: tx.Bucket(bucketAgreements).Cursor(),
+		consents: tx.Bucket(bucketConsents).Cursor(), objections: tx.Bucket(bucketObjections).Cursor()}
 	rd.ek, rd.ev = rd.events.First()
 	rd.ak, rd.av = rd.agreements.First()
+	rd.ck, rd.cv = rd.consents.First()
+	rd.ok, rd.ov = rd.objections.First()
 	return rd
 }
 
@@ -644,6 +847,8 @@ func (rd *accountReader) seek(accountKey []byte) {
 	prefix := append(accountKey[:len(accountKey):len(accountKey)], 0)
 	rd.ek, rd.ev = rd.events.Seek(prefix)
 	rd.ak, rd.av = rd.agreements.Seek(prefix)
+	rd.ck, rd.cv = rd.consents.Seek(prefix)
+	rd.ok, rd.ov = rd.objections.Seek(prefix)
 }
 
 // read decodes the account of key k and placement record v, with the
@@ -667,6 +872,12 @@ func (rd *accountReader) read(k, v []byte) (StoredAccount, error) {
 	}
 	if rd.ak != nil && bytes.Compare(rd.ak, prefix) < 0 {
 		return StoredAccount{}, fmt.Errorf("%w: agreement %q of an account that has no placement", ErrCorrupt, rd.ak)
+	}
+	if rd.ck != nil && bytes.Compare(rd.ck, prefix) < 0 {
+		return StoredAccount{}, fmt.Errorf("%w: consent %q of an account that has no placement", ErrCorrupt, rd.ck)
+	}
+	if rd.ok != nil && bytes.Compare(rd.ok, prefix) < 0 {
+		return StoredAccount{}, fmt.Errorf("%w: objection %q of an account that has no placement", ErrCorrupt, rd.ok)
 	}
 	for ; rd.ek != nil && bytes.HasPrefix(rd.ek, prefix); rd.ek, rd.ev = rd.events.Next() {
 		rest := rd.ek[len(prefix):]
@@ -694,6 +905,26 @@ func (rd *accountReader) read(k, v []byte) (StoredAccount, error) {
 			return StoredAccount{}, err
 		}
 		rd.agreementsRead++
+	}
+	for ; rd.ck != nil && bytes.HasPrefix(rd.ck, prefix); rd.ck, rd.cv = rd.consents.Next() {
+		if d.b, err = unseal(kindConsent, rd.ck, rd.cv); err != nil {
+			return StoredAccount{}, err
+		}
+		a.Consents = append(a.Consents, d.consent(id, string(rd.ck[len(prefix):])))
+		if err := d.done("consent of " + id); err != nil {
+			return StoredAccount{}, err
+		}
+		rd.consentsRead++
+	}
+	for ; rd.ok != nil && bytes.HasPrefix(rd.ok, prefix); rd.ok, rd.ov = rd.objections.Next() {
+		if d.b, err = unseal(kindObjection, rd.ok, rd.ov); err != nil {
+			return StoredAccount{}, err
+		}
+		a.Objections = append(a.Objections, d.objection(id, string(rd.ok[len(prefix):])))
+		if err := d.done("objection of " + id); err != nil {
+			return StoredAccount{}, err
+		}
+		rd.objectionsRead++
 	}
 	if len(a.History) == 0 || a.History[len(a.History)-1].Version != a.Placement.Version {
 		return StoredAccount{}, fmt.Errorf("%w: account %q: audit trail does not end at version %d", ErrCorrupt, id, a.Placement.Version)

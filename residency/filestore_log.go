@@ -182,15 +182,16 @@ func (s *fileStore) ReadHashes(ctx context.Context, indexes []int64) (out []tlog
 	return out, err
 }
 
-// upgradeLog creates the log buckets in a file of format 3 (or one just
+// upgradeLog creates the log bucket in a file of format 4 (or one just
 // upgraded to it) and writes its first entries, in the transaction tx.
 // The log of an upgraded file starts at the upgrade: the changes committed
 // before it were not logged, and their order across accounts is not known.
 // Its first entries are a snapshot of the state as the upgrade found it,
 // so that replaying the log gives the stored state: for each account in ID
 // order, its latest change (the placement with the event of its version),
-// then for each agreement of the account one change carrying it (the same
-// placement and event); then each data center's runtime status in ID order.
+// then for each agreement, consent and objection of the account one change
+// carrying it (the same placement and event); then each data center's
+// runtime status in ID order.
 // The events before each account's latest stay in the events bucket.
 func (s *fileStore) upgradeLog(tx *bolt.Tx) error {
 	if _, err := tx.CreateBucket(bucketLog); err != nil {
@@ -213,6 +214,12 @@ func (s *fileStore) upgradeLog(tx *bolt.Tx) error {
 		batch = append(batch, Change{Placement: a.Placement, Event: last})
 		for i := range a.Agreements {
 			batch = append(batch, Change{Placement: a.Placement, Event: last, Agreement: &a.Agreements[i]})
+		}
+		for i := range a.Consents {
+			batch = append(batch, Change{Placement: a.Placement, Event: last, Consent: &a.Consents[i]})
+		}
+		for i := range a.Objections {
+			batch = append(batch, Change{Placement: a.Placement, Event: last, Objection: &a.Objections[i]})
 		}
 		if len(batch) >= 1024 {
 			return flush()

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
+	"iter"
 	"maps"
 	"os"
 	"path/filepath"
@@ -217,7 +220,7 @@ func TestFileStoreRefusesBadFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("5")) })
+	db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("6")) })
 	db.Close()
 
 	tests := []struct {
@@ -408,8 +411,8 @@ func storeFormat(t *testing.T, path string) string {
 }
 
 // TestFileStoreUpgrade opens a file of format 2 (testdata/v2.db.gz, written
-// by the code of that format) and one of format 1 made from it: each is
-// upgraded to format 4 with its state intact, to the nanosecond (an
+// by the code of that format) and ones of formats 1 and 3 made from it:
+// each is upgraded to format 5 with its state intact, to the nanosecond (an
 // agreement there expires in 2200), and opens again without a write.
 func TestFileStoreUpgrade(t *testing.T) {
 	ctx := context.Background()
@@ -438,6 +441,39 @@ func TestFileStoreUpgrade(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, v1State},
+		{"format 3", func(path string) {
+			// Opening upgrades the file to format 5; take it back to 3:
+			// no consents, objections and log buckets, counts of accounts,
+			// agreements and statuses only (codec.go).
+			r, err := residency.Open(ctx, residency.WithPath(path), residency.WithClock(fixtureClock()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Close()
+			db, err := bolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if err := db.Update(func(tx *bolt.Tx) error {
+				for _, name := range []string{"consents", "objections", "log"} {
+					if err := tx.DeleteBucket([]byte(name)); err != nil {
+						return err
+					}
+				}
+				meta := tx.Bucket([]byte("meta"))
+				v := meta.Get([]byte("counts"))
+				payload := bytes.Clone(v[:len(v)-4-2]) // less the checksum and two zero counts
+				tab := crc32.MakeTable(crc32.Castagnoli)
+				sum := crc32.Update(crc32.Update(crc32.Update(0, tab, []byte{'c'}), tab, []byte("counts")), tab, payload)
+				if err := meta.Put([]byte("counts"), binary.LittleEndian.AppendUint32(payload, sum)); err != nil {
+					return err
+				}
+				return meta.Put([]byte("format"), []byte("3"))
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}, want},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -454,8 +490,8 @@ func TestFileStoreUpgrade(t *testing.T) {
 			if err := r.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if v := storeFormat(t, path); v != "4" {
-				t.Errorf("format after the upgrade = %q, want 4", v)
+			if v := storeFormat(t, path); v != "5" {
+				t.Errorf("format after the upgrade = %q, want 5", v)
 			}
 			upgraded, err := os.ReadFile(path)
 			if err != nil {
@@ -605,8 +641,8 @@ func TestFileStoreTimesRoundTrip(t *testing.T) {
 	// A time the format cannot hold is refused, by GrantTransfer or else by
 	// the store, and changes nothing; the Router goes on writing.
 	for _, bad := range []time.Time{last.Add(time.Nanosecond), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)} {
-		if err := r.GrantTransfer(ctx, residency.Transfer{AccountID: "acme", To: region.UK, Reference: "T-far", ExpiresAt: bad}); err == nil {
-			t.Errorf("GrantTransfer expiring at %v succeeded", bad)
+		if err := r.GrantTransfer(ctx, residency.Transfer{AccountID: "acme", To: region.UK, Reference: "T-far", ExpiresAt: bad}); !errors.Is(err, residency.ErrInvalidTransfer) {
+			t.Errorf("GrantTransfer expiring at %v = %v, want ErrInvalidTransfer", bad, err)
 		}
 		unchanged(t, r, before, fmt.Sprintf("GrantTransfer expiring at %v", bad))
 	}
@@ -790,38 +826,113 @@ func TestFileStoreBitFlips(t *testing.T) {
 	outcomes := map[string]int{}
 	for i := range n {
 		bit := i*len(data)*8/n + i%8 // spread over the file and over the bits of a byte
-		damaged := bytes.Clone(data)
-		damaged[bit/8] ^= 1 << (bit % 8)
-		path := filepath.Join(dir, fmt.Sprintf("flip-%d.db", bit))
-		if err := os.WriteFile(path, damaged, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		r, err := residency.Open(ctx, residency.WithPath(path), residency.WithClock(clk))
-		switch {
-		case errors.Is(err, residency.ErrCorrupt):
-			outcomes["refused as corrupt"]++
-		case errors.Is(err, residency.ErrFormat):
-			outcomes["refused as an unknown format"]++
-		case errors.Is(err, residency.ErrUnknownDataCenter), errors.Is(err, residency.ErrCrossRegion):
-			outcomes["refused by the check against the catalog"]++
-		case err != nil:
-			t.Errorf("bit %d (byte %d of %d) flipped: Open error = %v; want ErrCorrupt", bit, bit/8, len(data), err)
-		default:
-			got := storedSnapshot(t, r)
-			rep, err := r.Verify(ctx)
-			switch {
-			case err != nil:
-				t.Errorf("bit %d flipped: Verify: %v", bit, err)
-			case cmp.Equal(want, got):
-				outcomes["opened unchanged"]++
-			case !rep.OK():
-				outcomes["opened changed, reported by Verify"]++
-			default:
-				t.Errorf("bit %d (byte %d of %d) flipped: opened as another state that Verify passes (-want +got):\n%s", bit, bit/8, len(data), cmp.Diff(want, got))
-			}
-			r.Close()
-		}
-		os.Remove(path)
+		outcomes[openFlipped(t, data, bit, want, clk)]++
 	}
 	t.Logf("%d one-bit flips of a %d-byte store: %v", n, len(data), outcomes)
+}
+
+// openFlipped opens a copy of the store file data with one bit flipped and
+// says what became of it: refused (as corrupt, of an unknown format, or by
+// the check against the catalog), opened unchanged (as want), or opened
+// changed and reported by Verify. Anything else fails the test.
+func openFlipped(t *testing.T, data []byte, bit int, want storedState, clk func() time.Time) string {
+	t.Helper()
+	ctx := context.Background()
+	damaged := bytes.Clone(data)
+	damaged[bit/8] ^= 1 << (bit % 8)
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("flip-%d.db", bit))
+	if err := os.WriteFile(path, damaged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(path)
+	r, err := residency.Open(ctx, residency.WithPath(path), residency.WithClock(clk))
+	switch {
+	case errors.Is(err, residency.ErrCorrupt):
+		return "refused as corrupt"
+	case errors.Is(err, residency.ErrFormat):
+		return "refused as an unknown format"
+	case errors.Is(err, residency.ErrUnknownDataCenter), errors.Is(err, residency.ErrCrossRegion):
+		return "refused by the check against the catalog"
+	case err != nil:
+		t.Errorf("bit %d (byte %d of %d) flipped: Open error = %v; want ErrCorrupt", bit, bit/8, len(data), err)
+		return "failed"
+	}
+	defer r.Close()
+	got := storedSnapshot(t, r)
+	rep, err := r.Verify(ctx)
+	switch {
+	case err != nil:
+		t.Errorf("bit %d flipped: Verify: %v", bit, err)
+	case cmp.Equal(want, got):
+		return "opened unchanged"
+	case !rep.OK():
+		return "opened changed, reported by Verify"
+	default:
+		t.Errorf("bit %d (byte %d of %d) flipped: opened as another state that Verify passes (-want +got):\n%s", bit, bit/8, len(data), cmp.Diff(want, got))
+	}
+	return "failed"
+}
+
+// TestFileStoreDamagedRootPage flips every bit of the page header and the
+// element table of a small store's root page and of each small (inline)
+// bucket it holds. bbolt reads an inline bucket without checking its
+// bounds, from a copy on the Go heap when it is not aligned: a damaged
+// count or offset there read past the copy (under -race, a fatal error of
+// the pointer checks that no recover catches). Open checks those bounds
+// first; every copy must be refused, or open unchanged.
+func TestFileStoreDamagedRootPage(t *testing.T) {
+	ctx := context.Background()
+	good := filepath.Join(t.TempDir(), "good.db")
+	clk := fixtureClock()
+	r, err := residency.Open(ctx, residency.WithPath(good), residency.WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixtureChanges(t, r)
+	want := storedSnapshot(t, r)
+	r.Close()
+	data, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(good, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root int
+	db.View(func(tx *bolt.Tx) error { root = int(tx.Cursor().Bucket().Root()); return nil })
+	pageSize := db.Info().PageSize
+	db.Close()
+	page := data[root*pageSize : (root+1)*pageSize]
+	ne := binary.NativeEndian
+	// Each leaf page: a 16-byte header, then 16 bytes per element.
+	tables := [][2]int{{root * pageSize, 16 + 16*int(ne.Uint16(page[10:]))}}
+	for _, name := range []string{"meta", "accounts", "events", "agreements", "datacenters"} {
+		at := bytes.Index(page[tables[0][1]:], []byte(name)) + tables[0][1] + len(name) // the bucket's value
+		if ne.Uint64(page[at:]) != 0 {
+			continue // not inline
+		}
+		inline := at + 16
+		tables = append(tables, [2]int{root*pageSize + inline, 16 + 16*int(ne.Uint16(page[inline+10:]))})
+	}
+	if len(tables) < 3 {
+		t.Fatalf("%d inline buckets in the root page, want at least 2", len(tables)-1)
+	}
+	outcomes := map[string]int{}
+	for _, table := range tables {
+		for bit := table[0] * 8; bit < (table[0]+table[1])*8; bit++ {
+			outcomes[openFlipped(t, data, bit, want, clk)]++
+		}
+	}
+	t.Logf("%d flips of the root page and %d inline buckets: %v", sum(maps.Values(outcomes)), len(tables)-1, outcomes)
+	if outcomes["opened changed, reported by Verify"] != 0 {
+		t.Errorf("damage of the root page opened as another state")
+	}
+}
+
+func sum(s iter.Seq[int]) (n int) {
+	for v := range s {
+		n += v
+	}
+	return n
 }

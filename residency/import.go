@@ -129,6 +129,9 @@ func (r *Router) importRow(w *writer, row ImportRow) (bool, error) {
 		if at, ok = r.dataCenters[row.DataCenter]; !ok {
 			return false, fmt.Errorf("%w %q: account %q", ErrUnknownDataCenter, row.DataCenter, row.AccountID)
 		}
+		if !at.EffectiveAt(w.now) {
+			return false, notYet(row.AccountID, at)
+		}
 	}
 	_, isNew, err := r.placeIn(w, row.AccountID, home, at, Imported)
 	return isNew, err

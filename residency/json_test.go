@@ -97,6 +97,14 @@ func TestJSON(t *testing.T) {
 			{AccountID: "acme", Country: "DE", Region: region.EU, DataCenter: "linode-eu"},
 			{AccountID: "globex", Country: "GB"},
 		}, true},
+		{"consent", []residency.ConsentRecord{
+			{Consent: residency.Consent{AccountID: "acme", SubProcessor: "support-247", Reference: "C-1", ExpiresAt: at.AddDate(0, 1, 0)}, Granted: at, Revoked: later},
+			{Consent: residency.Consent{AccountID: "acme", SubProcessor: "support-247", Reference: "C-2"}, Granted: at},
+		}, true},
+		{"objection", []residency.ObjectionRecord{
+			{Objection: residency.Objection{AccountID: "acme", SubProcessor: "twilio", Reference: "O-1"}, Raised: at, Withdrawn: later},
+			{Objection: residency.Objection{AccountID: "acme", SubProcessor: "quality-unit-ukraine", Reference: "O-2"}, Raised: at},
+		}, true},
 		{"import_result", residency.ImportResult{Imported: 2, Existing: 1,
 			Refused: []residency.RowError{{Row: 4, AccountID: "", Err: fmt.Errorf("%w: empty account ID", residency.ErrInvalidAccount)}}}, false},
 	}
@@ -135,6 +143,8 @@ func TestJSONNames(t *testing.T) {
 		reflect.TypeFor[residency.Report](), reflect.TypeFor[residency.Finding](), reflect.TypeFor[residency.EvacuationPlan](),
 		reflect.TypeFor[residency.PlannedMove](), reflect.TypeFor[residency.Stranded](), reflect.TypeFor[residency.DataCenterState](),
 		reflect.TypeFor[residency.ImportRow](), reflect.TypeFor[residency.ImportResult](), reflect.TypeFor[residency.RowError](),
+		reflect.TypeFor[residency.Consent](), reflect.TypeFor[residency.ConsentRecord](),
+		reflect.TypeFor[residency.Objection](), reflect.TypeFor[residency.ObjectionRecord](),
 	} {
 		if typ.Implements(marshaler) {
 			continue // its MarshalJSON names the fields, checked by the golden files

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/domicile-go/domicile/auditlog"
 	"golang.org/x/mod/sumdb/tlog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -50,13 +51,39 @@ type memData struct {
 	hashes auditlog.MemoryHashes
 }
 
-// memAccount is one account as the MemoryStore keeps it. Placement, Event
-// and Agreement hold no pointers or slices, so copying the values copies
-// them deeply.
+// memAccount is one account as the MemoryStore keeps it. Placement, Event,
+// Agreement, ConsentRecord and ObjectionRecord hold no pointers or slices,
+// so copying the values copies them deeply.
 type memAccount struct {
 	placement  Placement
 	history    []Event
 	agreements map[string]Agreement // by reference
+	// consents and objections, by reference, are nil until the first.
+	consents   map[string]ConsentRecord
+	objections map[string]ObjectionRecord
+}
+
+// put records a consent or objection under its reference, the last one
+// written winning, in the map *m made on first use.
+func put[T any](m *map[string]T, reference string, v T) {
+	if *m == nil {
+		*m = make(map[string]T)
+	}
+	(*m)[reference] = v
+}
+
+// byReference returns the values of m in the order of their references, or
+// nil for none.
+func byReference[T any](m map[string]T) []T {
+	if len(m) == 0 {
+		return nil
+	}
+	refs := slices.Sorted(maps.Keys(m))
+	out := make([]T, len(refs))
+	for i, ref := range refs {
+		out[i] = m[ref]
+	}
+	return out
 }
 
 // NewMemoryStore returns an empty, open MemoryStore.
@@ -79,6 +106,12 @@ func NewMemoryStoreFrom(ctx context.Context, src Store) (*MemoryStore, error) {
 		m := &memAccount{placement: a.Placement, history: slices.Clone(a.History), agreements: make(map[string]Agreement, len(a.Agreements))}
 		for _, ag := range a.Agreements {
 			m.agreements[ag.Reference] = ag
+		}
+		for _, c := range a.Consents {
+			put(&m.consents, c.Reference, c)
+		}
+		for _, o := range a.Objections {
+			put(&m.objections, o.Reference, o)
 		}
 		d.accounts[id] = m
 		return nil
@@ -192,6 +225,12 @@ func (s *MemoryStore) Apply(ctx context.Context, changes []Change) error {
 		if ag := c.Agreement; ag != nil {
 			a.agreements[ag.Reference] = *ag
 		}
+		if cr := c.Consent; cr != nil {
+			put(&a.consents, cr.Reference, *cr)
+		}
+		if o := c.Objection; o != nil {
+			put(&a.objections, o.Reference, *o)
+		}
 	}
 	if _, err := d.hashes.Append(entries...); err != nil {
 		panic(fmt.Sprintf("residency: MemoryStore: appending to the log: %v", err)) // it reads only hashes it holds
@@ -300,10 +339,11 @@ func emit(ctx context.Context, accounts []StoredAccount, fn func(StoredAccount) 
 	return nil
 }
 
-// stored returns a copy of a: history and agreements in new slices, the
-// agreements in reference order.
+// stored returns a copy of a: history, agreements, consents and objections
+// in new slices, the last three in reference order.
 func (a *memAccount) stored() StoredAccount {
-	out := StoredAccount{Placement: a.placement, History: slices.Clone(a.history)}
+	out := StoredAccount{Placement: a.placement, History: slices.Clone(a.history),
+		Consents: byReference(a.consents), Objections: byReference(a.objections)}
 	if len(a.agreements) > 0 {
 		out.Agreements = make([]Agreement, 0, len(a.agreements))
 		for _, ag := range a.agreements {

@@ -19,13 +19,35 @@ type metrics struct {
 	moves      map[[2]string]prometheus.Counter // by outcome and scope
 	refusals   map[string]prometheus.Counter    // by reason
 	transfers  map[string]prometheus.Counter    // by action
+	consents   map[string]prometheus.Counter    // by action
+	objections map[string]prometheus.Counter    // by action
+	deletions  prometheus.Counter
+	checks     [len(accessResults)]prometheus.Counter // by accessResult
 }
 
 var (
 	moveOutcomes   = []string{"begun", "completed", "aborted"}
 	moveScopes     = []string{"in_region", "cross_region"}
 	transferEvents = []string{"granted", "revoked"}
+	consentEvents  = []string{"granted", "revoked"}
+	objectEvents   = []string{"raised", "withdrawn"}
 )
+
+// accessResult is the answer of an access check, for the metrics.
+type accessResult int
+
+const (
+	accessAllowed accessResult = iota
+	accessRefused              // ErrNoAccess only: not a host of its data centers, region not served
+	accessNotEffective
+	accessObjected
+	accessNoConsent
+	accessNotFound
+	accessUnknown // unknown sub-processor
+)
+
+// accessResults are the label values of the accessResult values, in order.
+var accessResults = [...]string{"allowed", "refused", "not_effective", "objected", "no_consent", "not_found", "unknown_subprocessor"}
 
 func newMetrics(reg prometheus.Registerer, r *Router) (*metrics, error) {
 	if reg == nil {
@@ -47,9 +69,28 @@ func newMetrics(reg prometheus.Registerer, r *Router) (*metrics, error) {
 		Name: "domicile_transfer_agreements_total",
 		Help: "Transfer agreements granted and revoked.",
 	}, []string{"action"})
+	consents := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "domicile_consents_total",
+		Help: "Consents to consent-gated sub-processors granted and revoked (deletions included).",
+	}, []string{"action"})
+	objections := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "domicile_objections_total",
+		Help: "Objections to sub-processors raised and withdrawn (deletions included).",
+	}, []string{"action"})
+	deletions := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "domicile_deletions_total",
+		Help: "Accounts deleted.",
+	})
+	checks := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "domicile_access_checks_total",
+		Help: "Access checks of sub-processors (MayAccess), by result.",
+	}, []string{"result"})
 	m := &metrics{
 		reg:        reg,
-		collectors: []prometheus.Collector{placements, moves, refusals, transfers, stateCollector{r}},
+		collectors: []prometheus.Collector{placements, moves, refusals, transfers, consents, objections, deletions, checks, stateCollector{r}},
+		consents:   map[string]prometheus.Counter{},
+		objections: map[string]prometheus.Counter{},
+		deletions:  deletions,
 		placements: map[string]prometheus.Counter{},
 		moves:      map[[2]string]prometheus.Counter{},
 		refusals:   map[string]prometheus.Counter{},
@@ -68,6 +109,15 @@ func newMetrics(reg prometheus.Registerer, r *Router) (*metrics, error) {
 	}
 	for _, a := range transferEvents {
 		m.transfers[a] = transfers.WithLabelValues(a)
+	}
+	for _, a := range consentEvents {
+		m.consents[a] = consents.WithLabelValues(a)
+	}
+	for _, a := range objectEvents {
+		m.objections[a] = objections.WithLabelValues(a)
+	}
+	for i, res := range accessResults {
+		m.checks[i] = checks.WithLabelValues(res)
 	}
 	for i, c := range m.collectors {
 		if err := reg.Register(c); err != nil {
@@ -110,6 +160,56 @@ func (m *metrics) transfer(action string) {
 	if m != nil {
 		m.transfers[action].Inc()
 	}
+}
+
+func (m *metrics) consent(action string) {
+	if m != nil {
+		m.consents[action].Inc()
+	}
+}
+
+func (m *metrics) objection(action string) {
+	if m != nil {
+		m.objections[action].Inc()
+	}
+}
+
+func (m *metrics) deleted() {
+	if m != nil {
+		m.deletions.Inc()
+	}
+}
+
+// access counts an access check; it allocates nothing.
+func (m *metrics) access(res accessResult) {
+	if m != nil {
+		m.checks[res].Inc()
+	}
+}
+
+// accessResult counts an access check by its answer, nil or a refusal of
+// mayAccess.
+func (m *metrics) accessResult(err error) {
+	if m == nil {
+		return
+	}
+	res := accessAllowed
+	if err != nil {
+		res = accessRefused
+		var k error
+		if ke, ok := err.(*kindsError); ok && len(ke.kinds) > 1 {
+			k = ke.kinds[1]
+		}
+		switch k {
+		case ErrNotEffective:
+			res = accessNotEffective
+		case ErrObjected:
+			res = accessObjected
+		case ErrNoConsent:
+			res = accessNoConsent
+		}
+	}
+	m.checks[res].Inc()
 }
 
 func (m *metrics) refused(err error) {

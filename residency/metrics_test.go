@@ -66,7 +66,10 @@ domicile_moves_total{outcome="completed",scope="in_region"} 0
 domicile_refusals_total{reason="conflict"} 1
 domicile_refusals_total{reason="cross_region"} 1
 domicile_refusals_total{reason="invalid_account"} 1
+domicile_refusals_total{reason="invalid_consent"} 0
 domicile_refusals_total{reason="invalid_country"} 1
+domicile_refusals_total{reason="invalid_objection"} 0
+domicile_refusals_total{reason="invalid_reason"} 0
 domicile_refusals_total{reason="invalid_region"} 0
 domicile_refusals_total{reason="invalid_transfer"} 0
 domicile_refusals_total{reason="move_in_progress"} 0

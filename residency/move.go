@@ -28,7 +28,7 @@ func (r *Router) BeginMove(ctx context.Context, accountID, to string) (Move, err
 	}
 	var out Move
 	err := r.write(ctx, func(w *writer) error {
-		a := w.account(accountID)
+		a := w.live(accountID)
 		if a == nil {
 			return fmt.Errorf("%w: account %q", ErrNotFound, accountID)
 		}
@@ -43,6 +43,8 @@ func (r *Router) BeginMove(ctx context.Context, accountID, to string) (Move, err
 			return conflictWith(a, "already lives in "+to)
 		case !w.topo.isActive(to):
 			return fmt.Errorf("%w: account %q: data center %s is %s and takes no accounts", ErrNoDataCenter, accountID, to, w.topo.status[to])
+		case !target.EffectiveAt(w.now):
+			return notYet(accountID, target)
 		}
 		m := &Move{ID: "mv-" + rand.Text(), AccountID: accountID, From: a.DataCenter, To: to, ToRegion: target.Region, Began: w.now}
 		if target.Region != a.Region {

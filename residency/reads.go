@@ -35,7 +35,7 @@ func (r *Router) accounts(keep func(*Placement) bool) iter.Seq[Placement] {
 			return
 		}
 		for a := range r.snapshot().accounts() {
-			if keep(&a.Placement) && !yield(a.Placement) {
+			if !a.deleted() && keep(&a.Placement) && !yield(a.Placement) {
 				return
 			}
 		}
@@ -59,8 +59,11 @@ func (r *Router) Moves() iter.Seq[Move] {
 }
 
 // History returns the account's audit trail, oldest first: its placement,
-// moves begun, completed and aborted, and agreements granted and revoked.
-// It returns [ErrNotFound] for an unknown account, and [ErrClosed] after
+// moves begun, completed and aborted, agreements granted and revoked,
+// consents granted and revoked, objections raised and withdrawn, and its
+// deletion. It answers for a deleted account too: the trail stays, as an
+// auditor needs, and goes on if the ID is placed afresh. It returns
+// [ErrNotFound] for an account never placed, and [ErrClosed] after
 // [Router.Close].
 func (r *Router) History(accountID string) ([]Event, error) {
 	a, err := r.account(accountID)
@@ -71,7 +74,7 @@ func (r *Router) History(accountID string) ([]Event, error) {
 }
 
 // Agreements returns the account's transfer agreements, revoked and expired
-// ones included, ordered by reference. After [Router.Close] it returns
+// ones included, ordered by reference; for a deleted account too. After [Router.Close] it returns
 // [ErrClosed], as History does.
 func (r *Router) Agreements(accountID string) ([]Agreement, error) {
 	if _, err := r.account(accountID); err != nil {

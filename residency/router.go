@@ -157,7 +157,7 @@ func (r *Router) load(ctx context.Context, check func(*StoredAccount) error) err
 				return err
 			}
 		}
-		a := &account{Placement: s.Placement, history: s.History}
+		a := storedRow(s)
 		mustInsert(txn, tableAccounts, a)
 		if a.Moving() {
 			mustInsert(txn, tableMoves, &a.Move)
@@ -191,6 +191,12 @@ func newStateCheck(c *provider.Catalog) func(*StoredAccount) error {
 	}
 	return func(s *StoredAccount) error {
 		p := &s.Placement
+		if p.DataCenter == "" { // deleted: it lives nowhere
+			if p.Backup != "" || p.Moving() {
+				return fmt.Errorf("%w: deleted account %q has backup %q and move %q", ErrCorrupt, p.AccountID, p.Backup, p.Move.ID)
+			}
+			return nil
+		}
 		for _, dc := range [...]struct{ id, what string }{{p.DataCenter, "data center"}, {p.Backup, "backup data center"}} {
 			reg, ok := regions[dc.id]
 			switch {
@@ -230,6 +236,9 @@ func (r *Router) useCatalog(c *provider.Catalog, overrides map[string]provider.S
 	}
 	r.topo.Store(r.newTopology(overrides))
 	for a := range all[*account](r.db.Txn(false), tableAccounts) {
+		if a.deleted() {
+			continue
+		}
 		n, ok := r.accountsOn[a.DataCenter]
 		if !ok {
 			n = new(atomic.Int64)
@@ -270,8 +279,13 @@ func (r *Router) Close() error {
 }
 
 // Catalog returns the catalog the Router places accounts in. It is
-// configuration, not state, and stays readable after [Router.Close].
-func (r *Router) Catalog() *provider.Catalog { return r.catalog }
+// configuration, not state, and stays readable after [Router.Close]. Each
+// call returns a new handle: overwriting what it points to cannot change
+// the Router's catalog.
+func (r *Router) Catalog() *provider.Catalog {
+	c := *r.catalog
+	return &c
+}
 
 // Lookup returns the account's placement. It is the hot path: it takes no
 // transaction and allocates nothing when the account exists. While a move
@@ -280,7 +294,7 @@ func (r *Router) Lookup(accountID string) (Placement, error) {
 	if r.closed.Load() {
 		return Placement{}, ErrClosed
 	}
-	if a := r.lookup.get(accountID); a != nil {
+	if a := r.lookup.get(accountID); a != nil && !a.deleted() {
 		return a.Placement, nil
 	}
 	if err := ValidAccountID(accountID); err != nil {
@@ -324,7 +338,7 @@ func (r *Router) Create(ctx context.Context, req PlaceRequest) (p Placement, cre
 	if err != nil {
 		return Placement{}, false, r.refuse(err)
 	}
-	if a := r.lookup.get(req.AccountID); a != nil {
+	if a := r.lookup.get(req.AccountID); a != nil && !a.deleted() {
 		p, err := r.existing(a, home)
 		return p, false, err
 	}
@@ -346,7 +360,8 @@ func (r *Router) placeIn(w *writer, id string, home region.Assignment, at *dataC
 	if at != nil && at.Region != home.Region {
 		return nil, false, fmt.Errorf("%w: account %q: data center %s is in %s, the account's region is %s", ErrCrossRegion, id, at.ID, at.Region, home.Region)
 	}
-	if a := w.account(id); a != nil {
+	prev := w.account(id)
+	if a := prev; a != nil && !a.deleted() {
 		switch {
 		case a.Region != home.Region:
 			return nil, false, conflict(a, home.Region)
@@ -373,6 +388,11 @@ func (r *Router) placeIn(w *writer, id string, home region.Assignment, at *dataC
 		Rule:       home.Rule,
 		Created:    w.now,
 	}}
+	if prev != nil {
+		// A deleted account placed afresh: its trail and versions go on,
+		// with every consent, agreement and objection ended.
+		first.Version, first.history, first.access = prev.Version, prev.history, prev.access
+	}
 	a := first.change(w.now, Event{Kind: kind, To: primary.ID, Rule: home.Rule}, func(*Placement) {})
 	w.put(a, nil)
 	w.onCommit(func() { r.metrics.placed(primary) })
@@ -424,7 +444,7 @@ func conflictWith(a *account, reason string) *ConflictError {
 // change returns a new row: the placement edited by edit, one version
 // later, with e on its audit trail.
 func (a *account) change(now time.Time, e Event, edit func(*Placement)) *account {
-	n := &account{Placement: a.Placement}
+	n := &account{Placement: a.Placement, access: a.access}
 	edit(&n.Placement)
 	n.Version++
 	n.Updated = now

@@ -33,6 +33,9 @@ const (
 type account struct {
 	Placement
 	history []Event
+	// access holds the account's consents and objections (consent.go);
+	// nil for most accounts.
+	access *access
 }
 
 func schema() *memdb.DBSchema {

@@ -28,11 +28,16 @@ type DataCenterState struct {
 type topology struct {
 	status map[string]provider.Status
 	active [region.APAC + 1][]*dataCenter
+	// announced is set when a data center has an effective date: then
+	// the active ones take accounts only from that date, by clock.
+	announced bool
+	clock     func() time.Time
 }
 
 func (r *Router) newTopology(overrides map[string]provider.Status) *topology {
-	t := &topology{status: make(map[string]provider.Status, len(r.ordered))}
+	t := &topology{status: make(map[string]provider.Status, len(r.ordered)), clock: r.now}
 	for _, d := range r.ordered {
+		t.announced = t.announced || !d.Effective.IsZero()
 		s := d.Status
 		if o, ok := overrides[d.ID]; ok {
 			s = o

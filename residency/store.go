@@ -64,12 +64,29 @@ type StoredAccount struct {
 	History []Event
 	// Agreements are the account's transfer agreements, by reference.
 	Agreements []Agreement
+	// Consents and Objections are the account's consents and objections,
+	// ended ones included, by reference.
+	Consents   []ConsentRecord
+	Objections []ObjectionRecord
 }
 
 // Change is one change to one account: its new placement (one version
-// later), the event that records the change, and the agreement the change
-// grants or revokes, if any. A change with DataCenter set is instead a data
-// center's new runtime status, and has no placement.
+// later), the event that records the change, and the agreement, consent or
+// objection the change grants or ends, if any. A change with DataCenter set
+// is instead a data center's new runtime status, and has no placement.
+//
+// Agreement, Consent and Objection are each kept by account and reference:
+// a later record under the same reference replaces the earlier one (it is
+// the same agreement, consent or objection, now ended), and Load returns
+// them in StoredAccount.
+//
+// A change whose placement has an empty DataCenter (its event is
+// [Deleted]) deletes the account. A store keeps a deleted account as it
+// keeps any other (the placement with its version, the audit trail, the
+// agreements, consents and objections) and returns it from Load and
+// LoadAccounts: the Router needs it to answer History, and to go on
+// counting versions when the ID is placed afresh (its next change is one
+// version later, as always). A store never drops an account.
 //
 // A committed Change is an entry of the audit log; its JSON form, with
 // these names, is the entry's bytes ([EncodeEntry]).
@@ -77,6 +94,8 @@ type Change struct {
 	Placement  Placement        `json:"placement,omitzero"`
 	Event      Event            `json:"event,omitzero"`
 	Agreement  *Agreement       `json:"agreement,omitempty"`
+	Consent    *ConsentRecord   `json:"consent,omitempty"`
+	Objection  *ObjectionRecord `json:"objection,omitempty"`
 	DataCenter *DataCenterState `json:"datacenter,omitempty"`
 }
 

@@ -31,8 +31,11 @@ func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
 		return r.refuse(fmt.Errorf("%w: account %q: region %d is not valid", ErrInvalidTransfer, t.AccountID, uint8(t.To)))
 	}
 	t.ExpiresAt = t.ExpiresAt.UTC()
+	if err := validTime(t.ExpiresAt); err != nil {
+		return r.refuse(fmt.Errorf("%w: account %q: expiry: %w", ErrInvalidTransfer, t.AccountID, err))
+	}
 	return r.write(ctx, func(w *writer) error {
-		a := w.account(t.AccountID)
+		a := w.live(t.AccountID)
 		if a == nil {
 			return fmt.Errorf("%w: account %q", ErrNotFound, t.AccountID)
 		}
@@ -66,6 +69,10 @@ func (r *Router) RevokeTransfer(ctx context.Context, accountID, reference string
 		return r.refuse(err)
 	}
 	return r.write(ctx, func(w *writer) error {
+		a := w.live(accountID)
+		if a == nil {
+			return fmt.Errorf("%w: account %q", ErrNotFound, accountID)
+		}
 		old := getAgreement(w.tx(), accountID, reference)
 		if old == nil {
 			return fmt.Errorf("%w: account %q has no agreement %q", ErrNotFound, accountID, reference)
@@ -75,7 +82,6 @@ func (r *Router) RevokeTransfer(ctx context.Context, accountID, reference string
 		}
 		revoked := *old
 		revoked.Revoked = w.now
-		a := w.account(accountID)
 		w.put(a.change(w.now, Event{Kind: TransferRevoked, From: a.Region.String(), To: old.To.String(), Reference: reference},
 			func(*Placement) {}), &revoked)
 		w.onCommit(func() { r.metrics.transfer("revoked") })

@@ -45,7 +45,9 @@ type Placement struct {
 	// no other active data center.
 	Backup string `json:"backup,omitempty"`
 	// Version grows by one with every change recorded for the account:
-	// placement, moves and transfer agreements.
+	// placement, moves, transfer agreements, consents, objections and
+	// deletion. An account deleted and placed afresh goes on from the
+	// version of its deletion.
 	Version uint64 `json:"version"`
 	// Rule says why the account lives in Region, such as "EU member state",
 	// "customer's choice" or "transfer agreement "T-1"".
@@ -135,14 +137,17 @@ type Event struct {
 	Kind      EventKind `json:"kind"`
 	AccountID string    `json:"account_id"`
 	// From and To are data center IDs for placements and moves (From is ""
-	// for a placement), and region names for transfer agreements.
+	// for a placement), region names for transfer agreements, and To the
+	// sub-processor's ID for consents and objections. From is the data
+	// center the account left for a deletion.
 	From string `json:"from,omitempty"`
 	To   string `json:"to,omitempty"`
 	// Rule is the rule that decided the region, for placements and for
-	// moves that changed the region.
+	// moves that changed the region; the reason given, for a deletion; and
+	// "account deleted" for what a deletion ended.
 	Rule string `json:"rule,omitempty"`
 	// Reference is the transfer agreement's reference, for agreements and
-	// for moves they allowed.
+	// for moves they allowed, and the consent's or objection's.
 	Reference string `json:"reference,omitempty"`
 	// MoveID is set for move events.
 	MoveID string `json:"move_id,omitempty"`

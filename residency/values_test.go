@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/region"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/google/go-cmp/cmp"
@@ -66,5 +67,18 @@ func TestReturnedValuesAreCopies(t *testing.T) {
 	}
 	if rep, err := r.Verify(ctx); err != nil || !rep.OK() {
 		t.Errorf("Verify = %+v, %v", rep.Violations, err)
+	}
+}
+
+// TestCatalogHandle checks that overwriting what Router.Catalog returns
+// leaves the Router's catalog alone.
+func TestCatalogHandle(t *testing.T) {
+	r := open(t)
+	*r.Catalog() = provider.Catalog{}
+	if _, ok := r.Catalog().DataCenter("linode-eu"); !ok {
+		t.Fatal("overwriting the returned catalog emptied the Router's")
+	}
+	if p, err := r.Place(context.Background(), residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil || p.Region != region.EU {
+		t.Errorf("Place after overwriting the returned catalog = %+v, %v", p, err)
 	}
 }

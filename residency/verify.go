@@ -40,8 +40,10 @@ type Finding struct {
 
 // Verify checks every account and open move against the catalog and the
 // transfer agreements, on one consistent snapshot: the account's data center
-// and backup exist and are in its home region, and its move in progress
-// targets that region or one a live agreement covers.
+// and backup exist, are in its home region and are effective (a catalog
+// that moved a data center's effective date into the future makes its
+// accounts violations), and its move in progress targets that region or one
+// a live agreement covers. Deleted accounts are not checked.
 func (r *Router) Verify(ctx context.Context) (Report, error) {
 	if r.closed.Load() {
 		return Report{}, ErrClosed
@@ -55,6 +57,9 @@ func (r *Router) Verify(ctx context.Context) (Report, error) {
 	perRegion := map[region.Region]int{}
 	inactive := map[string][2]int{} // accounts and backups on inactive data centers
 	for a := range v.accounts() {
+		if a.deleted() {
+			continue
+		}
 		if rep.Accounts%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return Report{}, err
@@ -73,6 +78,8 @@ func (r *Router) Verify(ctx context.Context) (Report, error) {
 				violation(a, id, "%s %s is not in the catalog", what, id)
 			case dc.Region != a.Region:
 				violation(a, id, "%s %s is in %s, outside the home region %s", what, id, dc.Region, a.Region)
+			case !dc.EffectiveAt(rep.At):
+				violation(a, id, "%s %s is announced from %s and may not hold data yet", what, id, dc.Effective.Format(time.RFC3339))
 			case !topo.isActive(id):
 				n := inactive[id]
 				n[role]++
@@ -106,11 +113,17 @@ func (r *Router) Verify(ctx context.Context) (Report, error) {
 		if n == 0 {
 			continue
 		}
-		switch active := len(topo.active[reg]); active {
+		var usable []*dataCenter // active and effective
+		for _, d := range topo.active[reg] {
+			if d.EffectiveAt(rep.At) {
+				usable = append(usable, d)
+			}
+		}
+		switch len(usable) {
 		case 0:
 			rep.Warnings = append(rep.Warnings, Finding{Region: reg, Problem: fmt.Sprintf("region %s has no active data center: %d accounts can neither be placed anew nor moved", reg, n)})
 		case 1:
-			rep.Warnings = append(rep.Warnings, Finding{Region: reg, DataCenter: topo.active[reg][0].ID, Problem: fmt.Sprintf("region %s has one active data center: %d accounts have no backup", reg, n)})
+			rep.Warnings = append(rep.Warnings, Finding{Region: reg, DataCenter: usable[0].ID, Problem: fmt.Sprintf("region %s has one active data center: %d accounts have no backup", reg, n)})
 		}
 	}
 	for _, d := range r.ordered {

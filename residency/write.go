@@ -487,7 +487,7 @@ func (r *Router) reconcile(st stored) {
 		if !ok || old != nil && old.Version == s.Placement.Version {
 			continue
 		}
-		a := &account{Placement: s.Placement, history: s.History}
+		a := storedRow(s)
 		if old != nil && old.Moving() && getMove(txn, old.Move.ID) != nil {
 			mustDelete(txn, tableMoves, &old.Move)
 		}

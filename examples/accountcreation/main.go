@@ -276,8 +276,9 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, residency.ErrNoDataCenter):
 		return http.StatusServiceUnavailable // the home region has no active data center now
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, residency.ErrStoreFailed), errors.Is(err, residency.ErrUnavailable):
+		return http.StatusServiceUnavailable // the store failed: a retry may succeed
 	}
 	return http.StatusInternalServerError
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -215,6 +216,33 @@ func TestNoDataCenterIs503(t *testing.T) {
 	status, got := do(t, "POST", srv.URL+"/accounts", `{"account_id": "brit", "country": "GB"}`)
 	if msg, _ := got["error"].(string); status != http.StatusServiceUnavailable || !strings.Contains(msg, "region UK") {
 		t.Errorf("POST with no active UK data center = %d %v; want 503 naming the region", status, got)
+	}
+}
+
+// failingStore is a store whose writes fail without persisting anything.
+type failingStore struct{ *residency.MemoryStore }
+
+func (failingStore) Apply(context.Context, []residency.Change) error {
+	return errors.New("test: disk full")
+}
+
+// TestStoreFailureIs503 checks that a write the store failed is answered
+// 503, which a client may retry, and not 500 or 409.
+func TestStoreFailureIs503(t *testing.T) {
+	reg := newRegistry()
+	r, err := residency.Open(context.Background(), residency.WithStore(failingStore{residency.NewMemoryStore()}), residency.WithRegisterer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	srv := httptest.NewServer(newHandler(r, reg))
+	defer srv.Close()
+	status, got := do(t, "POST", srv.URL+"/accounts", `{"account_id": "acme", "country": "DE"}`)
+	if msg, _ := got["error"].(string); status != http.StatusServiceUnavailable || !strings.Contains(msg, "disk full") {
+		t.Errorf("POST on a failing store = %d %v; want 503 with the store's error", status, got)
+	}
+	if status, _ := do(t, "GET", srv.URL+"/accounts/acme", ""); status != http.StatusNotFound {
+		t.Errorf("GET of the account the store refused = %d, want 404", status)
 	}
 }
 

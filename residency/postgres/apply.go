@@ -125,6 +125,11 @@ func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
 			accounts = append(accounts, p)
 		}
 		events = append(events, e)
+		if c.Consent != nil || c.Objection != nil {
+			// Not silently dropped: a Router on this store refuses to
+			// record them (ErrStoreFailed) until the tables keep them.
+			return nil, fmt.Errorf("postgres: apply: change %d: account %q: consents and objections are not kept in format %d of the tables", i, p.AccountID, format)
+		}
 		if a := c.Agreement; a != nil {
 			if a.AccountID == "" || a.Reference == "" || !a.To.IsValid() {
 				return nil, fmt.Errorf("postgres: apply: change %d: agreement %q of account %q to region %v", i, a.Reference, a.AccountID, a.To)

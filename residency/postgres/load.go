@@ -118,6 +118,10 @@ func (s *Store) snapshot(ctx context.Context, fn func(residency.StoredAccount) e
 		}
 	}
 	cancel()
+	if err := ctx.Err(); err != nil {
+		// The reader may have stopped at the cancellation without a word.
+		return snap, fmt.Errorf("postgres: load: %w", err)
+	}
 	return snap, tx.Commit(ctx)
 }
 

@@ -56,6 +56,12 @@ var brokenStores = []struct {
 		wrapped(func(m *residency.MemoryStore) residency.Store { return &ignoresContext{m} })},
 	{"still open after Close", "Closed", `Apply(new account "after close") after Close succeeded`,
 		wrapped(func(m *residency.MemoryStore) residency.Store { return &neverCloses{m} })},
+	{"drops consents", "RoundTrip/Consents", `account "a" mismatch`,
+		wrapped(func(m *residency.MemoryStore) residency.Store { return &dropsRecords{m} })},
+	{"drops objections", "RoundTrip/Objections", `account "a" mismatch`,
+		wrapped(func(m *residency.MemoryStore) residency.Store { return &dropsRecords{m} })},
+	{"hides deleted accounts", "RoundTrip/DeletedAccount", `Load: account IDs mismatch`,
+		wrapped(func(m *residency.MemoryStore) residency.Store { return &hidesDeleted{m} })},
 	{"forgets on reopen", "Reopen", `after Close and reopen: Load: account IDs mismatch`,
 		func(t *testing.T) (residency.Store, func() (residency.Store, error)) {
 			return residency.NewMemoryStore(), func() (residency.Store, error) { return residency.NewMemoryStore(), nil }
@@ -381,4 +387,27 @@ func (s *sharing) Load(ctx context.Context, fn func(residency.StoredAccount) err
 		}
 	}
 	return nil
+}
+
+// dropsRecords keeps accounts and agreements but no consent or objection.
+type dropsRecords struct{ *residency.MemoryStore }
+
+func (s *dropsRecords) Apply(ctx context.Context, changes []residency.Change) error {
+	changes = slices.Clone(changes)
+	for i := range changes {
+		changes[i].Consent, changes[i].Objection = nil, nil
+	}
+	return s.MemoryStore.Apply(ctx, changes)
+}
+
+// hidesDeleted leaves deleted accounts (no data center) out of Load.
+type hidesDeleted struct{ *residency.MemoryStore }
+
+func (s *hidesDeleted) Load(ctx context.Context, fn func(residency.StoredAccount) error) error {
+	return s.MemoryStore.Load(ctx, func(a residency.StoredAccount) error {
+		if a.Placement.DataCenter == "" {
+			return nil
+		}
+		return fn(a)
+	})
 }

@@ -31,7 +31,8 @@ type Opener func(t *testing.T) (s residency.Store, reopen func() (residency.Stor
 // The promises, as the Store documentation states them:
 //
 //   - Every record reads back exactly as written: placements with all
-//     their fields, every event, agreements and data center states, with
+//     their fields, every event, agreements, consents, objections and data
+//     center states, with
 //     account IDs and references of up to 255 bytes of any valid UTF-8
 //     without control characters, compared bytewise (no normalisation, no
 //     case folding, no trimming).
@@ -39,9 +40,13 @@ type Opener func(t *testing.T) (s residency.Store, reopen func() (residency.Stor
 //     year 1 to year 9999; the zero time reads back as the zero time. The
 //     Router gives stores only UTC times, without monotonic readings.
 //   - Load yields accounts in bytewise account ID order; a StoredAccount's
-//     History is oldest first, its Agreements in bytewise reference order,
-//     one per reference (the last written); DataCenters returns one state
-//     per data center, the last written, in ID order.
+//     History is oldest first, its Agreements, Consents and Objections in
+//     bytewise reference order, one per reference (the last written);
+//     DataCenters returns one state per data center, the last written, in
+//     ID order.
+//   - A deleted account (a placement without data center) is kept like any
+//     other, with its trail and records, and its version goes on when the
+//     ID is placed afresh.
 //   - A change to a new account has version 1, and in one Apply several
 //     changes of one account follow each other (n+1, n+2, ...); any other
 //     version refuses the whole unit with an error matching
@@ -64,6 +69,9 @@ func Run(t *testing.T, open Opener) {
 		t.Run("LongHistory", func(t *testing.T) { testLongHistory(t, open) })
 		t.Run("Agreements", func(t *testing.T) { testAgreements(t, open) })
 		t.Run("DataCenters", func(t *testing.T) { testDataCenters(t, open) })
+		t.Run("Consents", func(t *testing.T) { testConsents(t, open) })
+		t.Run("Objections", func(t *testing.T) { testObjections(t, open) })
+		t.Run("DeletedAccount", func(t *testing.T) { testDeleted(t, open) })
 	})
 	t.Run("Order", func(t *testing.T) {
 		t.Run("Load", func(t *testing.T) { testLoadOrder(t, open) })
@@ -316,6 +324,15 @@ func notUTC(a residency.StoredAccount) []string {
 		check(fmt.Sprintf("agreement %q: Granted", ag.Reference), ag.Granted)
 		check(fmt.Sprintf("agreement %q: Revoked", ag.Reference), ag.Revoked)
 	}
+	for _, c := range a.Consents {
+		check(fmt.Sprintf("consent %q: ExpiresAt", c.Reference), c.ExpiresAt)
+		check(fmt.Sprintf("consent %q: Granted", c.Reference), c.Granted)
+		check(fmt.Sprintf("consent %q: Revoked", c.Reference), c.Revoked)
+	}
+	for _, o := range a.Objections {
+		check(fmt.Sprintf("objection %q: Raised", o.Reference), o.Raised)
+		check(fmt.Sprintf("objection %q: Withdrawn", o.Reference), o.Withdrawn)
+	}
 	return out
 }
 
@@ -344,14 +361,13 @@ func (m model) apply(changes []residency.Change) {
 		a.Placement = c.Placement
 		a.History = append(a.History, c.Event)
 		if ag := c.Agreement; ag != nil {
-			i, found := slices.BinarySearchFunc(a.Agreements, ag.Reference, func(x residency.Agreement, ref string) int {
-				return strings.Compare(x.Reference, ref)
-			})
-			if found {
-				a.Agreements[i] = *ag
-			} else {
-				a.Agreements = slices.Insert(a.Agreements, i, *ag)
-			}
+			a.Agreements = putByReference(a.Agreements, *ag, func(x residency.Agreement) string { return x.Reference })
+		}
+		if cr := c.Consent; cr != nil {
+			a.Consents = putByReference(a.Consents, *cr, func(x residency.ConsentRecord) string { return x.Reference })
+		}
+		if o := c.Objection; o != nil {
+			a.Objections = putByReference(a.Objections, *o, func(x residency.ObjectionRecord) string { return x.Reference })
 		}
 	}
 }
@@ -360,7 +376,8 @@ func (m model) apply(changes []residency.Change) {
 func (m model) accounts() []residency.StoredAccount {
 	out := make([]residency.StoredAccount, 0, len(m.byID))
 	for _, a := range m.byID {
-		out = append(out, residency.StoredAccount{Placement: a.Placement, History: slices.Clone(a.History), Agreements: slices.Clone(a.Agreements)})
+		out = append(out, residency.StoredAccount{Placement: a.Placement, History: slices.Clone(a.History), Agreements: slices.Clone(a.Agreements),
+			Consents: slices.Clone(a.Consents), Objections: slices.Clone(a.Objections)})
 	}
 	slices.SortFunc(out, func(x, y residency.StoredAccount) int {
 		return strings.Compare(x.Placement.AccountID, y.Placement.AccountID)
@@ -376,4 +393,15 @@ func (m model) dataCenters() []residency.DataCenterState {
 	}
 	slices.SortFunc(out, func(x, y residency.DataCenterState) int { return strings.Compare(x.ID, y.ID) })
 	return out
+}
+
+// putByReference puts v in place of the record of the same reference in
+// list, which is in reference order, or inserts it there.
+func putByReference[T any](list []T, v T, ref func(T) string) []T {
+	i, found := slices.BinarySearchFunc(list, ref(v), func(x T, r string) int { return strings.Compare(ref(x), r) })
+	if found {
+		list[i] = v
+		return list
+	}
+	return slices.Insert(list, i, v)
 }

@@ -1,0 +1,73 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/domicile-go/domicile/residency"
+	"github.com/domicile-go/domicile/residency/postgres"
+	"github.com/domicile-go/domicile/residency/postgres/pgtest"
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestRouterDeletes checks that a deletion is kept: after reopening, the
+// account is gone for Lookup, its trail stays, and the ID placed afresh
+// goes on from its version. Consents are refused, not dropped: the tables
+// of format 1 do not keep them.
+func TestRouterDeletes(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	open := func() *residency.Router {
+		s, err := postgres.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := residency.Open(ctx, residency.WithStore(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r := open()
+	for _, id := range []string{"gone", "kept"} {
+		if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := r.GrantAccess(ctx, residency.Consent{AccountID: "kept", SubProcessor: "support-247", Reference: "C-1"})
+	if err == nil || !errors.Is(err, residency.ErrStoreFailed) {
+		t.Errorf("GrantAccess on PostgreSQL = %v, want ErrStoreFailed", err)
+	}
+	if err := r.MayAccess("kept", "support-247"); !errors.Is(err, residency.ErrNoConsent) {
+		t.Errorf("MayAccess after the refused consent = %v, want ErrNoConsent", err)
+	}
+	if err := r.Delete(ctx, "gone", "trial expired"); err != nil {
+		t.Fatal(err)
+	}
+	trail, err := r.History("gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+
+	r = open()
+	defer r.Close()
+	if _, err := r.Lookup("gone"); !errors.Is(err, residency.ErrNotFound) {
+		t.Errorf("Lookup of the deleted account after reopening = %v, want ErrNotFound", err)
+	}
+	got, err := r.History("gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(trail, got); diff != "" {
+		t.Errorf("the deleted account's trail after reopening mismatch (-want +got):\n%s", diff)
+	}
+	p, err := r.Place(ctx, residency.PlaceRequest{AccountID: "gone", Country: "FR"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := trail[len(trail)-1].Version + 1; p.Version != want {
+		t.Errorf("placing the deleted ID afresh: version %d, want %d", p.Version, want)
+	}
+}
