@@ -233,6 +233,15 @@ func TestApplyRefusesBadChanges(t *testing.T) {
 		{"event of another version", func(c *residency.Change) { c.Event.Version = 2 }},
 		{"event of another account", func(c *residency.Change) { c.Event.AccountID = "b" }},
 		{"no region", func(c *residency.Change) { c.Placement.Region = 0 }},
+		{"consent without reference", func(c *residency.Change) {
+			c.Consent = &residency.ConsentRecord{Consent: residency.Consent{AccountID: "a", SubProcessor: "support-247"}, Granted: at}
+		}},
+		{"consent without sub-processor", func(c *residency.Change) {
+			c.Consent = &residency.ConsentRecord{Consent: residency.Consent{AccountID: "a", Reference: "C-1"}, Granted: at}
+		}},
+		{"objection without account", func(c *residency.Change) {
+			c.Objection = &residency.ObjectionRecord{Objection: residency.Objection{SubProcessor: "twilio", Reference: "O-1"}, Raised: at}
+		}},
 		{"data center without status", func(c *residency.Change) { *c = residency.Change{DataCenter: &residency.DataCenterState{ID: "x"}} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
