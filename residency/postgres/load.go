@@ -119,6 +119,11 @@ func (s *Store) snapshot(ctx context.Context, fn func(residency.StoredAccount) e
 		}
 	}
 	cancel()
+	if err := ctx.Err(); err != nil {
+		// The reader may have stopped on the cancellation without a
+		// word; the transaction's connection is then closed.
+		return snap, fmt.Errorf("postgres: load: %w", err)
+	}
 	return snap, tx.Commit(ctx)
 }
 
