@@ -49,6 +49,9 @@ func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64,
 	// server.
 	args, err := s.applyArgs(changes)
 	if err != nil {
+		if err == errVersionZero {
+			err = s.explainConflict(ctx, changes, err)
+		}
 		return 0, err
 	}
 	var pos int64
@@ -114,7 +117,9 @@ func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
 		}
 		p, e := &c.Placement, &c.Event
 		switch {
-		case p.AccountID == "" || p.Version == 0 || !p.Region.IsValid():
+		case p.AccountID != "" && p.Version == 0:
+			return nil, errVersionZero
+		case p.AccountID == "" || !p.Region.IsValid():
 			return nil, fmt.Errorf("postgres: apply: change %d: placement of account %q at version %d in region %v", i, p.AccountID, p.Version, p.Region)
 		case e.AccountID != p.AccountID || e.Version != p.Version:
 			return nil, fmt.Errorf("postgres: apply: change %d: event of account %q version %d with a placement of account %q version %d", i, e.AccountID, e.Version, p.AccountID, p.Version)
@@ -276,43 +281,68 @@ func keep[T any](rows []*T, at map[[2]string]int, r *T, account, reference strin
 	return rows, at
 }
 
-// explainConflict finds the first account of a refused unit whose stored
-// version is not the one the unit expects, and says so; err is what the
-// database said, for when the store matches (a fault inside the unit, or
-// a change between the two reads).
+// errVersionZero is what applyArgs says of a placement at version 0: a
+// stale write, which explainConflict turns into a *residency.ConflictError.
+var errVersionZero = fmt.Errorf("%w: a placement at version 0", residency.ErrStaleVersion)
+
+// explainConflict finds the first account of a refused unit whose changes
+// do not follow each other, or whose stored version is not the one the
+// unit expects, and returns its *residency.ConflictError; err is what the
+// database said, for when the store matches (a change between the two
+// reads) or the stored versions cannot be read.
 func (s *Store) explainConflict(ctx context.Context, changes []residency.Change, err error) error {
-	expect := map[string]uint64{}
+	first := map[string]*residency.Placement{}
+	last := map[string]*residency.Placement{}
 	var ids []string
+	var inUnit *residency.Placement // the first change that does not follow its account's previous one in the unit
 	for i := range changes {
-		p := &changes[i].Placement
 		if changes[i].DataCenter != nil {
 			continue
 		}
-		if _, ok := expect[p.AccountID]; !ok {
-			expect[p.AccountID] = p.Version - 1
+		p := &changes[i].Placement
+		if prev, ok := last[p.AccountID]; ok {
+			if inUnit == nil && p.Version != prev.Version+1 {
+				inUnit = p
+			}
+		} else {
+			first[p.AccountID] = p
 			ids = append(ids, p.AccountID)
 		}
-	}
-	rows, qerr := s.pool.Query(ctx, s.sql.versions, ids)
-	if qerr != nil {
-		return err
+		last[p.AccountID] = p
 	}
 	stored := map[string]uint64{}
-	for rows.Next() {
-		var id string
-		var v int64
-		if rows.Scan(&id, &v) == nil {
-			stored[id] = uint64(v)
+	rows, qerr := s.pool.Query(context.WithoutCancel(ctx), s.sql.versions, ids)
+	if qerr == nil {
+		for rows.Next() {
+			var id string
+			var v int64
+			if rows.Scan(&id, &v) == nil {
+				stored[id] = uint64(v)
+			}
 		}
+		rows.Close()
+		qerr = rows.Err()
 	}
-	rows.Close()
-	if rows.Err() != nil {
-		return err
+	stale := func(p *residency.Placement) error {
+		ce := &residency.ConflictError{AccountID: p.AccountID, Version: p.Version - 1, Stale: true}
+		if v, ok := stored[p.AccountID]; ok {
+			ce.Stored = residency.Placement{AccountID: p.AccountID, Version: v}
+		}
+		return ce
+	}
+	if qerr != nil {
+		if inUnit != nil {
+			return stale(inUnit)
+		}
+		return fmt.Errorf("%w (reading the stored versions: %v)", err, qerr)
 	}
 	for _, id := range ids {
-		if stored[id] != expect[id] {
-			return fmt.Errorf("%w: account %q is at version %d in the store, the change expects %d", residency.ErrConflict, id, stored[id], expect[id])
+		if p := first[id]; p.Version == 0 || stored[id] != p.Version-1 {
+			return stale(p)
 		}
+	}
+	if inUnit != nil {
+		return stale(inUnit)
 	}
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/region"
@@ -120,23 +121,21 @@ func (s *Store) snapshot(ctx context.Context, fn func(residency.StoredAccount) e
 	}
 	cancel()
 	if err := ctx.Err(); err != nil {
-		// The reader may have stopped at the cancellation without a word.
+		// The reader may have stopped on the cancellation without a
+		// word; the transaction's connection is then closed.
 		return snap, fmt.Errorf("postgres: load: %w", err)
 	}
 	return snap, tx.Commit(ctx)
 }
 
-// LoadAccounts calls fn, in account ID order, for each of the given
+// LoadAccounts calls fn, in the order of ids, for each of the given
 // accounts that the store holds, as Load would give it: a Router re-reads
 // accounts this way after another instance changed them. Accounts the
-// store does not hold are left out; IDs may repeat.
+// store does not hold are left out; an ID given twice is given twice.
 func (s *Store) LoadAccounts(ctx context.Context, ids []string, fn func(residency.StoredAccount) error) error {
 	if err := s.errClosed(); err != nil {
 		return err
 	}
-	ids = slices.Clone(ids)
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fmt.Errorf("postgres: load: %w", connectError(err))
@@ -144,8 +143,13 @@ func (s *Store) LoadAccounts(ctx context.Context, ids []string, fn func(residenc
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	l := loader{s: s, tx: tx}
 	for len(ids) > 0 {
-		chunk := ids[:min(len(ids), pageSize)]
-		ids = ids[len(chunk):]
+		given := ids[:min(len(ids), pageSize)]
+		ids = ids[len(given):]
+		// The queries take the chunk's IDs sorted, once each; fn gets
+		// the accounts in the order given.
+		chunk := slices.Clone(given)
+		slices.Sort(chunk)
+		chunk = slices.Compact(chunk)
 		page, err := l.accounts(ctx, s.sql.accountsByID, chunk)
 		if err != nil {
 			return err
@@ -156,13 +160,27 @@ func (s *Store) LoadAccounts(ctx context.Context, ids []string, fn func(residenc
 		if err := l.attach(ctx, page, s.sql.eventsByAccount, s.sql.agreementsByID, s.sql.consentsByID, s.sql.objectionsByID, chunk); err != nil {
 			return err
 		}
-		for _, a := range page {
-			if err := fn(a); err != nil {
+		for _, id := range given {
+			i, ok := slices.BinarySearchFunc(page, id, func(a residency.StoredAccount, id string) int {
+				return strings.Compare(a.Placement.AccountID, id)
+			})
+			if !ok {
+				continue
+			}
+			if err := fn(copyAccount(page[i])); err != nil {
 				return err
 			}
 		}
 	}
 	return tx.Commit(ctx)
+}
+
+// copyAccount returns a with slices of its own, so that an account given
+// twice shares nothing with its other copy.
+func copyAccount(a residency.StoredAccount) residency.StoredAccount {
+	a.History = slices.Clone(a.History)
+	a.Agreements = slices.Clone(a.Agreements)
+	return a
 }
 
 // DataCenters returns the data center statuses set at run time, by ID.

@@ -113,6 +113,7 @@ func buildStatements(s string) statements {
 		eventsRange:     `SELECT ` + eventCols + ` FROM ` + s + `.events WHERE account BETWEEN $1 AND $2 ORDER BY account, version`,
 		agreementsRange: `SELECT ` + agreementCols + ` FROM ` + s + `.agreements WHERE account BETWEEN $1 AND $2 ORDER BY account, reference`,
 
+		versions:        `SELECT id, version FROM ` + s + `.accounts WHERE id = ANY($1)`,
 		accountsByID:    `SELECT ` + accountCols + ` FROM ` + s + `.accounts WHERE id = ANY($1) ORDER BY id`,
 		eventsByAccount: `SELECT ` + eventCols + ` FROM ` + s + `.events WHERE account = ANY($1) ORDER BY account, version`,
 		agreementsByID:  `SELECT ` + agreementCols + ` FROM ` + s + `.agreements WHERE account = ANY($1) ORDER BY account, reference`,

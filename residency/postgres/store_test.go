@@ -108,7 +108,8 @@ func TestRoundTrip(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	// In the order given, skipping the missing one, béta twice.
+	if diff := cmp.Diff([]residency.StoredAccount{beta, acme, beta}, got); diff != "" {
 		t.Errorf("LoadAccounts mismatch (-want +got):\n%s", diff)
 	}
 
@@ -229,7 +230,8 @@ func TestApplyRefusesBadChanges(t *testing.T) {
 		edit func(*residency.Change)
 	}{
 		{"no account", func(c *residency.Change) { c.Placement.AccountID, c.Event.AccountID = "", "" }},
-		{"version 0", func(c *residency.Change) { c.Placement.Version, c.Event.Version = 0, 0 }},
+		// A placement at version 0 is a stale write (a ConflictError),
+		// which the conformance suite checks.
 		{"event of another version", func(c *residency.Change) { c.Event.Version = 2 }},
 		{"event of another account", func(c *residency.Change) { c.Event.AccountID = "b" }},
 		{"no region", func(c *residency.Change) { c.Placement.Region = 0 }},
