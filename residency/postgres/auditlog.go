@@ -21,8 +21,8 @@ import (
 // rewritten with an UPDATE is a different entry, and the stored JSON's own
 // layout (written for followers) is free to differ from the entry bytes.
 // logstart (table meta) is 0 for schemas created with the log, and the
-// position the log was trimmed to for schemas of format 1 upgraded to 2:
-// their log starts at the upgrade. Rows are never removed any more.
+// position the log was trimmed to for schemas of formats 1 and 2 upgraded
+// to 3: their log starts at the upgrade. Rows are never removed any more.
 //
 // The tree's stored hashes (table loghashes) are computed after commit, by
 // whoever needs them (LogSize, ReadHashes), not in Apply's transaction:
@@ -229,24 +229,19 @@ func (s *Store) extendHashes(ctx context.Context, n int64) error {
 	return nil
 }
 
-// upgradeLog upgrades format 1 to 2 in tx: the loghashes table, and the
-// log's start at the position the changes were trimmed to.
+// upgradeLog adds the audit log to a schema of format 2 (or one just
+// upgraded to it) in tx: the loghashes table, and the log's start at the
+// position the changes were trimmed to. setup records the new format.
 func (s *Store) upgradeLog(ctx context.Context, tx pgx.Tx) error {
-	if _, err := tx.Exec(ctx, fmt.Sprintf(logDDL, pgx.Identifier{s.schema}.Sanitize())); err != nil {
+	schema := pgx.Identifier{s.schema}.Sanitize()
+	if _, err := tx.Exec(ctx, fmt.Sprintf(logDDL, schema)); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO `+pgx.Identifier{s.schema}.Sanitize()+`.meta (key, value) SELECT 'logstart', trimmed::text FROM `+pgx.Identifier{s.schema}.Sanitize()+`.head`); err != nil {
-		return err
-	}
-	layout, err := s.layout(ctx, tx)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, `UPDATE `+pgx.Identifier{s.schema}.Sanitize()+`.meta SET value = CASE key WHEN 'format' THEN $1 ELSE $2 END WHERE key IN ('format', 'layout')`, fmt.Sprint(format), layout)
+	_, err := tx.Exec(ctx, `INSERT INTO `+schema+`.meta (key, value) SELECT 'logstart', trimmed::text FROM `+schema+`.head`)
 	return err
 }
 
-// logDDL creates the table of the log's stored hashes, in format 2.
+// logDDL creates the table of the log's stored hashes, new in format 3.
 const logDDL = `
 -- loghashes: the tlog stored hashes of the audit log's Merkle tree, by
 -- stored hash index; the log's entries are the changes (auditlog.go).

@@ -118,7 +118,7 @@ func TestLog(t *testing.T) {
 	wantLog(t, b, applied)
 }
 
-// TestLogUpgrade opens a schema of format 1 whose changes were trimmed:
+// TestLogUpgrade opens a schema of format 2 whose changes were trimmed:
 // its log starts after the trim mark, and grows from there.
 func TestLogUpgrade(t *testing.T) {
 	ctx := context.Background()
@@ -133,7 +133,7 @@ func TestLogUpgrade(t *testing.T) {
 		}
 	}
 	s.Close()
-	// Back to format 1, trimmed to position 2, as its Trim left it.
+	// Back to format 2, trimmed to position 2, as its Trim left it.
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +144,7 @@ func TestLogUpgrade(t *testing.T) {
 		`DELETE FROM domicile.meta WHERE key = 'logstart'`,
 		`DELETE FROM domicile.changes WHERE pos <= 2`,
 		`UPDATE domicile.head SET trimmed = 2`,
-		`UPDATE domicile.meta SET value = '1' WHERE key = 'format'`,
+		`UPDATE domicile.meta SET value = '2' WHERE key = 'format'`,
 		`UPDATE domicile.meta SET value = (SELECT coalesce(string_agg(c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
 			|| CASE WHEN a.attnotnull THEN ' not null' ELSE '' END, E'\n' ORDER BY c.relname, a.attnum), '')
 			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
@@ -162,8 +162,8 @@ func TestLogUpgrade(t *testing.T) {
 	}
 	wantLog(t, s, append(all[2:], c))
 	var format string
-	if err := conn.QueryRow(ctx, `SELECT value FROM domicile.meta WHERE key = 'format'`).Scan(&format); err != nil || format != "2" {
-		t.Errorf("format after the upgrade = %q, %v; want 2", format, err)
+	if err := conn.QueryRow(ctx, `SELECT value FROM domicile.meta WHERE key = 'format'`).Scan(&format); err != nil || format != "3" {
+		t.Errorf("format after the upgrade = %q, %v; want 3", format, err)
 	}
 	// It opens again without another upgrade.
 	wantLog(t, openStore(t, dsn), append(all[2:], c))
