@@ -85,6 +85,12 @@ func TestEveryMethodAfterClose(t *testing.T) {
 		"MayAccess":         func() error { return r.MayAccess("acme", "quality-unit-llc") },
 		"SubProcessors":     func() error { _, err := r.SubProcessors("acme"); return err },
 		"Delete":            func() error { return r.Delete(ctx, "other", "trial expired") },
+
+		"Checkpoint":       func() error { _, err := r.Checkpoint(ctx); return err },
+		"SignedCheckpoint": func() error { _, err := r.SignedCheckpoint(ctx); return err },
+		"LogEntries":       func() error { return r.LogEntries(ctx, 0, func(int64, []byte) error { return nil }) },
+		"ProveEntry":       func() error { _, err := r.ProveEntry(ctx, 0, 1); return err },
+		"ProveExtension":   func() error { _, err := r.ProveExtension(ctx, 0, 1); return err },
 	}
 	iters := map[string]func() int{
 		"Accounts":         func() int { return len(collect(r.Accounts(dc))) },

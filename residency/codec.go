@@ -11,15 +11,16 @@ import (
 	"github.com/domicile-go/domicile/region"
 )
 
-// The record encoding of the embedded store, format version 4.
+// The record encoding of the embedded store, format version 5 (format 4
+// without the log records).
 //
 // A record is a payload followed by a checksum:
 //
 //	payload  fields in a fixed order (below); integers as uvarints, strings
 //	         as a uvarint length and the bytes, times as below
 //	checksum 4 bytes, little-endian: CRC-32C (Castagnoli) of one byte naming
-//	         the kind of record ('p', 'e', 'a', 's', 'g', 'o', 'c' for the
-//	         kinds below, in order), the record's key, then the payload
+//	         the kind of record ('p', 'e', 'a', 's', 'g', 'o', 'c', 'l' for
+//	         the kinds below, in order), the record's key, then the payload
 //
 // The checksum covers the key, so a damaged account ID, version or
 // reference is found as surely as a damaged value, and a value read from
@@ -42,6 +43,11 @@ import (
 //	objection  sub-processor, raised, withdrawn
 //	counts     accounts, agreements, statuses, consents, objections (the
 //	           meta bucket's "counts")
+//	log entry  the tlog stored hashes the entry's append added, 32 bytes
+//	           each (as many as tlog.StoredHashCount(i+1) -
+//	           tlog.StoredHashCount(i) for entry i: 1 plus the number of
+//	           trailing one bits of i), then the entry's bytes, EncodeEntry
+//	           of the change ('l')
 //
 // Account IDs are in the keys, not in the values. The encoding is
 // hand-written because Open must decode a million accounts in seconds:
@@ -60,6 +66,7 @@ const (
 	kindCounts    recordKind = 'c'
 	kindConsent   recordKind = 'g'
 	kindObjection recordKind = 'o'
+	kindLogEntry  recordKind = 'l'
 )
 
 // crcTable is CRC-32C, computed by the CPU on amd64 and arm64.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/domicile-go/domicile/auditlog"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/google/go-cmp/cmp"
 )
@@ -88,7 +89,9 @@ func crashChild(spec string) {
 // each kill the store must open, hold every change the child acknowledged
 // (each account's audit trail starts with the acknowledged events, and may
 // go on with changes that were durable but not yet acknowledged), pass
-// Verify, and let every open move be completed or aborted.
+// Verify, and let every open move be completed or aborted; its audit log
+// must extend the checkpoint taken before the child started, hash to its
+// stored hashes, and hold one entry per event of every account.
 func TestCrashRecovery(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "crash.db")
 	rounds := 12
@@ -109,6 +112,7 @@ func TestCrashRecovery(t *testing.T) {
 		return out
 	}
 	total := 0
+	var kept auditlog.Checkpoint // the log's checkpoint before each round
 	for round := range rounds {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d", crashChildEnv, path, round))
@@ -182,9 +186,22 @@ func TestCrashRecovery(t *testing.T) {
 			}
 			known[m.AccountID] = trail(r, m.AccountID)
 		}
+		head, err := r.Checkpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := r.Close(); err != nil {
 			t.Fatal(err)
 		}
+		if round > 0 {
+			if got := checkFileLog(t, path, kept); got != head {
+				t.Fatalf("round %d: the log's entries hash to %v, the Router's checkpoint is %v", round, got, head)
+			}
+		}
+		if events := storedEvents(t, path); head.Size != events {
+			t.Fatalf("round %d: the log holds %d entries, the accounts %d events", round, head.Size, events)
+		}
+		kept = head
 	}
 	if total < rounds {
 		t.Errorf("only %d acknowledged placements in %d rounds", total, rounds)

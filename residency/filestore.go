@@ -10,8 +10,10 @@ import (
 	"io/fs"
 	"os"
 	"runtime/debug"
+	"sync"
 	"time"
 
+	"github.com/domicile-go/domicile/auditlog"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -20,9 +22,9 @@ import (
 // every Apply one bbolt transaction, committed and fsynced before it
 // returns. The Router's group commit puts many changes in one Apply.
 //
-// Layout (format version 4):
+// Layout (format version 5):
 //
-//	meta        "format" -> "4" (not checksummed: it says how to read the rest)
+//	meta        "format" -> "5" (not checksummed: it says how to read the rest)
 //	            "counts" -> counts of accounts, agreements, statuses,
 //	            consents and objections
 //	accounts    account ID -> placement (a deleted account's has no data center)
@@ -31,15 +33,33 @@ import (
 //	datacenters data center ID -> runtime status
 //	consents    account ID, 0x00, reference -> consent (new in format 4)
 //	objections  account ID, 0x00, reference -> objection (new in format 4)
+//	log         entry index (8 bytes, big-endian) -> audit log entry with
+//	            the tlog stored hashes its append added (new in format 5)
 //
+// The log holds [EncodeEntry] of every change Apply commits, in commit
+// order, each with the stored hashes of the log's Merkle tree that its
+// append added (filestore_log.go), written in Apply's transaction. One
+// bucket, not one for entries and one for hashes: every commit then
+// rewrites one leaf page of the log, not two, which keeps the cost of a
+// durable write close to what it was without the log. The store is the
+// log's only writer: it keeps the tree's right edge (an
+// auditlog.Frontier) in memory, loaded at open from at most 64 stored
+// hashes, and appends to a copy of it in each transaction, kept only once
+// the transaction committed.
+//
+// Format 4 lacked the log bucket: opening a file of format 4, or of any
+// older format, writes its log (upgradeLog) in the transaction of the
+// upgrade. The log of an upgraded file starts at the upgrade: the changes
+// committed before it are not entries, and its first entries are a
+// snapshot of the state then.//
 // Format 3 lacked the consents and objections buckets and their counts:
 // opening a file of format 3 adds them (upgrade3).
 //
 // Every record but the format carries a CRC-32C of its key and payload;
 // codec.go describes the records. Format 2 had the buckets of format 3
 // without checksums and counts, and times as Unix nanoseconds; format 1
-// lacked the datacenters bucket. Opening a file of either upgrades it to 4
-// in one fsynced transaction (upgrade).
+// lacked the datacenters bucket. Opening a file of either upgrades it to 5
+// in one fsynced transaction (upgrade, upgrade3, upgradeLog).
 //
 // Account IDs hold no NUL byte, so an account's events, agreements,
 // consents and objections sort together, right after those of any account
@@ -47,9 +67,16 @@ import (
 type fileStore struct {
 	db   *bolt.DB
 	path string
+
+	// mu guards frontier, the audit log's right edge as last committed,
+	// and stale, set when a commit failed and the frontier must be
+	// reloaded from the file (the commit may have reached it).
+	mu       sync.Mutex
+	frontier auditlog.Frontier
+	stale    bool
 }
 
-const fileFormat = "4"
+const fileFormat = "5"
 
 var (
 	bucketMeta       = []byte("meta")
@@ -59,6 +86,7 @@ var (
 	bucketStatus     = []byte("datacenters")
 	bucketConsents   = []byte("consents")
 	bucketObjections = []byte("objections")
+	bucketLog        = []byte("log")
 	keyFormat        = []byte("format")
 	keyCounts        = []byte("counts")
 )
@@ -86,7 +114,28 @@ func boltOptions(wait time.Duration) *bolt.Options {
 	return &bolt.Options{Timeout: wait, FreelistType: bolt.FreelistMapType}
 }
 
+// OpenFileStoreReadOnly opens the existing store file at path for reading
+// only, as an auditor's tool does: it writes nothing, so it neither
+// creates nor upgrades a file (a file of an older format is refused with
+// an error matching [ErrFormat]: open it once with [WithPath] to upgrade
+// it), and its Apply fails. Other read-only opens may share the file; a
+// Router holding it keeps it locked (an error matching [ErrLocked]).
+func OpenFileStoreReadOnly(ctx context.Context, path string) (LogStore, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("residency: opening store: %w", err)
+	}
+	s, err := openStoreFile(ctx, path, true)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 func openFileStore(ctx context.Context, path string) (s *fileStore, err error) {
+	return openStoreFile(ctx, path, false)
+}
+
+func openStoreFile(ctx context.Context, path string, readOnly bool) (s *fileStore, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -99,7 +148,9 @@ func openFileStore(ctx context.Context, path string) (s *fileStore, err error) {
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverCorrupt(path, &err)
-	db, err := bolt.Open(path, 0o600, boltOptions(wait))
+	opts := boltOptions(wait)
+	opts.ReadOnly = readOnly
+	db, err := bolt.Open(path, 0o600, opts)
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fmt.Errorf("%w: %s: still locked after %v", ErrLocked, path, wait)
@@ -109,7 +160,7 @@ func openFileStore(ctx context.Context, path string) (s *fileStore, err error) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
 	}
 	s = &fileStore{db: db, path: path}
-	if err := s.init(); err != nil {
+	if err := s.init(readOnly); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -275,13 +326,22 @@ func checkRootPage(page []byte) error {
 // init creates the buckets of a new file, upgrades a file of version 1 or
 // 2, or checks an existing file's format version. A file that needs
 // neither is only read: opening a store does not write it.
-func (s *fileStore) init() error {
+func (s *fileStore) init(readOnly bool) error {
 	errWrite := errors.New("needs a write")
 	err := s.db.View(func(tx *bolt.Tx) error { return s.setup(tx, errWrite) })
+	if err == errWrite && readOnly {
+		return fmt.Errorf("%w: %s must be upgraded to format %s, which opening it read-only cannot do", ErrFormat, s.path, fileFormat)
+	}
 	if err == errWrite {
 		err = s.db.Update(func(tx *bolt.Tx) error { return s.setup(tx, nil) })
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return s.db.View(func(tx *bolt.Tx) (err error) {
+		s.frontier, err = loadFrontier(tx)
+		return err
+	})
 }
 
 // setup checks the file's format and buckets. Where the file is new or of
@@ -295,10 +355,16 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 		switch {
 		case !empty:
 			return fmt.Errorf("%w: %s has no domicile format version", ErrCorrupt, s.path)
+		case errWrite != nil && tx.ID() > 1:
+			// bbolt makes a new file with transaction IDs 0 and 1 and no
+			// buckets; a later transaction made the buckets. A file
+			// written since that shows none lost them to damage (a
+			// flipped bit of the root page's element count).
+			return fmt.Errorf("%w: %s holds no buckets after %d transactions", ErrCorrupt, s.path, tx.ID())
 		case errWrite != nil:
 			return errWrite
 		}
-		for _, name := range [][]byte{bucketMeta, bucketAccounts, bucketEvents, bucketAgreements, bucketStatus, bucketConsents, bucketObjections} {
+		for _, name := range [][]byte{bucketMeta, bucketAccounts, bucketEvents, bucketAgreements, bucketStatus, bucketConsents, bucketObjections, bucketLog} {
 			if _, err := tx.CreateBucket(name); err != nil {
 				return err
 			}
@@ -309,7 +375,19 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 		}
 		return meta.Put(keyFormat, []byte(fileFormat))
 	}
-	switch v := meta.Get(keyFormat); string(v) {
+	v := meta.Get(keyFormat)
+	// A format older than the buckets the file holds is damage (a flipped
+	// bit turns "5" into "4" or "1"), not a file to upgrade: upgrading it
+	// would read its records in a format they are not in.
+	for _, later := range []struct {
+		bucket []byte
+		since  string
+	}{{bucketConsents, "4"}, {bucketObjections, "4"}, {bucketLog, "5"}} {
+		if isFormatVersion(v) && len(v) == 1 && string(v) < later.since && tx.Bucket(later.bucket) != nil {
+			return fmt.Errorf("%w: %s says format %s, but holds bucket %s of format %s", ErrCorrupt, s.path, v, later.bucket, later.since)
+		}
+	}
+	switch string(v) {
 	case fileFormat:
 	case "":
 		return fmt.Errorf("%w: %s has no format version", ErrCorrupt, s.path)
@@ -320,6 +398,9 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 		if err := s.upgrade(tx, string(v)); err != nil {
 			return fmt.Errorf("residency: upgrading %s from format %s to %s: %w", s.path, v, fileFormat, err)
 		}
+		if err := s.upgradeLog(tx); err != nil {
+			return fmt.Errorf("residency: upgrading %s from format %s to %s: %w", s.path, v, fileFormat, err)
+		}
 	case "3":
 		if errWrite != nil {
 			return errWrite
@@ -327,13 +408,23 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 		if err := upgrade3(tx); err != nil {
 			return fmt.Errorf("residency: upgrading %s from format 3 to %s: %w", s.path, fileFormat, err)
 		}
+		if err := s.upgradeLog(tx); err != nil {
+			return fmt.Errorf("residency: upgrading %s from format 3 to %s: %w", s.path, fileFormat, err)
+		}
+	case "4":
+		if errWrite != nil {
+			return errWrite
+		}
+		if err := s.upgradeLog(tx); err != nil {
+			return fmt.Errorf("residency: upgrading %s from format 4 to %s: %w", s.path, fileFormat, err)
+		}
 	default:
 		if !isFormatVersion(v) { // a damaged meta page, not a newer format
 			return fmt.Errorf("%w: %s has format %.40q", ErrCorrupt, s.path, v)
 		}
 		return fmt.Errorf("%w: %s has format %q, this version reads %q to %q", ErrFormat, s.path, v, "1", fileFormat)
 	}
-	for _, name := range [][]byte{bucketAccounts, bucketEvents, bucketAgreements, bucketStatus, bucketConsents, bucketObjections} {
+	for _, name := range [][]byte{bucketAccounts, bucketEvents, bucketAgreements, bucketStatus, bucketConsents, bucketObjections, bucketLog} {
 		if tx.Bucket(name) == nil {
 			return fmt.Errorf("%w: %s lacks bucket %s", ErrCorrupt, s.path, name)
 		}
@@ -358,7 +449,8 @@ func isFormatVersion(v []byte) bool {
 	return true
 }
 
-// upgrade3 makes a file of format 3 one of format 4: it adds the consents
+// upgrade3 makes a file of format 3 one of format 4 (upgradeLog then
+// makes it 5): it adds the consents
 // and objections buckets, empty, and their counts, zero.
 func upgrade3(tx *bolt.Tx) error {
 	meta := tx.Bucket(bucketMeta)
@@ -379,10 +471,11 @@ func upgrade3(tx *bolt.Tx) error {
 	if err := meta.Put(keyCounts, seal(kindCounts, keyCounts, n.encode())); err != nil {
 		return err
 	}
-	return meta.Put(keyFormat, []byte(fileFormat))
+	return meta.Put(keyFormat, []byte("4"))
 }
 
-// upgrade rewrites every record of a file of format 1 or 2 in format 4,
+// upgrade rewrites every record of a file of format 1 or 2 in format 4
+// (upgradeLog then makes it 5),
 // in the transaction tx: it decodes each in the old format, encodes it
 // anew with its checksum and counts the records. A record that does not
 // decode fails the upgrade, and the file is left as it was.
@@ -434,7 +527,7 @@ func (s *fileStore) upgrade(tx *bolt.Tx, from string) error {
 	if err := meta.Put(keyCounts, seal(kindCounts, keyCounts, n.encode())); err != nil {
 		return err
 	}
-	return meta.Put(keyFormat, []byte(fileFormat))
+	return meta.Put(keyFormat, []byte("4"))
 }
 
 // rewrite replaces every value of b with what fn makes of it. bbolt's
@@ -519,7 +612,11 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverCorrupt(s.path, &err)
-	return s.db.Update(func(tx *bolt.Tx) error {
+	s.mu.Lock()
+	next, stale := s.frontier, s.stale
+	s.stale = true // until the commit is known to have succeeded
+	s.mu.Unlock()
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		n, err := readCounts(tx)
 		if err != nil {
 			return err
@@ -595,8 +692,22 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 				}
 			}
 		}
+		if stale {
+			if next, err = loadFrontier(tx); err != nil {
+				return err
+			}
+		}
+		if err := appendLog(tx, &next, changes); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketMeta).Put(keyCounts, seal(kindCounts, keyCounts, n.encode()))
 	})
+	if err == nil {
+		s.mu.Lock()
+		s.frontier, s.stale = next, false
+		s.mu.Unlock()
+	}
+	return err
 }
 
 // DataCenters reads the data centers' runtime statuses.

@@ -220,7 +220,7 @@ func TestFileStoreRefusesBadFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("5")) })
+	db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("6")) })
 	db.Close()
 
 	tests := []struct {
@@ -412,7 +412,7 @@ func storeFormat(t *testing.T, path string) string {
 
 // TestFileStoreUpgrade opens a file of format 2 (testdata/v2.db.gz, written
 // by the code of that format) and ones of formats 1 and 3 made from it:
-// each is upgraded to format 4 with its state intact, to the nanosecond (an
+// each is upgraded to format 5 with its state intact, to the nanosecond (an
 // agreement there expires in 2200), and opens again without a write.
 func TestFileStoreUpgrade(t *testing.T) {
 	ctx := context.Background()
@@ -442,8 +442,8 @@ func TestFileStoreUpgrade(t *testing.T) {
 			}
 		}, v1State},
 		{"format 3", func(path string) {
-			// Opening upgrades the file to format 4; take it back to 3:
-			// no consents and objections buckets, counts of accounts,
+			// Opening upgrades the file to format 5; take it back to 3:
+			// no consents, objections and log buckets, counts of accounts,
 			// agreements and statuses only (codec.go).
 			r, err := residency.Open(ctx, residency.WithPath(path), residency.WithClock(fixtureClock()))
 			if err != nil {
@@ -456,7 +456,7 @@ func TestFileStoreUpgrade(t *testing.T) {
 			}
 			defer db.Close()
 			if err := db.Update(func(tx *bolt.Tx) error {
-				for _, name := range []string{"consents", "objections"} {
+				for _, name := range []string{"consents", "objections", "log"} {
 					if err := tx.DeleteBucket([]byte(name)); err != nil {
 						return err
 					}
@@ -490,8 +490,8 @@ func TestFileStoreUpgrade(t *testing.T) {
 			if err := r.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if v := storeFormat(t, path); v != "4" {
-				t.Errorf("format after the upgrade = %q, want 4", v)
+			if v := storeFormat(t, path); v != "5" {
+				t.Errorf("format after the upgrade = %q, want 5", v)
 			}
 			upgraded, err := os.ReadFile(path)
 			if err != nil {

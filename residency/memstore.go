@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/domicile-go/domicile/auditlog"
+	"golang.org/x/mod/sumdb/tlog"
 	"maps"
 	"slices"
 	"strings"
@@ -43,6 +45,10 @@ type memData struct {
 	mu          sync.Mutex
 	accounts    map[string]*memAccount
 	dataCenters map[string]DataCenterState
+	// log holds the audit log's entries, hashes their tree's stored
+	// hashes (both appended by Apply).
+	log    [][]byte
+	hashes auditlog.MemoryHashes
 }
 
 // memAccount is one account as the MemoryStore keeps it. Placement, Event,
@@ -120,6 +126,17 @@ func NewMemoryStoreFrom(ctx context.Context, src Store) (*MemoryStore, error) {
 	for _, st := range states {
 		d.dataCenters[st.ID] = st
 	}
+	if ls, ok := src.(LogStore); ok {
+		err := ls.LogEntries(ctx, 0, func(_ int64, e []byte) error {
+			e = slices.Clone(e)
+			d.log = append(d.log, e)
+			_, err := d.hashes.Append(e)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -162,6 +179,13 @@ func (s *MemoryStore) Apply(ctx context.Context, changes []Change) error {
 	defer d.mu.Unlock()
 	// Check the whole unit before changing anything. unit holds the
 	// placements as the unit's changes so far leave them.
+	entries := make([][]byte, len(changes))
+	for i := range changes {
+		var err error
+		if entries[i], err = EncodeEntry(changes[i]); err != nil {
+			return err
+		}
+	}
 	unit := make(map[string]*Placement)
 	for i := range changes {
 		c := &changes[i]
@@ -208,7 +232,48 @@ func (s *MemoryStore) Apply(ctx context.Context, changes []Change) error {
 			put(&a.objections, o.Reference, *o)
 		}
 	}
+	if _, err := d.hashes.Append(entries...); err != nil {
+		panic(fmt.Sprintf("residency: MemoryStore: appending to the log: %v", err)) // it reads only hashes it holds
+	}
+	d.log = append(d.log, entries...)
 	return nil
+}
+
+// LogSize returns the number of entries in the audit log.
+func (s *MemoryStore) LogSize(ctx context.Context) (int64, error) {
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	d := s.data
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return int64(len(d.log)), nil
+}
+
+// LogEntries calls fn with each entry of the audit log from index from on,
+// as of the call.
+func (s *MemoryStore) LogEntries(ctx context.Context, from int64, fn func(int64, []byte) error) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	d := s.data
+	d.mu.Lock()
+	log := d.log[:len(d.log):len(d.log)] // entries are never changed: share them
+	d.mu.Unlock()
+	for i := max(from, 0); i < int64(len(log)); i++ {
+		if err := fn(i, slices.Clone(log[i])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadHashes returns the stored hashes of the log's tree at indexes.
+func (s *MemoryStore) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	return s.data.hashes.ReadHashes(indexes)
 }
 
 // staleWrite is the refusal of a change to placement p, whose account is

@@ -1,6 +1,8 @@
 package residency
 
 import (
+	"golang.org/x/mod/sumdb/note"
+
 	"fmt"
 	"time"
 
@@ -28,6 +30,9 @@ type config struct {
 	// writeTimeout bounds each call of the store (write.go).
 	writeTimeout time.Duration
 	unverified   bool
+	// logSigner and logOrigin sign and name the audit log (auditlog.go).
+	logSigner note.Signer
+	logOrigin string
 }
 
 func (c *config) validate() error {

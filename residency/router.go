@@ -1,6 +1,8 @@
 package residency
 
 import (
+	"golang.org/x/mod/sumdb/note"
+
 	"context"
 	"fmt"
 	"slices"
@@ -67,6 +69,11 @@ type Router struct {
 	storeBusy     chan struct{}
 	unresolved    map[string]struct{}
 	unresolvedDCs bool
+
+	// logOrigin names the audit log; logSigner, when set, signs its
+	// checkpoints (auditlog.go).
+	logOrigin string
+	logSigner note.Signer
 }
 
 // Open returns a Router configured by opts, with the state of its store
@@ -112,6 +119,13 @@ func open(ctx context.Context, cfg config) (*Router, error) {
 		lookup:       newLookupIndex(),
 		store:        cfg.store,
 		writeTimeout: cfg.writeTimeout,
+		logOrigin:    cfg.logOrigin,
+		logSigner:    cfg.logSigner,
+	}
+	if r.logSigner != nil {
+		r.logOrigin = r.logSigner.Name()
+	} else if r.logOrigin == "" {
+		r.logOrigin = DefaultLogOrigin
 	}
 	var overrides map[string]provider.Status
 	if shared, ok := r.store.(SharedStore); ok {

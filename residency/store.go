@@ -87,13 +87,16 @@ type StoredAccount struct {
 // LoadAccounts: the Router needs it to answer History, and to go on
 // counting versions when the ID is placed afresh (its next change is one
 // version later, as always). A store never drops an account.
+//
+// A committed Change is an entry of the audit log; its JSON form, with
+// these names, is the entry's bytes ([EncodeEntry]).
 type Change struct {
-	Placement  Placement
-	Event      Event
-	Agreement  *Agreement
-	Consent    *ConsentRecord
-	Objection  *ObjectionRecord
-	DataCenter *DataCenterState
+	Placement  Placement        `json:"placement,omitzero"`
+	Event      Event            `json:"event,omitzero"`
+	Agreement  *Agreement       `json:"agreement,omitempty"`
+	Consent    *ConsentRecord   `json:"consent,omitempty"`
+	Objection  *ObjectionRecord `json:"objection,omitempty"`
+	DataCenter *DataCenterState `json:"datacenter,omitempty"`
 }
 
 // Errors of stores.

@@ -12,7 +12,34 @@
 // checkpoints, such as "example.com/domicile"; it may contain neither
 // spaces nor "+". keygen never overwrites a file.
 //
-// Exit status: 0 when all was done, 1 when it failed, 2 for a usage error.
+//	audit checkpoint -db DB -key FILE
+//
+// checkpoint prints the log's current checkpoint (its origin, the key's
+// name; its size; its root hash) signed with the private key, the text an
+// auditor keeps.
+//
+//	audit verify -db DB -pub FILE -checkpoint FILE
+//
+// verify opens the signed checkpoint with the public key, checks that the
+// log now held extends it (a consistency proof from the stored hashes,
+// checked against both heads), recomputes the tree from every stored entry
+// and compares it with the stored hashes and with the checkpoint, and
+// replays the entries: every stored account must be at the version, data
+// center, region and move of its latest entry, and the data center
+// statuses must be those the log says. It prints the log's current head.
+//
+//	audit history -db DB -pub FILE -checkpoint FILE -account ID
+//
+// history prints each entry of the account in the checkpoint's log, with
+// its index, each proved to be in the checkpoint's tree.
+//
+// DB is a store file, opened read-only (it must not be open in a running
+// service, and must already be of the current format), or a PostgreSQL URL
+// (postgres:// or postgresql://); on PostgreSQL the tool computes and
+// stores the log's missing stored hashes, a pure function of the entries.
+//
+// Exit status: 0 when all was done (verify: when all holds), 1 when it
+// failed, naming the first entry or proof that fails, 2 for a usage error.
 package main
 
 import (
@@ -28,8 +55,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// command is a subcommand. Others (checkpoint, verify, history) are added
-// to commands as the log they read becomes available.
+// command is a subcommand.
 type command struct {
 	name, args, summary string
 	// run parses its flags from args and does the work. A returned error
@@ -39,6 +65,9 @@ type command struct {
 
 var commands = []command{
 	{"keygen", "-name NAME -key FILE -pub FILE", "write a new key pair for signing checkpoints", keygen},
+	{"checkpoint", "-db DB -key FILE", "print the log's current checkpoint, signed", checkpointCmd},
+	{"verify", "-db DB -pub FILE -checkpoint FILE", "check that the log extends a checkpoint kept, hashes to its tree, and agrees with the stored state", verifyCmd},
+	{"history", "-db DB -pub FILE -checkpoint FILE -account ID", "print an account's entries, each proved in the checkpoint", historyCmd},
 }
 
 // errUsage marks errors that exit with status 2.

@@ -49,6 +49,9 @@ func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64,
 	// server.
 	args, err := s.applyArgs(changes)
 	if err != nil {
+		if err == errVersionZero {
+			err = s.explainConflict(ctx, changes, err)
+		}
 		return 0, err
 	}
 	var pos int64
@@ -73,8 +76,9 @@ func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64,
 
 // applyArgs checks changes and turns them into the parameters of the apply
 // statement: for each table, its rows as a JSON array for
-// json_to_recordset (nil when there are none), then the log's changes, their
-// number and the channel to notify.
+// json_to_recordset (nil when there are none): events, accounts, agreements
+// and data centers, then the log's changes, their number and the channel
+// to notify, then consents and objections.
 func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
 	type dcRow struct {
 		st *residency.DataCenterState
@@ -86,6 +90,10 @@ func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
 		events     = make([]*residency.Event, 0, len(changes))
 		agreements []*residency.Agreement
 		agreeAt    map[[2]string]int
+		consents   []*residency.ConsentRecord
+		consentAt  map[[2]string]int
+		objections []*residency.ObjectionRecord
+		objectAt   map[[2]string]int
 		dcs        []dcRow
 		log        = jw{b: make([]byte, 0, 512*len(changes))}
 	)
@@ -109,7 +117,9 @@ func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
 		}
 		p, e := &c.Placement, &c.Event
 		switch {
-		case p.AccountID == "" || p.Version == 0 || !p.Region.IsValid():
+		case p.AccountID != "" && p.Version == 0:
+			return nil, errVersionZero
+		case p.AccountID == "" || !p.Region.IsValid():
 			return nil, fmt.Errorf("postgres: apply: change %d: placement of account %q at version %d in region %v", i, p.AccountID, p.Version, p.Region)
 		case e.AccountID != p.AccountID || e.Version != p.Version:
 			return nil, fmt.Errorf("postgres: apply: change %d: event of account %q version %d with a placement of account %q version %d", i, e.AccountID, e.Version, p.AccountID, p.Version)
@@ -125,25 +135,23 @@ func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
 			accounts = append(accounts, p)
 		}
 		events = append(events, e)
-		if c.Consent != nil || c.Objection != nil {
-			// Not silently dropped: a Router on this store refuses to
-			// record them (ErrStoreFailed) until the tables keep them.
-			return nil, fmt.Errorf("postgres: apply: change %d: account %q: consents and objections are not kept in format %d of the tables", i, p.AccountID, format)
+		if k := c.Consent; k != nil {
+			if k.AccountID == "" || k.Reference == "" || k.SubProcessor == "" {
+				return nil, fmt.Errorf("postgres: apply: change %d: consent %q of account %q to sub-processor %q", i, k.Reference, k.AccountID, k.SubProcessor)
+			}
+			consents, consentAt = keep(consents, consentAt, k, k.AccountID, k.Reference)
+		}
+		if o := c.Objection; o != nil {
+			if o.AccountID == "" || o.Reference == "" || o.SubProcessor == "" {
+				return nil, fmt.Errorf("postgres: apply: change %d: objection %q of account %q to sub-processor %q", i, o.Reference, o.AccountID, o.SubProcessor)
+			}
+			objections, objectAt = keep(objections, objectAt, o, o.AccountID, o.Reference)
 		}
 		if a := c.Agreement; a != nil {
 			if a.AccountID == "" || a.Reference == "" || !a.To.IsValid() {
 				return nil, fmt.Errorf("postgres: apply: change %d: agreement %q of account %q to region %v", i, a.Reference, a.AccountID, a.To)
 			}
-			if agreeAt == nil {
-				agreeAt = map[[2]string]int{}
-			}
-			k := [2]string{a.AccountID, a.Reference}
-			if j, ok := agreeAt[k]; ok {
-				agreements[j] = a
-			} else {
-				agreeAt[k] = len(agreements)
-				agreements = append(agreements, a)
-			}
+			agreements, agreeAt = keep(agreements, agreeAt, a, a.AccountID, a.Reference)
 		}
 	}
 	log.b = append(log.b, ']')
@@ -157,9 +165,15 @@ func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
 	slices.SortFunc(agreements, func(a, b *residency.Agreement) int {
 		return cmp.Or(strings.Compare(a.AccountID, b.AccountID), strings.Compare(a.Reference, b.Reference))
 	})
+	slices.SortFunc(consents, func(a, b *residency.ConsentRecord) int {
+		return cmp.Or(strings.Compare(a.AccountID, b.AccountID), strings.Compare(a.Reference, b.Reference))
+	})
+	slices.SortFunc(objections, func(a, b *residency.ObjectionRecord) int {
+		return cmp.Or(strings.Compare(a.AccountID, b.AccountID), strings.Compare(a.Reference, b.Reference))
+	})
 	slices.SortFunc(dcs, func(a, b dcRow) int { return strings.Compare(a.st.ID, b.st.ID) })
 
-	args := make([]any, 7)
+	args := make([]any, 9)
 	w := jw{b: make([]byte, 0, 256*len(changes))}
 	array := func(n int, row func(i int)) any {
 		if n == 0 {
@@ -226,6 +240,23 @@ func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
 		w.wireTime("changed", dcs[i].st.Changed)
 		w.int("n", int64(dcs[i].n))
 	})
+	args[7] = array(len(consents), func(i int) {
+		k := consents[i]
+		w.str("account", k.AccountID)
+		w.str("reference", k.Reference)
+		w.str("subprocessor", k.SubProcessor)
+		w.wireTime("expires", k.ExpiresAt)
+		w.wireTime("granted", k.Granted)
+		w.wireTime("revoked", k.Revoked)
+	})
+	args[8] = array(len(objections), func(i int) {
+		o := objections[i]
+		w.str("account", o.AccountID)
+		w.str("reference", o.Reference)
+		w.str("subprocessor", o.SubProcessor)
+		w.wireTime("raised", o.Raised)
+		w.wireTime("withdrawn", o.Withdrawn)
+	})
 	if err := cmp.Or(log.err, w.err); err != nil {
 		return nil, fmt.Errorf("postgres: apply: %w", err)
 	}
@@ -233,43 +264,85 @@ func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
 	return args, nil
 }
 
-// explainConflict finds the first account of a refused unit whose stored
-// version is not the one the unit expects, and says so; err is what the
-// database said, for when the store matches (a fault inside the unit, or
-// a change between the two reads).
+// keep adds r to rows under its account and reference, or replaces the
+// row already there: the later record of a unit is the one kept. at maps
+// keys to indexes in rows; it is made on first use.
+func keep[T any](rows []*T, at map[[2]string]int, r *T, account, reference string) ([]*T, map[[2]string]int) {
+	if at == nil {
+		at = map[[2]string]int{}
+	}
+	k := [2]string{account, reference}
+	if j, ok := at[k]; ok {
+		rows[j] = r
+	} else {
+		at[k] = len(rows)
+		rows = append(rows, r)
+	}
+	return rows, at
+}
+
+// errVersionZero is what applyArgs says of a placement at version 0: a
+// stale write, which explainConflict turns into a *residency.ConflictError.
+var errVersionZero = fmt.Errorf("%w: a placement at version 0", residency.ErrStaleVersion)
+
+// explainConflict finds the first account of a refused unit whose changes
+// do not follow each other, or whose stored version is not the one the
+// unit expects, and returns its *residency.ConflictError; err is what the
+// database said, for when the store matches (a change between the two
+// reads) or the stored versions cannot be read.
 func (s *Store) explainConflict(ctx context.Context, changes []residency.Change, err error) error {
-	expect := map[string]uint64{}
+	first := map[string]*residency.Placement{}
+	last := map[string]*residency.Placement{}
 	var ids []string
+	var inUnit *residency.Placement // the first change that does not follow its account's previous one in the unit
 	for i := range changes {
-		p := &changes[i].Placement
 		if changes[i].DataCenter != nil {
 			continue
 		}
-		if _, ok := expect[p.AccountID]; !ok {
-			expect[p.AccountID] = p.Version - 1
+		p := &changes[i].Placement
+		if prev, ok := last[p.AccountID]; ok {
+			if inUnit == nil && p.Version != prev.Version+1 {
+				inUnit = p
+			}
+		} else {
+			first[p.AccountID] = p
 			ids = append(ids, p.AccountID)
 		}
-	}
-	rows, qerr := s.pool.Query(ctx, s.sql.versions, ids)
-	if qerr != nil {
-		return err
+		last[p.AccountID] = p
 	}
 	stored := map[string]uint64{}
-	for rows.Next() {
-		var id string
-		var v int64
-		if rows.Scan(&id, &v) == nil {
-			stored[id] = uint64(v)
+	rows, qerr := s.pool.Query(context.WithoutCancel(ctx), s.sql.versions, ids)
+	if qerr == nil {
+		for rows.Next() {
+			var id string
+			var v int64
+			if rows.Scan(&id, &v) == nil {
+				stored[id] = uint64(v)
+			}
 		}
+		rows.Close()
+		qerr = rows.Err()
 	}
-	rows.Close()
-	if rows.Err() != nil {
-		return err
+	stale := func(p *residency.Placement) error {
+		ce := &residency.ConflictError{AccountID: p.AccountID, Version: p.Version - 1, Stale: true}
+		if v, ok := stored[p.AccountID]; ok {
+			ce.Stored = residency.Placement{AccountID: p.AccountID, Version: v}
+		}
+		return ce
+	}
+	if qerr != nil {
+		if inUnit != nil {
+			return stale(inUnit)
+		}
+		return fmt.Errorf("%w (reading the stored versions: %v)", err, qerr)
 	}
 	for _, id := range ids {
-		if stored[id] != expect[id] {
-			return fmt.Errorf("%w: account %q is at version %d in the store, the change expects %d", residency.ErrConflict, id, stored[id], expect[id])
+		if p := first[id]; p.Version == 0 || stored[id] != p.Version-1 {
+			return stale(p)
 		}
+	}
+	if inUnit != nil {
+		return stale(inUnit)
 	}
 	return err
 }

@@ -13,8 +13,7 @@ import (
 
 // TestRouterDeletes checks that a deletion is kept: after reopening, the
 // account is gone for Lookup, its trail stays, and the ID placed afresh
-// goes on from its version. Consents are refused, not dropped: the tables
-// of format 1 do not keep them.
+// goes on from its version; consents and objections are kept too.
 func TestRouterDeletes(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
@@ -35,12 +34,13 @@ func TestRouterDeletes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	err := r.GrantAccess(ctx, residency.Consent{AccountID: "kept", SubProcessor: "support-247", Reference: "C-1"})
-	if err == nil || !errors.Is(err, residency.ErrStoreFailed) {
-		t.Errorf("GrantAccess on PostgreSQL = %v, want ErrStoreFailed", err)
+	for _, id := range []string{"gone", "kept"} {
+		if err := r.GrantAccess(ctx, residency.Consent{AccountID: id, SubProcessor: "support-247", Reference: "C-1"}); err != nil {
+			t.Fatalf("GrantAccess on PostgreSQL: %v", err)
+		}
 	}
-	if err := r.MayAccess("kept", "support-247"); !errors.Is(err, residency.ErrNoConsent) {
-		t.Errorf("MayAccess after the refused consent = %v, want ErrNoConsent", err)
+	if err := r.Object(ctx, residency.Objection{AccountID: "kept", SubProcessor: "twilio", Reference: "O-1"}); err != nil {
+		t.Fatalf("Object on PostgreSQL: %v", err)
 	}
 	if err := r.Delete(ctx, "gone", "trial expired"); err != nil {
 		t.Fatal(err)
@@ -55,6 +55,12 @@ func TestRouterDeletes(t *testing.T) {
 	defer r.Close()
 	if _, err := r.Lookup("gone"); !errors.Is(err, residency.ErrNotFound) {
 		t.Errorf("Lookup of the deleted account after reopening = %v, want ErrNotFound", err)
+	}
+	if err := r.MayAccess("kept", "support-247"); err != nil {
+		t.Errorf("MayAccess with the consent after reopening = %v, want nil", err)
+	}
+	if err := r.MayAccess("kept", "twilio"); !errors.Is(err, residency.ErrObjected) {
+		t.Errorf("MayAccess with the objection after reopening = %v, want ErrObjected", err)
 	}
 	got, err := r.History("gone")
 	if err != nil {

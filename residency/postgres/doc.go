@@ -16,14 +16,17 @@
 // [WithSchema] says otherwise), or checks and upgrades them, under a
 // transaction-level advisory lock, so that many instances may start at
 // once. The schema records its format version; a newer one is
-// [residency.ErrFormat]. A schema that holds tables that are not
-// domicile's is refused with an error matching [ErrForeign] and is never
-// altered. The tables are:
+// [residency.ErrFormat], an older one is upgraded in place (format 1, which
+// did not keep consents and objections, gains their two tables). A schema
+// that holds tables that are not domicile's is refused with an error
+// matching [ErrForeign] and is never altered. The tables are:
 //
 //	meta         domicile's marker: the format version and the tables' layout
 //	accounts     each account's current placement
 //	events       every account's whole audit trail, one row per version
 //	agreements   every account's transfer agreements, revoked ones included
+//	consents     every account's consents to sub-processors, revoked ones included
+//	objections   every account's objections to sub-processors, withdrawn ones included
 //	datacenters  data center statuses set at run time (Drain, Activate)
 //	head         one row: the position of the last change in the log, and of the last trimmed
 //	changes      the log of the changes applied, by position, for followers

@@ -110,21 +110,6 @@ func (s *Store) changesPage(ctx context.Context, last *uint64, fn func(uint64, r
 	return n, nil
 }
 
-// Trim removes the changes up to position upTo (at most the head) from
-// the log; they stay in the accounts' trails. A follower that has not read
-// them gets [ErrTrimmed] from Changes and must load a new [Store.Snapshot].
-// Trim only what every follower has read, such as the changes older than
-// any running instance.
-func (s *Store) Trim(ctx context.Context, upTo uint64) error {
-	if err := s.errClosed(); err != nil {
-		return err
-	}
-	if _, err := s.pool.Exec(ctx, s.sql.trim, int64(min(upTo, 1<<63-1))); err != nil {
-		return fmt.Errorf("postgres: trimming the changes log: %w", connectError(err))
-	}
-	return nil
-}
-
 // Listener wakes a follower when changes may have been committed: on each
 // notification of the store's channel, once after every connection (the
 // first included), which covers what was missed while it was not

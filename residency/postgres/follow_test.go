@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -342,50 +341,5 @@ func TestCloseStopsListeners(t *testing.T) {
 	}
 	if _, err := s.Head(ctx); err != postgres.ErrClosed {
 		t.Errorf("Head after Close = %v, want ErrClosed", err)
-	}
-}
-
-// TestTrim removes read changes from the log: a follower behind the trim
-// is told to reload, one past it reads on.
-func TestTrim(t *testing.T) {
-	ctx := context.Background()
-	s := openStore(t, pgtest.Database(t))
-	var all []residency.Change
-	for i := range 5 {
-		c := placed(fmt.Sprint("t", i), "linode-eu", at)
-		all = append(all, c)
-		if err := s.Apply(ctx, []residency.Change{c}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Trim(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Trim(ctx, 1); err != nil { // never un-trims
-		t.Fatal(err)
-	}
-	for _, after := range []uint64{0, 2} {
-		if last, err := s.Changes(ctx, after, func(uint64, residency.Change) error { return nil }); !errors.Is(err, postgres.ErrTrimmed) || last != after {
-			t.Errorf("Changes(%d) = %d, %v; want %d, ErrTrimmed", after, last, err, after)
-		}
-	}
-	if pos, cs := changes(t, s, 3); !cmp.Equal(pos, []uint64{4, 5}) || !cmp.Equal(cs, all[3:]) {
-		t.Errorf("Changes(3) after Trim(3): positions %v", pos)
-	}
-	if err := s.Trim(ctx, 100); err != nil { // up to the head only
-		t.Fatal(err)
-	}
-	if pos, _ := changes(t, s, 5); len(pos) != 0 {
-		t.Errorf("Changes(5) after trimming all: %v", pos)
-	}
-	c := placed("t5", "linode-eu", at)
-	if p, err := s.Append(ctx, []residency.Change{c}); err != nil || p != 6 {
-		t.Fatalf("Append after Trim = %d, %v; want 6", p, err)
-	}
-	if pos, cs := changes(t, s, 5); !cmp.Equal(pos, []uint64{6}) || !cmp.Equal(cs, []residency.Change{c}) {
-		t.Errorf("Changes(5) = %v", pos)
-	}
-	if got := load(t, s); len(got) != 6 {
-		t.Errorf("Load after Trim: %d accounts, want 6", len(got))
 	}
 }

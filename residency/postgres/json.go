@@ -206,5 +206,26 @@ func (w *jw) change(c *residency.Change) {
 		w.time("revoked", a.Revoked)
 		w.close()
 	}
+	if k := c.Consent; k != nil {
+		w.key("Consent")
+		w.open()
+		w.str("account_id", k.AccountID)
+		w.str("subprocessor", k.SubProcessor)
+		w.str("reference", k.Reference)
+		w.time("expires_at", k.ExpiresAt)
+		w.time("granted", k.Granted)
+		w.time("revoked", k.Revoked)
+		w.close()
+	}
+	if o := c.Objection; o != nil {
+		w.key("Objection")
+		w.open()
+		w.str("account_id", o.AccountID)
+		w.str("subprocessor", o.SubProcessor)
+		w.str("reference", o.Reference)
+		w.time("raised", o.Raised)
+		w.time("withdrawn", o.Withdrawn)
+		w.close()
+	}
 	w.close()
 }

@@ -32,6 +32,24 @@ func TestChangeJSON(t *testing.T) {
 				Move: residency.Move{ID: odd, AccountID: odd, From: "a", To: "b", ToRegion: region.APAC, Transfer: odd, Began: at}},
 			Event:     residency.Event{Time: at, Kind: residency.MoveBegun, AccountID: odd, From: odd, To: odd, Rule: odd, Reference: odd, MoveID: odd, Version: 7},
 			Agreement: &residency.Agreement{Transfer: residency.Transfer{AccountID: odd, To: region.US, Reference: odd, ExpiresAt: at}, Granted: at}}},
+		{name: "consent, odd strings", c: residency.Change{
+			Placement: residency.Placement{AccountID: odd, Region: region.EU, DataCenter: "linode-eu", Version: 3},
+			Event:     residency.Event{Time: at, Kind: residency.AccessRevoked, AccountID: odd, To: odd, Reference: odd, Version: 3},
+			Consent: &residency.ConsentRecord{Consent: residency.Consent{AccountID: odd, SubProcessor: odd, Reference: odd, ExpiresAt: at},
+				Granted: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), Revoked: at}}},
+		{name: "consent that stands", c: residency.Change{
+			Placement: residency.Placement{AccountID: "acme", Region: region.EU, DataCenter: "linode-eu", Version: 2},
+			Event:     residency.Event{Time: at, Kind: residency.AccessGranted, AccountID: "acme", To: "support-247", Reference: "C-1", Version: 2},
+			Consent:   &residency.ConsentRecord{Consent: residency.Consent{AccountID: "acme", SubProcessor: "support-247", Reference: "C-1"}, Granted: at}}},
+		{name: "objection, odd strings", c: residency.Change{
+			Placement: residency.Placement{AccountID: odd, Region: region.EU, DataCenter: "linode-eu", Version: 4},
+			Event:     residency.Event{Time: at, Kind: residency.ObjectionWithdrawn, AccountID: odd, To: odd, Reference: odd, Version: 4},
+			Objection: &residency.ObjectionRecord{Objection: residency.Objection{AccountID: odd, SubProcessor: odd, Reference: odd},
+				Raised: at, Withdrawn: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)}}},
+		{name: "deletion ending an objection that stood", c: residency.Change{
+			Placement: residency.Placement{AccountID: "acme", Region: region.EU, Version: 5},
+			Event:     residency.Event{Time: at, Kind: residency.Deleted, AccountID: "acme", From: "linode-eu", Rule: "trial expired", Version: 5},
+			Objection: &residency.ObjectionRecord{Objection: residency.Objection{AccountID: "acme", SubProcessor: "twilio", Reference: "O-1"}, Raised: at}}},
 		{name: "data center", c: residency.Change{DataCenter: &residency.DataCenterState{ID: odd, Status: provider.Draining, Changed: at}}},
 		{name: "invalid UTF-8 is replaced as encoding/json does",
 			c:    residency.Change{DataCenter: &residency.DataCenterState{ID: "a\xffb", Status: provider.Active}},

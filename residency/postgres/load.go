@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/region"
@@ -28,7 +29,8 @@ type Snapshot struct {
 }
 
 // Load calls fn with every stored account, in account ID order, with its
-// whole audit trail and its agreements, from one consistent snapshot. It
+// whole audit trail, its agreements, consents and objections (each by
+// reference), from one consistent snapshot. It
 // stops at fn's first error and returns it.
 func (s *Store) Load(ctx context.Context, fn func(residency.StoredAccount) error) error {
 	_, err := s.snapshot(ctx, fn, false)
@@ -79,7 +81,7 @@ func (s *Store) snapshot(ctx context.Context, fn func(residency.StoredAccount) e
 			page, err := l.accounts(rctx, s.sql.accountsPage, after, pageSize)
 			if err == nil && len(page) > 0 {
 				first, last := page[0].Placement.AccountID, page[len(page)-1].Placement.AccountID
-				err = l.attach(rctx, page, s.sql.eventsRange, s.sql.agreementsRange, first, last)
+				err = l.attach(rctx, page, s.sql.eventsRange, s.sql.agreementsRange, s.sql.consentsRange, s.sql.objectionsRange, first, last)
 				after = last
 			}
 			if err != nil || len(page) > 0 {
@@ -119,23 +121,21 @@ func (s *Store) snapshot(ctx context.Context, fn func(residency.StoredAccount) e
 	}
 	cancel()
 	if err := ctx.Err(); err != nil {
-		// The reader may have stopped at the cancellation without a word.
+		// The reader may have stopped on the cancellation without a
+		// word; the transaction's connection is then closed.
 		return snap, fmt.Errorf("postgres: load: %w", err)
 	}
 	return snap, tx.Commit(ctx)
 }
 
-// LoadAccounts calls fn, in account ID order, for each of the given
+// LoadAccounts calls fn, in the order of ids, for each of the given
 // accounts that the store holds, as Load would give it: a Router re-reads
 // accounts this way after another instance changed them. Accounts the
-// store does not hold are left out; IDs may repeat.
+// store does not hold are left out; an ID given twice is given twice.
 func (s *Store) LoadAccounts(ctx context.Context, ids []string, fn func(residency.StoredAccount) error) error {
 	if err := s.errClosed(); err != nil {
 		return err
 	}
-	ids = slices.Clone(ids)
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fmt.Errorf("postgres: load: %w", connectError(err))
@@ -143,8 +143,13 @@ func (s *Store) LoadAccounts(ctx context.Context, ids []string, fn func(residenc
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	l := loader{s: s, tx: tx}
 	for len(ids) > 0 {
-		chunk := ids[:min(len(ids), pageSize)]
-		ids = ids[len(chunk):]
+		given := ids[:min(len(ids), pageSize)]
+		ids = ids[len(given):]
+		// The queries take the chunk's IDs sorted, once each; fn gets
+		// the accounts in the order given.
+		chunk := slices.Clone(given)
+		slices.Sort(chunk)
+		chunk = slices.Compact(chunk)
 		page, err := l.accounts(ctx, s.sql.accountsByID, chunk)
 		if err != nil {
 			return err
@@ -152,16 +157,30 @@ func (s *Store) LoadAccounts(ctx context.Context, ids []string, fn func(residenc
 		if len(page) == 0 {
 			continue
 		}
-		if err := l.attach(ctx, page, s.sql.eventsByAccount, s.sql.agreementsByID, chunk); err != nil {
+		if err := l.attach(ctx, page, s.sql.eventsByAccount, s.sql.agreementsByID, s.sql.consentsByID, s.sql.objectionsByID, chunk); err != nil {
 			return err
 		}
-		for _, a := range page {
-			if err := fn(a); err != nil {
+		for _, id := range given {
+			i, ok := slices.BinarySearchFunc(page, id, func(a residency.StoredAccount, id string) int {
+				return strings.Compare(a.Placement.AccountID, id)
+			})
+			if !ok {
+				continue
+			}
+			if err := fn(copyAccount(page[i])); err != nil {
 				return err
 			}
 		}
 	}
 	return tx.Commit(ctx)
+}
+
+// copyAccount returns a with slices of its own, so that an account given
+// twice shares nothing with its other copy.
+func copyAccount(a residency.StoredAccount) residency.StoredAccount {
+	a.History = slices.Clone(a.History)
+	a.Agreements = slices.Clone(a.Agreements)
+	return a
 }
 
 // DataCenters returns the data center statuses set at run time, by ID.
@@ -297,6 +316,34 @@ func (l *loader) accounts(ctx context.Context, sql string, args ...any) ([]resid
 	return out, nil
 }
 
+// each runs a query whose rows are ordered by account, their first
+// column, and calls fn with each row that belongs to one of page's
+// accounts (ordered too), and that account.
+func (l *loader) each(ctx context.Context, page []residency.StoredAccount, sql string, args []any, fn func(pgx.Rows, *residency.StoredAccount) error) error {
+	rows, err := l.tx.Query(ctx, sql, args...)
+	if err != nil {
+		return fmt.Errorf("postgres: load: %w", err)
+	}
+	defer rows.Close()
+	i := 0
+	for rows.Next() {
+		account := rows.RawValues()[0]
+		for i < len(page) && page[i].Placement.AccountID < string(account) {
+			i++
+		}
+		if i == len(page) || page[i].Placement.AccountID != string(account) {
+			continue // an account between two of the page's, not asked for
+		}
+		if err := fn(rows, &page[i]); err != nil {
+			return fmt.Errorf("postgres: load: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: load: %w", err)
+	}
+	return nil
+}
+
 // parseRegion parses a stored region name without a copy for the names
 // this package writes.
 func parseRegion(b []byte) (region.Region, error) {
@@ -308,10 +355,10 @@ func parseRegion(b []byte) (region.Region, error) {
 	return region.Parse(string(b))
 }
 
-// attach reads the events and agreements of page's accounts (ordered by
-// account) and adds them to their accounts, then checks each audit trail
-// ends at its account's version.
-func (l *loader) attach(ctx context.Context, page []residency.StoredAccount, eventsSQL, agreementsSQL string, args ...any) error {
+// attach reads the events, agreements, consents and objections of page's
+// accounts (ordered by account) and adds them to their accounts, then
+// checks each audit trail ends at its account's version.
+func (l *loader) attach(ctx context.Context, page []residency.StoredAccount, eventsSQL, agreementsSQL, consentsSQL, objectionsSQL string, args ...any) error {
 	rows, err := l.tx.Query(ctx, eventsSQL, args...)
 	if err != nil {
 		return fmt.Errorf("postgres: load: %w", err)
@@ -376,8 +423,44 @@ func (l *loader) attach(ctx context.Context, page []residency.StoredAccount, eve
 		a.ExpiresAt, a.Granted, a.Revoked = readTime(expires, eNs), readTime(granted, gNs), readTime(revoked, rNs)
 		page[i].Agreements = append(page[i].Agreements, a)
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("postgres: load: %w", err)
+	}
+
+	err = l.each(ctx, page, consentsSQL, args, func(rows pgx.Rows, a *residency.StoredAccount) error {
+		var (
+			k                         residency.ConsentRecord
+			expires, granted, revoked pgtype.Timestamptz
+			eNs, gNs, rNs             int16
+		)
+		if err := rows.Scan(nil, &k.Reference, nil, &expires, &eNs, &granted, &gNs, &revoked, &rNs); err != nil {
+			return err
+		}
+		k.AccountID, k.SubProcessor = a.Placement.AccountID, l.bytes(rows.RawValues()[2])
+		k.ExpiresAt, k.Granted, k.Revoked = readTime(expires, eNs), readTime(granted, gNs), readTime(revoked, rNs)
+		a.Consents = append(a.Consents, k)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = l.each(ctx, page, objectionsSQL, args, func(rows pgx.Rows, a *residency.StoredAccount) error {
+		var (
+			o                 residency.ObjectionRecord
+			raised, withdrawn pgtype.Timestamptz
+			rNs, wNs          int16
+		)
+		if err := rows.Scan(nil, &o.Reference, nil, &raised, &rNs, &withdrawn, &wNs); err != nil {
+			return err
+		}
+		o.AccountID, o.SubProcessor = a.Placement.AccountID, l.bytes(rows.RawValues()[2])
+		o.Raised, o.Withdrawn = readTime(raised, rNs), readTime(withdrawn, wNs)
+		a.Objections = append(a.Objections, o)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	for _, a := range page {
 		if h := a.History; len(h) == 0 || h[len(h)-1].Version != a.Placement.Version {

@@ -16,12 +16,19 @@ import (
 // format is the version of the tables this package writes. Any change to
 // them, or to the JSON of the changes log, needs a new version and an
 // upgrade step in setup.
-const format = 1
+const format = 3
 
-// schemaDDL creates format 1 in schema %[1]s (sanitised). Every id and
+// schemaDDL creates the current format in schema %[1]s (sanitised): the
+// tables of format 1 and those formats 2 and 3 added, as an upgrade
+// creates them, so that a new schema and an upgraded one have the same
+// layout. Format 3 added the audit log's loghashes table (logDDL) and the
+// meta key 'logstart', and no longer lets Trim remove changes.
+const schemaDDL = schemaDDL1 + upgrade2DDL + logDDL
+
+// schemaDDL1 creates format 1 in schema %[1]s (sanitised). Every id and
 // reference column sorts bytewise (COLLATE "C"), as Go compares strings,
 // so that Load returns accounts in the order the Store contract asks.
-const schemaDDL = `
+const schemaDDL1 = `
 CREATE SCHEMA IF NOT EXISTS %[1]s;
 
 -- meta: domicile's marker. 'format' is the format version of the tables
@@ -106,8 +113,8 @@ CREATE TABLE %[1]s.datacenters (
 
 -- head: one row, the position of the last change in the changes log.
 -- Every Apply updates it last, which serialises commits and hands out
--- positions in commit order. trimmed is the last position Trim removed
--- from the log.
+-- positions in commit order. trimmed is the last position the Trim of
+-- format 1 removed from the log; nothing removes changes any more.
 CREATE TABLE %[1]s.head (
 	one     boolean PRIMARY KEY DEFAULT true CHECK (one),
 	pos     bigint NOT NULL,
@@ -126,12 +133,45 @@ CREATE TABLE %[1]s.members (
 	expires timestamptz NOT NULL
 );
 
--- changes: the changes applied since the last Trim, as JSON (a residency.Change), at
--- positions 1, 2, 3... without gaps and in commit order: what followers
--- read.
+-- changes: every change applied (since the trim mark of format 1), as
+-- JSON (a residency.Change), at positions 1, 2, 3... without gaps and in
+-- commit order: what followers read, and the audit log's entries.
 CREATE TABLE %[1]s.changes (
 	pos    bigint PRIMARY KEY,
 	change json NOT NULL
+);
+`
+
+// upgrade2DDL turns format 1 into format 2 in schema %[1]s (sanitised):
+// it adds the tables of consents and objections, which format 1 did not
+// keep (its Apply refused them), so there is nothing to copy.
+const upgrade2DDL = `
+-- consents: every account's consents to consent-gated sub-processors, by
+-- reference, revoked ones included.
+CREATE TABLE %[1]s.consents (
+	account      text COLLATE "C" NOT NULL,
+	reference    text COLLATE "C" NOT NULL,
+	subprocessor text NOT NULL,
+	expires      timestamptz,
+	expires_ns   smallint NOT NULL,
+	granted      timestamptz,
+	granted_ns   smallint NOT NULL,
+	revoked      timestamptz,
+	revoked_ns   smallint NOT NULL,
+	PRIMARY KEY (account, reference)
+);
+
+-- objections: every account's objections to sub-processors, by reference,
+-- withdrawn ones included.
+CREATE TABLE %[1]s.objections (
+	account      text COLLATE "C" NOT NULL,
+	reference    text COLLATE "C" NOT NULL,
+	subprocessor text NOT NULL,
+	raised       timestamptz,
+	raised_ns    smallint NOT NULL,
+	withdrawn    timestamptz,
+	withdrawn_ns smallint NOT NULL,
+	PRIMARY KEY (account, reference)
 );
 `
 
@@ -167,6 +207,9 @@ func (s *Store) setup(ctx context.Context) error {
 		if _, err := tx.Exec(ctx, s.sql.insertMeta, "format", strconv.Itoa(format), "layout", layout); err != nil {
 			return fmt.Errorf("postgres: creating tables in schema %q: %w", s.schema, err)
 		}
+		if _, err := tx.Exec(ctx, `INSERT INTO `+pgx.Identifier{s.schema}.Sanitize()+`.meta (key, value) VALUES ('logstart', '0')`); err != nil {
+			return fmt.Errorf("postgres: creating tables in schema %q: %w", s.schema, err)
+		}
 		if err := tx.Commit(ctx); err != nil {
 			return fmt.Errorf("postgres: creating tables in schema %q: %w", s.schema, err)
 		}
@@ -187,8 +230,6 @@ func (s *Store) setup(ctx context.Context) error {
 	case n > format:
 		return fmt.Errorf("%w: schema %q has format %d, this version of domicile reads %d", residency.ErrFormat, s.schema, n, format)
 	}
-	// Format 1 is the first: nothing to upgrade yet. An upgrade would go
-	// here, under the lock, and end with a new format and layout.
 	if err := tx.QueryRow(ctx, s.sql.selectMeta, "layout").Scan(&want); err != nil {
 		return fmt.Errorf("%w: schema %q: reading the layout: %w", ErrForeign, s.schema, err)
 	}
@@ -199,7 +240,36 @@ func (s *Store) setup(ctx context.Context) error {
 	if got != want {
 		return fmt.Errorf("%w: the tables of schema %q are not as domicile created them: %s", ErrForeign, s.schema, layoutDiff(want, got))
 	}
-	return tx.Commit(ctx)
+	if n < format {
+		// An older format, checked as it was created: upgrade it, still
+		// under the lock, and record the new format and layout in the
+		// same transaction, so that the upgrade happens whole or not at
+		// all.
+		if n < 2 {
+			if _, err := tx.Exec(ctx, fmt.Sprintf(upgrade2DDL, pgx.Identifier{s.schema}.Sanitize())); err != nil {
+				return fmt.Errorf("postgres: upgrading schema %q from format %d to 2: %w", s.schema, n, err)
+			}
+		}
+		if n < 3 {
+			if err := s.upgradeLog(ctx, tx); err != nil {
+				return fmt.Errorf("postgres: upgrading schema %q from format %d to 3: %w", s.schema, n, err)
+			}
+		}
+		layout, err := s.layout(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, s.sql.updateMeta, "format", strconv.Itoa(format), "layout", layout); err != nil {
+			return fmt.Errorf("postgres: upgrading schema %q from format %d to %d: %w", s.schema, n, format, err)
+		}
+	}
+	if err := tx.QueryRow(ctx, s.sql.logStart).Scan(&s.logStart); err != nil {
+		return fmt.Errorf("%w: schema %q: reading the log's start: %w", ErrForeign, s.schema, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: opening schema %q: %w", s.schema, err)
+	}
+	return nil
 }
 
 // tables lists the schema's tables, views and the like, by name.

@@ -3,14 +3,18 @@ package postgres
 // statements are the SQL texts of one schema, built once at Open so that
 // pgx's statement cache sees the same text every time.
 type statements struct {
-	insertMeta, selectMeta string
+	insertMeta, selectMeta, updateMeta string
 
 	apply string
 
-	head, changes, trim, dataCenters, versions    string
+	head, changes, dataCenters, versions          string
 	join, renew, leave, behind, members           string
 	accountsPage, eventsRange, agreementsRange    string
 	accountsByID, eventsByAccount, agreementsByID string
+	consentsRange, objectionsRange                string
+	consentsByID, objectionsByID                  string
+
+	logEntries, readHashes, countHashes, insertHashes, logStart string
 }
 
 // Column lists shared by the writes and the reads.
@@ -23,12 +27,15 @@ const (
 		move_id text, move_from text, move_to text, move_region text, move_transfer text, move_began timestamptz, move_began_ns smallint`
 	eventCols     = `account, version, time, time_ns, kind, source, target, rule, reference, move_id`
 	agreementCols = `account, reference, to_region, expires, expires_ns, granted, granted_ns, revoked, revoked_ns`
+	consentCols   = `account, reference, subprocessor, expires, expires_ns, granted, granted_ns, revoked, revoked_ns`
+	objectionCols = `account, reference, subprocessor, raised, raised_ns, withdrawn, withdrawn_ns`
 )
 
 func buildStatements(s string) statements {
 	return statements{
 		insertMeta: `INSERT INTO ` + s + `.meta (key, value) VALUES ($1, $2), ($3, $4)`,
 		selectMeta: `SELECT value FROM ` + s + `.meta WHERE key = $1`,
+		updateMeta: `UPDATE ` + s + `.meta SET value = CASE key WHEN $1 THEN $2 ELSE $4 END WHERE key IN ($1, $3)`,
 
 		// apply is the whole of Apply, one statement and so one
 		// transaction: each table's rows come from one JSON parameter (NULL
@@ -62,13 +69,27 @@ func buildStatements(s string) statements {
 					expires_ns = EXCLUDED.expires_ns, granted = EXCLUDED.granted, granted_ns = EXCLUDED.granted_ns,
 					revoked = EXCLUDED.revoked, revoked_ns = EXCLUDED.revoked_ns
 				RETURNING 1),
+			k AS (INSERT INTO ` + s + `.consents (` + consentCols + `)
+				SELECT ` + consentCols + ` FROM json_to_recordset($8::json) AS r(account text, reference text, subprocessor text,
+					expires timestamptz, expires_ns smallint, granted timestamptz, granted_ns smallint, revoked timestamptz, revoked_ns smallint)
+				ON CONFLICT (account, reference) DO UPDATE SET subprocessor = EXCLUDED.subprocessor, expires = EXCLUDED.expires,
+					expires_ns = EXCLUDED.expires_ns, granted = EXCLUDED.granted, granted_ns = EXCLUDED.granted_ns,
+					revoked = EXCLUDED.revoked, revoked_ns = EXCLUDED.revoked_ns
+				RETURNING 1),
+			o AS (INSERT INTO ` + s + `.objections (` + objectionCols + `)
+				SELECT ` + objectionCols + ` FROM json_to_recordset($9::json) AS r(account text, reference text, subprocessor text,
+					raised timestamptz, raised_ns smallint, withdrawn timestamptz, withdrawn_ns smallint)
+				ON CONFLICT (account, reference) DO UPDATE SET subprocessor = EXCLUDED.subprocessor, raised = EXCLUDED.raised,
+					raised_ns = EXCLUDED.raised_ns, withdrawn = EXCLUDED.withdrawn, withdrawn_ns = EXCLUDED.withdrawn_ns
+				RETURNING 1),
 			d AS (INSERT INTO ` + s + `.datacenters (id, status, changed, changed_ns, version)
 				SELECT id, status, changed, changed_ns, n FROM json_to_recordset($4::json) AS r(id text, status text, changed timestamptz, changed_ns smallint, n bigint)
 				ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, changed = EXCLUDED.changed, changed_ns = EXCLUDED.changed_ns,
 					version = ` + s + `.datacenters.version + EXCLUDED.version
 				RETURNING 1),
 			h AS (UPDATE ` + s + `.head SET pos = pos + $6
-				WHERE (SELECT count(*) FROM e) + (SELECT count(*) FROM a) + (SELECT count(*) FROM g) + (SELECT count(*) FROM d) >= 0
+				WHERE (SELECT count(*) FROM e) + (SELECT count(*) FROM a) + (SELECT count(*) FROM g)
+					+ (SELECT count(*) FROM k) + (SELECT count(*) FROM o) + (SELECT count(*) FROM d) >= 0
 				RETURNING pos),
 			c AS (INSERT INTO ` + s + `.changes (pos, change)
 				SELECT h.pos - $6 + l.ord, l.value FROM h, json_array_elements($5::json) WITH ORDINALITY AS l(value, ord))
@@ -86,16 +107,25 @@ func buildStatements(s string) statements {
 		// that a Trim running meanwhile is told apart from a gap.
 		changes: `SELECT h.trimmed, c.pos, c.change::text FROM ` + s + `.head h LEFT JOIN LATERAL
 			(SELECT pos, change FROM ` + s + `.changes WHERE pos > $1 ORDER BY pos LIMIT $2) c ON true ORDER BY c.pos`,
-		trim: `WITH h AS (UPDATE ` + s + `.head SET trimmed = greatest(trimmed, least($1, pos)) RETURNING trimmed)
-			DELETE FROM ` + s + `.changes WHERE pos <= (SELECT trimmed FROM h)`,
 		dataCenters: `SELECT id, status, changed, changed_ns FROM ` + s + `.datacenters ORDER BY id`,
 
 		accountsPage:    `SELECT ` + accountCols + ` FROM ` + s + `.accounts WHERE id > $1 ORDER BY id LIMIT $2`,
 		eventsRange:     `SELECT ` + eventCols + ` FROM ` + s + `.events WHERE account BETWEEN $1 AND $2 ORDER BY account, version`,
 		agreementsRange: `SELECT ` + agreementCols + ` FROM ` + s + `.agreements WHERE account BETWEEN $1 AND $2 ORDER BY account, reference`,
 
+		versions:        `SELECT id, version FROM ` + s + `.accounts WHERE id = ANY($1)`,
 		accountsByID:    `SELECT ` + accountCols + ` FROM ` + s + `.accounts WHERE id = ANY($1) ORDER BY id`,
 		eventsByAccount: `SELECT ` + eventCols + ` FROM ` + s + `.events WHERE account = ANY($1) ORDER BY account, version`,
 		agreementsByID:  `SELECT ` + agreementCols + ` FROM ` + s + `.agreements WHERE account = ANY($1) ORDER BY account, reference`,
+
+		consentsRange:   `SELECT ` + consentCols + ` FROM ` + s + `.consents WHERE account BETWEEN $1 AND $2 ORDER BY account, reference`,
+		objectionsRange: `SELECT ` + objectionCols + ` FROM ` + s + `.objections WHERE account BETWEEN $1 AND $2 ORDER BY account, reference`,
+		consentsByID:    `SELECT ` + consentCols + ` FROM ` + s + `.consents WHERE account = ANY($1) ORDER BY account, reference`,
+		objectionsByID:  `SELECT ` + objectionCols + ` FROM ` + s + `.objections WHERE account = ANY($1) ORDER BY account, reference`,
+		logEntries:      `SELECT pos, change::text FROM ` + s + `.changes WHERE pos > $1 ORDER BY pos LIMIT $2`,
+		readHashes:      `SELECT idx, hash FROM ` + s + `.loghashes WHERE idx = ANY($1)`,
+		countHashes:     `SELECT coalesce(max(idx) + 1, 0) FROM ` + s + `.loghashes`,
+		insertHashes:    `INSERT INTO ` + s + `.loghashes (idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[]) ON CONFLICT (idx) DO NOTHING`,
+		logStart:        `SELECT value::bigint FROM ` + s + `.meta WHERE key = 'logstart'`,
 	}
 }

@@ -18,7 +18,8 @@ import (
 // to follow, [Store.Snapshot], [Store.Changes], [Store.Head],
 // [Store.Listen] and [Store.LoadAccounts]; to write and know where,
 // [Store.Append]; for leases and fences, [Store.Join] and
-// [Store.WaitApplied]; to keep the log short, [Store.Trim].
+// [Store.WaitApplied]. The changes are also the audit log
+// ([residency.LogStore], auditlog.go), and are never removed.
 //
 // A Store is safe for concurrent use.
 type Store struct {
@@ -34,6 +35,12 @@ type Store struct {
 	mu        sync.Mutex
 	listeners map[*Listener]struct{}
 	closed    bool
+
+	// logStart is the log position before the audit log's first entry
+	// (auditlog.go); logMu serialises this process's extensions of the
+	// stored hashes.
+	logStart int64
+	logMu    sync.Mutex
 }
 
 // Errors of this package.
@@ -42,8 +49,9 @@ var (
 	// domicile's tables changed by someone else. Open alters nothing then.
 	// It matches [residency.ErrCorrupt] too.
 	ErrForeign = fmt.Errorf("%w: the schema holds tables that are not domicile's", residency.ErrCorrupt)
-	// ErrTrimmed: [Store.Changes] was asked for changes that [Store.Trim]
-	// removed from the log; the follower must load a new snapshot.
+	// ErrTrimmed: [Store.Changes] was asked for changes that were trimmed
+	// from the log (by the Trim of format 1, before the log became the
+	// audit log); the follower must load a new snapshot.
 	ErrTrimmed = errors.New("postgres: the changes were trimmed from the log")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("postgres: store is closed")

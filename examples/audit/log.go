@@ -1,0 +1,301 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/domicile-go/domicile/auditlog"
+	"github.com/domicile-go/domicile/residency"
+)
+
+// openLog opens the store named by -db for reading: a file path, or a
+// PostgreSQL URL.
+func openLog(ctx context.Context, db string) (residency.LogStore, error) {
+	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
+		return openPostgresLog(ctx, db)
+	}
+	return residency.OpenFileStoreReadOnly(ctx, db)
+}
+
+// checkpointCmd prints the log's current checkpoint signed with -key.
+func checkpointCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("checkpoint", stderr)
+	db := fs.String("db", "", "the store: a file path or a PostgreSQL URL")
+	key := fs.String("key", "", "the log's private key file, written by keygen")
+	if err := parse(fs, args, "db", "key"); err != nil {
+		return err
+	}
+	signer, err := readSigner(*key)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	ls, err := openLog(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer ls.Close()
+	n, err := ls.LogSize(ctx)
+	if err != nil {
+		return err
+	}
+	c, err := auditlog.NewCheckpoint(signer.Name(), n, residency.HashReader(ctx, ls))
+	if err != nil {
+		return err
+	}
+	signed, err := c.Sign(signer)
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(signed)
+	return err
+}
+
+// readCheckpoint opens the signed checkpoint file with the public key file.
+func readCheckpoint(pubFile, file string) (auditlog.Checkpoint, error) {
+	v, err := readVerifier(pubFile)
+	if err != nil {
+		return auditlog.Checkpoint{}, err
+	}
+	msg, err := os.ReadFile(file)
+	if err != nil {
+		return auditlog.Checkpoint{}, err
+	}
+	c, err := auditlog.OpenCheckpoint(msg, v)
+	if err != nil {
+		return auditlog.Checkpoint{}, fmt.Errorf("checkpoint %s: %w", file, err)
+	}
+	if c.Origin != v.Name() {
+		return auditlog.Checkpoint{}, fmt.Errorf("checkpoint %s: origin %q is not the key's log %q", file, c.Origin, v.Name())
+	}
+	return c, nil
+}
+
+// replayed is what the log's entries say the state is: each account's
+// latest placement and each data center's latest status.
+type replayed struct {
+	accounts map[string]residency.Placement
+	statuses map[string]residency.DataCenterState
+}
+
+// add replays the entry at index.
+func (r *replayed) add(index int64, entry []byte) error {
+	c, err := residency.DecodeEntry(entry)
+	if err != nil {
+		return err
+	}
+	if st := c.DataCenter; st != nil {
+		r.statuses[st.ID] = *st
+		return nil
+	}
+	p := c.Placement
+	prev := r.accounts[p.AccountID]
+	// An upgraded file's log starts with a snapshot (each account's
+	// latest change, repeated once per agreement): versions there may
+	// repeat, never go back. A live change is one version later.
+	if p.AccountID == "" || p.Version < prev.Version || c.Event.Version != p.Version || c.Event.AccountID != p.AccountID {
+		return fmt.Errorf("change of account %q to version %d (event version %d) after version %d", p.AccountID, p.Version, c.Event.Version, prev.Version)
+	}
+	r.accounts[p.AccountID] = p
+	return nil
+}
+
+// verifyCmd checks the log against a checkpoint kept earlier, and the
+// stored state against the log.
+func verifyCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("verify", stderr)
+	db := fs.String("db", "", "the store: a file path or a PostgreSQL URL")
+	pub := fs.String("pub", "", "the log's public key file")
+	file := fs.String("checkpoint", "", "a signed checkpoint kept earlier")
+	if err := parse(fs, args, "db", "pub", "checkpoint"); err != nil {
+		return err
+	}
+	old, err := readCheckpoint(*pub, *file)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	ls, err := openLog(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer ls.Close()
+	stored := residency.HashReader(ctx, ls)
+	n, err := ls.LogSize(ctx)
+	if err != nil {
+		return err
+	}
+	head, err := auditlog.NewCheckpoint(old.Origin, n, stored)
+	if err != nil {
+		return fmt.Errorf("the log's stored head: %w", err)
+	}
+	// The log's own head must extend the checkpoint kept: a consistency
+	// proof from the stored hashes, checked with nothing but the two heads.
+	if head.Size < old.Size {
+		return fmt.Errorf("the log holds %d entries, the checkpoint counts %d: %w", head.Size, old.Size, auditlog.ErrShortLog)
+	}
+	proof, err := auditlog.ProveExtension(old.Size, head.Size, stored)
+	if err != nil {
+		return fmt.Errorf("proving that the log extends the checkpoint: %w", err)
+	}
+	if err := auditlog.CheckExtension(proof, old, head); err != nil {
+		return fmt.Errorf("the log of %d entries does not extend the checkpoint of %d: %w", head.Size, old.Size, err)
+	}
+	// Every stored entry must hash to the tree, and the tree to the
+	// checkpoint kept and to the log's head; replay the entries meanwhile.
+	state := replayed{accounts: make(map[string]residency.Placement), statuses: make(map[string]residency.DataCenterState)}
+	got, err := auditlog.CheckLog(old, logEntries(ctx, ls, head.Size, state.add), stored)
+	if err != nil {
+		return err
+	}
+	if got != head {
+		return fmt.Errorf("the log's entries hash to %v, its stored head is %v: %w", got, head, auditlog.ErrTreeMismatch)
+	}
+	accounts, err := checkState(ctx, ls, &state)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "OK: the log of %d entries extends the checkpoint of %d; every entry hashes to the tree; %d accounts and %d data center statuses agree with the log\n", head.Size, old.Size, accounts, len(state.statuses))
+	fmt.Fprintf(stdout, "current head:\n%s", head)
+	return nil
+}
+
+// logEntries yields the log's first n entries, calling each(index, entry)
+// on each before yielding it; each's error stops the iteration and is
+// yielded.
+func logEntries(ctx context.Context, ls residency.LogStore, n int64, each func(int64, []byte) error) iter.Seq2[[]byte, error] {
+	return func(yield func([]byte, error) bool) {
+		errStop := errors.New("stop")
+		err := ls.LogEntries(ctx, 0, func(i int64, e []byte) error {
+			if i >= n {
+				return errStop
+			}
+			if err := each(i, e); err != nil {
+				yield(nil, err)
+				return errStop
+			}
+			if !yield(e, nil) {
+				return errStop
+			}
+			return nil
+		})
+		if err != nil && err != errStop {
+			yield(nil, err)
+		}
+	}
+}
+
+// checkState compares the stored state with what the log says: the same
+// accounts, each at the version, data center, region and move of its
+// latest entry, and the same data center statuses. It returns the number
+// of accounts.
+func checkState(ctx context.Context, ls residency.LogStore, want *replayed) (int, error) {
+	seen := 0
+	err := ls.Load(ctx, func(a residency.StoredAccount) error {
+		p := a.Placement
+		w, ok := want.accounts[p.AccountID]
+		switch {
+		case !ok:
+			return fmt.Errorf("stored account %q has no entry in the log", p.AccountID)
+		case w != p:
+			return fmt.Errorf("stored account %q disagrees with the log: stored version %d in %s (%s), the log's latest entry says version %d in %s (%s)",
+				p.AccountID, p.Version, p.DataCenter, p.Region, w.Version, w.DataCenter, w.Region)
+		}
+		seen++
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("stored state: %w", err)
+	}
+	if seen != len(want.accounts) {
+		var missing []string
+		err := ls.Load(ctx, func(a residency.StoredAccount) error {
+			delete(want.accounts, a.Placement.AccountID)
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+		for id := range want.accounts {
+			missing = append(missing, id)
+		}
+		slices.Sort(missing)
+		return 0, fmt.Errorf("the log records account %q, the store does not hold it", missing[0])
+	}
+	states, err := ls.DataCenters(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stored state: %w", err)
+	}
+	if len(states) != len(want.statuses) {
+		return 0, fmt.Errorf("the store holds %d data center statuses, the log %d", len(states), len(want.statuses))
+	}
+	for _, st := range states {
+		if w, ok := want.statuses[st.ID]; !ok || !w.Changed.Equal(st.Changed) || w.Status != st.Status {
+			return 0, fmt.Errorf("stored status of data center %s (%s) disagrees with the log (%s)", st.ID, st.Status, w.Status)
+		}
+	}
+	return seen, nil
+}
+
+// historyCmd prints an account's entries, each proved to be in the
+// checkpoint's tree.
+func historyCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("history", stderr)
+	db := fs.String("db", "", "the store: a file path or a PostgreSQL URL")
+	pub := fs.String("pub", "", "the log's public key file")
+	file := fs.String("checkpoint", "", "a signed checkpoint")
+	account := fs.String("account", "", "the account ID")
+	if err := parse(fs, args, "db", "pub", "checkpoint", "account"); err != nil {
+		return err
+	}
+	c, err := readCheckpoint(*pub, *file)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	ls, err := openLog(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer ls.Close()
+	stored := residency.HashReader(ctx, ls)
+	type found struct {
+		index int64
+		entry []byte
+	}
+	var mine []found
+	err = ls.LogEntries(ctx, 0, func(i int64, e []byte) error {
+		if i >= c.Size {
+			return nil
+		}
+		ch, err := residency.DecodeEntry(e)
+		if err != nil {
+			return fmt.Errorf("entry %d: %w", i, err)
+		}
+		if ch.Placement.AccountID == *account {
+			mine = append(mine, found{i, slices.Clone(e)})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, f := range mine {
+		proof, err := auditlog.ProveEntry(f.index, c.Size, stored)
+		if err == nil {
+			err = auditlog.CheckEntry(proof, c, f.index, f.entry)
+		}
+		if err != nil {
+			return fmt.Errorf("entry %d of account %q is not proved in the checkpoint of %d: %w", f.index, *account, c.Size, err)
+		}
+		fmt.Fprintf(stdout, "%d %s\n", f.index, f.entry)
+	}
+	fmt.Fprintf(stdout, "%d entries of account %q, each proved in the checkpoint of %d entries\n", len(mine), *account, c.Size)
+	return nil
+}

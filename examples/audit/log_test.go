@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/domicile-go/domicile/auditlog"
+	"github.com/domicile-go/domicile/region"
+	"github.com/domicile-go/domicile/residency"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// keys writes a key pair named example.com/domicile into dir.
+func keys(t *testing.T, dir, prefix string) (key, pub string) {
+	t.Helper()
+	key, pub = filepath.Join(dir, prefix+".key"), filepath.Join(dir, prefix+".pub")
+	if code, _, log := auditRun(t, "keygen", "-name", "example.com/domicile", "-key", key, "-pub", pub); code != 0 {
+		t.Fatalf("keygen exited %d: %s", code, log)
+	}
+	return key, pub
+}
+
+// grow makes changes of every kind through a Router: placements, a
+// transfer agreement, a move across regions, a data center drained and
+// activated again.
+func grow(t *testing.T, r *residency.Router, prefix string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, c := range []string{"DE", "FR", "US"} {
+		if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: prefix + "-" + c, Country: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := prefix + "-DE"
+	if err := r.GrantTransfer(ctx, residency.Transfer{AccountID: id, To: region.US, Reference: "T-" + prefix}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.BeginMove(ctx, id, "aws-us-west-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CompleteMove(ctx, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Drain(ctx, "linode-us"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Activate(ctx, "linode-us"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// growFile opens the store file at path with a Router, grows it and
+// closes it.
+func growFile(t *testing.T, path, prefix string) {
+	t.Helper()
+	r, err := residency.Open(context.Background(), residency.WithPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	grow(t, r, prefix)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeCheckpoint runs checkpoint and keeps its output in a file.
+func writeCheckpoint(t *testing.T, db, key, file string) []byte {
+	t.Helper()
+	code, out, log := auditRun(t, "checkpoint", "-db", db, "-key", key)
+	if code != 0 {
+		t.Fatalf("checkpoint exited %d: %s", code, log)
+	}
+	if err := os.WriteFile(file, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return []byte(out)
+}
+
+// wantVerify runs verify and checks its exit status and that its output
+// holds each of want.
+func wantVerify(t *testing.T, name string, wantCode int, db, pub, checkpoint string, want ...string) {
+	t.Helper()
+	code, out, log := auditRun(t, "verify", "-db", db, "-pub", pub, "-checkpoint", checkpoint)
+	if code != wantCode {
+		t.Errorf("%s: verify exited %d, want %d\nstdout: %s\nstderr: %s", name, code, wantCode, out, log)
+		return
+	}
+	for _, w := range want {
+		if !strings.Contains(out+log, w) {
+			t.Errorf("%s: verify's output lacks %q:\nstdout: %s\nstderr: %s", name, w, out, log)
+		}
+	}
+}
+
+// seal is the file store's record form (residency/codec.go): the payload
+// and CRC-32C of the kind, the key and the payload, as one who rewrites
+// the file would compute it.
+func seal(kind byte, key, payload []byte) []byte {
+	c := crc32.Update(0, crc32.MakeTable(crc32.Castagnoli), append(append([]byte{kind}, key...), payload...))
+	return binary.LittleEndian.AppendUint32(bytes.Clone(payload), c)
+}
+
+// tamper copies the store file at src and changes the copy with fn.
+func tamper(t *testing.T, src string, fn func(tx *bolt.Tx) error) string {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "tampered.db")
+	if err := os.WriteFile(dst, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(dst, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(fn); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+func index(i int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(i)) }
+
+// TestVerifyFile keeps checkpoints of a store file, and checks that verify
+// accepts the log as it grows honestly and refuses every kind of
+// tampering, naming what fails.
+func TestVerifyFile(t *testing.T) {
+	dir := t.TempDir()
+	key, pub := keys(t, dir, "log")
+	otherKey, _ := keys(t, dir, "other")
+	db := filepath.Join(dir, "domicile.db")
+	growFile(t, db, "a")
+	c1 := filepath.Join(dir, "c1")
+	writeCheckpoint(t, db, key, c1)
+	wantVerify(t, "unchanged", 0, db, pub, c1, "OK: the log of 8 entries extends the checkpoint of 8", "3 accounts and 1 data center statuses agree")
+
+	growFile(t, db, "b")
+	wantVerify(t, "grown", 0, db, pub, c1, "OK: the log of 16 entries extends the checkpoint of 8", "6 accounts")
+	c2 := filepath.Join(dir, "c2")
+	signed := writeCheckpoint(t, db, key, c2)
+	wantVerify(t, "grown, newer checkpoint", 0, db, pub, c2, "OK: the log of 16 entries extends the checkpoint of 16")
+
+	code, out, log := auditRun(t, "history", "-db", db, "-pub", pub, "-checkpoint", c2, "-account", "a-DE")
+	if code != 0 {
+		t.Fatalf("history exited %d: %s", code, log)
+	}
+	if !strings.Contains(out, `4 entries of account "a-DE", each proved in the checkpoint of 16 entries`) || strings.Count(out, "\n") != 5 {
+		t.Errorf("history output:\n%s", out)
+	}
+
+	// A checkpoint whose text was changed after signing.
+	forged := filepath.Join(dir, "forged")
+	os.WriteFile(forged, bytes.Replace(signed, []byte("\n16\n"), []byte("\n15\n"), 1), 0o644)
+	wantVerify(t, "forged checkpoint", 1, db, pub, forged, "invalid checkpoint signature")
+	// A checkpoint signed by another key with the log's name.
+	other := filepath.Join(dir, "other")
+	writeCheckpoint(t, db, otherKey, other)
+	wantVerify(t, "checkpoint of another key", 1, db, pub, other, "not signed by a known key")
+
+	// The log cut short: its last entry (with its hashes) removed.
+	cut := tamper(t, db, func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("log")).Delete(index(15))
+	})
+	wantVerify(t, "log cut short", 1, cut, pub, c2, "log shorter than its checkpoint")
+	// Against an older checkpoint the log still extends it, but the stored
+	// state is ahead of the log: linode-us was activated again.
+	wantVerify(t, "log cut short, older checkpoint", 1, cut, pub, c1, "stored status of data center linode-us (active) disagrees with the log (draining)")
+
+	// An entry rewritten, its checksum made right: the account was placed
+	// elsewhere.
+	rewritten := tamper(t, db, func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("log"))
+		v := b.Get(index(1))
+		hashes := int(tlog.StoredHashCount(2)-tlog.StoredHashCount(1)) * 32 // kept as they are
+		var c map[string]any
+		if err := json.Unmarshal(v[hashes:len(v)-4], &c); err != nil {
+			return err
+		}
+		c["placement"].(map[string]any)["datacenter"] = "aws-eu-central-1"
+		e, _ := json.Marshal(c)
+		return b.Put(index(1), seal('l', index(1), append(bytes.Clone(v[:hashes]), e...)))
+	})
+	wantVerify(t, "entry rewritten", 1, rewritten, pub, c1, "entry 1: entry does not match its stored hashes")
+
+	// A state record rewritten, its checksum made right: account a-FR
+	// claims the placement of b-US.
+	state := tamper(t, db, func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("accounts"))
+		v := b.Get([]byte("b-US"))
+		return b.Put([]byte("a-FR"), seal('p', []byte("a-FR"), v[:len(v)-4]))
+	})
+	wantVerify(t, "state rewritten", 1, state, pub, c2, `stored account "a-FR" disagrees with the log`)
+
+	// A data center status rewritten.
+	status := tamper(t, db, func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("datacenters"))
+		return b.Delete([]byte("linode-us"))
+	})
+	wantVerify(t, "status removed", 1, status, pub, c2)
+
+	// Usage errors.
+	for _, args := range [][]string{
+		{"verify", "-db", db, "-pub", pub},
+		{"verify", "-db", db, "-checkpoint", c1},
+		{"history", "-db", db, "-pub", pub, "-checkpoint", c1},
+		{"checkpoint", "-db", db},
+	} {
+		if code, _, _ := auditRun(t, args...); code != 2 {
+			t.Errorf("audit %q exited %d, want 2", args, code)
+		}
+	}
+}
+
+// TestCheckpointIsTheRouters checks that the tool's checkpoint is the one
+// the Router signs, and that the tool opens the file without writing it.
+func TestCheckpointIsTheRouters(t *testing.T) {
+	dir := t.TempDir()
+	key, pub := keys(t, dir, "log")
+	db := filepath.Join(dir, "domicile.db")
+	growFile(t, db, "a")
+	signer, err := readSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := readVerifier(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r, err := residency.Open(ctx, residency.WithPath(db), residency.WithLogSigner(signer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := r.SignedCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := auditlog.OpenCheckpoint(signed, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	before, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := writeCheckpoint(t, db, key, filepath.Join(dir, "c"))
+	got, err := auditlog.OpenCheckpoint(out, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("checkpoint = %v, the Router's %v", got, want)
+	}
+	wantVerify(t, "the Router's checkpoint", 0, db, pub, filepath.Join(dir, "c"))
+	if after, err := os.ReadFile(db); err != nil || !bytes.Equal(before, after) {
+		t.Errorf("checkpoint and verify changed the store file (%v)", err)
+	}
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/domicile-go/domicile/residency"
+	"github.com/domicile-go/domicile/residency/postgres"
+	"github.com/domicile-go/domicile/residency/postgres/pgtest"
+	"github.com/jackc/pgx/v5"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// growPostgres grows the store at dsn through a Router.
+func growPostgres(t *testing.T, dsn, prefix string) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	grow(t, r, prefix)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sql runs statements on dsn, as an operator with access to the database
+// could.
+func sql(t *testing.T, dsn string, statements ...string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, s := range statements {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+// TestVerifyPostgres keeps checkpoints of a PostgreSQL store and checks
+// that verify accepts the log as it grows honestly and refuses rows
+// rewritten with UPDATE.
+func TestVerifyPostgres(t *testing.T) {
+	dsn := pgURL(t, pgtest.Database(t))
+	dir := t.TempDir()
+	key, pub := keys(t, dir, "log")
+	growPostgres(t, dsn, "a")
+	c1 := filepath.Join(dir, "c1")
+	writeCheckpoint(t, dsn, key, c1)
+	wantVerify(t, "unchanged", 0, dsn, pub, c1, "OK: the log of 8 entries extends the checkpoint of 8", "3 accounts and 1 data center statuses agree")
+	growPostgres(t, dsn, "b")
+	wantVerify(t, "grown", 0, dsn, pub, c1, "OK: the log of 16 entries extends the checkpoint of 8", "6 accounts")
+	c2 := filepath.Join(dir, "c2")
+	writeCheckpoint(t, dsn, key, c2)
+	code, out, log := auditRun(t, "history", "-db", dsn, "-pub", pub, "-checkpoint", c2, "-account", "b-DE")
+	if code != 0 {
+		t.Fatalf("history exited %d: %s", code, log)
+	}
+	if want := `4 entries of account "b-DE", each proved in the checkpoint of 16 entries`; !contains([]string{lastLine(out)}, want) {
+		t.Errorf("history output:\n%s", out)
+	}
+
+	// A state row rewritten.
+	sql(t, dsn, `UPDATE domicile.accounts SET datacenter = datacenter || '-elsewhere' WHERE id = 'a-FR'`)
+	wantVerify(t, "account row rewritten", 1, dsn, pub, c2, `stored account "a-FR" disagrees with the log`)
+	sql(t, dsn, `UPDATE domicile.accounts SET datacenter = replace(datacenter, '-elsewhere', '') WHERE id = 'a-FR'`)
+	wantVerify(t, "account row restored", 0, dsn, pub, c2)
+
+	// An entry rewritten: the move of a-DE went elsewhere.
+	sql(t, dsn, `UPDATE domicile.changes SET change = replace(change::text, 'aws-us-west-1', 'linode-us')::json WHERE pos = 6`)
+	wantVerify(t, "change row rewritten", 1, dsn, pub, c1, "entry 5: entry does not match its stored hashes")
+
+	// The log cut short.
+	sql(t, dsn, `DELETE FROM domicile.changes WHERE pos > 12`, `UPDATE domicile.head SET pos = 12`)
+	wantVerify(t, "log cut short", 1, dsn, pub, c2, "the log holds 12 entries, the checkpoint counts 16")
+}
+
+// pgURL turns a keyword/value connection string into the URL the tool
+// takes.
+func pgURL(t *testing.T, dsn string) string {
+	t.Helper()
+	c, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(c.User, c.Password), Host: net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port))), Path: "/" + c.Database, RawQuery: "sslmode=disable"}
+	if c.Password == "" {
+		u.User = url.User(c.User)
+	}
+	return u.String()
+}
+
+func lastLine(s string) string {
+	lines := splitLines(s)
+	if len(lines) == 0 {
+		return ""
+	}
+	return lines[len(lines)-1]
+}
+
+func splitLines(s string) []string {
+	var out []string
+	for len(s) > 0 {
+		i := 0
+		for i < len(s) && s[i] != '\n' {
+			i++
+		}
+		out = append(out, s[:i])
+		if i < len(s) {
+			i++
+		}
+		s = s[i:]
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,208 @@
+package residency
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/domicile-go/domicile/auditlog"
+)
+
+// The audit log: every change a store commits is an entry of one
+// deployment-wide, append-only log, in commit order, written in the same
+// transaction as the change (see package [auditlog] for the hashing and
+// DESIGN.md, "An audit trail an auditor can verify").
+//
+// # Entry encoding
+//
+// An entry is [EncodeEntry] of the committed [Change]: the Change as JSON
+// with the JSON names of this package's types (the same as the HTTP and
+// export forms), compact, fields in declaration order, empty optional
+// fields left out, times in RFC 3339 with nanoseconds in UTC. encoding/json
+// writes a struct's fields in a fixed order and escapes strings the same
+// way every time, so the bytes are a deterministic function of the Change;
+// a field added to Change or to the types it holds is covered by the log
+// without any change here. [DecodeEntry] reads an entry back.
+
+// EncodeEntry returns the audit log entry of a committed change: its
+// canonical JSON encoding, as described above. Stores call it for each
+// change they commit, before committing; auditors decode entries with
+// [DecodeEntry]. It fails only for a change JSON cannot hold, such as a
+// time outside the years 0 to 9999; a store refuses such a change whole.
+func EncodeEntry(c Change) ([]byte, error) {
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return nil, fmt.Errorf("residency: encoding a log entry: %w", err)
+	}
+	return b, nil
+}
+
+// DecodeEntry parses an audit log entry written by [EncodeEntry]. It fails
+// with an error matching [ErrCorrupt] when entry is not one.
+func DecodeEntry(entry []byte) (Change, error) {
+	var c Change
+	if err := json.Unmarshal(entry, &c); err != nil {
+		return Change{}, fmt.Errorf("%w: log entry: %v", ErrCorrupt, err)
+	}
+	return c, nil
+}
+
+// LogStore is a [Store] that keeps the audit log: every change Apply
+// commits is appended, encoded by [EncodeEntry], in the same atomic unit,
+// with the tlog stored hashes of the log's Merkle tree
+// ([auditlog.AppendHashes]). Entries are numbered from 0 in commit order
+// and never rewritten or removed. The file store of [WithPath],
+// [MemoryStore] and the PostgreSQL store implement it.
+type LogStore interface {
+	Store
+	// LogSize returns the number of entries committed.
+	LogSize(ctx context.Context) (int64, error)
+	// LogEntries calls fn with each entry from index from on, in index
+	// order, as of one committed state. It stops at fn's first error and
+	// returns it. Each entry is fn's own.
+	LogEntries(ctx context.Context, from int64, fn func(index int64, entry []byte) error) error
+	// ReadHashes returns the stored hashes at indexes (tlog.StoredHashIndex),
+	// in order. Hashes of committed entries never change.
+	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+}
+
+// HashReader returns a [tlog.HashReader] over s's stored hashes that reads
+// with ctx, for the functions of package auditlog.
+func HashReader(ctx context.Context, s LogStore) tlog.HashReader {
+	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) { return s.ReadHashes(ctx, indexes) })
+}
+
+// Errors of the audit log API.
+var (
+	// ErrNoLog: the Router's store keeps no audit log (the Router has no
+	// store, or one that is not a [LogStore]).
+	ErrNoLog = errors.New("residency: the store keeps no audit log")
+	// ErrNoSigner: a signed checkpoint was asked of a Router without
+	// [WithLogSigner].
+	ErrNoSigner = errors.New("residency: no log signer configured")
+)
+
+// DefaultLogOrigin is the origin of the log's checkpoints when neither
+// [WithLogSigner] nor [WithLogOrigin] names it.
+const DefaultLogOrigin = "domicile"
+
+// WithLogSigner makes [Router.SignedCheckpoint] sign checkpoints with s
+// (an Ed25519 note signer, as examples/audit keygen makes) and names the
+// log after the key: the checkpoints' origin is s.Name().
+func WithLogSigner(s note.Signer) Option {
+	return optionFunc(func(cfg *config) { cfg.logSigner = s })
+}
+
+// WithLogOrigin names the log, the origin line of its checkpoints, when
+// they are not signed; with [WithLogSigner] the key's name wins.
+func WithLogOrigin(origin string) Option {
+	return optionFunc(func(cfg *config) { cfg.logOrigin = origin })
+}
+
+func (r *Router) logStore() (LogStore, error) {
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
+	ls, ok := r.store.(LogStore)
+	if !ok {
+		return nil, ErrNoLog
+	}
+	return ls, nil
+}
+
+// Checkpoint returns the head of the audit log: its origin, its size and
+// the root hash of the tree of all its entries.
+func (r *Router) Checkpoint(ctx context.Context) (auditlog.Checkpoint, error) {
+	ls, err := r.logStore()
+	if err != nil {
+		return auditlog.Checkpoint{}, err
+	}
+	n, err := ls.LogSize(ctx)
+	if err != nil {
+		return auditlog.Checkpoint{}, err
+	}
+	return auditlog.NewCheckpoint(r.logOrigin, n, HashReader(ctx, ls))
+}
+
+// SignedCheckpoint returns the current checkpoint as a note signed by the
+// key of [WithLogSigner], the form to publish and give to auditors
+// ([auditlog.OpenCheckpoint] opens it). Without a signer it fails with
+// [ErrNoSigner].
+func (r *Router) SignedCheckpoint(ctx context.Context) ([]byte, error) {
+	if _, err := r.logStore(); err != nil {
+		return nil, err
+	}
+	if r.logSigner == nil {
+		return nil, ErrNoSigner
+	}
+	c, err := r.Checkpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.Sign(r.logSigner)
+}
+
+// LogEntries calls fn with each entry of the audit log from index from on,
+// in index order; [DecodeEntry] reads them. It stops at fn's first error
+// and returns it. Each entry is fn's own.
+func (r *Router) LogEntries(ctx context.Context, from int64, fn func(index int64, entry []byte) error) error {
+	ls, err := r.logStore()
+	if err != nil {
+		return err
+	}
+	if from < 0 {
+		return fmt.Errorf("%w: entry %d", auditlog.ErrOutOfRange, from)
+	}
+	return ls.LogEntries(ctx, from, fn)
+}
+
+// ProveEntry returns the proof that the entry at index is in the log's
+// tree of size entries, the tree of a checkpoint of that size; check it
+// with [auditlog.CheckEntry]. It fails with an error matching
+// [auditlog.ErrOutOfRange] unless 0 <= index < size <= the log's size.
+func (r *Router) ProveEntry(ctx context.Context, index, size int64) (tlog.RecordProof, error) {
+	ls, err := r.logStore()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSize(ctx, ls, size); err != nil {
+		return nil, err
+	}
+	if index < 0 || index >= size {
+		return nil, fmt.Errorf("%w: entry %d of %d", auditlog.ErrOutOfRange, index, size)
+	}
+	return auditlog.ProveEntry(index, size, HashReader(ctx, ls))
+}
+
+// ProveExtension returns the proof that the log's tree of newSize entries
+// extends its tree of oldSize entries; check it with
+// [auditlog.CheckExtension]. It fails with an error matching
+// [auditlog.ErrOutOfRange] unless 0 <= oldSize <= newSize <= the log's size.
+func (r *Router) ProveExtension(ctx context.Context, oldSize, newSize int64) (tlog.TreeProof, error) {
+	ls, err := r.logStore()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSize(ctx, ls, newSize); err != nil {
+		return nil, err
+	}
+	if oldSize < 0 || oldSize > newSize {
+		return nil, fmt.Errorf("%w: sizes %d and %d", auditlog.ErrOutOfRange, oldSize, newSize)
+	}
+	return auditlog.ProveExtension(oldSize, newSize, HashReader(ctx, ls))
+}
+
+func checkSize(ctx context.Context, ls LogStore, size int64) error {
+	n, err := ls.LogSize(ctx)
+	if err != nil {
+		return err
+	}
+	if size < 0 || size > n {
+		return fmt.Errorf("%w: size %d of a log of %d entries", auditlog.ErrOutOfRange, size, n)
+	}
+	return nil
+}

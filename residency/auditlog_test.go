@@ -1,0 +1,374 @@
+package residency_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/domicile-go/domicile/auditlog"
+	"github.com/domicile-go/domicile/provider"
+	"github.com/domicile-go/domicile/region"
+	"github.com/domicile-go/domicile/residency"
+	"github.com/google/go-cmp/cmp"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// TestEncodeEntry pins the entry encoding: JSON with the package's names,
+// deterministic, read back by DecodeEntry.
+func TestEncodeEntry(t *testing.T) {
+	at := time.Date(2026, 11, 28, 9, 0, 0, 123456789, time.UTC)
+	p := residency.Placement{AccountID: "acme", Country: region.MustParseCountry("DE"), Region: region.EU, DataCenter: "linode-eu",
+		Provider: provider.Linode, Backup: "aws-eu-west-1", Version: 2, Rule: "EU member state", Created: at, Updated: at}
+	tests := []struct {
+		name   string
+		change residency.Change
+		want   string
+	}{
+		{"placement with agreement", residency.Change{
+			Placement: p,
+			Event:     residency.Event{Time: at, Kind: residency.TransferGranted, AccountID: "acme", From: "EU", To: "US", Reference: "T-1", Version: 2},
+			Agreement: &residency.Agreement{Transfer: residency.Transfer{AccountID: "acme", To: region.US, Reference: "T-1"}, Granted: at},
+		}, `{"placement":{"account_id":"acme","country":"DE","region":"EU","datacenter":"linode-eu","provider":"linode","backup":"aws-eu-west-1","version":2,"rule":"EU member state","created":"2026-11-28T09:00:00.123456789Z","updated":"2026-11-28T09:00:00.123456789Z"},` +
+			`"event":{"time":"2026-11-28T09:00:00.123456789Z","kind":"transfer-granted","account_id":"acme","from":"EU","to":"US","reference":"T-1","version":2},` +
+			`"agreement":{"account_id":"acme","to":"US","reference":"T-1","granted":"2026-11-28T09:00:00.123456789Z"}}`},
+		{"data center status", residency.Change{DataCenter: &residency.DataCenterState{ID: "linode-us", Status: provider.Draining, Changed: at}},
+			`{"datacenter":{"id":"linode-us","status":"draining","changed":"2026-11-28T09:00:00.123456789Z"}}`},
+	}
+	for _, tt := range tests {
+		got, err := residency.EncodeEntry(tt.change)
+		if err != nil {
+			t.Fatalf("%s: EncodeEntry: %v", tt.name, err)
+		}
+		if diff := cmp.Diff(tt.want, string(got)); diff != "" {
+			t.Errorf("%s: EncodeEntry mismatch (-want +got):\n%s", tt.name, diff)
+		}
+		back, err := residency.DecodeEntry(got)
+		if err != nil {
+			t.Fatalf("%s: DecodeEntry: %v", tt.name, err)
+		}
+		if diff := cmp.Diff(tt.change, back); diff != "" {
+			t.Errorf("%s: DecodeEntry mismatch (-want +got):\n%s", tt.name, diff)
+		}
+	}
+	// A time JSON cannot hold: no entry, and a MemoryStore refuses the
+	// whole unit.
+	far := residency.Change{DataCenter: &residency.DataCenterState{ID: "linode-us", Status: provider.Draining, Changed: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	if _, err := residency.EncodeEntry(far); err == nil {
+		t.Error("EncodeEntry of a time in the year 10000 succeeded")
+	}
+	ms := residency.NewMemoryStore()
+	if err := ms.Apply(context.Background(), []residency.Change{tests[1].change, far}); err == nil {
+		t.Error("MemoryStore.Apply of a time in the year 10000 succeeded")
+	}
+	if n, err := ms.LogSize(context.Background()); err != nil || n != 0 {
+		t.Errorf("LogSize after a refused unit = %d, %v; want 0", n, err)
+	}
+	if st, _ := ms.DataCenters(context.Background()); len(st) != 0 {
+		t.Errorf("statuses after a refused unit: %v", st)
+	}
+	if _, err := residency.DecodeEntry([]byte(`{"placement":`)); !errors.Is(err, residency.ErrCorrupt) {
+		t.Errorf("DecodeEntry of a cut entry: %v, want ErrCorrupt", err)
+	}
+}
+
+// changeAll makes changes of every kind through r and returns the number
+// of entries they are.
+func changeAll(t *testing.T, r *residency.Router, prefix string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	place(t, r, prefix+"a", "DE")
+	place(t, r, prefix+"b", "US")
+	if err := r.GrantTransfer(ctx, residency.Transfer{AccountID: prefix + "a", To: region.US, Reference: "T-" + prefix}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.BeginMove(ctx, prefix+"a", "aws-us-west-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CompleteMove(ctx, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RevokeTransfer(ctx, prefix+"a", "T-"+prefix); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Drain(ctx, "linode-us"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Activate(ctx, "linode-us"); err != nil {
+		t.Fatal(err)
+	}
+	return 8
+}
+
+// routerEntries reads the Router's log.
+func routerEntries(t *testing.T, r *residency.Router) [][]byte {
+	t.Helper()
+	var out [][]byte
+	if err := r.LogEntries(context.Background(), 0, func(_ int64, e []byte) error { out = append(out, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestRouterLog checks, for the file store and the MemoryStore, that every
+// change is an entry in commit order, that the checkpoint is the tree of
+// the entries, and that the Router's proofs pass tlog's own checks.
+func TestRouterLog(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		opts   func(t *testing.T) []residency.Option
+		reopen bool
+	}{
+		{"file", func(t *testing.T) []residency.Option {
+			return []residency.Option{residency.WithPath(filepath.Join(t.TempDir(), "d.db"))}
+		}, true},
+		{"memory", func(*testing.T) []residency.Option {
+			return []residency.Option{residency.WithStore(residency.NewMemoryStore())}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := append(tc.opts(t), residency.WithLogOrigin("example.com/test"))
+			r := open(t, opts...)
+			empty, err := r.Checkpoint(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := emptyLog(t, "example.com/test"); empty != want {
+				t.Errorf("empty log's checkpoint = %v", empty)
+			}
+			n := changeAll(t, r, "x")
+			entries := routerEntries(t, r)
+			if int64(len(entries)) != n {
+				t.Fatalf("%d entries after %d changes", len(entries), n)
+			}
+			// The entries are the account's history and the statuses, in
+			// commit order.
+			hist, err := r.History("xa")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []residency.Event
+			var statuses []provider.Status
+			for _, e := range entries {
+				c, err := residency.DecodeEntry(e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.DataCenter != nil {
+					statuses = append(statuses, c.DataCenter.Status)
+				} else if c.Placement.AccountID == "xa" {
+					got = append(got, c.Event)
+				}
+			}
+			if diff := cmp.Diff(hist, got); diff != "" {
+				t.Errorf("log entries of xa differ from its history (-history +log):\n%s", diff)
+			}
+			if diff := cmp.Diff([]provider.Status{provider.Draining, provider.Active}, statuses); diff != "" {
+				t.Errorf("status entries (-want +got):\n%s", diff)
+			}
+			c, err := r.Checkpoint(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want, err := auditlog.CheckLog(emptyLog(t, "example.com/test"), auditlog.Entries(entries), nil); err != nil || want != c {
+				t.Errorf("Checkpoint = %v; the entries hash to %v (%v)", c, want, err)
+			}
+			// Every entry's proof, checked by tlog itself.
+			for i, e := range entries {
+				proof, err := r.ProveEntry(ctx, int64(i), c.Size)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := tlog.CheckRecord(proof, c.Size, c.Hash, int64(i), tlog.RecordHash(e)); err != nil {
+					t.Errorf("entry %d: tlog.CheckRecord: %v", i, err)
+				}
+				if err := tlog.CheckRecord(proof, c.Size, c.Hash, int64(i), tlog.RecordHash(append(e, ' '))); err == nil {
+					t.Errorf("entry %d: tlog.CheckRecord accepts a changed entry", i)
+				}
+			}
+			if tc.reopen {
+				if err := r.Close(); err != nil {
+					t.Fatal(err)
+				}
+				r = open(t, opts...)
+				if again, err := r.Checkpoint(ctx); err != nil || again != c {
+					t.Fatalf("Checkpoint after reopening = %v, %v; want %v", again, err, c)
+				}
+			}
+			n += changeAll(t, r, "y")
+			c2, err := r.Checkpoint(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c2.Size != n {
+				t.Fatalf("size after more changes = %d, want %d", c2.Size, n)
+			}
+			for old := int64(1); old <= c2.Size; old++ { // tlog.CheckTree needs a non-empty older tree
+				co, err := auditlog.CheckLog(emptyLog(t, "example.com/test"), auditlog.Entries(routerEntries(t, r)[:old]), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				proof, err := r.ProveExtension(ctx, old, c2.Size)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := tlog.CheckTree(proof, c2.Size, c2.Hash, old, co.Hash); err != nil {
+					t.Errorf("extension from %d: tlog.CheckTree: %v", old, err)
+				}
+			}
+			// Out of range.
+			for _, err := range []error{
+				func() error { _, err := r.ProveEntry(ctx, c2.Size, c2.Size); return err }(),
+				func() error { _, err := r.ProveEntry(ctx, 0, c2.Size+1); return err }(),
+				func() error { _, err := r.ProveEntry(ctx, -1, c2.Size); return err }(),
+				func() error { _, err := r.ProveExtension(ctx, 2, 1); return err }(),
+				func() error { _, err := r.ProveExtension(ctx, 0, c2.Size+1); return err }(),
+				r.LogEntries(ctx, -1, func(int64, []byte) error { return nil }),
+			} {
+				if !errors.Is(err, auditlog.ErrOutOfRange) {
+					t.Errorf("out of range: %v, want ErrOutOfRange", err)
+				}
+			}
+			if _, err := r.SignedCheckpoint(ctx); !errors.Is(err, residency.ErrNoSigner) {
+				t.Errorf("SignedCheckpoint without a signer: %v, want ErrNoSigner", err)
+			}
+		})
+	}
+}
+
+// TestSignedCheckpoint signs with the key of WithLogSigner, named after it.
+func TestSignedCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	skey, vkey, err := note.GenerateKey(rand.Reader, "example.com/domicile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := note.NewSigner(skey)
+	verifier, _ := note.NewVerifier(vkey)
+	r := open(t, residency.WithStore(residency.NewMemoryStore()), residency.WithLogSigner(signer), residency.WithLogOrigin("ignored"))
+	place(t, r, "acme", "DE")
+	signed, err := r.SignedCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := auditlog.OpenCheckpoint(signed, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := r.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want || got.Origin != "example.com/domicile" || got.Size != 1 {
+		t.Errorf("signed checkpoint %v, Checkpoint %v", got, want)
+	}
+}
+
+// TestNoLog: a Router without a store has no log.
+func TestNoLog(t *testing.T) {
+	r := open(t)
+	if _, err := r.Checkpoint(context.Background()); !errors.Is(err, residency.ErrNoLog) {
+		t.Errorf("Checkpoint of a Router without a store: %v, want ErrNoLog", err)
+	}
+}
+
+// TestMemoryStoreCopiesLog: NewMemoryStoreFrom copies the log with the
+// state.
+func TestMemoryStoreCopiesLog(t *testing.T) {
+	ctx := context.Background()
+	src := residency.NewMemoryStore()
+	r := open(t, residency.WithStore(src))
+	changeAll(t, r, "x")
+	cp, err := residency.NewMemoryStoreFrom(ctx, src.Reopen())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(logEntries(t, src.Reopen()), logEntries(t, cp)); diff != "" {
+		t.Errorf("copied log (-src +copy):\n%s", diff)
+	}
+	want := checkLog(t, src.Reopen(), auditlog.Checkpoint{})
+	if got := checkLog(t, cp, auditlog.Checkpoint{}); got != want {
+		t.Errorf("copy's checkpoint %v, source's %v", got, want)
+	}
+}
+
+// TestFileStoreLogUpgrade opens files of formats 2 and 4: each gets a log
+// that starts with a snapshot of its state, whose replay gives the stored
+// accounts, and which later changes extend.
+func TestFileStoreLogUpgrade(t *testing.T) {
+	ctx := context.Background()
+	// A file of format 4: a new store with its log bucket removed.
+	v3 := filepath.Join(t.TempDir(), "v4.db")
+	r := open(t, residency.WithPath(v3))
+	changeAll(t, r, "x")
+	r.Close()
+	db, err := bolt.Open(v3, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket([]byte("log")); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("4"))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := filepath.Join(t.TempDir(), "v2.db")
+	unpackFixture(t, v2)
+	for name, path := range map[string]string{"format 4": v3, "format 2": v2} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := residency.OpenFileStoreReadOnly(ctx, path); !errors.Is(err, residency.ErrFormat) {
+				t.Errorf("read-only open of an old format: %v, want ErrFormat", err)
+			}
+			s, err := residency.OpenFileStore(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ls := s.(residency.LogStore)
+			head := checkLog(t, ls, auditlog.Checkpoint{})
+			replay := map[string]residency.Placement{}
+			statuses := map[string]residency.DataCenterState{}
+			for _, e := range logEntries(t, ls) {
+				c, err := residency.DecodeEntry(e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.DataCenter != nil {
+					statuses[c.DataCenter.ID] = *c.DataCenter
+					continue
+				}
+				if c.Event.Version != c.Placement.Version {
+					t.Errorf("snapshot entry of %s: event version %d, placement %d", c.Placement.AccountID, c.Event.Version, c.Placement.Version)
+				}
+				replay[c.Placement.AccountID] = c.Placement
+			}
+			stored := map[string]residency.Placement{}
+			if err := s.Load(ctx, func(a residency.StoredAccount) error { stored[a.Placement.AccountID] = a.Placement; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(stored, replay); diff != "" {
+				t.Errorf("replayed snapshot differs from the stored accounts (-stored +log):\n%s", diff)
+			}
+			states, _ := s.DataCenters(ctx)
+			if len(states) != len(statuses) {
+				t.Errorf("%d statuses stored, %d in the log", len(states), len(statuses))
+			}
+			s.Close()
+			r := open(t, residency.WithPath(path), residency.WithClock(fixtureClock()))
+			place(t, r, "after-upgrade", "DE")
+			r.Close()
+			if got := checkFileLog(t, path, head); got.Size != head.Size+1 {
+				t.Errorf("log after one more change: %d entries, want %d", got.Size, head.Size+1)
+			}
+		})
+	}
+}

@@ -1,0 +1,252 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/domicile-go/domicile/auditlog"
+	"github.com/domicile-go/domicile/residency"
+)
+
+// The audit log (residency.LogStore) of a PostgreSQL store is the changes
+// table: it already holds every committed change at gap-free positions in
+// commit order, written by Apply's own statement. Entry i is the change at
+// position logstart+i+1, as residency.EncodeEntry encodes it once decoded
+// from the row: a deterministic function of the row, so that a row
+// rewritten with an UPDATE is a different entry, and the stored JSON's own
+// layout (written for followers) is free to differ from the entry bytes.
+// logstart (table meta) is 0 for schemas created with the log, and the
+// position the log was trimmed to for schemas of formats 1 and 2 upgraded
+// to 3: their log starts at the upgrade. Rows are never removed any more.
+//
+// The tree's stored hashes (table loghashes) are computed after commit, by
+// whoever needs them (LogSize, ReadHashes), not in Apply's transaction:
+//   - the tree is a pure function of the entry sequence, so hashes
+//     computed by anyone, any number of times, are the same: two
+//     processes extending at once insert the same rows, and INSERT ... ON
+//     CONFLICT DO NOTHING lets both succeed;
+//   - Apply stays one statement and does not serialise on reading the
+//     tree's right edge (the head row already orders commits; computing
+//     hashes there would add a round trip to every commit of every
+//     process, since no process is the only writer and none can keep a
+//     Frontier);
+//   - hashes are no evidence of their own: an auditor recomputes them from
+//     the entries (CheckLog) against a checkpoint signed earlier. An entry
+//     rewritten before its hashes were computed is caught by that
+//     checkpoint's root, one rewritten after by its stored hashes too.
+// The hashes of a batch are inserted in one statement, so the table always
+// holds the hashes of a prefix of the log: tlog.StoredHashCount(k) rows for
+// some k.
+
+// logPage is how many entries LogEntries and extend read per query.
+const logPage = 1000
+
+// LogSize returns the number of entries in the audit log, and makes sure
+// the stored hashes cover them all.
+func (s *Store) LogSize(ctx context.Context) (int64, error) {
+	if err := s.errClosed(); err != nil {
+		return 0, err
+	}
+	var pos int64
+	if err := s.pool.QueryRow(ctx, s.sql.head).Scan(&pos); err != nil {
+		return 0, fmt.Errorf("postgres: reading the head: %w", connectError(err))
+	}
+	n := pos - s.logStart
+	if err := s.extendHashes(ctx, n); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// LogEntries calls fn with each entry from index from on, in index order.
+func (s *Store) LogEntries(ctx context.Context, from int64, fn func(int64, []byte) error) error {
+	if err := s.errClosed(); err != nil {
+		return err
+	}
+	for {
+		n := 0
+		err := s.entries(ctx, from, logPage, func(i int64, e []byte) error {
+			n++
+			from = i + 1
+			return fn(i, e)
+		})
+		if err != nil || n < logPage {
+			return err
+		}
+	}
+}
+
+// entries reads up to limit entries from index from.
+func (s *Store) entries(ctx context.Context, from int64, limit int, fn func(int64, []byte) error) error {
+	rows, err := s.pool.Query(ctx, s.sql.logEntries, s.logStart+from, limit)
+	if err != nil {
+		return fmt.Errorf("postgres: reading the log: %w", connectError(err))
+	}
+	defer rows.Close()
+	want := from
+	for rows.Next() {
+		var (
+			pos int64
+			raw []byte
+		)
+		if err := rows.Scan(&pos, &raw); err != nil {
+			return fmt.Errorf("postgres: reading the log: %w", err)
+		}
+		if pos != s.logStart+want+1 {
+			return fmt.Errorf("%w: the log has position %d where entry %d (position %d) belongs", residency.ErrCorrupt, pos, want, s.logStart+want+1)
+		}
+		var c residency.Change
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return fmt.Errorf("%w: log entry %d (position %d): %v", residency.ErrCorrupt, want, pos, err)
+		}
+		e, err := residency.EncodeEntry(c)
+		if err != nil {
+			return fmt.Errorf("%w: log entry %d (position %d): %v", residency.ErrCorrupt, want, pos, err)
+		}
+		if err := fn(want, e); err != nil {
+			return err
+		}
+		want++
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: reading the log: %w", err)
+	}
+	return nil
+}
+
+// ReadHashes returns the stored hashes at indexes, computing and storing
+// those of committed entries not hashed yet.
+func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	if err := s.errClosed(); err != nil {
+		return nil, err
+	}
+	out, missing, err := s.readHashes(ctx, indexes)
+	if err != nil || !missing {
+		return out, err
+	}
+	if _, err := s.LogSize(ctx); err != nil { // extends the hashes to the head
+		return nil, err
+	}
+	out, missing, err = s.readHashes(ctx, indexes)
+	if err == nil && missing {
+		err = fmt.Errorf("%w: reading stored hashes beyond the log", auditlog.ErrOutOfRange)
+	}
+	return out, err
+}
+
+func (s *Store) readHashes(ctx context.Context, indexes []int64) (out []tlog.Hash, missing bool, err error) {
+	rows, err := s.pool.Query(ctx, s.sql.readHashes, indexes)
+	if err != nil {
+		return nil, false, fmt.Errorf("postgres: reading stored hashes: %w", connectError(err))
+	}
+	found := make(map[int64]tlog.Hash, len(indexes))
+	for rows.Next() {
+		var (
+			i int64
+			h []byte
+		)
+		if err := rows.Scan(&i, &h); err != nil {
+			rows.Close()
+			return nil, false, fmt.Errorf("postgres: reading stored hashes: %w", err)
+		}
+		if len(h) != len(tlog.Hash{}) {
+			rows.Close()
+			return nil, false, fmt.Errorf("%w: stored hash %d has %d bytes", residency.ErrCorrupt, i, len(h))
+		}
+		found[i] = tlog.Hash(h)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("postgres: reading stored hashes: %w", err)
+	}
+	out = make([]tlog.Hash, len(indexes))
+	for k, i := range indexes {
+		h, ok := found[i]
+		if !ok {
+			return nil, true, nil
+		}
+		out[k] = h
+	}
+	return out, false, nil
+}
+
+// extendHashes stores the hashes of the log's first n entries that are not
+// stored yet, a page of entries per statement.
+func (s *Store) extendHashes(ctx context.Context, n int64) error {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	var count int64
+	if err := s.pool.QueryRow(ctx, s.sql.countHashes).Scan(&count); err != nil {
+		return fmt.Errorf("postgres: reading stored hashes: %w", connectError(err))
+	}
+	// The table holds the hashes of a prefix of k entries: find k.
+	k := int64(sort.Search(int(count)+1, func(k int) bool { return tlog.StoredHashCount(int64(k)) >= count }))
+	if tlog.StoredHashCount(k) != count {
+		return fmt.Errorf("%w: %d stored hashes are those of no log size", residency.ErrCorrupt, count)
+	}
+	if k >= n {
+		return nil
+	}
+	reader := tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		out, missing, err := s.readHashes(ctx, indexes)
+		if err == nil && missing {
+			err = fmt.Errorf("%w: a stored hash below %d is missing", residency.ErrCorrupt, count)
+		}
+		return out, err
+	})
+	f, err := auditlog.LoadFrontier(k, reader)
+	if err != nil {
+		return err
+	}
+	for f.Size() < n {
+		var (
+			idx    []int64
+			hashes [][]byte
+		)
+		err := s.entries(ctx, f.Size(), int(min(n-f.Size(), logPage)), func(i int64, e []byte) error {
+			first, hs := f.Append(e)
+			for j := range hs {
+				idx = append(idx, first+int64(j))
+				hashes = append(hashes, hs[j][:])
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(idx) == 0 {
+			return fmt.Errorf("%w: the log ends at entry %d, its head says %d", residency.ErrCorrupt, f.Size(), n)
+		}
+		if _, err := s.pool.Exec(ctx, s.sql.insertHashes, idx, hashes); err != nil {
+			return fmt.Errorf("postgres: storing hashes: %w", connectError(err))
+		}
+	}
+	return nil
+}
+
+// upgradeLog adds the audit log to a schema of format 2 (or one just
+// upgraded to it) in tx: the loghashes table, and the log's start at the
+// position the changes were trimmed to. setup records the new format.
+func (s *Store) upgradeLog(ctx context.Context, tx pgx.Tx) error {
+	schema := pgx.Identifier{s.schema}.Sanitize()
+	if _, err := tx.Exec(ctx, fmt.Sprintf(logDDL, schema)); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO `+schema+`.meta (key, value) SELECT 'logstart', trimmed::text FROM `+schema+`.head`)
+	return err
+}
+
+// logDDL creates the table of the log's stored hashes, new in format 3.
+const logDDL = `
+-- loghashes: the tlog stored hashes of the audit log's Merkle tree, by
+-- stored hash index; the log's entries are the changes (auditlog.go).
+CREATE TABLE %[1]s.loghashes (
+	idx  bigint PRIMARY KEY,
+	hash bytea NOT NULL
+);
+`
