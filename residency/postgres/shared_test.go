@@ -115,8 +115,13 @@ func TestRoutersConverge(t *testing.T) {
 	if err := rs[1].Drain(ctx, "linode-uk"); err != nil {
 		t.Fatal(err)
 	}
-	// (Consents and objections travel the same way once the store keeps
-	// them: its format 1 refuses them.)
+	// acct-0 is in DE: consents and objections travel too.
+	if err := rs[2].GrantAccess(ctx, residency.Consent{AccountID: "acct-0", SubProcessor: "support-247", Reference: "C-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs[1].Object(ctx, residency.Objection{AccountID: "acct-0", SubProcessor: "twilio", Reference: "O-1"}); err != nil {
+		t.Fatal(err)
+	}
 	if err := rs[0].Delete(ctx, "acct-3", "trial expired"); err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +131,9 @@ func TestRoutersConverge(t *testing.T) {
 				if _, err := r.Lookup(fmt.Sprint("acct-", j)); j != 3 && err != nil {
 					return err
 				}
+			}
+			if c, err := r.Consents("acct-0"); err != nil || len(c) != 1 {
+				return fmt.Errorf("consents of acct-0: %v, %v", c, err)
 			}
 			if _, err := r.Lookup("acct-3"); !errors.Is(err, residency.ErrNotFound) {
 				return fmt.Errorf("deleted acct-3: Lookup = %v", err)
