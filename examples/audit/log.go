@@ -8,20 +8,11 @@ import (
 	"iter"
 	"os"
 	"slices"
-	"strings"
 
 	"github.com/domicile-go/domicile/auditlog"
+	"github.com/domicile-go/domicile/internal/storeflag"
 	"github.com/domicile-go/domicile/residency"
 )
-
-// openLog opens the store named by -db for reading: a file path, or a
-// PostgreSQL URL.
-func openLog(ctx context.Context, db string) (residency.LogStore, error) {
-	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
-		return openPostgresLog(ctx, db)
-	}
-	return residency.OpenFileStoreReadOnly(ctx, db)
-}
 
 // checkpointCmd prints the log's current checkpoint signed with -key.
 func checkpointCmd(args []string, stdout, stderr io.Writer) error {
@@ -36,7 +27,7 @@ func checkpointCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	ctx := context.Background()
-	ls, err := openLog(ctx, *db)
+	ls, err := storeflag.OpenLog(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -121,7 +112,7 @@ func verifyCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	ctx := context.Background()
-	ls, err := openLog(ctx, *db)
+	ls, err := storeflag.OpenLog(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -259,7 +250,7 @@ func historyCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	ctx := context.Background()
-	ls, err := openLog(ctx, *db)
+	ls, err := storeflag.OpenLog(ctx, *db)
 	if err != nil {
 		return err
 	}

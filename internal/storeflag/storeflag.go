@@ -5,6 +5,7 @@ package storeflag
 
 import (
 	"context"
+	"net/url"
 	"strings"
 
 	"github.com/domicile-go/domicile/residency"
@@ -25,19 +26,25 @@ func Open(ctx context.Context, db string) (residency.Store, error) {
 	return residency.OpenFileStore(ctx, db)
 }
 
-// Describe names the store for logs: a URL without its password, or the
-// path.
+// OpenLog opens the store db names to read its audit log: the PostgreSQL
+// store for a URL, the store file at a path read-only
+// ([residency.OpenFileStoreReadOnly]).
+func OpenLog(ctx context.Context, db string) (residency.LogStore, error) {
+	if IsPostgres(db) {
+		return postgres.Open(ctx, db)
+	}
+	return residency.OpenFileStoreReadOnly(ctx, db)
+}
+
+// Describe names the store for logs: a URL with its password masked, or
+// the path.
 func Describe(db string) string {
 	if !IsPostgres(db) {
 		return db
 	}
-	if i := strings.Index(db, "://"); i >= 0 {
-		rest := db[i+3:]
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			if colon := strings.Index(rest[:at], ":"); colon >= 0 {
-				return db[:i+3] + rest[:colon] + ":xxxxx" + rest[at:]
-			}
-		}
+	u, err := url.Parse(db)
+	if err != nil {
+		return db[:strings.Index(db, "://")+3] + "..." // unparsable: show no part that may hold a password
 	}
-	return db
+	return u.Redacted()
 }
