@@ -490,10 +490,12 @@ func (r *Router) Objections(accountID string) ([]ObjectionRecord, error) {
 // accounts too), an unknown sub-processor [provider.ErrUnknownSubProcessor].
 //
 // Like [Router.Lookup], it is a memory read: it takes no transaction, and
-// allocates nothing when it allows.
+// allocates nothing when it allows. Like Lookup, it answers [ErrStale]
+// rather than from old memory while the lease of a Router on a shared
+// store has run out: a host the account has left must not be let in.
 func (r *Router) MayAccess(accountID, subProcessorID string) error {
-	if r.closed.Load() {
-		return ErrClosed
+	if err := r.readable(); err != nil {
+		return err
 	}
 	a := r.lookup.get(accountID)
 	if a == nil || a.deleted() {
@@ -585,8 +587,8 @@ func dataCentersOf(a *account) string {
 // service processors and subcontractors MayAccess allows. An unknown or
 // deleted account is [ErrNotFound].
 func (r *Router) SubProcessors(accountID string) ([]provider.SubProcessor, error) {
-	if r.closed.Load() {
-		return nil, ErrClosed
+	if err := r.readable(); err != nil {
+		return nil, err
 	}
 	a := r.lookup.get(accountID)
 	if a == nil || a.deleted() {

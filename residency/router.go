@@ -307,6 +307,20 @@ const (
 	gateStale
 )
 
+// readable says whether the memory may answer the reads that decide where
+// data lives and who may touch it (Lookup, MayAccess, SubProcessors):
+// ErrClosed after Close, ErrStale while the lease on a shared store has run
+// out, else nil. One atomic load.
+func (r *Router) readable() error {
+	if g := r.gate.Load(); g != 0 {
+		if g&gateClosed != 0 {
+			return ErrClosed
+		}
+		return ErrStale
+	}
+	return nil
+}
+
 // Catalog returns the catalog the Router places accounts in. It is
 // configuration, not state, and stays readable after [Router.Close]. Each
 // call returns a new handle: overwriting what it points to cannot change
@@ -322,11 +336,8 @@ func (r *Router) Catalog() *provider.Catalog {
 // ([SharedStore]) it answers [ErrStale] while the Router's lease has run
 // out, rather than from a memory that may be old.
 func (r *Router) Lookup(accountID string) (Placement, error) {
-	if g := r.gate.Load(); g != 0 {
-		if g&gateClosed != 0 {
-			return Placement{}, ErrClosed
-		}
-		return Placement{}, ErrStale
+	if err := r.readable(); err != nil {
+		return Placement{}, err
 	}
 	if a := r.lookup.get(accountID); a != nil && !a.deleted() {
 		return a.Placement, nil
