@@ -104,7 +104,7 @@ func WithLogOrigin(origin string) Option {
 }
 
 func (r *Router) logStore() (LogStore, error) {
-	if r.closed.Load() {
+	if r.isClosed() {
 		return nil, ErrClosed
 	}
 	ls, ok := r.store.(LogStore)

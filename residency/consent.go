@@ -283,7 +283,7 @@ func (w *writer) putRecord(a *account, c *ConsentRecord, o *ObjectionRecord) {
 // effective date. Granting the same consent again changes nothing; another
 // consent under a used reference is [ErrConflict].
 func (r *Router) GrantAccess(ctx context.Context, c Consent) error {
-	if r.closed.Load() {
+	if r.isClosed() {
 		return ErrClosed
 	}
 	if err := ValidAccountID(c.AccountID); err != nil {
@@ -333,7 +333,7 @@ func (r *Router) GrantAccess(ctx context.Context, c Consent) error {
 // then on it allows no access. Revoking a consent twice changes nothing; a
 // reference the account has no consent under is [ErrNotFound].
 func (r *Router) RevokeAccess(ctx context.Context, accountID, reference string) error {
-	if r.closed.Load() {
+	if r.isClosed() {
 		return ErrClosed
 	}
 	if err := ValidAccountID(accountID); err != nil {
@@ -379,7 +379,7 @@ func (w *writer) revokeConsent(a *account, c ConsentRecord, rule string) *accoun
 // ([ErrInvalidObjection]). Raising the same objection again changes
 // nothing; another objection under a used reference is [ErrConflict].
 func (r *Router) Object(ctx context.Context, o Objection) error {
-	if r.closed.Load() {
+	if r.isClosed() {
 		return ErrClosed
 	}
 	if err := ValidAccountID(o.AccountID); err != nil {
@@ -419,7 +419,7 @@ func (r *Router) Object(ctx context.Context, o Objection) error {
 // Withdrawing it twice changes nothing; a reference the account has no
 // objection under is [ErrNotFound].
 func (r *Router) WithdrawObjection(ctx context.Context, accountID, reference string) error {
-	if r.closed.Load() {
+	if r.isClosed() {
 		return ErrClosed
 	}
 	if err := ValidAccountID(accountID); err != nil {

@@ -30,7 +30,7 @@ var ErrInvalidReason = errors.New("residency: invalid reason")
 // is [ErrNotFound], a reason that is empty or not like an account ID
 // [ErrInvalidReason]; neither changes anything.
 func (r *Router) Delete(ctx context.Context, accountID, reason string) error {
-	if r.closed.Load() {
+	if r.isClosed() {
 		return ErrClosed
 	}
 	if err := ValidAccountID(accountID); err != nil {

@@ -68,7 +68,7 @@ const importBatch = 8192
 // audit trail as "imported". The error is for what stops the import as a
 // whole: the context, or a store failure; rows before it stay imported.
 func (r *Router) Import(ctx context.Context, rows iter.Seq[ImportRow]) (ImportResult, error) {
-	if r.closed.Load() {
+	if r.isClosed() {
 		return ImportResult{}, ErrClosed
 	}
 	var res ImportResult

@@ -20,7 +20,7 @@ import (
 // transfer agreement of the account covers ([ErrCrossRegion] otherwise).
 // An account moves once at a time ([ErrMoveInProgress]).
 func (r *Router) BeginMove(ctx context.Context, accountID, to string) (Move, error) {
-	if r.closed.Load() {
+	if r.isClosed() {
 		return Move{}, ErrClosed
 	}
 	if err := ValidAccountID(accountID); err != nil {

@@ -31,7 +31,7 @@ func (r *Router) AccountsInRegion(reg region.Region) iter.Seq[Placement] {
 
 func (r *Router) accounts(keep func(*Placement) bool) iter.Seq[Placement] {
 	return func(yield func(Placement) bool) {
-		if r.closed.Load() {
+		if r.isClosed() {
 			return
 		}
 		for a := range r.snapshot().accounts() {
@@ -47,7 +47,7 @@ func (r *Router) accounts(keep func(*Placement) bool) iter.Seq[Placement] {
 // After [Router.Close] it yields nothing: see [Router.Err].
 func (r *Router) Moves() iter.Seq[Move] {
 	return func(yield func(Move) bool) {
-		if r.closed.Load() {
+		if r.isClosed() {
 			return
 		}
 		for m := range all[*Move](r.db.Txn(false), tableMoves) {
@@ -94,14 +94,14 @@ func (r *Router) Agreements(accountID string) ([]Agreement, error) {
 // loop saw everything. A non-nil Err after a loop means the Router was
 // closed during or before it; the loop may then have seen nothing.
 func (r *Router) Err() error {
-	if r.closed.Load() {
+	if r.isClosed() {
 		return ErrClosed
 	}
 	return nil
 }
 
 func (r *Router) account(accountID string) (*account, error) {
-	if r.closed.Load() {
+	if r.isClosed() {
 		return nil, ErrClosed
 	}
 	if err := ValidAccountID(accountID); err != nil {

@@ -53,7 +53,6 @@ type Router struct {
 	// under mem; snapshots read both under mem.
 	mem    sync.Mutex
 	behind []*account
-	closed atomic.Bool
 	// gate holds gateClosed once closed, and gateStale while the lease on
 	// a shared store has run out (shared.go), so that Lookup checks both
 	// with one load; follow is nil unless the store is shared.
@@ -281,7 +280,6 @@ func (r *Router) Close() error {
 	if r.queue.closeWrites() {
 		return nil
 	}
-	r.closed.Store(true)
 	r.gate.Or(gateClosed)
 	r.metrics.unregister()
 	if r.store == nil {
@@ -320,6 +318,9 @@ func (r *Router) readable() error {
 	}
 	return nil
 }
+
+// isClosed reports whether Close has ended the Router.
+func (r *Router) isClosed() bool { return r.gate.Load()&gateClosed != 0 }
 
 // Catalog returns the catalog the Router places accounts in. It is
 // configuration, not state, and stays readable after [Router.Close]. Each
@@ -373,7 +374,7 @@ func (r *Router) Place(ctx context.Context, req PlaceRequest) (Placement, error)
 // placement (true) or found it (false), as an HTTP handler needs to answer
 // 201 or 200.
 func (r *Router) Create(ctx context.Context, req PlaceRequest) (p Placement, created bool, err error) {
-	if r.closed.Load() {
+	if r.isClosed() {
 		return Placement{}, false, ErrClosed
 	}
 	if err := ValidAccountID(req.AccountID); err != nil {

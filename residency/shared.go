@@ -434,7 +434,7 @@ func (r *Router) absorb() {
 // any Router on its store, before the call. On a store that is not shared
 // (a file, memory) it returns at once.
 func (r *Router) Sync(ctx context.Context) error {
-	if r.closed.Load() {
+	if r.isClosed() {
 		return ErrClosed
 	}
 	f := r.follow

@@ -76,7 +76,7 @@ func (r *Router) Activate(ctx context.Context, dataCenter string) error {
 // Status returns the data center's effective status; [ErrClosed] after
 // [Router.Close].
 func (r *Router) Status(dataCenter string) (provider.Status, error) {
-	if r.closed.Load() {
+	if r.isClosed() {
 		return "", ErrClosed
 	}
 	s, ok := r.topo.Load().status[dataCenter]
@@ -87,7 +87,7 @@ func (r *Router) Status(dataCenter string) (provider.Status, error) {
 }
 
 func (r *Router) setStatus(ctx context.Context, id string, s provider.Status) (uint64, error) {
-	if r.closed.Load() {
+	if r.isClosed() {
 		return 0, ErrClosed
 	}
 	return r.writeAt(ctx, func(w *writer) error {
@@ -172,7 +172,7 @@ func errorText(err error) string {
 // state, and stranded accounts are listed in account ID order, those on
 // the data center first.
 func (r *Router) PlanEvacuation(ctx context.Context, dataCenter string) (EvacuationPlan, error) {
-	if r.closed.Load() {
+	if r.isClosed() {
 		return EvacuationPlan{}, ErrClosed
 	}
 	src, ok := r.dataCenters[dataCenter]

@@ -18,7 +18,7 @@ import (
 // future ([ErrInvalidTransfer]). Granting the same agreement again changes
 // nothing; another agreement under a used reference is [ErrConflict].
 func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
-	if r.closed.Load() {
+	if r.isClosed() {
 		return ErrClosed
 	}
 	if err := ValidAccountID(t.AccountID); err != nil {
@@ -62,7 +62,7 @@ func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
 // open can no longer complete and must be aborted. Revoking an agreement
 // twice changes nothing.
 func (r *Router) RevokeTransfer(ctx context.Context, accountID, reference string) error {
-	if r.closed.Load() {
+	if r.isClosed() {
 		return ErrClosed
 	}
 	if err := ValidAccountID(accountID); err != nil {

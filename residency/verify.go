@@ -45,7 +45,7 @@ type Finding struct {
 // accounts violations), and its move in progress targets that region or one
 // a live agreement covers. Deleted accounts are not checked.
 func (r *Router) Verify(ctx context.Context) (Report, error) {
-	if r.closed.Load() {
+	if r.isClosed() {
 		return Report{}, ErrClosed
 	}
 	v, topo := r.snapshot(), r.topo.Load()
