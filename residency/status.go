@@ -19,6 +19,10 @@ type DataCenterState struct {
 	ID      string          `json:"id"`
 	Status  provider.Status `json:"status"`
 	Changed time.Time       `json:"changed"`
+	// Version counts the data center's status changes: the first one
+	// stored is version 1, and a store refuses a change whose version is
+	// not one more than the stored one, as it does an account's.
+	Version uint64 `json:"version,omitzero"`
 }
 
 // topology is every data center's effective status and, per region, the

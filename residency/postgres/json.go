@@ -151,6 +151,9 @@ func (w *jw) change(c *residency.Change) {
 		w.str("id", st.ID)
 		w.str("status", string(st.Status))
 		w.time("changed", st.Changed)
+		if st.Version != 0 {
+			w.uint("version", st.Version)
+		}
 		w.close()
 		w.close()
 		return
