@@ -22,9 +22,9 @@ import (
 // every Apply one bbolt transaction, committed and fsynced before it
 // returns. The Router's group commit puts many changes in one Apply.
 //
-// Layout (format version 5):
+// Layout (format version 6):
 //
-//	meta        "format" -> "5" (not checksummed: it says how to read the rest)
+//	meta        "format" -> "6" (not checksummed: it says how to read the rest)
 //	            "counts" -> counts of accounts, agreements, statuses,
 //	            consents and objections
 //	accounts    account ID -> placement (a deleted account's has no data center)
@@ -76,7 +76,7 @@ type fileStore struct {
 	stale    bool
 }
 
-const fileFormat = "5"
+const fileFormat = "6"
 
 var (
 	bucketMeta       = []byte("meta")
@@ -418,6 +418,15 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 		if err := s.upgradeLog(tx); err != nil {
 			return fmt.Errorf("residency: upgrading %s from format 4 to %s: %w", s.path, fileFormat, err)
 		}
+	case "5":
+		// Format 6 adds a version to status records; those of format
+		// 5 read as version 1, so only the format changes.
+		if errWrite != nil {
+			return errWrite
+		}
+		if err := meta.Put(keyFormat, []byte(fileFormat)); err != nil {
+			return fmt.Errorf("residency: upgrading %s from format 5 to %s: %w", s.path, fileFormat, err)
+		}
 	default:
 		if !isFormatVersion(v) { // a damaged meta page, not a newer format
 			return fmt.Errorf("%w: %s has format %.40q", ErrCorrupt, s.path, v)
@@ -628,8 +637,21 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 			c := &changes[i]
 			if st := c.DataCenter; st != nil {
 				k := []byte(st.ID)
-				if statuses.Get(k) == nil {
+				var stored uint64
+				if old := statuses.Get(k); old != nil {
+					v, err := unseal(kindStatus, k, old)
+					if err != nil {
+						return err
+					}
+					d := decoder{b: v}
+					if stored = d.status(st.ID).Version; d.err != nil {
+						return d.err
+					}
+				} else {
 					n.statuses++
+				}
+				if st.Version != stored+1 {
+					return staleStatus(st, stored)
 				}
 				if err := statuses.Put(k, seal(kindStatus, k, encodeStatus(st))); err != nil {
 					return err
