@@ -35,10 +35,13 @@ func (s *Store) Apply(ctx context.Context, changes []residency.Change) error {
 // whether the changes may have been committed: when the connection fails
 // after they were sent, PostgreSQL may have committed them, and the error
 // says so. The changes log then tells (a following Router reads them
-// there).
+// there). A Store opened with [ReadOnly] refuses with [ErrReadOnly].
 func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64, error) {
 	if err := s.errClosed(); err != nil {
 		return 0, err
+	}
+	if s.readOnly {
+		return 0, ErrReadOnly
 	}
 	if len(changes) == 0 {
 		return 0, nil
