@@ -74,6 +74,7 @@ func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64,
 		}
 		return 0, err
 	}
+	s.hashLater(pos-int64(len(changes))-s.logStart, changes)
 	return uint64(pos), nil
 }
 

@@ -24,8 +24,10 @@ import (
 // position the log was trimmed to for schemas of formats 1 and 2 upgraded
 // to 3: their log starts at the upgrade. Rows are never removed any more.
 //
-// The tree's stored hashes (table loghashes) are computed after commit, by
-// whoever needs them (LogSize, ReadHashes), not in Apply's transaction:
+// The tree's stored hashes (table loghashes) are computed after commit,
+// not in Apply's transaction: by the Store that appended the entries, right
+// after its commit, from the bytes it committed (hasher.go), and otherwise
+// by whoever needs them (LogSize, ReadHashes):
 //   - the tree is a pure function of the entry sequence, so hashes
 //     computed by anyone, any number of times, are the same: two
 //     processes extending at once insert the same rows, and INSERT ... ON
@@ -33,12 +35,12 @@ import (
 //   - Apply stays one statement and does not serialise on reading the
 //     tree's right edge (the head row already orders commits; computing
 //     hashes there would add a round trip to every commit of every
-//     process, since no process is the only writer and none can keep a
-//     Frontier);
+//     process, since no process is the only writer);
 //   - hashes are no evidence of their own: an auditor recomputes them from
 //     the entries (CheckLog) against a checkpoint signed earlier. An entry
-//     rewritten before its hashes were computed is caught by that
-//     checkpoint's root, one rewritten after by its stored hashes too.
+//     rewritten after its hashes were stored is caught by them too; one
+//     rewritten before (its writer stopped between its commit and storing
+//     them) only by a checkpoint signed earlier.
 // The hashes of a batch are inserted in one statement, so the table always
 // holds the hashes of a prefix of the log: tlog.StoredHashCount(k) rows for
 // some k.

@@ -45,6 +45,9 @@ type Store struct {
 	// read-only Store computed itself (readonly.go), guarded by logMu.
 	readOnly bool
 	mem      memHashes
+	// hash stores the hashes of what Append commits (hasher.go); nil
+	// when read-only.
+	hash *hasher
 }
 
 // Errors of this package.
@@ -170,6 +173,9 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 		}
 		return nil, err
 	}
+	if !c.readOnly {
+		s.startHasher()
+	}
 	return s, nil
 }
 
@@ -202,7 +208,8 @@ func (s *Store) Schema() string { return s.schema }
 // head position as its payload.
 func (s *Store) Channel() string { return s.channel }
 
-// Close stops the store's listeners and, unless the pool came from
+// Close stops the store's listeners, stores the log's hashes of what it
+// appended (waiting at most a few seconds) and, unless the pool came from
 // [WithPool], closes its connections. It waits for queries in flight.
 func (s *Store) Close() error {
 	s.mu.Lock()
@@ -219,6 +226,7 @@ func (s *Store) Close() error {
 	for _, l := range ls {
 		l.Close()
 	}
+	s.stopHasher()
 	if s.ownsPool {
 		s.pool.Close()
 	}
