@@ -15,31 +15,38 @@ import (
 // The hasher stores the tree's stored hashes of what this Store appended
 // right after each commit, so that a changes row rewritten after its
 // commit no longer matches its stored hashes, whoever reads it. Append
-// encodes its committed changes (residency.EncodeEntry of the changes
-// given: the entries LogEntries yields from their rows, byte for byte, as
-// the LogStore contract promises and storetest checks) and queues them; a
-// goroutine hashes the queue onto the tree's right edge, which it keeps in
-// memory (an auditlog.Frontier), and inserts the hashes in one statement.
-// Apply waits for none of this: it costs Append the encoding and a queue
-// push.
+// queues a copy of its committed changes; a goroutine encodes them
+// (residency.EncodeEntry of the changes given: the entries LogEntries
+// yields from their rows, byte for byte, as the LogStore contract promises
+// and storetest checks), hashes them onto the tree's right edge, which it
+// keeps in memory (an auditlog.Frontier), and inserts the hashes of all
+// the units queued meanwhile in one statement. Apply waits for none of
+// this: it costs Append a copy and a queue push.
 //
 // The hashes come from the bytes this process committed, not from the
 // rows as read later, so a row rewritten at any time after its hashes
-// were stored is caught. What remains uncovered: entries whose writer
-// stopped (or lost its connection) between the commit and the insert,
-// usually well under a millisecond, which the lazy path (extendHashes)
-// hashes later from the rows as they are then. Entries of other processes
-// between two of this one's are read from their rows, unless their
-// writers stored their hashes first.
+// were stored is caught. What remains uncovered is the window between a
+// commit and the insert of its hashes, hashDelay plus an INSERT (a few
+// milliseconds), which is closed for good only if the writer goes on: an
+// entry whose writer stopped (or lost the database) in that window is
+// hashed by the lazy path (extendHashes) from its row as it is then, and
+// a rewrite before that is caught only by a checkpoint signed earlier.
+// Entries of other processes between two of this one's are read from
+// their rows, unless their writers stored their hashes first.
+
+// hashDelay is how long the goroutine waits after a commit for others to
+// hash with it: the hashes of an entry are stored about this long after its
+// commit, plus an INSERT.
+const hashDelay = 10 * time.Millisecond
 
 // maxQueued bounds the entries queued for hashing; beyond it the queue is
 // dropped, and the lazy path hashes them when someone reads.
 const maxQueued = 1 << 16
 
-// queued is a committed unit's entries, the first at log index first.
+// queued is a committed unit's changes, the first at log index first.
 type queued struct {
 	first   int64
-	entries [][]byte
+	changes []residency.Change
 }
 
 // hasher is the state of the Store's hashing goroutine.
@@ -75,28 +82,41 @@ func (s *Store) stopHasher() {
 	<-s.hash.done
 }
 
-// hashLater queues the entries of changes, committed at log indexes first
-// on, for the hashing goroutine. It is called after the commit, before
-// Append returns, while the changes are still the caller's as given.
+// hashLater queues the changes committed at log indexes first on, copied
+// (they are the caller's once Append returns), for the hashing goroutine,
+// which encodes them. It is called after the commit, before Append
+// returns.
 func (s *Store) hashLater(first int64, changes []residency.Change) {
 	if s.hash == nil {
 		return
 	}
-	entries := make([][]byte, len(changes))
-	for i := range changes {
-		e, err := residency.EncodeEntry(changes[i])
-		if err != nil {
-			return // the lazy path will hash them
+	own := make([]residency.Change, len(changes))
+	for i, c := range changes {
+		own[i] = c
+		if c.Agreement != nil {
+			a := *c.Agreement
+			own[i].Agreement = &a
 		}
-		entries[i] = e
+		if c.Consent != nil {
+			k := *c.Consent
+			own[i].Consent = &k
+		}
+		if c.Objection != nil {
+			o := *c.Objection
+			own[i].Objection = &o
+		}
+		if c.DataCenter != nil {
+			d := *c.DataCenter
+			own[i].DataCenter = &d
+		}
 	}
 	s.mu.Lock()
 	h := s.hash
-	if h.n+len(entries) > maxQueued {
+	if h.n+len(own) > maxQueued {
 		h.queue, h.n = nil, 0
 	}
-	h.queue = append(h.queue, queued{first, entries})
-	h.n += len(entries)
+	h.queue = append(h.queue, queued{first, own})
+	h.n += len(own)
 	s.mu.Unlock()
 	select {
 	case h.kick <- struct{}{}:
@@ -124,6 +144,12 @@ func (s *Store) hashLoop() {
 		case <-h.stop:
 			s.hashQueued(ctx) // what the last Appends queued
 			return
+		}
+		// Let the units of the next commits join this one's: one INSERT
+		// for several Appends under load.
+		select {
+		case <-time.After(hashDelay):
+		case <-h.stop:
 		}
 		s.hashQueued(ctx)
 	}
@@ -184,11 +210,14 @@ func (s *Store) hashUnits(ctx context.Context, units []queued) error {
 			first = tlog.StoredHashCount(h.f.Size())
 		}
 		skip := h.f.Size() - u.first // entries already hashed
-		if skip >= int64(len(u.entries)) {
-			continue
+		for _, c := range u.changes[min(skip, int64(len(u.changes))):] {
+			e, err := residency.EncodeEntry(c)
+			if err != nil {
+				return err
+			}
+			_, hs := h.f.Append(e)
+			hashes = append(hashes, hs...)
 		}
-		_, hs := h.f.Append(u.entries[skip:]...)
-		hashes = append(hashes, hs...)
 	}
 	if len(hashes) == 0 {
 		return nil
