@@ -52,21 +52,35 @@ func DecodeEntry(entry []byte) (Change, error) {
 }
 
 // LogStore is a [Store] that keeps the audit log: every change Apply
-// commits is appended, encoded by [EncodeEntry], in the same atomic unit,
-// with the tlog stored hashes of the log's Merkle tree
-// ([auditlog.AppendHashes]). Entries are numbered from 0 in commit order
-// and never rewritten or removed. The file store of [WithPath],
-// [MemoryStore] and the PostgreSQL store implement it.
+// commits is appended, in the same atomic unit, with the tlog stored hashes
+// of the log's Merkle tree ([auditlog.AppendHashes]). Package storetest
+// checks each of these promises.
+//
+// Entries are numbered from 0 in commit order, the changes of one Apply in
+// the order given, and are never rewritten or removed. Entry i is, byte
+// for byte, [EncodeEntry] of the i-th change committed, as Apply was given
+// it (with UTC times, as the Store contract has them), however the store
+// keeps it: an auditor, or another store, can recompute every entry from
+// the changes. A unit Apply refuses (an error matching [ErrConflict]), or
+// Apply with an ended context, appends nothing; so does any Apply that
+// writes nothing.
+//
+// After Close the three methods fail, as the Store's do.
 type LogStore interface {
 	Store
 	// LogSize returns the number of entries committed.
 	LogSize(ctx context.Context) (int64, error)
-	// LogEntries calls fn with each entry from index from on, in index
-	// order, as of one committed state. It stops at fn's first error and
-	// returns it. Each entry is fn's own.
+	// LogEntries calls fn with each entry from index from (0 or more) on,
+	// with its index, in index order, as of one committed state; from at
+	// or past the end calls fn never. It stops at fn's first error and
+	// returns it. Each entry is fn's own: the store keeps no reference to
+	// it, and does not reuse it for the next.
 	LogEntries(ctx context.Context, from int64, fn func(index int64, entry []byte) error) error
 	// ReadHashes returns the stored hashes at indexes (tlog.StoredHashIndex),
-	// in order. Hashes of committed entries never change.
+	// in the order of indexes: those [tlog.StoredHashes] computes over the
+	// entries, so that [tlog.TreeHash] over them is the tree hash of the
+	// log's first n entries. Hashes of committed entries never change. An
+	// index that no committed entry added is an error.
 	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
 }
 

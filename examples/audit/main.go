@@ -33,10 +33,13 @@
 // history prints each entry of the account in the checkpoint's log, with
 // its index, each proved to be in the checkpoint's tree.
 //
-// DB is a store file, opened read-only (it must not be open in a running
-// service, and must already be of the current format), or a PostgreSQL URL
-// (postgres:// or postgresql://); on PostgreSQL the tool computes and
-// stores the log's missing stored hashes, a pure function of the entries.
+// DB is a store file (it must not be open in a running service) or a
+// PostgreSQL URL (postgres:// or postgresql://). Either is opened
+// read-only: the tool never creates, upgrades or writes anything, so a
+// store of an older format, or a database without domicile's tables, is
+// refused; on PostgreSQL a role with SELECT on domicile's tables (and
+// USAGE on their schema) is enough, and the stored hashes of the latest
+// entries that no writer stored yet are computed in memory.
 //
 // Exit status: 0 when all was done (verify: when all holds), 1 when it
 // failed, naming the first entry or proof that fails, 2 for a usage error.

@@ -2,17 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -136,4 +141,106 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// selectOnly creates a login role that may only read schema domicile of
+// dsn's database, as an auditor is given, and returns dsn as that role.
+func selectOnly(t *testing.T, dsn string) string {
+	t.Helper()
+	var b [4]byte
+	rand.Read(b[:])
+	name := "domicile_auditor_" + hex.EncodeToString(b[:])
+	admin := pgtest.AdminDSN(t)
+	sql(t, admin, "CREATE ROLE "+name+" LOGIN")
+	t.Cleanup(func() {
+		sql(t, admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '"+name+"'")
+		sql(t, dsn, "DROP OWNED BY "+name)
+		sql(t, admin, "DROP ROLE IF EXISTS "+name)
+	})
+	sql(t, dsn, "GRANT USAGE ON SCHEMA domicile TO "+name, "GRANT SELECT ON ALL TABLES IN SCHEMA domicile TO "+name)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(name)
+	return u.String()
+}
+
+// dbState describes what the database holds: domicile's schema, its
+// tables' row counts, and the server's count of rows written to them.
+func dbState(t *testing.T, dsn string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var out string
+	err = conn.QueryRow(ctx, `SELECT coalesce(string_agg(table_name, ' ' ORDER BY table_name), 'no tables')
+		|| CASE WHEN EXISTS (SELECT FROM pg_namespace WHERE nspname = 'domicile') THEN ' (schema)' ELSE ' (no schema)' END
+		FROM information_schema.tables WHERE table_schema = 'domicile'`).Scan(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasPrefix(out, "no tables") {
+		return out
+	}
+	for _, table := range []string{"changes", "loghashes", "accounts", "events", "meta", "members"} {
+		var n int64
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM domicile."+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		out += fmt.Sprintf(" %s=%d", table, n)
+	}
+	return out
+}
+
+// TestAuditPostgresReadOnly runs the tool as a role that may only SELECT
+// domicile's tables, on a log whose latest hashes no writer stored: every
+// command works, computing those hashes in memory, and writes nothing. On a
+// database without domicile's tables, the tool fails and creates none.
+func TestAuditPostgresReadOnly(t *testing.T) {
+	dsn := pgURL(t, pgtest.Database(t))
+	dir := t.TempDir()
+	key, pub := keys(t, dir, "log")
+	growPostgres(t, dsn, "a")
+	growPostgres(t, dsn, "b")
+	// The hashes of the last 10 of the 16 entries are not stored, as if
+	// their writer had stopped before storing them.
+	sql(t, dsn, fmt.Sprintf("DELETE FROM domicile.loghashes WHERE idx >= %d", tlog.StoredHashCount(6)))
+	auditor := selectOnly(t, dsn)
+	before := dbState(t, dsn)
+
+	c := filepath.Join(dir, "c")
+	writeCheckpoint(t, auditor, key, c)
+	wantVerify(t, "read-only", 0, auditor, pub, c, "OK: the log of 16 entries extends the checkpoint of 16", "6 accounts and 1 data center statuses agree")
+	code, out, log := auditRun(t, "history", "-db", auditor, "-pub", pub, "-checkpoint", c, "-account", "b-DE")
+	if code != 0 {
+		t.Fatalf("history exited %d: %s", code, log)
+	}
+	if want := `4 entries of account "b-DE", each proved in the checkpoint of 16 entries`; lastLine(out) != want {
+		t.Errorf("history's last line is %q, want %q", lastLine(out), want)
+	}
+	if after := dbState(t, dsn); after != before {
+		t.Errorf("the database changed under the audit tool:\nbefore: %s\nafter:  %s", before, after)
+	}
+	// What the auditor's checkpoint says is what a writer's hashes say.
+	wantVerify(t, "checked by the operator", 0, dsn, pub, c, "OK: the log of 16 entries extends the checkpoint of 16")
+
+	// A database without domicile's tables: refused, and left so.
+	empty := pgURL(t, pgtest.Database(t))
+	for _, args := range [][]string{
+		{"checkpoint", "-db", empty, "-key", key},
+		{"verify", "-db", empty, "-pub", pub, "-checkpoint", c},
+		{"history", "-db", empty, "-pub", pub, "-checkpoint", c, "-account", "a-DE"},
+	} {
+		code, _, log := auditRun(t, args...)
+		if code != 1 || !strings.Contains(log, "no domicile tables") {
+			t.Errorf("audit %s on a database without domicile's tables exited %d, want 1 with \"no domicile tables\":\n%s", args[0], code, log)
+		}
+	}
+	if got := dbState(t, empty); got != "no tables (no schema)" {
+		t.Errorf("after the audit tool ran on an empty database, it holds %s, want no tables and no schema", got)
+	}
 }

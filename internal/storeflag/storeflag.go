@@ -26,12 +26,13 @@ func Open(ctx context.Context, db string) (residency.Store, error) {
 	return residency.OpenFileStore(ctx, db)
 }
 
-// OpenLog opens the store db names to read its audit log: the PostgreSQL
-// store for a URL, the store file at a path read-only
-// ([residency.OpenFileStoreReadOnly]).
+// OpenLog opens the store db names read-only, to read its audit log: the
+// PostgreSQL store for a URL ([postgres.ReadOnly]), the store file at a
+// path ([residency.OpenFileStoreReadOnly]). Neither creates, upgrades or
+// writes anything.
 func OpenLog(ctx context.Context, db string) (residency.LogStore, error) {
 	if IsPostgres(db) {
-		return postgres.Open(ctx, db)
+		return postgres.Open(ctx, db, postgres.ReadOnly())
 	}
 	return residency.OpenFileStoreReadOnly(ctx, db)
 }

@@ -3,11 +3,18 @@ package storeflag
 import (
 	"context"
 	"errors"
+	"net"
+	"net/url"
+	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/domicile-go/domicile/residency"
+	"github.com/domicile-go/domicile/residency/postgres"
+	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 )
 
 func TestIsPostgresAndDescribe(t *testing.T) {
@@ -56,5 +63,39 @@ func TestOpen(t *testing.T) {
 		t.Error("Open of a bad URL succeeded")
 	} else if errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Open of a bad URL waited: %v", err)
+	}
+}
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// TestOpenLogReadOnly: OpenLog opens a PostgreSQL database read-only:
+// without domicile's tables it fails and creates none, and its store
+// refuses writes.
+func TestOpenLogReadOnly(t *testing.T) {
+	ctx := context.Background()
+	c, err := pgx.ParseConfig(pgtest.Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := (&url.URL{Scheme: "postgres", User: url.User(c.User), Host: net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port))),
+		Path: "/" + c.Database, RawQuery: "sslmode=disable"}).String()
+	if _, err := OpenLog(ctx, db); !errors.Is(err, postgres.ErrNoTables) {
+		t.Fatalf("OpenLog of a database without domicile's tables = %v, want ErrNoTables", err)
+	}
+	if _, err := OpenLog(ctx, db); !errors.Is(err, postgres.ErrNoTables) {
+		t.Fatalf("OpenLog again = %v, want ErrNoTables: the first created tables", err)
+	}
+	s, err := Open(ctx, db) // creates them
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	ls, err := OpenLog(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	if err := ls.Apply(ctx, nil); !errors.Is(err, postgres.ErrReadOnly) {
+		t.Errorf("Apply through OpenLog's store = %v, want postgres.ErrReadOnly", err)
 	}
 }

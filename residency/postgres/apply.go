@@ -37,7 +37,7 @@ func (s *Store) Apply(ctx context.Context, changes []residency.Change) error {
 // whether the changes may have been committed: when the connection fails
 // after they were sent, PostgreSQL may have committed them, and the error
 // says so. The changes log then tells (a following Router reads them
-// there).
+// there). A Store opened with [ReadOnly] refuses with [ErrReadOnly].
 func (s *Store) Append(ctx context.Context, changes []residency.Change, statuses uint64) (uint64, error) {
 	return s.append(ctx, changes, &statuses)
 }
@@ -46,6 +46,9 @@ func (s *Store) Append(ctx context.Context, changes []residency.Change, statuses
 func (s *Store) append(ctx context.Context, changes []residency.Change, statuses *uint64) (uint64, error) {
 	if err := s.errClosed(); err != nil {
 		return 0, err
+	}
+	if s.readOnly {
+		return 0, ErrReadOnly
 	}
 	if len(changes) == 0 {
 		return 0, nil
@@ -78,6 +81,7 @@ func (s *Store) append(ctx context.Context, changes []residency.Change, statuses
 		}
 		return 0, err
 	}
+	s.hashLater(pos-int64(len(changes))-s.logStart, changes)
 	return uint64(pos), nil
 }
 

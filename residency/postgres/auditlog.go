@@ -24,8 +24,10 @@ import (
 // position the log was trimmed to for schemas of formats 1 and 2 upgraded
 // to 3: their log starts at the upgrade. Rows are never removed any more.
 //
-// The tree's stored hashes (table loghashes) are computed after commit, by
-// whoever needs them (LogSize, ReadHashes), not in Apply's transaction:
+// The tree's stored hashes (table loghashes) are computed after commit,
+// not in Apply's transaction: by the Store that appended the entries, right
+// after its commit, from the bytes it committed (hasher.go), and otherwise
+// by whoever needs them (LogSize, ReadHashes):
 //   - the tree is a pure function of the entry sequence, so hashes
 //     computed by anyone, any number of times, are the same: two
 //     processes extending at once insert the same rows, and INSERT ... ON
@@ -33,12 +35,12 @@ import (
 //   - Apply stays one statement and does not serialise on reading the
 //     tree's right edge (the head row already orders commits; computing
 //     hashes there would add a round trip to every commit of every
-//     process, since no process is the only writer and none can keep a
-//     Frontier);
+//     process, since no process is the only writer);
 //   - hashes are no evidence of their own: an auditor recomputes them from
 //     the entries (CheckLog) against a checkpoint signed earlier. An entry
-//     rewritten before its hashes were computed is caught by that
-//     checkpoint's root, one rewritten after by its stored hashes too.
+//     rewritten after its hashes were stored is caught by them too; one
+//     rewritten before (its writer stopped between its commit and storing
+//     them) only by a checkpoint signed earlier.
 // The hashes of a batch are inserted in one statement, so the table always
 // holds the hashes of a prefix of the log: tlog.StoredHashCount(k) rows for
 // some k.
@@ -47,7 +49,7 @@ import (
 const logPage = 1000
 
 // LogSize returns the number of entries in the audit log, and makes sure
-// the stored hashes cover them all.
+// the stored hashes cover them all (in memory when read-only).
 func (s *Store) LogSize(ctx context.Context) (int64, error) {
 	if err := s.errClosed(); err != nil {
 		return 0, err
@@ -120,29 +122,39 @@ func (s *Store) entries(ctx context.Context, from int64, limit int, fn func(int6
 }
 
 // ReadHashes returns the stored hashes at indexes, computing and storing
-// those of committed entries not hashed yet.
+// those of committed entries not hashed yet (in memory when read-only).
 func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
 	if err := s.errClosed(); err != nil {
 		return nil, err
 	}
 	out, missing, err := s.readHashes(ctx, indexes)
-	if err != nil || !missing {
+	if err != nil || len(missing) == 0 {
 		return out, err
+	}
+	if s.readOnly {
+		s.logMu.Lock()
+		defer s.logMu.Unlock()
+		if err := s.fromMemory(ctx, indexes, out, missing); err != nil {
+			return nil, err
+		}
+		return out, nil
 	}
 	if _, err := s.LogSize(ctx); err != nil { // extends the hashes to the head
 		return nil, err
 	}
 	out, missing, err = s.readHashes(ctx, indexes)
-	if err == nil && missing {
+	if err == nil && len(missing) > 0 {
 		err = fmt.Errorf("%w: reading stored hashes beyond the log", auditlog.ErrOutOfRange)
 	}
 	return out, err
 }
 
-func (s *Store) readHashes(ctx context.Context, indexes []int64) (out []tlog.Hash, missing bool, err error) {
+// readHashes reads the hashes at indexes from table loghashes; missing
+// lists the positions in indexes of those it does not hold.
+func (s *Store) readHashes(ctx context.Context, indexes []int64) (out []tlog.Hash, missing []int, err error) {
 	rows, err := s.pool.Query(ctx, s.sql.readHashes, indexes)
 	if err != nil {
-		return nil, false, fmt.Errorf("postgres: reading stored hashes: %w", connectError(err))
+		return nil, nil, fmt.Errorf("postgres: reading stored hashes: %w", connectError(err))
 	}
 	found := make(map[int64]tlog.Hash, len(indexes))
 	for rows.Next() {
@@ -152,78 +164,104 @@ func (s *Store) readHashes(ctx context.Context, indexes []int64) (out []tlog.Has
 		)
 		if err := rows.Scan(&i, &h); err != nil {
 			rows.Close()
-			return nil, false, fmt.Errorf("postgres: reading stored hashes: %w", err)
+			return nil, nil, fmt.Errorf("postgres: reading stored hashes: %w", err)
 		}
 		if len(h) != len(tlog.Hash{}) {
 			rows.Close()
-			return nil, false, fmt.Errorf("%w: stored hash %d has %d bytes", residency.ErrCorrupt, i, len(h))
+			return nil, nil, fmt.Errorf("%w: stored hash %d has %d bytes", residency.ErrCorrupt, i, len(h))
 		}
 		found[i] = tlog.Hash(h)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("postgres: reading stored hashes: %w", err)
+		return nil, nil, fmt.Errorf("postgres: reading stored hashes: %w", err)
 	}
 	out = make([]tlog.Hash, len(indexes))
 	for k, i := range indexes {
 		h, ok := found[i]
 		if !ok {
-			return nil, true, nil
+			missing = append(missing, k)
 		}
 		out[k] = h
 	}
-	return out, false, nil
+	return out, missing, nil
 }
 
-// extendHashes stores the hashes of the log's first n entries that are not
-// stored yet, a page of entries per statement.
+// extendHashes makes sure the hashes of the log's first n entries are
+// stored, storing those that are not yet, a page of entries per statement;
+// a read-only Store computes them in memory instead.
 func (s *Store) extendHashes(ctx context.Context, n int64) error {
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
-	var count int64
-	if err := s.pool.QueryRow(ctx, s.sql.countHashes).Scan(&count); err != nil {
-		return fmt.Errorf("postgres: reading stored hashes: %w", connectError(err))
+	if s.readOnly {
+		return s.extendInMemory(ctx, n)
 	}
-	// The table holds the hashes of a prefix of k entries: find k.
-	k := int64(sort.Search(int(count)+1, func(k int) bool { return tlog.StoredHashCount(int64(k)) >= count }))
-	if tlog.StoredHashCount(k) != count {
-		return fmt.Errorf("%w: %d stored hashes are those of no log size", residency.ErrCorrupt, count)
+	k, count, err := s.hashedPrefix(ctx)
+	if err != nil || k >= n {
+		return err
 	}
-	if k >= n {
-		return nil
-	}
-	reader := tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
-		out, missing, err := s.readHashes(ctx, indexes)
-		if err == nil && missing {
-			err = fmt.Errorf("%w: a stored hash below %d is missing", residency.ErrCorrupt, count)
-		}
-		return out, err
-	})
-	f, err := auditlog.LoadFrontier(k, reader)
+	f, err := auditlog.LoadFrontier(k, s.tableReader(ctx, count))
 	if err != nil {
 		return err
 	}
+	return s.hashEntries(ctx, &f, n, func(first int64, hs []tlog.Hash) error {
+		idx := make([]int64, len(hs))
+		hashes := make([][]byte, len(hs))
+		for j := range hs {
+			idx[j], hashes[j] = first+int64(j), hs[j][:]
+		}
+		if _, err := s.pool.Exec(ctx, s.sql.insertHashes, idx, hashes); err != nil {
+			return fmt.Errorf("postgres: storing hashes: %w", connectError(err))
+		}
+		return nil
+	})
+}
+
+// hashedPrefix returns k, the number of entries whose stored hashes table
+// loghashes holds (always those of a prefix of the log), and count, the
+// number of those hashes, tlog.StoredHashCount(k).
+func (s *Store) hashedPrefix(ctx context.Context) (k, count int64, err error) {
+	if err := s.pool.QueryRow(ctx, s.sql.countHashes).Scan(&count); err != nil {
+		return 0, 0, fmt.Errorf("postgres: reading stored hashes: %w", connectError(err))
+	}
+	k = int64(sort.Search(int(count)+1, func(k int) bool { return tlog.StoredHashCount(int64(k)) >= count }))
+	if tlog.StoredHashCount(k) != count {
+		return 0, 0, fmt.Errorf("%w: %d stored hashes are those of no log size", residency.ErrCorrupt, count)
+	}
+	return k, count, nil
+}
+
+// tableReader reads stored hashes below count from table loghashes.
+func (s *Store) tableReader(ctx context.Context, count int64) tlog.HashReader {
+	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		out, missing, err := s.readHashes(ctx, indexes)
+		if err == nil && len(missing) > 0 {
+			err = fmt.Errorf("%w: stored hash %d, below %d, is missing", residency.ErrCorrupt, indexes[missing[0]], count)
+		}
+		return out, err
+	})
+}
+
+// hashEntries appends the log's entries from f.Size() to n to f, a page
+// at a time, and gives store the stored hashes of each page, the first at
+// index first.
+func (s *Store) hashEntries(ctx context.Context, f *auditlog.Frontier, n int64, store func(first int64, hs []tlog.Hash) error) error {
 	for f.Size() < n {
-		var (
-			idx    []int64
-			hashes [][]byte
-		)
+		first := tlog.StoredHashCount(f.Size())
+		var hs []tlog.Hash
 		err := s.entries(ctx, f.Size(), int(min(n-f.Size(), logPage)), func(i int64, e []byte) error {
-			first, hs := f.Append(e)
-			for j := range hs {
-				idx = append(idx, first+int64(j))
-				hashes = append(hashes, hs[j][:])
-			}
+			_, h := f.Append(e)
+			hs = append(hs, h...)
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		if len(idx) == 0 {
+		if len(hs) == 0 {
 			return fmt.Errorf("%w: the log ends at entry %d, its head says %d", residency.ErrCorrupt, f.Size(), n)
 		}
-		if _, err := s.pool.Exec(ctx, s.sql.insertHashes, idx, hashes); err != nil {
-			return fmt.Errorf("postgres: storing hashes: %w", connectError(err))
+		if err := store(first, hs); err != nil {
+			return err
 		}
 	}
 	return nil

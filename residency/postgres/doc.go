@@ -85,6 +85,16 @@
 // been committed (the connection failed after they were sent) is settled
 // by the log: the change is there, at some position, or it is not.
 //
+// # Reading only
+//
+// An auditor's tool opens the store with [ReadOnly]: it checks the tables
+// in a READ ONLY transaction and never creates, upgrades or writes them
+// (a schema without domicile's tables is [ErrNoTables], one of an older
+// format [ErrNeedsUpgrade]), its sessions run with
+// default_transaction_read_only on, its writes fail with [ErrReadOnly],
+// and it needs no more than SELECT on the tables. The log's stored hashes
+// that no writer has stored yet, it computes in memory.
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use by many goroutines.

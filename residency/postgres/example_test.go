@@ -2,11 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
 	"time"
 
+	"github.com/domicile-go/domicile/auditlog"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
 )
@@ -98,4 +100,28 @@ func Example_migration() {
 	}
 	// Every live instance now routes acme to aws-eu-west-1: delete the
 	// source copy.
+}
+
+// An auditor's tool opens the store read-only, as a role that may only
+// SELECT domicile's tables, and checks the log against a checkpoint it
+// kept; it creates, upgrades and writes nothing.
+func ExampleReadOnly() {
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, os.Getenv("AUDITOR_DATABASE_URL"), postgres.ReadOnly())
+	if errors.Is(err, postgres.ErrNoTables) {
+		log.Fatal("no domicile log in this database")
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	n, err := s.LogSize(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	head, err := auditlog.NewCheckpoint("example.com/domicile", n, residency.HashReader(ctx, s))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(head)
 }

@@ -37,6 +37,9 @@ func (s *Store) Join(ctx context.Context, name string, applied uint64) (*Member,
 	if err := s.errClosed(); err != nil {
 		return nil, time.Time{}, err
 	}
+	if s.readOnly {
+		return nil, time.Time{}, ErrReadOnly
+	}
 	var b [12]byte
 	rand.Read(b[:])
 	m := &Member{s: s, id: hex.EncodeToString(b[:])}

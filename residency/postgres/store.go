@@ -41,6 +41,13 @@ type Store struct {
 	// stored hashes.
 	logStart int64
 	logMu    sync.Mutex
+	// readOnly is set by ReadOnly; mem holds the stored hashes a
+	// read-only Store computed itself (readonly.go), guarded by logMu.
+	readOnly bool
+	mem      memHashes
+	// hash stores the hashes of what Append commits (hasher.go); nil
+	// when read-only.
+	hash *hasher
 }
 
 // Errors of this package.
@@ -81,6 +88,7 @@ type config struct {
 	poll     time.Duration
 	pollOnly bool
 	pool     *pgxpool.Pool
+	readOnly bool
 }
 
 // WithSchema sets the schema of domicile's tables (default "domicile"). It
@@ -112,11 +120,11 @@ func WithPool(p *pgxpool.Pool) Option { return optionFunc(func(c *config) { c.po
 // Open connects to the database at connString (a URL such as
 // "postgres://app@db/helpdesk" or a keyword/value string such as
 // "host=db user=app dbname=helpdesk"), creates domicile's tables or checks
-// and upgrades them, and returns the Store. A bad connection string is an
-// error at once; an unreachable server is an error by ctx's deadline or
-// the connection string's connect_timeout (default 10 s), whichever comes
-// first. Tables of a newer format are [residency.ErrFormat]; tables that
-// are not domicile's are [ErrForeign].
+// and upgrades them, and returns the Store; with [ReadOnly] it only checks
+// them. A bad connection string is an error at once; an unreachable server
+// is an error by ctx's deadline or the connection string's connect_timeout
+// (default 10 s), whichever comes first. Tables of a newer format are
+// [residency.ErrFormat]; tables that are not domicile's are [ErrForeign].
 func Open(ctx context.Context, connString string, opts ...Option) (*Store, error) {
 	c := config{schema: DefaultSchema, lease: DefaultLease, poll: DefaultPollInterval}
 	for _, o := range opts {
@@ -132,7 +140,7 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 	case c.pool != nil && connString != "":
 		return nil, errors.New("postgres: both a connection string and WithPool: pass \"\" with WithPool")
 	}
-	s := &Store{schema: c.schema, lease: c.lease, poll: c.poll, pollOnly: c.pollOnly, listeners: map[*Listener]struct{}{}}
+	s := &Store{schema: c.schema, lease: c.lease, poll: c.poll, pollOnly: c.pollOnly, readOnly: c.readOnly, listeners: map[*Listener]struct{}{}}
 	s.channel = channelName(c.schema)
 	s.sql = buildStatements(pgx.Identifier{c.schema}.Sanitize())
 	if c.pool != nil {
@@ -146,16 +154,27 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 		if cfg.ConnConfig.ConnectTimeout == 0 {
 			cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 		}
+		if c.readOnly {
+			// The server refuses every write of these sessions.
+			cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+		}
 		if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 			return nil, fmt.Errorf("postgres: %w", err)
 		}
 		s.ownsPool = true
 	}
-	if err := s.setup(ctx); err != nil {
+	setup := s.setup
+	if c.readOnly {
+		setup = s.setupReadOnly
+	}
+	if err := setup(ctx); err != nil {
 		if s.ownsPool {
 			s.pool.Close()
 		}
 		return nil, err
+	}
+	if !c.readOnly {
+		s.startHasher()
 	}
 	return s, nil
 }
@@ -189,7 +208,8 @@ func (s *Store) Schema() string { return s.schema }
 // head position as its payload.
 func (s *Store) Channel() string { return s.channel }
 
-// Close stops the store's listeners and, unless the pool came from
+// Close stops the store's listeners, stores the log's hashes of what it
+// appended (waiting at most a few seconds) and, unless the pool came from
 // [WithPool], closes its connections. It waits for queries in flight.
 func (s *Store) Close() error {
 	s.mu.Lock()
@@ -206,6 +226,7 @@ func (s *Store) Close() error {
 	for _, l := range ls {
 		l.Close()
 	}
+	s.stopHasher()
 	if s.ownsPool {
 		s.pool.Close()
 	}

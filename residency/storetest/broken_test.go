@@ -1,7 +1,9 @@
 package storetest_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -9,9 +11,13 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/domicile-go/domicile/auditlog"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/storetest"
 )
@@ -90,7 +96,7 @@ func TestBrokenStoreProcess(t *testing.T) {
 	if name == "" {
 		return // not a child of TestSuiteFailsBrokenStores
 	}
-	for _, b := range brokenStores {
+	for _, b := range slices.Concat(brokenStores, brokenLogs) {
 		if b.name == name {
 			storetest.Run(t, b.open)
 			return
@@ -100,7 +106,7 @@ func TestBrokenStoreProcess(t *testing.T) {
 }
 
 func TestSuiteFailsBrokenStores(t *testing.T) {
-	for _, b := range brokenStores {
+	for _, b := range slices.Concat(brokenStores, brokenLogs) {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			run := "^TestBrokenStoreProcess$"
@@ -410,4 +416,304 @@ func (s *hidesDeleted) Load(ctx context.Context, fn func(residency.StoredAccount
 		}
 		return fn(a)
 	})
+}
+
+// The broken log stores keep the state in a MemoryStore and the audit log
+// in a log of their own (ownLog), which each breaks in one way; an honest
+// ownLog passes the suite (TestOwnLog), so that each is caught for its
+// break alone.
+
+// memLog is the log of an ownLog: its entries and their stored hashes. It
+// survives reopening, as the MemoryStore's data does.
+type memLog struct {
+	mu      sync.Mutex
+	entries [][]byte
+	hashes  auditlog.MemoryHashes
+}
+
+// ownLog is a residency.LogStore whose state is a MemoryStore's and whose
+// log is its own: after each Apply it appends the entries of the changes
+// pick chooses (by default those of an accepted unit), encoded by encode
+// (by default residency.EncodeEntry).
+type ownLog struct {
+	*residency.MemoryStore
+	log    *memLog
+	pick   func(changes []residency.Change, err error) []residency.Change
+	encode func(residency.Change) ([]byte, error)
+}
+
+// withOwnLog opens a MemoryStore with a log of its own, set up by wrap,
+// and reopens it set up again, on the same state and log.
+func withOwnLog(wrap func(*ownLog) residency.Store) storetest.Opener {
+	return func(t *testing.T) (residency.Store, func() (residency.Store, error)) {
+		m, l := residency.NewMemoryStore(), &memLog{}
+		return wrap(&ownLog{MemoryStore: m, log: l}), func() (residency.Store, error) {
+			return wrap(&ownLog{MemoryStore: m.Reopen(), log: l}), nil
+		}
+	}
+}
+
+func (s *ownLog) Apply(ctx context.Context, changes []residency.Change) error {
+	err := s.MemoryStore.Apply(ctx, changes)
+	logged := changes
+	if err != nil {
+		logged = nil
+	}
+	if s.pick != nil {
+		logged = s.pick(changes, err)
+	}
+	encode := residency.EncodeEntry
+	if s.encode != nil {
+		encode = s.encode
+	}
+	entries := make([][]byte, len(logged))
+	for i, c := range logged {
+		e, err := encode(c)
+		if err != nil {
+			return err
+		}
+		entries[i] = e
+	}
+	s.log.mu.Lock()
+	defer s.log.mu.Unlock()
+	if _, err := s.log.hashes.Append(entries...); err != nil {
+		panic(err)
+	}
+	s.log.entries = append(s.log.entries, entries...)
+	return err
+}
+
+// open fails once the store is closed, as the MemoryStore's own log does.
+func (s *ownLog) open(ctx context.Context) error {
+	_, err := s.MemoryStore.LogSize(ctx)
+	return err
+}
+
+// snapshot returns the log's entries, shared.
+func (s *ownLog) snapshot() [][]byte {
+	s.log.mu.Lock()
+	defer s.log.mu.Unlock()
+	return s.log.entries[:len(s.log.entries):len(s.log.entries)]
+}
+
+func (s *ownLog) LogSize(ctx context.Context) (int64, error) {
+	if err := s.open(ctx); err != nil {
+		return 0, err
+	}
+	return int64(len(s.snapshot())), nil
+}
+
+func (s *ownLog) LogEntries(ctx context.Context, from int64, fn func(int64, []byte) error) error {
+	if err := s.open(ctx); err != nil {
+		return err
+	}
+	log := s.snapshot()
+	for i := from; i < int64(len(log)); i++ {
+		if err := fn(i, bytes.Clone(log[i])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *ownLog) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	if err := s.open(ctx); err != nil {
+		return nil, err
+	}
+	return s.log.hashes.ReadHashes(indexes)
+}
+
+// TestOwnLog runs the suite on an honest ownLog, the base of the broken
+// log stores.
+func TestOwnLog(t *testing.T) {
+	storetest.Run(t, withOwnLog(func(s *ownLog) residency.Store { return s }))
+}
+
+// brokenLogs are the broken log stores, as brokenStores.
+var brokenLogs = []struct {
+	name, subtest, message string
+	open                   storetest.Opener
+}{
+	{"logs a refused unit", "Log/Refused", `a refused unit: nothing of it in the log: LogSize = 7, want 2`,
+		withOwnLog(func(s *ownLog) residency.Store {
+			s.pick = func(cs []residency.Change, err error) []residency.Change {
+				if err != nil && !errors.Is(err, residency.ErrConflict) {
+					return nil
+				}
+				return cs
+			}
+			return s
+		})},
+	{"logs an Apply with an ended context", "Log/Refused", `Apply with a cancelled context: nothing in the log: LogSize = 4, want 2`,
+		withOwnLog(func(s *ownLog) residency.Store {
+			s.pick = func(cs []residency.Change, err error) []residency.Change {
+				if err != nil && !errors.Is(err, context.Canceled) {
+					return nil
+				}
+				return cs
+			}
+			return s
+		})},
+	{"leaves data center states out", "Log/Changes", `units of every kind of change: LogSize = 18, want 21`,
+		withOwnLog(func(s *ownLog) residency.Store {
+			s.pick = func(cs []residency.Change, err error) []residency.Change {
+				if err != nil {
+					return nil
+				}
+				return slices.DeleteFunc(slices.Clone(cs), func(c residency.Change) bool { return c.DataCenter != nil })
+			}
+			return s
+		})},
+	{"logs an account's last change of a unit", "Log/Changes", `units of every kind of change: LogSize = 10, want 21`,
+		withOwnLog(func(s *ownLog) residency.Store {
+			s.pick = func(cs []residency.Change, err error) []residency.Change {
+				if err != nil {
+					return nil
+				}
+				var out []residency.Change
+				for i, c := range cs {
+					later := slices.ContainsFunc(cs[i+1:], func(d residency.Change) bool {
+						return c.DataCenter == nil && d.DataCenter == nil && d.Placement.AccountID == c.Placement.AccountID
+					})
+					if !later {
+						out = append(out, c)
+					}
+				}
+				return out
+			}
+			return s
+		})},
+	{"logs a unit in account order", "Log/Changes", `LogEntries(0): entry 0 is not the change committed`,
+		withOwnLog(func(s *ownLog) residency.Store {
+			s.pick = func(cs []residency.Change, err error) []residency.Change {
+				if err != nil {
+					return nil
+				}
+				return slices.SortedStableFunc(slices.Values(cs), func(a, b residency.Change) int {
+					return strings.Compare(a.Placement.AccountID, b.Placement.AccountID)
+				})
+			}
+			return s
+		})},
+	{"writes entries of its own form", "Log/Changes", `entry 0 decodes to the change committed but is not its EncodeEntry, byte for byte`,
+		withOwnLog(func(s *ownLog) residency.Store {
+			s.encode = func(c residency.Change) ([]byte, error) { return json.MarshalIndent(c, "", "\t") }
+			return s
+		})},
+	{"rewrites an old entry", "Log/Changes", `LogEntries(0): entry 0 is not the change committed`,
+		withOwnLog(func(s *ownLog) residency.Store { return &rewritesOld{s} })},
+	{"stores a wrong hash", "Log/Changes", `ReadHashes: stored hash 2 (level 1, node 0) is`,
+		withOwnLog(func(s *ownLog) residency.Store { return &wrongHash{s} })},
+	{"reads zero hashes beyond the log", "Log/Changes", `a hash no entry of the 0 committed adds, succeeded`,
+		withOwnLog(func(s *ownLog) residency.Store { return &zeroBeyond{s} })},
+	{"reads the log from the start", "Log/Entries", `LogEntries(1) gave index 0 to its entry number 1, want 1`,
+		withOwnLog(func(s *ownLog) residency.Store { return &fromStart{s} })},
+	{"ignores fn's error in LogEntries", "Log/Entries", `LogEntries(1) with fn failing at the second entry = <nil>, want fn's error`,
+		withOwnLog(func(s *ownLog) residency.Store { return &logIgnoresFn{s} })},
+	{"shares its entries", "Log/Entries", `the caller overwrote the entries LogEntries gave it: LogEntries(0): entry 0 does not decode`,
+		withOwnLog(func(s *ownLog) residency.Store { return &sharesEntries{s} })},
+	{"forgets its log on reopen", "Log/Changes", `after Close and reopen: LogSize = 0, want`,
+		func(t *testing.T) (residency.Store, func() (residency.Store, error)) {
+			m := residency.NewMemoryStore()
+			return &ownLog{MemoryStore: m, log: &memLog{}}, func() (residency.Store, error) {
+				return &ownLog{MemoryStore: m.Reopen(), log: &memLog{}}, nil
+			}
+		}},
+	{"reads its log after Close", "Closed", `LogSize after Close succeeded`,
+		withOwnLog(func(s *ownLog) residency.Store { return &logNeverCloses{s} })},
+}
+
+// rewritesOld gives entry 0 rewritten, a data center status changed, once
+// the log holds more than one entry; its stored hashes stay.
+type rewritesOld struct{ *ownLog }
+
+func (s *rewritesOld) LogEntries(ctx context.Context, from int64, fn func(int64, []byte) error) error {
+	n, err := s.LogSize(ctx)
+	if err != nil {
+		return err
+	}
+	return s.ownLog.LogEntries(ctx, from, func(i int64, e []byte) error {
+		if i == 0 && n > 1 {
+			c, err := residency.DecodeEntry(e)
+			if err != nil {
+				return err
+			}
+			c.Placement.DataCenter += "-elsewhere"
+			if e, err = residency.EncodeEntry(c); err != nil {
+				return err
+			}
+		}
+		return fn(i, e)
+	})
+}
+
+// wrongHash reads stored hash 2 with a bit flipped.
+type wrongHash struct{ *ownLog }
+
+func (s *wrongHash) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	hs, err := s.ownLog.ReadHashes(ctx, indexes)
+	for i, x := range indexes {
+		if x == 2 && err == nil {
+			hs[i][0] ^= 1
+		}
+	}
+	return hs, err
+}
+
+// zeroBeyond reads zero hashes where none is stored.
+type zeroBeyond struct{ *ownLog }
+
+func (s *zeroBeyond) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	n, err := s.LogSize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		if x < tlog.StoredHashCount(n) {
+			h, err := s.ownLog.ReadHashes(ctx, []int64{x})
+			if err != nil {
+				return nil, err
+			}
+			out[i] = h[0]
+		}
+	}
+	return out, nil
+}
+
+// fromStart reads the log from entry 0, whatever from.
+type fromStart struct{ *ownLog }
+
+func (s *fromStart) LogEntries(ctx context.Context, _ int64, fn func(int64, []byte) error) error {
+	return s.ownLog.LogEntries(ctx, 0, fn)
+}
+
+// logIgnoresFn goes on after fn fails.
+type logIgnoresFn struct{ *ownLog }
+
+func (s *logIgnoresFn) LogEntries(ctx context.Context, from int64, fn func(int64, []byte) error) error {
+	return s.ownLog.LogEntries(ctx, from, func(i int64, e []byte) error { fn(i, e); return nil })
+}
+
+// sharesEntries gives fn the entries it keeps.
+type sharesEntries struct{ *ownLog }
+
+func (s *sharesEntries) LogEntries(ctx context.Context, from int64, fn func(int64, []byte) error) error {
+	if err := s.open(ctx); err != nil {
+		return err
+	}
+	log := s.snapshot()
+	for i := from; i < int64(len(log)); i++ {
+		if err := fn(i, log[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// logNeverCloses reads its log after Close.
+type logNeverCloses struct{ *ownLog }
+
+func (s *logNeverCloses) LogSize(ctx context.Context) (int64, error) {
+	return int64(len(s.snapshot())), nil
 }

@@ -50,6 +50,15 @@
 // subtest checks the state through Load, LoadAccounts and DataCenters,
 // then again after closing and reopening the store.
 //
+// A store that is a [residency.LogStore] has its audit log checked at the
+// same points: one entry per committed change, in commit order, each
+// exactly [residency.EncodeEntry] of the change given, nothing of a
+// refused unit or of an Apply whose context ended; LogSize, LogEntries
+// from every index, and every stored hash and the tree hash against
+// tlog's over the entries. The Log subtests add units of every kind of
+// change, refusals between accepted units, and the entries' ownership;
+// for a store that keeps no log they are skipped.
+//
 // The suite writes with the changes the Router would write, but through
 // the Store interface alone: it needs no Router, catalog or clock.
 // Subtests run one after another; each opens its own store.

@@ -429,6 +429,17 @@ func testClosed(t *testing.T, open Opener) {
 	if _, err := f.store.DataCenters(ctx); err == nil {
 		t.Error("DataCenters after Close succeeded, want an error")
 	}
+	if ls, ok := f.store.(residency.LogStore); ok {
+		if _, err := ls.LogSize(ctx); err == nil {
+			t.Error("LogSize after Close succeeded, want an error")
+		}
+		if err := ls.LogEntries(ctx, 0, func(int64, []byte) error { return nil }); err == nil {
+			t.Error("LogEntries after Close succeeded, want an error")
+		}
+		if _, err := ls.ReadHashes(ctx, []int64{0}); err == nil {
+			t.Error("ReadHashes after Close succeeded, want an error")
+		}
+	}
 	s, err := f.reopen()
 	if err != nil {
 		t.Fatalf("reopening the store after Close: %v", err)

@@ -58,6 +58,22 @@ type Opener func(t *testing.T) (s residency.Store, reopen func() (residency.Stor
 //     store opened on the same storage reads everything applied before.
 //   - A store keeps no reference to what Apply is given, and gives fn and
 //     the caller of DataCenters values of their own.
+//
+// A store that is a [residency.LogStore] must also keep the audit log as
+// that documentation states it, checked after every unit every subtest
+// writes, and on reopening:
+//
+//   - The log holds one entry per change committed, in commit order (the
+//     changes of a unit in the order given): entry i is, byte for byte,
+//     [residency.EncodeEntry] of the i-th change, as Apply was given it.
+//     A refused unit, or Apply with an ended context, appends nothing.
+//   - LogSize is the number of entries; LogEntries from any index gives
+//     the entries from there on with their indexes, none past the end,
+//     stops at fn's first error, and gives fn entries of its own.
+//   - ReadHashes gives, in the order asked, the stored hashes tlog computes
+//     over the entries ([tlog.StoredHashes]), so that [tlog.TreeHash] over
+//     them is the entries' tree hash, and fails for an index that no
+//     committed entry added. After Close, the three fail.
 func Run(t *testing.T, open Opener) {
 	t.Run("Empty", func(t *testing.T) { testEmpty(t, open) })
 	t.Run("RoundTrip", func(t *testing.T) {
@@ -94,6 +110,11 @@ func Run(t *testing.T, open Opener) {
 	t.Run("NoAliasing", func(t *testing.T) {
 		t.Run("Apply", func(t *testing.T) { testApplyAliasing(t, open) })
 		t.Run("Reads", func(t *testing.T) { testReadAliasing(t, open) })
+	})
+	t.Run("Log", func(t *testing.T) {
+		t.Run("Changes", func(t *testing.T) { testLogChanges(t, open) })
+		t.Run("Refused", func(t *testing.T) { testLogRefused(t, open) })
+		t.Run("Entries", func(t *testing.T) { testLogEntries(t, open) })
 	})
 }
 
@@ -238,7 +259,8 @@ func (f *fixture) check(when string) {
 	f.checkOpen(when + ", after Close and reopen")
 }
 
-// checkOpen compares what the open store holds with the model.
+// checkOpen compares what the open store holds with the model, and the
+// audit log of a [residency.LogStore] with the changes accepted.
 func (f *fixture) checkOpen(when string) {
 	f.t.Helper()
 	ctx := context.Background()
@@ -283,6 +305,7 @@ func (f *fixture) checkOpen(when string) {
 			f.t.Errorf("%s: DataCenters: data center %q: Changed %v is in %v, want UTC", when, s.ID, s.Changed, loc)
 		}
 	}
+	f.checkLog(when)
 }
 
 // compare reports the differences between the accounts wanted and those
@@ -371,6 +394,12 @@ func notUTC(a residency.StoredAccount) []string {
 type model struct {
 	byID map[string]*residency.StoredAccount
 	dcs  map[string]residency.DataCenterState
+	// log is the audit log a [residency.LogStore] should hold: the
+	// residency.EncodeEntry of every change accepted, in order, encoded
+	// when it was accepted (before the caller could change it);
+	// encodeErr is the first change the fixture could not encode.
+	log       [][]byte
+	encodeErr error
 }
 
 func newModel() model {
@@ -378,8 +407,13 @@ func newModel() model {
 }
 
 // apply records an accepted unit, as the contract says a store keeps it.
-func (m model) apply(changes []residency.Change) {
+func (m *model) apply(changes []residency.Change) {
 	for _, c := range changes {
+		e, err := residency.EncodeEntry(c)
+		if err != nil && m.encodeErr == nil {
+			m.encodeErr = fmt.Errorf("storetest: fixture: EncodeEntry(change %d of the log): %w", len(m.log), err)
+		}
+		m.log = append(m.log, e)
 		if c.DataCenter != nil {
 			m.dcs[c.DataCenter.ID] = *c.DataCenter
 			continue
