@@ -26,30 +26,37 @@ func indexKey(i int64) []byte { return binary.BigEndian.AppendUint64(make([]byte
 func hashesOf(i int64) int { return int(tlog.StoredHashCount(i+1) - tlog.StoredHashCount(i)) }
 
 // appendLog appends the entries of changes to the log of tx, with their
-// stored hashes, advancing next, the log's frontier in tx.
+// stored hashes, advancing next, the log's frontier in tx. Each record is
+// built in one allocation, which bbolt holds until the commit: its key,
+// then its stored hashes, the entry ([AppendEntry]) and the checksum.
 func appendLog(tx *bolt.Tx, next *auditlog.Frontier, changes []Change) error {
 	log := tx.Bucket(bucketLog)
 	// The bucket only ever grows at its end: full pages waste no space.
 	log.FillPercent = 1
-	hs := len(tlog.Hash{})
+	const hs = len(tlog.Hash{})
+	var hashes [64]tlog.Hash
 	for i := range changes {
-		e, err := EncodeEntry(changes[i])
+		n := next.Size()
+		at := 8 + hashesOf(n)*hs // where the entry starts
+		rec := make([]byte, at, at+entrySizeHint+checksumLen)
+		rec, err := AppendEntry(rec, &changes[i])
 		if err != nil {
 			return err
 		}
-		_, hashes := next.Append(e)
-		payload := make([]byte, 0, len(hashes)*hs+len(e)+checksumLen)
-		for _, h := range hashes {
-			payload = append(payload, h[:]...)
+		for j, h := range next.AppendTo(hashes[:0], rec[at:]) {
+			copy(rec[8+j*hs:], h[:])
 		}
-		payload = append(payload, e...)
-		k := indexKey(next.Size() - 1)
-		if err := log.Put(k, seal(kindLogEntry, k, payload)); err != nil {
+		k := binary.BigEndian.AppendUint64(rec[:0:8], uint64(n))
+		if err := log.Put(k, seal(kindLogEntry, k, rec[8:])); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// entrySizeHint is room enough for the entry of a placement and its
+// event, most changes: about 400 bytes.
+const entrySizeHint = 640
 
 // readEntry reads the record of entry i from the log bucket b: its stored
 // hashes and its entry, both in bbolt's memory (valid in the transaction).
