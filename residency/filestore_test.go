@@ -220,7 +220,7 @@ func TestFileStoreRefusesBadFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("6")) })
+	db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("7")) })
 	db.Close()
 
 	tests := []struct {
@@ -490,8 +490,8 @@ func TestFileStoreUpgrade(t *testing.T) {
 			if err := r.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if v := storeFormat(t, path); v != "5" {
-				t.Errorf("format after the upgrade = %q, want 5", v)
+			if v := storeFormat(t, path); v != "6" {
+				t.Errorf("format after the upgrade = %q, want 6", v)
 			}
 			upgraded, err := os.ReadFile(path)
 			if err != nil {
