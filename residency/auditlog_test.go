@@ -377,7 +377,7 @@ func TestFileStoreLogUpgrade(t *testing.T) {
 	}
 }
 
-// deleteTail removes the log's tail (format 6) from the meta bucket.
+// deleteTail removes the log's tail (format 7) from the meta bucket.
 func deleteTail(tx *bolt.Tx) error {
 	meta := tx.Bucket([]byte("meta"))
 	var keys [][]byte
@@ -386,6 +386,26 @@ func deleteTail(tx *bolt.Tx) error {
 		keys = append(keys, bytes.Clone(k))
 	}
 	for _, k := range keys {
+		if err := meta.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// moveTail moves the log's tail (format 7) to the log bucket, where
+// formats 5 and 6 kept every record.
+func moveTail(tx *bolt.Tx) error {
+	meta, log := tx.Bucket([]byte("meta")), tx.Bucket([]byte("log"))
+	var keys, values [][]byte
+	c := meta.Cursor()
+	for k, v := c.Seek([]byte("tail")); k != nil && bytes.HasPrefix(k, []byte("tail")); k, v = c.Next() {
+		keys, values = append(keys, bytes.Clone(k)), append(values, bytes.Clone(v))
+	}
+	for i, k := range keys {
+		if err := log.Put(k[len("tail"):], values[i]); err != nil {
+			return err
+		}
 		if err := meta.Delete(k); err != nil {
 			return err
 		}

@@ -11,9 +11,9 @@ import (
 	"github.com/domicile-go/domicile/region"
 )
 
-// The record encoding of the embedded store, format version 6 (format 5
-// had the same records, none in the log's tail; format 4 had no log
-// records).
+// The record encoding of the embedded store, format version 7 (format 6
+// had the same records, none in the log's tail; format 5 had statuses
+// without their version; format 4 had no log records).
 //
 // A record is a payload followed by a checksum:
 //
@@ -39,7 +39,8 @@ import (
 //	           transfer, began
 //	event      time, kind, from, to, rule, reference, move ID
 //	agreement  to region, expires at, granted, revoked
-//	status     status, changed
+//	status     status, changed, version (from format 6; a status of an
+//	           older format, without it, reads as version 1)
 //	consent    sub-processor, expires at, granted, revoked
 //	objection  sub-processor, raised, withdrawn
 //	counts     accounts, agreements, statuses, consents, objections (the
@@ -364,14 +365,19 @@ func (d *decoder) agreement(accountID, reference string) Agreement {
 }
 
 func encodeStatus(st *DataCenterState) []byte {
-	e := encoder{b: make([]byte, 0, 24)}
+	e := encoder{b: make([]byte, 0, 32)}
 	e.str(string(st.Status))
 	e.time(st.Changed)
+	e.uint(st.Version)
 	return e.b
 }
 
 func (d *decoder) status(id string) DataCenterState {
-	return DataCenterState{ID: id, Status: provider.Status(d.unique()), Changed: d.time()}
+	st := DataCenterState{ID: id, Status: provider.Status(d.unique()), Changed: d.time(), Version: 1}
+	if len(d.b) > 0 {
+		st.Version = d.uint()
+	}
+	return st
 }
 
 // counts is how many accounts, agreements, data center statuses, consents

@@ -65,8 +65,14 @@ var (
 // a change whose account is not stored at the version before the change's:
 // nothing of that Apply was applied.
 type ConflictError struct {
-	// AccountID is the account the refused write concerns.
+	// AccountID is the account the refused write concerns, if any.
 	AccountID string
+	// DataCenter is set instead when what is stale is a data center's
+	// status: Version is then the status version the write expected and
+	// Stored.Version the stored one. Both are empty when a shared store
+	// refused a write decided on statuses that another Router has changed
+	// since ([SharedStore]).
+	DataCenter string
 	// Version is the account's version the write was based on: for a stale
 	// write, the version it expected the store to hold (one less than the
 	// version it writes; 0 for a new account); otherwise the version of the
@@ -93,8 +99,15 @@ type ConflictError struct {
 //	residency: conflict: stale version: account "acme" is at version 5, the write expected version 4
 func (e *ConflictError) Error() string {
 	var b strings.Builder
-	if e.Stale {
+	switch {
+	case e.Stale && e.DataCenter != "":
+		fmt.Fprintf(&b, "%v: data center %q has status version %d, the write expected version %d", ErrStaleVersion, e.DataCenter, e.Stored.Version, e.Version)
+	case e.Stale && e.AccountID == "":
+		fmt.Fprintf(&b, "%v: the data centers' statuses changed since the write was decided", ErrStaleVersion)
+	case e.Stale:
 		fmt.Fprintf(&b, "%v: account %q is at version %d, the write expected version %d", ErrStaleVersion, e.AccountID, e.Stored.Version, e.Version)
+	}
+	if e.Stale {
 		if e.Reason != "" {
 			b.WriteString(": " + e.Reason)
 		}

@@ -22,13 +22,13 @@ import (
 // every Apply one bbolt transaction, committed and fsynced before it
 // returns. The Router's group commit puts many changes in one Apply.
 //
-// Layout (format version 6):
+// Layout (format version 7):
 //
-//	meta        "format" -> "6" (not checksummed: it says how to read the rest)
+//	meta        "format" -> "7" (not checksummed: it says how to read the rest)
 //	            "counts" -> counts of accounts, agreements, statuses,
 //	            consents and objections
 //	            "tail", entry index (8 bytes, big-endian) -> the newest
-//	            records of the log, waiting to move to it (new in format 6)
+//	            records of the log, waiting to move to it (new in format 7)
 //	accounts    account ID -> placement (a deleted account's has no data center)
 //	events      account ID, 0x00, version (8 bytes, big-endian) -> event
 //	agreements  account ID, 0x00, reference -> agreement
@@ -52,8 +52,10 @@ import (
 // hashes, and appends to a copy of it in each transaction, kept only once
 // the transaction committed.
 //
-// Format 5 lacked the tail: opening a file of format 5 for writing sets
-// the format to 6 (its tail is empty); read-only, it is read as it is.
+// Format 6 lacked the tail: opening a file of format 6 for writing sets
+// the format to 7 (its tail is empty); read-only, it is read as it is.
+// Format 5 lacked the status records' versions (codec.go): opening a file
+// of format 5 sets the format to 7, as its records read as they are.
 // Format 4 lacked the log bucket: opening a file of format 4, or of any
 // older format, writes its log (upgradeLog) in the transaction of the
 // upgrade. The log of an upgraded file starts at the upgrade: the changes
@@ -84,7 +86,7 @@ type fileStore struct {
 	stale    bool
 }
 
-const fileFormat = "6"
+const fileFormat = "7"
 
 var (
 	bucketMeta       = []byte("meta")
@@ -385,7 +387,7 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 	}
 	v := meta.Get(keyFormat)
 	// A format older than the buckets the file holds is damage (a flipped
-	// bit turns "6" into "4" or "2"), not a file to upgrade: upgrading it
+	// bit turns "7" into "5" or "3"), not a file to upgrade: upgrading it
 	// would read its records in a format they are not in.
 	for _, later := range []struct {
 		bucket []byte
@@ -395,15 +397,15 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 			return fmt.Errorf("%w: %s says format %s, but holds bucket %s of format %s", ErrCorrupt, s.path, v, later.bucket, later.since)
 		}
 	}
-	if isFormatVersion(v) && len(v) == 1 && string(v) < "6" {
+	if isFormatVersion(v) && len(v) == 1 && string(v) < "7" {
 		if k, _ := meta.Cursor().Seek(tailPrefix); k != nil && bytes.HasPrefix(k, tailPrefix) {
-			return fmt.Errorf("%w: %s says format %s, but holds a log tail of format 6", ErrCorrupt, s.path, v)
+			return fmt.Errorf("%w: %s says format %s, but holds a log tail of format 7", ErrCorrupt, s.path, v)
 		}
 	}
 	switch string(v) {
 	case fileFormat:
-	case "5":
-		// The layout of 6 with an empty tail: readable as it is.
+	case "6":
+		// The layout of 7 with an empty tail: readable as it is.
 		if s.readOnly {
 			break
 		}
@@ -411,7 +413,7 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 			return errWrite
 		}
 		if err := tx.Bucket(bucketMeta).Put(keyFormat, []byte(fileFormat)); err != nil {
-			return fmt.Errorf("residency: upgrading %s from format 5 to %s: %w", s.path, fileFormat, err)
+			return fmt.Errorf("residency: upgrading %s from format 6 to %s: %w", s.path, fileFormat, err)
 		}
 	case "":
 		return fmt.Errorf("%w: %s has no format version", ErrCorrupt, s.path)
@@ -441,6 +443,15 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 		}
 		if err := s.upgradeLog(tx); err != nil {
 			return fmt.Errorf("residency: upgrading %s from format 4 to %s: %w", s.path, fileFormat, err)
+		}
+	case "5":
+		// Format 6 adds a version to status records; those of format
+		// 5 read as version 1, so only the format changes.
+		if errWrite != nil {
+			return errWrite
+		}
+		if err := meta.Put(keyFormat, []byte(fileFormat)); err != nil {
+			return fmt.Errorf("residency: upgrading %s from format 5 to %s: %w", s.path, fileFormat, err)
 		}
 	default:
 		if !isFormatVersion(v) { // a damaged meta page, not a newer format
@@ -652,8 +663,21 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 			c := &changes[i]
 			if st := c.DataCenter; st != nil {
 				k := []byte(st.ID)
-				if statuses.Get(k) == nil {
+				var stored uint64
+				if old := statuses.Get(k); old != nil {
+					v, err := unseal(kindStatus, k, old)
+					if err != nil {
+						return err
+					}
+					d := decoder{b: v}
+					if stored = d.status(st.ID).Version; d.err != nil {
+						return d.err
+					}
+				} else {
 					n.statuses++
+				}
+				if st.Version != stored+1 {
+					return staleStatus(st, stored)
 				}
 				if err := statuses.Put(k, seal(kindStatus, k, encodeStatus(st))); err != nil {
 					return err

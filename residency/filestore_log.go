@@ -22,7 +22,7 @@ import (
 // n are tlog.SplitStoredHashIndex(x). Its checksum covers the 8-byte
 // index, wherever the record is.
 //
-// The tail (format 6): the newest records of small commits wait in the
+// The tail (format 7): the newest records of small commits wait in the
 // meta bucket, under "tail" and the index, until about 3 KiB of them
 // have gathered; then one commit moves them to the log bucket, byte for
 // byte. bbolt writes every page a commit dirties, and the log bucket's

@@ -22,7 +22,7 @@ func statusChanges(i, n int) []Change {
 	out := make([]Change, n)
 	for k := range out {
 		at := time.Date(2026, 11, 29, 5, 0, 0, i+k, time.UTC)
-		out[k] = Change{DataCenter: &DataCenterState{ID: fmt.Sprintf("dc-%d", (i+k)%5), Status: provider.Draining, Changed: at, Version: uint64(i + k)}}
+		out[k] = Change{DataCenter: &DataCenterState{ID: fmt.Sprintf("dc-%d", i+k), Status: provider.Draining, Changed: at, Version: 1}}
 	}
 	return out
 }
@@ -194,13 +194,13 @@ func TestFileStoreLogTailDamage(t *testing.T) {
 	}
 }
 
-// TestFileStoreFormat5: a file of format 5 (the log bucket, no tail) reads
-// as it is when opened read-only, and becomes format 6 when opened for
-// writing, its log going on; a file that says 5 but holds a tail is
+// TestFileStoreFormat6: a file of format 6 (the log bucket, no tail) reads
+// as it is when opened read-only, and becomes format 7 when opened for
+// writing, its log going on; a file that says 6 but holds a tail is
 // damaged.
-func TestFileStoreFormat5(t *testing.T) {
+func TestFileStoreFormat6(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "v5.db")
+	path := filepath.Join(t.TempDir(), "v6.db")
 	s, err := openFileStore(ctx, path)
 	if err != nil {
 		t.Fatal(err)
@@ -210,12 +210,12 @@ func TestFileStoreFormat5(t *testing.T) {
 		s.Apply(ctx, statusChanges(i, 1))
 		ref.Apply(ctx, statusChanges(i, 1))
 	}
-	// What format 5 wrote: every record in the log bucket.
+	// What format 6 wrote: every record in the log bucket.
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		if err := flushTail(tx.Bucket(bucketLog), tx.Bucket(bucketMeta)); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketMeta).Put(keyFormat, []byte("5"))
+		return tx.Bucket(bucketMeta).Put(keyFormat, []byte("6"))
 	})
 	s.Close()
 	if err != nil {
@@ -223,12 +223,12 @@ func TestFileStoreFormat5(t *testing.T) {
 	}
 	ro, err := openStoreFile(ctx, path, true)
 	if err != nil {
-		t.Fatalf("read-only open of format 5: %v", err)
+		t.Fatalf("read-only open of format 6: %v", err)
 	}
 	sameLog(t, ro, ref)
 	ro.Close()
-	if v := fileFormatOf(t, path); v != "5" {
-		t.Fatalf("format after a read-only open = %q, want 5", v)
+	if v := fileFormatOf(t, path); v != "6" {
+		t.Fatalf("format after a read-only open = %q, want 6", v)
 	}
 	s, err = openFileStore(ctx, path)
 	if err != nil {
@@ -242,12 +242,12 @@ func TestFileStoreFormat5(t *testing.T) {
 		ref.Apply(ctx, statusChanges(i, 1))
 	}
 	sameLog(t, s, ref)
-	// Format 5 with a tail: damage (a flipped bit cannot make "6" a "5",
-	// but a file must not be read in a format its records are not in).
-	s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyFormat, []byte("5")) })
+	// Format 6 with a tail: damage (a flipped bit of "7"), not a file to
+	// read in a format its records are not in.
+	s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyFormat, []byte("6")) })
 	s.Close()
 	if _, err := openFileStore(ctx, path); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("format 5 holding a tail: %v, want ErrCorrupt", err)
+		t.Errorf("format 6 holding a tail: %v, want ErrCorrupt", err)
 	}
 }
 

@@ -220,7 +220,7 @@ func TestFileStoreRefusesBadFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("7")) })
+	db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("8")) })
 	db.Close()
 
 	tests := []struct {
@@ -442,7 +442,7 @@ func TestFileStoreUpgrade(t *testing.T) {
 			}
 		}, v1State},
 		{"format 3", func(path string) {
-			// Opening upgrades the file to format 5; take it back to 3:
+			// Opening upgrades the file to format 6; take it back to 3:
 			// no consents, objections and log buckets, counts of accounts,
 			// agreements and statuses only (codec.go).
 			r, err := residency.Open(ctx, residency.WithPath(path), residency.WithClock(fixtureClock()))
@@ -474,6 +474,49 @@ func TestFileStoreUpgrade(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, want},
+		{"format 5", func(path string) {
+			// Opening upgrades the file to format 7; take it back to 5:
+			// status records without their version (codec.go), which
+			// is 1 after the upgrade, one byte, and no log tail.
+			r, err := residency.Open(ctx, residency.WithPath(path), residency.WithClock(fixtureClock()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Close()
+			db, err := bolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if err := db.Update(func(tx *bolt.Tx) error {
+				b := tx.Bucket([]byte("datacenters"))
+				tab := crc32.MakeTable(crc32.Castagnoli)
+				var keys, values [][]byte
+				b.ForEach(func(k, v []byte) error {
+					if v[len(v)-4-1] != 1 {
+						t.Fatalf("status of %s: version byte %d, want 1", k, v[len(v)-4-1])
+					}
+					payload := bytes.Clone(v[:len(v)-4-1])
+					sum := crc32.Update(crc32.Update(crc32.Update(0, tab, []byte{'s'}), tab, k), tab, payload)
+					keys, values = append(keys, bytes.Clone(k)), append(values, binary.LittleEndian.AppendUint32(payload, sum))
+					return nil
+				})
+				if len(keys) == 0 {
+					t.Fatal("the fixture holds no data center status")
+				}
+				for i := range keys {
+					if err := b.Put(keys[i], values[i]); err != nil {
+						return err
+					}
+				}
+				if err := moveTail(tx); err != nil {
+					return err
+				}
+				return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("5"))
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}, want},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -490,8 +533,8 @@ func TestFileStoreUpgrade(t *testing.T) {
 			if err := r.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if v := storeFormat(t, path); v != "6" {
-				t.Errorf("format after the upgrade = %q, want 6", v)
+			if v := storeFormat(t, path); v != "7" {
+				t.Errorf("format after the upgrade = %q, want 7", v)
 			}
 			upgraded, err := os.ReadFile(path)
 			if err != nil {
@@ -507,6 +550,22 @@ func TestFileStoreUpgrade(t *testing.T) {
 			r.Close()
 			if again, err := os.ReadFile(path); err != nil || !bytes.Equal(upgraded, again) {
 				t.Errorf("opening the upgraded file again wrote it (%v)", err)
+			}
+			// Statuses of older formats had no version: they read as
+			// version 1, which the next change follows.
+			s, err := residency.OpenFileStoreReadOnly(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			dcs, err := s.DataCenters(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range dcs {
+				if d.Version != 1 {
+					t.Errorf("data center %s at version %d after the upgrade, want 1", d.ID, d.Version)
+				}
 			}
 		})
 	}

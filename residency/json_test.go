@@ -92,7 +92,7 @@ func TestJSON(t *testing.T) {
 				}},
 			{DataCenter: "linode-uk"},
 		}, false},
-		{"datacenter_state", residency.DataCenterState{ID: "linode-eu", Status: provider.Draining, Changed: at}, true},
+		{"datacenter_state", residency.DataCenterState{ID: "linode-eu", Status: provider.Draining, Changed: at, Version: 2}, true},
 		{"import_row", []residency.ImportRow{
 			{AccountID: "acme", Country: "DE", Region: region.EU, DataCenter: "linode-eu"},
 			{AccountID: "globex", Country: "GB"},

@@ -187,9 +187,21 @@ func (s *MemoryStore) Apply(ctx context.Context, changes []Change) error {
 		}
 	}
 	unit := make(map[string]*Placement)
+	var dcs map[string]uint64 // the data centers' versions as the unit leaves them
 	for i := range changes {
 		c := &changes[i]
-		if c.DataCenter != nil {
+		if st := c.DataCenter; st != nil {
+			stored, ok := dcs[st.ID]
+			if !ok {
+				stored = d.dataCenters[st.ID].Version
+			}
+			if st.Version != stored+1 {
+				return staleStatus(st, stored)
+			}
+			if dcs == nil {
+				dcs = make(map[string]uint64)
+			}
+			dcs[st.ID] = st.Version
 			continue
 		}
 		id := c.Placement.AccountID
@@ -281,6 +293,12 @@ func (s *MemoryStore) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.H
 // as stored, the zero Placement when it is not. Stores share it.
 func staleWrite(p *Placement, stored Placement) *ConflictError {
 	return &ConflictError{AccountID: p.AccountID, Version: p.Version - 1, Stored: stored, Stale: true}
+}
+
+// staleStatus is the error of a data center status change st whose
+// version does not follow stored, the stored version (0 for none).
+func staleStatus(st *DataCenterState, stored uint64) *ConflictError {
+	return &ConflictError{DataCenter: st.ID, Version: max(st.Version, 1) - 1, Stored: Placement{Version: stored}, Stale: true}
 }
 
 // Load calls fn with a copy of every account, in account ID order, as of

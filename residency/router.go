@@ -126,13 +126,13 @@ func open(ctx context.Context, cfg config) (*Router, error) {
 	} else if r.logOrigin == "" {
 		r.logOrigin = DefaultLogOrigin
 	}
-	var overrides map[string]provider.Status
+	var states []DataCenterState
 	if shared, ok := r.store.(SharedStore); ok {
 		var check func(*StoredAccount) error
 		if !cfg.unverified {
 			check = newStateCheck(cfg.catalog)
 		}
-		if overrides, err = r.openShared(ctx, shared, check); err != nil {
+		if states, err = r.openShared(ctx, shared, check); err != nil {
 			return nil, err
 		}
 	} else if r.store != nil {
@@ -143,16 +143,11 @@ func open(ctx context.Context, cfg config) (*Router, error) {
 		if err := r.load(ctx, check); err != nil {
 			return nil, err
 		}
-		states, err := r.store.DataCenters(ctx)
-		if err != nil {
+		if states, err = r.store.DataCenters(ctx); err != nil {
 			return nil, fmt.Errorf("residency: loading data center states: %w", err)
 		}
-		overrides = make(map[string]provider.Status, len(states))
-		for _, s := range states {
-			overrides[s.ID] = s.Status
-		}
 	}
-	r.useCatalog(cfg.catalog, overrides)
+	r.useCatalog(cfg.catalog, states)
 	if r.metrics, err = newMetrics(cfg.registerer, r); err != nil {
 		r.closeFollow()
 		return nil, err
@@ -243,7 +238,7 @@ func newStateCheck(c *provider.Catalog) func(*StoredAccount) error {
 // useCatalog indexes the catalog's data centers, with their statuses
 // overridden at run time, and counts the accounts on every data center, in
 // the catalog or not.
-func (r *Router) useCatalog(c *provider.Catalog, overrides map[string]provider.Status) {
+func (r *Router) useCatalog(c *provider.Catalog, states []DataCenterState) {
 	r.catalog = c
 	r.dataCenters = make(map[string]*dataCenter)
 	r.ordered = nil
@@ -254,7 +249,11 @@ func (r *Router) useCatalog(c *provider.Catalog, overrides map[string]provider.S
 		r.ordered = append(r.ordered, dc)
 		r.accountsOn[d.ID] = new(atomic.Int64)
 	}
-	r.topo.Store(r.newTopology(overrides))
+	byID := make(map[string]DataCenterState, len(states))
+	for _, st := range states {
+		byID[st.ID] = st
+	}
+	r.topo.Store(r.newTopology(byID))
 	for a := range all[*account](r.db.Txn(false), tableAccounts) {
 		if a.deleted() {
 			continue

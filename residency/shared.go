@@ -8,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/domicile-go/domicile/provider"
 )
 
 // SharedStore is a [Store] that several Routers, in several processes,
@@ -23,16 +21,17 @@ import (
 //   - follows the log: on every wake-up it reads the changes after the
 //     last position it applied (Changes) and applies those of other
 //     Routers to its memory, through the same serialised path as its own
-//     writes (versions decide what is new; a data center's status takes the
-//     change of the highest position);
+//     writes (versions decide what is new, for accounts and data center
+//     statuses alike);
 //   - writes with Append, which also says where in the log the write went;
 //   - keeps a lease (JoinMembership, [Membership.Renew]) and answers
 //     [Router.Lookup] with [ErrStale] once it has not renewed it in time;
 //   - fences [Router.CompleteMove] and [Router.Drain]: they return once
 //     every other live Router has applied them (WaitApplied);
 //   - on a write refused with [ErrConflict] (another Router wrote the
-//     account first), re-reads the accounts (LoadAccounts), applies what is
-//     stored and decides again.
+//     account first, or changed a data center's status since the write was
+//     decided: see Append), re-reads the accounts (LoadAccounts) and the
+//     statuses (DataCenters), applies what is stored and decides again.
 //
 // Which clock judges what: leases are judged by the database's clock (a
 // Router judges its own lease from the moment it sent the renewal, by its
@@ -46,8 +45,14 @@ type SharedStore interface {
 	// one consistent snapshot.
 	SnapshotAt(ctx context.Context, fn func(StoredAccount) error) (pos uint64, dcs []DataCenterState, err error)
 	// Append is Apply that also returns the log position of the last of
-	// the changes.
-	Append(ctx context.Context, changes []Change) (uint64, error)
+	// the changes. statuses is how many data center status changes the
+	// writer had seen when it decided the changes (the sum of the
+	// versions of the states it holds): the store refuses the unit with
+	// a stale [*ConflictError] when more have been committed, so that no
+	// write decided on an old status commits after a newer one, such as
+	// an account placed into a data center that another Router drained
+	// meanwhile.
+	Append(ctx context.Context, changes []Change, statuses uint64) (uint64, error)
 	// Head returns the position of the last committed change.
 	Head(ctx context.Context) (uint64, error)
 	// Changes calls fn with every change after position after, in
@@ -108,11 +113,6 @@ type follower struct {
 	advanced chan struct{}
 	poke     chan struct{} // asks the follow goroutine to read the log now
 
-	// dcPos is, per data center, the position of the status change
-	// applied last (owned by the leader): an older one from the log is
-	// skipped.
-	dcPos map[string]uint64
-
 	// The lease: the timer sets Router.gate's gateStale at the local end of the
 	// lease; a renewal moves it.
 	renewedAt time.Time // when the lease was last renewed (the follow goroutine's)
@@ -129,12 +129,12 @@ type logged struct {
 
 // openShared loads the Router's state from a shared store and starts
 // following it.
-func (r *Router) openShared(ctx context.Context, s SharedStore, check func(*StoredAccount) error) (map[string]provider.Status, error) {
+func (r *Router) openShared(ctx context.Context, s SharedStore, check func(*StoredAccount) error) ([]DataCenterState, error) {
 	wake, stop, err := s.Wakeups(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("residency: listening to the shared store: %w", err)
 	}
-	f := &follower{s: s, stop: stop, done: make(chan struct{}), advanced: make(chan struct{}), poke: make(chan struct{}, 1), dcPos: make(map[string]uint64)}
+	f := &follower{s: s, stop: stop, done: make(chan struct{}), advanced: make(chan struct{}), poke: make(chan struct{}, 1)}
 	var pos uint64
 	var dcs []DataCenterState
 	err = r.loadWith(func(fn func(StoredAccount) error) error {
@@ -152,14 +152,10 @@ func (r *Router) openShared(ctx context.Context, s SharedStore, check func(*Stor
 	}
 	f.member, f.fetched = m, pos
 	f.applied.Store(pos)
-	overrides := make(map[string]provider.Status, len(dcs))
-	for _, d := range dcs {
-		overrides[d.ID] = d.Status
-	}
 	f.wake = wake
 	r.follow = f
 	r.renewed(end, false)
-	return overrides, nil
+	return dcs, nil
 }
 
 // startFollowing starts the follow goroutine, once the Router is set up.
@@ -366,21 +362,15 @@ func (r *Router) absorb() {
 	w := &writer{db: r.db, lookup: r.lookup, topo: r.topo.Load(), now: r.now()}
 	defer w.abort()
 	var gaps []string
-	var statuses map[string]provider.Status
 	for _, l := range in {
 		c := l.c
 		if d := c.DataCenter; d != nil {
-			if f.dcPos[d.ID] >= l.pos {
-				continue
+			// Versions decide, as for accounts: a status memory has
+			// already (this Router's own, or read back after a
+			// conflict) is not applied again.
+			if states := w.topo.newer([]DataCenterState{*d}); states != nil {
+				w.topo = r.newTopology(states)
 			}
-			f.dcPos[d.ID] = l.pos
-			if statuses == nil {
-				statuses = make(map[string]provider.Status, len(w.topo.status))
-				for id, s := range w.topo.status {
-					statuses[id] = s
-				}
-			}
-			statuses[d.ID] = d.Status
 			continue
 		}
 		old := w.account(c.Placement.AccountID)
@@ -413,9 +403,6 @@ func (r *Router) absorb() {
 			ag = &cp
 		}
 		w.put(a, ag)
-	}
-	if statuses != nil {
-		w.topo = r.newTopology(statuses)
 	}
 	r.install(w)
 	if len(gaps) > 0 {

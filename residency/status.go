@@ -31,20 +31,28 @@ type DataCenterState struct {
 // the status of their batch.
 type topology struct {
 	status map[string]provider.Status
-	active [region.APAC + 1][]*dataCenter
+	// states are the runtime states read from the store or set since,
+	// with their versions; statuses is the sum of their versions: how
+	// many status changes this topology has seen.
+	states   map[string]DataCenterState
+	statuses uint64
+	active   [region.APAC + 1][]*dataCenter
 	// announced is set when a data center has an effective date: then
 	// the active ones take accounts only from that date, by clock.
 	announced bool
 	clock     func() time.Time
 }
 
-func (r *Router) newTopology(overrides map[string]provider.Status) *topology {
-	t := &topology{status: make(map[string]provider.Status, len(r.ordered)), clock: r.now}
+func (r *Router) newTopology(states map[string]DataCenterState) *topology {
+	t := &topology{status: make(map[string]provider.Status, len(r.ordered)), states: states, clock: r.now}
+	for _, st := range states {
+		t.statuses += st.Version
+	}
 	for _, d := range r.ordered {
 		t.announced = t.announced || !d.Effective.IsZero()
 		s := d.Status
-		if o, ok := overrides[d.ID]; ok {
-			s = o
+		if o, ok := states[d.ID]; ok {
+			s = o.Status
 		}
 		t.status[d.ID] = s
 		if s == provider.Active {
@@ -55,6 +63,36 @@ func (r *Router) newTopology(overrides map[string]provider.Status) *topology {
 }
 
 func (t *topology) isActive(id string) bool { return t.status[id] == provider.Active }
+
+// withState returns the runtime states with st in place of its data
+// center's: a new map, since topologies are immutable.
+func (t *topology) withState(st DataCenterState) map[string]DataCenterState {
+	states := make(map[string]DataCenterState, len(t.states)+1)
+	for id, s := range t.states {
+		states[id] = s
+	}
+	states[st.ID] = st
+	return states
+}
+
+// newer returns the runtime states with those of states that are newer
+// (a higher version) than t's, or nil when none is.
+func (t *topology) newer(states []DataCenterState) map[string]DataCenterState {
+	var out map[string]DataCenterState
+	for _, st := range states {
+		if st.Version <= t.states[st.ID].Version {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]DataCenterState, len(t.states)+1)
+			for id, s := range t.states {
+				out[id] = s
+			}
+		}
+		out[st.ID] = st
+	}
+	return out
+}
 
 // Drain stops new accounts and incoming moves from going to the data center;
 // its accounts stay until moved ([Router.PlanEvacuation]). The status is
@@ -101,14 +139,10 @@ func (r *Router) setStatus(ctx context.Context, id string, s provider.Status) (u
 		if w.topo.status[id] == s {
 			return nil
 		}
-		overrides := make(map[string]provider.Status, len(w.topo.status))
-		for dc, st := range w.topo.status {
-			overrides[dc] = st
-		}
-		overrides[id] = s
-		w.topo = r.newTopology(overrides)
+		st := DataCenterState{ID: id, Status: s, Changed: w.now, Version: w.topo.states[id].Version + 1}
+		w.topo = r.newTopology(w.topo.withState(st))
 		if w.durable {
-			w.changes = append(w.changes, Change{DataCenter: &DataCenterState{ID: id, Status: s, Changed: w.now}})
+			w.changes = append(w.changes, Change{DataCenter: &st})
 		}
 		return nil
 	})

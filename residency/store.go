@@ -40,11 +40,13 @@ type Store interface {
 	// DataCenters returns the data center states set at run time, at Open.
 	DataCenters(ctx context.Context) ([]DataCenterState, error)
 	// Apply makes changes durable as one atomic unit, and returns only once
-	// they are. Each change carries the account's new version: the store
-	// refuses the whole unit with an error matching [ErrConflict] when an
-	// account's stored version is not one less (0 for a new account), so
-	// that a store shared by several processes refuses stale writes: a
-	// [*ConflictError] with Stale set, which also matches [ErrStaleVersion].
+	// they are. Each change carries the account's new version, or the data
+	// center's new status version: the store refuses the whole unit with
+	// an error matching [ErrConflict] when an account's or data center's
+	// stored version is not one less (0 for a new one; several changes of
+	// one in a unit follow each other), so that a store shared by several
+	// processes refuses stale writes: a [*ConflictError] with Stale set
+	// (and AccountID or DataCenter), which also matches [ErrStaleVersion].
 	//
 	// An error matching ErrConflict means that nothing was applied. Any
 	// other error leaves the outcome unknown: the changes may be durable

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/domicile-go/domicile/provider"
 	"github.com/hashicorp/go-memdb"
 )
 
@@ -249,6 +248,7 @@ func (r *Router) commit(batch []*request) {
 	}()
 	r.absorb()
 	w.topo = r.topo.Load()
+	statuses := w.topo.statuses // what the batch decides on
 	if err := r.resolve(); err != nil {
 		for _, req := range batch {
 			r.fail(req, err)
@@ -267,14 +267,14 @@ func (r *Router) commit(batch []*request) {
 		applying = true
 		pos, err := storeCall(r, func(ctx context.Context) (uint64, error) {
 			if r.follow != nil {
-				return r.follow.s.Append(ctx, w.changes)
+				return r.follow.s.Append(ctx, w.changes, statuses)
 			}
 			return 0, r.store.Apply(ctx, w.changes)
 		})
 		switch {
 		case err == nil:
 			if r.follow != nil {
-				r.wrote(batch, w.changes, pos)
+				r.wrote(batch, pos)
 			}
 		case errors.Is(err, ErrConflict) && len(batch) > 1:
 			// Nothing was applied. Find the request the store refuses:
@@ -286,13 +286,14 @@ func (r *Router) commit(batch []*request) {
 			}
 			return
 		case errors.Is(err, ErrConflict) && r.follow != nil && batch[0].rereads < maxRereads:
-			// Another Router wrote first: learn what it wrote, and
-			// decide again.
+			// Another Router wrote first: learn what it wrote (the
+			// accounts, and the data centers' statuses, which
+			// every decision reads), and decide again.
 			w.abort()
 			req := batch[0]
 			req.rereads++
 			ids, _ := w.touched()
-			st, rerr := r.reread(ids, false)
+			st, rerr := r.reread(ids, true)
 			if rerr != nil {
 				r.fail(req, err)
 				return
@@ -318,18 +319,11 @@ func (r *Router) commit(batch []*request) {
 	}
 }
 
-// wrote records where a batch's write went in the shared store's log:
-// the position for the fences of its requests, and for each data center
-// whose status it set, so that older status changes read from the log
-// are not applied over it.
-func (r *Router) wrote(batch []*request, changes []Change, pos uint64) {
+// wrote records where a batch's write went in the shared store's log, for
+// the fences of its requests.
+func (r *Router) wrote(batch []*request, pos uint64) {
 	for _, req := range batch {
 		req.pos = pos
-	}
-	for i, c := range changes {
-		if c.DataCenter != nil {
-			r.follow.dcPos[c.DataCenter.ID] = pos - uint64(len(changes)-1-i)
-		}
 	}
 }
 
@@ -568,12 +562,8 @@ func (r *Router) reconcile(st stored) {
 		rows = append(rows, a)
 	}
 	topo := r.topo.Load()
-	if st.readDCs {
-		overrides := make(map[string]provider.Status, len(st.dcs))
-		for _, d := range st.dcs {
-			overrides[d.ID] = d.Status
-		}
-		topo = r.newTopology(overrides)
+	if states := topo.newer(st.dcs); states != nil {
+		topo = r.newTopology(states)
 	}
 	w := &writer{changed: rows, counts: counts, topo: topo}
 	r.mem.Lock()

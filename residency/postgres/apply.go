@@ -15,7 +15,7 @@ import (
 // Apply makes changes durable as one transaction and returns once it has
 // committed; see [Store.Append].
 func (s *Store) Apply(ctx context.Context, changes []residency.Change) error {
-	_, err := s.Append(ctx, changes)
+	_, err := s.append(ctx, changes, nil)
 	return err
 }
 
@@ -23,20 +23,27 @@ func (s *Store) Apply(ctx context.Context, changes []residency.Change) error {
 // changes (0 when there are none): a Router that waits for followers to
 // reach its write waits for that position.
 //
-// The changes are one transaction: every account's versions are checked by
-// the database (each change's version must be one more than the stored
-// one, 1 for a new account; several changes of one account in a unit must
-// follow each other), and a unit with any stale change is refused whole
-// with an error matching [residency.ErrConflict]. Data center statuses
-// carry no version and are written as given; their stored version column
-// counts the changes.
+// The changes are one transaction: every account's and data center's
+// versions are checked by the database (each change's version must be one
+// more than the stored one, 1 for a new account or data center; several
+// changes of one account or data center in a unit must follow each
+// other), and a unit with any stale change is refused whole with an error
+// matching [residency.ErrConflict] and [residency.ErrStaleVersion]. So is
+// a unit decided on fewer data center status changes than the log holds
+// (statuses, the sum of the versions of the states the writer knows): see
+// [residency.SharedStore].
 //
 // An error that is neither a conflict nor a refusal of bad input says
 // whether the changes may have been committed: when the connection fails
 // after they were sent, PostgreSQL may have committed them, and the error
 // says so. The changes log then tells (a following Router reads them
 // there).
-func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64, error) {
+func (s *Store) Append(ctx context.Context, changes []residency.Change, statuses uint64) (uint64, error) {
+	return s.append(ctx, changes, &statuses)
+}
+
+// append is Append, with no check of the statuses when statuses is nil.
+func (s *Store) append(ctx context.Context, changes []residency.Change, statuses *uint64) (uint64, error) {
 	if err := s.errClosed(); err != nil {
 		return 0, err
 	}
@@ -47,10 +54,10 @@ func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64,
 	// head row last (see statements.go), and the row lock that orders
 	// commits (see follow.go) is held from there to the commit, within the
 	// server.
-	args, err := s.applyArgs(changes)
+	args, err := s.applyArgs(changes, statuses)
 	if err != nil {
 		if err == errVersionZero {
-			err = s.explainConflict(ctx, changes, err)
+			err = s.explainConflict(ctx, changes, statuses, err)
 		}
 		return 0, err
 	}
@@ -67,7 +74,7 @@ func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64,
 	if err != nil {
 		err = applyError(err)
 		if errors.Is(err, residency.ErrConflict) {
-			err = s.explainConflict(ctx, changes, err)
+			err = s.explainConflict(ctx, changes, statuses, err)
 		}
 		return 0, err
 	}
@@ -78,11 +85,13 @@ func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64,
 // statement: for each table, its rows as a JSON array for
 // json_to_recordset (nil when there are none): events, accounts, agreements
 // and data centers, then the log's changes, their number and the channel
-// to notify, then consents and objections.
-func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
+// to notify, then consents and objections, then the number of data
+// center rows and of status changes, and the statuses the unit was
+// decided on (nil for no check).
+func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) ([]any, error) {
 	type dcRow struct {
-		st *residency.DataCenterState
-		n  int // how many changes of the unit it sums up
+		st   *residency.DataCenterState
+		prev uint64 // the version the unit's first change of it follows
 	}
 	var (
 		accounts   []*residency.Placement
@@ -110,10 +119,16 @@ func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
 			if st.ID == "" || !st.Status.IsValid() {
 				return nil, fmt.Errorf("postgres: apply: change %d: data center %q with status %q", i, st.ID, st.Status)
 			}
+			if st.Version == 0 {
+				return nil, &residency.ConflictError{DataCenter: st.ID, Stale: true}
+			}
 			if j := slices.IndexFunc(dcs, func(r dcRow) bool { return r.st.ID == st.ID }); j >= 0 {
-				dcs[j] = dcRow{st, dcs[j].n + 1}
+				if last := dcs[j].st.Version; st.Version != last+1 {
+					return nil, &residency.ConflictError{DataCenter: st.ID, Version: st.Version - 1, Stored: residency.Placement{Version: last}, Stale: true}
+				}
+				dcs[j].st = st
 			} else {
-				dcs = append(dcs, dcRow{st, 1})
+				dcs = append(dcs, dcRow{st, st.Version - 1})
 			}
 			continue
 		}
@@ -175,7 +190,7 @@ func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
 	})
 	slices.SortFunc(dcs, func(a, b dcRow) int { return strings.Compare(a.st.ID, b.st.ID) })
 
-	args := make([]any, 9)
+	args := make([]any, 12)
 	w := jw{b: make([]byte, 0, 256*len(changes))}
 	array := func(n int, row func(i int)) any {
 		if n == 0 {
@@ -240,7 +255,8 @@ func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
 		w.str("id", dcs[i].st.ID)
 		w.str("status", string(dcs[i].st.Status))
 		w.wireTime("changed", dcs[i].st.Changed)
-		w.int("n", int64(dcs[i].n))
+		w.uint("version", dcs[i].st.Version)
+		w.uint("prev", dcs[i].prev)
 	})
 	args[7] = array(len(consents), func(i int) {
 		k := consents[i]
@@ -263,6 +279,14 @@ func (s *Store) applyArgs(changes []residency.Change) ([]any, error) {
 		return nil, fmt.Errorf("postgres: apply: %w", err)
 	}
 	args[4], args[5], args[6] = string(log.b), int64(len(changes)), s.channel
+	var n int64 // status changes
+	for _, r := range dcs {
+		n += int64(r.st.Version - r.prev)
+	}
+	args[9], args[10] = int64(len(dcs)), n
+	if statuses != nil {
+		args[11] = int64(*statuses)
+	}
 	return args, nil
 }
 
@@ -287,12 +311,17 @@ func keep[T any](rows []*T, at map[[2]string]int, r *T, account, reference strin
 // stale write, which explainConflict turns into a *residency.ConflictError.
 var errVersionZero = fmt.Errorf("%w: a placement at version 0", residency.ErrStaleVersion)
 
-// explainConflict finds the first account of a refused unit whose changes
-// do not follow each other, or whose stored version is not the one the
-// unit expects, and returns its *residency.ConflictError; err is what the
-// database said, for when the store matches (a change between the two
-// reads) or the stored versions cannot be read.
-func (s *Store) explainConflict(ctx context.Context, changes []residency.Change, err error) error {
+// explainConflict finds the first data center of a refused unit whose
+// stored version is not the one the unit expects, or else the first
+// account whose changes do not follow each other or whose stored version
+// is not the one expected, or else statuses that fall short of the log's,
+// and returns its *residency.ConflictError; err is what the database said,
+// for when the store matches (a change between the two reads) or the
+// stored versions cannot be read.
+func (s *Store) explainConflict(ctx context.Context, changes []residency.Change, statuses *uint64, err error) error {
+	if ce := s.explainStatuses(ctx, changes, statuses); ce != nil {
+		return ce
+	}
 	first := map[string]*residency.Placement{}
 	last := map[string]*residency.Placement{}
 	var ids []string
@@ -349,6 +378,57 @@ func (s *Store) explainConflict(ctx context.Context, changes []residency.Change,
 	return err
 }
 
+// explainStatuses returns the *residency.ConflictError of the first data
+// center change of a refused unit whose version does not follow the
+// stored one, or of statuses short of the log's; nil when neither is, or
+// the stored versions cannot be read.
+func (s *Store) explainStatuses(ctx context.Context, changes []residency.Change, statuses *uint64) *residency.ConflictError {
+	first := map[string]*residency.DataCenterState{}
+	var ids []string
+	for i := range changes {
+		if st := changes[i].DataCenter; st != nil && first[st.ID] == nil {
+			first[st.ID] = st
+			ids = append(ids, st.ID)
+		}
+	}
+	if len(ids) == 0 && statuses == nil {
+		return nil
+	}
+	rows, err := s.pool.Query(context.WithoutCancel(ctx), s.sql.dcVersions, ids)
+	if err != nil {
+		return nil
+	}
+	stored := map[string]uint64{}
+	var inLog int64
+	for rows.Next() {
+		var id *string
+		var v int64
+		if rows.Scan(&id, &v) != nil {
+			rows.Close()
+			return nil
+		}
+		if id == nil {
+			inLog = v
+		} else {
+			stored[*id] = uint64(v)
+		}
+	}
+	rows.Close()
+	if rows.Err() != nil {
+		return nil
+	}
+	for _, id := range ids {
+		if st := first[id]; st.Version != stored[id]+1 {
+			return &residency.ConflictError{DataCenter: id, Version: max(st.Version, 1) - 1, Stored: residency.Placement{Version: stored[id]}, Stale: true}
+		}
+	}
+	if statuses != nil && int64(*statuses) != inLog {
+		return &residency.ConflictError{Stale: true,
+			Reason: fmt.Sprintf("the log holds %d data center status changes, the write was decided on %d", inLog, *statuses)}
+	}
+	return nil
+}
+
 // unused reports whether err says the statement never ran because its
 // connection was gone: not sent at all, or refused by a server shutting
 // down or terminating the connection (class 57, operator intervention).
@@ -369,6 +449,10 @@ func applyError(err error) error {
 			return fmt.Errorf("%w: the unit's versions do not follow the store's: %s", residency.ErrConflict, pe.Detail)
 		case pe.Code == "23503" && pe.TableName == "events":
 			return fmt.Errorf("%w: the unit's versions do not follow the store's: %s", residency.ErrConflict, pe.Detail)
+		case pe.Code == "23502" && pe.TableName == "changes":
+			// The head refused the unit (statements.go): a data center
+			// status is stale.
+			return fmt.Errorf("%w: the unit's data center statuses do not follow the store's", residency.ErrConflict)
 		}
 		return fmt.Errorf("postgres: apply: nothing committed: %w", err)
 	}

@@ -93,7 +93,7 @@ func TestLog(t *testing.T) {
 		wg.Go(func() {
 			for i := range 20 {
 				c := placed(fmt.Sprintf("w%d-%d", w, i), "linode-eu", at.Add(time.Duration(i)*time.Second))
-				pos, err := s.Append(ctx, []residency.Change{c})
+				pos, err := s.Append(ctx, []residency.Change{c}, 0)
 				if err != nil {
 					t.Error(err)
 					return
@@ -141,6 +141,7 @@ func TestLogUpgrade(t *testing.T) {
 	defer conn.Close(ctx)
 	for _, q := range []string{
 		`DROP TABLE domicile.loghashes`,
+		`ALTER TABLE domicile.head DROP COLUMN statuses`,
 		`DELETE FROM domicile.meta WHERE key = 'logstart'`,
 		`DELETE FROM domicile.changes WHERE pos <= 2`,
 		`UPDATE domicile.head SET trimmed = 2`,
@@ -162,8 +163,8 @@ func TestLogUpgrade(t *testing.T) {
 	}
 	wantLog(t, s, append(all[2:], c))
 	var format string
-	if err := conn.QueryRow(ctx, `SELECT value FROM domicile.meta WHERE key = 'format'`).Scan(&format); err != nil || format != "3" {
-		t.Errorf("format after the upgrade = %q, %v; want 3", format, err)
+	if err := conn.QueryRow(ctx, `SELECT value FROM domicile.meta WHERE key = 'format'`).Scan(&format); err != nil || format != "4" {
+		t.Errorf("format after the upgrade = %q, %v; want 4", format, err)
 	}
 	// It opens again without another upgrade.
 	wantLog(t, openStore(t, dsn), append(all[2:], c))

@@ -155,7 +155,7 @@ func BenchmarkFollowLatency(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		start := time.Now()
-		pos, err := writer.Append(ctx, []residency.Change{placed(fmt.Sprint("acct-", i), "linode-eu", at)})
+		pos, err := writer.Append(ctx, []residency.Change{placed(fmt.Sprint("acct-", i), "linode-eu", at)}, 0)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -209,11 +209,12 @@ func (s *Store) dataCenters(ctx context.Context, tx pgx.Tx) ([]residency.DataCen
 			status  string
 			changed pgtype.Timestamptz
 			ns      int16
+			version int64
 		)
-		if err := rows.Scan(&st.ID, &status, &changed, &ns); err != nil {
+		if err := rows.Scan(&st.ID, &status, &changed, &ns, &version); err != nil {
 			return nil, fmt.Errorf("postgres: reading data center statuses: %w", err)
 		}
-		st.Status, st.Changed = provider.Status(status), readTime(changed, ns)
+		st.Status, st.Changed, st.Version = provider.Status(status), readTime(changed, ns), uint64(version)
 		if !st.Status.IsValid() {
 			return nil, fmt.Errorf("%w: data center %s has status %q", residency.ErrCorrupt, st.ID, status)
 		}

@@ -24,7 +24,7 @@ func TestWaitApplied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pos, err := s.Append(ctx, []residency.Change{placed("x", "linode-eu", at)})
+	pos, err := s.Append(ctx, []residency.Change{placed("x", "linode-eu", at)}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

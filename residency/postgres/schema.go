@@ -16,14 +16,25 @@ import (
 // format is the version of the tables this package writes. Any change to
 // them, or to the JSON of the changes log, needs a new version and an
 // upgrade step in setup.
-const format = 3
+const format = 4
 
 // schemaDDL creates the current format in schema %[1]s (sanitised): the
-// tables of format 1 and those formats 2 and 3 added, as an upgrade
+// tables of format 1 and what formats 2, 3 and 4 added, as an upgrade
 // creates them, so that a new schema and an upgraded one have the same
 // layout. Format 3 added the audit log's loghashes table (logDDL) and the
-// meta key 'logstart', and no longer lets Trim remove changes.
-const schemaDDL = schemaDDL1 + upgrade2DDL + logDDL
+// meta key 'logstart', and no longer lets Trim remove changes. Format 4
+// versions data center statuses (upgrade4DDL).
+const schemaDDL = schemaDDL1 + upgrade2DDL + logDDL + upgrade4DDL
+
+// upgrade4DDL turns format 3 into format 4 in schema %[1]s (sanitised).
+// Format 3 already counted each data center's changes in its version
+// column, but wrote statuses without checking it; format 4 checks it, and
+// counts all status changes in the head row, so that a write decided on
+// older statuses is refused (statements.go).
+const upgrade4DDL = `
+ALTER TABLE %[1]s.head ADD COLUMN statuses bigint NOT NULL DEFAULT 0;
+UPDATE %[1]s.head SET statuses = (SELECT coalesce(sum(version), 0) FROM %[1]s.datacenters);
+`
 
 // schemaDDL1 creates format 1 in schema %[1]s (sanitised). Every id and
 // reference column sorts bytewise (COLLATE "C"), as Go compares strings,
@@ -253,6 +264,11 @@ func (s *Store) setup(ctx context.Context) error {
 		if n < 3 {
 			if err := s.upgradeLog(ctx, tx); err != nil {
 				return fmt.Errorf("postgres: upgrading schema %q from format %d to 3: %w", s.schema, n, err)
+			}
+		}
+		if n < 4 {
+			if _, err := tx.Exec(ctx, fmt.Sprintf(upgrade4DDL, pgx.Identifier{s.schema}.Sanitize())); err != nil {
+				return fmt.Errorf("postgres: upgrading schema %q from format %d to 4: %w", s.schema, n, err)
 			}
 		}
 		layout, err := s.layout(ctx, tx)

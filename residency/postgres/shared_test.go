@@ -606,3 +606,55 @@ func TestOpenBadConnectionString(t *testing.T) {
 		}
 	}
 }
+
+// TestPlaceDecidedBeforeDrain: a Router that has not yet applied another's
+// drain decides a placement into the drained data center; the store
+// refuses it, and the Router reads the statuses afresh and decides again,
+// so that nothing is placed into a data center after its drain committed.
+func TestPlaceDecidedBeforeDrain(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	// Polling once an hour and renewing every quarter of a minute: this
+	// Router learns of others' changes only when a write of its own is
+	// refused.
+	r := openRouter(t, dsn, nil, postgres.WithPollOnly(), postgres.WithPollInterval(time.Hour), postgres.WithLease(time.Minute))
+	for _, dc := range []string{"aws-eu-west-1", "websupport-eu"} {
+		if err := r.Drain(ctx, dc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another writer, which no fence waits for, drains the last EU data
+	// center.
+	other := openStore(t, dsn)
+	drain := residency.Change{DataCenter: &residency.DataCenterState{ID: "linode-eu", Status: provider.Draining, Changed: time.Now().UTC(), Version: 1}}
+	if _, err := other.Append(ctx, []residency.Change{drain}, 2); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := r.Status("linode-eu"); err != nil || s != provider.Active {
+		t.Fatalf("Status(linode-eu) = %v, %v before the Router learnt of the drain; want active", s, err)
+	}
+	p, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
+	if !errors.Is(err, residency.ErrNoDataCenter) {
+		t.Fatalf("Place = %+v, %v; want ErrNoDataCenter: every EU data center is draining", p, err)
+	}
+	if s, err := r.Status("linode-eu"); err != nil || s != provider.Draining {
+		t.Errorf("Status(linode-eu) = %v, %v after the refused write; want draining", s, err)
+	}
+	var found bool
+	if err := other.LoadAccounts(ctx, []string{"acme"}, func(residency.StoredAccount) error { found = true; return nil }); err != nil || found {
+		t.Errorf("the store holds acme (%v, %v); want nothing placed", found, err)
+	}
+	// Its own next status change follows the version it read.
+	if err := r.Activate(ctx, "linode-eu"); err != nil {
+		t.Fatal(err)
+	}
+	dcs, err := other.DataCenters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dcs {
+		if d.ID == "linode-eu" && (d.Status != provider.Active || d.Version != 2) {
+			t.Errorf("stored linode-eu: %+v; want active at version 2", d)
+		}
+	}
+}

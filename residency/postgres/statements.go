@@ -7,12 +7,12 @@ type statements struct {
 
 	apply string
 
-	head, changes, dataCenters, versions          string
-	join, renew, leave, behind, members           string
-	accountsPage, eventsRange, agreementsRange    string
-	accountsByID, eventsByAccount, agreementsByID string
-	consentsRange, objectionsRange                string
-	consentsByID, objectionsByID                  string
+	head, changes, dataCenters, versions, dcVersions string
+	join, renew, leave, behind, members              string
+	accountsPage, eventsRange, agreementsRange       string
+	accountsByID, eventsByAccount, agreementsByID    string
+	consentsRange, objectionsRange                   string
+	consentsByID, objectionsByID                     string
 
 	logEntries, readHashes, countHashes, insertHashes, logStart string
 }
@@ -47,6 +47,18 @@ func buildStatements(s string) statements {
 		// Only the events' foreign key checks run later, at the end of the
 		// statement; they wait only for someone who locks or deletes an
 		// event row, which domicile never does.
+		//
+		// Data center statuses are versioned: du updates a row only from
+		// the version the change follows (prev), di inserts one only at
+		// prev 0. The head row counts the status changes of the whole
+		// log (statuses), and a writer says how many it decided on ($12,
+		// NULL for no check). Once it holds the head row, every earlier
+		// writer has committed, and PostgreSQL checks h's WHERE against
+		// the head's latest version: a status change committed meanwhile,
+		// or a data center change that wrote fewer rows than the unit has
+		// ($10), leaves h without a row. The changes' positions are then
+		// NULL, which the log's primary key refuses (23502): the
+		// statement fails and writes nothing.
 		apply: `WITH
 			e AS (INSERT INTO ` + s + `.events (account, version, prev, time, time_ns, kind, source, target, rule, reference, move_id)
 				SELECT account, version, NULLIF(version - 1, 0), time, time_ns, kind, source, target, rule, reference, move_id
@@ -82,17 +94,23 @@ func buildStatements(s string) statements {
 				ON CONFLICT (account, reference) DO UPDATE SET subprocessor = EXCLUDED.subprocessor, raised = EXCLUDED.raised,
 					raised_ns = EXCLUDED.raised_ns, withdrawn = EXCLUDED.withdrawn, withdrawn_ns = EXCLUDED.withdrawn_ns
 				RETURNING 1),
-			d AS (INSERT INTO ` + s + `.datacenters (id, status, changed, changed_ns, version)
-				SELECT id, status, changed, changed_ns, n FROM json_to_recordset($4::json) AS r(id text, status text, changed timestamptz, changed_ns smallint, n bigint)
-				ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, changed = EXCLUDED.changed, changed_ns = EXCLUDED.changed_ns,
-					version = ` + s + `.datacenters.version + EXCLUDED.version
+			du AS (UPDATE ` + s + `.datacenters SET status = r.status, changed = r.changed, changed_ns = r.changed_ns, version = r.version
+				FROM json_to_recordset($4::json) AS r(id text, status text, changed timestamptz, changed_ns smallint, version bigint, prev bigint)
+				WHERE ` + s + `.datacenters.id = r.id AND ` + s + `.datacenters.version = r.prev
 				RETURNING 1),
-			h AS (UPDATE ` + s + `.head SET pos = pos + $6
+			di AS (INSERT INTO ` + s + `.datacenters (id, status, changed, changed_ns, version)
+				SELECT id, status, changed, changed_ns, version FROM json_to_recordset($4::json) AS r(id text, status text, changed timestamptz, changed_ns smallint, version bigint, prev bigint)
+				WHERE prev = 0
+				ON CONFLICT (id) DO NOTHING
+				RETURNING 1),
+			h AS (UPDATE ` + s + `.head SET pos = pos + $6, statuses = statuses + $11
 				WHERE (SELECT count(*) FROM e) + (SELECT count(*) FROM a) + (SELECT count(*) FROM g)
-					+ (SELECT count(*) FROM k) + (SELECT count(*) FROM o) + (SELECT count(*) FROM d) >= 0
+					+ (SELECT count(*) FROM k) + (SELECT count(*) FROM o) >= 0
+					AND (SELECT count(*) FROM du) + (SELECT count(*) FROM di) = $10
+					AND ($12::bigint IS NULL OR statuses = $12)
 				RETURNING pos),
 			c AS (INSERT INTO ` + s + `.changes (pos, change)
-				SELECT h.pos - $6 + l.ord, l.value FROM h, json_array_elements($5::json) WITH ORDINALITY AS l(value, ord))
+				SELECT (SELECT pos FROM h) - $6 + l.ord, l.value FROM json_array_elements($5::json) WITH ORDINALITY AS l(value, ord))
 			SELECT pos, pg_notify($7, pos::text) FROM h`,
 
 		join: `WITH gone AS (DELETE FROM ` + s + `.members WHERE expires < now() - interval '1 hour')
@@ -107,7 +125,8 @@ func buildStatements(s string) statements {
 		// that a Trim running meanwhile is told apart from a gap.
 		changes: `SELECT h.trimmed, c.pos, c.change::text FROM ` + s + `.head h LEFT JOIN LATERAL
 			(SELECT pos, change FROM ` + s + `.changes WHERE pos > $1 ORDER BY pos LIMIT $2) c ON true ORDER BY c.pos`,
-		dataCenters: `SELECT id, status, changed, changed_ns FROM ` + s + `.datacenters ORDER BY id`,
+		dataCenters: `SELECT id, status, changed, changed_ns, version FROM ` + s + `.datacenters ORDER BY id`,
+		dcVersions:  `SELECT id, version FROM ` + s + `.datacenters WHERE id = ANY($1) UNION ALL SELECT NULL, statuses FROM ` + s + `.head`,
 
 		accountsPage:    `SELECT ` + accountCols + ` FROM ` + s + `.accounts WHERE id > $1 ORDER BY id LIMIT $2`,
 		eventsRange:     `SELECT ` + eventCols + ` FROM ` + s + `.events WHERE account BETWEEN $1 AND $2 ORDER BY account, version`,

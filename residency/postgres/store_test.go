@@ -50,9 +50,9 @@ func TestRoundTrip(t *testing.T) {
 	b3 := next(b2, residency.MoveCompleted, at, func(p *residency.Placement, e *residency.Event) {
 		p.DataCenter, p.Move = "linode-eu", residency.Move{}
 	})
-	dc1 := residency.Change{DataCenter: &residency.DataCenterState{ID: "linode-eu", Status: provider.Draining, Changed: before1970}}
-	dc2 := residency.Change{DataCenter: &residency.DataCenterState{ID: "linode-eu", Status: provider.Offline, Changed: last}}
-	dc3 := residency.Change{DataCenter: &residency.DataCenterState{ID: "aws-eu-west-1", Status: provider.Active, Changed: first}}
+	dc1 := residency.Change{DataCenter: &residency.DataCenterState{ID: "linode-eu", Status: provider.Draining, Changed: before1970, Version: 1}}
+	dc2 := residency.Change{DataCenter: &residency.DataCenterState{ID: "linode-eu", Status: provider.Offline, Changed: last, Version: 2}}
+	dc3 := residency.Change{DataCenter: &residency.DataCenterState{ID: "aws-eu-west-1", Status: provider.Active, Changed: first, Version: 1}}
 
 	consent := func(c residency.Change, kind residency.EventKind, k residency.ConsentRecord) residency.Change {
 		n := next(c, kind, k.Granted, func(p *residency.Placement, e *residency.Event) { e.To, e.Reference = k.SubProcessor, k.Reference })
@@ -175,7 +175,7 @@ func TestApplyConflict(t *testing.T) {
 	b1 := placed("b", "linode-eu", at)
 	b2 := next(b1, residency.MoveBegun, at, nil)
 	b3 := next(b2, residency.MoveAborted, at, nil)
-	dc := residency.Change{DataCenter: &residency.DataCenterState{ID: "linode-eu", Status: provider.Draining, Changed: at}}
+	dc := residency.Change{DataCenter: &residency.DataCenterState{ID: "linode-eu", Status: provider.Draining, Changed: at, Version: 1}}
 	ag := a3
 	ag.Agreement = &residency.Agreement{Transfer: residency.Transfer{AccountID: "a", To: region.US, Reference: "T"}, Granted: at}
 
@@ -213,7 +213,7 @@ func TestApplyConflict(t *testing.T) {
 		})
 	}
 
-	pos, err := s.Append(ctx, []residency.Change{b1, ag, b2, dc, b3, a4})
+	pos, err := s.Append(ctx, []residency.Change{b1, ag, b2, dc, b3, a4}, 0)
 	if err != nil || pos != 8 {
 		t.Fatalf("Append of a fresh unit = %d, %v; want 8, nil", pos, err)
 	}
@@ -363,5 +363,93 @@ func TestApplyAfterConnectionsTerminated(t *testing.T) {
 	}
 	if _, cs := changes(t, s, 0); len(cs) != len(want) {
 		t.Errorf("log: %d changes, want %d", len(cs), len(want))
+	}
+}
+
+// dcChange is the change that sets a data center's status at version v.
+func dcChange(id string, s provider.Status, v uint64) residency.Change {
+	return residency.Change{DataCenter: &residency.DataCenterState{ID: id, Status: s, Changed: at, Version: v}}
+}
+
+// TestAppendStatuses: a unit decided on fewer data center status changes
+// than the log holds is refused whole, as stale; Apply does not check.
+func TestAppendStatuses(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, pgtest.Database(t))
+	mustAppend := func(what string, statuses uint64, unit ...residency.Change) {
+		t.Helper()
+		if _, err := s.Append(ctx, unit, statuses); err != nil {
+			t.Fatalf("Append(%s, %d) = %v", what, statuses, err)
+		}
+	}
+	refused := func(what string, statuses uint64, want residency.ConflictError, unit ...residency.Change) {
+		t.Helper()
+		head, err := s.Head(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Append(ctx, unit, statuses)
+		var ce *residency.ConflictError
+		if !errors.Is(err, residency.ErrStaleVersion) || !errors.As(err, &ce) {
+			t.Fatalf("Append(%s, %d) = %v, want a stale *residency.ConflictError", what, statuses, err)
+		}
+		ce.Reason = ""
+		if diff := cmp.Diff(&want, ce); diff != "" {
+			t.Errorf("Append(%s, %d): ConflictError (-want +got):\n%s", what, statuses, diff)
+		}
+		if after, err := s.Head(ctx); err != nil || after != head {
+			t.Errorf("Append(%s, %d): head %d, %v; want %d, nothing written", what, statuses, after, err, head)
+		}
+	}
+	mustAppend("a placement", 0, placed("a", "linode-eu", at))
+	mustAppend("linode-eu draining", 0, dcChange("linode-eu", provider.Draining, 1))
+	refused("a placement decided before the drain", 0, residency.ConflictError{Stale: true}, placed("b", "linode-eu", at))
+	mustAppend("a placement decided after it", 1, placed("b", "linode-eu", at))
+	if err := s.Apply(ctx, []residency.Change{placed("c", "linode-eu", at)}); err != nil {
+		t.Fatalf("Apply, which does not check statuses: %v", err)
+	}
+	refused("linode-eu at version 1 again", 1, residency.ConflictError{DataCenter: "linode-eu", Version: 0, Stored: residency.Placement{Version: 1}, Stale: true},
+		dcChange("linode-eu", provider.Active, 1))
+	refused("a new data center at version 2", 1, residency.ConflictError{DataCenter: "linode-us", Version: 1, Stale: true},
+		placed("d", "linode-eu", at), dcChange("linode-us", provider.Draining, 2))
+	mustAppend("linode-eu at versions 2 and 3", 1, dcChange("linode-eu", provider.Active, 2), dcChange("linode-eu", provider.Offline, 3))
+	mustAppend("a placement decided on all three", 3, placed("d", "linode-eu", at))
+	dcs, err := s.DataCenters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []residency.DataCenterState{*dcChange("linode-eu", provider.Offline, 3).DataCenter}
+	if diff := cmp.Diff(want, dcs); diff != "" {
+		t.Errorf("DataCenters (-want +got):\n%s", diff)
+	}
+}
+
+// TestUpgradeFormat3Statuses: format 3 versioned statuses without
+// counting them in the head; the upgrade counts those already stored.
+func TestUpgradeFormat3Statuses(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	s := openStore(t, dsn)
+	if err := s.Apply(ctx, []residency.Change{dcChange("linode-eu", provider.Draining, 1), dcChange("linode-eu", provider.Active, 2),
+		dcChange("linode-us", provider.Draining, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for _, q := range []string{
+		`ALTER TABLE domicile.head DROP COLUMN statuses`,
+		`UPDATE domicile.meta SET value = '3' WHERE key = 'format'`,
+		`UPDATE domicile.meta SET value = (SELECT coalesce(string_agg(c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+			|| CASE WHEN a.attnotnull THEN ' not null' ELSE '' END, E'\n' ORDER BY c.relname, a.attnum), '')
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
+			WHERE n.nspname = 'domicile' AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped) WHERE key = 'layout'`,
+	} {
+		exec(t, dsn, q)
+	}
+	s = openStore(t, dsn)
+	if _, err := s.Append(ctx, []residency.Change{placed("a", "linode-eu", at)}, 2); !errors.Is(err, residency.ErrStaleVersion) {
+		t.Errorf("Append decided on 2 of 3 status changes = %v, want ErrStaleVersion", err)
+	}
+	if _, err := s.Append(ctx, []residency.Change{placed("a", "linode-eu", at)}, 3); err != nil {
+		t.Errorf("Append decided on all 3 status changes = %v", err)
 	}
 }

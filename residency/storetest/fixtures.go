@@ -164,9 +164,9 @@ func imported(id string, t time.Time) residency.Change {
 	}}
 }
 
-// dataCenter is the change that sets a data center's status.
-func dataCenter(id string, s provider.Status, t time.Time) residency.Change {
-	return residency.Change{DataCenter: &residency.DataCenterState{ID: id, Status: s, Changed: t}}
+// dataCenter is the change that sets a data center's status, at version v.
+func dataCenter(id string, s provider.Status, t time.Time, v uint64) residency.Change {
+	return residency.Change{DataCenter: &residency.DataCenterState{ID: id, Status: s, Changed: t, Version: v}}
 }
 
 // richState is a state with every kind of record: accounts through every
@@ -183,9 +183,9 @@ func richState() []residency.Change {
 		out = append(out, c)
 	}
 	out = append(out,
-		dataCenter("linode-eu", provider.Draining, at),
-		dataCenter("aws-us-west-1", provider.Offline, at.Add(time.Second)),
-		dataCenter("websupport-eu", provider.Active, at.Add(2*time.Second)),
+		dataCenter("linode-eu", provider.Draining, at, 1),
+		dataCenter("aws-us-west-1", provider.Offline, at.Add(time.Second), 1),
+		dataCenter("websupport-eu", provider.Active, at.Add(2*time.Second), 1),
 	)
 	return out
 }

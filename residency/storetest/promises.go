@@ -97,7 +97,7 @@ func testTimes(t *testing.T, open Opener) {
 		// Every time field of an account and of a data center state at tt,
 		// in one unit per time, so that a failure names the time.
 		id := "time " + tt.name
-		unit := append(life(id, tt.t, tt.t), dataCenter("dc "+tt.name, provider.Draining, tt.t))
+		unit := append(life(id, tt.t, tt.t), dataCenter("dc "+tt.name, provider.Draining, tt.t, 1))
 		err := f.store.Apply(context.Background(), unit)
 		if err != nil {
 			t.Errorf("Apply(account %q and data center %q with every time at %s): %v, want success", id, "dc "+tt.name, tt.t.Format(time.RFC3339Nano), err)
@@ -111,7 +111,7 @@ func testTimes(t *testing.T, open Opener) {
 func testZeroTimes(t *testing.T, open Opener) {
 	f := newFixture(t, open)
 	f.apply(`account "zero" and data center "dc zero" with every time zero`,
-		append(life("zero", time.Time{}, time.Time{}), dataCenter("dc zero", provider.Offline, time.Time{}))...)
+		append(life("zero", time.Time{}, time.Time{}), dataCenter("dc zero", provider.Offline, time.Time{}, 1))...)
 	f.check("zero times in every time field")
 }
 
@@ -166,13 +166,37 @@ func testAgreements(t *testing.T, open Opener) {
 
 func testDataCenters(t *testing.T, open Opener) {
 	f := newFixture(t, open)
-	f.apply("three data center states", dataCenter("linode-eu", provider.Draining, at), dataCenter("aws-eu-west-1", provider.Offline, at),
-		dataCenter("dc ü語𝄞", provider.Active, at))
+	f.apply("three data center states", dataCenter("linode-eu", provider.Draining, at, 1), dataCenter("aws-eu-west-1", provider.Offline, at, 1),
+		dataCenter("dc ü語𝄞", provider.Active, at, 1))
 	f.checkOpen("three data center states")
-	f.apply("a data center set twice in one unit", dataCenter("linode-eu", provider.Offline, at.Add(time.Second)),
-		dataCenter("linode-eu", provider.Active, at.Add(2*time.Second)))
-	f.apply("a data center state beside an account", placed("acme", at), dataCenter("aws-eu-west-1", provider.Active, at.Add(time.Minute)))
+	f.apply("a data center set twice in one unit", dataCenter("linode-eu", provider.Offline, at.Add(time.Second), 2),
+		dataCenter("linode-eu", provider.Active, at.Add(2*time.Second), 3))
+	f.apply("a data center state beside an account", placed("acme", at), dataCenter("aws-eu-west-1", provider.Active, at.Add(time.Minute), 2))
 	f.check("data center states set and changed, the last one kept")
+}
+
+// testDataCenterVersions: a data center's status is versioned as an
+// account is: a change whose version does not follow the stored one is
+// refused, and with it its whole unit.
+func testDataCenterVersions(t *testing.T, open Opener) {
+	f := newFixture(t, open)
+	f.apply("linode-eu at version 1", dataCenter("linode-eu", provider.Draining, at, 1))
+	f.refuse("linode-eu at version 1 again", conflict{dataCenter: "linode-eu", stored: 1, expected: 0},
+		dataCenter("linode-eu", provider.Active, at, 1))
+	f.refuse("linode-eu at version 3", conflict{dataCenter: "linode-eu", stored: 1, expected: 2},
+		dataCenter("linode-eu", provider.Active, at, 3))
+	f.refuse("a new data center at version 2", conflict{dataCenter: "linode-us", stored: 0, expected: 1},
+		dataCenter("linode-us", provider.Draining, at, 2))
+	f.refuse("a new data center at version 0", conflict{dataCenter: "linode-us", stored: 0, expected: 0, inUnit: true},
+		dataCenter("linode-us", provider.Draining, at, 0))
+	f.refuse("an account beside a stale data center", conflict{dataCenter: "linode-eu", stored: 1, expected: 0},
+		placed("acme", at), dataCenter("linode-eu", provider.Active, at, 1), placed("globex", at))
+	f.refuse("versions 2 and 4 of linode-eu in one unit", conflict{dataCenter: "linode-eu", inUnit: true},
+		dataCenter("linode-eu", provider.Active, at, 2), dataCenter("linode-eu", provider.Draining, at, 4))
+	f.check("nothing of the refused units")
+	f.apply("linode-eu at versions 2 and 3 in one unit", dataCenter("linode-eu", provider.Active, at, 2),
+		dataCenter("linode-eu", provider.Offline, at.Add(time.Second), 3))
+	f.checkOpen("linode-eu at version 3")
 }
 
 func testLoadOrder(t *testing.T, open Opener) {
@@ -319,7 +343,7 @@ func testManyAccounts(t *testing.T, open Opener) {
 			unit = append(unit, g)
 		}
 	}
-	unit = append(unit, dataCenter("linode-eu", provider.Draining, at))
+	unit = append(unit, dataCenter("linode-eu", provider.Draining, at, 1))
 	f.apply(fmt.Sprintf("%d new accounts, %d agreements and a data center state in one unit", n, n/10), unit...)
 	f.check(fmt.Sprintf("%d accounts written in one unit", n))
 }
@@ -333,7 +357,7 @@ func testRefusedUnit(t *testing.T, open Opener) {
 			for i := range 6 {
 				before = append(before, placed(fmt.Sprintf("old-%d", i), at))
 			}
-			before = append(before, dataCenter("linode-eu", provider.Draining, at))
+			before = append(before, dataCenter("linode-eu", provider.Draining, at, 1))
 			f.apply("the state before", before...)
 			// The unit: new accounts, next versions of the old ones with
 			// agreements and whole histories, data center states, and one
@@ -352,7 +376,7 @@ func testRefusedUnit(t *testing.T, open Opener) {
 				}))
 			}
 			unit = append(unit, life("whole life", at, time.Time{})...)
-			unit = append(unit, dataCenter("linode-eu", provider.Active, at), dataCenter("aws-eu-west-1", provider.Offline, at))
+			unit = append(unit, dataCenter("linode-eu", provider.Active, at, 2), dataCenter("aws-eu-west-1", provider.Offline, at, 1))
 			stale := placed("old-5", at) // stored at version 1, and not changed by the unit
 			switch where {
 			case "first":
@@ -391,7 +415,7 @@ func testClosed(t *testing.T, open Opener) {
 	f.apply("every kind of record", richState()...)
 	f.close()
 	ctx := context.Background()
-	unit := []residency.Change{placed("after close", at), dataCenter("linode-uk", provider.Draining, at)}
+	unit := []residency.Change{placed("after close", at), dataCenter("linode-uk", provider.Draining, at, 1)}
 	if err := f.store.Apply(ctx, unit); err == nil {
 		t.Errorf("Apply(new account %q) after Close succeeded, want an error", "after close")
 	}
@@ -418,7 +442,7 @@ func testCancelled(t *testing.T, open Opener) {
 	f.apply(`account "old"`, placed("old", at))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	unit := []residency.Change{placed("new", at), next(placed("old", at), residency.MoveBegun, at, nil), dataCenter("linode-eu", provider.Draining, at)}
+	unit := []residency.Change{placed("new", at), next(placed("old", at), residency.MoveBegun, at, nil), dataCenter("linode-eu", provider.Draining, at, 1)}
 	err := f.store.Apply(ctx, unit)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Apply(new account %q, account %q at version 2) with a cancelled context = %v, want an error matching context.Canceled", "new", "old", err)

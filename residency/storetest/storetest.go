@@ -69,6 +69,7 @@ func Run(t *testing.T, open Opener) {
 		t.Run("LongHistory", func(t *testing.T) { testLongHistory(t, open) })
 		t.Run("Agreements", func(t *testing.T) { testAgreements(t, open) })
 		t.Run("DataCenters", func(t *testing.T) { testDataCenters(t, open) })
+		t.Run("DataCenterVersions", func(t *testing.T) { testDataCenterVersions(t, open) })
 		t.Run("Consents", func(t *testing.T) { testConsents(t, open) })
 		t.Run("Objections", func(t *testing.T) { testObjections(t, open) })
 		t.Run("DeletedAccount", func(t *testing.T) { testDeleted(t, open) })
@@ -137,8 +138,11 @@ func (f *fixture) apply(what string, changes ...residency.Change) {
 // account, and only the account is checked.
 type conflict struct {
 	account          string
+	dataCenter       string // instead of account: a stale data center status
 	stored, expected uint64
-	inUnit           bool
+	// inUnit: the unit's own changes do not follow each other; only the
+	// account or data center is checked.
+	inUnit bool
 }
 
 // refuse applies the changes as one unit, which must be refused as a
@@ -146,6 +150,10 @@ type conflict struct {
 func (f *fixture) refuse(what string, want conflict, changes ...residency.Change) {
 	f.t.Helper()
 	err := f.store.Apply(context.Background(), changes)
+	if want.dataCenter != "" {
+		f.refuseStatus(what, want, err)
+		return
+	}
 	var ce *residency.ConflictError
 	switch {
 	case err == nil:
@@ -176,6 +184,29 @@ func (f *fixture) refuse(what string, want conflict, changes ...residency.Change
 	if ce.Stored.Version != want.stored || ce.Stored.AccountID != wantID {
 		f.t.Errorf("Apply(%s): ConflictError.Stored is account %q at version %d, want account %q at version %d",
 			what, ce.Stored.AccountID, ce.Stored.Version, wantID, want.stored)
+	}
+}
+
+// refuseStatus checks err, the error of a unit refused for a stale data
+// center status.
+func (f *fixture) refuseStatus(what string, want conflict, err error) {
+	f.t.Helper()
+	var ce *residency.ConflictError
+	switch {
+	case !errors.Is(err, residency.ErrConflict) || !errors.Is(err, residency.ErrStaleVersion):
+		f.t.Errorf("Apply(%s) = %v, want an error matching residency.ErrConflict and residency.ErrStaleVersion for data center %q", what, err, want.dataCenter)
+		return
+	case !errors.As(err, &ce):
+		f.t.Errorf("Apply(%s) = %v, want a *residency.ConflictError for data center %q", what, err, want.dataCenter)
+		return
+	case !strings.Contains(err.Error(), want.dataCenter):
+		f.t.Errorf("Apply(%s) = %v, want an error that names data center %q", what, err, want.dataCenter)
+	}
+	if ce.DataCenter != want.dataCenter || ce.AccountID != "" || !ce.Stale {
+		f.t.Errorf("Apply(%s) = %#v, want DataCenter %q, no AccountID, and Stale", what, ce, want.dataCenter)
+	}
+	if !want.inUnit && (ce.Version != want.expected || ce.Stored.Version != want.stored) {
+		f.t.Errorf("Apply(%s): ConflictError.Version %d and Stored.Version %d, want %d and %d", what, ce.Version, ce.Stored.Version, want.expected, want.stored)
 	}
 }
 

@@ -1,0 +1,124 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/domicile-go/domicile/provider"
+	"github.com/domicile-go/domicile/residency"
+	"github.com/domicile-go/domicile/residency/postgres/pgtest"
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestStatusesWhilePlacing: Routers place accounts while, on all of them
+// at once, operators drain and activate data centers, twice the same one
+// at the same time. The log then shows every data center's versions in
+// order, and no account placed into a data center that the log has
+// already drained: a placement decided before a drain committed is
+// refused and decided again.
+func TestStatusesWhilePlacing(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	rs := []*residency.Router{openRouter(t, dsn, nil), openRouter(t, dsn, nil), openRouter(t, dsn, nil)}
+	var stop atomic.Bool
+	var placed atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := range 6 {
+		wg.Go(func() {
+			r := rs[i%len(rs)]
+			for n := 0; !stop.Load(); n++ {
+				id := fmt.Sprintf("acct-%d-%d", i, n)
+				_, err := r.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"})
+				switch {
+				case err == nil:
+					placed.Add(1)
+				case errors.Is(err, residency.ErrNoDataCenter): // all of the EU drained
+				default:
+					errs <- fmt.Errorf("Place %s: %w", id, err)
+					return
+				}
+			}
+		})
+	}
+	type op struct {
+		r     *residency.Router
+		drain bool
+		dc    string
+	}
+	at := func(ops ...op) {
+		time.Sleep(150 * time.Millisecond)
+		var ow sync.WaitGroup
+		for _, o := range ops {
+			ow.Go(func() {
+				f, what := o.r.Activate, "Activate"
+				if o.drain {
+					f, what = o.r.Drain, "Drain"
+				}
+				if err := f(ctx, o.dc); err != nil {
+					errs <- fmt.Errorf("%s %s: %w", what, o.dc, err)
+				}
+			})
+		}
+		ow.Wait()
+	}
+	at(op{rs[0], true, "linode-eu"}, op{rs[1], true, "aws-eu-west-1"}, op{rs[2], true, "websupport-eu"})
+	at(op{rs[2], false, "linode-eu"}, op{rs[0], false, "websupport-eu"}, op{rs[1], false, "aws-eu-west-1"})
+	at(op{rs[1], true, "linode-eu"}, op{rs[0], true, "linode-eu"}, op{rs[2], false, "linode-eu"})
+	at()
+	stop.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if placed.Load() == 0 {
+		t.Fatal("no account placed")
+	}
+
+	s := openStore(t, dsn)
+	status := map[string]provider.Status{}
+	version := map[string]uint64{}
+	var statusChanges, intoDrained int
+	err := s.LogEntries(ctx, 0, func(i int64, entry []byte) error {
+		c, err := residency.DecodeEntry(entry)
+		if err != nil {
+			return err
+		}
+		if d := c.DataCenter; d != nil {
+			statusChanges++
+			if d.Version != version[d.ID]+1 {
+				t.Errorf("entry %d: %s at version %d after version %d", i, d.ID, d.Version, version[d.ID])
+			}
+			version[d.ID], status[d.ID] = d.Version, d.Status
+			return nil
+		}
+		if c.Event.Kind == residency.Placed && status[c.Placement.DataCenter] == provider.Draining {
+			intoDrained++
+			t.Errorf("entry %d: %s placed into %s, drained by an earlier entry", i, c.Placement.AccountID, c.Placement.DataCenter)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if statusChanges < 6 {
+		t.Errorf("%d status changes in the log, want at least 6", statusChanges)
+	}
+	t.Logf("%d accounts placed, %d status changes", placed.Load(), statusChanges)
+
+	want := stateOf(t, openRouter(t, dsn, nil))
+	for i, r := range rs {
+		if err := r.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, stateOf(t, r)); diff != "" {
+			t.Errorf("Router %d differs from a fresh one (-fresh +router):\n%s", i, diff)
+		}
+	}
+}
