@@ -75,6 +75,15 @@ func (f *Frontier) Append(entries ...[]byte) (first int64, hashes []tlog.Hash) {
 	return first, hashes
 }
 
+// AppendTo appends one entry, as Append does, and appends the hashes to
+// store for it to hashes, the first at stored hash index
+// tlog.StoredHashCount(n) for a log of n entries before the call; it
+// returns the extended slice. Given room for 64 hashes it allocates
+// nothing: a store's write path appends with it.
+func (f *Frontier) AppendTo(hashes []tlog.Hash, entry []byte) []tlog.Hash {
+	return f.append(hashes, tlog.RecordHash(entry))
+}
+
 // append appends the entry whose hash is h and adds its stored hashes to
 // hashes: as tlog.StoredHashesForRecordHash, reading the right edge from
 // f itself, which holds it whole, so that it cannot fail (and f need not

@@ -51,6 +51,21 @@ func TestFrontier(t *testing.T) {
 				t.Fatalf("after appending %d to a copy of the frontier of %d: sizes %d and %d", k, n, next.Size(), loaded.Size())
 			}
 		}
+		// AppendTo gives the hashes Append gives, after what the slice
+		// held, and allocates nothing given room.
+		grown, byOne := f, f
+		_, want1 := grown.Append(es[n])
+		var buf [64]tlog.Hash
+		got := byOne.AppendTo(append(buf[:0], tlog.Hash{1}), es[n])
+		if diff := cmp.Diff(append([]tlog.Hash{{1}}, want1...), got); diff != "" {
+			t.Fatalf("AppendTo on the frontier of %d: hashes mismatch (-want +got):\n%s", n, diff)
+		}
+		if byOne != grown {
+			t.Fatalf("AppendTo and Append leave different frontiers of %d", n)
+		}
+		if allocs := testing.AllocsPerRun(10, func() { c := f; c.AppendTo(buf[:0], es[n]) }); allocs != 0 {
+			t.Fatalf("AppendTo on the frontier of %d: %v allocations", n, allocs)
+		}
 		f.Append(es[n])
 	}
 }

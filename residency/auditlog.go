@@ -25,20 +25,20 @@ import (
 // fields left out, times in RFC 3339 with nanoseconds in UTC. encoding/json
 // writes a struct's fields in a fixed order and escapes strings the same
 // way every time, so the bytes are a deterministic function of the Change;
-// a field added to Change or to the types it holds is covered by the log
-// without any change here. [DecodeEntry] reads an entry back.
+// [AppendEntry] writes these bytes by hand, without reflection (it is on
+// the path of every durable write); its tests compare it with
+// encoding/json's Marshal over Changes whose every field is filled, so a
+// field added to Change or to the types it holds must be added to it too.
+// [DecodeEntry] reads an entry back.
 
 // EncodeEntry returns the audit log entry of a committed change: its
-// canonical JSON encoding, as described above. Stores call it for each
-// change they commit, before committing; auditors decode entries with
-// [DecodeEntry]. It fails only for a change JSON cannot hold, such as a
-// time outside the years 0 to 9999; a store refuses such a change whole.
+// canonical JSON encoding, as described above, the bytes json.Marshal
+// writes for &c. Stores call it (or [AppendEntry]) for each change they
+// commit, before committing; auditors decode entries with [DecodeEntry].
+// It fails only for a change JSON cannot hold, such as a time outside the
+// years 0 to 9999; a store refuses such a change whole.
 func EncodeEntry(c Change) ([]byte, error) {
-	b, err := json.Marshal(&c)
-	if err != nil {
-		return nil, fmt.Errorf("residency: encoding a log entry: %w", err)
-	}
-	return b, nil
+	return AppendEntry(make([]byte, 0, 512), &c)
 }
 
 // DecodeEntry parses an audit log entry written by [EncodeEntry]. It fails

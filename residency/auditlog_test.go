@@ -1,6 +1,7 @@
 package residency_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -316,6 +317,9 @@ func TestFileStoreLogUpgrade(t *testing.T) {
 		if err := tx.DeleteBucket([]byte("log")); err != nil {
 			return err
 		}
+		if err := deleteTail(tx); err != nil {
+			return err
+		}
 		return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("4"))
 	})
 	db.Close()
@@ -371,4 +375,40 @@ func TestFileStoreLogUpgrade(t *testing.T) {
 			}
 		})
 	}
+}
+
+// deleteTail removes the log's tail (format 7) from the meta bucket.
+func deleteTail(tx *bolt.Tx) error {
+	meta := tx.Bucket([]byte("meta"))
+	var keys [][]byte
+	c := meta.Cursor()
+	for k, _ := c.Seek([]byte("tail")); k != nil && bytes.HasPrefix(k, []byte("tail")); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := meta.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// moveTail moves the log's tail (format 7) to the log bucket, where
+// formats 5 and 6 kept every record.
+func moveTail(tx *bolt.Tx) error {
+	meta, log := tx.Bucket([]byte("meta")), tx.Bucket([]byte("log"))
+	var keys, values [][]byte
+	c := meta.Cursor()
+	for k, v := c.Seek([]byte("tail")); k != nil && bytes.HasPrefix(k, []byte("tail")); k, v = c.Next() {
+		keys, values = append(keys, bytes.Clone(k)), append(values, bytes.Clone(v))
+	}
+	for i, k := range keys {
+		if err := log.Put(k[len("tail"):], values[i]); err != nil {
+			return err
+		}
+		if err := meta.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }

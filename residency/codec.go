@@ -11,8 +11,9 @@ import (
 	"github.com/domicile-go/domicile/region"
 )
 
-// The record encoding of the embedded store, format version 5 (format 4
-// without the log records).
+// The record encoding of the embedded store, format version 7 (format 6
+// had the same records, none in the log's tail; format 5 had statuses
+// without their version; format 4 had no log records).
 //
 // A record is a payload followed by a checksum:
 //
@@ -48,7 +49,8 @@ import (
 //	           each (as many as tlog.StoredHashCount(i+1) -
 //	           tlog.StoredHashCount(i) for entry i: 1 plus the number of
 //	           trailing one bits of i), then the entry's bytes, EncodeEntry
-//	           of the change ('l')
+//	           of the change ('l'); the checksum covers the 8-byte index,
+//	           in the log bucket and in the meta bucket's tail alike
 //
 // Account IDs are in the keys, not in the values. The encoding is
 // hand-written because Open must decode a million accounts in seconds:

@@ -22,11 +22,13 @@ import (
 // every Apply one bbolt transaction, committed and fsynced before it
 // returns. The Router's group commit puts many changes in one Apply.
 //
-// Layout (format version 6):
+// Layout (format version 7):
 //
-//	meta        "format" -> "6" (not checksummed: it says how to read the rest)
+//	meta        "format" -> "7" (not checksummed: it says how to read the rest)
 //	            "counts" -> counts of accounts, agreements, statuses,
 //	            consents and objections
+//	            "tail", entry index (8 bytes, big-endian) -> the newest
+//	            records of the log, waiting to move to it (new in format 7)
 //	accounts    account ID -> placement (a deleted account's has no data center)
 //	events      account ID, 0x00, version (8 bytes, big-endian) -> event
 //	agreements  account ID, 0x00, reference -> agreement
@@ -39,14 +41,21 @@ import (
 // The log holds [EncodeEntry] of every change Apply commits, in commit
 // order, each with the stored hashes of the log's Merkle tree that its
 // append added (filestore_log.go), written in Apply's transaction. One
-// bucket, not one for entries and one for hashes: every commit then
-// rewrites one leaf page of the log, not two, which keeps the cost of a
-// durable write close to what it was without the log. The store is the
+// record, not one for the entry and one for its hashes, and the records
+// of small commits gathered in the meta bucket's tail before they move to
+// the log bucket several at a time: bbolt rewrites every page on the path
+// to a changed record, and the meta bucket's page is rewritten by every
+// commit anyway, so that a commit of one change writes one page for the
+// log rather than the log bucket's three or four. The store is the
 // log's only writer: it keeps the tree's right edge (an
 // auditlog.Frontier) in memory, loaded at open from at most 64 stored
 // hashes, and appends to a copy of it in each transaction, kept only once
 // the transaction committed.
 //
+// Format 6 lacked the tail: opening a file of format 6 for writing sets
+// the format to 7 (its tail is empty); read-only, it is read as it is.
+// Format 5 lacked the status records' versions (codec.go): opening a file
+// of format 5 sets the format to 7, as its records read as they are.
 // Format 4 lacked the log bucket: opening a file of format 4, or of any
 // older format, writes its log (upgradeLog) in the transaction of the
 // upgrade. The log of an upgraded file starts at the upgrade: the changes
@@ -65,8 +74,9 @@ import (
 // consents and objections sort together, right after those of any account
 // ID that is a prefix of its own: Load merges the five buckets in one pass.
 type fileStore struct {
-	db   *bolt.DB
-	path string
+	db       *bolt.DB
+	path     string
+	readOnly bool
 
 	// mu guards frontier, the audit log's right edge as last committed,
 	// and stale, set when a commit failed and the frontier must be
@@ -76,7 +86,7 @@ type fileStore struct {
 	stale    bool
 }
 
-const fileFormat = "6"
+const fileFormat = "7"
 
 var (
 	bucketMeta       = []byte("meta")
@@ -159,7 +169,7 @@ func openStoreFile(ctx context.Context, path string, readOnly bool) (s *fileStor
 	case err != nil:
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
 	}
-	s = &fileStore{db: db, path: path}
+	s = &fileStore{db: db, path: path, readOnly: readOnly}
 	if err := s.init(readOnly); err != nil {
 		db.Close()
 		return nil, err
@@ -377,7 +387,7 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 	}
 	v := meta.Get(keyFormat)
 	// A format older than the buckets the file holds is damage (a flipped
-	// bit turns "5" into "4" or "1"), not a file to upgrade: upgrading it
+	// bit turns "7" into "5" or "3"), not a file to upgrade: upgrading it
 	// would read its records in a format they are not in.
 	for _, later := range []struct {
 		bucket []byte
@@ -387,8 +397,24 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 			return fmt.Errorf("%w: %s says format %s, but holds bucket %s of format %s", ErrCorrupt, s.path, v, later.bucket, later.since)
 		}
 	}
+	if isFormatVersion(v) && len(v) == 1 && string(v) < "7" {
+		if k, _ := meta.Cursor().Seek(tailPrefix); k != nil && bytes.HasPrefix(k, tailPrefix) {
+			return fmt.Errorf("%w: %s says format %s, but holds a log tail of format 7", ErrCorrupt, s.path, v)
+		}
+	}
 	switch string(v) {
 	case fileFormat:
+	case "6":
+		// The layout of 7 with an empty tail: readable as it is.
+		if s.readOnly {
+			break
+		}
+		if errWrite != nil {
+			return errWrite
+		}
+		if err := tx.Bucket(bucketMeta).Put(keyFormat, []byte(fileFormat)); err != nil {
+			return fmt.Errorf("residency: upgrading %s from format 6 to %s: %w", s.path, fileFormat, err)
+		}
 	case "":
 		return fmt.Errorf("%w: %s has no format version", ErrCorrupt, s.path)
 	case "1", "2":

@@ -14,11 +14,41 @@ import (
 )
 
 // The audit log of the file store: the log bucket (filestore.go), keyed by
-// entry index in 8 big-endian bytes so that it sorts in index order. The
-// record of entry i holds the stored hashes appending it added, the
-// indexes tlog.StoredHashCount(i) to tlog.StoredHashCount(i+1)-1, then the
-// entry: stored hash x was added by the entry that completed its subtree,
-// ((n+1)<<level)-1 where level and n are tlog.SplitStoredHashIndex(x).
+// entry index in 8 big-endian bytes so that it sorts in index order, and
+// its tail in the meta bucket. The record of entry i holds the stored
+// hashes appending it added, the indexes tlog.StoredHashCount(i) to
+// tlog.StoredHashCount(i+1)-1, then the entry: stored hash x was added by
+// the entry that completed its subtree, ((n+1)<<level)-1 where level and
+// n are tlog.SplitStoredHashIndex(x). Its checksum covers the 8-byte
+// index, wherever the record is.
+//
+// The tail (format 7): the newest records of small commits wait in the
+// meta bucket, under "tail" and the index, until about 3 KiB of them
+// have gathered; then one commit moves them to the log bucket, byte for
+// byte. bbolt writes every page a commit dirties, and the log bucket's
+// is a path from its root to its last leaf, three pages from about a
+// thousand entries on and four from a few hundred thousand; the meta
+// bucket is rewritten by every commit anyway (its record counts), one
+// page. So a commit of one change writes one page for the log, not
+// three or four, save the one in about seven that moves the tail. A
+// commit of more than half the tail's room writes to the log bucket
+// directly. Every index in the log bucket is below every index in the
+// tail; together they hold 0 to n-1 without a gap.
+
+// tailPrefix starts the keys of the log's tail in the meta bucket.
+var tailPrefix = []byte("tail")
+
+// tailRoom bounds the bytes of the tail's records (as bbolt counts them:
+// a 16-byte element, the key and the value each), so that the meta
+// bucket stays one page of 4 KiB with its counts and format.
+const tailRoom = 3072
+
+func tailKey(i int64) []byte {
+	return binary.BigEndian.AppendUint64(append(make([]byte, 0, len(tailPrefix)+8), tailPrefix...), uint64(i))
+}
+
+// tailCost is what a record of key k and value v takes of tailRoom.
+func tailCost(k, v []byte) int { return 16 + len(k) + len(v) }
 
 func indexKey(i int64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(i)) }
 
@@ -26,36 +56,98 @@ func indexKey(i int64) []byte { return binary.BigEndian.AppendUint64(make([]byte
 func hashesOf(i int64) int { return int(tlog.StoredHashCount(i+1) - tlog.StoredHashCount(i)) }
 
 // appendLog appends the entries of changes to the log of tx, with their
-// stored hashes, advancing next, the log's frontier in tx.
+// stored hashes, advancing next, the log's frontier in tx: to the tail,
+// or to the log bucket when they are many (see above). Each record is
+// built in one allocation, which bbolt holds until the commit: its key,
+// then its stored hashes, the entry ([AppendEntry]) and the checksum.
 func appendLog(tx *bolt.Tx, next *auditlog.Frontier, changes []Change) error {
-	log := tx.Bucket(bucketLog)
-	// The bucket only ever grows at its end: full pages waste no space.
-	log.FillPercent = 1
-	hs := len(tlog.Hash{})
+	const hs = len(tlog.Hash{})
+	var hashes [64]tlog.Hash
+	type record struct{ k, v []byte }
+	recs := make([]record, len(changes))
+	total := 0
 	for i := range changes {
-		e, err := EncodeEntry(changes[i])
+		n := next.Size()
+		at := 8 + hashesOf(n)*hs // where the entry starts
+		rec := make([]byte, at, at+entrySizeHint+checksumLen)
+		rec, err := AppendEntry(rec, &changes[i])
 		if err != nil {
 			return err
 		}
-		_, hashes := next.Append(e)
-		payload := make([]byte, 0, len(hashes)*hs+len(e)+checksumLen)
-		for _, h := range hashes {
-			payload = append(payload, h[:]...)
+		for j, h := range next.AppendTo(hashes[:0], rec[at:]) {
+			copy(rec[8+j*hs:], h[:])
 		}
-		payload = append(payload, e...)
-		k := indexKey(next.Size() - 1)
-		if err := log.Put(k, seal(kindLogEntry, k, payload)); err != nil {
+		k := binary.BigEndian.AppendUint64(rec[:0:8], uint64(n))
+		recs[i] = record{k, seal(kindLogEntry, k, rec[8:])}
+		total += tailCost(recs[i].k, recs[i].v) + len(tailPrefix)
+	}
+	log, meta := tx.Bucket(bucketLog), tx.Bucket(bucketMeta)
+	// The bucket only ever grows at its end: full pages waste no space.
+	log.FillPercent = 1
+	toLog := total > tailRoom/2
+	if toLog || tailSize(meta)+total > tailRoom {
+		if err := flushTail(log, meta); err != nil {
+			return err
+		}
+	}
+	for _, r := range recs {
+		var err error
+		if toLog {
+			err = log.Put(r.k, r.v)
+		} else {
+			err = meta.Put(append(tailPrefix[:len(tailPrefix):len(tailPrefix)], r.k...), r.v)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// readEntry reads the record of entry i from the log bucket b: its stored
-// hashes and its entry, both in bbolt's memory (valid in the transaction).
-func readEntry(b *bolt.Bucket, i int64) (hashes, entry []byte, err error) {
+// tailSize returns the bytes the tail's records take of tailRoom.
+func tailSize(meta *bolt.Bucket) int {
+	size := 0
+	c := meta.Cursor()
+	for k, v := c.Seek(tailPrefix); k != nil && bytes.HasPrefix(k, tailPrefix); k, v = c.Next() {
+		size += tailCost(k, v)
+	}
+	return size
+}
+
+// flushTail moves the tail's records to the log bucket, as they are.
+func flushTail(log, meta *bolt.Bucket) error {
+	var keys [][]byte
+	c := meta.Cursor()
+	for k, v := c.Seek(tailPrefix); k != nil && bytes.HasPrefix(k, tailPrefix); k, v = c.Next() {
+		if len(k) != len(tailPrefix)+8 {
+			return fmt.Errorf("%w: log tail key %q", ErrCorrupt, k)
+		}
+		keys = append(keys, bytes.Clone(k))
+		if err := log.Put(bytes.Clone(k[len(tailPrefix):]), bytes.Clone(v)); err != nil {
+			return err
+		}
+	}
+	for _, k := range keys {
+		if err := meta.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// entrySizeHint is room enough for the entry of a placement and its
+// event, most changes: about 400 bytes.
+const entrySizeHint = 640
+
+// readEntry reads the record of entry i from the log bucket or its tail
+// in tx: its stored hashes and its entry, both in bbolt's memory (valid in
+// the transaction).
+func readEntry(tx *bolt.Tx, i int64) (hashes, entry []byte, err error) {
 	k := indexKey(i)
-	v := b.Get(k)
+	v := tx.Bucket(bucketLog).Get(k)
+	if v == nil {
+		v = tx.Bucket(bucketMeta).Get(tailKey(i))
+	}
 	if v == nil {
 		return nil, nil, fmt.Errorf("%w: log entry %d is missing", ErrCorrupt, i)
 	}
@@ -76,16 +168,23 @@ func splitEntry(k, v []byte, i int64) (hashes, entry []byte, err error) {
 }
 
 // logSize returns the number of entries in the log of tx: one more than
-// the last index.
+// the last index, in the tail or else in the log bucket.
 func logSize(tx *bolt.Tx) (int64, error) {
-	k, _ := tx.Bucket(bucketLog).Cursor().Last()
-	if k == nil {
+	var last []byte
+	c := tx.Bucket(bucketMeta).Cursor()
+	for k, _ := c.Seek(tailPrefix); k != nil && bytes.HasPrefix(k, tailPrefix); k, _ = c.Next() {
+		last = k[len(tailPrefix):]
+	}
+	if last == nil {
+		last, _ = tx.Bucket(bucketLog).Cursor().Last()
+	}
+	if last == nil {
 		return 0, nil
 	}
-	if len(k) != 8 {
-		return 0, fmt.Errorf("%w: log key %q", ErrCorrupt, k)
+	if len(last) != 8 {
+		return 0, fmt.Errorf("%w: log key %q", ErrCorrupt, last)
 	}
-	return int64(binary.BigEndian.Uint64(k)) + 1, nil
+	return int64(binary.BigEndian.Uint64(last)) + 1, nil
 }
 
 // loadFrontier reads the log's frontier from tx.
@@ -100,7 +199,6 @@ func loadFrontier(tx *bolt.Tx) (auditlog.Frontier, error) {
 // txHashes reads the stored hashes of tx.
 func txHashes(tx *bolt.Tx) tlog.HashReaderFunc {
 	return func(indexes []int64) ([]tlog.Hash, error) {
-		b := tx.Bucket(bucketLog)
 		out := make([]tlog.Hash, len(indexes))
 		for k, x := range indexes {
 			if x < 0 {
@@ -108,7 +206,7 @@ func txHashes(tx *bolt.Tx) tlog.HashReaderFunc {
 			}
 			level, n := tlog.SplitStoredHashIndex(x)
 			i := (n+1)<<level - 1
-			hashes, _, err := readEntry(b, i)
+			hashes, _, err := readEntry(tx, i)
 			if err != nil {
 				return nil, err
 			}
@@ -143,9 +241,9 @@ func (s *fileStore) LogEntries(ctx context.Context, from int64, fn func(int64, [
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverCorrupt(s.path, &err)
 	return s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketLog).Cursor()
 		want := from
-		for k, v := c.Seek(indexKey(from)); k != nil; k, v = c.Next() {
+		// each checks the record of key k (the 8-byte index) and value v.
+		each := func(k, v []byte) error {
 			if len(k) != 8 || int64(binary.BigEndian.Uint64(k)) != want {
 				return fmt.Errorf("%w: log key %x where entry %d belongs", ErrCorrupt, k, want)
 			}
@@ -163,6 +261,19 @@ func (s *fileStore) LogEntries(ctx context.Context, from int64, fn func(int64, [
 				}
 			}
 			want++
+			return nil
+		}
+		c := tx.Bucket(bucketLog).Cursor()
+		for k, v := c.Seek(indexKey(from)); k != nil; k, v = c.Next() {
+			if err := each(k, v); err != nil {
+				return err
+			}
+		}
+		c = tx.Bucket(bucketMeta).Cursor()
+		for k, v := c.Seek(tailKey(want)); k != nil && bytes.HasPrefix(k, tailPrefix); k, v = c.Next() {
+			if err := each(k[len(tailPrefix):], v); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

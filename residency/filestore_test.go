@@ -220,7 +220,7 @@ func TestFileStoreRefusesBadFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("7")) })
+	db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("8")) })
 	db.Close()
 
 	tests := []struct {
@@ -475,9 +475,9 @@ func TestFileStoreUpgrade(t *testing.T) {
 			}
 		}, want},
 		{"format 5", func(path string) {
-			// Opening upgrades the file to format 6; take it back to 5:
+			// Opening upgrades the file to format 7; take it back to 5:
 			// status records without their version (codec.go), which
-			// is 1 after the upgrade, one byte.
+			// is 1 after the upgrade, one byte, and no log tail.
 			r, err := residency.Open(ctx, residency.WithPath(path), residency.WithClock(fixtureClock()))
 			if err != nil {
 				t.Fatal(err)
@@ -509,6 +509,9 @@ func TestFileStoreUpgrade(t *testing.T) {
 						return err
 					}
 				}
+				if err := moveTail(tx); err != nil {
+					return err
+				}
 				return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("5"))
 			}); err != nil {
 				t.Fatal(err)
@@ -530,8 +533,8 @@ func TestFileStoreUpgrade(t *testing.T) {
 			if err := r.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if v := storeFormat(t, path); v != "6" {
-				t.Errorf("format after the upgrade = %q, want 6", v)
+			if v := storeFormat(t, path); v != "7" {
+				t.Errorf("format after the upgrade = %q, want 7", v)
 			}
 			upgraded, err := os.ReadFile(path)
 			if err != nil {

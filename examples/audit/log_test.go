@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -133,6 +134,16 @@ func tamper(t *testing.T, src string, fn func(tx *bolt.Tx) error) string {
 
 func index(i int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(i)) }
 
+// logRecord returns the bucket and key of the record of entry i: in the
+// log bucket, or in the log's tail in the meta bucket, where the newest
+// records of small commits wait (format 6).
+func logRecord(tx *bolt.Tx, i int64) (*bolt.Bucket, []byte) {
+	if b := tx.Bucket([]byte("log")); b.Get(index(i)) != nil {
+		return b, index(i)
+	}
+	return tx.Bucket([]byte("meta")), append([]byte("tail"), index(i)...)
+}
+
 // TestVerifyFile keeps checkpoints of a store file, and checks that verify
 // accepts the log as it grows honestly and refuses every kind of
 // tampering, naming what fails.
@@ -171,7 +182,11 @@ func TestVerifyFile(t *testing.T) {
 
 	// The log cut short: its last entry (with its hashes) removed.
 	cut := tamper(t, db, func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte("log")).Delete(index(15))
+		b, k := logRecord(tx, 15)
+		if b.Get(k) == nil {
+			return errors.New("no entry 15")
+		}
+		return b.Delete(k)
 	})
 	wantVerify(t, "log cut short", 1, cut, pub, c2, "log shorter than its checkpoint")
 	// Against an older checkpoint the log still extends it, but the stored
@@ -181,8 +196,8 @@ func TestVerifyFile(t *testing.T) {
 	// An entry rewritten, its checksum made right: the account was placed
 	// elsewhere.
 	rewritten := tamper(t, db, func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("log"))
-		v := b.Get(index(1))
+		b, k := logRecord(tx, 1)
+		v := b.Get(k)
 		hashes := int(tlog.StoredHashCount(2)-tlog.StoredHashCount(1)) * 32 // kept as they are
 		var c map[string]any
 		if err := json.Unmarshal(v[hashes:len(v)-4], &c); err != nil {
@@ -190,7 +205,7 @@ func TestVerifyFile(t *testing.T) {
 		}
 		c["placement"].(map[string]any)["datacenter"] = "aws-eu-central-1"
 		e, _ := json.Marshal(c)
-		return b.Put(index(1), seal('l', index(1), append(bytes.Clone(v[:hashes]), e...)))
+		return b.Put(k, seal('l', index(1), append(bytes.Clone(v[:hashes]), e...)))
 	})
 	wantVerify(t, "entry rewritten", 1, rewritten, pub, c1, "entry 1: entry does not match its stored hashes")
 

@@ -116,7 +116,9 @@ func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) ([]any, 
 		if i > 0 {
 			log.b = append(log.b, ',')
 		}
-		log.change(c)
+		var err error
+		log.b, err = residency.AppendEntry(log.b, c) // the entry itself: followers and the log read it back
+		log.err = cmp.Or(log.err, err)
 		if st := c.DataCenter; st != nil {
 			if st.ID == "" || !st.Status.IsValid() {
 				return nil, fmt.Errorf("postgres: apply: change %d: data center %q with status %q", i, st.ID, st.Status)

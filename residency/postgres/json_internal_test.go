@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,9 +12,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestChangeJSON: what the writer writes, encoding/json reads back as the
-// same Change, for every kind of change and for strings that need
-// escaping.
+// TestChangeJSON: the changes log's JSON that Apply writes (the audit log
+// entries, residency.AppendEntry), encoding/json reads back as the same
+// Change, for every kind of change and for strings that need escaping;
+// and rows written before in the writer's own layout, with Go's field
+// names and no field left out, still read back the same.
 func TestChangeJSON(t *testing.T) {
 	at := time.Date(2026, 11, 28, 9, 0, 0, 123456789, time.FixedZone("X", -3600))
 	odd := "q\"b\\s/\n\t\r\x00\x1f\u2028é漢🙂"
@@ -50,41 +53,64 @@ func TestChangeJSON(t *testing.T) {
 			Placement: residency.Placement{AccountID: "acme", Region: region.EU, Version: 5},
 			Event:     residency.Event{Time: at, Kind: residency.Deleted, AccountID: "acme", From: "linode-eu", Rule: "trial expired", Version: 5},
 			Objection: &residency.ObjectionRecord{Objection: residency.Objection{AccountID: "acme", SubProcessor: "twilio", Reference: "O-1"}, Raised: at}}},
-		{name: "data center", c: residency.Change{DataCenter: &residency.DataCenterState{ID: odd, Status: provider.Draining, Changed: at}}},
+		{name: "data center", c: residency.Change{DataCenter: &residency.DataCenterState{ID: odd, Status: provider.Draining, Changed: at, Version: 2}}},
 		{name: "invalid UTF-8 is replaced as encoding/json does",
-			c:    residency.Change{DataCenter: &residency.DataCenterState{ID: "a\xffb", Status: provider.Active}},
-			want: residency.Change{DataCenter: &residency.DataCenterState{ID: "a\ufffdb", Status: provider.Active}}},
+			c:    residency.Change{DataCenter: &residency.DataCenterState{ID: "a\xffb", Status: provider.Active, Version: 1}},
+			want: residency.Change{DataCenter: &residency.DataCenterState{ID: "a\ufffdb", Status: provider.Active, Version: 1}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := jw{}
-			w.change(&tc.c)
-			if w.err != nil {
-				t.Fatal(w.err)
+			args, err := (&Store{}).applyArgs([]residency.Change{tc.c}, nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-			var got residency.Change
-			if err := json.Unmarshal(w.b, &got); err != nil {
-				t.Fatalf("%v in %s", err, w.b)
+			raw := []byte(args[4].(string))
+			var got []residency.Change
+			if err := json.Unmarshal(raw, &got); err != nil {
+				t.Fatalf("%v in %s", err, raw)
 			}
 			want := tc.c
 			if tc.want.DataCenter != nil {
 				want = tc.want
 			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("round trip mismatch (-want +got):\n%s\n%s", diff, w.b)
+			if diff := cmp.Diff([]residency.Change{want}, got); diff != "" {
+				t.Errorf("round trip mismatch (-want +got):\n%s\n%s", diff, raw)
 			}
-			std, _ := json.Marshal(tc.c)
-			var fromStd residency.Change
-			if err := json.Unmarshal(std, &fromStd); err != nil {
+			entry, err := residency.EncodeEntry(tc.c)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(fromStd, got); diff != "" {
-				t.Errorf("differs from encoding/json's (-std +ours):\n%s", diff)
+			if want := "[" + string(entry) + "]"; string(raw) != want {
+				t.Errorf("changes log JSON = %s, want the entry %s", raw, want)
 			}
 		})
 	}
-	w := jw{}
-	w.change(&residency.Change{DataCenter: &residency.DataCenterState{ID: "x", Status: provider.Active, Changed: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}})
-	if w.err == nil {
-		t.Error("year 10000: no error")
+	// A row of the layout written before, by this package's own writer.
+	old := `{"Placement":{"account_id":"acme","country":"","region":"EU","datacenter":"linode-eu","provider":"linode","backup":"","version":2,` +
+		`"rule":"EU member state","transfer":"","created":"2026-11-28T09:00:00.123456789-01:00","updated":"2026-11-28T09:00:00.123456789-01:00"},` +
+		`"Event":{"time":"2026-11-28T09:00:00.123456789-01:00","kind":"access-granted","account_id":"acme","from":"","to":"support-247","rule":"","reference":"C-1","move_id":"","version":2},` +
+		`"Consent":{"account_id":"acme","subprocessor":"support-247","reference":"C-1","expires_at":"0001-01-01T00:00:00Z","granted":"2026-11-28T09:00:00.123456789-01:00","revoked":"0001-01-01T00:00:00Z"}}`
+	var got residency.Change
+	if err := json.Unmarshal([]byte(old), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := residency.Change{
+		Placement: residency.Placement{AccountID: "acme", Region: region.EU, DataCenter: "linode-eu", Provider: provider.Linode, Version: 2, Rule: "EU member state", Created: at, Updated: at},
+		Event:     residency.Event{Time: at, Kind: residency.AccessGranted, AccountID: "acme", To: "support-247", Reference: "C-1", Version: 2},
+		Consent:   &residency.ConsentRecord{Consent: residency.Consent{AccountID: "acme", SubProcessor: "support-247", Reference: "C-1"}, Granted: at},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("a row of the former layout reads back differently (-want +got):\n%s", diff)
+	}
+	old = `{"DataCenter":{"id":"linode-us","status":"draining","changed":"2026-11-28T09:00:00.123456789-01:00","version":3}}`
+	got = residency.Change{}
+	if err := json.Unmarshal([]byte(old), &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(residency.Change{DataCenter: &residency.DataCenterState{ID: "linode-us", Status: provider.Draining, Changed: at, Version: 3}}, got); diff != "" {
+		t.Errorf("a data center row of the former layout reads back differently (-want +got):\n%s", diff)
+	}
+	far := residency.Change{DataCenter: &residency.DataCenterState{ID: "x", Status: provider.Active, Changed: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Version: 1}}
+	if _, err := (&Store{}).applyArgs([]residency.Change{far}, nil); err == nil || !strings.Contains(err.Error(), "year") {
+		t.Errorf("year 10000: error %v, want one naming the year", err)
 	}
 }
