@@ -71,6 +71,7 @@ func (s *Store) Append(ctx context.Context, changes []residency.Change) (uint64,
 		}
 		return 0, err
 	}
+	s.own.add(uint64(pos))
 	return uint64(pos), nil
 }
 

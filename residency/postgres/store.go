@@ -41,6 +41,10 @@ type Store struct {
 	// stored hashes.
 	logStart int64
 	logMu    sync.Mutex
+
+	// own holds the positions of this store's Appends whose
+	// notifications have not yet come (see Store.Wakeups).
+	own ownWrites
 }
 
 // Errors of this package.
