@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -12,13 +13,15 @@ import (
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 )
 
-// readCounter is a Store that counts the changes its Changes gives.
+// readCounter is a Store that counts the calls of Changes and the changes
+// they give.
 type readCounter struct {
 	*postgres.Store
-	read atomic.Int64
+	calls, read atomic.Int64
 }
 
 func (c *readCounter) Changes(ctx context.Context, after uint64, fn func(uint64, residency.Change) error) (uint64, error) {
+	defer c.calls.Add(1)
 	return c.Store.Changes(ctx, after, func(pos uint64, ch residency.Change) error {
 		c.read.Add(1)
 		return fn(pos, ch)
@@ -43,6 +46,14 @@ func TestOwnWritesNotReadBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
+	// The first wake-up reads the log once, at once: let it, so that it
+	// does not read what follows.
+	eventually(t, "the Router reads the log once", func() error {
+		if c.calls.Load() == 0 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
 	for i := range 20 {
 		if _, err := a.Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("a-", i), Country: "DE"}); err != nil {
 			t.Fatal(err)
