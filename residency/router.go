@@ -166,9 +166,11 @@ func (r *Router) load(ctx context.Context, check func(*StoredAccount) error) err
 func (r *Router) loadWith(load func(func(StoredAccount) error) error, check func(*StoredAccount) error) error {
 	txn := r.db.Txn(true)
 	defer txn.Abort()
+	var checked StoredAccount // one for all: &s would move every s to the heap
 	err := load(func(s StoredAccount) error {
 		if check != nil {
-			if err := check(&s); err != nil {
+			checked = s
+			if err := check(&checked); err != nil {
 				return err
 			}
 		}

@@ -102,9 +102,9 @@ type follower struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	// fetched is the position the log was read to (the follow
-	// goroutine's); applied the position applied to memory (set by the
-	// leader, under inboxMu).
+	// fetched is the position the log was read to, or known without
+	// reading it (this Router's own writes, see ownWrite); applied the
+	// position applied to memory. Both only grow, under inboxMu.
 	fetched uint64
 	applied atomic.Uint64
 	inboxMu sync.Mutex
@@ -268,8 +268,11 @@ func (r *Router) catchUp(ctx context.Context) {
 func (r *Router) fetchAndApply(ctx context.Context) (ok, foreign bool) {
 	f := r.follow
 	var got []logged
+	f.inboxMu.Lock()
+	from := f.fetched
+	f.inboxMu.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, max(f.s.Lease(), r.writeTimeout))
-	last, err := f.s.Changes(cctx, f.fetched, func(pos uint64, c Change) error {
+	last, err := f.s.Changes(cctx, from, func(pos uint64, c Change) error {
 		got = append(got, logged{pos, c})
 		return nil
 	})
@@ -293,8 +296,10 @@ func (r *Router) fetchAndApply(ctx context.Context) (ok, foreign bool) {
 		} else {
 			f.advance(got[len(got)-1].pos)
 		}
+		// The leader may have moved fetched past what was read
+		// meanwhile (ownWrite): it only grows.
+		f.fetched = max(f.fetched, last)
 		f.inboxMu.Unlock()
-		f.fetched = last
 	}
 	if err != nil {
 		return false, foreign
@@ -306,6 +311,39 @@ func (r *Router) fetchAndApply(ctx context.Context) (ok, foreign bool) {
 		}
 	}
 	return true, foreign
+}
+
+// ownWrite records, once memory holds a batch this Router wrote, that the
+// log holds it at positions pos-n+1 to pos. When those follow right after
+// what was read, the log need not be read back for them: fetched moves to
+// pos, and applied with it once the inbox is applied (its changes come
+// first). Otherwise others committed in between, and the follow goroutine
+// reads them now; the store need not wake it for this Router's own
+// writes (the postgres store's Wakeups does not).
+func (f *follower) ownWrite(pos uint64, changes []Change) {
+	n := uint64(len(changes))
+	f.inboxMu.Lock()
+	defer f.inboxMu.Unlock()
+	switch {
+	case pos <= f.fetched:
+		// Read back already.
+	case f.fetched == pos-n:
+		f.fetched = pos
+		if len(f.inbox) == 0 {
+			f.advance(pos)
+			return
+		}
+		// absorb applies the inbox, skips these (memory has them) and
+		// advances to pos.
+		for i, c := range changes {
+			f.inbox = append(f.inbox, logged{pos - n + 1 + uint64(i), c})
+		}
+	default:
+		select {
+		case f.poke <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // advance records that memory holds the log up to pos; f.inboxMu is held.

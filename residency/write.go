@@ -311,6 +311,9 @@ func (r *Router) commit(batch []*request) {
 		}
 	}
 	r.install(w)
+	if r.follow != nil && len(w.changes) > 0 && batch[0].pos > 0 {
+		r.follow.ownWrite(batch[0].pos, w.changes)
+	}
 	for _, f := range w.after {
 		f()
 	}

@@ -82,6 +82,7 @@ func (s *Store) append(ctx context.Context, changes []residency.Change, statuses
 		return 0, err
 	}
 	s.hashLater(pos-int64(len(changes))-s.logStart, changes)
+	s.own.add(uint64(pos))
 	return uint64(pos), nil
 }
 

@@ -61,16 +61,19 @@
 //
 // A Router that follows the others on the database:
 //
-//  1. starts a [Listener] ([Store.Listen]) and, with [Store.Snapshot],
-//     loads the accounts and statuses with the log position of that
-//     snapshot;
+//  1. starts a [Listener] ([Store.Listen], or [Store.Wakeups], which
+//     skips the notifications of the store's own Appends) and, with
+//     [Store.Snapshot], loads the accounts and statuses with the log
+//     position of that snapshot;
 //  2. on every wake-up of the Listener, reads [Store.Changes] from the
-//     last position it applied and applies each change whose version is
-//     newer than the one in its memory (its own writes come back too; a
-//     change of one version it already has is skipped);
+//     last position it read and applies each change whose version is
+//     newer than the one in its memory (its own writes may come back
+//     too; a change of one version it already has is skipped);
 //  3. on [ErrTrimmed], loads a new snapshot;
 //  4. writes with [Store.Append] (Apply with the position of the last
-//     change), and may wait for followers to reach that position;
+//     change), and may wait for followers to reach that position; when
+//     the unit's positions follow right after what it read, it need not
+//     read them back, and otherwise reads the log at once;
 //  5. for Sync, reads [Store.Head] and waits until it has applied up to
 //     it;
 //  6. joins as a [Member] ([Store.Join]), renews its lease as it applies

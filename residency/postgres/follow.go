@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -131,6 +132,10 @@ type Listener struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	// skipOwn: a notification of a position that one of the store's own
+	// Appends returned wakes no one (see [Store.Wakeups]).
+	skipOwn bool
+
 	mu        sync.Mutex
 	listening bool
 	err       error
@@ -142,9 +147,13 @@ type Listener struct {
 // [Store.Snapshot] misses nothing, as the wake-up after the snapshot makes
 // it read the log from the snapshot's position.
 func (s *Store) Listen(ctx context.Context) (*Listener, error) {
+	return s.listen(ctx, false)
+}
+
+func (s *Store) listen(ctx context.Context, skipOwn bool) (*Listener, error) {
 	c := make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(ctx)
-	l := &Listener{C: c, c: c, s: s, cancel: cancel, done: make(chan struct{})}
+	l := &Listener{C: c, c: c, s: s, cancel: cancel, done: make(chan struct{}), skipOwn: skipOwn}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -250,11 +259,13 @@ func (l *Listener) listen(ctx context.Context, connected func()) error {
 	l.wake()
 	for {
 		wctx, cancel := context.WithTimeout(ctx, l.s.poll)
-		_, err := conn.WaitForNotification(wctx)
+		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		switch {
 		case err == nil:
-			l.wake()
+			if !l.skipOwn || !l.s.own.wrote(n.Payload) {
+				l.wake()
+			}
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err):
@@ -270,4 +281,48 @@ func (l *Listener) listen(ctx context.Context, connected func()) error {
 			return fmt.Errorf("postgres: listener: %w", err)
 		}
 	}
+}
+
+// ownWrites remembers the log positions the store's own Appends returned,
+// the last of each unit, until their notifications arrive.
+// Notifications come in commit order, so a notification of position p
+// says that those of earlier positions came or were lost: they are
+// forgotten.
+type ownWrites struct {
+	mu  sync.Mutex
+	pos []uint64 // ascending
+}
+
+// maxOwnWrites bounds the positions remembered when notifications are
+// lost: the oldest are forgotten (their notifications then wake a reader
+// for nothing, which is harmless).
+const maxOwnWrites = 1024
+
+// add remembers pos, returned by an Append.
+func (o *ownWrites) add(pos uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.pos) >= maxOwnWrites {
+		o.pos = append(o.pos[:0], o.pos[1:]...)
+	}
+	o.pos = append(o.pos, pos)
+}
+
+// wrote reports whether payload, a notification's, is the position of one
+// of the store's own Appends, and forgets the positions before it.
+func (o *ownWrites) wrote(payload string) bool {
+	p, err := strconv.ParseUint(payload, 10, 64)
+	if err != nil {
+		return false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	i := 0
+	for i < len(o.pos) && o.pos[i] < p {
+		i++
+	}
+	if i > 0 {
+		o.pos = append(o.pos[:0], o.pos[i:]...)
+	}
+	return len(o.pos) > 0 && o.pos[0] == p
 }

@@ -72,13 +72,22 @@ func (s *Store) snapshot(ctx context.Context, fn func(residency.StoredAccount) e
 		err  error
 	}
 	pages := make(chan result, 1)
+	// Pages the caller is done with go back to the reader: fn gets
+	// copies, so a page's array can hold the next page, and the garbage
+	// of a load is not one more copy of every account.
+	free := make(chan []residency.StoredAccount, 3)
 	rctx, cancel := context.WithCancel(ctx)
 	go func() {
 		defer close(pages)
 		l := loader{s: s, tx: tx}
 		after := ""
 		for {
-			page, err := l.accounts(rctx, s.sql.accountsPage, after, pageSize)
+			var buf []residency.StoredAccount
+			select {
+			case buf = <-free:
+			default:
+			}
+			page, err := l.accounts(rctx, buf, pageSize, s.sql.accountsPage, after, pageSize)
 			if err == nil && len(page) > 0 {
 				first, last := page[0].Placement.AccountID, page[len(page)-1].Placement.AccountID
 				err = l.attach(rctx, page, s.sql.eventsRange, s.sql.agreementsRange, s.sql.consentsRange, s.sql.objectionsRange, first, last)
@@ -112,6 +121,11 @@ func (s *Store) snapshot(ctx context.Context, fn func(residency.StoredAccount) e
 				if r.err = fn(a); r.err != nil {
 					break
 				}
+			}
+			clear(r.page) // let go of what fn was given
+			select {
+			case free <- r.page[:0]:
+			default:
 			}
 		}
 		if r.err != nil {
@@ -150,7 +164,7 @@ func (s *Store) LoadAccounts(ctx context.Context, ids []string, fn func(residenc
 		chunk := slices.Clone(given)
 		slices.Sort(chunk)
 		chunk = slices.Compact(chunk)
-		page, err := l.accounts(ctx, s.sql.accountsByID, chunk)
+		page, err := l.accounts(ctx, nil, len(chunk), s.sql.accountsByID, chunk)
 		if err != nil {
 			return err
 		}
@@ -263,24 +277,32 @@ func (l *loader) bytes(b []byte) string {
 // columns are read from the raw row (text is the same in either wire
 // format) and interned without a copy when they repeat; the others are
 // scanned.
-func (l *loader) accounts(ctx context.Context, sql string, args ...any) ([]residency.StoredAccount, error) {
+//
+// A query returns at most max rows: the page is buf when it can hold them,
+// else allocated once at that size. The scan's destinations are declared once per query, not per row,
+// since Scan makes them escape.
+func (l *loader) accounts(ctx context.Context, buf []residency.StoredAccount, max int, sql string, args ...any) ([]residency.StoredAccount, error) {
 	rows, err := l.tx.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: load: %w", err)
 	}
 	defer rows.Close()
-	var out []residency.StoredAccount
+	out := buf[:0]
+	if cap(out) < max {
+		out = make([]residency.StoredAccount, 0, max)
+	}
+	var (
+		version                 int64
+		created, updated, began pgtype.Timestamptz
+		createdNs, updatedNs    int16
+		beganNs                 *int16
+	)
+	dest := []any{nil, &version, nil, nil, nil, nil, nil, nil, nil,
+		&created, &createdNs, &updated, &updatedNs,
+		nil, nil, nil, nil, nil, &began, &beganNs}
 	for rows.Next() {
-		var (
-			p                       residency.Placement
-			version                 int64
-			created, updated, began pgtype.Timestamptz
-			createdNs, updatedNs    int16
-			beganNs                 *int16
-		)
-		if err := rows.Scan(nil, &version, nil, nil, nil, nil, nil, nil, nil,
-			&created, &createdNs, &updated, &updatedNs,
-			nil, nil, nil, nil, nil, &began, &beganNs); err != nil {
+		var p residency.Placement
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("postgres: load: %w", err)
 		}
 		raw := rows.RawValues()
@@ -365,13 +387,14 @@ func (l *loader) attach(ctx context.Context, page []residency.StoredAccount, eve
 		return fmt.Errorf("postgres: load: %w", err)
 	}
 	i := 0
+	var (
+		version int64
+		t       pgtype.Timestamptz
+		ns      int16
+	)
+	dest := []any{nil, &version, &t, &ns, nil, nil, nil, nil, nil, nil}
 	for rows.Next() {
-		var (
-			version int64
-			t       pgtype.Timestamptz
-			ns      int16
-		)
-		if err := rows.Scan(nil, &version, &t, &ns, nil, nil, nil, nil, nil, nil); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			rows.Close()
 			return fmt.Errorf("postgres: load: %w", err)
 		}

@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/domicile-go/domicile/residency"
+	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -106,4 +109,109 @@ func BenchmarkRouterVisibility(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// BenchmarkRouterOpen1M opens a Router on a database holding 1M accounts
+// (filled by fill, with SQL; run it with -benchtime 1x): s/open is the
+// time of postgres.Open and residency.Open, B/account the heap the Router
+// holds per account. Then, on that Router, Lookup of every account in a
+// random order: lookup-ns per call (the median of three passes) and
+// lookup-allocs, with floor-ns the same passes, taking turns, on a map
+// under a RWMutex holding the same placements.
+func BenchmarkRouterOpen1M(b *testing.B) {
+	const n = 1_000_000
+	ctx := context.Background()
+	dsn := pgtest.Database(b)
+	fill(b, dsn, n)
+	total := n + len(fillCountries)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fillID(i)
+	}
+	rand.New(rand.NewPCG(1, 2)).Shuffle(n, func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	b.ReportAllocs()
+	for b.Loop() {
+		before := heap()
+		start := time.Now()
+		s, err := postgres.Open(ctx, dsn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := residency.Open(ctx, residency.WithStore(s))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "s/open")
+		b.ReportMetric(float64(heap()-before)/float64(total), "B/account")
+
+		b.StopTimer()
+		// The floor's placements are allocated in ID order, as a
+		// Router's are when loaded, not in the order of the lookups.
+		f := &floor{m: make(map[string]*residency.Placement, n)}
+		for i := range n {
+			p, err := r.Lookup(fillID(i))
+			if err != nil {
+				b.Fatal(err)
+			}
+			f.m[p.AccountID] = &p
+		}
+		// Passes over all the accounts, taking turns; the medians.
+		var floorNs, lookupNs []float64
+		for range 3 {
+			runtime.GC()
+			start = time.Now()
+			for _, id := range ids {
+				sinkPlacement, _ = f.get(id)
+			}
+			floorNs = append(floorNs, float64(time.Since(start).Nanoseconds())/n)
+			runtime.GC()
+			start = time.Now()
+			for _, id := range ids {
+				if sinkPlacement, err = r.Lookup(id); err != nil {
+					b.Fatal(err)
+				}
+			}
+			lookupNs = append(lookupNs, float64(time.Since(start).Nanoseconds())/n)
+		}
+		slices.Sort(floorNs)
+		slices.Sort(lookupNs)
+		b.ReportMetric(floorNs[1], "floor-ns")
+		b.ReportMetric(lookupNs[1], "lookup-ns")
+		f = nil
+		i := 0
+		b.ReportMetric(testing.AllocsPerRun(10000, func() {
+			sinkPlacement, _ = r.Lookup(ids[i%n])
+			i++
+		}), "lookup-allocs")
+		r.Close()
+		b.StartTimer()
+	}
+}
+
+// floor is the fastest sensible structure for Lookup: a map under a
+// RWMutex.
+type floor struct {
+	mu sync.RWMutex
+	m  map[string]*residency.Placement
+}
+
+func (f *floor) get(id string) (residency.Placement, bool) {
+	f.mu.RLock()
+	p, ok := f.m[id]
+	f.mu.RUnlock()
+	if !ok {
+		return residency.Placement{}, false
+	}
+	return *p, true
+}
+
+var sinkPlacement residency.Placement
+
+// heap returns the bytes of live heap, after collecting the garbage.
+func heap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }

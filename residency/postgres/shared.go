@@ -22,9 +22,12 @@ func (s *Store) SnapshotAt(ctx context.Context, fn func(residency.StoredAccount)
 }
 
 // Wakeups is [Store.Listen] for [residency.SharedStore]: c receives the
-// Listener's wake-ups, and stop closes it.
+// Listener's wake-ups, and stop closes it. Unlike Listen's, these skip the
+// notifications of this Store's own Appends: the Router that writes
+// through the Store learns from Append where its changes went, and reads
+// the log itself when others committed in between.
 func (s *Store) Wakeups(ctx context.Context) (c <-chan struct{}, stop func(), err error) {
-	l, err := s.Listen(ctx)
+	l, err := s.listen(ctx, true)
 	if err != nil {
 		return nil, nil, err
 	}

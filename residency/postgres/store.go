@@ -48,6 +48,10 @@ type Store struct {
 	// hash stores the hashes of what Append commits (hasher.go); nil
 	// when read-only.
 	hash *hasher
+
+	// own holds the positions of this store's Appends whose
+	// notifications have not yet come (see Store.Wakeups).
+	own ownWrites
 }
 
 // Errors of this package.

@@ -1,0 +1,86 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/domicile-go/domicile/residency"
+	"github.com/domicile-go/domicile/residency/postgres"
+	"github.com/domicile-go/domicile/residency/postgres/pgtest"
+)
+
+// readCounter is a Store that counts the calls of Changes and the changes
+// they give.
+type readCounter struct {
+	*postgres.Store
+	calls, read atomic.Int64
+}
+
+func (c *readCounter) Changes(ctx context.Context, after uint64, fn func(uint64, residency.Change) error) (uint64, error) {
+	defer c.calls.Add(1)
+	return c.Store.Changes(ctx, after, func(pos uint64, ch residency.Change) error {
+		c.read.Add(1)
+		return fn(pos, ch)
+	})
+}
+
+// TestOwnWritesNotReadBack: a Router that writes right after what it has
+// read knows its writes' positions from Append and does not read them
+// back from the log (Sync returns at once); when another Router wrote in
+// between, it reads the log by itself, with no wake-up from the store.
+// The store here only polls, once an hour, so nothing else wakes it.
+func TestOwnWritesNotReadBack(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	s, err := postgres.Open(ctx, dsn, postgres.WithPollOnly(), postgres.WithPollInterval(time.Hour), postgres.WithLease(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &readCounter{Store: s}
+	a, err := residency.Open(ctx, residency.WithStore(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	// The first wake-up reads the log once, at once: let it, so that it
+	// does not read what follows.
+	eventually(t, "the Router reads the log once", func() error {
+		if c.calls.Load() == 0 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	for i := range 20 {
+		if _, err := a.Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("a-", i), Country: "DE"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := c.read.Load(); n != 0 {
+		t.Errorf("the Router read %d changes back from the log, want 0: they were its own", n)
+	}
+
+	b := openRouter(t, dsn, nil)
+	if _, err := b.Place(ctx, residency.PlaceRequest{AccountID: "b-0", Country: "US"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Place(ctx, residency.PlaceRequest{AccountID: "a-20", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the first Router applies the other's write", func() error {
+		_, err := a.Lookup("b-0")
+		return err
+	})
+	if err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.read.Load(); n != 2 {
+		t.Errorf("the Router read %d changes from the log, want 2: the other Router's and its own after it", n)
+	}
+}
