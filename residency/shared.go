@@ -208,13 +208,15 @@ func (r *Router) following(ctx context.Context, wake <-chan struct{}) {
 func (r *Router) catchUp(ctx context.Context) {
 	f := r.follow
 	for range 3 {
-		ok, foreign := r.fetchAndApply(ctx)
+		ok, read := r.fetchAndApply(ctx)
 		if !ok {
 			return
 		}
-		if !foreign && r.gate.Load()&gateStale == 0 && time.Since(f.renewedAt) < f.s.Lease()/4 {
-			// Only this Router's own writes came back: nobody waits for
-			// them, so the lease need not be renewed yet.
+		if !read && r.gate.Load()&gateStale == 0 && time.Since(f.renewedAt) < f.s.Lease()/4 {
+			// Nothing new in the log: nobody waits for this Router, so
+			// the lease need not be renewed yet. Anything read may be
+			// another Router's write whose fence waits, even when
+			// memory had it already (read afresh after a conflict).
 			return
 		}
 		applied := f.applied.Load()
@@ -262,10 +264,11 @@ func (r *Router) catchUp(ctx context.Context) {
 }
 
 // fetchAndApply reads the log after the position read to, and has the
-// leader apply it. It reports whether it succeeded, and whether it read
-// changes that memory lacked (others' writes) rather than only this
-// Router's own, which it marks applied without a batch.
-func (r *Router) fetchAndApply(ctx context.Context) (ok, foreign bool) {
+// leader apply what memory lacks (others' writes); when memory had it all
+// (this Router's own, or accounts read afresh after a conflict), it marks
+// it applied without a batch. It reports whether it succeeded, and whether
+// it read any change.
+func (r *Router) fetchAndApply(ctx context.Context) (ok, read bool) {
 	f := r.follow
 	var got []logged
 	f.inboxMu.Lock()
@@ -277,19 +280,25 @@ func (r *Router) fetchAndApply(ctx context.Context) (ok, foreign bool) {
 		return nil
 	})
 	cancel()
+	foreign := false // memory lacks some of it
+	topo := r.topo.Load()
 	for _, l := range got {
 		// Versions in memory only grow: a change memory has now, it
 		// keeps.
-		if l.c.DataCenter != nil {
-			foreign = true
-			break
+		if d := l.c.DataCenter; d != nil {
+			if d.Version > topo.states[d.ID].Version {
+				foreign = true
+				break
+			}
+			continue
 		}
 		if a := r.lookup.get(l.c.Placement.AccountID); a == nil || a.Version < l.c.Placement.Version {
 			foreign = true
 			break
 		}
 	}
-	if len(got) > 0 {
+	read = len(got) > 0
+	if read {
 		f.inboxMu.Lock()
 		if foreign || len(f.inbox) > 0 {
 			f.inbox = append(f.inbox, got...)
@@ -302,15 +311,15 @@ func (r *Router) fetchAndApply(ctx context.Context) (ok, foreign bool) {
 		f.inboxMu.Unlock()
 	}
 	if err != nil {
-		return false, foreign
+		return false, read
 	}
 	if foreign {
 		// An empty write: its leader applies the inbox first.
 		if err := r.write(ctx, func(*writer) error { return nil }); err != nil {
-			return false, foreign
+			return false, read
 		}
 	}
-	return true, foreign
+	return true, read
 }
 
 // ownWrite records, once memory holds a batch this Router wrote, that the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/domicile-go/domicile/residency/postgres"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -120,5 +121,65 @@ func TestStatusesWhilePlacing(t *testing.T) {
 		if diff := cmp.Diff(want, stateOf(t, r)); diff != "" {
 			t.Errorf("Router %d differs from a fresh one (-fresh +router):\n%s", i, diff)
 		}
+	}
+}
+
+// TestFenceAfterConflict: a Router whose write conflicts with another's
+// fenced CompleteMove reads the account afresh, and so has the move before
+// its follower reads it from the log; it still tells the database at once
+// that it has applied the move, so that the fence does not wait for its
+// next renewal.
+func TestFenceAfterConflict(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	// a reads the log only when asked, or when it renews its lease, every
+	// quarter of a minute.
+	a := openRouter(t, dsn, nil, postgres.WithPollOnly(), postgres.WithPollInterval(time.Hour), postgres.WithLease(time.Minute))
+	b := openRouter(t, dsn, nil)
+	if _, err := b.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	from, err := a.Lookup("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := "linode-eu"
+	if from.DataCenter == to {
+		to = "aws-eu-west-1"
+	}
+	m, err := b.BeginMove(ctx, "acme", to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, err := b.CompleteMove(cctx, m.ID)
+		done <- err
+	}()
+	// Once the move is committed (b's fence now waits for a), a writes the
+	// account as it knew it before the move: refused, read afresh, decided
+	// again.
+	s := openStore(t, dsn)
+	eventually(t, "the move committed", func() error {
+		var v uint64
+		err := s.LoadAccounts(ctx, []string{"acme"}, func(sa residency.StoredAccount) error { v = sa.Placement.Version; return nil })
+		if err == nil && v < 3 {
+			err = fmt.Errorf("acme at version %d", v)
+		}
+		return err
+	})
+	if err := a.GrantAccess(ctx, residency.Consent{AccountID: "acme", SubProcessor: "support-247", Reference: "C-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := a.Lookup("acme"); err != nil || p.DataCenter != to || p.Version != 4 {
+		t.Errorf("a: Lookup = %+v, %v; want %s at version 4", p, err, to)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("CompleteMove on b = %v; want its fence passed once a had the move, long before a's next renewal", err)
 	}
 }
