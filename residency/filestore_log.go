@@ -22,15 +22,16 @@ import (
 // n are tlog.SplitStoredHashIndex(x). Its checksum covers the 8-byte
 // index, wherever the record is.
 //
-// The tail (format 7): the newest records of small commits wait in the
-// meta bucket, under "tail" and the index, until about 3 KiB of them
-// have gathered; then one commit moves them to the log bucket, byte for
-// byte. bbolt writes every page a commit dirties, and the log bucket's
-// is a path from its root to its last leaf, three pages from about a
-// thousand entries on and four from a few hundred thousand; the meta
-// bucket is rewritten by every commit anyway (its record counts), one
-// page. So a commit of one change writes one page for the log, not
-// three or four, save the one in about seven that moves the tail. A
+// The tail (from format 7): the newest records of small commits wait in
+// the meta bucket, under "tail" and the index, until about 3 KiB of them
+// have gathered (a dozen Places', their entries in binary, format 8);
+// then one commit moves them to the log bucket, byte for byte. bbolt
+// writes every page a commit dirties, and the log bucket's is a path
+// from its root to its last leaf, three pages from about a thousand
+// entries on and four from a few hundred thousand; the meta bucket is
+// rewritten by every commit anyway (its record counts), one page. So a
+// commit of one change writes one page for the log, not three or four,
+// save the one in about a dozen that moves the tail. A
 // commit of more than half the tail's room writes to the log bucket
 // directly. Every index in the log bucket is below every index in the
 // tail; together they hold 0 to n-1 without a gap.
