@@ -123,23 +123,25 @@ func utc(t time.Time) bool {
 	return t.IsZero() || t.Location() == time.UTC && validTime(t) == nil
 }
 
-// jsonOfStored appends to dst the JSON entry of the stored entry v.
-func jsonOfStored(dst, v []byte) ([]byte, error) {
+// jsonOfStored appends to dst the JSON entry of the stored entry v. The
+// strings decoded on the way are interned in intern, when not nil, which
+// spares a reader of many entries a map for each.
+func jsonOfStored(dst, v []byte, intern map[string]string) ([]byte, error) {
 	if len(v) > 0 && v[0] == '{' {
 		return append(dst, v...), nil
 	}
 	if len(v) == 0 || v[0] != binaryEntry {
 		return dst, fmt.Errorf("%w: log entry of kind %#x", ErrCorrupt, v[:min(len(v), 1)])
 	}
-	c, err := decodeBinaryEntry(v[1:])
+	c, err := decodeBinaryEntry(v[1:], intern)
 	if err != nil {
 		return dst, err
 	}
 	return AppendEntry(dst, &c)
 }
 
-func decodeBinaryEntry(v []byte) (Change, error) {
-	d := decoder{b: v}
+func decodeBinaryEntry(v []byte, intern map[string]string) (Change, error) {
+	d := decoder{b: v, intern: intern}
 	var c Change
 	switch d.uint() {
 	case entryDataCenter:

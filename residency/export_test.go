@@ -5,6 +5,6 @@ package residency
 // stored in binary, and the JSON entry read back.
 func StoredEntry(c *Change, js []byte) (inBinary bool, back []byte, err error) {
 	v := appendStoredEntry(nil, c, js)
-	back, err = jsonOfStored(nil, v)
+	back, err = jsonOfStored(nil, v, nil)
 	return len(v) > 0 && v[0] == binaryEntry, back, err
 }

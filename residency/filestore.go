@@ -90,7 +90,7 @@ type fileStore struct {
 	frontier auditlog.Frontier
 	stale    bool
 
-	// noLog exists only to measure what the audit log costs: set, Commit
+	// noLog exists only to measure what the audit log costs: set, Apply
 	// writes a change without its log entry, which leaves a log that no
 	// longer holds every change. Only BenchmarkLogCost
 	// (logcost_bench_test.go) sets it, on a store it opened itself; no

@@ -247,6 +247,7 @@ func (s *fileStore) LogEntries(ctx context.Context, from int64, fn func(int64, [
 	defer recoverCorrupt(s.path, &err)
 	return s.db.View(func(tx *bolt.Tx) error {
 		want := from
+		intern := make(map[string]string) // data centers, rules, kinds
 		// each checks the record of key k (the 8-byte index) and value v.
 		each := func(k, v []byte) error {
 			if len(k) != 8 || int64(binary.BigEndian.Uint64(k)) != want {
@@ -258,7 +259,7 @@ func (s *fileStore) LogEntries(ctx context.Context, from int64, fn func(int64, [
 			}
 			// e is in bbolt's mmap, valid only in this transaction;
 			// jsonOfStored copies it.
-			js, err := jsonOfStored(nil, e)
+			js, err := jsonOfStored(nil, e, intern)
 			if err != nil {
 				return fmt.Errorf("log entry %d: %w", want, err)
 			}

@@ -312,7 +312,7 @@ func TestFileStoreFormat7(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				js, err := jsonOfStored(nil, e)
+				js, err := jsonOfStored(nil, e, nil)
 				if err != nil {
 					return err
 				}
