@@ -11,9 +11,10 @@ import (
 	"github.com/domicile-go/domicile/region"
 )
 
-// The record encoding of the embedded store, format version 7 (format 6
-// had the same records, none in the log's tail; format 5 had statuses
-// without their version; format 4 had no log records).
+// The record encoding of the embedded store, format version 8 (format 7
+// stored every log entry as its JSON; format 6 had the same records as 7,
+// none in the log's tail; format 5 had statuses without their version;
+// format 4 had no log records).
 //
 // A record is a payload followed by a checksum:
 //
@@ -48,9 +49,11 @@ import (
 //	log entry  the tlog stored hashes the entry's append added, 32 bytes
 //	           each (as many as tlog.StoredHashCount(i+1) -
 //	           tlog.StoredHashCount(i) for entry i: 1 plus the number of
-//	           trailing one bits of i), then the entry's bytes, EncodeEntry
-//	           of the change ('l'); the checksum covers the 8-byte index,
-//	           in the log bucket and in the meta bucket's tail alike
+//	           trailing one bits of i), then the entry: the change in
+//	           binary, or the bytes of its JSON, EncodeEntry, which are
+//	           hashed in either case (codec_entry.go) ('l'); the checksum
+//	           covers the 8-byte index, in the log bucket and in the meta
+//	           bucket's tail alike
 //
 // Account IDs are in the keys, not in the values. The encoding is
 // hand-written because Open must decode a million accounts in seconds:
@@ -287,6 +290,11 @@ func (d *decoder) done(what string) error {
 
 func encodePlacement(p *Placement) []byte {
 	e := encoder{b: make([]byte, 0, 128)}
+	e.placement(p)
+	return e.b
+}
+
+func (e *encoder) placement(p *Placement) {
 	e.uint(p.Version)
 	e.str(p.Country.String())
 	e.uint(uint64(p.Region))
@@ -308,7 +316,6 @@ func encodePlacement(p *Placement) []byte {
 	} else {
 		e.uint(0)
 	}
-	return e.b
 }
 
 func (d *decoder) placement(accountID string) Placement {
@@ -335,6 +342,11 @@ func (d *decoder) placement(accountID string) Placement {
 
 func encodeEvent(e *Event) []byte {
 	c := encoder{b: make([]byte, 0, 96)}
+	c.event(e)
+	return c.b
+}
+
+func (c *encoder) event(e *Event) {
 	c.time(e.Time)
 	c.str(string(e.Kind))
 	c.str(e.From)
@@ -342,7 +354,6 @@ func encodeEvent(e *Event) []byte {
 	c.str(e.Rule)
 	c.str(e.Reference)
 	c.str(e.MoveID)
-	return c.b
 }
 
 func (d *decoder) event(accountID string, version uint64) Event {
@@ -352,11 +363,15 @@ func (d *decoder) event(accountID string, version uint64) Event {
 
 func encodeAgreement(a *Agreement) []byte {
 	e := encoder{b: make([]byte, 0, 48)}
+	e.agreement(a)
+	return e.b
+}
+
+func (e *encoder) agreement(a *Agreement) {
 	e.uint(uint64(a.To))
 	e.time(a.ExpiresAt)
 	e.time(a.Granted)
 	e.time(a.Revoked)
-	return e.b
 }
 
 func (d *decoder) agreement(accountID, reference string) Agreement {
@@ -366,10 +381,14 @@ func (d *decoder) agreement(accountID, reference string) Agreement {
 
 func encodeStatus(st *DataCenterState) []byte {
 	e := encoder{b: make([]byte, 0, 32)}
+	e.status(st)
+	return e.b
+}
+
+func (e *encoder) status(st *DataCenterState) {
 	e.str(string(st.Status))
 	e.time(st.Changed)
 	e.uint(st.Version)
-	return e.b
 }
 
 func (d *decoder) status(id string) DataCenterState {

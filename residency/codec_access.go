@@ -6,11 +6,15 @@ package residency
 
 func encodeConsent(c *ConsentRecord) []byte {
 	e := encoder{b: make([]byte, 0, 48)}
+	e.consent(c)
+	return e.b
+}
+
+func (e *encoder) consent(c *ConsentRecord) {
 	e.str(c.SubProcessor)
 	e.time(c.ExpiresAt)
 	e.time(c.Granted)
 	e.time(c.Revoked)
-	return e.b
 }
 
 func (d *decoder) consent(accountID, reference string) ConsentRecord {
@@ -20,10 +24,14 @@ func (d *decoder) consent(accountID, reference string) ConsentRecord {
 
 func encodeObjection(o *ObjectionRecord) []byte {
 	e := encoder{b: make([]byte, 0, 40)}
+	e.objection(o)
+	return e.b
+}
+
+func (e *encoder) objection(o *ObjectionRecord) {
 	e.str(o.SubProcessor)
 	e.time(o.Raised)
 	e.time(o.Withdrawn)
-	return e.b
 }
 
 func (d *decoder) objection(accountID, reference string) ObjectionRecord {

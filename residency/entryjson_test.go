@@ -29,6 +29,8 @@ type changeFiller struct {
 	// full makes every field set, and valid: no empty string or zero value,
 	// no invalid region, no time outside the years 0-9999.
 	full bool
+	// utc makes every time a valid one in UTC, or the zero time.
+	utc bool
 }
 
 var (
@@ -118,6 +120,9 @@ func (f *changeFiller) time() time.Time {
 	choice := f.r.IntN(6)
 	if f.full {
 		zone, choice = zones[f.r.IntN(4)], 2
+	}
+	if f.utc {
+		zone, choice = time.UTC, f.r.IntN(3)
 	}
 	switch choice {
 	case 0: // the zero time

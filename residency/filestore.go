@@ -22,9 +22,9 @@ import (
 // every Apply one bbolt transaction, committed and fsynced before it
 // returns. The Router's group commit puts many changes in one Apply.
 //
-// Layout (format version 7):
+// Layout (format version 8):
 //
-//	meta        "format" -> "7" (not checksummed: it says how to read the rest)
+//	meta        "format" -> "8" (not checksummed: it says how to read the rest)
 //	            "counts" -> counts of accounts, agreements, statuses,
 //	            consents and objections
 //	            "tail", entry index (8 bytes, big-endian) -> the newest
@@ -36,9 +36,11 @@ import (
 //	consents    account ID, 0x00, reference -> consent (new in format 4)
 //	objections  account ID, 0x00, reference -> objection (new in format 4)
 //	log         entry index (8 bytes, big-endian) -> audit log entry with
-//	            the tlog stored hashes its append added (new in format 5)
+//	            the tlog stored hashes its append added (new in format 5;
+//	            the entry in binary from format 8, codec_entry.go)
 //
-// The log holds [EncodeEntry] of every change Apply commits, in commit
+// The log holds [EncodeEntry] of every change Apply commits (stored in
+// binary and given back as EncodeEntry's bytes), in commit
 // order, each with the stored hashes of the log's Merkle tree that its
 // append added (filestore_log.go), written in Apply's transaction. One
 // record, not one for the entry and one for its hashes, and the records
@@ -52,10 +54,13 @@ import (
 // hashes, and appends to a copy of it in each transaction, kept only once
 // the transaction committed.
 //
-// Format 6 lacked the tail: opening a file of format 6 for writing sets
-// the format to 7 (its tail is empty); read-only, it is read as it is.
-// Format 5 lacked the status records' versions (codec.go): opening a file
-// of format 5 sets the format to 7, as its records read as they are.
+// Format 7 stored every log entry as its JSON, which format 8 reads as it
+// is (codec_entry.go): opening a file of format 7 for writing sets the
+// format to 8, and its new entries are stored in binary; read-only, it is
+// read as it is. Format 6 lacked the tail, and is read and upgraded as 7
+// is (its tail is empty). Format 5 lacked the status records' versions
+// (codec.go): opening a file of format 5 sets the format to 8, as its
+// records read as they are.
 // Format 4 lacked the log bucket: opening a file of format 4, or of any
 // older format, writes its log (upgradeLog) in the transaction of the
 // upgrade. The log of an upgraded file starts at the upgrade: the changes
@@ -84,9 +89,16 @@ type fileStore struct {
 	mu       sync.Mutex
 	frontier auditlog.Frontier
 	stale    bool
+
+	// noLog exists only to measure what the audit log costs: set, Apply
+	// writes a change without its log entry, which leaves a log that no
+	// longer holds every change. Only BenchmarkLogCost
+	// (logcost_bench_test.go) sets it, on a store it opened itself; no
+	// Option or exported name reaches it.
+	noLog bool
 }
 
-const fileFormat = "7"
+const fileFormat = "8"
 
 var (
 	bucketMeta       = []byte("meta")
@@ -404,8 +416,10 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 	}
 	switch string(v) {
 	case fileFormat:
-	case "6":
-		// The layout of 7 with an empty tail: readable as it is.
+	case "6", "7":
+		// Format 6 is the layout of 7 with an empty tail, and 7 that of
+		// 8 with every log entry stored as JSON, which 8 reads too:
+		// both readable as they are.
 		if s.readOnly {
 			break
 		}
@@ -413,7 +427,7 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 			return errWrite
 		}
 		if err := tx.Bucket(bucketMeta).Put(keyFormat, []byte(fileFormat)); err != nil {
-			return fmt.Errorf("residency: upgrading %s from format 6 to %s: %w", s.path, fileFormat, err)
+			return fmt.Errorf("residency: upgrading %s from format %s to %s: %w", s.path, v, fileFormat, err)
 		}
 	case "":
 		return fmt.Errorf("%w: %s has no format version", ErrCorrupt, s.path)
@@ -745,8 +759,10 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 				return err
 			}
 		}
-		if err := appendLog(tx, &next, changes); err != nil {
-			return err
+		if !s.noLog {
+			if err := appendLog(tx, &next, changes); err != nil {
+				return err
+			}
 		}
 		return tx.Bucket(bucketMeta).Put(keyCounts, seal(kindCounts, keyCounts, n.encode()))
 	})

@@ -22,15 +22,16 @@ import (
 // n are tlog.SplitStoredHashIndex(x). Its checksum covers the 8-byte
 // index, wherever the record is.
 //
-// The tail (format 7): the newest records of small commits wait in the
-// meta bucket, under "tail" and the index, until about 3 KiB of them
-// have gathered; then one commit moves them to the log bucket, byte for
-// byte. bbolt writes every page a commit dirties, and the log bucket's
-// is a path from its root to its last leaf, three pages from about a
-// thousand entries on and four from a few hundred thousand; the meta
-// bucket is rewritten by every commit anyway (its record counts), one
-// page. So a commit of one change writes one page for the log, not
-// three or four, save the one in about seven that moves the tail. A
+// The tail (from format 7): the newest records of small commits wait in
+// the meta bucket, under "tail" and the index, until about 3 KiB of them
+// have gathered (a dozen Places', their entries in binary, format 8);
+// then one commit moves them to the log bucket, byte for byte. bbolt
+// writes every page a commit dirties, and the log bucket's is a path
+// from its root to its last leaf, three pages from about a thousand
+// entries on and four from a few hundred thousand; the meta bucket is
+// rewritten by every commit anyway (its record counts), one page. So a
+// commit of one change writes one page for the log, not three or four,
+// save the one in about a dozen that moves the tail. A
 // commit of more than half the tail's room writes to the log bucket
 // directly. Every index in the log bucket is below every index in the
 // tail; together they hold 0 to n-1 without a gap.
@@ -59,24 +60,27 @@ func hashesOf(i int64) int { return int(tlog.StoredHashCount(i+1) - tlog.StoredH
 // stored hashes, advancing next, the log's frontier in tx: to the tail,
 // or to the log bucket when they are many (see above). Each record is
 // built in one allocation, which bbolt holds until the commit: its key,
-// then its stored hashes, the entry ([AppendEntry]) and the checksum.
+// then its stored hashes, the entry (its JSON, [AppendEntry], is what is
+// hashed; its stored form is that of codec_entry.go) and the checksum.
 func appendLog(tx *bolt.Tx, next *auditlog.Frontier, changes []Change) error {
 	const hs = len(tlog.Hash{})
 	var hashes [64]tlog.Hash
 	type record struct{ k, v []byte }
 	recs := make([]record, len(changes))
 	total := 0
+	js := make([]byte, 0, entrySizeHint) // each entry's JSON in turn
 	for i := range changes {
 		n := next.Size()
 		at := 8 + hashesOf(n)*hs // where the entry starts
-		rec := make([]byte, at, at+entrySizeHint+checksumLen)
-		rec, err := AppendEntry(rec, &changes[i])
-		if err != nil {
+		var err error
+		if js, err = AppendEntry(js[:0], &changes[i]); err != nil {
 			return err
 		}
-		for j, h := range next.AppendTo(hashes[:0], rec[at:]) {
+		rec := make([]byte, at, at+storedSizeHint+checksumLen)
+		for j, h := range next.AppendTo(hashes[:0], js) {
 			copy(rec[8+j*hs:], h[:])
 		}
+		rec = appendStoredEntry(rec, &changes[i], js)
 		k := binary.BigEndian.AppendUint64(rec[:0:8], uint64(n))
 		recs[i] = record{k, seal(kindLogEntry, k, rec[8:])}
 		total += tailCost(recs[i].k, recs[i].v) + len(tailPrefix)
@@ -135,9 +139,10 @@ func flushTail(log, meta *bolt.Bucket) error {
 	return nil
 }
 
-// entrySizeHint is room enough for the entry of a placement and its
-// event, most changes: about 400 bytes.
-const entrySizeHint = 640
+// entrySizeHint is room enough for the JSON entry of a placement and its
+// event, most changes: about 400 bytes; storedSizeHint for its stored
+// form (codec_entry.go), about 150.
+const entrySizeHint, storedSizeHint = 640, 256
 
 // readEntry reads the record of entry i from the log bucket or its tail
 // in tx: its stored hashes and its entry, both in bbolt's memory (valid in
@@ -242,6 +247,7 @@ func (s *fileStore) LogEntries(ctx context.Context, from int64, fn func(int64, [
 	defer recoverCorrupt(s.path, &err)
 	return s.db.View(func(tx *bolt.Tx) error {
 		want := from
+		intern := make(map[string]string) // data centers, rules, kinds
 		// each checks the record of key k (the 8-byte index) and value v.
 		each := func(k, v []byte) error {
 			if len(k) != 8 || int64(binary.BigEndian.Uint64(k)) != want {
@@ -251,8 +257,13 @@ func (s *fileStore) LogEntries(ctx context.Context, from int64, fn func(int64, [
 			if err != nil {
 				return err
 			}
-			// e is in bbolt's mmap, valid only in this transaction.
-			if err := fn(want, bytes.Clone(e)); err != nil {
+			// e is in bbolt's mmap, valid only in this transaction;
+			// jsonOfStored copies it.
+			js, err := jsonOfStored(nil, e, intern)
+			if err != nil {
+				return fmt.Errorf("log entry %d: %w", want, err)
+			}
+			if err := fn(want, js); err != nil {
 				return err
 			}
 			if want%1024 == 0 {

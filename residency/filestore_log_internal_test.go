@@ -195,9 +195,9 @@ func TestFileStoreLogTailDamage(t *testing.T) {
 }
 
 // TestFileStoreFormat6: a file of format 6 (the log bucket, no tail) reads
-// as it is when opened read-only, and becomes format 7 when opened for
-// writing, its log going on; a file that says 6 but holds a tail is
-// damaged.
+// as it is when opened read-only, and becomes the current format when
+// opened for writing, its log going on; a file that says 6 but holds a
+// tail is damaged.
 func TestFileStoreFormat6(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v6.db")
@@ -267,4 +267,156 @@ func storeFormatOf(s *fileStore) string {
 	var v string
 	s.db.View(func(tx *bolt.Tx) error { v = string(tx.Bucket(bucketMeta).Get(keyFormat)); return nil })
 	return v
+}
+
+// TestFileStoreFormat7: a file of format 7 (every log entry stored as its
+// JSON) reads as it is when opened read-only, and becomes format 8 when
+// opened for writing, its old entries read as they are and its new ones
+// stored in binary, the log reading throughout as a MemoryStore's.
+func TestFileStoreFormat7(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v7.db")
+	s, err := openFileStore(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := NewMemoryStore()
+	apply := func(changes []Change) {
+		t.Helper()
+		if err := s.Apply(ctx, changes); err != nil {
+			t.Fatal(err)
+		}
+		ref.Apply(ctx, changes)
+	}
+	for i := range 9 {
+		apply(statusChanges(i, 1)) // in the tail
+	}
+	apply(statusChanges(9, 20)) // in the log bucket
+	apply(statusChanges(29, 1))
+	if got := storedForms(t, s); got != [2]int{30, 0} {
+		t.Fatalf("entries in binary, as JSON = %v, want all 30 in binary", got)
+	}
+	// What format 7 wrote: every entry as its JSON.
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range []*bolt.Bucket{tx.Bucket(bucketLog), tx.Bucket(bucketMeta)} {
+			c := b.Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				index := k
+				if bytes.HasPrefix(k, tailPrefix) {
+					index = k[len(tailPrefix):]
+				} else if b != tx.Bucket(bucketLog) {
+					continue
+				}
+				i := int64(binary.BigEndian.Uint64(index))
+				hashes, e, err := splitEntry(index, v, i)
+				if err != nil {
+					return err
+				}
+				js, err := jsonOfStored(nil, e, nil)
+				if err != nil {
+					return err
+				}
+				if err := b.Put(bytes.Clone(k), seal(kindLogEntry, index, append(bytes.Clone(hashes), js...))); err != nil {
+					return err
+				}
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keyFormat, []byte("7"))
+	})
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := openStoreFile(ctx, path, true)
+	if err != nil {
+		t.Fatalf("read-only open of format 7: %v", err)
+	}
+	if got := storedForms(t, ro); got != [2]int{0, 30} {
+		t.Fatalf("entries in binary, as JSON = %v, want all 30 as JSON", got)
+	}
+	sameLog(t, ro, ref)
+	ro.Close()
+	if v := fileFormatOf(t, path); v != "7" {
+		t.Fatalf("format after a read-only open = %q, want 7", v)
+	}
+	if s, err = openFileStore(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v := storeFormatOf(s); v != fileFormat {
+		t.Fatalf("format after opening for writing = %q, want %s", v, fileFormat)
+	}
+	apply(statusChanges(30, 1))
+	apply(statusChanges(31, 20))
+	sameLog(t, s, ref)
+	if got := storedForms(t, s); got != [2]int{21, 30} {
+		t.Fatalf("entries in binary, as JSON = %v, want the 21 new ones in binary", got)
+	}
+}
+
+// storedForms returns how many of the log's entries are stored in binary
+// and how many as JSON.
+func storedForms(t *testing.T, s *fileStore) (n [2]int) {
+	t.Helper()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		count := func(k, v []byte) error {
+			_, e, err := splitEntry(k, v, int64(binary.BigEndian.Uint64(k)))
+			if err != nil {
+				return err
+			}
+			if e[0] == binaryEntry {
+				n[0]++
+			} else {
+				n[1]++
+			}
+			return nil
+		}
+		if err := tx.Bucket(bucketLog).ForEach(count); err != nil {
+			return err
+		}
+		c := tx.Bucket(bucketMeta).Cursor()
+		for k, v := c.Seek(tailPrefix); k != nil && bytes.HasPrefix(k, tailPrefix); k, v = c.Next() {
+			if err := count(k[len(tailPrefix):], v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestFileStoreBinaryEntryDamage: a binary entry that does not decode,
+// its checksum made right, is ErrCorrupt, not an entry.
+func TestFileStoreBinaryEntryDamage(t *testing.T) {
+	ctx := context.Background()
+	s, err := openFileStore(ctx, filepath.Join(t.TempDir(), "damage.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Apply(ctx, statusChanges(0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	for name, entry := range map[string][]byte{
+		"unknown kind of change":  {binaryEntry, 9},
+		"cut short":               {binaryEntry, entryDataCenter, 4, 'd', 'c'},
+		"trailing bytes":          append(appendStoredEntry(nil, &statusChanges(0, 1)[0], nil), 0),
+		"neither binary nor JSON": {0x02, 1, 2},
+	} {
+		k := indexKey(0)
+		s.db.Update(func(tx *bolt.Tx) error {
+			hashes, _, err := readEntry(tx, 0)
+			if err != nil {
+				return err
+			}
+			return tx.Bucket(bucketMeta).Put(tailKey(0), seal(kindLogEntry, k, append(bytes.Clone(hashes), entry...)))
+		})
+		err := s.LogEntries(ctx, 0, func(int64, []byte) error { return nil })
+		if !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: LogEntries: %v, want ErrCorrupt", name, err)
+		}
+	}
 }

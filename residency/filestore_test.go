@@ -220,7 +220,7 @@ func TestFileStoreRefusesBadFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("8")) })
+	db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("9")) })
 	db.Close()
 
 	tests := []struct {
@@ -533,8 +533,8 @@ func TestFileStoreUpgrade(t *testing.T) {
 			if err := r.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if v := storeFormat(t, path); v != "7" {
-				t.Errorf("format after the upgrade = %q, want 7", v)
+			if v := storeFormat(t, path); v != "8" {
+				t.Errorf("format after the upgrade = %q, want 8", v)
 			}
 			upgraded, err := os.ReadFile(path)
 			if err != nil {

@@ -111,6 +111,28 @@ func seal(kind byte, key, payload []byte) []byte {
 }
 
 // tamper copies the store file at src and changes the copy with fn.
+// logEntry returns entry i of the log of the store file path.
+func logEntry(t *testing.T, path string, i int64) []byte {
+	t.Helper()
+	ctx := context.Background()
+	r, err := residency.Open(ctx, residency.WithPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var entry []byte
+	err = r.LogEntries(ctx, i, func(_ int64, e []byte) error {
+		entry = e
+		return errStop
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		t.Fatal(err)
+	}
+	return entry
+}
+
+var errStop = errors.New("stop")
+
 func tamper(t *testing.T, src string, fn func(tx *bolt.Tx) error) string {
 	t.Helper()
 	data, err := os.ReadFile(src)
@@ -194,13 +216,15 @@ func TestVerifyFile(t *testing.T) {
 	wantVerify(t, "log cut short, older checkpoint", 1, cut, pub, c1, "stored status of data center linode-us (active) disagrees with the log (draining)")
 
 	// An entry rewritten, its checksum made right: the account was placed
-	// elsewhere.
+	// elsewhere. The store keeps the entry in binary, or as its JSON (as
+	// format 7 did), which it reads as it is: the rewritten entry is JSON.
+	entry1 := logEntry(t, db, 1)
 	rewritten := tamper(t, db, func(tx *bolt.Tx) error {
 		b, k := logRecord(tx, 1)
 		v := b.Get(k)
 		hashes := int(tlog.StoredHashCount(2)-tlog.StoredHashCount(1)) * 32 // kept as they are
 		var c map[string]any
-		if err := json.Unmarshal(v[hashes:len(v)-4], &c); err != nil {
+		if err := json.Unmarshal(entry1, &c); err != nil {
 			return err
 		}
 		c["placement"].(map[string]any)["datacenter"] = "aws-eu-central-1"
