@@ -416,10 +416,11 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 	}
 	switch string(v) {
 	case fileFormat:
-	case "6", "7":
+	case "5", "6", "7":
 		// Format 6 is the layout of 7 with an empty tail, and 7 that of
-		// 8 with every log entry stored as JSON, which 8 reads too:
-		// both readable as they are.
+		// 8 with every log entry stored as JSON, which 8 reads too;
+		// format 5 is 6 with status records without a version, which
+		// read as version 1: all readable as they are.
 		if s.readOnly {
 			break
 		}
@@ -457,15 +458,6 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 		}
 		if err := s.upgradeLog(tx); err != nil {
 			return fmt.Errorf("residency: upgrading %s from format 4 to %s: %w", s.path, fileFormat, err)
-		}
-	case "5":
-		// Format 6 adds a version to status records; those of format
-		// 5 read as version 1, so only the format changes.
-		if errWrite != nil {
-			return errWrite
-		}
-		if err := meta.Put(keyFormat, []byte(fileFormat)); err != nil {
-			return fmt.Errorf("residency: upgrading %s from format 5 to %s: %w", s.path, fileFormat, err)
 		}
 	default:
 		if !isFormatVersion(v) { // a damaged meta page, not a newer format

@@ -487,7 +487,22 @@ func TestFileStoreUpgrade(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer db.Close()
+			defer func() {
+				// An auditor opens a copy of a format 5 file read-only,
+				// as it is: its statuses read as version 1.
+				db.Close()
+				s, err := residency.OpenFileStoreReadOnly(ctx, path)
+				if err != nil {
+					t.Fatalf("OpenFileStoreReadOnly of a format 5 file: %v", err)
+				}
+				defer s.Close()
+				if dcs, err := s.DataCenters(ctx); err != nil || len(dcs) == 0 || dcs[0].Version != 1 {
+					t.Errorf("DataCenters of a format 5 file = %+v, %v; want version 1", dcs, err)
+				}
+				if v := storeFormat(t, path); v != "5" {
+					t.Errorf("format after opening read-only = %q, want 5", v)
+				}
+			}()
 			if err := db.Update(func(tx *bolt.Tx) error {
 				b := tx.Bucket([]byte("datacenters"))
 				tab := crc32.MakeTable(crc32.Castagnoli)
