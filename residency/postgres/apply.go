@@ -82,7 +82,11 @@ func (s *Store) append(ctx context.Context, changes []residency.Change, statuses
 		return 0, err
 	}
 	s.hashLater(pos-int64(len(changes))-s.logStart, changes)
-	s.own.add(uint64(pos))
+	if statuses != nil {
+		// A Router's write (Append), which it does not read back: its
+		// wake-up can be skipped. Apply's, by anyone else, cannot.
+		s.own.add(uint64(pos))
+	}
 	return uint64(pos), nil
 }
 
