@@ -276,6 +276,22 @@ func (r *Router) commit(batch []*request) {
 			if r.follow != nil {
 				r.wrote(batch, pos)
 			}
+		case r.follow != nil && statusConflict(err) && batch[0].rereads < maxRereads:
+			// Another Router changed a data center's status since the
+			// batch was decided, on statuses every request of it
+			// read: learn them, and decide the whole batch again.
+			w.abort()
+			batch[0].rereads++
+			st, rerr := r.reread(nil, true)
+			if rerr != nil {
+				for _, req := range batch {
+					r.fail(req, err)
+				}
+				return
+			}
+			r.reconcile(st)
+			r.commit(batch)
+			return
 		case errors.Is(err, ErrConflict) && len(batch) > 1:
 			// Nothing was applied. Find the request the store refuses:
 			// commit one by one, once this batch let go of memdb's
@@ -320,6 +336,13 @@ func (r *Router) commit(batch []*request) {
 	for _, req := range batch {
 		r.answer(req, req.err)
 	}
+}
+
+// statusConflict reports whether err refuses a write for data center
+// statuses that changed since it was decided, rather than for an account.
+func statusConflict(err error) bool {
+	var ce *ConflictError
+	return errors.As(err, &ce) && ce.Stale && ce.AccountID == ""
 }
 
 // wrote records where a batch's write went in the shared store's log, for
