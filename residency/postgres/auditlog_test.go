@@ -142,6 +142,7 @@ func TestLogUpgrade(t *testing.T) {
 	for _, q := range []string{
 		`DROP TABLE domicile.loghashes`,
 		`ALTER TABLE domicile.head DROP COLUMN statuses`,
+		`ALTER TABLE domicile.datacenters DROP COLUMN prev`,
 		`DELETE FROM domicile.meta WHERE key = 'logstart'`,
 		`DELETE FROM domicile.changes WHERE pos <= 2`,
 		`UPDATE domicile.head SET trimmed = 2`,

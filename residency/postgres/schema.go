@@ -30,10 +30,16 @@ const schemaDDL = schemaDDL1 + upgrade2DDL + logDDL + upgrade4DDL
 // Format 3 already counted each data center's changes in its version
 // column, but wrote statuses without checking it; format 4 checks it, and
 // counts all status changes in the head row, so that a write decided on
-// older statuses is refused (statements.go).
+// older statuses is refused (statements.go). A data center's row records
+// the version its last change followed (prev), a column without default
+// that format 3's statement does not fill: a Router of format 3 still
+// running after the upgrade fails to write a status (a not-null
+// violation), rather than change one without counting it in the head.
 const upgrade4DDL = `
 ALTER TABLE %[1]s.head ADD COLUMN statuses bigint NOT NULL DEFAULT 0;
 UPDATE %[1]s.head SET statuses = (SELECT coalesce(sum(version), 0) FROM %[1]s.datacenters);
+ALTER TABLE %[1]s.datacenters ADD COLUMN prev bigint NOT NULL DEFAULT 0;
+ALTER TABLE %[1]s.datacenters ALTER COLUMN prev DROP DEFAULT;
 `
 
 // schemaDDL1 creates format 1 in schema %[1]s (sanitised). Every id and

@@ -94,12 +94,12 @@ func buildStatements(s string) statements {
 				ON CONFLICT (account, reference) DO UPDATE SET subprocessor = EXCLUDED.subprocessor, raised = EXCLUDED.raised,
 					raised_ns = EXCLUDED.raised_ns, withdrawn = EXCLUDED.withdrawn, withdrawn_ns = EXCLUDED.withdrawn_ns
 				RETURNING 1),
-			du AS (UPDATE ` + s + `.datacenters SET status = r.status, changed = r.changed, changed_ns = r.changed_ns, version = r.version
+			du AS (UPDATE ` + s + `.datacenters SET status = r.status, changed = r.changed, changed_ns = r.changed_ns, version = r.version, prev = r.prev
 				FROM json_to_recordset($4::json) AS r(id text, status text, changed timestamptz, changed_ns smallint, version bigint, prev bigint)
 				WHERE ` + s + `.datacenters.id = r.id AND ` + s + `.datacenters.version = r.prev
 				RETURNING 1),
-			di AS (INSERT INTO ` + s + `.datacenters (id, status, changed, changed_ns, version)
-				SELECT id, status, changed, changed_ns, version FROM json_to_recordset($4::json) AS r(id text, status text, changed timestamptz, changed_ns smallint, version bigint, prev bigint)
+			di AS (INSERT INTO ` + s + `.datacenters (id, status, changed, changed_ns, version, prev)
+				SELECT id, status, changed, changed_ns, version, prev FROM json_to_recordset($4::json) AS r(id text, status text, changed timestamptz, changed_ns smallint, version bigint, prev bigint)
 				WHERE prev = 0
 				ON CONFLICT (id) DO NOTHING
 				RETURNING 1),

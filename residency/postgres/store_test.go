@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgconn"
 	"sync"
 	"testing"
 	"time"
@@ -437,6 +438,7 @@ func TestUpgradeFormat3Statuses(t *testing.T) {
 	s.Close()
 	for _, q := range []string{
 		`ALTER TABLE domicile.head DROP COLUMN statuses`,
+		`ALTER TABLE domicile.datacenters DROP COLUMN prev`,
 		`UPDATE domicile.meta SET value = '3' WHERE key = 'format'`,
 		`UPDATE domicile.meta SET value = (SELECT coalesce(string_agg(c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
 			|| CASE WHEN a.attnotnull THEN ' not null' ELSE '' END, E'\n' ORDER BY c.relname, a.attnum), '')
@@ -451,5 +453,54 @@ func TestUpgradeFormat3Statuses(t *testing.T) {
 	}
 	if _, err := s.Append(ctx, []residency.Change{placed("a", "linode-eu", at)}, 3); err != nil {
 		t.Errorf("Append decided on all 3 status changes = %v", err)
+	}
+}
+
+// TestFormat3WriterRefused: a Router of format 3 still running after the
+// upgrade to format 4 cannot write a data center's status (which it would
+// not count in the head, so that every Router of format 4 would decide on
+// a count the log no longer holds): its statement fails whole.
+func TestFormat3WriterRefused(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	s := openStore(t, dsn)
+	if err := s.Apply(ctx, []residency.Change{dcChange("linode-eu", provider.Draining, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// Format 3's apply statement, its data center part (statements.go
+	// before format 4), setting linode-eu and a new data center.
+	_, err = conn.Exec(ctx, `WITH
+		d AS (INSERT INTO domicile.datacenters (id, status, changed, changed_ns, version)
+			SELECT id, status, changed, changed_ns, n FROM json_to_recordset($1::json) AS r(id text, status text, changed timestamptz, changed_ns smallint, n bigint)
+			ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, changed = EXCLUDED.changed, changed_ns = EXCLUDED.changed_ns,
+				version = domicile.datacenters.version + EXCLUDED.version
+			RETURNING 1),
+		h AS (UPDATE domicile.head SET pos = pos + 1 WHERE (SELECT count(*) FROM d) >= 0 RETURNING pos),
+		c AS (INSERT INTO domicile.changes (pos, change) SELECT h.pos, $2::json FROM h)
+		SELECT pos, pg_notify('domicile', pos::text) FROM h`,
+		`[{"id":"linode-eu","status":"active","changed":"2026-11-28T09:00:00Z","changed_ns":0,"n":1}]`,
+		`{"datacenter":{"id":"linode-eu","status":"active","changed":"2026-11-28T09:00:00Z"}}`)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "23502" || pe.TableName != "datacenters" {
+		t.Fatalf("format 3's status write = %v, want a not-null violation on datacenters", err)
+	}
+	dcs, err := s.DataCenters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]residency.DataCenterState{*dcChange("linode-eu", provider.Draining, 1).DataCenter}, dcs); diff != "" {
+		t.Errorf("DataCenters after the refused write (-want +got):\n%s", diff)
+	}
+	if head, err := s.Head(ctx); err != nil || head != 1 {
+		t.Errorf("Head = %d, %v; want 1", head, err)
+	}
+	// And format 4's own writes go on.
+	if _, err := s.Append(ctx, []residency.Change{dcChange("linode-eu", provider.Active, 2)}, 1); err != nil {
+		t.Fatal(err)
 	}
 }
