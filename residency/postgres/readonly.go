@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -68,32 +67,12 @@ func (s *Store) setupReadOnly(ctx context.Context) error {
 		}
 		return fmt.Errorf("%w: schema %q at %s holds no tables", ErrNoTables, s.schema, s.addr())
 	}
-	var v, want string
-	err = tx.QueryRow(ctx, s.sql.selectMeta, "format").Scan(&v)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("%w: schema %q has a meta table without a domicile format version", ErrForeign, s.schema)
-	}
-	if err != nil {
-		return fmt.Errorf("postgres: schema %q: reading the format version: %w", s.schema, err)
-	}
-	n, err := strconv.Atoi(v)
-	switch {
-	case err != nil || n < 1:
-		return fmt.Errorf("%w: schema %q has format version %q", ErrForeign, s.schema, v)
-	case n > format:
-		return fmt.Errorf("%w: schema %q has format %d, this version of domicile reads %d", residency.ErrFormat, s.schema, n, format)
-	case n < format:
-		return fmt.Errorf("%w: schema %q has format %d, this version of domicile reads %d", ErrNeedsUpgrade, s.schema, n, format)
-	}
-	if err := tx.QueryRow(ctx, s.sql.selectMeta, "layout").Scan(&want); err != nil {
-		return fmt.Errorf("%w: schema %q: reading the layout: %w", ErrForeign, s.schema, err)
-	}
-	got, err := s.layout(ctx, tx)
+	n, err := s.checkSchema(ctx, tx)
 	if err != nil {
 		return err
 	}
-	if got != want {
-		return fmt.Errorf("%w: the tables of schema %q are not as domicile created them: %s", ErrForeign, s.schema, layoutDiff(want, got))
+	if n < format {
+		return fmt.Errorf("%w: schema %q has format %d, this version of domicile reads %d", ErrNeedsUpgrade, s.schema, n, format)
 	}
 	if err := tx.QueryRow(ctx, s.sql.logStart).Scan(&s.logStart); err != nil {
 		return fmt.Errorf("%w: schema %q: reading the log's start: %w", ErrForeign, s.schema, err)

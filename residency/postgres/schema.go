@@ -232,30 +232,9 @@ func (s *Store) setup(ctx context.Context) error {
 		}
 		return nil
 	}
-	var v, want string
-	err = tx.QueryRow(ctx, s.sql.selectMeta, "format").Scan(&v)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("%w: schema %q has a meta table without a domicile format version", ErrForeign, s.schema)
-	}
-	if err != nil {
-		return fmt.Errorf("%w: schema %q: reading the format version: %w", ErrForeign, s.schema, err)
-	}
-	n, err := strconv.Atoi(v)
-	switch {
-	case err != nil || n < 1:
-		return fmt.Errorf("%w: schema %q has format version %q", ErrForeign, s.schema, v)
-	case n > format:
-		return fmt.Errorf("%w: schema %q has format %d, this version of domicile reads %d", residency.ErrFormat, s.schema, n, format)
-	}
-	if err := tx.QueryRow(ctx, s.sql.selectMeta, "layout").Scan(&want); err != nil {
-		return fmt.Errorf("%w: schema %q: reading the layout: %w", ErrForeign, s.schema, err)
-	}
-	got, err := s.layout(ctx, tx)
+	n, err := s.checkSchema(ctx, tx)
 	if err != nil {
 		return err
-	}
-	if got != want {
-		return fmt.Errorf("%w: the tables of schema %q are not as domicile created them: %s", ErrForeign, s.schema, layoutDiff(want, got))
 	}
 	if n < format {
 		// An older format, checked as it was created: upgrade it, still
@@ -292,6 +271,39 @@ func (s *Store) setup(ctx context.Context) error {
 		return fmt.Errorf("postgres: opening schema %q: %w", s.schema, err)
 	}
 	return nil
+}
+
+// checkSchema reads the format version of a schema that has domicile's
+// meta table, refuses one it cannot read (newer, or not a number) and
+// tables that are not as domicile created them (their layout, recorded
+// with the format), and returns the format.
+func (s *Store) checkSchema(ctx context.Context, tx pgx.Tx) (int, error) {
+	var v, want string
+	err := tx.QueryRow(ctx, s.sql.selectMeta, "format").Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("%w: schema %q has a meta table without a domicile format version", ErrForeign, s.schema)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("postgres: schema %q: reading the format version: %w", s.schema, err)
+	}
+	n, err := strconv.Atoi(v)
+	switch {
+	case err != nil || n < 1:
+		return 0, fmt.Errorf("%w: schema %q has format version %q", ErrForeign, s.schema, v)
+	case n > format:
+		return 0, fmt.Errorf("%w: schema %q has format %d, this version of domicile reads %d", residency.ErrFormat, s.schema, n, format)
+	}
+	if err := tx.QueryRow(ctx, s.sql.selectMeta, "layout").Scan(&want); err != nil {
+		return 0, fmt.Errorf("%w: schema %q: reading the layout: %w", ErrForeign, s.schema, err)
+	}
+	got, err := s.layout(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	if got != want {
+		return 0, fmt.Errorf("%w: the tables of schema %q are not as domicile created them: %s", ErrForeign, s.schema, layoutDiff(want, got))
+	}
+	return n, nil
 }
 
 // tables lists the schema's tables, views and the like, by name.
