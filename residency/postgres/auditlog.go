@@ -205,15 +205,7 @@ func (s *Store) extendHashes(ctx context.Context, n int64) error {
 		return err
 	}
 	return s.hashEntries(ctx, &f, n, func(first int64, hs []tlog.Hash) error {
-		idx := make([]int64, len(hs))
-		hashes := make([][]byte, len(hs))
-		for j := range hs {
-			idx[j], hashes[j] = first+int64(j), hs[j][:]
-		}
-		if _, err := s.pool.Exec(ctx, s.sql.insertHashes, idx, hashes); err != nil {
-			return fmt.Errorf("postgres: storing hashes: %w", connectError(err))
-		}
-		return nil
+		return s.insertHashes(ctx, first, hs)
 	})
 }
 
