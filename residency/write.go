@@ -247,14 +247,15 @@ func (r *Router) commit(batch []*request) {
 		}
 	}()
 	r.absorb()
-	w.topo = r.topo.Load()
-	statuses := w.topo.statuses // what the batch decides on
 	if err := r.resolve(); err != nil {
 		for _, req := range batch {
 			r.fail(req, err)
 		}
 		return
 	}
+	// The statuses as the inbox and the store's answers left them.
+	w.topo = r.topo.Load()
+	statuses := w.topo.statuses // what the batch decides on
 	for _, req := range batch {
 		w.begin(req)
 		req.refusals = req.refusals[:0]

@@ -424,6 +424,36 @@ func TestStatusChangeOutcomeUnknown(t *testing.T) {
 	sameAsStored(t, r, s)
 }
 
+// TestStatusOutcomeLearntBeforeDeciding: after a status change whose
+// outcome stayed unknown (persisted, and the store could not be read
+// back), the next change of that data center's status learns the outcome
+// before it is decided, and so follows the stored version.
+func TestStatusOutcomeLearntBeforeDeciding(t *testing.T) {
+	ctx := context.Background()
+	s := newFaultyStore(t, nil)
+	r, err := Open(ctx, WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errRead := errors.New("test: connection lost")
+	s.set(persistThenFail(1, errFsync), func() error { return errRead })
+	if err := r.Drain(ctx, "linode-eu"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Drain: %v; want ErrUnavailable", err)
+	}
+	s.set(nil, nil)
+	if err := r.Activate(ctx, "linode-eu"); err != nil {
+		t.Fatalf("Activate once the store reads again: %v", err)
+	}
+	dcs, err := s.DataCenters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dcs) != 1 || dcs[0].Status != provider.Active || dcs[0].Version != 2 {
+		t.Errorf("stored %+v; want linode-eu active at version 2", dcs)
+	}
+	sameAsStored(t, r, s)
+}
+
 // TestStorePanics: a store that panics fails the batch and releases the
 // lead; the Router learns what was applied and goes on.
 func TestStorePanics(t *testing.T) {
