@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
+	"github.com/domicile-go/domicile/internal/jsontext"
 	"github.com/domicile-go/domicile/region"
 )
 
@@ -64,7 +64,7 @@ func (w *entryWriter) key(k string) {
 
 func (w *entryWriter) str(k, s string) {
 	w.key(k)
-	w.b = appendJSONString(w.b, s)
+	w.b = jsontext.AppendString(w.b, s)
 }
 
 // optStr writes s unless it is empty (omitempty).
@@ -104,7 +104,7 @@ func (w *entryWriter) region(k string, r region.Region) {
 		w.fail(fmt.Errorf("%s: %w", k, err))
 		return
 	}
-	w.b = appendJSONString(w.b, r.String())
+	w.b = jsontext.AppendString(w.b, r.String())
 }
 
 func (w *entryWriter) fail(err error) {
@@ -179,7 +179,7 @@ func (w *entryWriter) placement(p *Placement) {
 			w.fail(fmt.Errorf("country: %w", err))
 			return
 		}
-		w.b = appendJSONString(w.b, p.Country.String())
+		w.b = jsontext.AppendString(w.b, p.Country.String())
 	}
 	w.region("region", p.Region)
 	w.str("datacenter", p.DataCenter)
@@ -217,60 +217,4 @@ func (w *entryWriter) event(e *Event) {
 	w.optStr("move_id", e.MoveID)
 	w.uint("version", e.Version)
 	w.close()
-}
-
-// appendJSONString appends s as encoding/json writes a string (with
-// HTML escaping, its default): quotes, backslashes, control characters,
-// <, > and & escaped, U+2028 and U+2029 escaped, invalid UTF-8 replaced
-// by U+FFFD. It follows encoding/json's appendString.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/domicile-go/domicile/internal/jsontext"
 )
 
 // A JSON writer for Apply's parameters: encoding/json spends tens of
@@ -33,17 +34,7 @@ func (w *jw) key(k string) {
 
 func (w *jw) str(k, s string) {
 	w.key(k)
-	w.b = appendString(w.b, s)
-}
-
-// optStr writes s, or null when ok is false.
-func (w *jw) optStr(k, s string, ok bool) {
-	if !ok {
-		w.key(k)
-		w.b = append(w.b, "null"...)
-		return
-	}
-	w.str(k, s)
+	w.b = jsontext.AppendString(w.b, s)
 }
 
 func (w *jw) uint(k string, v uint64) {
@@ -81,48 +72,3 @@ func (w *jw) wireTime(k string, t time.Time) {
 
 func (w *jw) open()  { w.b = append(w.b, '{') }
 func (w *jw) close() { w.b = append(w.b, '}') }
-
-// appendString appends s as a JSON string: quotes, backslashes and
-// control characters escaped, invalid UTF-8 replaced by U+FFFD as
-// encoding/json does.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\r':
-				b = append(b, '\\', 'r')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
