@@ -183,3 +183,66 @@ func TestFenceAfterConflict(t *testing.T) {
 		t.Errorf("CompleteMove on b = %v; want its fence passed once a had the move, long before a's next renewal", err)
 	}
 }
+
+// heldStore is a Store whose Appends each wait for the test to let them
+// go, and which records how many changes each carried.
+type heldStore struct {
+	*postgres.Store
+	arrived chan int      // the number of changes of each Append
+	release chan struct{} // one receive lets one Append go on
+}
+
+func (h *heldStore) Append(ctx context.Context, changes []residency.Change, statuses uint64) (uint64, error) {
+	h.arrived <- len(changes)
+	<-h.release
+	return h.Store.Append(ctx, changes, statuses)
+}
+
+// TestBatchDecidedAgainWhole: a batch refused because another Router
+// changed a data center's status meanwhile is decided again whole, after
+// one read of the statuses, not split into a commit per request.
+func TestBatchDecidedAgainWhole(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	h := &heldStore{Store: openStore(t, dsn), arrived: make(chan int, 100), release: make(chan struct{})}
+	r, err := residency.Open(ctx, residency.WithStore(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	errs := make(chan error, 9)
+	place := func(id string) {
+		_, err := r.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "GB"})
+		errs <- err
+	}
+	go place("first")
+	if n := <-h.arrived; n != 1 {
+		t.Fatalf("first Append of %d changes, want 1", n)
+	}
+	// While the first write is held, eight more queue: the next batch.
+	for i := range 8 {
+		go place(fmt.Sprint("acct-", i))
+	}
+	time.Sleep(200 * time.Millisecond)
+	h.release <- struct{}{}
+	batch := <-h.arrived
+	if batch < 2 {
+		t.Fatalf("the second batch holds %d changes; the test needs several", batch)
+	}
+	// The batch was decided; another writer drains a data center of
+	// another region before it is committed.
+	other := openStore(t, dsn)
+	if _, err := other.Append(ctx, []residency.Change{dcChange("linode-us", provider.Draining, 1)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.release <- struct{}{} // refused: decided on no status change
+	if again := <-h.arrived; again != batch {
+		t.Errorf("after the refusal, an Append of %d changes; want the batch of %d decided again whole", again, batch)
+	}
+	close(h.release) // arrived is buffered for the Appends that follow
+	for range 9 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
