@@ -39,7 +39,7 @@ func BenchmarkLongLivedAccount(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	h, err := r.History(p.AccountID)
+	h, err := r.History(ctx, p.AccountID)
 	if err != nil {
 		b.Fatal(err)
 	}

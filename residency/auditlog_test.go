@@ -150,7 +150,7 @@ func TestRouterLog(t *testing.T) {
 			}
 			// The entries are the account's history and the statuses, in
 			// commit order.
-			hist, err := r.History("xa")
+			hist, err := r.History(ctx, "xa")
 			if err != nil {
 				t.Fatal(err)
 			}

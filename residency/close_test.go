@@ -63,7 +63,7 @@ func TestEveryMethodAfterClose(t *testing.T) {
 		"Activate":       func() error { return r.Activate(ctx, "linode-us") },
 		"Status":         func() error { _, err := r.Status(dc); return err },
 		"PlanEvacuation": func() error { _, err := r.PlanEvacuation(ctx, dc); return err },
-		"History":        func() error { _, err := r.History("acme"); return err },
+		"History":        func() error { _, err := r.History(ctx, "acme"); return err },
 		"Agreements":     func() error { _, err := r.Agreements("acme"); return err },
 		"Verify":         func() error { _, err := r.Verify(ctx); return err },
 		"Import": func() error {

@@ -81,7 +81,7 @@ func ExampleRouter_Delete() {
 	}
 	_, err := r.Lookup("trial-42")
 	fmt.Println(errors.Is(err, residency.ErrNotFound))
-	history, _ := r.History("trial-42")
+	history, _ := r.History(ctx, "trial-42")
 	for _, e := range history {
 		fmt.Println(e.Version, e.Kind, e.From+e.To, e.Rule)
 	}

@@ -336,7 +336,7 @@ func TestConsentTrail(t *testing.T) {
 	if err := r.WithdrawObjection(ctx, "acme", "LETTER-7"); err != nil {
 		t.Fatal(err)
 	}
-	h, err := r.History("acme")
+	h, err := r.History(ctx, "acme")
 	if err != nil {
 		t.Fatal(err)
 	}

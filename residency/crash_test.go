@@ -101,7 +101,7 @@ func TestCrashRecovery(t *testing.T) {
 	type event struct{ Kind, To, MoveID string }
 	known := map[string][]event{} // per account: its trail as far as acknowledged
 	trail := func(r *residency.Router, id string) []event {
-		h, err := r.History(id)
+		h, err := r.History(t.Context(), id)
 		if err != nil {
 			t.Fatalf("History(%s): %v", id, err)
 		}

@@ -91,7 +91,7 @@ func TestDelete(t *testing.T) {
 
 	// The trail stays, and ends with what the deletion ended and the
 	// deletion itself.
-	h, err := r.History("acme")
+	h, err := r.History(ctx, "acme")
 	if err != nil {
 		t.Fatalf("History of a deleted account: %v", err)
 	}
@@ -135,7 +135,7 @@ func TestDelete(t *testing.T) {
 	if err := r.MayAccess("acme", "gated"); !errors.Is(err, residency.ErrNoConsent) {
 		t.Errorf("MayAccess(gated) of the fresh account = %v: the old consent must not carry over", err)
 	}
-	h, _ = r.History("acme")
+	h, _ = r.History(ctx, "acme")
 	if last := h[len(h)-1]; len(h) != 9 || last.Kind != residency.Placed || last.Version != 9 {
 		t.Errorf("History after placing afresh ends with %+v (%d events), want placed at version 9", last, len(h))
 	}
@@ -233,7 +233,7 @@ func trailOf(t testing.TB, r *residency.Router, id string) records {
 	t.Helper()
 	var out records
 	var err error
-	if out.History, err = r.History(id); err != nil {
+	if out.History, err = r.History(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
 	if out.Agreements, err = r.Agreements(id); err != nil {

@@ -128,7 +128,7 @@ func ExampleRouter_GrantTransfer() {
 	}
 	fmt.Println(p.Region, p.DataCenter, p.Rule)
 
-	history, _ := r.History("acme-gmbh")
+	history, _ := r.History(ctx, "acme-gmbh")
 	for _, e := range history {
 		fmt.Printf("%d %s %q -> %q", e.Version, e.Kind, e.From, e.To)
 		if e.Reference != "" {

@@ -74,7 +74,7 @@ func snapshot(t testing.TB, r *residency.Router) state {
 	for _, reg := range region.All() {
 		for p := range r.AccountsInRegion(reg) {
 			s.Placements = append(s.Placements, p)
-			h, err := r.History(p.AccountID)
+			h, err := r.History(context.Background(), p.AccountID)
 			if err != nil {
 				t.Fatal(err)
 			}

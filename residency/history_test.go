@@ -29,7 +29,7 @@ func TestLongHistoryMemory(t *testing.T) {
 		}
 	}
 	held := heapInUse() - before
-	h, err := r.History(p.AccountID)
+	h, err := r.History(ctx, p.AccountID)
 	if err != nil || len(h) < events {
 		t.Fatalf("History: %d events, %v", len(h), err)
 	}
@@ -52,13 +52,13 @@ func TestHistoryIsACopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, _ := r.History("a")
+	first, _ := r.History(ctx, "a")
 	_ = append(first[:1], residency.Event{Kind: "forged"})
 	first[0].Kind = "forged"
 	if _, err := r.AbortMove(ctx, m.ID); err != nil {
 		t.Fatal(err)
 	}
-	h, _ := r.History("a")
+	h, _ := r.History(ctx, "a")
 	var kinds []residency.EventKind
 	for _, e := range h {
 		kinds = append(kinds, e.Kind)

@@ -83,10 +83,10 @@ func TestImport(t *testing.T) {
 			t.Errorf("refused row %s was placed: %v", id, err)
 		}
 	}
-	if h, _ := r.History("existing"); len(h) != 1 {
+	if h, _ := r.History(ctx, "existing"); len(h) != 1 {
 		t.Errorf("existing account has %d events after the import", len(h))
 	}
-	if h, _ := r.History("de-2"); len(h) != 1 || h[0].Kind != residency.Imported || h[0].To != "websupport-eu" || h[0].Rule != "EU member state" {
+	if h, _ := r.History(ctx, "de-2"); len(h) != 1 || h[0].Kind != residency.Imported || h[0].To != "websupport-eu" || h[0].Rule != "EU member state" {
 		t.Errorf("imported account's trail = %+v", h)
 	}
 

@@ -71,7 +71,7 @@ func TestMoveInsideRegion(t *testing.T) {
 	if n := len(collect(r.Moves())); n != 0 {
 		t.Errorf("%d open moves after CompleteMove", n)
 	}
-	h, _ := r.History("acme")
+	h, _ := r.History(ctx, "acme")
 	kinds := []residency.EventKind{}
 	for _, e := range h {
 		kinds = append(kinds, e.Kind)
@@ -207,7 +207,7 @@ func TestCrossRegionMoveWithAgreement(t *testing.T) {
 		done.Transfer != "T-US" || done.Rule != `transfer agreement "T-US"` || done.Country.String() != "FR" {
 		t.Errorf("CompleteMove = %+v", done)
 	}
-	h, _ := r.History("acme")
+	h, _ := r.History(ctx, "acme")
 	last := h[len(h)-1]
 	if last.Kind != residency.MoveCompleted || last.Reference != "T-US" || last.Rule != `transfer agreement "T-US"` {
 		t.Errorf("last event = %+v; want the completed move naming agreement T-US", last)
@@ -313,7 +313,7 @@ func TestConcurrentMoves(t *testing.T) {
 		t.Errorf("Verify = %+v, %v", rep, err)
 	}
 	for i := range n {
-		h, _ := r.History(fmt.Sprintf("acct-%d", i))
+		h, _ := r.History(ctx, fmt.Sprintf("acct-%d", i))
 		p, _ := r.Lookup(fmt.Sprintf("acct-%d", i))
 		if uint64(len(h)) != p.Version || h[len(h)-1].Version != p.Version {
 			t.Fatalf("acct-%d: %d events, version %d", i, len(h), p.Version)
@@ -367,7 +367,7 @@ func TestCompleteMoveUnderItsOwnAgreement(t *testing.T) {
 			if p.Region != region.US || p.Transfer != "B" || p.Rule != `transfer agreement "B"` {
 				t.Errorf("CompleteMove = %+v; want the US under agreement B", p)
 			}
-			h, _ := r.History("acme")
+			h, _ := r.History(ctx, "acme")
 			if last := h[len(h)-1]; last.Kind != residency.MoveCompleted || last.Reference != "B" {
 				t.Errorf("last event = %+v; want the completed move naming B", last)
 			}

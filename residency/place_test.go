@@ -113,7 +113,7 @@ func TestPlaceIdempotent(t *testing.T) {
 			t.Errorf("Place(%+v) mismatch (-first +again):\n%s", req, diff)
 		}
 	}
-	h, _ := r.History("acme")
+	h, _ := r.History(context.Background(), "acme")
 	if len(h) != 1 {
 		t.Errorf("repeated Place recorded %d events, want 1", len(h))
 	}
@@ -223,7 +223,7 @@ func TestPlaceConcurrentOneAccount(t *testing.T) {
 			t.Fatalf("goroutine %d got another placement (-0 +%d):\n%s", i, i, diff)
 		}
 	}
-	if h, _ := r.History("shared"); len(h) != 1 {
+	if h, _ := r.History(context.Background(), "shared"); len(h) != 1 {
 		t.Errorf("%d events for one account, want 1", len(h))
 	}
 }

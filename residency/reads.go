@@ -1,6 +1,7 @@
 package residency
 
 import (
+	"context"
 	"fmt"
 	"iter"
 	"slices"
@@ -65,12 +66,23 @@ func (r *Router) Moves() iter.Seq[Move] {
 // auditor needs, and goes on if the ID is placed afresh. It returns
 // [ErrNotFound] for an account never placed, and [ErrClosed] after
 // [Router.Close].
-func (r *Router) History(accountID string) ([]Event, error) {
+//
+// On a [TrailStore] (PostgreSQL), the trail is read from the store, within
+// ctx, and may include changes committed elsewhere that this Router has
+// not applied yet; otherwise it is a memory read and ctx is not used.
+func (r *Router) History(ctx context.Context, accountID string) ([]Event, error) {
 	a, err := r.account(accountID)
 	if err != nil {
 		return nil, err
 	}
-	return slices.Clone(a.history), nil
+	if r.trails == nil {
+		return slices.Clone(a.history), nil
+	}
+	h, err := r.trails.Trail(ctx, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("residency: reading the history of account %q: %w", accountID, err)
+	}
+	return h, nil
 }
 
 // Agreements returns the account's transfer agreements, revoked and expired

@@ -47,6 +47,9 @@ type Router struct {
 	db     *memdb.MemDB
 	lookup *lookupIndex
 	store  Store // nil: memory only
+	// trails is the store when it keeps the audit trails (a TrailStore):
+	// account rows then hold none.
+	trails TrailStore
 	queue  queue // the group commit of writes (write.go)
 	// behind holds committed account rows not yet in memdb's accounts
 	// table (write.go). Only the leading writer changes it, and memdb,
@@ -117,6 +120,7 @@ func open(ctx context.Context, cfg config) (*Router, error) {
 		db:           db,
 		lookup:       newLookupIndex(),
 		store:        cfg.store,
+		trails:       trailStore(cfg.store),
 		writeTimeout: cfg.writeTimeout,
 		logOrigin:    cfg.logOrigin,
 		logSigner:    cfg.logSigner,
@@ -154,6 +158,12 @@ func open(ctx context.Context, cfg config) (*Router, error) {
 	}
 	r.startFollowing()
 	return r, nil
+}
+
+// trailStore returns s as a TrailStore, or nil when it is not one.
+func trailStore(s Store) TrailStore {
+	t, _ := s.(TrailStore)
+	return t
 }
 
 // load reads the store into memdb and the lookup index, in one write

@@ -406,7 +406,7 @@ func (r *Router) absorb() {
 	if len(in) == 0 {
 		return
 	}
-	w := &writer{db: r.db, lookup: r.lookup, topo: r.topo.Load(), now: r.now()}
+	w := &writer{db: r.db, lookup: r.lookup, topo: r.topo.Load(), now: r.now(), trails: r.trails == nil}
 	defer w.abort()
 	var gaps []string
 	for _, l := range in {
@@ -434,9 +434,14 @@ func (r *Router) absorb() {
 		}
 		a := &account{Placement: c.Placement}
 		if old != nil {
-			a.history, a.access = append(old.history, c.Event), old.access
-		} else {
-			a.history = []Event{c.Event}
+			a.access = old.access
+		}
+		if w.trails {
+			var trail []Event
+			if old != nil {
+				trail = old.history
+			}
+			a.history = append(trail, c.Event)
 		}
 		if c.Consent != nil {
 			a.access = a.access.withConsent(*c.Consent)

@@ -72,6 +72,21 @@ type StoredAccount struct {
 	Objections []ObjectionRecord
 }
 
+// TrailStore is a Store that reads an account's audit trail when it is
+// asked for, so that a Router holds placements, not trails, in memory:
+// with several Routers on one database ([SharedStore]), each holding every
+// account's whole trail would multiply memory and Open time by the number
+// of instances, and a trail only grows. Its Load and LoadAccounts leave
+// StoredAccount.History empty; Trail returns what they would have put
+// there. A Router on a TrailStore answers [Router.History] with Trail.
+type TrailStore interface {
+	Store
+	// Trail returns the account's audit trail, oldest first, as committed:
+	// it may be ahead of what a Router has applied. It is empty for an
+	// account the store does not hold.
+	Trail(ctx context.Context, accountID string) ([]Event, error)
+}
+
 // Change is one change to one account: its new placement (one version
 // later), the event that records the change, and the agreement, consent or
 // objection the change grants or ends, if any. A change with DataCenter set

@@ -52,7 +52,7 @@ func TestGrantTransfer(t *testing.T) {
 	if err := r.GrantTransfer(ctx, tr); !errors.Is(err, residency.ErrConflict) {
 		t.Errorf("GrantTransfer of a revoked reference: %v; want ErrConflict", err)
 	}
-	h, _ := r.History("acme")
+	h, _ := r.History(ctx, "acme")
 	var trail []string
 	for _, e := range h {
 		trail = append(trail, strings.Join([]string{string(e.Kind), e.From, e.To, e.Reference}, " "))
@@ -103,7 +103,7 @@ func TestGrantTransferRefuses(t *testing.T) {
 	if _, err := r.Agreements("nobody"); !errors.Is(err, residency.ErrNotFound) {
 		t.Errorf("Agreements(nobody) error = %v", err)
 	}
-	if _, err := r.History("nobody"); !errors.Is(err, residency.ErrNotFound) {
+	if _, err := r.History(ctx, "nobody"); !errors.Is(err, residency.ErrNotFound) {
 		t.Errorf("History(nobody) error = %v", err)
 	}
 }

@@ -41,7 +41,7 @@ func TestReturnedValuesAreCopies(t *testing.T) {
 	}
 	forge(&lookedUp)
 	m.ID, m.To, m.Transfer = "forged", "forged", "forged"
-	h, _ := r.History("acme")
+	h, _ := r.History(ctx, "acme")
 	h[0].Kind, h[0].To, h[len(h)-1].MoveID = "forged", "forged", "forged"
 	_ = append(h[:1], residency.Event{Kind: "forged"})
 	ag, _ := r.Agreements("acme")

@@ -231,7 +231,7 @@ const behindLimit = 4096
 
 // commit runs a batch in one transaction and answers every request in it.
 func (r *Router) commit(batch []*request) {
-	w := &writer{db: r.db, lookup: r.lookup, topo: r.topo.Load(), now: r.now(), durable: r.store != nil}
+	w := &writer{db: r.db, lookup: r.lookup, topo: r.topo.Load(), now: r.now(), durable: r.store != nil, trails: r.trails == nil}
 	applying := false // the store may hold some of the batch
 	defer func() {
 		w.abort()
@@ -739,6 +739,7 @@ type writer struct {
 	topo    *topology // the data centers' status as this batch sees it
 	now     time.Time
 	durable bool // collect changes for the store
+	trails  bool // rows keep their audit trail (not on a TrailStore)
 	changed []*account
 	byID    map[string]*account // changed by ID, once there are many
 	changes []Change
@@ -868,6 +869,9 @@ func (w *writer) put(a *account, ag *Agreement) {
 	}
 	if w.durable {
 		w.changes = append(w.changes, Change{Placement: a.Placement, Event: a.history[len(a.history)-1], Agreement: ag})
+	}
+	if !w.trails {
+		a.history = nil // the store keeps it (TrailStore)
 	}
 }
 

@@ -176,7 +176,7 @@ func stateOf(t *testing.T, r *Router) routerState {
 	for _, reg := range region.All() {
 		for p := range r.AccountsInRegion(reg) {
 			s.Placements = append(s.Placements, p)
-			h, err := r.History(p.AccountID)
+			h, err := r.History(t.Context(), p.AccountID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -586,7 +586,7 @@ func TestSnapshotsDoNotWaitForAWrite(t *testing.T) {
 		if plan, err := r.PlanEvacuation(ctx, p.DataCenter); err != nil || len(plan.Moves) != 1 {
 			t.Errorf("PlanEvacuation: %+v, %v", plan, err)
 		}
-		if h, err := r.History("a"); err != nil || len(h) != 1 {
+		if h, err := r.History(ctx, "a"); err != nil || len(h) != 1 {
 			t.Errorf("History: %v, %v", h, err)
 		}
 		if got, err := r.Lookup("a"); err != nil || got != p {

@@ -102,7 +102,7 @@ func run(ctx context.Context, path string) error {
 	fmt.Printf("   acme-gmbh now lives in %s on %s: %s\n", p.Region, p.DataCenter, p.Rule)
 
 	fmt.Println("\n6. acme-gmbh's audit trail:")
-	history, err := r.History("acme-gmbh")
+	history, err := r.History(ctx, "acme-gmbh")
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func TestRouterDeletes(t *testing.T) {
 	if err := r.Delete(ctx, "gone", "trial expired"); err != nil {
 		t.Fatal(err)
 	}
-	trail, err := r.History("gone")
+	trail, err := r.History(ctx, "gone")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestRouterDeletes(t *testing.T) {
 	if err := r.MayAccess("kept", "twilio"); !errors.Is(err, residency.ErrObjected) {
 		t.Errorf("MayAccess with the objection after reopening = %v, want ErrObjected", err)
 	}
-	got, err := r.History("gone")
+	got, err := r.History(ctx, "gone")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -135,7 +135,7 @@ func TestFill(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("Lookup(%s) mismatch (-want +got):\n%s", fillID(i), diff)
 		}
-		h, err := r.History(fillID(i))
+		h, err := r.History(ctx, fillID(i))
 		if err != nil || len(h) != 1 || h[0].AccountID != fillID(i) || h[0].Version != 1 || h[0].To != got.DataCenter {
 			t.Errorf("History(%s) = %+v, %v; want its placement", fillID(i), h, err)
 		}

@@ -75,7 +75,25 @@ func load(t testing.TB, s *postgres.Store) []residency.StoredAccount {
 	}); err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	return out
+	return withTrails(t, s, out)
+}
+
+// withTrails fills in the History of accounts read by Load, LoadAccounts
+// or Snapshot, which leave it empty, with Trail.
+func withTrails(t testing.TB, s *postgres.Store, accounts []residency.StoredAccount) []residency.StoredAccount {
+	t.Helper()
+	for i := range accounts {
+		a := &accounts[i]
+		if len(a.History) > 0 {
+			t.Errorf("account %q read with %d events of History, want none (Trail reads them)", a.Placement.AccountID, len(a.History))
+		}
+		h, err := s.Trail(context.Background(), a.Placement.AccountID)
+		if err != nil {
+			t.Fatalf("Trail(%q): %v", a.Placement.AccountID, err)
+		}
+		a.History = h
+	}
+	return accounts
 }
 
 // changes returns the log after a position.

@@ -13,8 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// pageSize is how many accounts Load reads per query, with their events
-// and agreements: enough to amortise the round trips, few enough to bound
+// pageSize is how many accounts Load reads per query, with their
+// agreements: enough to amortise the round trips, few enough to bound
 // the memory of a page.
 const pageSize = 10000
 
@@ -29,8 +29,9 @@ type Snapshot struct {
 }
 
 // Load calls fn with every stored account, in account ID order, with its
-// whole audit trail, its agreements, consents and objections (each by
-// reference), from one consistent snapshot. It
+// agreements, consents and objections (each by reference), from one
+// consistent snapshot; not with its audit trail, which [Store.Trail]
+// reads. It
 // stops at fn's first error and returns it.
 func (s *Store) Load(ctx context.Context, fn func(residency.StoredAccount) error) error {
 	_, err := s.snapshot(ctx, fn, false)
@@ -90,7 +91,7 @@ func (s *Store) snapshot(ctx context.Context, fn func(residency.StoredAccount) e
 			page, err := l.accounts(rctx, buf, pageSize, s.sql.accountsPage, after, pageSize)
 			if err == nil && len(page) > 0 {
 				first, last := page[0].Placement.AccountID, page[len(page)-1].Placement.AccountID
-				err = l.attach(rctx, page, s.sql.eventsRange, s.sql.agreementsRange, s.sql.consentsRange, s.sql.objectionsRange, first, last)
+				err = l.attach(rctx, page, s.sql.agreementsRange, s.sql.consentsRange, s.sql.objectionsRange, first, last)
 				after = last
 			}
 			if err != nil || len(page) > 0 {
@@ -171,7 +172,7 @@ func (s *Store) LoadAccounts(ctx context.Context, ids []string, fn func(residenc
 		if len(page) == 0 {
 			continue
 		}
-		if err := l.attach(ctx, page, s.sql.eventsByAccount, s.sql.agreementsByID, s.sql.consentsByID, s.sql.objectionsByID, chunk); err != nil {
+		if err := l.attach(ctx, page, s.sql.agreementsByID, s.sql.consentsByID, s.sql.objectionsByID, chunk); err != nil {
 			return err
 		}
 		for _, id := range given {
@@ -192,8 +193,9 @@ func (s *Store) LoadAccounts(ctx context.Context, ids []string, fn func(residenc
 // copyAccount returns a with slices of its own, so that an account given
 // twice shares nothing with its other copy.
 func copyAccount(a residency.StoredAccount) residency.StoredAccount {
-	a.History = slices.Clone(a.History)
 	a.Agreements = slices.Clone(a.Agreements)
+	a.Consents = slices.Clone(a.Consents)
+	a.Objections = slices.Clone(a.Objections)
 	return a
 }
 
@@ -378,52 +380,15 @@ func parseRegion(b []byte) (region.Region, error) {
 	return region.Parse(string(b))
 }
 
-// attach reads the events, agreements, consents and objections of page's
-// accounts (ordered by account) and adds them to their accounts, then
-// checks each audit trail ends at its account's version.
-func (l *loader) attach(ctx context.Context, page []residency.StoredAccount, eventsSQL, agreementsSQL, consentsSQL, objectionsSQL string, args ...any) error {
-	rows, err := l.tx.Query(ctx, eventsSQL, args...)
-	if err != nil {
-		return fmt.Errorf("postgres: load: %w", err)
-	}
-	i := 0
-	var (
-		version int64
-		t       pgtype.Timestamptz
-		ns      int16
-	)
-	dest := []any{nil, &version, &t, &ns, nil, nil, nil, nil, nil, nil}
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			rows.Close()
-			return fmt.Errorf("postgres: load: %w", err)
-		}
-		raw := rows.RawValues()
-		for i < len(page) && page[i].Placement.AccountID < string(raw[0]) {
-			i++
-		}
-		if i == len(page) || page[i].Placement.AccountID != string(raw[0]) {
-			continue // an account between two of the page's, not asked for
-		}
-		e := residency.Event{AccountID: page[i].Placement.AccountID, Version: uint64(version), Time: readTime(t, ns),
-			Kind: residency.EventKind(l.bytes(raw[4])), From: l.bytes(raw[5]), To: l.bytes(raw[6]), Rule: l.bytes(raw[7]),
-			Reference: l.bytes(raw[8])}
-		if len(raw[9]) > 0 {
-			e.MoveID = string(raw[9])
-		}
-		page[i].History = append(page[i].History, e)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("postgres: load: %w", err)
-	}
-
-	rows, err = l.tx.Query(ctx, agreementsSQL, args...)
+// attach reads the agreements, consents and objections of page's accounts
+// (ordered by account) and adds them to their accounts.
+func (l *loader) attach(ctx context.Context, page []residency.StoredAccount, agreementsSQL, consentsSQL, objectionsSQL string, args ...any) error {
+	rows, err := l.tx.Query(ctx, agreementsSQL, args...)
 	if err != nil {
 		return fmt.Errorf("postgres: load: %w", err)
 	}
 	defer rows.Close()
-	i = 0
+	i := 0
 	for rows.Next() {
 		var (
 			a                         residency.Agreement
@@ -483,13 +448,44 @@ func (l *loader) attach(ctx context.Context, page []residency.StoredAccount, eve
 		a.Objections = append(a.Objections, o)
 		return nil
 	})
+	return err
+}
+
+// Trail returns the account's audit trail, oldest first, as committed;
+// empty for an account the store does not hold. Load and LoadAccounts
+// leave StoredAccount.History empty: a Router on this Store reads trails
+// here when asked ([residency.TrailStore]), and holds none in memory.
+func (s *Store) Trail(ctx context.Context, accountID string) ([]residency.Event, error) {
+	if err := s.errClosed(); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, s.sql.eventsByAccount, []string{accountID})
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("postgres: reading the trail of account %q: %w", accountID, connectError(err))
 	}
-	for _, a := range page {
-		if h := a.History; len(h) == 0 || h[len(h)-1].Version != a.Placement.Version {
-			return fmt.Errorf("%w: account %q: audit trail does not end at version %d", residency.ErrCorrupt, a.Placement.AccountID, a.Placement.Version)
+	defer rows.Close()
+	var (
+		out     []residency.Event
+		version int64
+		t       pgtype.Timestamptz
+		ns      int16
+		kind    string
+		e       residency.Event
+	)
+	dest := []any{nil, &version, &t, &ns, &kind, &e.From, &e.To, &e.Rule, &e.Reference, &e.MoveID}
+	for rows.Next() {
+		e = residency.Event{}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("postgres: reading the trail of account %q: %w", accountID, err)
 		}
+		e.AccountID, e.Version, e.Time, e.Kind = accountID, uint64(version), readTime(t, ns), residency.EventKind(kind)
+		if e.Version != uint64(len(out))+1 {
+			return nil, fmt.Errorf("%w: account %q: event %d follows event %d", residency.ErrCorrupt, accountID, e.Version, len(out))
+		}
+		out = append(out, e)
 	}
-	return nil
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: reading the trail of account %q: %w", accountID, connectError(err))
+	}
+	return out, nil
 }

@@ -72,7 +72,7 @@ func TestRouterReopens(t *testing.T) {
 				t.Fatal(err)
 			}
 			st.Placements[id] = p
-			if st.Histories[id], err = r.History(id); err != nil {
+			if st.Histories[id], err = r.History(ctx, id); err != nil {
 				t.Fatal(err)
 			}
 			if st.Agreements[id], err = r.Agreements(id); err != nil {

@@ -73,7 +73,7 @@ func stateOf(t testing.TB, r *residency.Router) state {
 	for _, reg := range []region.Region{region.EU, region.US, region.UK, region.APAC} {
 		for p := range r.AccountsInRegion(reg) {
 			st.Placements[p.AccountID] = p
-			h, err := r.History(p.AccountID)
+			h, err := r.History(t.Context(), p.AccountID)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,7 +9,7 @@ type statements struct {
 
 	head, changes, dataCenters, versions, dcVersions string
 	join, renew, leave, behind, members              string
-	accountsPage, eventsRange, agreementsRange       string
+	accountsPage, agreementsRange                    string
 	accountsByID, eventsByAccount, agreementsByID    string
 	consentsRange, objectionsRange                   string
 	consentsByID, objectionsByID                     string
@@ -129,7 +129,6 @@ func buildStatements(s string) statements {
 		dcVersions:  `SELECT id, version FROM ` + s + `.datacenters WHERE id = ANY($1) UNION ALL SELECT NULL, statuses FROM ` + s + `.head`,
 
 		accountsPage:    `SELECT ` + accountCols + ` FROM ` + s + `.accounts WHERE id > $1 ORDER BY id LIMIT $2`,
-		eventsRange:     `SELECT ` + eventCols + ` FROM ` + s + `.events WHERE account BETWEEN $1 AND $2 ORDER BY account, version`,
 		agreementsRange: `SELECT ` + agreementCols + ` FROM ` + s + `.agreements WHERE account BETWEEN $1 AND $2 ORDER BY account, reference`,
 
 		versions:        `SELECT id, version FROM ` + s + `.accounts WHERE id = ANY($1)`,

@@ -110,7 +110,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	// In the order given, skipping the missing one, béta twice.
-	if diff := cmp.Diff([]residency.StoredAccount{beta, acme, beta}, got); diff != "" {
+	if diff := cmp.Diff([]residency.StoredAccount{beta, acme, beta}, withTrails(t, s, got)); diff != "" {
 		t.Errorf("LoadAccounts mismatch (-want +got):\n%s", diff)
 	}
 
@@ -128,7 +128,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, withTrails(t, s, got)); diff != "" {
 		t.Errorf("Snapshot accounts mismatch (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(wantDCs, snap.DataCenters); diff != "" {
@@ -320,8 +320,13 @@ func TestManyAccountsLoad(t *testing.T) {
 		if i%3 == 0 {
 			wantV = 2
 		}
-		if a.Placement.AccountID != id || a.Placement.Version != wantV || len(a.History) != int(wantV) {
-			t.Fatalf("account %d: %s at version %d with %d events; want %s at %d", i, a.Placement.AccountID, a.Placement.Version, len(a.History), id, wantV)
+		if a.Placement.AccountID != id || a.Placement.Version != wantV {
+			t.Fatalf("account %d: %s at version %d; want %s at %d", i, a.Placement.AccountID, a.Placement.Version, id, wantV)
+		}
+		if i%1000 == 0 {
+			if h, err := s.Trail(ctx, id); err != nil || len(h) != int(wantV) {
+				t.Fatalf("Trail(%s) = %d events, %v; want %d", id, len(h), err, wantV)
+			}
 		}
 	}
 }

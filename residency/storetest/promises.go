@@ -429,6 +429,11 @@ func testClosed(t *testing.T, open Opener) {
 	if _, err := f.store.DataCenters(ctx); err == nil {
 		t.Error("DataCenters after Close succeeded, want an error")
 	}
+	if ts, ok := f.store.(residency.TrailStore); ok {
+		if _, err := ts.Trail(ctx, "life"); err == nil {
+			t.Error("Trail after Close succeeded, want an error")
+		}
+	}
 	if ls, ok := f.store.(residency.LogStore); ok {
 		if _, err := ls.LogSize(ctx); err == nil {
 			t.Error("LogSize after Close succeeded, want an error")

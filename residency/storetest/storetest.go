@@ -74,6 +74,11 @@ type Opener func(t *testing.T) (s residency.Store, reopen func() (residency.Stor
 //     over the entries ([tlog.StoredHashes]), so that [tlog.TreeHash] over
 //     them is the entries' tree hash, and fails for an index that no
 //     committed entry added. After Close, the three fail.
+//
+// A store that is a [residency.TrailStore] gives no History in Load and
+// LoadAccounts, and gives each account's trail through Trail instead: the
+// suite checks the trail of every account it reads that way (an account
+// the store does not hold has an empty one).
 func Run(t *testing.T, open Opener) {
 	t.Run("Empty", func(t *testing.T) { testEmpty(t, open) })
 	t.Run("RoundTrip", func(t *testing.T) {
@@ -292,6 +297,11 @@ func (f *fixture) checkOpen(when string) {
 		f.t.Errorf("%s: LoadAccounts: %v", when, err)
 	}
 	f.compare(when+": LoadAccounts of every account in reverse order, and missing ones", wantSome, got)
+	if ts, ok := f.store.(residency.TrailStore); ok {
+		if h, err := ts.Trail(ctx, "missing"); err != nil || len(h) > 0 {
+			f.t.Errorf("%s: Trail of an account the store does not hold = %d events, %v; want none, nil", when, len(h), err)
+		}
+	}
 
 	states, err := f.store.DataCenters(ctx)
 	if err != nil {
@@ -318,7 +328,7 @@ func (f *fixture) compare(what string, want, got []residency.StoredAccount) {
 	}
 	byID := make(map[string]residency.StoredAccount, len(got))
 	for _, a := range got {
-		byID[a.Placement.AccountID] = a
+		byID[a.Placement.AccountID] = f.withTrail(what, a)
 	}
 	bad := 0
 	for _, w := range want {
@@ -345,6 +355,26 @@ func (f *fixture) compare(what string, want, got []residency.StoredAccount) {
 	if bad > maxReported {
 		f.t.Errorf("%s: %d more accounts mismatch", what, bad-maxReported)
 	}
+}
+
+// withTrail returns a with its History read by Trail, when the store is a
+// [residency.TrailStore], whose reads must have left it empty.
+func (f *fixture) withTrail(what string, a residency.StoredAccount) residency.StoredAccount {
+	f.t.Helper()
+	ts, ok := f.store.(residency.TrailStore)
+	if !ok {
+		return a
+	}
+	id := a.Placement.AccountID
+	if len(a.History) > 0 {
+		f.t.Errorf("%s: account %q: a TrailStore gave %d events of History, want none (Trail reads them)", what, id, len(a.History))
+	}
+	h, err := ts.Trail(context.Background(), id)
+	if err != nil {
+		f.t.Errorf("%s: Trail(%q): %v", what, id, err)
+	}
+	a.History = h
+	return a
 }
 
 // maxReported is how many mismatched accounts one read reports in full.
