@@ -333,6 +333,22 @@ func (r *Router) GrantAccess(ctx context.Context, c Consent) error {
 // then on it allows no access. Revoking a consent twice changes nothing; a
 // reference the account has no consent under is [ErrNotFound].
 func (r *Router) RevokeAccess(ctx context.Context, accountID, reference string) error {
+	return r.endRecord(ctx, accountID, reference, "consent", func(w *writer, a *account) bool {
+		c, ok := a.access.consent(reference)
+		if ok && c.Revoked.IsZero() {
+			w.revokeConsent(a, c, "")
+			w.onCommit(func() { r.metrics.consent("revoked") })
+		}
+		return ok
+	})
+}
+
+// endRecord is the write of [Router.RevokeAccess],
+// [Router.WithdrawObjection] and [Router.RevokeTransfer]. On the
+// account's live row, end looks up the record under reference, ends it
+// unless it has ended already, and reports whether the account has one;
+// noun names the record in the error for a reference it has none under.
+func (r *Router) endRecord(ctx context.Context, accountID, reference, noun string, end func(w *writer, a *account) (found bool)) error {
 	if r.isClosed() {
 		return ErrClosed
 	}
@@ -344,15 +360,9 @@ func (r *Router) RevokeAccess(ctx context.Context, accountID, reference string) 
 		if a == nil {
 			return fmt.Errorf("%w: account %q", ErrNotFound, accountID)
 		}
-		old, ok := a.access.consent(reference)
-		switch {
-		case !ok:
-			return fmt.Errorf("%w: account %q has no consent %q", ErrNotFound, accountID, reference)
-		case !old.Revoked.IsZero():
-			return nil
+		if !end(w, a) {
+			return fmt.Errorf("%w: account %q has no %s %q", ErrNotFound, accountID, noun, reference)
 		}
-		w.revokeConsent(a, old, "")
-		w.onCommit(func() { r.metrics.consent("revoked") })
 		return nil
 	})
 }
@@ -419,27 +429,13 @@ func (r *Router) Object(ctx context.Context, o Objection) error {
 // Withdrawing it twice changes nothing; a reference the account has no
 // objection under is [ErrNotFound].
 func (r *Router) WithdrawObjection(ctx context.Context, accountID, reference string) error {
-	if r.isClosed() {
-		return ErrClosed
-	}
-	if err := ValidAccountID(accountID); err != nil {
-		return r.refuse(err)
-	}
-	return r.write(ctx, func(w *writer) error {
-		a := w.live(accountID)
-		if a == nil {
-			return fmt.Errorf("%w: account %q", ErrNotFound, accountID)
+	return r.endRecord(ctx, accountID, reference, "objection", func(w *writer, a *account) bool {
+		o, ok := a.access.objection(reference)
+		if ok && o.Live() {
+			w.withdrawObjection(a, o, "")
+			w.onCommit(func() { r.metrics.objection("withdrawn") })
 		}
-		old, ok := a.access.objection(reference)
-		switch {
-		case !ok:
-			return fmt.Errorf("%w: account %q has no objection %q", ErrNotFound, accountID, reference)
-		case !old.Live():
-			return nil
-		}
-		w.withdrawObjection(a, old, "")
-		w.onCommit(func() { r.metrics.objection("withdrawn") })
-		return nil
+		return ok
 	})
 }
 

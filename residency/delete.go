@@ -54,12 +54,8 @@ func (r *Router) Delete(ctx context.Context, accountID, reason string) error {
 			}
 		}
 		for _, ag := range agreements {
-			ag.Revoked = w.now
-			next := a.change(w.now, Event{Kind: TransferRevoked, From: a.Region.String(), To: ag.To.String(), Reference: ag.Reference, Rule: ruleDeleted},
-				func(*Placement) {})
-			w.put(next, &ag)
+			a = w.revokeAgreement(a, ag, ruleDeleted)
 			w.onCommit(func() { r.metrics.transfer("revoked") })
-			a = next
 		}
 		if x := a.access; x != nil {
 			for _, c := range x.consents {

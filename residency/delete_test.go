@@ -180,7 +180,7 @@ func TestDeleteDurable(t *testing.T) {
 	if err := r.Delete(ctx, "initech", "customer left"); err != nil {
 		t.Fatal(err)
 	}
-	before := accessSnapshot(t, r)
+	before := snapshot(t, r)
 	deleted := trailOf(t, r, "initech")
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
@@ -191,7 +191,7 @@ func TestDeleteDurable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if diff := cmp.Diff(before, accessSnapshot(t, r)); diff != "" {
+	if diff := cmp.Diff(before, snapshot(t, r)); diff != "" {
 		t.Errorf("state after reopening mismatch (-before +after):\n%s", diff)
 	}
 	if diff := cmp.Diff(deleted, trailOf(t, r, "initech")); diff != "" {

@@ -351,23 +351,11 @@ func fixtureChanges(t testing.TB, r *residency.Router) {
 	check(r.Drain(ctx, "linode-sg"))
 }
 
-// storedState is a Router's state with its data center statuses, and move
-// IDs (random) replaced by their order of appearance in the audit trails.
-type storedState struct {
-	State    state
-	Statuses map[string]provider.Status
-}
-
-func storedSnapshot(t testing.TB, r *residency.Router) storedState {
+// storedSnapshot is r's state with move IDs (random) replaced by their
+// order of appearance in the audit trails.
+func storedSnapshot(t testing.TB, r *residency.Router) state {
 	t.Helper()
-	s := storedState{State: snapshot(t, r), Statuses: map[string]provider.Status{}}
-	for _, d := range r.Catalog().All() {
-		st, err := r.Status(d.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Statuses[d.ID] = st
-	}
+	s := snapshot(t, r)
 	ids := map[string]string{"": ""}
 	rename := func(id string) string {
 		if _, ok := ids[id]; !ok {
@@ -375,24 +363,23 @@ func storedSnapshot(t testing.TB, r *residency.Router) storedState {
 		}
 		return ids[id]
 	}
-	st := &s.State
-	for _, p := range st.Placements {
-		for i := range st.History[p.AccountID] {
-			e := &st.History[p.AccountID][i]
+	for _, p := range s.Placements {
+		for i := range s.History[p.AccountID] {
+			e := &s.History[p.AccountID][i]
 			e.MoveID = rename(e.MoveID)
 		}
 	}
-	for i := range st.Placements {
-		st.Placements[i].Move.ID = rename(st.Placements[i].Move.ID)
+	for i := range s.Placements {
+		s.Placements[i].Move.ID = rename(s.Placements[i].Move.ID)
 	}
-	for i := range st.Moves {
-		st.Moves[i].ID = rename(st.Moves[i].ID)
+	for i := range s.Moves {
+		s.Moves[i].ID = rename(s.Moves[i].ID)
 	}
 	return s
 }
 
 // fixtureState is the state testdata/v2.db.gz holds, made anew in memory.
-func fixtureState(t *testing.T) storedState {
+func fixtureState(t *testing.T) state {
 	r := open(t, residency.WithClock(fixtureClock()))
 	fixtureChanges(t, r)
 	return storedSnapshot(t, r)
@@ -423,7 +410,7 @@ func TestFileStoreUpgrade(t *testing.T) {
 	tests := []struct {
 		name string
 		make func(path string)
-		want storedState
+		want state
 	}{
 		{"format 2", func(string) {}, want},
 		{"format 1", func(path string) {
@@ -909,7 +896,7 @@ func TestFileStoreBitFlips(t *testing.T) {
 // says what became of it: refused (as corrupt, of an unknown format, or by
 // the check against the catalog), opened unchanged (as want), or opened
 // changed and reported by Verify. Anything else fails the test.
-func openFlipped(t *testing.T, data []byte, bit int, want storedState, clk func() time.Time) string {
+func openFlipped(t *testing.T, data []byte, bit int, want state, clk func() time.Time) string {
 	t.Helper()
 	ctx := context.Background()
 	damaged := bytes.Clone(data)

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/domicile-go/domicile/internal/routertest"
 	"github.com/domicile-go/domicile/provider"
-	"github.com/domicile-go/domicile/region"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/google/go-cmp/cmp"
 )
@@ -61,36 +61,11 @@ func mustCatalog(t testing.TB, dcs ...provider.DataCenter) *provider.Catalog {
 }
 
 // state is everything a Router records, read through its public API.
-type state struct {
-	Placements []residency.Placement
-	Moves      []residency.Move
-	History    map[string][]residency.Event
-	Agreements map[string][]residency.Agreement
-}
+type state = routertest.State
 
-func snapshot(t testing.TB, r *residency.Router) state {
-	t.Helper()
-	s := state{History: map[string][]residency.Event{}, Agreements: map[string][]residency.Agreement{}}
-	for _, reg := range region.All() {
-		for p := range r.AccountsInRegion(reg) {
-			s.Placements = append(s.Placements, p)
-			h, err := r.History(context.Background(), p.AccountID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.History[p.AccountID] = h
-			ag, err := r.Agreements(p.AccountID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.Agreements[p.AccountID] = ag
-		}
-	}
-	for m := range r.Moves() {
-		s.Moves = append(s.Moves, m)
-	}
-	return s
-}
+// snapshot reads r's state: [routertest.Of], under the name these tests
+// use.
+func snapshot(t testing.TB, r *residency.Router) state { return routertest.Of(t, r) }
 
 // unchanged fails the test if r's state differs from before.
 func unchanged(t testing.TB, r *residency.Router, before state, call string) {

@@ -103,6 +103,7 @@ func TestPlanEvacuation(t *testing.T) {
 	if err := r.Drain(ctx, "eu-src"); err != nil {
 		t.Fatal(err)
 	}
+	before.Statuses["eu-src"] = provider.Draining
 	plan, err := r.PlanEvacuation(ctx, "eu-src")
 	if err != nil {
 		t.Fatal(err)

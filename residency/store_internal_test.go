@@ -55,13 +55,8 @@ func (s *refusingStore) Apply(_ context.Context, changes []Change) error {
 func TestStoreRefusalIsolated(t *testing.T) {
 	ctx := context.Background()
 	inner := &refusingStore{versions: map[string]uint64{}}
-	s := newFaultyStore(t, inner)
 	entered, release := make(chan struct{}), make(chan struct{})
-	s.set(holdFirst(entered, release, nil), nil)
-	r, err := Open(ctx, WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, s := openFaulty(t, inner, holdFirst(entered, release, nil))
 	defer r.Close()
 	firstErr := make(chan error, 1)
 	go func() {

@@ -62,31 +62,24 @@ func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
 // open can no longer complete and must be aborted. Revoking an agreement
 // twice changes nothing.
 func (r *Router) RevokeTransfer(ctx context.Context, accountID, reference string) error {
-	if r.isClosed() {
-		return ErrClosed
-	}
-	if err := ValidAccountID(accountID); err != nil {
-		return r.refuse(err)
-	}
-	return r.write(ctx, func(w *writer) error {
-		a := w.live(accountID)
-		if a == nil {
-			return fmt.Errorf("%w: account %q", ErrNotFound, accountID)
+	return r.endRecord(ctx, accountID, reference, "agreement", func(w *writer, a *account) bool {
+		ag := getAgreement(w.tx(), accountID, reference)
+		if ag != nil && ag.Revoked.IsZero() {
+			w.revokeAgreement(a, *ag, "")
+			w.onCommit(func() { r.metrics.transfer("revoked") })
 		}
-		old := getAgreement(w.tx(), accountID, reference)
-		if old == nil {
-			return fmt.Errorf("%w: account %q has no agreement %q", ErrNotFound, accountID, reference)
-		}
-		if !old.Revoked.IsZero() {
-			return nil
-		}
-		revoked := *old
-		revoked.Revoked = w.now
-		w.put(a.change(w.now, Event{Kind: TransferRevoked, From: a.Region.String(), To: old.To.String(), Reference: reference},
-			func(*Placement) {}), &revoked)
-		w.onCommit(func() { r.metrics.transfer("revoked") })
-		return nil
+		return ag != nil
 	})
+}
+
+// revokeAgreement records the end of a transfer agreement, and returns the
+// new row.
+func (w *writer) revokeAgreement(a *account, ag Agreement, rule string) *account {
+	ag.Revoked = w.now
+	next := a.change(w.now, Event{Kind: TransferRevoked, From: a.Region.String(), To: ag.To.String(), Reference: ag.Reference, Rule: rule},
+		func(*Placement) {})
+	w.put(next, &ag)
+	return next
 }
 
 // liveAgreement returns the account's first live agreement, by reference,

@@ -19,18 +19,25 @@ import (
 )
 
 // faultyStore wraps a real store and fails where a test says: onApply
-// decides what the n-th Apply does (apply runs the wrapped store's Apply),
-// onLoad what LoadAccounts does before it reads.
+// decides what the n-th Apply does, onLoad what LoadAccounts does before
+// it reads.
 type faultyStore struct {
 	Store
 	mu      sync.Mutex
 	applies int
-	onApply func(ctx context.Context, n int, apply func() error) error
+	onApply applyHook
 	onLoad  func() error
 	closed  chan struct{}
 }
 
-func newFaultyStore(t *testing.T, inner Store) *faultyStore {
+// applyHook decides what the n-th Apply of a faultyStore does; apply runs
+// the wrapped store's Apply.
+type applyHook func(ctx context.Context, n int, apply func() error) error
+
+// openFaulty opens a Router with opts on a faultyStore over inner (a new
+// file store if nil) whose Apply does what onApply says (nil: applies).
+func openFaulty(t *testing.T, inner Store, onApply applyHook, opts ...Option) (*Router, *faultyStore) {
+	t.Helper()
 	if inner == nil {
 		fs, err := openFileStore(context.Background(), filepath.Join(t.TempDir(), "store.db"))
 		if err != nil {
@@ -38,10 +45,15 @@ func newFaultyStore(t *testing.T, inner Store) *faultyStore {
 		}
 		inner = fs
 	}
-	return &faultyStore{Store: inner, closed: make(chan struct{})}
+	s := &faultyStore{Store: inner, onApply: onApply, closed: make(chan struct{})}
+	r, err := Open(context.Background(), append([]Option{WithStore(s)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, s
 }
 
-func (s *faultyStore) set(onApply func(ctx context.Context, n int, apply func() error) error, onLoad func() error) {
+func (s *faultyStore) set(onApply applyHook, onLoad func() error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.onApply, s.onLoad = onApply, onLoad
@@ -88,7 +100,7 @@ var errFsync = errors.New("test: fsync failed")
 
 // persistThenFail applies the n-th Apply and then reports err, as a store
 // whose fsync of the meta page fails after the data reached the file.
-func persistThenFail(n int, err error) func(context.Context, int, func() error) error {
+func persistThenFail(n int, err error) applyHook {
 	return func(_ context.Context, i int, apply func() error) error {
 		if e := apply(); e != nil || i != n {
 			return e
@@ -98,7 +110,7 @@ func persistThenFail(n int, err error) func(context.Context, int, func() error) 
 }
 
 // failBefore fails the n-th Apply without applying anything.
-func failBefore(n int, err error) func(context.Context, int, func() error) error {
+func failBefore(n int, err error) applyHook {
 	return func(_ context.Context, i int, apply func() error) error {
 		if i == n {
 			return err
@@ -109,12 +121,12 @@ func failBefore(n int, err error) func(context.Context, int, func() error) error
 
 // holdFirst makes the first Apply wait for release (after telling entered)
 // and then do what then does; later ones do what then does.
-func holdFirst(entered chan<- struct{}, release <-chan struct{}, then func(context.Context, int, func() error) error) func(context.Context, int, func() error) error {
+func holdFirst(entered chan<- struct{}, release <-chan struct{}, then applyHook) applyHook {
 	return holdNth(1, entered, release, then)
 }
 
 // holdNth is holdFirst for the n-th Apply.
-func holdNth(n int, entered chan<- struct{}, release <-chan struct{}, then func(context.Context, int, func() error) error) func(context.Context, int, func() error) error {
+func holdNth(n int, entered chan<- struct{}, release <-chan struct{}, then applyHook) applyHook {
 	return func(ctx context.Context, i int, apply func() error) error {
 		if i == n {
 			entered <- struct{}{}
@@ -238,12 +250,7 @@ func sameAsStored(t *testing.T, r *Router, s *faultyStore) {
 // account carry the right version.
 func TestApplyFailsAfterPersisting(t *testing.T) {
 	ctx := context.Background()
-	s := newFaultyStore(t, nil)
-	s.set(persistThenFail(1, errFsync), nil)
-	r, err := Open(ctx, WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, s := openFaulty(t, nil, persistThenFail(1, errFsync))
 	p, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"})
 	if err != nil {
 		t.Fatalf("Place with a store that persisted then failed: %v", err)
@@ -270,13 +277,8 @@ func TestApplyFailsAfterPersisting(t *testing.T) {
 // concurrent writes: none of them is turned into a conflict.
 func TestBatchFailsAfterPersisting(t *testing.T) {
 	ctx := context.Background()
-	s := newFaultyStore(t, nil)
 	entered, release := make(chan struct{}), make(chan struct{})
-	s.set(holdFirst(entered, release, persistThenFail(2, errFsync)), nil)
-	r, err := Open(ctx, WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, s := openFaulty(t, nil, holdFirst(entered, release, persistThenFail(2, errFsync)))
 	const n = 32
 	errs := make([]error, n+1)
 	var wg sync.WaitGroup
@@ -311,13 +313,8 @@ func TestBatchFailsAfterPersisting(t *testing.T) {
 // runs again alone.
 func TestApplyFailsNotPersisted(t *testing.T) {
 	ctx := context.Background()
-	s := newFaultyStore(t, nil)
 	entered, release := make(chan struct{}), make(chan struct{})
-	s.set(holdFirst(entered, release, failBefore(2, errFsync)), nil)
-	r, err := Open(ctx, WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, s := openFaulty(t, nil, holdFirst(entered, release, failBefore(2, errFsync)))
 	go r.Place(ctx, PlaceRequest{AccountID: "first", Country: "FR"})
 	<-entered
 	var wg sync.WaitGroup
@@ -365,11 +362,7 @@ func TestApplyFailsNotPersisted(t *testing.T) {
 // Then the Router learns the outcome and goes on.
 func TestRereadFails(t *testing.T) {
 	ctx := context.Background()
-	s := newFaultyStore(t, nil)
-	r, err := Open(ctx, WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, s := openFaulty(t, nil, nil)
 	errRead := errors.New("test: connection lost")
 	s.set(persistThenFail(1, errFsync), func() error { return errRead })
 	if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); !errors.Is(err, ErrUnavailable) || !errors.Is(err, errFsync) || !errors.Is(err, errRead) {
@@ -402,11 +395,7 @@ func TestRereadFails(t *testing.T) {
 // persisted and failed is read back too.
 func TestStatusChangeOutcomeUnknown(t *testing.T) {
 	ctx := context.Background()
-	s := newFaultyStore(t, nil)
-	r, err := Open(ctx, WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, s := openFaulty(t, nil, nil)
 	s.set(persistThenFail(1, errFsync), nil)
 	if err := r.Drain(ctx, "linode-eu"); err != nil {
 		t.Errorf("Drain: %v", err)
@@ -430,11 +419,7 @@ func TestStatusChangeOutcomeUnknown(t *testing.T) {
 // before it is decided, and so follows the stored version.
 func TestStatusOutcomeLearntBeforeDeciding(t *testing.T) {
 	ctx := context.Background()
-	s := newFaultyStore(t, nil)
-	r, err := Open(ctx, WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, s := openFaulty(t, nil, nil)
 	errRead := errors.New("test: connection lost")
 	s.set(persistThenFail(1, errFsync), func() error { return errRead })
 	if err := r.Drain(ctx, "linode-eu"); !errors.Is(err, ErrUnavailable) {
@@ -460,18 +445,14 @@ func TestStorePanics(t *testing.T) {
 	ctx := context.Background()
 	for _, persist := range []bool{false, true} {
 		t.Run(fmt.Sprintf("persisted=%v", persist), func(t *testing.T) {
-			s := newFaultyStore(t, nil)
-			r, err := Open(ctx, WithStore(s))
-			if err != nil {
-				t.Fatal(err)
-			}
+			r, s := openFaulty(t, nil, nil)
 			s.set(func(_ context.Context, n int, apply func() error) error {
 				if persist {
 					apply()
 				}
 				panic("test: store bug")
 			}, nil)
-			_, err = r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"})
+			_, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"})
 			if persist != (err == nil) || !persist && !strings.Contains(err.Error(), "store panicked") {
 				t.Errorf("Place with a panicking store: %v", err)
 			}
@@ -510,13 +491,8 @@ func TestWriteFuncPanics(t *testing.T) {
 // returns, the Router reads the outcome back by itself.
 func TestStoreHangs(t *testing.T) {
 	ctx := context.Background()
-	s := newFaultyStore(t, nil)
 	entered, release := make(chan struct{}, 1), make(chan struct{})
-	s.set(holdFirst(entered, release, nil), nil)
-	r, err := Open(ctx, WithStore(s), WithWriteTimeout(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, s := openFaulty(t, nil, holdFirst(entered, release, nil), WithWriteTimeout(50*time.Millisecond))
 	within(t, "Place on a hung store", func() {
 		if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); !errors.Is(err, ErrUnavailable) {
 			t.Errorf("Place on a hung store: %v; want ErrUnavailable", err)
@@ -554,11 +530,7 @@ func TestStoreHangs(t *testing.T) {
 // with the default write timeout of 30 s), snapshots and reads answer.
 func TestSnapshotsDoNotWaitForAWrite(t *testing.T) {
 	ctx := context.Background()
-	s := newFaultyStore(t, nil)
-	r, err := Open(ctx, WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, s := openFaulty(t, nil, nil)
 	defer r.Close()
 	p, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"})
 	if err != nil {
@@ -602,8 +574,7 @@ func TestSnapshotsDoNotWaitForAWrite(t *testing.T) {
 // TestStoreHonoursDeadline: Apply's context has the write timeout.
 func TestStoreHonoursDeadline(t *testing.T) {
 	ctx := context.Background()
-	s := newFaultyStore(t, nil)
-	s.set(func(ctx context.Context, n int, apply func() error) error {
+	r, s := openFaulty(t, nil, func(ctx context.Context, n int, apply func() error) error {
 		if _, ok := ctx.Deadline(); !ok {
 			return errors.New("test: Apply's context has no deadline")
 		}
@@ -612,11 +583,7 @@ func TestStoreHonoursDeadline(t *testing.T) {
 			return ctx.Err()
 		}
 		return apply()
-	}, nil)
-	r, err := Open(ctx, WithStore(s), WithWriteTimeout(20*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, WithWriteTimeout(20*time.Millisecond))
 	if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); !errors.Is(err, ErrStoreFailed) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Place past the deadline: %v; want ErrStoreFailed wrapping DeadlineExceeded", err)
 	}
@@ -630,13 +597,8 @@ func TestStoreHonoursDeadline(t *testing.T) {
 // closes the store once its call returns.
 func TestCloseWithHungStore(t *testing.T) {
 	ctx := context.Background()
-	s := newFaultyStore(t, nil)
 	entered, release := make(chan struct{}, 1), make(chan struct{})
-	s.set(holdFirst(entered, release, nil), nil)
-	r, err := Open(ctx, WithStore(s), WithWriteTimeout(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, s := openFaulty(t, nil, holdFirst(entered, release, nil), WithWriteTimeout(50*time.Millisecond))
 	placed, queued := make(chan error, 1), make(chan error, 1)
 	go func() {
 		_, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"})
@@ -675,13 +637,8 @@ func TestCloseWithHungStore(t *testing.T) {
 // for a leader gets the context's error, and its request never runs.
 func TestWithdrawQueued(t *testing.T) {
 	ctx := context.Background()
-	s := newFaultyStore(t, nil)
 	entered, release := make(chan struct{}), make(chan struct{})
-	s.set(holdFirst(entered, release, nil), nil)
-	r, err := Open(ctx, WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, s := openFaulty(t, nil, holdFirst(entered, release, nil))
 	first := make(chan error)
 	go func() {
 		_, err := r.Place(ctx, PlaceRequest{AccountID: "first", Country: "DE"})
@@ -743,13 +700,8 @@ func TestWithdrawPassesTheLead(t *testing.T) {
 func TestRefusalCountedOnce(t *testing.T) {
 	ctx := context.Background()
 	reg := prometheus.NewPedanticRegistry()
-	s := newFaultyStore(t, &refusingStore{versions: map[string]uint64{}})
 	entered, release := make(chan struct{}), make(chan struct{})
-	s.set(holdFirst(entered, release, nil), nil)
-	r, err := Open(ctx, WithStore(s), WithRegisterer(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, s := openFaulty(t, &refusingStore{versions: map[string]uint64{}}, holdFirst(entered, release, nil), WithRegisterer(reg))
 	defer r.Close()
 	go r.Place(ctx, PlaceRequest{AccountID: "first", Country: "DE"})
 	<-entered

@@ -2,8 +2,6 @@ package postgres_test
 
 import (
 	osexec "os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -11,8 +9,9 @@ import (
 // TestResidencyDoesNotLinkPgx: a program that imports residency alone
 // does not link pgx; only this package does.
 func TestResidencyDoesNotLinkPgx(t *testing.T) {
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	out, err := osexec.Command(goTool, "list", "-deps", "github.com/domicile-go/domicile/residency").CombinedOutput()
+	// go test puts the go command that runs it first on the PATH of the
+	// test binary (Go 1.19 and later): this is the same toolchain.
+	out, err := osexec.Command("go", "list", "-deps", "github.com/domicile-go/domicile/residency").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/domicile-go/domicile/internal/routertest"
 	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/region"
 	"github.com/domicile-go/domicile/residency"
@@ -55,51 +56,9 @@ func eventually(t testing.TB, what string, f func() error) {
 	}
 }
 
-// state is what a Router holds, as a test compares it.
-type state struct {
-	Placements map[string]residency.Placement
-	Histories  map[string][]residency.Event
-	Agreements map[string][]residency.Agreement
-	Consents   map[string][]residency.ConsentRecord
-	Objections map[string][]residency.ObjectionRecord
-	Statuses   map[string]provider.Status
-}
-
-func stateOf(t testing.TB, r *residency.Router) state {
-	t.Helper()
-	st := state{Placements: map[string]residency.Placement{}, Histories: map[string][]residency.Event{},
-		Agreements: map[string][]residency.Agreement{}, Statuses: map[string]provider.Status{},
-		Consents: map[string][]residency.ConsentRecord{}, Objections: map[string][]residency.ObjectionRecord{}}
-	for _, reg := range []region.Region{region.EU, region.US, region.UK, region.APAC} {
-		for p := range r.AccountsInRegion(reg) {
-			st.Placements[p.AccountID] = p
-			h, err := r.History(t.Context(), p.AccountID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			st.Histories[p.AccountID] = h
-			ag, err := r.Agreements(p.AccountID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			st.Agreements[p.AccountID] = ag
-			if st.Consents[p.AccountID], err = r.Consents(p.AccountID); err != nil {
-				t.Fatal(err)
-			}
-			if st.Objections[p.AccountID], err = r.Objections(p.AccountID); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	for _, d := range r.Catalog().All() {
-		s, err := r.Status(d.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st.Statuses[d.ID] = s
-	}
-	return st
-}
+// stateOf reads all r holds: [routertest.Of], under the name these tests
+// use.
+func stateOf(t testing.TB, r *residency.Router) routertest.State { return routertest.Of(t, r) }
 
 // TestRoutersConverge: what one Router writes, the others apply by
 // themselves, without Sync; after Sync, at once.
@@ -531,7 +490,7 @@ func TestSkewedClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := p.Created.Sub(time.Now()); d < 50*time.Minute {
+	if d := time.Until(p.Created); d < 50*time.Minute {
 		t.Errorf("created %v ahead; want the skewed clock's time", d)
 	}
 	if err := other.Sync(ctx); err != nil {

@@ -1,0 +1,70 @@
+// Package routertest reads all a [residency.Router] holds, through its
+// public API, for tests that compare two Routers or one Router before
+// and after a call: the tests of residency and of its stores.
+package routertest
+
+import (
+	"testing"
+
+	"github.com/domicile-go/domicile/provider"
+	"github.com/domicile-go/domicile/region"
+	"github.com/domicile-go/domicile/residency"
+)
+
+// State is what a Router holds, read through its public API: the
+// placements of its accounts, region by region in the order of
+// [region.All] and by ID within each ([residency.Router.AccountsInRegion]),
+// its open moves by ID, each account's history, agreements, consents and
+// objections, and the status of each data center of its catalog. Deleted
+// accounts are left out: no region lists them.
+type State struct {
+	Placements []residency.Placement
+	Moves      []residency.Move
+	History    map[string][]residency.Event
+	Agreements map[string][]residency.Agreement
+	Consents   map[string][]residency.ConsentRecord
+	Objections map[string][]residency.ObjectionRecord
+	Statuses   map[string]provider.Status
+}
+
+// Of reads r's State; an error of a read fails the test.
+func Of(t testing.TB, r *residency.Router) State {
+	t.Helper()
+	s := State{
+		History:    map[string][]residency.Event{},
+		Agreements: map[string][]residency.Agreement{},
+		Consents:   map[string][]residency.ConsentRecord{},
+		Objections: map[string][]residency.ObjectionRecord{},
+		Statuses:   map[string]provider.Status{},
+	}
+	for _, reg := range region.All() {
+		for p := range r.AccountsInRegion(reg) {
+			s.Placements = append(s.Placements, p)
+			id := p.AccountID
+			var err error
+			if s.History[id], err = r.History(t.Context(), id); err != nil {
+				t.Fatal(err)
+			}
+			if s.Agreements[id], err = r.Agreements(id); err != nil {
+				t.Fatal(err)
+			}
+			if s.Consents[id], err = r.Consents(id); err != nil {
+				t.Fatal(err)
+			}
+			if s.Objections[id], err = r.Objections(id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for m := range r.Moves() {
+		s.Moves = append(s.Moves, m)
+	}
+	for _, d := range r.Catalog().All() {
+		st, err := r.Status(d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Statuses[d.ID] = st
+	}
+	return s
+}
