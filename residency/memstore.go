@@ -119,6 +119,20 @@ func NewMemoryStoreFrom(ctx context.Context, src Store) (*MemoryStore, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ts, ok := src.(TrailStore); ok {
+		// Its Load gave no trails: read them, as of the placements
+		// loaded (a trail may have grown since).
+		for id, m := range d.accounts {
+			h, err := ts.Trail(ctx, id)
+			if err != nil {
+				return nil, fmt.Errorf("residency: copying a store: %w", err)
+			}
+			if v := m.placement.Version; v == 0 || uint64(len(h)) < v || h[v-1].Version != v {
+				return nil, fmt.Errorf("%w: copying a store: the trail of account %q does not reach version %d", ErrCorrupt, id, v)
+			}
+			m.history = h[:m.placement.Version:m.placement.Version]
+		}
+	}
 	states, err := src.DataCenters(ctx)
 	if err != nil {
 		return nil, err

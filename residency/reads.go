@@ -80,6 +80,9 @@ func (r *Router) History(ctx context.Context, accountID string) ([]Event, error)
 	}
 	h, err := r.trails.Trail(ctx, accountID)
 	if err != nil {
+		if r.isClosed() {
+			return nil, ErrClosed // Close closed the store under Trail
+		}
 		return nil, fmt.Errorf("residency: reading the history of account %q: %w", accountID, err)
 	}
 	return h, nil

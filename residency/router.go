@@ -178,6 +178,12 @@ func (r *Router) loadWith(load func(func(StoredAccount) error) error, check func
 	defer txn.Abort()
 	var checked StoredAccount // one for all: &s would move every s to the heap
 	err := load(func(s StoredAccount) error {
+		if h := s.History; r.trails == nil && (len(h) == 0 || h[len(h)-1].Version != s.Placement.Version) {
+			// A TrailStore behind a wrapper that hides Trail, or a
+			// damaged store: History would answer a part of the trail.
+			return fmt.Errorf("%w: account %q at version %d comes with %d events of audit trail, and the store is not a TrailStore",
+				ErrCorrupt, s.Placement.AccountID, s.Placement.Version, len(h))
+		}
 		if check != nil {
 			checked = s
 			if err := check(&checked); err != nil {

@@ -16,7 +16,8 @@ import (
 // the table; the accounts per data center are counted in memory
 // (Router.accountsOn) for the metrics.
 // An account's audit trail is kept on its row (account.history) rather than
-// in a table of its own, which would cost an index entry per event.
+// in a table of its own, which would cost an index entry per event; on a
+// TrailStore rows keep none (writer.put), and History reads the store.
 // Account rows reach the accounts table in batches (write.go, behindLimit):
 // read it through a view (Router.snapshot), never through a transaction
 // alone. Rows share their audit trail's backing array (account.change).
@@ -29,7 +30,7 @@ const (
 )
 
 // account is a row of the accounts table: the placement and its audit
-// trail. Rows are immutable once inserted; a change inserts a new row.
+// trail (nil on a TrailStore). Rows are immutable once inserted; a change inserts a new row.
 type account struct {
 	Placement
 	history []Event

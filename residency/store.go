@@ -6,7 +6,7 @@ import (
 )
 
 // Store keeps a Router's state durably. The Router loads everything from it
-// at [Open] and writes every change through it before the change is visible
+// (but the audit trails of a [TrailStore]) at [Open] and writes every change through it before the change is visible
 // or acknowledged. [WithPath] gives the embedded file store; [WithStore]
 // takes any other, such as one on PostgreSQL.
 //
@@ -35,7 +35,8 @@ type Store interface {
 	Load(ctx context.Context, fn func(StoredAccount) error) error
 	// LoadAccounts calls fn with each account of ids that the store holds,
 	// in the order of ids, and skips those it does not hold. The Router
-	// uses it to learn the outcome of an Apply that failed.
+	// uses it (and Trail, on a [TrailStore]) to learn the outcome of an
+	// Apply that failed.
 	LoadAccounts(ctx context.Context, ids []string, fn func(StoredAccount) error) error
 	// DataCenters returns the data center states set at run time, at Open.
 	DataCenters(ctx context.Context) ([]DataCenterState, error)
@@ -62,7 +63,8 @@ type Store interface {
 type StoredAccount struct {
 	Placement Placement
 	// History is the audit trail, oldest first; its last event has the
-	// placement's version.
+	// placement's version. A [TrailStore] leaves it empty, and gives it
+	// through Trail instead.
 	History []Event
 	// Agreements are the account's transfer agreements, by reference.
 	Agreements []Agreement

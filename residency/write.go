@@ -419,6 +419,11 @@ func (r *Router) publish(w *writer) {
 func (r *Router) settle(batch []*request, w *writer, applyErr error) {
 	ids, dcs := w.touched()
 	st, err := r.reread(ids, dcs)
+	if err == nil && r.trails != nil {
+		// A TrailStore's LoadAccounts gives no trail: holds reads the
+		// accounts' trails instead.
+		st.trails, err = r.rereadTrails(ids)
+	}
 	if err != nil {
 		r.unresolve(ids, dcs)
 		err = fmt.Errorf("%w: the store failed (%w) and reading it back failed too (%w): the outcome is unknown", ErrUnavailable, applyErr, err)
@@ -499,6 +504,24 @@ type stored struct {
 	ids      []string // the accounts read, in order
 	readDCs  bool
 	dcs      []DataCenterState
+	// trails holds the accounts' trails read from a TrailStore (whose
+	// LoadAccounts gives none), for holds; nil on other stores.
+	trails map[string][]Event
+}
+
+// rereadTrails reads the trails of accounts from the TrailStore.
+func (r *Router) rereadTrails(ids []string) (map[string][]Event, error) {
+	return storeCall(r, func(ctx context.Context) (map[string][]Event, error) {
+		m := make(map[string][]Event, len(ids))
+		for _, id := range ids {
+			h, err := r.trails.Trail(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			m[id] = h
+		}
+		return m, nil
+	})
 }
 
 // reread reads accounts, and the data centers' statuses if dcs, back from
@@ -535,7 +558,11 @@ func (st stored) holds(changes []Change) bool {
 			continue
 		}
 		s, ok := st.accounts[c.Placement.AccountID]
-		if !ok || !slices.ContainsFunc(s.History, func(e Event) bool { return sameEvent(e, c.Event) }) {
+		trail := s.History
+		if st.trails != nil {
+			trail = st.trails[c.Placement.AccountID]
+		}
+		if !ok || !slices.ContainsFunc(trail, func(e Event) bool { return sameEvent(e, c.Event) }) {
 			return false
 		}
 	}

@@ -260,8 +260,19 @@ func (m *migration) open(ctx context.Context) (*residency.Router, error) {
 		return nil, err
 	}
 	// A dry run reads the store, and follows no other instance: the
-	// wrapper hides a shared store's log.
-	return residency.Open(ctx, residency.WithStore(discard{s}), clock)
+	// wrapper hides a shared store's log, not a TrailStore's trails.
+	var dry residency.Store = discard{s}
+	if _, ok := s.(residency.TrailStore); ok {
+		dry = discardTrails{discard{s}}
+	}
+	return residency.Open(ctx, residency.WithStore(dry), clock)
+}
+
+// discardTrails is discard over a TrailStore: History reads its trails.
+type discardTrails struct{ discard }
+
+func (d discardTrails) Trail(ctx context.Context, accountID string) ([]residency.Event, error) {
+	return d.Store.(residency.TrailStore).Trail(ctx, accountID)
 }
 
 // discard is a store whose changes are kept in memory only: a dry run

@@ -44,6 +44,9 @@ func TestEvacuatePostgres(t *testing.T) {
 	if len(onEU) == 0 {
 		t.Fatal("no account on linode-eu to evacuate")
 	}
+	if code, out, log := migrateRun(t, "-db", dsn, "-dry-run", "-evacuate", "linode-eu"); code != 0 {
+		t.Fatalf("migrate -dry-run exit %d\n%s\n%s", code, out, log)
+	}
 	code, out, log := migrateRun(t, "-db", dsn, "-evacuate", "linode-eu", "-copy", "true")
 	if code != 0 {
 		t.Fatalf("migrate exit %d\n%s\n%s", code, out, log)

@@ -1,0 +1,152 @@
+package residency
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/domicile-go/domicile/region"
+)
+
+// faultyTrailStore is a faultyStore over a TrailStore that is one too.
+type faultyTrailStore struct{ *faultyStore }
+
+func (s faultyTrailStore) Trail(ctx context.Context, id string) ([]Event, error) {
+	return s.faultyStore.Store.(TrailStore).Trail(ctx, id)
+}
+
+// TestTrailStoreApplyFailsAfterPersisting: on a TrailStore, a change the
+// store made durable before failing is found on reading back, as it is on
+// other stores (TestApplyFailsAfterPersisting).
+func TestTrailStoreApplyFailsAfterPersisting(t *testing.T) {
+	ctx := context.Background()
+	fs := &faultyStore{Store: trailMemStore{NewMemoryStore()}, onApply: persistThenFail(1, errFsync), closed: make(chan struct{})}
+	r, err := Open(ctx, WithStore(faultyTrailStore{fs}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.trails == nil {
+		t.Fatal("not a TrailStore")
+	}
+	p, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"})
+	if err != nil {
+		got, lerr := r.Lookup("a")
+		t.Fatalf("Place with a store that persisted then failed: %v (ErrStoreFailed: %v); yet Lookup = %+v, %v", err, errors.Is(err, ErrStoreFailed), got, lerr)
+	}
+	if got, err := r.Lookup("a"); err != nil || got != p {
+		t.Errorf("Lookup = %+v, %v; want %+v", got, err, p)
+	}
+}
+
+// blockingTrails holds Trail until release, so that Close can run meanwhile.
+type blockingTrails struct {
+	trailMemStore
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s blockingTrails) Trail(ctx context.Context, id string) ([]Event, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	return s.trailMemStore.Trail(ctx, id)
+}
+
+// TestHistoryRacingClose: History that Close overtakes answers ErrClosed,
+// as README says every method does after Close.
+func TestHistoryRacingClose(t *testing.T) {
+	ctx := context.Background()
+	s := blockingTrails{trailMemStore{NewMemoryStore()}, make(chan struct{}), make(chan struct{})}
+	r, err := Open(ctx, WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() {
+		_, err := r.History(ctx, "a")
+		done <- err
+	}()
+	<-s.entered
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(s.release)
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Errorf("History overtaken by Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestCopyOfTrailStore: NewMemoryStoreFrom a TrailStore copies the trails,
+// as its doc says ("everything src holds").
+func TestCopyOfTrailStore(t *testing.T) {
+	ctx := context.Background()
+	s := trailMemStore{NewMemoryStore()}
+	r, err := Open(ctx, WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := NewMemoryStoreFrom(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := Open(ctx, WithStore(cp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if h, err := r2.History(ctx, "a"); err != nil || len(h) != 1 {
+		t.Errorf("History on the copy = %d events, %v; want 1", len(h), err)
+	}
+}
+
+// TestWrappedTrailStore: a Store wrapper that embeds residency.Store (as
+// examples/migrate's discard does) hides Trail; the Router then answers
+// History with what it wrote since Open, silently.
+func TestWrappedTrailStore(t *testing.T) {
+	ctx := context.Background()
+	s := trailMemStore{NewMemoryStore()}
+	r, err := Open(ctx, WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := Open(ctx, WithStore(struct{ Store }{s}))
+	if err != nil {
+		t.Logf("Open refused a store whose Load gives no trail: %v", err)
+		return
+	}
+	defer r2.Close()
+	if err := r2.GrantTransfer(ctx, Transfer{AccountID: "a", To: region.US, Reference: "T"}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := r2.History(ctx, "a")
+	if err != nil || len(h) != 2 {
+		t.Errorf("History through a wrapper = %d events (%+v), %v; want 2", len(h), h, err)
+	}
+}
+
+// TestTrailStoreApplyFailsBefore: the fix of holds still tells a change
+// the store did not make from one it made.
+func TestTrailStoreApplyFailsBefore(t *testing.T) {
+	ctx := context.Background()
+	fs := &faultyStore{Store: trailMemStore{NewMemoryStore()}, onApply: failBefore(1, errFsync), closed: make(chan struct{})}
+	r, err := Open(ctx, WithStore(faultyTrailStore{fs}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); !errors.Is(err, ErrStoreFailed) {
+		t.Fatalf("Place with a store that failed before applying = %v, want ErrStoreFailed", err)
+	}
+	if _, err := r.Lookup("a"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Lookup after a failed Place = %v, want ErrNotFound", err)
+	}
+}
