@@ -406,7 +406,7 @@ func (r *Router) absorb() {
 	if len(in) == 0 {
 		return
 	}
-	w := &writer{db: r.db, lookup: r.lookup, topo: r.topo.Load(), now: r.now(), trails: r.trails == nil}
+	w := &writer{db: r.db, lookup: r.lookup, topo: r.topo.Load(), now: r.now(), dropTrails: r.trails != nil}
 	defer w.abort()
 	var gaps []string
 	for _, l := range in {
@@ -436,7 +436,7 @@ func (r *Router) absorb() {
 		if old != nil {
 			a.access = old.access
 		}
-		if w.trails {
+		if !w.dropTrails {
 			var trail []Event
 			if old != nil {
 				trail = old.history

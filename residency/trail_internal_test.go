@@ -93,7 +93,9 @@ func TestTrailStore(t *testing.T) {
 			if diff := cmp.Diff(kinds, got); diff != "" {
 				t.Errorf("%s: History(%s) kinds mismatch (-want +got):\n%s", when, id, diff)
 			}
-			if a := r.lookup.get(id); a == nil || a.history != nil {
+			if a := r.lookup.get(id); a == nil {
+				t.Errorf("%s: account %s is not in the lookup index", when, id)
+			} else if a.history != nil {
 				t.Errorf("%s: account %s: the Router holds a trail of %d events in memory, want none", when, id, len(a.history))
 			}
 		}

@@ -231,7 +231,7 @@ const behindLimit = 4096
 
 // commit runs a batch in one transaction and answers every request in it.
 func (r *Router) commit(batch []*request) {
-	w := &writer{db: r.db, lookup: r.lookup, topo: r.topo.Load(), now: r.now(), durable: r.store != nil, trails: r.trails == nil}
+	w := &writer{db: r.db, lookup: r.lookup, topo: r.topo.Load(), now: r.now(), durable: r.store != nil, dropTrails: r.trails != nil}
 	applying := false // the store may hold some of the batch
 	defer func() {
 		w.abort()
@@ -766,12 +766,14 @@ type writer struct {
 	topo    *topology // the data centers' status as this batch sees it
 	now     time.Time
 	durable bool // collect changes for the store
-	trails  bool // rows keep their audit trail (not on a TrailStore)
-	changed []*account
-	byID    map[string]*account // changed by ID, once there are many
-	changes []Change
-	counts  []dcDelta
-	after   []func()
+	// dropTrails: rows keep no audit trail, the store does (a
+	// TrailStore); the zero value keeps them.
+	dropTrails bool
+	changed    []*account
+	byID       map[string]*account // changed by ID, once there are many
+	changes    []Change
+	counts     []dcDelta
+	after      []func()
 	// cur is the request running; marks where each request's changes and
 	// after functions start, when durable (an Apply that fails is settled
 	// request by request).
@@ -897,7 +899,7 @@ func (w *writer) put(a *account, ag *Agreement) {
 	if w.durable {
 		w.changes = append(w.changes, Change{Placement: a.Placement, Event: a.history[len(a.history)-1], Agreement: ag})
 	}
-	if !w.trails {
+	if w.dropTrails {
 		a.history = nil // the store keeps it (TrailStore)
 	}
 }
