@@ -22,50 +22,57 @@ import (
 // every Apply one bbolt transaction, committed and fsynced before it
 // returns. The Router's group commit puts many changes in one Apply.
 //
-// Layout (format version 8):
+// Layout (format version 9):
 //
-//	meta        "format" -> "8" (not checksummed: it says how to read the rest)
+//	meta        "format" -> "9" (not checksummed: it says how to read the rest)
 //	            "counts" -> counts of accounts, agreements, statuses,
 //	            consents and objections
-//	            "tail", entry index (8 bytes, big-endian) -> the newest
-//	            records of the log, waiting to move to it (new in format 7)
+//	            "tail" -> the newest entries of the log, waiting to move
+//	            to it (new in format 9; formats 7 and 8 kept one record
+//	            per entry, under "tail" and the entry's index)
 //	accounts    account ID -> placement (a deleted account's has no data center)
 //	events      account ID, 0x00, version (8 bytes, big-endian) -> event
 //	agreements  account ID, 0x00, reference -> agreement
 //	datacenters data center ID -> runtime status
 //	consents    account ID, 0x00, reference -> consent (new in format 4)
 //	objections  account ID, 0x00, reference -> objection (new in format 4)
-//	log         entry index (8 bytes, big-endian) -> audit log entry with
-//	            the tlog stored hashes its append added (new in format 5;
-//	            the entry in binary from format 8, codec_entry.go)
+//	log         first entry index (8 bytes, big-endian), number of
+//	            entries (1 byte) -> a chunk of consecutive audit log
+//	            entries, each with the tlog stored hashes its append added
+//	            (new in format 9; formats 5 to 8 kept one record per
+//	            entry, under its 8-byte index; the entry in binary from
+//	            format 8, codec_entry.go)
 //
 // The log holds [EncodeEntry] of every change Apply commits (stored in
-// binary and given back as EncodeEntry's bytes), in commit
-// order, each with the stored hashes of the log's Merkle tree that its
-// append added (filestore_log.go), written in Apply's transaction. One
-// record, not one for the entry and one for its hashes, and the records
-// of small commits gathered in the meta bucket's tail before they move to
-// the log bucket several at a time: bbolt rewrites every page on the path
-// to a changed record, and the meta bucket's page is rewritten by every
-// commit anyway, so that a commit of one change writes one page for the
-// log rather than the log bucket's three or four. The store is the
-// log's only writer: it keeps the tree's right edge (an
+// binary and given back as EncodeEntry's bytes), in commit order, each
+// with the stored hashes of the log's Merkle tree that its append added
+// (filestore_log.go), written in Apply's transaction. The entries of a
+// commit join the tail in the meta bucket, whose page every commit
+// rewrites anyway, until it is full; then they and the tail's move to
+// the log bucket, packed in chunks of several entries: bbolt rewrites
+// every page on the path to a changed record, three or four in the log
+// bucket, and most of a commit's cost is in those pages and the Puts. The
+// store is the log's only writer: it keeps the tree's right edge (an
 // auditlog.Frontier) in memory, loaded at open from at most 64 stored
 // hashes, and appends to a copy of it in each transaction, kept only once
 // the transaction committed.
 //
-// Format 7 stored every log entry as its JSON, which format 8 reads as it
-// is (codec_entry.go): opening a file of format 7 for writing sets the
-// format to 8, and its new entries are stored in binary; read-only, it is
-// read as it is. Format 6 lacked the tail, and is read and upgraded as 7
-// is (its tail is empty). Format 5 lacked the status records' versions
-// (codec.go): opening a file of format 5 sets the format to 8, as its
-// records read as they are.
+// Format 8 stored one record per entry, and the tail as records under
+// "tail" and the index; format 9 reads them as they are (filestore_log.go).
+// Opening a file of format 8 for writing moves its tail's records to the
+// log bucket, as they are, and sets the format to 9; its new entries are
+// stored in chunks. Read-only, it is read as it is. Format 7 stored every
+// log entry as its JSON, which format 9 reads as it is (codec_entry.go),
+// and is upgraded as 8 is. Format 6 lacked the tail, and is read and
+// upgraded as 7 is (its tail is empty). Format 5 lacked the status
+// records' versions (codec.go): opening a file of format 5 sets the format
+// to 9, as its records read as they are.
 // Format 4 lacked the log bucket: opening a file of format 4, or of any
 // older format, writes its log (upgradeLog) in the transaction of the
 // upgrade. The log of an upgraded file starts at the upgrade: the changes
 // committed before it are not entries, and its first entries are a
-// snapshot of the state then.//
+// snapshot of the state then.
+//
 // Format 3 lacked the consents and objections buckets and their counts:
 // opening a file of format 3 adds them (upgrade3).
 //
@@ -98,7 +105,7 @@ type fileStore struct {
 	noLog bool
 }
 
-const fileFormat = "8"
+const fileFormat = "9"
 
 var (
 	bucketMeta       = []byte("meta")
@@ -409,23 +416,37 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 			return fmt.Errorf("%w: %s says format %s, but holds bucket %s of format %s", ErrCorrupt, s.path, v, later.bucket, later.since)
 		}
 	}
-	if isFormatVersion(v) && len(v) == 1 && string(v) < "7" {
-		if k, _ := meta.Cursor().Seek(tailPrefix); k != nil && bytes.HasPrefix(k, tailPrefix) {
+	if isFormatVersion(v) && len(v) == 1 {
+		// The tails of formats 7 and 8, and of 9, hold keys the others
+		// do not.
+		records, tail := oldTail(meta)
+		switch {
+		case string(v) < "7" && (records || tail):
 			return fmt.Errorf("%w: %s says format %s, but holds a log tail of format 7", ErrCorrupt, s.path, v)
+		case string(v) < "9" && tail:
+			return fmt.Errorf("%w: %s says format %s, but holds a log tail of format 9", ErrCorrupt, s.path, v)
+		case string(v) == "9" && records:
+			return fmt.Errorf("%w: %s says format 9, but holds a log tail of format 7", ErrCorrupt, s.path)
 		}
 	}
 	switch string(v) {
 	case fileFormat:
-	case "5", "6", "7":
-		// Format 6 is the layout of 7 with an empty tail, and 7 that of
-		// 8 with every log entry stored as JSON, which 8 reads too;
-		// format 5 is 6 with status records without a version, which
-		// read as version 1: all readable as they are.
+	case "5", "6", "7", "8":
+		// Format 8 is the layout of 9 with a record per entry (and the
+		// tail of 7), which 9 reads too (filestore_log.go); 7 that of 8
+		// with every log entry stored as JSON, which 8 reads too; 6 is 7
+		// with an empty tail; format 5 is 6 with status records without
+		// a version, which read as version 1: all readable as they are.
+		// Opening one for writing moves its tail's records to the log
+		// bucket, as they are.
 		if s.readOnly {
 			break
 		}
 		if errWrite != nil {
 			return errWrite
+		}
+		if err := moveOldTail(tx.Bucket(bucketLog), meta); err != nil {
+			return fmt.Errorf("residency: upgrading %s from format %s to %s: %w", s.path, v, fileFormat, err)
 		}
 		if err := tx.Bucket(bucketMeta).Put(keyFormat, []byte(fileFormat)); err != nil {
 			return fmt.Errorf("residency: upgrading %s from format %s to %s: %w", s.path, v, fileFormat, err)

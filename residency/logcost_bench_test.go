@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,11 @@ import (
 // Each pair gives a ratio of the time per Place with the log to that
 // without; the benchmark reports their median (on/off) and quartiles
 // (on/off-p25, on/off-p75), and the median time per Place of each side
-// (on-ns/place, off-ns/place). A machine shared with other work slows
+// (on-ns/place, off-ns/place), Places per group commit
+// (on-places/commit, off-places/commit) and pages written per commit
+// (on-pages/commit, off-pages/commit: bbolt's page allocations, its
+// meta page not counted). The CPU profile of a run labels each side's
+// samples (pprof -tagfocus side=on). A machine shared with other work slows
 // both chunks of a pair about alike, and the median of many short pairs
 // ignores the pairs it slowed unevenly. ns/op is the time of a pair. Run
 // it with a fixed count of pairs:
@@ -75,18 +80,21 @@ func benchLogCost(b *testing.B, callers, chunk int) {
 		b.Fatal(err)
 	}
 	routers := [2]*Router{} // with the log, without
+	stores := [2]*fileStore{}
 	for i, path := range []string{on, off} {
 		s, err := openFileStore(ctx, path)
 		if err != nil {
 			b.Fatal(err)
 		}
 		s.noLog = i == 1
+		stores[i] = s
 		if routers[i], err = Open(ctx, WithStore(s)); err != nil {
 			b.Fatal(err)
 		}
 		defer routers[i].Close()
 	}
 	var placed [2]int
+	var places, pages [2][]float64 // places and pages written a commit, each chunk
 	// run places chunk new accounts through router i from callers
 	// goroutines and returns the time per Place.
 	run := func(i int) float64 {
@@ -94,9 +102,17 @@ func benchLogCost(b *testing.B, callers, chunk int) {
 		base := placed[i]
 		placed[i] += chunk
 		runtime.GC()
+		before := storeStats(b, stores[i])
+		defer func() {
+			d := storeStats(b, stores[i]).minus(before)
+			places[i] = append(places[i], float64(chunk)/float64(d.commits))
+			pages[i] = append(pages[i], float64(d.pages)/float64(d.commits))
+		}()
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		start := time.Now()
+		pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("side", []string{"on", "off"}[i])))
+		defer pprof.SetGoroutineLabels(ctx)
 		for range callers {
 			wg.Go(func() {
 				for n := int(next.Add(1)); n <= chunk; n = int(next.Add(1)) {
@@ -134,6 +150,31 @@ func benchLogCost(b *testing.B, callers, chunk int) {
 	b.ReportMetric(quantile(ratios, 0.75), "on/off-p75")
 	b.ReportMetric(quantile(onNs, 0.5), "on-ns/place")
 	b.ReportMetric(quantile(offNs, 0.5), "off-ns/place")
+	b.ReportMetric(quantile(places[0], 0.5), "on-places/commit")
+	b.ReportMetric(quantile(places[1], 0.5), "off-places/commit")
+	b.ReportMetric(quantile(pages[0], 0.5), "on-pages/commit")
+	b.ReportMetric(quantile(pages[1], 0.5), "off-pages/commit")
+}
+
+// fileStats counts what a store file's transactions did.
+type fileStats struct {
+	commits int   // write transactions committed
+	pages   int64 // pages written, bbolt's meta page not counted
+}
+
+// storeStats returns the counts of s so far.
+func storeStats(b *testing.B, s *fileStore) fileStats {
+	tx, err := s.db.Begin(false) // its ID is that of the last commit
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tx.Rollback()
+	st := s.db.Stats()
+	return fileStats{commits: tx.ID(), pages: st.TxStats.GetPageAlloc() / int64(s.db.Info().PageSize)}
+}
+
+func (a fileStats) minus(b fileStats) fileStats {
+	return fileStats{a.commits - b.commits, a.pages - b.pages}
 }
 
 // quantile returns the q-quantile of xs (nearest rank, xs not empty).
