@@ -392,23 +392,3 @@ func deleteTail(tx *bolt.Tx) error {
 	}
 	return nil
 }
-
-// moveTail moves the log's tail (format 7) to the log bucket, where
-// formats 5 and 6 kept every record.
-func moveTail(tx *bolt.Tx) error {
-	meta, log := tx.Bucket([]byte("meta")), tx.Bucket([]byte("log"))
-	var keys, values [][]byte
-	c := meta.Cursor()
-	for k, v := c.Seek([]byte("tail")); k != nil && bytes.HasPrefix(k, []byte("tail")); k, v = c.Next() {
-		keys, values = append(keys, bytes.Clone(k)), append(values, bytes.Clone(v))
-	}
-	for i, k := range keys {
-		if err := log.Put(k[len("tail"):], values[i]); err != nil {
-			return err
-		}
-		if err := meta.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
-}

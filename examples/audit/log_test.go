@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -154,17 +155,70 @@ func tamper(t *testing.T, src string, fn func(tx *bolt.Tx) error) string {
 	return dst
 }
 
-func index(i int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(i)) }
-
-// logRecord returns the bucket and key of the record of entry i: in the
-// log bucket, or in the log's tail in the meta bucket, where the newest
-// records of small commits wait (format 6).
-func logRecord(tx *bolt.Tx, i int64) (*bolt.Bucket, []byte) {
-	if b := tx.Bucket([]byte("log")); b.Get(index(i)) != nil {
-		return b, index(i)
-	}
-	return tx.Bucket([]byte("meta")), append([]byte("tail"), index(i)...)
+// logPacked is the chunk or tail of the log (format 9) that holds an
+// entry: its entries, each its stored hashes and stored entry, from index
+// first, and put, which stores entries in its place, resealed.
+type logPacked struct {
+	first   int64
+	entries [][2][]byte
+	put     func(entries [][2][]byte) error
 }
+
+// findPacked returns the chunk of the log bucket, or the tail in the meta
+// bucket, that holds entry i. A chunk's key is its first index (8 bytes,
+// big-endian) and its number of entries (1 byte); the tail's value starts
+// with both as uvarints; each entry is packed as its stored hashes, the
+// length of the stored entry (uvarint) and the stored entry.
+func findPacked(tx *bolt.Tx, i int64) (logPacked, error) {
+	split := func(first, n int64, p []byte) [][2][]byte {
+		var out [][2][]byte
+		for x := first; x < first+n; x++ {
+			h := int(tlog.StoredHashCount(x+1)-tlog.StoredHashCount(x)) * 32
+			l, w := binary.Uvarint(p[h:])
+			out = append(out, [2][]byte{bytes.Clone(p[:h]), bytes.Clone(p[h+w : h+w+int(l)])})
+			p = p[h+w+int(l):]
+		}
+		return out
+	}
+	pack := func(entries [][2][]byte) []byte {
+		var p []byte
+		for _, e := range entries {
+			p = append(binary.AppendUvarint(append(p, e[0]...), uint64(len(e[1]))), e[1]...)
+		}
+		return p
+	}
+	log := tx.Bucket([]byte("log"))
+	c := log.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		first, n := int64(binary.BigEndian.Uint64(k)), int64(k[8])
+		if i < first || i >= first+n {
+			continue
+		}
+		return logPacked{first, split(first, n, v[:len(v)-4]), func(entries [][2][]byte) error {
+			if err := log.Delete(bytes.Clone(k)); err != nil {
+				return err
+			}
+			nk := append(index(first), byte(len(entries)))
+			return log.Put(nk, seal('l', nk, pack(entries)))
+		}}, nil
+	}
+	meta := tx.Bucket([]byte("meta"))
+	v := meta.Get([]byte("tail"))
+	if v == nil {
+		return logPacked{}, errors.New("no tail")
+	}
+	first, w1 := binary.Uvarint(v)
+	n, w2 := binary.Uvarint(v[w1:])
+	if i < int64(first) || i >= int64(first+n) {
+		return logPacked{}, fmt.Errorf("no entry %d", i)
+	}
+	return logPacked{int64(first), split(int64(first), int64(n), v[w1+w2:len(v)-4]), func(entries [][2][]byte) error {
+		p := binary.AppendUvarint(binary.AppendUvarint(nil, first), uint64(len(entries)))
+		return meta.Put([]byte("tail"), seal('l', []byte("tail"), append(p, pack(entries)...)))
+	}}, nil
+}
+
+func index(i int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(i)) }
 
 // TestVerifyFile keeps checkpoints of a store file, and checks that verify
 // accepts the log as it grows honestly and refuses every kind of
@@ -204,11 +258,14 @@ func TestVerifyFile(t *testing.T) {
 
 	// The log cut short: its last entry (with its hashes) removed.
 	cut := tamper(t, db, func(tx *bolt.Tx) error {
-		b, k := logRecord(tx, 15)
-		if b.Get(k) == nil {
-			return errors.New("no entry 15")
+		p, err := findPacked(tx, 15)
+		if err != nil {
+			return err
 		}
-		return b.Delete(k)
+		if p.first+int64(len(p.entries)) != 16 {
+			return errors.New("entry 15 is not the last")
+		}
+		return p.put(p.entries[:len(p.entries)-1])
 	})
 	wantVerify(t, "log cut short", 1, cut, pub, c2, "log shorter than its checkpoint")
 	// Against an older checkpoint the log still extends it, but the stored
@@ -220,16 +277,18 @@ func TestVerifyFile(t *testing.T) {
 	// format 7 did), which it reads as it is: the rewritten entry is JSON.
 	entry1 := logEntry(t, db, 1)
 	rewritten := tamper(t, db, func(tx *bolt.Tx) error {
-		b, k := logRecord(tx, 1)
-		v := b.Get(k)
-		hashes := int(tlog.StoredHashCount(2)-tlog.StoredHashCount(1)) * 32 // kept as they are
+		p, err := findPacked(tx, 1)
+		if err != nil {
+			return err
+		}
 		var c map[string]any
 		if err := json.Unmarshal(entry1, &c); err != nil {
 			return err
 		}
 		c["placement"].(map[string]any)["datacenter"] = "aws-eu-central-1"
 		e, _ := json.Marshal(c)
-		return b.Put(k, seal('l', index(1), append(bytes.Clone(v[:hashes]), e...)))
+		p.entries[1-p.first][1] = e // its hashes kept as they are
+		return p.put(p.entries)
 	})
 	wantVerify(t, "entry rewritten", 1, rewritten, pub, c1, "entry 1: entry does not match its stored hashes")
 
