@@ -195,7 +195,7 @@ func findPacked(tx *bolt.Tx, i int64) (logPacked, error) {
 			continue
 		}
 		return logPacked{first, split(first, n, v[:len(v)-4]), func(entries [][2][]byte) error {
-			if err := log.Delete(bytes.Clone(k)); err != nil {
+			if err := log.Delete(bytes.Clone(k)); err != nil || len(entries) == 0 {
 				return err
 			}
 			nk := append(index(first), byte(len(entries)))
@@ -213,6 +213,9 @@ func findPacked(tx *bolt.Tx, i int64) (logPacked, error) {
 		return logPacked{}, fmt.Errorf("no entry %d", i)
 	}
 	return logPacked{int64(first), split(int64(first), int64(n), v[w1+w2:len(v)-4]), func(entries [][2][]byte) error {
+		if len(entries) == 0 {
+			return meta.Delete([]byte("tail"))
+		}
 		p := binary.AppendUvarint(binary.AppendUvarint(nil, first), uint64(len(entries)))
 		return meta.Put([]byte("tail"), seal('l', []byte("tail"), append(p, pack(entries)...)))
 	}}, nil
