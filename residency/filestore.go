@@ -189,7 +189,12 @@ func openStoreFile(ctx context.Context, path string, readOnly bool) (s *fileStor
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
 	}
 	s = &fileStore{db: db, path: path, readOnly: readOnly}
-	if err := s.init(readOnly); err != nil {
+	// A panic of init on a damaged file closes it too: recoverCorrupt
+	// above would make it ErrCorrupt but leave the file open and locked.
+	if err := func() (err error) {
+		defer recoverCorrupt(path, &err)
+		return s.init(readOnly)
+	}(); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -445,7 +450,11 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 		if errWrite != nil {
 			return errWrite
 		}
-		if err := moveOldTail(tx.Bucket(bucketLog), meta); err != nil {
+		log := tx.Bucket(bucketLog)
+		if log == nil {
+			return fmt.Errorf("%w: %s lacks bucket %s", ErrCorrupt, s.path, bucketLog)
+		}
+		if err := moveOldTail(log, meta); err != nil {
 			return fmt.Errorf("residency: upgrading %s from format %s to %s: %w", s.path, v, fileFormat, err)
 		}
 		if err := tx.Bucket(bucketMeta).Put(keyFormat, []byte(fileFormat)); err != nil {

@@ -558,6 +558,7 @@ func (s *fileStore) LogEntries(ctx context.Context, from int64, fn func(int64, [
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverCorrupt(s.path, &err)
+	from = max(from, 0) // as MemoryStore's and PostgreSQL's
 	return s.db.View(func(tx *bolt.Tx) error {
 		want := from
 		started := false                  // whether an entry at or before from was found
