@@ -254,6 +254,11 @@ func (b *logBatch) store(tx *bolt.Tx) error {
 		if first+tn != b.first {
 			return fmt.Errorf("%w: the log tail holds entries %d to %d, the log has %d", ErrCorrupt, first, first+tn-1, b.first)
 		}
+		// The tail is about to be rewritten, or cut into chunks: a count
+		// that disagrees with its entries must not become a gap there.
+		if err := checkPacked(old, first, tn); err != nil {
+			return err
+		}
 		n += tn
 	}
 	if len(old)+len(b.packed) <= tailRoom(len(b.packed)) {

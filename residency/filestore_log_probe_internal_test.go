@@ -2,6 +2,7 @@ package residency
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -21,12 +22,12 @@ func bigStatus(i, size int) Change {
 	return Change{DataCenter: &DataCenterState{ID: fmt.Sprintf("big-%d-%s", i, strings.Repeat("x", size)), Status: provider.Draining, Changed: at, Version: 1}}
 }
 
-// TestReview9EveryFromEveryHash: commits of many sizes (1 change, tail
+// TestFormat9EveryFromEveryHash: commits of many sizes (1 change, tail
 // room edges, a single entry larger than chunkRoom, one larger than
 // tailMax), and after each: LogEntries from every index and every stored
 // hash read one at a time in reverse order, against a MemoryStore; then
 // the same read-only.
-func TestReview9EveryFromEveryHash(t *testing.T) {
+func TestFormat9EveryFromEveryHash(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "r.db")
 	s, err := openFileStore(ctx, path)
@@ -93,11 +94,11 @@ func TestReview9EveryFromEveryHash(t *testing.T) {
 	check(ro)
 }
 
-// TestReview9NegativeFrom: LogEntries from a negative index on the file
+// TestFormat9NegativeFrom: LogEntries from a negative index on the file
 // store (a LogStore callers hold directly: storeflag.OpenLog) calls fn
 // never and fails with nothing worse than before (format 8: nil); with a
 // tail of format 9 it says ErrCorrupt.
-func TestReview9NegativeFrom(t *testing.T) {
+func TestFormat9NegativeFrom(t *testing.T) {
 	ctx := context.Background()
 	s, err := openFileStore(ctx, filepath.Join(t.TempDir(), "n.db"))
 	if err != nil {
@@ -113,10 +114,10 @@ func TestReview9NegativeFrom(t *testing.T) {
 	}
 }
 
-// TestReview9Format8WithoutLogBucket: a damaged file of format 8 whose log
+// TestFormat9Format8WithoutLogBucket: a damaged file of format 8 whose log
 // bucket is gone but whose tail records remain is ErrCorrupt, and the
 // store does not keep the file open (a second open is not ErrLocked).
-func TestReview9Format8WithoutLogBucket(t *testing.T) {
+func TestFormat9Format8WithoutLogBucket(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "nolog.db")
 	s, err := openFileStore(ctx, path)
@@ -150,10 +151,10 @@ func TestReview9Format8WithoutLogBucket(t *testing.T) {
 	}
 }
 
-// TestReview9OldFormatsEveryFrom: formats 6, 7 and 8, read-only and
+// TestFormat9OldFormatsEveryFrom: formats 6, 7 and 8, read-only and
 // upgraded then appended to (records, then chunks, then the tail):
 // LogEntries from every index and every stored hash one at a time.
-func TestReview9OldFormatsEveryFrom(t *testing.T) {
+func TestFormat9OldFormatsEveryFrom(t *testing.T) {
 	ctx := context.Background()
 	for _, tt := range []struct {
 		format string
@@ -226,5 +227,43 @@ func TestReview9OldFormatsEveryFrom(t *testing.T) {
 				check(s)
 			}
 		})
+	}
+}
+
+// TestFormat9TailCountChecked: a tail whose header disagrees with its
+// packed entries (here: first and count shifted by one, the bytes of two
+// entries under a count of one) is ErrCorrupt to the next commit, which
+// writes nothing, rather than cut into chunks with a gap.
+func TestFormat9TailCountChecked(t *testing.T) {
+	ctx := context.Background()
+	s, err := openFileStore(ctx, filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Apply(ctx, statusChanges(0, 2)); err != nil {
+		t.Fatal(err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		first, n, packed, err := openTail(meta.Get(keyTail))
+		if err != nil {
+			return err
+		}
+		if first != 0 || n != 2 {
+			return fmt.Errorf("the tail holds entries %d to %d, want 0 and 1", first, first+n-1)
+		}
+		v := binary.AppendUvarint(binary.AppendUvarint(nil, 1), 1)
+		return meta.Put(keyTail, seal(kindLogEntry, keyTail, append(v, packed...)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, _ := s.LogSize(ctx)
+	if err := s.Apply(ctx, statusChanges(2, 40)); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Apply after the tail's count was changed = %v, want ErrCorrupt", err)
+	}
+	if after, _ := s.LogSize(ctx); after != size {
+		t.Errorf("log size %d after the refused Apply, want %d", after, size)
 	}
 }
