@@ -421,7 +421,7 @@ func (r *entryReader) find(i int64) error {
 	r.packed = nil
 	c := r.tx.Bucket(bucketLog).Cursor()
 	k, v := c.Seek(indexKey(i))
-	if k != nil && len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) == i {
+	if len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) == i {
 		// entry i starts this chunk, or is this record
 	} else if k == nil {
 		k, v = c.Last()
@@ -604,7 +604,7 @@ func (s *fileStore) LogEntries(ctx context.Context, from int64, fn func(int64, [
 		}
 		c := tx.Bucket(bucketLog).Cursor()
 		k, v := c.Seek(indexKey(from))
-		if k == nil || len(k) < 8 || int64(binary.BigEndian.Uint64(k)) != from {
+		if len(k) < 8 || int64(binary.BigEndian.Uint64(k)) != from {
 			// The chunk before may hold entry from.
 			var pk, pv []byte
 			if k == nil {
