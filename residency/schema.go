@@ -30,7 +30,8 @@ const (
 )
 
 // account is a row of the accounts table: the placement and its audit
-// trail (nil on a TrailStore). Rows are immutable once inserted; a change inserts a new row.
+// trail (nil on a TrailStore). Rows are immutable once inserted; a change
+// inserts a new row.
 type account struct {
 	Placement
 	history []Event
