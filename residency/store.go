@@ -7,8 +7,9 @@ import (
 
 // Store keeps a Router's state durably. The Router loads everything from it
 // at [Open] (except the audit trails of a [TrailStore]) and writes every
-// change through it before the change is visible or acknowledged. [WithPath] gives the embedded file store; [WithStore]
-// takes any other, such as one on PostgreSQL.
+// change through it before the change is visible or acknowledged.
+// [WithPath] gives the embedded file store; [WithStore] takes any other,
+// such as one on PostgreSQL.
 //
 // A Store is used by one Router, which makes one call at a time. While
 // writing, each call (Apply, and the LoadAccounts and DataCenters that learn
