@@ -1,6 +1,7 @@
-// Package jsontext writes JSON strings exactly as encoding/json does, for
-// the hand-written JSON encoders of residency (its audit log entries) and
-// of residency/postgres (Apply's parameters).
+// Package jsontext writes JSON strings exactly as encoding/json does, and
+// JSON objects member by member ([Object]), for the hand-written JSON
+// encoders of residency (its audit log entries) and of residency/postgres
+// (Apply's parameters).
 package jsontext
 
 import "unicode/utf8"

@@ -3,6 +3,7 @@ package jsontext
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"testing"
 )
 
@@ -21,4 +22,33 @@ func FuzzAppendString(f *testing.F) {
 			t.Errorf("AppendString(%q) = %s, want x%s", s, got, want)
 		}
 	})
+}
+
+// TestObject: members are separated by commas, the first of an object
+// (also in an array, or nested) has none, and the first error sticks.
+func TestObject(t *testing.T) {
+	var w Object
+	w.B = append(w.B, '[')
+	w.Open()
+	w.Str("a", "x<y")
+	w.Uint("b", 18446744073709551615)
+	w.Key("c")
+	w.Open()
+	w.Int("d", -1)
+	w.Close()
+	w.Close()
+	w.B = append(w.B, ',')
+	w.Open()
+	w.Close()
+	w.B = append(w.B, ']')
+	want := `[{"a":"x\u003cy","b":18446744073709551615,"c":{"d":-1}},{}]`
+	if got := string(w.B); got != want {
+		t.Errorf("Object wrote %s, want %s", got, want)
+	}
+	first, second := errors.New("first"), errors.New("second")
+	w.Fail(first)
+	w.Fail(second)
+	if w.Err != first {
+		t.Errorf("Err = %v, want the first error", w.Err)
+	}
 }

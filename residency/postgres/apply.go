@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/domicile-go/domicile/internal/jsontext"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -113,17 +114,17 @@ func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) ([]any, 
 		objections []*residency.ObjectionRecord
 		objectAt   map[[2]string]int
 		dcs        []dcRow
-		log        = jw{b: make([]byte, 0, 512*len(changes))}
+		log        = jw{jsontext.Object{B: make([]byte, 0, 512*len(changes))}}
 	)
-	log.b = append(log.b, '[')
+	log.B = append(log.B, '[')
 	for i := range changes {
 		c := &changes[i]
 		if i > 0 {
-			log.b = append(log.b, ',')
+			log.B = append(log.B, ',')
 		}
 		var err error
-		log.b, err = residency.AppendEntry(log.b, c) // the entry itself: followers and the log read it back
-		log.err = cmp.Or(log.err, err)
+		log.B, err = residency.AppendEntry(log.B, c) // the entry itself: followers and the log read it back
+		log.Err = cmp.Or(log.Err, err)
 		if st := c.DataCenter; st != nil {
 			if st.ID == "" || !st.Status.IsValid() {
 				return nil, fmt.Errorf("postgres: apply: change %d: data center %q with status %q", i, st.ID, st.Status)
@@ -180,7 +181,7 @@ func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) ([]any, 
 			agreements, agreeAt = keep(agreements, agreeAt, a, a.AccountID, a.Reference)
 		}
 	}
-	log.b = append(log.b, ']')
+	log.B = append(log.B, ']')
 
 	// Rows in key order: concurrent Applies that touch the same keys take
 	// their locks in the same order, and so cannot deadlock.
@@ -200,94 +201,94 @@ func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) ([]any, 
 	slices.SortFunc(dcs, func(a, b dcRow) int { return strings.Compare(a.st.ID, b.st.ID) })
 
 	args := make([]any, 12)
-	w := jw{b: make([]byte, 0, 256*len(changes))}
+	w := jw{jsontext.Object{B: make([]byte, 0, 256*len(changes))}}
 	array := func(n int, row func(i int)) any {
 		if n == 0 {
 			return nil // NULL: json_to_recordset gives no rows
 		}
-		w.b = append(w.b[:0], '[')
+		w.B = append(w.B[:0], '[')
 		for i := range n {
 			if i > 0 {
-				w.b = append(w.b, ',')
+				w.B = append(w.B, ',')
 			}
-			w.open()
+			w.Open()
 			row(i)
-			w.close()
+			w.Close()
 		}
-		w.b = append(w.b, ']')
-		return string(w.b)
+		w.B = append(w.B, ']')
+		return string(w.B)
 	}
 	args[0] = array(len(events), func(i int) {
 		e := events[i]
-		w.str("account", e.AccountID)
-		w.uint("version", e.Version)
+		w.Str("account", e.AccountID)
+		w.Uint("version", e.Version)
 		w.wireTime("time", e.Time)
-		w.str("kind", string(e.Kind))
-		w.str("source", e.From)
-		w.str("target", e.To)
-		w.str("rule", e.Rule)
-		w.str("reference", e.Reference)
-		w.str("move_id", e.MoveID)
+		w.Str("kind", string(e.Kind))
+		w.Str("source", e.From)
+		w.Str("target", e.To)
+		w.Str("rule", e.Rule)
+		w.Str("reference", e.Reference)
+		w.Str("move_id", e.MoveID)
 	})
 	args[1] = array(len(accounts), func(i int) {
 		p := accounts[i]
-		w.str("id", p.AccountID)
-		w.uint("version", p.Version)
-		w.str("country", p.Country.String())
-		w.str("region", p.Region.String())
-		w.str("datacenter", p.DataCenter)
-		w.str("provider", string(p.Provider))
-		w.str("backup", p.Backup)
-		w.str("rule", p.Rule)
-		w.str("transfer", p.Transfer)
+		w.Str("id", p.AccountID)
+		w.Uint("version", p.Version)
+		w.Str("country", p.Country.String())
+		w.Str("region", p.Region.String())
+		w.Str("datacenter", p.DataCenter)
+		w.Str("provider", string(p.Provider))
+		w.Str("backup", p.Backup)
+		w.Str("rule", p.Rule)
+		w.Str("transfer", p.Transfer)
 		w.wireTime("created", p.Created)
 		w.wireTime("updated", p.Updated)
 		if m := p.Move; p.Moving() {
-			w.str("move_id", m.ID)
-			w.str("move_from", m.From)
-			w.str("move_to", m.To)
-			w.str("move_region", m.ToRegion.String())
-			w.str("move_transfer", m.Transfer)
+			w.Str("move_id", m.ID)
+			w.Str("move_from", m.From)
+			w.Str("move_to", m.To)
+			w.Str("move_region", m.ToRegion.String())
+			w.Str("move_transfer", m.Transfer)
 			w.wireTime("move_began", m.Began)
 		}
 	})
 	args[2] = array(len(agreements), func(i int) {
 		a := agreements[i]
-		w.str("account", a.AccountID)
-		w.str("reference", a.Reference)
-		w.str("to_region", a.To.String())
+		w.Str("account", a.AccountID)
+		w.Str("reference", a.Reference)
+		w.Str("to_region", a.To.String())
 		w.wireTime("expires", a.ExpiresAt)
 		w.wireTime("granted", a.Granted)
 		w.wireTime("revoked", a.Revoked)
 	})
 	args[3] = array(len(dcs), func(i int) {
-		w.str("id", dcs[i].st.ID)
-		w.str("status", string(dcs[i].st.Status))
+		w.Str("id", dcs[i].st.ID)
+		w.Str("status", string(dcs[i].st.Status))
 		w.wireTime("changed", dcs[i].st.Changed)
-		w.uint("version", dcs[i].st.Version)
-		w.uint("prev", dcs[i].prev)
+		w.Uint("version", dcs[i].st.Version)
+		w.Uint("prev", dcs[i].prev)
 	})
 	args[7] = array(len(consents), func(i int) {
 		k := consents[i]
-		w.str("account", k.AccountID)
-		w.str("reference", k.Reference)
-		w.str("subprocessor", k.SubProcessor)
+		w.Str("account", k.AccountID)
+		w.Str("reference", k.Reference)
+		w.Str("subprocessor", k.SubProcessor)
 		w.wireTime("expires", k.ExpiresAt)
 		w.wireTime("granted", k.Granted)
 		w.wireTime("revoked", k.Revoked)
 	})
 	args[8] = array(len(objections), func(i int) {
 		o := objections[i]
-		w.str("account", o.AccountID)
-		w.str("reference", o.Reference)
-		w.str("subprocessor", o.SubProcessor)
+		w.Str("account", o.AccountID)
+		w.Str("reference", o.Reference)
+		w.Str("subprocessor", o.SubProcessor)
 		w.wireTime("raised", o.Raised)
 		w.wireTime("withdrawn", o.Withdrawn)
 	})
-	if err := cmp.Or(log.err, w.err); err != nil {
+	if err := cmp.Or(log.Err, w.Err); err != nil {
 		return nil, fmt.Errorf("postgres: apply: %w", err)
 	}
-	args[4], args[5], args[6] = string(log.b), int64(len(changes)), s.channel
+	args[4], args[5], args[6] = string(log.B), int64(len(changes)), s.channel
 	var n int64 // status changes
 	for _, r := range dcs {
 		n += int64(r.st.Version - r.prev)
