@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,9 +66,10 @@ func logPlaces(t *testing.T, s *fileStore) (inLog, inTail []int64, tail int, chu
 	return inLog, inTail, tail, chunks
 }
 
-// sameLog checks that the file store's log reads as ref's: size, entries
-// from several indexes, every stored hash.
-func sameLog(t *testing.T, s *fileStore, ref LogStore) int64 {
+// sameLog checks that the file store's log reads as ref's: its size,
+// every stored hash, and entries from several indexes; with every, from
+// each index (and one past the end), and each stored hash alone too.
+func sameLog(t *testing.T, s *fileStore, ref LogStore, every bool) int64 {
 	t.Helper()
 	ctx := context.Background()
 	n, err := s.LogSize(ctx)
@@ -75,7 +77,14 @@ func sameLog(t *testing.T, s *fileStore, ref LogStore) int64 {
 	if err != nil || n != want {
 		t.Fatalf("LogSize = %d, %v; want %d", n, err, want)
 	}
-	for _, from := range []int64{0, n / 2, max(n-3, 0), n - 1, n} {
+	froms := []int64{0, n / 2, max(n-3, 0), n - 1, n}
+	if every {
+		froms = froms[:0]
+		for from := range n + 2 {
+			froms = append(froms, from)
+		}
+	}
+	for _, from := range froms {
 		var got, wantEntries []string
 		if err := s.LogEntries(ctx, from, func(i int64, e []byte) error { got = append(got, fmt.Sprint(i, string(e))); return nil }); err != nil {
 			t.Fatalf("LogEntries(%d): %v", from, err)
@@ -96,6 +105,11 @@ func sameLog(t *testing.T, s *fileStore, ref LogStore) int64 {
 	wantHashes, _ := ref.ReadHashes(ctx, indexes)
 	if diff := cmp.Diff(wantHashes, got); diff != "" {
 		t.Fatalf("ReadHashes of a log of %d mismatch (-want +got):\n%s", n, diff)
+	}
+	for x := len(indexes) - 1; every && x >= 0; x-- {
+		if h, err := s.ReadHashes(ctx, indexes[x:x+1]); err != nil || h[0] != wantHashes[x] {
+			t.Fatalf("ReadHashes(%d) alone = %v, %v; want %v", x, h, err, wantHashes[x])
+		}
 	}
 	return n
 }
@@ -128,7 +142,7 @@ func TestFileStoreLogTail(t *testing.T) {
 	var tailUsed, moved bool
 	check := func() (inLog, inTail []int64) {
 		t.Helper()
-		size := sameLog(t, s, ref)
+		size := sameLog(t, s, ref, false)
 		inLog, inTail, bytes, chunks := logPlaces(t, s)
 		if bytes > tailMax {
 			t.Fatalf("the tail takes %d bytes, more than %d", bytes, tailMax)
@@ -322,6 +336,7 @@ func TestFileStoreOldFormats(t *testing.T) {
 		{"6", 0, false},
 		{"7", 5, true},
 		{"8", 5, false},
+		{"8", 30, false},
 	} {
 		t.Run("format "+tt.format, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "old.db")
@@ -363,7 +378,7 @@ func TestFileStoreOldFormats(t *testing.T) {
 			if got := storedForms(t, ro); got != wantForms {
 				t.Fatalf("entries in binary, as JSON = %v, want %v", got, wantForms)
 			}
-			sameLog(t, ro, ref)
+			sameLog(t, ro, ref, true)
 			ro.Close()
 			if v := fileFormatOf(t, path); v != tt.format {
 				t.Fatalf("format after a read-only open = %q, want %s", v, tt.format)
@@ -380,12 +395,16 @@ func TestFileStoreOldFormats(t *testing.T) {
 			if records {
 				t.Fatal("after the upgrade the meta bucket still holds records of the old tail")
 			}
-			sameLog(t, s, ref)
-			apply(statusChanges(30, 1))
-			apply(statusChanges(31, 150))
-			apply(statusChanges(181, 1))
-			sameLog(t, s, ref)
-			if got, want := storedForms(t, s), [2]int{wantForms[0] + 152, wantForms[1]}; got != want {
+			sameLog(t, s, ref, true)
+			// Records, then chunks, then the tail: small commits, then
+			// larger ones, the log read after each.
+			next := 30
+			for _, n := range []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 20, 1, 150, 1} {
+				apply(statusChanges(next, n))
+				next += n
+				sameLog(t, s, ref, true)
+			}
+			if got, want := storedForms(t, s), [2]int{wantForms[0] + next - 30, wantForms[1]}; got != want {
 				t.Fatalf("entries in binary, as JSON = %v, want %v", got, want)
 			}
 		})
@@ -568,4 +587,153 @@ func FuzzPackedEntries(f *testing.F) {
 			t.Fatalf("entries read pack back to %x, were %x", packed, p)
 		}
 	})
+}
+
+// bigStatus returns a status change whose entry is about size bytes.
+func bigStatus(i, size int) Change {
+	at := time.Date(2026, 11, 29, 5, 0, 0, i, time.UTC)
+	return Change{DataCenter: &DataCenterState{ID: fmt.Sprintf("big-%d-%s", i, strings.Repeat("x", size)), Status: provider.Draining, Changed: at, Version: 1}}
+}
+
+// TestFormat9EveryFromEveryHash: commits of many sizes (1 change, tail
+// room edges, a single entry larger than chunkRoom, one larger than
+// tailMax), and after each: LogEntries from every index and every stored
+// hash read one at a time in reverse order, against a MemoryStore; then
+// the same read-only.
+func TestFormat9EveryFromEveryHash(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "r.db")
+	s, err := openFileStore(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := NewMemoryStore()
+	next := 0
+	apply := func(changes []Change) {
+		t.Helper()
+		if err := s.Apply(ctx, changes); err != nil {
+			t.Fatal(err)
+		}
+		if err := ref.Apply(ctx, changes); err != nil {
+			t.Fatal(err)
+		}
+		next += len(changes)
+	}
+	sizes := [][2]int{{1, 0}, {1, 900}, {1, 0}, {1, 5000}, {3, 0}, {1, 13000}, {1, 0}, {40, 0}, {1, 0}, {1, 3000}, {1, 3000}, {1, 3000}, {1, 3000}, {2, 0}, {1, 12000}, {1, 0}}
+	for _, sz := range sizes {
+		var changes []Change
+		for k := range sz[0] {
+			if sz[1] > 0 {
+				changes = append(changes, bigStatus(next+k, sz[1]))
+			} else {
+				changes = append(changes, statusChanges(next+k, 1)[0])
+			}
+		}
+		apply(changes)
+		sameLog(t, s, ref, true)
+	}
+	_, _, _, chunks := logPlaces(t, s)
+	t.Logf("chunks (bytes, entries): %v", chunks)
+	s.Close()
+	ro, err := openStoreFile(ctx, path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	sameLog(t, ro, ref, true)
+}
+
+// TestFormat9NegativeFrom: LogEntries from a negative index on the file
+// store (a LogStore callers hold directly: storeflag.OpenLog) calls fn
+// never and fails with nothing worse than before (format 8: nil); with a
+// tail of format 9 it says ErrCorrupt.
+func TestFormat9NegativeFrom(t *testing.T) {
+	ctx := context.Background()
+	s, err := openFileStore(ctx, filepath.Join(t.TempDir(), "n.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Apply(ctx, statusChanges(0, 2)); err != nil {
+		t.Fatal(err)
+	}
+	err = s.LogEntries(ctx, -1, func(int64, []byte) error { return nil })
+	if errors.Is(err, ErrCorrupt) {
+		t.Errorf("LogEntries(-1) on a sound file: %v", err)
+	}
+}
+
+// TestFormat9Format8WithoutLogBucket: a damaged file of format 8 whose log
+// bucket is gone but whose tail records remain is ErrCorrupt, and the
+// store does not keep the file open (a second open is not ErrLocked).
+func TestFormat9Format8WithoutLogBucket(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "nolog.db")
+	s, err := openFileStore(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := s.Apply(ctx, statusChanges(i, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if err := rewriteLogPerEntry(tx, 3, false); err != nil {
+			return err
+		}
+		if err := tx.DeleteBucket(bucketLog); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keyFormat, []byte("8"))
+	})
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		_, err := openFileStore(ctx, path)
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("open: %v, want ErrCorrupt", err)
+		}
+		t.Logf("open: %v", err)
+	}
+}
+
+// TestFormat9TailCountChecked: a tail whose header disagrees with its
+// packed entries (here: first and count shifted by one, the bytes of two
+// entries under a count of one) is ErrCorrupt to the next commit, which
+// writes nothing, rather than cut into chunks with a gap.
+func TestFormat9TailCountChecked(t *testing.T) {
+	ctx := context.Background()
+	s, err := openFileStore(ctx, filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Apply(ctx, statusChanges(0, 2)); err != nil {
+		t.Fatal(err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		first, n, packed, err := openTail(meta.Get(keyTail))
+		if err != nil {
+			return err
+		}
+		if first != 0 || n != 2 {
+			return fmt.Errorf("the tail holds entries %d to %d, want 0 and 1", first, first+n-1)
+		}
+		v := binary.AppendUvarint(binary.AppendUvarint(nil, 1), 1)
+		return meta.Put(keyTail, seal(kindLogEntry, keyTail, append(v, packed...)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, _ := s.LogSize(ctx)
+	if err := s.Apply(ctx, statusChanges(2, 40)); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Apply after the tail's count was changed = %v, want ErrCorrupt", err)
+	}
+	if after, _ := s.LogSize(ctx); after != size {
+		t.Errorf("log size %d after the refused Apply, want %d", after, size)
+	}
 }
