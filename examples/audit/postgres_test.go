@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/url"
@@ -143,29 +141,6 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// selectOnly creates a login role that may only read schema domicile of
-// dsn's database, as an auditor is given, and returns dsn as that role.
-func selectOnly(t *testing.T, dsn string) string {
-	t.Helper()
-	var b [4]byte
-	rand.Read(b[:])
-	name := "domicile_auditor_" + hex.EncodeToString(b[:])
-	admin := pgtest.AdminDSN(t)
-	sql(t, admin, "CREATE ROLE "+name+" LOGIN")
-	t.Cleanup(func() {
-		sql(t, admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '"+name+"'")
-		sql(t, dsn, "DROP OWNED BY "+name)
-		sql(t, admin, "DROP ROLE IF EXISTS "+name)
-	})
-	sql(t, dsn, "GRANT USAGE ON SCHEMA domicile TO "+name, "GRANT SELECT ON ALL TABLES IN SCHEMA domicile TO "+name)
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.User = url.User(name)
-	return u.String()
-}
-
 // dbState describes what the database holds: domicile's schema, its
 // tables' row counts, and the server's count of rows written to them.
 func dbState(t *testing.T, dsn string) string {
@@ -209,7 +184,7 @@ func TestAuditPostgresReadOnly(t *testing.T) {
 	// The hashes of the last 10 of the 16 entries are not stored, as if
 	// their writer had stopped before storing them.
 	sql(t, dsn, fmt.Sprintf("DELETE FROM domicile.loghashes WHERE idx >= %d", tlog.StoredHashCount(6)))
-	auditor := selectOnly(t, dsn)
+	auditor := pgtest.ReadOnlyRole(t, dsn, "domicile")
 	before := dbState(t, dsn)
 
 	c := filepath.Join(dir, "c")

@@ -2,8 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"testing"
@@ -17,30 +15,6 @@ import (
 	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 )
-
-// selectOnly creates a login role that may only read schema domicile of
-// dsn's database (USAGE on the schema, SELECT on its tables), as an
-// auditor is given, and returns a connection string for it.
-func selectOnly(t *testing.T, dsn string) string {
-	t.Helper()
-	var b [4]byte
-	rand.Read(b[:])
-	name := "domicile_auditor_" + hex.EncodeToString(b[:])
-	admin := pgtest.AdminDSN(t)
-	exec(t, admin, "CREATE ROLE "+name+" LOGIN")
-	t.Cleanup(func() {
-		exec(t, admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name)
-		exec(t, dsn, "DROP OWNED BY "+name)
-		exec(t, admin, "DROP ROLE IF EXISTS "+name)
-	})
-	exec(t, dsn, "GRANT USAGE ON SCHEMA domicile TO "+name)
-	exec(t, dsn, "GRANT SELECT ON ALL TABLES IN SCHEMA domicile TO "+name)
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=disable", cfg.Host, cfg.Port, cfg.Database, name)
-}
 
 // scalar runs a query of one value on dsn.
 func scalar[T any](t *testing.T, dsn, sql string, args ...any) T {
@@ -84,7 +58,7 @@ func TestReadOnly(t *testing.T) {
 	stored := func() int64 { return scalar[int64](t, dsn, "SELECT count(*) FROM domicile.loghashes") }
 	before := stored()
 
-	r := openStore(t, selectOnly(t, dsn), postgres.ReadOnly())
+	r := openStore(t, pgtest.ReadOnlyRole(t, dsn, "domicile"), postgres.ReadOnly())
 	wantLog(t, r, changes)
 	if diff := cmp.Diff(load(t, openStore(t, dsn)), load(t, r)); diff != "" {
 		t.Errorf("Load read-only (-writer's +read-only's):\n%s", diff)

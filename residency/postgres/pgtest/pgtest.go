@@ -368,3 +368,52 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// ReadOnlyRole creates a login role that may only read schema of dsn's
+// database (USAGE on the schema, SELECT on the tables it holds now), as an
+// auditor is given, and returns dsn as that role. The role is dropped
+// (its connections terminated) when the test ends.
+func ReadOnlyRole(tb testing.TB, dsn, schema string) string {
+	tb.Helper()
+	s := get(tb)
+	var b [4]byte
+	rand.Read(b[:])
+	name := "domicile_reader_" + hex.EncodeToString(b[:])
+	quoted := pgx.Identifier{schema}.Sanitize()
+	run := func(dsn string, statements ...string) {
+		tb.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, sql := range statements {
+			if err := admin(ctx, dsn, sql); err != nil {
+				tb.Fatalf("pgtest: %s: %v", sql, err)
+			}
+		}
+	}
+	run(s.dsn, "CREATE ROLE "+name+" LOGIN")
+	tb.Cleanup(func() {
+		run(s.dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '"+name+"'")
+		run(dsn, "DROP OWNED BY "+name)
+		run(s.dsn, "DROP ROLE IF EXISTS "+name)
+	})
+	run(dsn, "GRANT USAGE ON SCHEMA "+quoted+" TO "+name, "GRANT SELECT ON ALL TABLES IN SCHEMA "+quoted+" TO "+name)
+	out, err := withUser(dsn, name)
+	if err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	return out
+}
+
+// withUser returns dsn, a URL or a keyword/value connection string,
+// changed to connect as user name, without a password.
+func withUser(dsn, name string) (string, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", fmt.Errorf("parsing %s: %w", dsn, err)
+		}
+		u.User = url.User(name)
+		return u.String(), nil
+	}
+	return strings.TrimSpace(dsn) + " user=" + name + " password=''", nil
+}

@@ -54,3 +54,32 @@ func TestWithDatabase(t *testing.T) {
 		}
 	}
 }
+
+// TestReadOnlyRole: the role reads the schema's tables, and may neither
+// write them nor create tables there.
+func TestReadOnlyRole(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE SCHEMA "odd schema"; CREATE TABLE "odd schema".t (x int); INSERT INTO "odd schema".t VALUES (7)`); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := pgx.Connect(ctx, pgtest.ReadOnlyRole(t, dsn, "odd schema"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close(ctx)
+	var x int
+	if err := reader.QueryRow(ctx, `SELECT x FROM "odd schema".t`).Scan(&x); err != nil || x != 7 {
+		t.Errorf("SELECT as the reader = %d, %v; want 7", x, err)
+	}
+	for _, sql := range []string{`INSERT INTO "odd schema".t VALUES (8)`, `CREATE TABLE "odd schema".u (x int)`} {
+		if _, err := reader.Exec(ctx, sql); err == nil {
+			t.Errorf("%s as the reader succeeded", sql)
+		}
+	}
+}
