@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-
-	"github.com/domicile-go/domicile/region"
 )
 
 // faultyTrailStore is a faultyStore over a TrailStore that is one too.
@@ -106,8 +104,9 @@ func TestCopyOfTrailStore(t *testing.T) {
 }
 
 // TestWrappedTrailStore: a Store wrapper that embeds residency.Store (as
-// examples/migrate's discard does) hides Trail; the Router then answers
-// History with what it wrote since Open, silently.
+// examples/migrate's discard does) hides Trail; a Router on it would
+// answer History with what it wrote since Open alone, so Open refuses the
+// accounts its Load gives without their trail.
 func TestWrappedTrailStore(t *testing.T) {
 	ctx := context.Background()
 	s := trailMemStore{NewMemoryStore()}
@@ -118,18 +117,11 @@ func TestWrappedTrailStore(t *testing.T) {
 	if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
 		t.Fatal(err)
 	}
-	r2, err := Open(ctx, WithStore(struct{ Store }{s}))
-	if err != nil {
-		t.Logf("Open refused a store whose Load gives no trail: %v", err)
-		return
-	}
-	defer r2.Close()
-	if err := r2.GrantTransfer(ctx, Transfer{AccountID: "a", To: region.US, Reference: "T"}); err != nil {
-		t.Fatal(err)
-	}
-	h, err := r2.History(ctx, "a")
-	if err != nil || len(h) != 2 {
-		t.Errorf("History through a wrapper = %d events (%+v), %v; want 2", len(h), h, err)
+	if r2, err := Open(ctx, WithStore(struct{ Store }{s})); !errors.Is(err, ErrCorrupt) {
+		if err == nil {
+			r2.Close()
+		}
+		t.Errorf("Open on a wrapper that hides Trail = %v, want ErrCorrupt", err)
 	}
 }
 
