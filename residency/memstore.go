@@ -94,7 +94,9 @@ func NewMemoryStore() *MemoryStore {
 // NewMemoryStoreFrom returns a MemoryStore holding a copy of everything
 // src holds: its accounts and data center states. It is for dry runs on a
 // real state: a Router on the copy makes the real calls, and src never
-// changes. It does not close src.
+// changes. It does not close src. From a [TrailStore] it reads each
+// account's trail with Trail, one read (on PostgreSQL, one query) per
+// account.
 func NewMemoryStoreFrom(ctx context.Context, src Store) (*MemoryStore, error) {
 	s := NewMemoryStore()
 	d := s.data
