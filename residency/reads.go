@@ -85,6 +85,11 @@ func (r *Router) History(ctx context.Context, accountID string) ([]Event, error)
 		}
 		return nil, fmt.Errorf("residency: reading the history of account %q: %w", accountID, err)
 	}
+	// The store's trail reaches at least the version this Router holds,
+	// committed before it was applied here.
+	if v := a.Version; uint64(len(h)) < v || h[v-1].Version != v {
+		return nil, fmt.Errorf("%w: the history of account %q does not reach its version %d (%d events)", ErrCorrupt, accountID, v, len(h))
+	}
 	return h, nil
 }
 

@@ -142,3 +142,29 @@ func TestTrailStoreApplyFailsBefore(t *testing.T) {
 		t.Errorf("Lookup after a failed Place = %v, want ErrNotFound", err)
 	}
 }
+
+// shortTrailStore is a TrailStore whose trails lack their last event, as
+// a damaged database's would.
+type shortTrailStore struct{ trailMemStore }
+
+func (s shortTrailStore) Trail(ctx context.Context, accountID string) ([]Event, error) {
+	h, err := s.trailMemStore.Trail(ctx, accountID)
+	return h[:max(len(h)-1, 0)], err
+}
+
+// TestShortTrail: History refuses a trail that does not reach the version
+// the Router holds, rather than give it as the account's whole history.
+func TestShortTrail(t *testing.T) {
+	ctx := context.Background()
+	r, err := Open(ctx, WithStore(shortTrailStore{trailMemStore{NewMemoryStore()}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := r.History(ctx, "a"); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("History of a trail one event short = %d events, %v; want ErrCorrupt", len(h), err)
+	}
+}
