@@ -60,7 +60,9 @@ type SharedStore interface {
 	Changes(ctx context.Context, after uint64, fn func(pos uint64, c Change) error) (uint64, error)
 	// Wakeups starts waking the caller, on c, whenever changes may have
 	// been committed (at least once after it starts listening, and by
-	// polling); stop ends it.
+	// polling); stop ends it. It may skip the changes of this store's
+	// own Appends: the Router learns their positions from Append, and
+	// reads the log itself when an Append fails.
 	Wakeups(ctx context.Context) (c <-chan struct{}, stop func(), err error)
 	// JoinMembership adds a follower that has applied the log up to
 	// applied, and returns it with the end of its lease by the local
@@ -348,10 +350,15 @@ func (f *follower) ownWrite(pos uint64, changes []Change) {
 			f.inbox = append(f.inbox, logged{pos - n + 1 + uint64(i), c})
 		}
 	default:
-		select {
-		case f.poke <- struct{}{}:
-		default:
-		}
+		f.wakeUp()
+	}
+}
+
+// wakeUp asks the follow goroutine to read the log now.
+func (f *follower) wakeUp() {
+	select {
+	case f.poke <- struct{}{}:
+	default:
 	}
 }
 
@@ -491,10 +498,7 @@ func (r *Router) Sync(ctx context.Context) error {
 		if done {
 			return nil
 		}
-		select {
-		case f.poke <- struct{}{}:
-		default:
-		}
+		f.wakeUp()
 		select {
 		case <-advanced:
 		case <-ctx.Done():

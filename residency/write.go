@@ -417,6 +417,12 @@ func (r *Router) publish(w *writer) {
 // settle answers a batch whose Apply failed with an error other than a
 // conflict: the outcome is unknown until the store is read again.
 func (r *Router) settle(batch []*request, w *writer, applyErr error) {
+	if r.follow != nil {
+		// The write may be in the log, at a position this Router does
+		// not know, and a shared store need not wake it for its own
+		// writes: its follower reads the log now.
+		defer r.follow.wakeUp()
+	}
 	ids, dcs := w.touched()
 	st, err := r.reread(ids, dcs)
 	if err == nil && r.trails != nil {

@@ -83,11 +83,6 @@ func (s *Store) append(ctx context.Context, changes []residency.Change, statuses
 		return 0, err
 	}
 	s.hashLater(pos-int64(len(changes))-s.logStart, changes)
-	if statuses != nil {
-		// A Router's write (Append), which it does not read back: its
-		// wake-up can be skipped. Apply's, by anyone else, cannot.
-		s.own.add(uint64(pos))
-	}
 	return uint64(pos), nil
 }
 
@@ -200,7 +195,7 @@ func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) ([]any, 
 	})
 	slices.SortFunc(dcs, func(a, b dcRow) int { return strings.Compare(a.st.ID, b.st.ID) })
 
-	args := make([]any, 12)
+	args := make([]any, 13)
 	w := jw{jsontext.Object{B: make([]byte, 0, 256*len(changes))}}
 	array := func(n int, row func(i int)) any {
 		if n == 0 {
@@ -294,8 +289,12 @@ func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) ([]any, 
 		n += int64(r.st.Version - r.prev)
 	}
 	args[9], args[10] = int64(len(dcs)), n
+	args[12] = ""
 	if statuses != nil {
-		args[11] = int64(*statuses)
+		// A Router's write (Append), which it does not read back: the
+		// tag lets its Wakeups skip the notification. Apply's, by
+		// anyone else, must wake it.
+		args[11], args[12] = int64(*statuses), s.ownTag
 	}
 	return args, nil
 }

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -132,8 +132,8 @@ type Listener struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	// skipOwn: a notification of a position that one of the store's own
-	// Appends returned wakes no one (see [Store.Wakeups]).
+	// skipOwn: a notification of one of the store's own Appends, which
+	// ends with its tag, wakes no one (see [Store.Wakeups]).
 	skipOwn bool
 
 	mu        sync.Mutex
@@ -263,7 +263,7 @@ func (l *Listener) listen(ctx context.Context, connected func()) error {
 		cancel()
 		switch {
 		case err == nil:
-			if !l.skipOwn || !l.s.own.wrote(n.Payload) {
+			if !l.skipOwn || !strings.HasSuffix(n.Payload, l.s.ownTag) {
 				l.wake()
 			}
 		case ctx.Err() != nil:
@@ -281,48 +281,4 @@ func (l *Listener) listen(ctx context.Context, connected func()) error {
 			return fmt.Errorf("postgres: listener: %w", err)
 		}
 	}
-}
-
-// ownWrites remembers the log positions the store's own Appends returned,
-// the last of each unit, until their notifications arrive.
-// Notifications come in commit order, so a notification of position p
-// says that those of earlier positions came or were lost: they are
-// forgotten.
-type ownWrites struct {
-	mu  sync.Mutex
-	pos []uint64 // ascending
-}
-
-// maxOwnWrites bounds the positions remembered when notifications are
-// lost: the oldest are forgotten (their notifications then wake a reader
-// for nothing, which is harmless).
-const maxOwnWrites = 1024
-
-// add remembers pos, returned by an Append.
-func (o *ownWrites) add(pos uint64) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if len(o.pos) >= maxOwnWrites {
-		o.pos = append(o.pos[:0], o.pos[1:]...)
-	}
-	o.pos = append(o.pos, pos)
-}
-
-// wrote reports whether payload, a notification's, is the position of one
-// of the store's own Appends, and forgets the positions before it.
-func (o *ownWrites) wrote(payload string) bool {
-	p, err := strconv.ParseUint(payload, 10, 64)
-	if err != nil {
-		return false
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	i := 0
-	for i < len(o.pos) && o.pos[i] < p {
-		i++
-	}
-	if i > 0 {
-		o.pos = append(o.pos[:0], o.pos[i:]...)
-	}
-	return len(o.pos) > 0 && o.pos[0] == p
 }

@@ -84,3 +84,55 @@ func TestOwnWritesNotReadBack(t *testing.T) {
 		t.Errorf("the Router read %d changes from the log, want 2: the other Router's and its own after it", n)
 	}
 }
+
+// TestOwnNotificationsWakeNoOne: with notifications on, a Router's own
+// Places wake its follower for none of them, whatever the order in which
+// its Append's reply and its notification arrive (the notification
+// carries the writing Store's tag); an Apply through another Store on the
+// same database wakes it. The notifications come in commit order, so once
+// the other Store's change is applied every earlier one has been handled.
+func TestOwnNotificationsWakeNoOne(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	s, err := postgres.Open(ctx, dsn, postgres.WithPollInterval(time.Hour), postgres.WithLease(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &readCounter{Store: s}
+	r, err := residency.Open(ctx, residency.WithStore(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	other := openStore(t, dsn)
+	// A first change from elsewhere, once the Router listens: after it is
+	// applied, the wake-ups of the start are over.
+	if err := other.Apply(ctx, []residency.Change{placed("x-0", "linode-eu", at)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Router applies the other Store's first change", func() error {
+		_, err := r.Lookup("x-0")
+		return err
+	})
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := c.calls.Load()
+	for i := range 100 {
+		if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("a-", i), Country: "DE"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := other.Apply(ctx, []residency.Change{placed("x-1", "linode-eu", at)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Router applies the other Store's second change", func() error {
+		_, err := r.Lookup("x-1")
+		return err
+	})
+	// One wake-up, for x-1: catchUp reads the log at most three times on
+	// one.
+	if n := c.calls.Load() - before; n > 3 {
+		t.Errorf("the Router read the log %d times for 100 Places of its own and one change from elsewhere, want at most 3", n)
+	}
+}

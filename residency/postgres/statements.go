@@ -59,6 +59,9 @@ func buildStatements(s string) statements {
 		// ($10), leaves h without a row. The changes' positions are then
 		// NULL, which the log's primary key refuses (23502): the
 		// statement fails and writes nothing.
+		//
+		// The notification's payload is the last position, followed by
+		// $13: the writing Store's tag for an Append, empty for an Apply.
 		apply: `WITH
 			e AS (INSERT INTO ` + s + `.events (account, version, prev, time, time_ns, kind, source, target, rule, reference, move_id)
 				SELECT account, version, NULLIF(version - 1, 0), time, time_ns, kind, source, target, rule, reference, move_id
@@ -111,7 +114,7 @@ func buildStatements(s string) statements {
 				RETURNING pos),
 			c AS (INSERT INTO ` + s + `.changes (pos, change)
 				SELECT (SELECT pos FROM h) - $6 + l.ord, l.value FROM json_array_elements($5::json) WITH ORDINALITY AS l(value, ord))
-			SELECT pos, pg_notify($7, pos::text) FROM h`,
+			SELECT pos, pg_notify($7, pos::text || $13) FROM h`,
 
 		join: `WITH gone AS (DELETE FROM ` + s + `.members WHERE expires < now() - interval '1 hour')
 			INSERT INTO ` + s + `.members (id, name, applied, joined, expires) VALUES ($1, $2, $3, now(), now() + $4::interval)`,

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -49,9 +51,9 @@ type Store struct {
 	// when read-only.
 	hash *hasher
 
-	// own holds the positions of this store's Appends whose
-	// notifications have not yet come (see Store.Wakeups).
-	own ownWrites
+	// ownTag ends the notifications of this Store's Appends (see
+	// Store.Wakeups): a space and a random ID.
+	ownTag string
 }
 
 // Errors of this package.
@@ -146,6 +148,9 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 	}
 	s := &Store{schema: c.schema, lease: c.lease, poll: c.poll, pollOnly: c.pollOnly, readOnly: c.readOnly, listeners: map[*Listener]struct{}{}}
 	s.channel = channelName(c.schema)
+	var id [12]byte
+	rand.Read(id[:])
+	s.ownTag = " " + hex.EncodeToString(id[:])
 	s.sql = buildStatements(pgx.Identifier{c.schema}.Sanitize())
 	if c.pool != nil {
 		s.pool = c.pool
