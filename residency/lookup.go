@@ -2,6 +2,7 @@ package residency
 
 import (
 	"hash/maphash"
+	"runtime"
 	"sync"
 )
 
@@ -54,4 +55,45 @@ func (l *lookupIndex) put(a *account) {
 	s.mu.Lock()
 	s.rows[a.AccountID] = a
 	s.mu.Unlock()
+}
+
+// fill puts rows into the empty index, a later row of an ID over an
+// earlier one as put would. Each shard's map is made at its final size
+// (a million puts would grow the maps step by step, rehashing as they
+// go), and the shards are filled by as many goroutines as can run.
+func (l *lookupIndex) fill(rows []*account) {
+	shardOf := make([]uint8, len(rows))
+	var start [lookupShards + 1]int // shard s's rows: sorted[start[s]:start[s+1]]
+	for i, a := range rows {
+		s := uint8(maphash.String(l.seed, a.AccountID) % lookupShards)
+		shardOf[i] = s
+		start[s+1]++
+	}
+	for s := range lookupShards {
+		start[s+1] += start[s]
+	}
+	sorted := make([]*account, len(rows))
+	next := start
+	for i, a := range rows {
+		sorted[next[shardOf[i]]] = a
+		next[shardOf[i]]++
+	}
+	workers := min(runtime.GOMAXPROCS(0), lookupShards)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for s := w; s < lookupShards; s += workers {
+				part := sorted[start[s]:start[s+1]]
+				m := make(map[string]*account, len(part))
+				for _, a := range part {
+					m[a.AccountID] = a
+				}
+				sh := &l.shards[s]
+				sh.mu.Lock()
+				sh.rows = m
+				sh.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -166,8 +166,8 @@ func trailStore(s Store) TrailStore {
 	return t
 }
 
-// load reads the store into memdb and the lookup index, in one write
-// transaction. check, unless nil, may refuse an account.
+// load reads the store into memdb, in one write transaction, and into the
+// lookup index, which is empty until then. check, unless nil, may refuse an account.
 func (r *Router) load(ctx context.Context, check func(*StoredAccount) error) error {
 	return r.loadWith(func(fn func(StoredAccount) error) error { return r.store.Load(ctx, fn) }, check)
 }
@@ -176,6 +176,7 @@ func (r *Router) load(ctx context.Context, check func(*StoredAccount) error) err
 func (r *Router) loadWith(load func(func(StoredAccount) error) error, check func(*StoredAccount) error) error {
 	txn := r.db.Txn(true)
 	defer txn.Abort()
+	var rows []*account       // for the lookup index, filled at once at the end
 	var checked StoredAccount // one for all: &s would move every s to the heap
 	err := load(func(s StoredAccount) error {
 		if h := s.History; r.trails == nil && (len(h) == 0 || h[len(h)-1].Version != s.Placement.Version) {
@@ -198,13 +199,14 @@ func (r *Router) loadWith(load func(func(StoredAccount) error) error, check func
 		for i := range s.Agreements {
 			mustInsert(txn, tableTransfers, &s.Agreements[i])
 		}
-		r.lookup.put(a)
+		rows = append(rows, a)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("residency: loading the store: %w", err)
 	}
 	txn.Commit()
+	r.lookup.fill(rows)
 	return nil
 }
 
