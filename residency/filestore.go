@@ -687,6 +687,20 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 	next, stale := s.frontier, s.stale
 	s.stale = true // until the commit is known to have succeeded
 	s.mu.Unlock()
+	// The log's entries (JSON, hashes, binary) are made beside the
+	// transaction's writes of the state, on another core when one is
+	// free: the leader's commit is what every waiting caller waits for.
+	var batch logBatch
+	var prepared chan error
+	if !s.noLog && !stale {
+		prepared = make(chan error, 1)
+		go func() { prepared <- batch.prepare(next, changes) }()
+		defer func() {
+			if prepared != nil {
+				<-prepared // changes are the caller's once Apply returns
+			}
+		}()
+	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		n, err := readCounts(tx)
 		if err != nil {
@@ -776,15 +790,20 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 				}
 			}
 		}
-		if stale {
-			if next, err = loadFrontier(tx); err != nil {
-				return err
-			}
-		}
 		if !s.noLog {
-			if err := appendLog(tx, &next, changes); err != nil {
+			var err error
+			if prepared != nil {
+				err, prepared = <-prepared, nil
+			} else if next, err = loadFrontier(tx); err == nil {
+				err = batch.prepare(next, changes)
+			}
+			if err == nil {
+				err = batch.store(tx)
+			}
+			if err != nil {
 				return err
 			}
+			next = batch.next
 		}
 		return tx.Bucket(bucketMeta).Put(keyCounts, seal(kindCounts, keyCounts, n.encode()))
 	})
