@@ -16,6 +16,7 @@ import (
 
 	"github.com/domicile-go/domicile/auditlog"
 	"github.com/domicile-go/domicile/residency"
+	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -29,7 +30,7 @@ func TestMain(m *testing.M) {
 		crashChild(spec)
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(pgtest.Main(m)) // TestSharedRoutersHoldNoTrails starts one
 }
 
 // crashChild places accounts from four goroutines, begins a move for every

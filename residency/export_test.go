@@ -8,3 +8,25 @@ func StoredEntry(c *Change, js []byte) (inBinary bool, back []byte, err error) {
 	back, err = jsonOfStored(nil, v, nil)
 	return len(v) > 0 && v[0] == binaryEntry, back, err
 }
+
+// HeldEvents counts the events of audit trail r holds in memory: in its
+// memdb rows and in its lookup index.
+func HeldEvents(r *Router) int {
+	n := 0
+	it, err := r.db.Txn(false).Get(tableAccounts, indexID)
+	if err != nil {
+		panic(err)
+	}
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		n += len(obj.(*account).history)
+	}
+	for i := range r.lookup.shards {
+		s := &r.lookup.shards[i]
+		s.mu.RLock()
+		for _, a := range s.rows {
+			n += len(a.history)
+		}
+		s.mu.RUnlock()
+	}
+	return n
+}
