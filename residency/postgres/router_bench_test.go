@@ -48,6 +48,104 @@ func BenchmarkRouterPlace(b *testing.B) {
 	}
 }
 
+// BenchmarkRouterPlacePaired measures the ratios of BenchmarkRouterPlace
+// in pairs, as BenchmarkLogCost does, so that the machine's other work
+// weighs on both sides of a ratio alike: each iteration is a round of
+// three chunks, taken in an order that rotates every round: bare INSERTs
+// from 1 caller, Places from 1 caller, Places from 16 callers (Routers
+// and table made once, before the rounds). It reports, over the rounds,
+// the medians and quartiles of the rates' ratios: place/insert, a Place
+// against a bare INSERT from 1 caller (the target is at least 0.5), and
+// 16/1, the rate of 16 callers against 1 (at least 5); and each side's
+// median rate. Run it with -benchtime 20x or more.
+func BenchmarkRouterPlacePaired(b *testing.B) {
+	ctx := context.Background()
+	dsn := pgtest.Database(b)
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, "CREATE TABLE t (id text PRIMARY KEY, v text NOT NULL)"); err != nil {
+		b.Fatal(err)
+	}
+	r := openRouter(b, dsn, nil)
+	var next atomic.Int64 // account and row numbers, never reused
+	type side struct {
+		callers, chunk int
+		fn             func(i int) error
+		rates          []float64
+	}
+	sides := []*side{
+		{callers: 1, chunk: 300, fn: func(i int) error {
+			_, err := pool.Exec(ctx, "INSERT INTO t (id, v) VALUES ($1, $2)", fmt.Sprint("acct-", i), "linode-eu")
+			return err
+		}},
+		{callers: 1, chunk: 300},
+		{callers: 16, chunk: 2000},
+	}
+	place := func(i int) error {
+		_, err := r.Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("acct-", i), Country: "DE"})
+		return err
+	}
+	sides[1].fn, sides[2].fn = place, place
+	run := func(s *side) float64 {
+		var done atomic.Int64
+		var failed atomic.Pointer[error]
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range s.callers {
+			wg.Go(func() {
+				for done.Add(1) <= int64(s.chunk) {
+					if err := s.fn(int(next.Add(1))); err != nil {
+						failed.Store(&err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if err := failed.Load(); err != nil {
+			b.Fatal(*err)
+		}
+		return float64(s.chunk) / time.Since(start).Seconds()
+	}
+	for _, s := range sides { // warm up: connections, caches, group commit
+		run(s)
+	}
+	var vsInsert, scale []float64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for round := 0; b.Loop(); round++ {
+		var rate [3]float64
+		for k := range sides {
+			j := (round + k) % len(sides)
+			rate[j] = run(sides[j])
+			sides[j].rates = append(sides[j].rates, rate[j])
+		}
+		vsInsert, scale = append(vsInsert, rate[1]/rate[0]), append(scale, rate[2]/rate[1])
+	}
+	b.StopTimer()
+	b.ReportMetric(median(vsInsert), "place/insert")
+	b.ReportMetric(quartile(vsInsert, 1), "place/insert-p25")
+	b.ReportMetric(quartile(vsInsert, 3), "place/insert-p75")
+	b.ReportMetric(median(scale), "16/1")
+	b.ReportMetric(quartile(scale, 1), "16/1-p25")
+	b.ReportMetric(quartile(scale, 3), "16/1-p75")
+	b.ReportMetric(median(sides[0].rates), "inserts/s")
+	b.ReportMetric(median(sides[1].rates), "places/s")
+	b.ReportMetric(median(sides[2].rates), "places16/s")
+}
+
+// quartile returns the q-th quartile of xs (q 1 to 3, 2 the median).
+func quartile(xs []float64, q int) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	return s[min(len(s)-1, q*len(s)/4)]
+}
+
+// median returns the median of xs.
+func median(xs []float64) float64 { return quartile(xs, 2) }
+
 // parallel calls fn b.N times from callers goroutines and reports calls
 // per second.
 func parallel(b *testing.B, callers int, fn func(i int) error) {
