@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
+	"github.com/jackc/pgx/v5"
 )
 
 // readCounter is a Store that counts the calls of Changes and the changes
@@ -134,5 +136,81 @@ func TestOwnNotificationsWakeNoOne(t *testing.T) {
 	// one.
 	if n := c.calls.Load() - before; n > 3 {
 		t.Errorf("the Router read the log %d times for 100 Places of its own and one change from elsewhere, want at most 3", n)
+	}
+}
+
+// TestLateCommitAfterFailedAppendWakes: an Append that failed without
+// saying whether it committed (here it timed out waiting for the head
+// row) may still commit later: the server runs the statement on when the
+// client's cancel request is lost or comes too late, or waits for a
+// synchronous standby and then commits. That commit's notification,
+// which carries the tag the Append was sent with, must wake the
+// Store's Wakeups: the Router settled the write and read the log before
+// it landed, and has no other way to learn it until its next renewal or
+// poll (an hour here). The late notification is sent by hand, with the
+// tag of the Store's Appends before the failure.
+func TestLateCommitAfterFailedAppendWakes(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	s := openStore(t, dsn, postgres.WithPollInterval(time.Hour), postgres.WithLease(time.Hour))
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.Channel()}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	wake, stop, err := s.Wakeups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	<-wake // the first, once it listens
+
+	// An Append that succeeds: its notification gives the tag.
+	if _, err := s.Append(ctx, []residency.Change{placed("a-0", "linode-eu", at)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := conn.WaitForNotification(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tag, ok := strings.Cut(n.Payload, " ")
+	if !ok {
+		t.Fatalf("an Append's notification %q carries no tag", n.Payload)
+	}
+
+	// An Append that times out waiting for the head row.
+	lock, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close(ctx)
+	tx, err := lock.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT pos FROM domicile.head FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	actx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = s.Append(actx, []residency.Change{placed("a-1", "linode-eu", at)}, 0)
+	cancel()
+	if err == nil || errors.Is(err, residency.ErrConflict) {
+		t.Fatalf("Append while the head row is locked: %v, want an unknown outcome", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Its late commit's notification.
+	if _, err := conn.Exec(ctx, "SELECT pg_notify($1, $2)", s.Channel(), "2 "+tag); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wake:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the late commit of an Append that failed woke no one within 10 s (the next poll is in an hour)")
 	}
 }
