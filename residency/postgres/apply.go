@@ -76,6 +76,11 @@ func (s *Store) append(ctx context.Context, changes []residency.Change, statuses
 		err = s.pool.QueryRow(ctx, s.sql.apply, args...).Scan(&pos, nil)
 	}
 	if err != nil {
+		if pe := (*pgconn.PgError)(nil); statuses != nil && !errors.As(err, &pe) {
+			// No answer from the server: the statement may commit
+			// yet, and its notification must then wake (see newTag).
+			s.newTag()
+		}
 		err = applyError(err)
 		if errors.Is(err, residency.ErrConflict) {
 			err = s.explainConflict(ctx, changes, statuses, err)
@@ -294,7 +299,7 @@ func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) ([]any, 
 		// A Router's write (Append), which it does not read back: the
 		// tag lets its Wakeups skip the notification. Apply's, by
 		// anyone else, must wake it.
-		args[11], args[12] = int64(*statuses), s.ownTag
+		args[11], args[12] = int64(*statuses), *s.ownTag.Load()
 	}
 	return args, nil
 }

@@ -263,7 +263,7 @@ func (l *Listener) listen(ctx context.Context, connected func()) error {
 		cancel()
 		switch {
 		case err == nil:
-			if !l.skipOwn || !strings.HasSuffix(n.Payload, l.s.ownTag) {
+			if !l.skipOwn || !strings.HasSuffix(n.Payload, *l.s.ownTag.Load()) {
 				l.wake()
 			}
 		case ctx.Err() != nil:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/domicile-go/domicile/residency"
@@ -52,8 +53,9 @@ type Store struct {
 	hash *hasher
 
 	// ownTag ends the notifications of this Store's Appends (see
-	// Store.Wakeups): a space and a random ID.
-	ownTag string
+	// Store.Wakeups): a space and a random ID. An Append that fails
+	// replaces it (see newTag).
+	ownTag atomic.Pointer[string]
 }
 
 // Errors of this package.
@@ -148,9 +150,7 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 	}
 	s := &Store{schema: c.schema, lease: c.lease, poll: c.poll, pollOnly: c.pollOnly, readOnly: c.readOnly, listeners: map[*Listener]struct{}{}}
 	s.channel = channelName(c.schema)
-	var id [12]byte
-	rand.Read(id[:])
-	s.ownTag = " " + hex.EncodeToString(id[:])
+	s.newTag()
 	s.sql = buildStatements(pgx.Identifier{c.schema}.Sanitize())
 	if c.pool != nil {
 		s.pool = c.pool
@@ -186,6 +186,18 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 		s.startHasher()
 	}
 	return s, nil
+}
+
+// newTag gives the Store's Appends a new tag. An Append whose outcome is
+// unknown may commit after the Router settled it and read the log (the
+// server runs the statement on when the client's cancel request is lost
+// or late): the notification of that late commit carries the old tag,
+// which Wakeups then no longer skips.
+func (s *Store) newTag() {
+	var id [12]byte
+	rand.Read(id[:])
+	tag := " " + hex.EncodeToString(id[:])
+	s.ownTag.Store(&tag)
 }
 
 // channelName is the NOTIFY channel of a schema: at most 63 bytes, the
