@@ -51,7 +51,8 @@
 //
 // Every Apply also appends its changes to the changes log, at positions
 // that have no gaps and follow commit order, and notifies the channel
-// [Store.Channel] with the new head position. A follower reads the log by
+// [Store.Channel] with the new head position (followed, for an Append, by
+// the writing Store's tag: see [Store.Channel]). A follower reads the log by
 // position ([Store.Changes]) from the position of a consistent snapshot
 // ([Store.Snapshot]), and uses a [Listener] as its wake-up: notifications,
 // a wake-up after every (re)connection, and polling, so that a lost

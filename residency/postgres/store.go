@@ -226,7 +226,9 @@ func (s *Store) Lease() time.Duration { return s.lease }
 func (s *Store) Schema() string { return s.schema }
 
 // Channel returns the NOTIFY channel that every Apply notifies with the new
-// head position as its payload.
+// head position as its payload; an Append's payload goes on after the
+// position with a space and the writing Store's tag (see [Store.Wakeups]),
+// so a reader of the payloads takes the digits before the first space.
 func (s *Store) Channel() string { return s.channel }
 
 // Close stops the store's listeners, stores the log's hashes of what it
