@@ -44,3 +44,39 @@ func TestApplyOnTheRoutersStoreWakes(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestWakeupsPollWhileOwnAppendsNotify: Wakeups skips the notifications
+// of the Store's own Appends, but still polls every poll interval (the
+// Listener's promise, which covers what a notification does not say):
+// a skipped notification must not put the next poll off. Here the Store
+// appends every few tens of milliseconds for five poll intervals; without
+// the fix each skipped notification restarted the wait for a poll, and
+// no wake-up came at all.
+func TestWakeupsPollWhileOwnAppendsNotify(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	const poll = 300 * time.Millisecond
+	s := openStore(t, dsn, postgres.WithPollInterval(poll), postgres.WithLease(time.Hour))
+	wake, stop, err := s.Wakeups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	<-wake // the first, once it listens
+	woke := 0
+	end := time.Now().Add(5 * poll)
+	for i := 0; time.Now().Before(end); i++ {
+		if _, err := s.Append(ctx, []residency.Change{placed(fmt.Sprint("a-", i), "linode-eu", at)}, 0); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-wake:
+			woke++
+		default:
+		}
+		time.Sleep(poll / 10)
+	}
+	if woke == 0 {
+		t.Errorf("no wake-up in %v of own Appends, with a poll interval of %v", 5*poll, poll)
+	}
+}
