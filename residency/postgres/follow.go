@@ -257,19 +257,24 @@ func (l *Listener) listen(ctx context.Context, connected func()) error {
 	connected()
 	l.set(true, nil)
 	l.wake()
+	// The next poll, a poll interval after the last wake-up: a skipped
+	// notification does not put it off.
+	pollAt := time.Now().Add(l.s.poll)
 	for {
-		wctx, cancel := context.WithTimeout(ctx, l.s.poll)
+		wctx, cancel := context.WithDeadline(ctx, pollAt)
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		switch {
 		case err == nil:
 			if !l.skipOwn || !strings.HasSuffix(n.Payload, *l.s.ownTag.Load()) {
 				l.wake()
+				pollAt = time.Now().Add(l.s.poll)
 			}
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err):
-			// Nothing for a poll interval: poll, and check the connection.
+			// No wake-up for a poll interval: poll, and check the
+			// connection.
 			l.wake()
 			pctx, cancel := context.WithTimeout(ctx, max(l.s.poll, time.Second))
 			err := conn.Ping(pctx)
@@ -277,6 +282,7 @@ func (l *Listener) listen(ctx context.Context, connected func()) error {
 			if err != nil {
 				return fmt.Errorf("postgres: listener: ping: %w", err)
 			}
+			pollAt = time.Now().Add(l.s.poll)
 		default:
 			return fmt.Errorf("postgres: listener: %w", err)
 		}
