@@ -694,7 +694,14 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 	var prepared chan error
 	if !s.noLog && !stale {
 		prepared = make(chan error, 1)
-		go func() { prepared <- batch.prepare(next, changes) }()
+		go func() {
+			defer func() {
+				if p := recover(); p != nil { // as a panic of the leader's own is
+					prepared <- fmt.Errorf("residency: making the log's entries panicked: %v", p)
+				}
+			}()
+			prepared <- batch.prepare(next, changes)
+		}()
 		defer func() {
 			if prepared != nil {
 				<-prepared // changes are the caller's once Apply returns
