@@ -30,6 +30,25 @@ func (c *readCounter) Changes(ctx context.Context, after uint64, fn func(uint64,
 	})
 }
 
+// countingRouter opens a Router on a store that counts its reads of the
+// log, and polls and renews its lease once an hour: only notifications
+// wake it, unless opts say otherwise.
+func countingRouter(t *testing.T, dsn string, opts ...postgres.Option) (*residency.Router, *readCounter) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, dsn, append([]postgres.Option{postgres.WithPollInterval(time.Hour), postgres.WithLease(time.Hour)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &readCounter{Store: s}
+	r, err := residency.Open(ctx, residency.WithStore(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r, c
+}
+
 // TestOwnWritesNotReadBack: a Router that writes right after what it has
 // read knows its writes' positions from Append and does not read them
 // back from the log (Sync returns at once); when another Router wrote in
@@ -38,16 +57,7 @@ func (c *readCounter) Changes(ctx context.Context, after uint64, fn func(uint64,
 func TestOwnWritesNotReadBack(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
-	s, err := postgres.Open(ctx, dsn, postgres.WithPollOnly(), postgres.WithPollInterval(time.Hour), postgres.WithLease(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &readCounter{Store: s}
-	a, err := residency.Open(ctx, residency.WithStore(c))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a, c := countingRouter(t, dsn, postgres.WithPollOnly())
 	// The first wake-up reads the log once, at once: let it, so that it
 	// does not read what follows.
 	eventually(t, "the Router reads the log once", func() error {
@@ -96,16 +106,7 @@ func TestOwnWritesNotReadBack(t *testing.T) {
 func TestOwnNotificationsWakeNoOne(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
-	s, err := postgres.Open(ctx, dsn, postgres.WithPollInterval(time.Hour), postgres.WithLease(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &readCounter{Store: s}
-	r, err := residency.Open(ctx, residency.WithStore(c))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r, c := countingRouter(t, dsn)
 	other := openStore(t, dsn)
 	// A first change from elsewhere, once the Router listens: after it is
 	// applied, the wake-ups of the start are over.
