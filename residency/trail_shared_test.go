@@ -73,3 +73,37 @@ func TestSharedRoutersHoldNoTrails(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldEventsCountsEachEventOnce: the counter of
+// TestSharedRoutersHoldNoTrails counts each event a Router holds once,
+// wherever its rows are: in memdb's accounts table, among the committed
+// rows that wait for it (older versions of an account among them), and in
+// the lookup index, which holds the same rows as memdb. More accounts than
+// wait for memdb at most (4096) put rows in all three.
+func TestHeldEventsCountsEachEventOnce(t *testing.T) {
+	ctx := context.Background()
+	r, err := residency.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	const accounts = 5000
+	for i := range accounts {
+		if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("acct-", i), Country: "DE"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < accounts; i += 2 {
+		id := fmt.Sprint("acct-", i)
+		p, err := r.Lookup(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.BeginMove(ctx, id, p.Backup); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, want := residency.HeldEvents(r), accounts+accounts/2; n != want {
+		t.Errorf("HeldEvents = %d, want %d", n, want)
+	}
+}
