@@ -9,24 +9,43 @@ func StoredEntry(c *Change, js []byte) (inBinary bool, back []byte, err error) {
 	return len(v) > 0 && v[0] == binaryEntry, back, err
 }
 
-// HeldEvents counts the events of audit trail r holds in memory: in its
-// memdb rows and in its lookup index.
+// HeldEvents counts the events of audit trail r holds in memory, each
+// once however many rows share it: on its rows in memdb's accounts table,
+// on the committed rows that wait for it (Router.behind, which keeps older
+// versions of an account too) and on the rows of the lookup index (the
+// same rows as memdb's, and the newest of the waiting ones).
 func HeldEvents(r *Router) int {
-	n := 0
-	it, err := r.db.Txn(false).Get(tableAccounts, indexID)
+	type event struct {
+		account string
+		version uint64
+	}
+	held := make(map[event]struct{})
+	add := func(a *account) {
+		for _, e := range a.history {
+			held[event{a.AccountID, e.Version}] = struct{}{}
+		}
+	}
+	r.mem.Lock()
+	txn := r.db.Txn(false)
+	behind := r.behind // the leader appends past its length (snapshot)
+	r.mem.Unlock()
+	for _, a := range behind {
+		add(a)
+	}
+	it, err := txn.Get(tableAccounts, indexID)
 	if err != nil {
 		panic(err)
 	}
 	for obj := it.Next(); obj != nil; obj = it.Next() {
-		n += len(obj.(*account).history)
+		add(obj.(*account))
 	}
 	for i := range r.lookup.shards {
 		s := &r.lookup.shards[i]
 		s.mu.RLock()
 		for _, a := range s.rows {
-			n += len(a.history)
+			add(a)
 		}
 		s.mu.RUnlock()
 	}
-	return n
+	return len(held)
 }
