@@ -31,8 +31,9 @@ func (c *readCounter) Changes(ctx context.Context, after uint64, fn func(uint64,
 }
 
 // countingRouter opens a Router on a store that counts its reads of the
-// log, and polls and renews its lease once an hour: only notifications
-// wake it, unless opts say otherwise.
+// log, with a poll interval and a lease of an hour (its follower's own
+// timer reads the log every quarter of the lease): only notifications
+// wake it within a test, unless opts say otherwise.
 func countingRouter(t *testing.T, dsn string, opts ...postgres.Option) (*residency.Router, *readCounter) {
 	t.Helper()
 	ctx := context.Background()

@@ -52,8 +52,8 @@ func BenchmarkRouterPlace(b *testing.B) {
 // in pairs, as BenchmarkLogCost does, so that the machine's other work
 // weighs on both sides of a ratio alike: each iteration is a round of
 // three chunks, taken in an order that rotates every round: bare INSERTs
-// from 1 caller, Places from 1 caller, Places from 16 callers (Routers
-// and table made once, before the rounds). It reports, over the rounds,
+// from 1 caller, Places from 1 caller, Places from 16 callers (the Router
+// and the table made once, before the rounds). It reports, over the rounds,
 // the medians and quartiles of the rates' ratios: place/insert, a Place
 // against a bare INSERT from 1 caller (the target is at least 0.5), and
 // 16/1, the rate of 16 callers against 1 (at least 5); and each side's
