@@ -696,7 +696,7 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 		prepared = make(chan error, 1)
 		go func() {
 			defer func() {
-				if p := recover(); p != nil { // as a panic of the leader's own is
+				if p := recover(); p != nil { // an error of Apply, not a crash
 					prepared <- fmt.Errorf("residency: making the log's entries panicked: %v", p)
 				}
 			}()
