@@ -167,7 +167,8 @@ func trailStore(s Store) TrailStore {
 }
 
 // load reads the store into memdb, in one write transaction, and into the
-// lookup index, which is empty until then. check, unless nil, may refuse an account.
+// lookup index, which is empty until then. check, unless nil, may refuse
+// an account.
 func (r *Router) load(ctx context.Context, check func(*StoredAccount) error) error {
 	return r.loadWith(func(fn func(StoredAccount) error) error { return r.store.Load(ctx, fn) }, check)
 }
