@@ -58,7 +58,7 @@ func (s *Store) append(ctx context.Context, changes []residency.Change, statuses
 	// head row last (see statements.go), and the row lock that orders
 	// commits (see follow.go) is held from there to the commit, within the
 	// server.
-	args, err := s.applyArgs(changes, statuses)
+	args, entries, err := s.applyArgs(changes, statuses)
 	if err != nil {
 		if err == errVersionZero {
 			err = s.explainConflict(ctx, changes, statuses, err)
@@ -87,7 +87,7 @@ func (s *Store) append(ctx context.Context, changes []residency.Change, statuses
 		}
 		return 0, err
 	}
-	s.hashLater(pos-int64(len(changes))-s.logStart, changes)
+	s.hashLater(pos-int64(len(changes))-s.logStart, entries)
 	return uint64(pos), nil
 }
 
@@ -97,8 +97,9 @@ func (s *Store) append(ctx context.Context, changes []residency.Change, statuses
 // and data centers, then the log's changes, their number and the channel
 // to notify, then consents and objections, then the number of data
 // center rows and of status changes, and the statuses the unit was
-// decided on (nil for no check).
-func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) ([]any, error) {
+// decided on (nil for no check). It also returns each change's log entry,
+// the bytes the statement commits, which nothing writes to afterwards.
+func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) (args []any, entries [][]byte, err error) {
 	type dcRow struct {
 		st   *residency.DataCenterState
 		prev uint64 // the version the unit's first change of it follows
@@ -116,25 +117,28 @@ func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) ([]any, 
 		dcs        []dcRow
 		log        = jw{jsontext.Object{B: make([]byte, 0, 512*len(changes))}}
 	)
+	entries = make([][]byte, 0, len(changes))
 	log.B = append(log.B, '[')
 	for i := range changes {
 		c := &changes[i]
 		if i > 0 {
 			log.B = append(log.B, ',')
 		}
+		start := len(log.B)
 		var err error
 		log.B, err = residency.AppendEntry(log.B, c) // the entry itself: followers and the log read it back
 		log.Err = cmp.Or(log.Err, err)
+		entries = append(entries, log.B[start:len(log.B):len(log.B)])
 		if st := c.DataCenter; st != nil {
 			if st.ID == "" || !st.Status.IsValid() {
-				return nil, fmt.Errorf("postgres: apply: change %d: data center %q with status %q", i, st.ID, st.Status)
+				return nil, nil, fmt.Errorf("postgres: apply: change %d: data center %q with status %q", i, st.ID, st.Status)
 			}
 			if st.Version == 0 {
-				return nil, &residency.ConflictError{DataCenter: st.ID, Stale: true}
+				return nil, nil, &residency.ConflictError{DataCenter: st.ID, Stale: true}
 			}
 			if j := slices.IndexFunc(dcs, func(r dcRow) bool { return r.st.ID == st.ID }); j >= 0 {
 				if last := dcs[j].st.Version; st.Version != last+1 {
-					return nil, &residency.ConflictError{DataCenter: st.ID, Version: st.Version - 1, Stored: residency.Placement{Version: last}, Stale: true}
+					return nil, nil, &residency.ConflictError{DataCenter: st.ID, Version: st.Version - 1, Stored: residency.Placement{Version: last}, Stale: true}
 				}
 				dcs[j].st = st
 			} else {
@@ -145,13 +149,13 @@ func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) ([]any, 
 		p, e := &c.Placement, &c.Event
 		switch {
 		case p.AccountID != "" && p.Version == 0:
-			return nil, errVersionZero
+			return nil, nil, errVersionZero
 		case p.AccountID == "" || !p.Region.IsValid():
-			return nil, fmt.Errorf("postgres: apply: change %d: placement of account %q at version %d in region %v", i, p.AccountID, p.Version, p.Region)
+			return nil, nil, fmt.Errorf("postgres: apply: change %d: placement of account %q at version %d in region %v", i, p.AccountID, p.Version, p.Region)
 		case e.AccountID != p.AccountID || e.Version != p.Version:
-			return nil, fmt.Errorf("postgres: apply: change %d: event of account %q version %d with a placement of account %q version %d", i, e.AccountID, e.Version, p.AccountID, p.Version)
+			return nil, nil, fmt.Errorf("postgres: apply: change %d: event of account %q version %d with a placement of account %q version %d", i, e.AccountID, e.Version, p.AccountID, p.Version)
 		case p.Moving() && !p.Move.ToRegion.IsValid():
-			return nil, fmt.Errorf("postgres: apply: change %d: account %q: move to region %v", i, p.AccountID, p.Move.ToRegion)
+			return nil, nil, fmt.Errorf("postgres: apply: change %d: account %q: move to region %v", i, p.AccountID, p.Move.ToRegion)
 		}
 		// The account's row is its last placement of the unit; every
 		// change adds its event, whose keys check the version.
@@ -164,19 +168,19 @@ func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) ([]any, 
 		events = append(events, e)
 		if k := c.Consent; k != nil {
 			if k.AccountID == "" || k.Reference == "" || k.SubProcessor == "" {
-				return nil, fmt.Errorf("postgres: apply: change %d: consent %q of account %q to sub-processor %q", i, k.Reference, k.AccountID, k.SubProcessor)
+				return nil, nil, fmt.Errorf("postgres: apply: change %d: consent %q of account %q to sub-processor %q", i, k.Reference, k.AccountID, k.SubProcessor)
 			}
 			consents, consentAt = keep(consents, consentAt, k, k.AccountID, k.Reference)
 		}
 		if o := c.Objection; o != nil {
 			if o.AccountID == "" || o.Reference == "" || o.SubProcessor == "" {
-				return nil, fmt.Errorf("postgres: apply: change %d: objection %q of account %q to sub-processor %q", i, o.Reference, o.AccountID, o.SubProcessor)
+				return nil, nil, fmt.Errorf("postgres: apply: change %d: objection %q of account %q to sub-processor %q", i, o.Reference, o.AccountID, o.SubProcessor)
 			}
 			objections, objectAt = keep(objections, objectAt, o, o.AccountID, o.Reference)
 		}
 		if a := c.Agreement; a != nil {
 			if a.AccountID == "" || a.Reference == "" || !a.To.IsValid() {
-				return nil, fmt.Errorf("postgres: apply: change %d: agreement %q of account %q to region %v", i, a.Reference, a.AccountID, a.To)
+				return nil, nil, fmt.Errorf("postgres: apply: change %d: agreement %q of account %q to region %v", i, a.Reference, a.AccountID, a.To)
 			}
 			agreements, agreeAt = keep(agreements, agreeAt, a, a.AccountID, a.Reference)
 		}
@@ -200,7 +204,7 @@ func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) ([]any, 
 	})
 	slices.SortFunc(dcs, func(a, b dcRow) int { return strings.Compare(a.st.ID, b.st.ID) })
 
-	args := make([]any, 13)
+	args = make([]any, 13)
 	w := jw{jsontext.Object{B: make([]byte, 0, 256*len(changes))}}
 	array := func(n int, row func(i int)) any {
 		if n == 0 {
@@ -286,7 +290,7 @@ func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) ([]any, 
 		w.wireTime("withdrawn", o.Withdrawn)
 	})
 	if err := cmp.Or(log.Err, w.Err); err != nil {
-		return nil, fmt.Errorf("postgres: apply: %w", err)
+		return nil, nil, fmt.Errorf("postgres: apply: %w", err)
 	}
 	args[4], args[5], args[6] = string(log.B), int64(len(changes)), s.channel
 	var n int64 // status changes
@@ -301,7 +305,7 @@ func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) ([]any, 
 		// anyone else, must wake it.
 		args[11], args[12] = int64(*statuses), *s.ownTag.Load()
 	}
-	return args, nil
+	return args, entries, nil
 }
 
 // keep adds r to rows under its account and reference, or replaces the

@@ -9,19 +9,18 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/domicile-go/domicile/auditlog"
-	"github.com/domicile-go/domicile/residency"
 )
 
 // The hasher stores the tree's stored hashes of what this Store appended
 // right after each commit, so that a changes row rewritten after its
 // commit no longer matches its stored hashes, whoever reads it. Append
-// queues a copy of its committed changes; a goroutine encodes them
-// (residency.EncodeEntry of the changes given: the entries LogEntries
-// yields from their rows, byte for byte, as the LogStore contract promises
-// and storetest checks), hashes them onto the tree's right edge, which it
-// keeps in memory (an auditlog.Frontier), and inserts the hashes of all
-// the units queued meanwhile in one statement. Apply waits for none of
-// this: it costs Append a copy and a queue push.
+// queues its committed entries, the very bytes its statement sent (the
+// entries LogEntries yields from their rows, byte for byte, as the
+// LogStore contract promises and storetest checks); a goroutine hashes
+// them onto the tree's right edge, which it keeps in memory (an
+// auditlog.Frontier), and inserts the hashes of all the units queued
+// meanwhile in one statement. Apply waits for none of this: it costs
+// Append a queue push.
 //
 // The hashes come from the bytes this process committed, not from the
 // rows as read later, so a row rewritten at any time after its hashes
@@ -43,10 +42,10 @@ const hashDelay = 10 * time.Millisecond
 // dropped, and the lazy path hashes them when someone reads.
 const maxQueued = 1 << 16
 
-// queued is a committed unit's changes, the first at log index first.
+// queued is a committed unit's entries, the first at log index first.
 type queued struct {
 	first   int64
-	changes []residency.Change
+	entries [][]byte
 }
 
 // hasher is the state of the Store's hashing goroutine.
@@ -82,41 +81,21 @@ func (s *Store) stopHasher() {
 	<-s.hash.done
 }
 
-// hashLater queues the changes committed at log indexes first on, copied
-// (they are the caller's once Append returns), for the hashing goroutine,
-// which encodes them. It is called after the commit, before Append
+// hashLater queues the entries committed at log indexes first on, the
+// bytes the apply statement sent (no one writes to them afterwards), for
+// the hashing goroutine. It is called after the commit, before Append
 // returns.
-func (s *Store) hashLater(first int64, changes []residency.Change) {
+func (s *Store) hashLater(first int64, entries [][]byte) {
 	if s.hash == nil {
 		return
 	}
-	own := make([]residency.Change, len(changes))
-	for i, c := range changes {
-		own[i] = c
-		if c.Agreement != nil {
-			a := *c.Agreement
-			own[i].Agreement = &a
-		}
-		if c.Consent != nil {
-			k := *c.Consent
-			own[i].Consent = &k
-		}
-		if c.Objection != nil {
-			o := *c.Objection
-			own[i].Objection = &o
-		}
-		if c.DataCenter != nil {
-			d := *c.DataCenter
-			own[i].DataCenter = &d
-		}
-	}
 	s.mu.Lock()
 	h := s.hash
-	if h.n+len(own) > maxQueued {
+	if h.n+len(entries) > maxQueued {
 		h.queue, h.n = nil, 0
 	}
-	h.queue = append(h.queue, queued{first, own})
-	h.n += len(own)
+	h.queue = append(h.queue, queued{first, entries})
+	h.n += len(entries)
 	s.mu.Unlock()
 	select {
 	case h.kick <- struct{}{}:
@@ -210,11 +189,7 @@ func (s *Store) hashUnits(ctx context.Context, units []queued) error {
 			first = tlog.StoredHashCount(h.f.Size())
 		}
 		skip := h.f.Size() - u.first // entries already hashed
-		for _, c := range u.changes[min(skip, int64(len(u.changes))):] {
-			e, err := residency.EncodeEntry(c)
-			if err != nil {
-				return err
-			}
+		for _, e := range u.entries[min(skip, int64(len(u.entries))):] {
 			_, hs := h.f.Append(e)
 			hashes = append(hashes, hs...)
 		}

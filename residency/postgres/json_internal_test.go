@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ import (
 func TestChangeJSON(t *testing.T) {
 	at := time.Date(2026, 11, 28, 9, 0, 0, 123456789, time.FixedZone("X", -3600))
 	odd := "q\"b\\s/\n\t\r\x00\x1f\u2028é漢🙂"
+	var units []residency.Change
 	for _, tc := range []struct {
 		name string
 		c    residency.Change
@@ -59,7 +61,7 @@ func TestChangeJSON(t *testing.T) {
 			want: residency.Change{DataCenter: &residency.DataCenterState{ID: "a\ufffdb", Status: provider.Active, Version: 1}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args, err := (&Store{}).applyArgs([]residency.Change{tc.c}, nil)
+			args, entries, err := (&Store{}).applyArgs([]residency.Change{tc.c}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,7 +84,20 @@ func TestChangeJSON(t *testing.T) {
 			if want := "[" + string(entry) + "]"; string(raw) != want {
 				t.Errorf("changes log JSON = %s, want the entry %s", raw, want)
 			}
+			// What the hasher hashes is the entry the log holds.
+			if len(entries) != 1 || !bytes.Equal(entries[0], entry) {
+				t.Errorf("entries for the hasher = %q, want [%s]", entries, entry)
+			}
 		})
+		units = append(units, tc.c)
+	}
+	// A unit of them all: its entries, joined, are the log's JSON.
+	args, entries, err := (&Store{}).applyArgs(units, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := "[" + string(bytes.Join(entries, []byte(","))) + "]"; len(entries) != len(units) || got != args[4].(string) {
+		t.Errorf("%d entries for the hasher, joined %s; want %d, the log's JSON %s", len(entries), got, len(units), args[4])
 	}
 	// A row of the layout written before, by this package's own writer.
 	old := `{"Placement":{"account_id":"acme","country":"","region":"EU","datacenter":"linode-eu","provider":"linode","backup":"","version":2,` +
@@ -110,7 +125,7 @@ func TestChangeJSON(t *testing.T) {
 		t.Errorf("a data center row of the former layout reads back differently (-want +got):\n%s", diff)
 	}
 	far := residency.Change{DataCenter: &residency.DataCenterState{ID: "x", Status: provider.Active, Changed: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Version: 1}}
-	if _, err := (&Store{}).applyArgs([]residency.Change{far}, nil); err == nil || !strings.Contains(err.Error(), "year") {
+	if _, _, err := (&Store{}).applyArgs([]residency.Change{far}, nil); err == nil || !strings.Contains(err.Error(), "year") {
 		t.Errorf("year 10000: error %v, want one naming the year", err)
 	}
 }
