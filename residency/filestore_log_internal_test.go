@@ -28,6 +28,25 @@ func statusChanges(i, n int) []Change {
 	return out
 }
 
+// storeWithCommits opens a file store at path and commits status changes
+// to it (statusChanges, numbered on), commits[k] in the k-th commit.
+func storeWithCommits(t *testing.T, path string, commits ...int) *fileStore {
+	t.Helper()
+	ctx := context.Background()
+	s, err := openFileStore(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := 0
+	for _, n := range commits {
+		if err := s.Apply(ctx, statusChanges(next, n)); err != nil {
+			t.Fatal(err)
+		}
+		next += n
+	}
+	return s
+}
+
 // logPlaces returns where the file's log entries are: the indexes in the
 // log bucket and those in the tail, the bytes of the tail's packed
 // entries, and the log bucket's chunks (their values' sizes and entries).
@@ -285,26 +304,15 @@ func TestFileStoreLogDamage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := openFileStore(ctx, filepath.Join(t.TempDir(), "damage.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := storeWithCommits(t, filepath.Join(t.TempDir(), "damage.db"), 150, 1, 1, 1)
 			defer s.Close()
-			if err := s.Apply(ctx, statusChanges(0, 150)); err != nil {
-				t.Fatal(err)
-			}
-			for i := range 3 {
-				if err := s.Apply(ctx, statusChanges(150+i, 1)); err != nil {
-					t.Fatal(err)
-				}
-			}
 			if inLog, inTail, _, chunks := logPlaces(t, s); len(inLog) != 150 || len(inTail) != 3 || len(chunks) < 3 {
 				t.Fatalf("log bucket %d entries in %d chunks, tail %v; want 150 in chunks and 3", len(inLog), len(chunks), inTail)
 			}
 			if err := s.db.Update(func(tx *bolt.Tx) error { return tt.damage(tx.Bucket(bucketLog), tx.Bucket(bucketMeta)) }); err != nil {
 				t.Fatal(err)
 			}
-			err = s.LogEntries(ctx, 0, func(int64, []byte) error { return nil })
+			err := s.LogEntries(ctx, 0, func(int64, []byte) error { return nil })
 			if !errors.Is(err, ErrCorrupt) {
 				t.Errorf("LogEntries: %v, want ErrCorrupt", err)
 			}
@@ -428,16 +436,8 @@ func TestFileStoreTailOfAnotherFormat(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "tail.db")
-			s, err := openFileStore(ctx, path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range 5 {
-				if err := s.Apply(ctx, statusChanges(i, 1)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			err = s.db.Update(func(tx *bolt.Tx) error {
+			s := storeWithCommits(t, path, 1, 1, 1, 1, 1)
+			err := s.db.Update(func(tx *bolt.Tx) error {
 				if tt.inTail >= 0 {
 					if err := rewriteLogPerEntry(tx, tt.inTail, false); err != nil {
 						return err
@@ -512,14 +512,8 @@ func storedForms(t *testing.T, s *fileStore) (n [2]int) {
 // its checksum made right, is ErrCorrupt, not an entry.
 func TestFileStoreBinaryEntryDamage(t *testing.T) {
 	ctx := context.Background()
-	s, err := openFileStore(ctx, filepath.Join(t.TempDir(), "damage.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := storeWithCommits(t, filepath.Join(t.TempDir(), "damage.db"), 1)
 	defer s.Close()
-	if err := s.Apply(ctx, statusChanges(0, 1)); err != nil {
-		t.Fatal(err)
-	}
 	for name, entry := range map[string][]byte{
 		"unknown kind of change":  {binaryEntry, 9},
 		"cut short":               {binaryEntry, entryDataCenter, 4, 'd', 'c'},
@@ -649,15 +643,9 @@ func TestFormat9EveryFromEveryHash(t *testing.T) {
 // tail of format 9 it says ErrCorrupt.
 func TestFormat9NegativeFrom(t *testing.T) {
 	ctx := context.Background()
-	s, err := openFileStore(ctx, filepath.Join(t.TempDir(), "n.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := storeWithCommits(t, filepath.Join(t.TempDir(), "n.db"), 2)
 	defer s.Close()
-	if err := s.Apply(ctx, statusChanges(0, 2)); err != nil {
-		t.Fatal(err)
-	}
-	err = s.LogEntries(ctx, -1, func(int64, []byte) error { return nil })
+	err := s.LogEntries(ctx, -1, func(int64, []byte) error { return nil })
 	if errors.Is(err, ErrCorrupt) {
 		t.Errorf("LogEntries(-1) on a sound file: %v", err)
 	}
@@ -669,16 +657,8 @@ func TestFormat9NegativeFrom(t *testing.T) {
 func TestFormat9Format8WithoutLogBucket(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "nolog.db")
-	s, err := openFileStore(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 5 {
-		if err := s.Apply(ctx, statusChanges(i, 1)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	s := storeWithCommits(t, path, 1, 1, 1, 1, 1)
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		if err := rewriteLogPerEntry(tx, 3, false); err != nil {
 			return err
 		}
@@ -706,15 +686,9 @@ func TestFormat9Format8WithoutLogBucket(t *testing.T) {
 // writes nothing, rather than cut into chunks with a gap.
 func TestFormat9TailCountChecked(t *testing.T) {
 	ctx := context.Background()
-	s, err := openFileStore(ctx, filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := storeWithCommits(t, filepath.Join(t.TempDir(), "t.db"), 2)
 	defer s.Close()
-	if err := s.Apply(ctx, statusChanges(0, 2)); err != nil {
-		t.Fatal(err)
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		first, n, packed, err := openTail(meta.Get(keyTail))
 		if err != nil {

@@ -38,9 +38,10 @@ func newLookupIndex() *lookupIndex {
 	return l
 }
 
-func (l *lookupIndex) shard(id string) *lookupShard {
-	return &l.shards[maphash.String(l.seed, id)%lookupShards]
-}
+func (l *lookupIndex) shard(id string) *lookupShard { return &l.shards[l.shardOf(id)] }
+
+// shardOf returns the index of id's shard.
+func (l *lookupIndex) shardOf(id string) int { return int(maphash.String(l.seed, id) % lookupShards) }
 
 func (l *lookupIndex) get(id string) *account {
 	s := l.shard(id)
@@ -62,11 +63,12 @@ func (l *lookupIndex) put(a *account) {
 // (a million puts would grow the maps step by step, rehashing as they
 // go), and the shards are filled by as many goroutines as can run.
 func (l *lookupIndex) fill(rows []*account) {
+	const _ = uint8(lookupShards - 1) // a shard's index fits a byte
 	shardOf := make([]uint8, len(rows))
 	var start [lookupShards + 1]int // shard s's rows: sorted[start[s]:start[s+1]]
 	for i, a := range rows {
-		s := uint8(maphash.String(l.seed, a.AccountID) % lookupShards)
-		shardOf[i] = s
+		s := l.shardOf(a.AccountID)
+		shardOf[i] = uint8(s)
 		start[s+1]++
 	}
 	for s := range lookupShards {

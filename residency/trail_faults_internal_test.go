@@ -77,28 +77,37 @@ func TestHistoryRacingClose(t *testing.T) {
 	}
 }
 
+// trailStoreWithA returns a trailMemStore holding account "a", placed in
+// Germany by a Router that stays open until the test ends.
+func trailStoreWithA(t *testing.T) trailMemStore {
+	t.Helper()
+	s := trailMemStore{NewMemoryStore()}
+	r, err := Open(context.Background(), WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	if _, err := r.Place(context.Background(), PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // TestCopyOfTrailStore: NewMemoryStoreFrom a TrailStore copies the trails,
 // as its doc says ("everything src holds").
 func TestCopyOfTrailStore(t *testing.T) {
 	ctx := context.Background()
-	s := trailMemStore{NewMemoryStore()}
-	r, err := Open(ctx, WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
-		t.Fatal(err)
-	}
+	s := trailStoreWithA(t)
 	cp, err := NewMemoryStoreFrom(ctx, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := Open(ctx, WithStore(cp))
+	r, err := Open(ctx, WithStore(cp))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r2.Close()
-	if h, err := r2.History(ctx, "a"); err != nil || len(h) != 1 {
+	defer r.Close()
+	if h, err := r.History(ctx, "a"); err != nil || len(h) != 1 {
 		t.Errorf("History on the copy = %d events, %v; want 1", len(h), err)
 	}
 }
@@ -109,17 +118,10 @@ func TestCopyOfTrailStore(t *testing.T) {
 // accounts its Load gives without their trail.
 func TestWrappedTrailStore(t *testing.T) {
 	ctx := context.Background()
-	s := trailMemStore{NewMemoryStore()}
-	r, err := Open(ctx, WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
-		t.Fatal(err)
-	}
-	if r2, err := Open(ctx, WithStore(struct{ Store }{s})); !errors.Is(err, ErrCorrupt) {
+	s := trailStoreWithA(t)
+	if r, err := Open(ctx, WithStore(struct{ Store }{s})); !errors.Is(err, ErrCorrupt) {
 		if err == nil {
-			r2.Close()
+			r.Close()
 		}
 		t.Errorf("Open on a wrapper that hides Trail = %v, want ErrCorrupt", err)
 	}

@@ -125,7 +125,6 @@ func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) (args []
 			log.B = append(log.B, ',')
 		}
 		start := len(log.B)
-		var err error
 		log.B, err = residency.AppendEntry(log.B, c) // the entry itself: followers and the log read it back
 		log.Err = cmp.Or(log.Err, err)
 		entries = append(entries, log.B[start:len(log.B):len(log.B)])
