@@ -50,6 +50,8 @@ type Router struct {
 	// trails is the store when it keeps the audit trails (a TrailStore):
 	// account rows then hold none.
 	trails TrailStore
+	// prompt says the store is a PromptStore (storeCall).
+	prompt bool
 	queue  queue // the group commit of writes (write.go)
 	// behind holds committed account rows not yet in memdb's accounts
 	// table (write.go). Only the leading writer changes it, and memdb,
@@ -121,6 +123,7 @@ func open(ctx context.Context, cfg config) (*Router, error) {
 		lookup:       newLookupIndex(),
 		store:        cfg.store,
 		trails:       trailStore(cfg.store),
+		prompt:       isPrompt(cfg.store),
 		writeTimeout: cfg.writeTimeout,
 		logOrigin:    cfg.logOrigin,
 		logSigner:    cfg.logSigner,
@@ -164,6 +167,12 @@ func open(ctx context.Context, cfg config) (*Router, error) {
 func trailStore(s Store) TrailStore {
 	t, _ := s.(TrailStore)
 	return t
+}
+
+// isPrompt reports whether s is a PromptStore.
+func isPrompt(s Store) bool {
+	_, ok := s.(PromptStore)
+	return ok
 }
 
 // load reads the store into memdb, in one write transaction, and into the

@@ -90,6 +90,22 @@ type TrailStore interface {
 	Trail(ctx context.Context, accountID string) ([]Event, error)
 }
 
+// PromptStore is a Store whose every call returns soon after its context
+// is done, as a client that honours its context on the network does:
+// [github.com/domicile-go/domicile/residency/postgres.Store] is one. A
+// Router calls such a store in the goroutine of the caller that leads a
+// write. Any other store it calls in a goroutine it can give up on, so
+// that a call that ignores its deadline (a disk that hangs an fsync) costs
+// the callers an error matching [ErrUnavailable], not their goroutines;
+// that handoff costs a Place from one caller on PostgreSQL about a tenth
+// of its rate.
+type PromptStore interface {
+	Store
+	// ReturnsPromptly does nothing: it says that the store is a
+	// PromptStore.
+	ReturnsPromptly()
+}
+
 // Change is one change to one account: its new placement (one version
 // later), the event that records the change, and the agreement, consent or
 // objection the change grants or ends, if any. A change with DataCenter set

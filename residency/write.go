@@ -633,13 +633,24 @@ func (r *Router) reconcile(st stored) {
 	r.publish(w)
 }
 
-// storeCall runs f, a call of the store, in a goroutine of its own with a
-// context that ends after the write timeout. It returns f's result, an
-// error for a panic of f, or, when f has not returned storeGrace after its
-// deadline, an error matching ErrUnavailable; until f returns, later calls
-// fail at once the same way. Only the leader calls it.
-func storeCall[T any](r *Router, f func(context.Context) (T, error)) (T, error) {
+// storeCall runs f, a call of the store, with a context that ends after
+// the write timeout. It returns f's result, an error for a panic of f, or,
+// when f has not returned storeGrace after its deadline, an error matching
+// ErrUnavailable; until f returns, later calls fail at once the same way.
+// f runs in a goroutine of its own, or, on a PromptStore, which returns
+// by the deadline, in the caller's. Only the leader calls it.
+func storeCall[T any](r *Router, f func(context.Context) (T, error)) (v T, err error) {
 	var zero T
+	if r.prompt {
+		ctx, cancel := context.WithTimeout(context.Background(), r.writeTimeout)
+		defer cancel()
+		defer func() {
+			if p := recover(); p != nil {
+				v, err = zero, fmt.Errorf("residency: the store panicked: %v", p)
+			}
+		}()
+		return f(ctx)
+	}
 	if r.storeBusy != nil {
 		select {
 		case <-r.storeBusy:

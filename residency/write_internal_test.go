@@ -38,6 +38,18 @@ type applyHook func(ctx context.Context, n int, apply func() error) error
 // file store if nil) whose Apply does what onApply says (nil: applies).
 func openFaulty(t *testing.T, inner Store, onApply applyHook, opts ...Option) (*Router, *faultyStore) {
 	t.Helper()
+	return openFaultyAs(t, false, inner, onApply, opts...)
+}
+
+// promptFaulty is a faultyStore that says it is a PromptStore.
+type promptFaulty struct{ *faultyStore }
+
+func (promptFaulty) ReturnsPromptly() {}
+
+// openFaultyAs is openFaulty, with a store the Router takes for a
+// PromptStore if prompt.
+func openFaultyAs(t *testing.T, prompt bool, inner Store, onApply applyHook, opts ...Option) (*Router, *faultyStore) {
+	t.Helper()
 	if inner == nil {
 		fs, err := openFileStore(context.Background(), filepath.Join(t.TempDir(), "store.db"))
 		if err != nil {
@@ -46,7 +58,11 @@ func openFaulty(t *testing.T, inner Store, onApply applyHook, opts ...Option) (*
 		inner = fs
 	}
 	s := &faultyStore{Store: inner, onApply: onApply, closed: make(chan struct{})}
-	r, err := Open(context.Background(), append([]Option{WithStore(s)}, opts...)...)
+	var as Store = s
+	if prompt {
+		as = promptFaulty{s}
+	}
+	r, err := Open(context.Background(), append([]Option{WithStore(as)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,87 +459,54 @@ func TestStatusOutcomeLearntBeforeDeciding(t *testing.T) {
 // lead; the Router learns what was applied and goes on.
 func TestStorePanics(t *testing.T) {
 	ctx := context.Background()
-	for _, persist := range []bool{false, true} {
-		t.Run(fmt.Sprintf("persisted=%v", persist), func(t *testing.T) {
-			r, s := openFaulty(t, nil, nil)
-			s.set(func(_ context.Context, n int, apply func() error) error {
-				if persist {
-					apply()
+	for _, prompt := range []bool{false, true} {
+		for _, persist := range []bool{false, true} {
+			t.Run(fmt.Sprintf("prompt=%v/persisted=%v", prompt, persist), func(t *testing.T) {
+				r, s := openFaultyAs(t, prompt, nil, nil)
+				s.set(func(_ context.Context, n int, apply func() error) error {
+					if persist {
+						apply()
+					}
+					panic("test: store bug")
+				}, nil)
+				_, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"})
+				if persist != (err == nil) || !persist && !strings.Contains(err.Error(), "store panicked") {
+					t.Errorf("Place with a panicking store: %v", err)
 				}
-				panic("test: store bug")
-			}, nil)
-			_, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"})
-			if persist != (err == nil) || !persist && !strings.Contains(err.Error(), "store panicked") {
-				t.Errorf("Place with a panicking store: %v", err)
+				s.set(nil, nil)
+				if _, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"}); err != nil {
+					t.Errorf("Place after the panic: %v", err)
+				}
+				sameAsStored(t, r, s)
+			})
+		}
+	}
+}
+
+// TestPromptStoreCalledByTheWriter: a PromptStore's Apply runs in the
+// goroutine of the caller whose write leads the batch, any other store's
+// in a goroutine of its own, which the Router can give up on.
+func TestPromptStoreCalledByTheWriter(t *testing.T) {
+	ctx := context.Background()
+	for _, prompt := range []bool{false, true} {
+		t.Run(fmt.Sprintf("prompt=%v", prompt), func(t *testing.T) {
+			var stack string
+			r, s := openFaultyAs(t, prompt, nil, func(_ context.Context, _ int, apply func() error) error {
+				buf := make([]byte, 64<<10)
+				stack = string(buf[:runtime.Stack(buf, false)])
+				return apply()
+			})
+			defer r.Close()
+			if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
+				t.Fatal(err)
 			}
-			s.set(nil, nil)
-			if _, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"}); err != nil {
-				t.Errorf("Place after the panic: %v", err)
+			const caller = "residency.(*Router).Place("
+			if got := strings.Contains(stack, caller); got != prompt {
+				t.Errorf("Apply's goroutine runs Place: %v, want %v; its stack:\n%s", got, prompt, stack)
 			}
 			sameAsStored(t, r, s)
 		})
 	}
-}
-
-// TestWriteFuncPanics: a panic while a batch is led fails that batch and
-// releases the lead.
-func TestWriteFuncPanics(t *testing.T) {
-	ctx := context.Background()
-	r, err := Open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	err = r.write(ctx, func(w *writer) error { panic("test: bug") })
-	if err == nil || !strings.Contains(err.Error(), "panicked") {
-		t.Errorf("write that panicked: %v", err)
-	}
-	within(t, "Place after a panic", func() {
-		if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
-			t.Errorf("Place after a panic: %v", err)
-		}
-	})
-}
-
-// TestStoreHangs: a store that ignores its context and does not return
-// fails the write after the write timeout, with ErrUnavailable; later
-// writes fail at once; reads and snapshots do not wait. Once the store
-// returns, the Router reads the outcome back by itself.
-func TestStoreHangs(t *testing.T) {
-	ctx := context.Background()
-	entered, release := make(chan struct{}, 1), make(chan struct{})
-	r, s := openFaulty(t, nil, holdFirst(entered, release, nil), WithWriteTimeout(50*time.Millisecond))
-	within(t, "Place on a hung store", func() {
-		if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); !errors.Is(err, ErrUnavailable) {
-			t.Errorf("Place on a hung store: %v; want ErrUnavailable", err)
-		}
-	})
-	within(t, "writes and snapshots while the store hangs", func() {
-		if _, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"}); !errors.Is(err, ErrUnavailable) {
-			t.Errorf("Place while the store hangs: %v; want ErrUnavailable", err)
-		}
-		if rep, err := r.Verify(ctx); err != nil || !rep.OK() {
-			t.Errorf("Verify while the store hangs: %+v, %v", rep, err)
-		}
-		for range r.AccountsInRegion(region.EU) {
-		}
-		if _, err := r.PlanEvacuation(ctx, "linode-eu"); err != nil {
-			t.Errorf("PlanEvacuation while the store hangs: %v", err)
-		}
-	})
-	close(release) // the Apply now persists and returns
-	within(t, "reading the outcome back", func() {
-		for {
-			if _, err := r.Lookup("a"); err == nil {
-				return
-			}
-			runtime.Gosched()
-		}
-	})
-	if _, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"}); err != nil {
-		t.Errorf("Place once the store returned: %v", err)
-	}
-	sameAsStored(t, r, s)
 }
 
 // TestSnapshotsDoNotWaitForAWrite: while a write waits for the store (here
@@ -574,23 +557,27 @@ func TestSnapshotsDoNotWaitForAWrite(t *testing.T) {
 // TestStoreHonoursDeadline: Apply's context has the write timeout.
 func TestStoreHonoursDeadline(t *testing.T) {
 	ctx := context.Background()
-	r, s := openFaulty(t, nil, func(ctx context.Context, n int, apply func() error) error {
-		if _, ok := ctx.Deadline(); !ok {
-			return errors.New("test: Apply's context has no deadline")
-		}
-		if n == 1 {
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		return apply()
-	}, WithWriteTimeout(20*time.Millisecond))
-	if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); !errors.Is(err, ErrStoreFailed) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Place past the deadline: %v; want ErrStoreFailed wrapping DeadlineExceeded", err)
+	for _, prompt := range []bool{false, true} {
+		t.Run(fmt.Sprintf("prompt=%v", prompt), func(t *testing.T) {
+			r, s := openFaultyAs(t, prompt, nil, func(ctx context.Context, n int, apply func() error) error {
+				if _, ok := ctx.Deadline(); !ok {
+					return errors.New("test: Apply's context has no deadline")
+				}
+				if n == 1 {
+					<-ctx.Done()
+					return ctx.Err()
+				}
+				return apply()
+			}, WithWriteTimeout(20*time.Millisecond))
+			if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); !errors.Is(err, ErrStoreFailed) || !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Place past the deadline: %v; want ErrStoreFailed wrapping DeadlineExceeded", err)
+			}
+			if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
+				t.Errorf("Place again: %v", err)
+			}
+			sameAsStored(t, r, s)
+		})
 	}
-	if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
-		t.Errorf("Place again: %v", err)
-	}
-	sameAsStored(t, r, s)
 }
 
 // TestCloseWithHungStore: Close returns although the store hangs, and

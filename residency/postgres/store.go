@@ -231,6 +231,12 @@ func (s *Store) Schema() string { return s.schema }
 // so a reader of the payloads takes the digits before the first space.
 func (s *Store) Channel() string { return s.channel }
 
+// ReturnsPromptly says that the Store is a [residency.PromptStore]: every
+// call returns soon after its context is done, since pgx then sets the
+// connection's deadline (with a pool from [WithPool], as soon as its
+// context watcher acts), so a Router calls it in the writer's goroutine.
+func (s *Store) ReturnsPromptly() {}
+
 // Close stops the store's listeners, stores the log's hashes of what it
 // appended (waiting at most a few seconds) and, unless the pool came from
 // [WithPool], closes its connections. It waits for queries in flight.
@@ -266,4 +272,4 @@ func (s *Store) errClosed() error {
 	return nil
 }
 
-var _ residency.Store = (*Store)(nil)
+var _ residency.PromptStore = (*Store)(nil)
