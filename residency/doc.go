@@ -86,7 +86,10 @@
 // it cannot read them back, or the store does not answer within the write
 // timeout ([WithWriteTimeout]), the write fails with [ErrUnavailable], and
 // so does every later write until the Router has read the accounts back;
-// reads go on answering the state before the failed write.
+// reads go on answering the state before the failed write. A store whose
+// calls return by their context's deadline says so ([PromptStore], as the
+// PostgreSQL store does), and the Router then calls it from the writer's
+// own goroutine, which is faster.
 //
 // # Metrics
 //
