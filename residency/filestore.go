@@ -687,12 +687,13 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 	next, stale := s.frontier, s.stale
 	s.stale = true // until the commit is known to have succeeded
 	s.mu.Unlock()
-	// The log's entries (JSON, hashes, binary) are made beside the
-	// transaction's writes of the state, on another core when one is
-	// free: the leader's commit is what every waiting caller waits for.
+	// The log's entries (JSON, hashes, binary) of a group commit are made
+	// beside the transaction's writes of the state, on another core when
+	// one is free: the leader's commit is what every waiting caller waits
+	// for. Those of a few changes take less than handing them over.
 	var batch logBatch
 	var prepared chan error
-	if !s.noLog && !stale {
+	if !s.noLog && !stale && len(changes) >= prepareAside {
 		prepared = make(chan error, 1)
 		go func() {
 			defer func() {
@@ -707,6 +708,11 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 				<-prepared // changes are the caller's once Apply returns
 			}
 		}()
+	}
+	if !s.noLog && !stale && prepared == nil {
+		if err := batch.prepare(next, changes); err != nil {
+			return err // stale stays set: the next Apply reads the frontier
+		}
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		n, err := readCounts(tx)
@@ -799,10 +805,13 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 		}
 		if !s.noLog {
 			var err error
-			if prepared != nil {
+			switch {
+			case prepared != nil:
 				err, prepared = <-prepared, nil
-			} else if next, err = loadFrontier(tx); err == nil {
-				err = batch.prepare(next, changes)
+			case stale:
+				if next, err = loadFrontier(tx); err == nil {
+					err = batch.prepare(next, changes)
+				}
 			}
 			if err == nil {
 				err = batch.store(tx)

@@ -77,6 +77,9 @@ const (
 	// in the tail while it is at most three times theirs (and tailPage),
 	// so that group commits too write the log bucket one time in three.
 	tailMax = 12288
+	// prepareAside is the fewest changes whose log entries Apply makes
+	// in a goroutine beside the transaction's writes.
+	prepareAside = 4
 	// maxChunkEntries is the most entries a chunk's key can count.
 	maxChunkEntries = 255
 )
