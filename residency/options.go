@@ -97,7 +97,7 @@ const DefaultWriteTimeout = 30 * time.Second
 // it is waited for a little longer (d/4, at least a second), and the write
 // then fails with an error matching [ErrUnavailable], its outcome unknown
 // until the store answers again. A [PromptStore] is trusted to return by
-// d, and waited for. The default is [DefaultWriteTimeout]; d
+// d, and waited for as long as it takes. The default is [DefaultWriteTimeout]; d
 // must be positive.
 //
 // A write's own context bounds only its wait for a turn: a write whose

@@ -94,11 +94,14 @@ type TrailStore interface {
 // is done, as a client that honours its context on the network does:
 // [github.com/domicile-go/domicile/residency/postgres.Store] is one. A
 // Router calls such a store in the goroutine of the caller that leads a
-// write. Any other store it calls in a goroutine it can give up on, so
-// that a call that ignores its deadline (a disk that hangs an fsync) costs
-// the callers an error matching [ErrUnavailable], not their goroutines;
-// that handoff costs a Place from one caller on PostgreSQL about a tenth
-// of its rate.
+// write, and waits for it. Any other store it calls in a goroutine that it
+// can give up on, a little after the write timeout ([WithWriteTimeout]),
+// so that a call that ignores its deadline (a disk that hangs an fsync)
+// costs the callers an error matching [ErrUnavailable], not their
+// goroutines; handing each call over costs time. A store that says it is
+// prompt and then hangs holds up every write of the Router, and its Close,
+// for as long as it hangs. A wrapper that embeds a PromptStore is one too,
+// unless it hides the method.
 type PromptStore interface {
 	Store
 	// ReturnsPromptly does nothing: it says that the store is a

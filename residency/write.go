@@ -46,11 +46,13 @@ import (
 //     once (Router.kick), so that reads catch up without waiting for a
 //     write.
 //
-// Every store call runs in a goroutine of its own under a context with the
-// write timeout (WithWriteTimeout), and the leader stops waiting for it a
-// little after its deadline (storeGrace); until such a call returns, no
-// other store call is made (the Store contract: one call at a time). A
-// panic while a batch is led fails that batch and releases the lead.
+// Every store call runs under a context with the write timeout
+// (WithWriteTimeout). On a PromptStore, which returns by that deadline, the
+// leader makes the call itself. On any other store the call runs in a
+// goroutine of its own, and the leader stops waiting for it a little after
+// its deadline (storeGrace); until such a call returns, no other store call
+// is made (the Store contract: one call at a time). A panic while a batch
+// is led fails that batch and releases the lead.
 
 // writeFunc is one write request. It reads through the writer and changes
 // state only through w.put, and only once it has decided to succeed: a
@@ -634,11 +636,12 @@ func (r *Router) reconcile(st stored) {
 }
 
 // storeCall runs f, a call of the store, with a context that ends after
-// the write timeout. It returns f's result, an error for a panic of f, or,
-// when f has not returned storeGrace after its deadline, an error matching
-// ErrUnavailable; until f returns, later calls fail at once the same way.
-// f runs in a goroutine of its own, or, on a PromptStore, which returns
-// by the deadline, in the caller's. Only the leader calls it.
+// the write timeout, and returns f's result or an error for a panic of f.
+// On a PromptStore, which returns by the deadline, f runs in the caller's
+// goroutine. On any other store it runs in a goroutine of its own, and
+// when f has not returned storeGrace after its deadline, storeCall returns
+// an error matching ErrUnavailable; until f returns, later calls fail at
+// once the same way. Only the leader calls it.
 func storeCall[T any](r *Router, f func(context.Context) (T, error)) (v T, err error) {
 	var zero T
 	if r.prompt {

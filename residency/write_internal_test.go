@@ -509,6 +509,67 @@ func TestPromptStoreCalledByTheWriter(t *testing.T) {
 	}
 }
 
+// TestWriteFuncPanics: a panic while a batch is led fails that batch and
+// releases the lead.
+func TestWriteFuncPanics(t *testing.T) {
+	ctx := context.Background()
+	r, err := Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	err = r.write(ctx, func(w *writer) error { panic("test: bug") })
+	if err == nil || !strings.Contains(err.Error(), "panicked") {
+		t.Errorf("write that panicked: %v", err)
+	}
+	within(t, "Place after a panic", func() {
+		if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
+			t.Errorf("Place after a panic: %v", err)
+		}
+	})
+}
+
+// TestStoreHangs: a store that ignores its context and does not return
+// fails the write after the write timeout, with ErrUnavailable; later
+// writes fail at once; reads and snapshots do not wait. Once the store
+// returns, the Router reads the outcome back by itself.
+func TestStoreHangs(t *testing.T) {
+	ctx := context.Background()
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	r, s := openFaulty(t, nil, holdFirst(entered, release, nil), WithWriteTimeout(50*time.Millisecond))
+	within(t, "Place on a hung store", func() {
+		if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Place on a hung store: %v; want ErrUnavailable", err)
+		}
+	})
+	within(t, "writes and snapshots while the store hangs", func() {
+		if _, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"}); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Place while the store hangs: %v; want ErrUnavailable", err)
+		}
+		if rep, err := r.Verify(ctx); err != nil || !rep.OK() {
+			t.Errorf("Verify while the store hangs: %+v, %v", rep, err)
+		}
+		for range r.AccountsInRegion(region.EU) {
+		}
+		if _, err := r.PlanEvacuation(ctx, "linode-eu"); err != nil {
+			t.Errorf("PlanEvacuation while the store hangs: %v", err)
+		}
+	})
+	close(release) // the Apply now persists and returns
+	within(t, "reading the outcome back", func() {
+		for {
+			if _, err := r.Lookup("a"); err == nil {
+				return
+			}
+			runtime.Gosched()
+		}
+	})
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"}); err != nil {
+		t.Errorf("Place once the store returned: %v", err)
+	}
+	sameAsStored(t, r, s)
+}
+
 // TestSnapshotsDoNotWaitForAWrite: while a write waits for the store (here
 // with the default write timeout of 30 s), snapshots and reads answer.
 func TestSnapshotsDoNotWaitForAWrite(t *testing.T) {

@@ -359,7 +359,7 @@ func (s *Store) explainConflict(ctx context.Context, changes []residency.Change,
 		last[p.AccountID] = p
 	}
 	stored := map[string]uint64{}
-	rows, qerr := s.pool.Query(context.WithoutCancel(ctx), s.sql.versions, ids)
+	rows, qerr := s.pool.Query(ctx, s.sql.versions, ids)
 	if qerr == nil {
 		for rows.Next() {
 			var id string
@@ -379,6 +379,11 @@ func (s *Store) explainConflict(ctx context.Context, changes []residency.Change,
 		return ce
 	}
 	if qerr != nil {
+		for _, id := range ids {
+			if p := first[id]; p.Version == 0 { // stale whatever is stored
+				return stale(p)
+			}
+		}
 		if inUnit != nil {
 			return stale(inUnit)
 		}
@@ -411,7 +416,7 @@ func (s *Store) explainStatuses(ctx context.Context, changes []residency.Change,
 	if len(ids) == 0 && statuses == nil {
 		return nil
 	}
-	rows, err := s.pool.Query(context.WithoutCancel(ctx), s.sql.dcVersions, ids)
+	rows, err := s.pool.Query(ctx, s.sql.dcVersions, ids)
 	if err != nil {
 		return nil
 	}

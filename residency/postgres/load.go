@@ -54,7 +54,7 @@ func (s *Store) snapshot(ctx context.Context, fn func(residency.StoredAccount) e
 	if err != nil {
 		return snap, fmt.Errorf("postgres: load: %w", connectError(err))
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
+	defer tx.Rollback(ctx)
 	if full {
 		var pos int64
 		if err := tx.QueryRow(ctx, s.sql.head).Scan(&pos); err != nil {
@@ -155,7 +155,7 @@ func (s *Store) LoadAccounts(ctx context.Context, ids []string, fn func(residenc
 	if err != nil {
 		return fmt.Errorf("postgres: load: %w", connectError(err))
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
+	defer tx.Rollback(ctx)
 	l := loader{s: s, tx: tx}
 	for len(ids) > 0 {
 		given := ids[:min(len(ids), pageSize)]
@@ -208,7 +208,7 @@ func (s *Store) DataCenters(ctx context.Context) ([]residency.DataCenterState, e
 	if err != nil {
 		return nil, fmt.Errorf("postgres: load: %w", connectError(err))
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
+	defer tx.Rollback(ctx)
 	return s.dataCenters(ctx, tx)
 }
 

@@ -122,7 +122,11 @@ func WithPollOnly() Option { return optionFunc(func(c *config) { c.pollOnly = tr
 // WithPool makes the Store use an existing pool instead of opening one;
 // Open's connection string must then be "". The caller keeps the pool and
 // closes it after [Store.Close], which does not. Listeners open their own
-// connection with the pool's connection settings.
+// connection with the pool's connection settings. The pool's
+// BuildContextWatcherHandler must end a query soon after its context is
+// done (pgx's default sets the connection's deadline at once): the Store
+// says it is a [residency.PromptStore], so a Router waits for its calls
+// rather than give up on them.
 func WithPool(p *pgxpool.Pool) Option { return optionFunc(func(c *config) { c.pool = p }) }
 
 // Open connects to the database at connString (a URL such as
@@ -233,8 +237,8 @@ func (s *Store) Channel() string { return s.channel }
 
 // ReturnsPromptly says that the Store is a [residency.PromptStore]: every
 // call returns soon after its context is done, since pgx then sets the
-// connection's deadline (with a pool from [WithPool], as soon as its
-// context watcher acts), so a Router calls it in the writer's goroutine.
+// connection's deadline (with a pool from [WithPool], when its context
+// watcher does), so a Router calls it in the writer's goroutine.
 func (s *Store) ReturnsPromptly() {}
 
 // Close stops the store's listeners, stores the log's hashes of what it
