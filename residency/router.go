@@ -300,11 +300,10 @@ func (r *Router) useCatalog(c *provider.Catalog, states []DataCenterState) {
 // Close ends the Router: later calls return [ErrClosed]. It waits for the
 // batch of writes being committed, which a store that fails or hangs ends
 // within a few write timeouts ([WithWriteTimeout]; a [PromptStore] is
-// trusted to); writes still queued
-// return ErrClosed and change nothing. Then it closes the store, unless a
-// store call has not returned: then Close returns an error matching
-// [ErrUnavailable] and the store is closed once that call returns. Closing
-// twice is not an error.
+// trusted to); writes still queued return ErrClosed and change nothing.
+// Then it closes the store, unless a store call has not returned: then
+// Close returns an error matching [ErrUnavailable] and the store is closed
+// once that call returns. Closing twice is not an error.
 func (r *Router) Close() error {
 	r.closeOnce.Do(r.closeFollow)
 	if r.queue.closeWrites() {
