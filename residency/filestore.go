@@ -695,14 +695,7 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 	var prepared chan error
 	if !s.noLog && !stale && len(changes) >= prepareAside {
 		prepared = make(chan error, 1)
-		go func() {
-			defer func() {
-				if p := recover(); p != nil { // an error of Apply, not a crash
-					prepared <- fmt.Errorf("residency: making the log's entries panicked: %v", p)
-				}
-			}()
-			prepared <- batch.prepare(next, changes)
-		}()
+		go func() { prepared <- batch.prepareOrErr(next, changes) }()
 		defer func() {
 			if prepared != nil {
 				<-prepared // changes are the caller's once Apply returns
@@ -710,7 +703,7 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 		}()
 	}
 	if !s.noLog && !stale && prepared == nil {
-		if err := batch.prepare(next, changes); err != nil {
+		if err := batch.prepareOrErr(next, changes); err != nil {
 			return err // stale stays set: the next Apply reads the frontier
 		}
 	}

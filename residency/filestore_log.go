@@ -214,6 +214,17 @@ type logBatch struct {
 	next     auditlog.Frontier
 }
 
+// prepareOrErr is prepare with a panic returned as an error of Apply, not
+// a crash (in a goroutine) nor taken for a damaged file (recoverCorrupt).
+func (b *logBatch) prepareOrErr(next auditlog.Frontier, changes []Change) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("residency: making the log's entries panicked: %v", p)
+		}
+	}()
+	return b.prepare(next, changes)
+}
+
 // prepare packs the entries of changes appended to the log whose frontier
 // is next, all in one allocation.
 func (b *logBatch) prepare(next auditlog.Frontier, changes []Change) error {

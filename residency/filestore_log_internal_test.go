@@ -13,6 +13,7 @@ import (
 
 	"github.com/domicile-go/domicile/auditlog"
 	"github.com/domicile-go/domicile/provider"
+	"github.com/domicile-go/domicile/region"
 	"github.com/google/go-cmp/cmp"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/mod/sumdb/tlog"
@@ -709,5 +710,103 @@ func TestFormat9TailCountChecked(t *testing.T) {
 	}
 	if after, _ := s.LogSize(ctx); after != size {
 		t.Errorf("log size %d after the refused Apply, want %d", after, size)
+	}
+}
+
+// TestFileStoreStaleFrontierReloaded: once a commit has failed, the next
+// Apply reads the frontier from the file, not the one it remembers, for
+// a commit of one change and for a group commit alike.
+func TestFileStoreStaleFrontierReloaded(t *testing.T) {
+	ctx := context.Background()
+	s := storeWithCommits(t, filepath.Join(t.TempDir(), "stale.db"), 1, 1, 16, 1)
+	defer s.Close()
+	ref := NewMemoryStore()
+	next := 0
+	for _, n := range []int{1, 1, 16, 1} {
+		mustApply(t, ref, statusChanges(next, n))
+		next += n
+	}
+	for _, n := range []int{1, 16, 1, 150, 2} {
+		s.mu.Lock()
+		s.frontier, s.stale = auditlog.Frontier{}, true // as if the last commit failed
+		s.mu.Unlock()
+		if err := s.Apply(ctx, statusChanges(next, n)); err != nil {
+			t.Fatalf("Apply of %d changes after a failed commit: %v", n, err)
+		}
+		mustApply(t, ref, statusChanges(next, n))
+		next += n
+		sameLog(t, s, ref, false)
+		// and the commit after it, with the frontier it left
+		if err := s.Apply(ctx, statusChanges(next, n)); err != nil {
+			t.Fatalf("Apply of %d changes: %v", n, err)
+		}
+		mustApply(t, ref, statusChanges(next, n))
+		next += n
+		sameLog(t, s, ref, false)
+	}
+}
+
+// TestFileStoreFailedApplyWritesNoEntry: an Apply refused (a conflict, in a
+// commit of one change and in a group commit) or whose log entry cannot be
+// made (a region out of range) writes nothing, leaves the frontier stale,
+// and the log goes on as a MemoryStore's.
+func TestFileStoreFailedApplyWritesNoEntry(t *testing.T) {
+	ctx := context.Background()
+	s := storeWithCommits(t, filepath.Join(t.TempDir(), "fail.db"), 1, 1)
+	defer s.Close()
+	ref := NewMemoryStore()
+	mustApply(t, ref, statusChanges(0, 2))
+	next := 2
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	bad := Change{
+		Placement: Placement{AccountID: "bad", Version: 1, Region: region.Region(200), DataCenter: "linode-eu", Created: at, Updated: at},
+		Event:     Event{AccountID: "bad", Version: 1, Time: at, Kind: Placed},
+	}
+	conflict := statusChanges(0, 1) // dc-0 is at version 1 already
+	for _, tc := range []struct {
+		name     string
+		changes  []Change
+		conflict bool
+	}{
+		{"conflict alone", conflict, true},
+		{"conflict in a group", append(statusChanges(1000, 5), conflict...), true},
+		{"entry not encodable", []Change{bad}, false},
+		{"entry not encodable in a group", append(statusChanges(2000, 5), bad), false},
+	} {
+		size, _ := s.LogSize(ctx)
+		err := s.Apply(ctx, tc.changes)
+		if err == nil || errors.Is(err, ErrConflict) != tc.conflict {
+			t.Fatalf("%s: Apply = %v; want an error, a conflict: %v", tc.name, err, tc.conflict)
+		}
+		s.mu.Lock()
+		stale := s.stale
+		s.mu.Unlock()
+		if !stale {
+			t.Errorf("%s: the frontier is not stale after a failed Apply", tc.name)
+		}
+		if n, _ := s.LogSize(ctx); n != size {
+			t.Errorf("%s: LogSize %d after a failed Apply, was %d", tc.name, n, size)
+		}
+		var found []string
+		s.LoadAccounts(ctx, []string{"bad"}, func(a StoredAccount) error { found = append(found, a.Placement.AccountID); return nil })
+		if len(found) != 0 {
+			t.Errorf("%s: the failed Apply stored %v", tc.name, found)
+		}
+		for _, n := range []int{1, 8} {
+			if err := s.Apply(ctx, statusChanges(next, n)); err != nil {
+				t.Fatalf("%s: Apply of %d changes after: %v", tc.name, n, err)
+			}
+			mustApply(t, ref, statusChanges(next, n))
+			next += n
+			sameLog(t, s, ref, false)
+		}
+	}
+}
+
+// mustApply applies changes to the reference store s, or fails the test.
+func mustApply(t *testing.T, s Store, changes []Change) {
+	t.Helper()
+	if err := s.Apply(context.Background(), changes); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -90,7 +90,10 @@ func (h stopOnRollback) TraceQueryStart(ctx context.Context, c *pgx.Conn, d pgx.
 		h.stopped <- 0 // a server elsewhere (DOMICILE_TEST_POSTGRES): not ours to stop
 		return ctx
 	}
-	syscall.Kill(pid, syscall.SIGSTOP)
+	if syscall.Kill(pid, syscall.SIGSTOP) != nil {
+		h.stopped <- 0 // not ours to stop
+		return ctx
+	}
 	h.stopped <- pid
 	return ctx
 }
@@ -130,6 +133,6 @@ func TestPromptWhenTheServerHangs(t *testing.T) {
 	}, resume)
 	resume()
 	if pid == 0 {
-		t.Skip("the server runs elsewhere: this test stops its process")
+		t.Skip("the server runs elsewhere or as a user this test cannot signal: this test stops its process")
 	}
 }
