@@ -49,3 +49,7 @@ func HeldEvents(r *Router) int {
 	}
 	return len(held)
 }
+
+// AppliedPos returns the log position a Router on a shared store has
+// applied to memory.
+func AppliedPos(r *Router) uint64 { return r.follow.applied.Load() }

@@ -1,0 +1,92 @@
+package residency_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/domicile-go/domicile/residency"
+	"github.com/domicile-go/domicile/residency/postgres"
+	"github.com/domicile-go/domicile/residency/postgres/pgtest"
+)
+
+// lostReply is a PostgreSQL store whose next Append commits and then
+// reports a failure, as when the server's reply is lost: the store itself
+// saw no failure, so the commit's notification carries its usual tag, and
+// its Wakeups skip it as its own.
+type lostReply struct {
+	*postgres.Store
+	fail atomic.Bool
+}
+
+func (s *lostReply) Append(ctx context.Context, changes []residency.Change, statuses uint64) (uint64, error) {
+	pos, err := s.Store.Append(ctx, changes, statuses)
+	if err == nil && s.fail.CompareAndSwap(true, false) {
+		return 0, errors.New("test: the reply was lost")
+	}
+	return pos, err
+}
+
+// TestSettledWriteIsFollowed: a write whose reply was lost, which the
+// Router finds stored when it reads the account back, is answered as a
+// success, and the Router's follower then reads the log up to it by
+// itself: no notification wakes it (its own are skipped), and it neither
+// polls nor renews its lease within the test.
+func TestSettledWriteIsFollowed(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	// An hour's poll interval and lease: the follow goroutine neither
+	// polls nor renews (at a quarter of the lease) within the test.
+	ps, err := postgres.Open(ctx, dsn, postgres.WithPollInterval(time.Hour), postgres.WithLease(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &lostReply{Store: ps}
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// Another Router's write, which r applies once its Listener is
+	// connected: the Listener's first wake-up, on connecting, is past.
+	other, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := residency.Open(ctx, residency.WithStore(other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if _, err := r2.Place(ctx, residency.PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, r, 1)
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "b", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	before := residency.AppliedPos(r)
+	s.fail.Store(true)
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "c", Country: "DE"}); err != nil {
+		t.Fatalf("Place whose reply was lost, found stored: %v", err)
+	}
+	if s.fail.Load() {
+		t.Fatal("the store's Append was not called")
+	}
+	waitApplied(t, r, before+1)
+}
+
+// waitApplied waits until r has applied the log up to pos, for at most
+// 10 s.
+func waitApplied(t *testing.T, r *residency.Router, pos uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for residency.AppliedPos(r) < pos {
+		if time.Now().After(deadline) {
+			t.Fatalf("the Router has applied the log up to %d, after 10 s waiting for %d", residency.AppliedPos(r), pos)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
