@@ -205,6 +205,13 @@ func (r *Router) lead() {
 	q.lastBatch = len(batch)
 	closed := q.closed
 	q.mu.Unlock()
+	// Deferred, so that the lead passes on even if the leading goroutine
+	// ends inside the batch (runtime.Goexit in a store's call or a write).
+	defer func() {
+		q.mu.Lock()
+		q.handOff()
+		q.mu.Unlock()
+	}()
 
 	if closed {
 		for _, req := range batch {
@@ -213,10 +220,6 @@ func (r *Router) lead() {
 	} else {
 		r.commit(batch)
 	}
-
-	q.mu.Lock()
-	q.handOff()
-	q.mu.Unlock()
 }
 
 // behindLimit is how many committed account rows may wait for memdb's
@@ -235,19 +238,39 @@ const behindLimit = 4096
 func (r *Router) commit(batch []*request) {
 	w := &writer{db: r.db, lookup: r.lookup, topo: r.topo.Load(), now: r.now(), durable: r.store != nil, dropTrails: r.trails != nil}
 	applying := false // the store may hold some of the batch
+	finished := false
 	defer func() {
 		w.abort()
-		if p := recover(); p != nil {
-			err := fmt.Errorf("residency: internal error: a write panicked: %v", p)
-			if applying {
-				r.unresolve(w.touched())
-				err = fmt.Errorf("%w: %w", ErrUnavailable, err)
-			}
-			for _, req := range batch {
-				r.fail(req, err)
-			}
+		p := recover()
+		if p == nil && finished {
+			return
+		}
+		// A panic, or runtime.Goexit (for example a test's t.FailNow in a
+		// store's call): this goroutine ends, but the batch's other
+		// callers get their answer.
+		err := errWriteExited
+		if p != nil {
+			err = fmt.Errorf("residency: internal error: a write panicked: %v", p)
+		}
+		if applying {
+			r.unresolve(w.touched())
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		for _, req := range batch {
+			r.fail(req, err)
 		}
 	}()
+	r.runBatch(w, batch, &applying)
+	finished = true
+}
+
+// errWriteExited is a batch's error when a call within it ended its
+// goroutine with runtime.Goexit.
+var errWriteExited = errors.New("residency: internal error: a write ended its goroutine (runtime.Goexit)")
+
+// runBatch is commit's work: it decides the batch in w, has the store
+// apply it (setting *applying first) and answers every request.
+func (r *Router) runBatch(w *writer, batch []*request, applying *bool) {
 	r.absorb()
 	if err := r.resolve(); err != nil {
 		for _, req := range batch {
@@ -267,7 +290,7 @@ func (r *Router) commit(batch []*request) {
 	}
 	w.cur = nil
 	if len(w.changes) > 0 {
-		applying = true
+		*applying = true
 		pos, err := storeCall(r, func(ctx context.Context) (uint64, error) {
 			if r.follow != nil {
 				return r.follow.s.Append(ctx, w.changes, statuses)
@@ -638,10 +661,12 @@ func (r *Router) reconcile(st stored) {
 // storeCall runs f, a call of the store, with a context that ends after
 // the write timeout, and returns f's result or an error for a panic of f.
 // On a PromptStore, which returns by the deadline, f runs in the caller's
-// goroutine. On any other store it runs in a goroutine of its own, and
+// goroutine (where runtime.Goexit in f ends the leader: commit answers
+// its batch). On any other store it runs in a goroutine of its own, and
 // when f has not returned storeGrace after its deadline, storeCall returns
 // an error matching ErrUnavailable; until f returns, later calls fail at
-// once the same way. Only the leader calls it.
+// once the same way; runtime.Goexit in f is an error, as a panic is. Only
+// the leader calls it.
 func storeCall[T any](r *Router, f func(context.Context) (T, error)) (v T, err error) {
 	var zero T
 	if r.prompt {
@@ -672,7 +697,7 @@ func storeCall[T any](r *Router, f func(context.Context) (T, error)) (v T, err e
 	go func() {
 		defer close(returned)
 		defer cancel()
-		var res result
+		res := result{err: errStoreExited} // unless f returns or panics
 		defer func() {
 			if p := recover(); p != nil {
 				res = result{err: fmt.Errorf("residency: the store panicked: %v", p)}
@@ -695,6 +720,10 @@ func storeCall[T any](r *Router, f func(context.Context) (T, error)) (v T, err e
 		return zero, fmt.Errorf("%w: the store did not return within %v", ErrUnavailable, r.writeTimeout)
 	}
 }
+
+// errStoreExited is a store call's error when it ended its goroutine
+// with runtime.Goexit (for example a test's t.FailNow in a store double).
+var errStoreExited = errors.New("residency: the store's call ended its goroutine (runtime.Goexit)")
 
 // storeGrace is how long a store call is waited for past its deadline, for
 // a store that honours its context to return: a quarter of the timeout, at

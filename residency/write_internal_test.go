@@ -483,6 +483,83 @@ func TestStorePanics(t *testing.T) {
 	}
 }
 
+// TestStoreCallGoexits: a store call that ends its goroutine with
+// runtime.Goexit (a store double's t.FailNow) fails its batch as a panic
+// does, and the Router goes on. On a PromptStore the call runs in the
+// leading caller's goroutine, which ends: the caller queued behind it
+// must get the lead, and memory must match the store once it has read
+// the unknown outcome back.
+func TestStoreCallGoexits(t *testing.T) {
+	ctx := context.Background()
+	for _, prompt := range []bool{false, true} {
+		for _, persist := range []bool{false, true} {
+			t.Run(fmt.Sprintf("prompt=%v/persisted=%v", prompt, persist), func(t *testing.T) {
+				inStore, release := make(chan struct{}), make(chan struct{})
+				r, s := openFaultyAs(t, prompt, nil, func(_ context.Context, n int, apply func() error) error {
+					if n > 1 {
+						return apply()
+					}
+					close(inStore)
+					<-release
+					if persist {
+						apply()
+					}
+					runtime.Goexit()
+					return nil
+				})
+				defer r.Close()
+				type outcome struct {
+					p   Placement
+					err error
+				}
+				first, second := make(chan outcome, 1), make(chan outcome, 1)
+				firstEnded := make(chan struct{})
+				go func() {
+					defer close(firstEnded)
+					p, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"})
+					first <- outcome{p, err}
+				}()
+				<-inStore
+				go func() {
+					p, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"})
+					second <- outcome{p, err}
+				}()
+				within(t, "the second Place to queue", func() {
+					for {
+						r.queue.mu.Lock()
+						n := len(r.queue.pending)
+						r.queue.mu.Unlock()
+						if n == 1 {
+							return
+						}
+						time.Sleep(time.Millisecond)
+					}
+				})
+				close(release)
+				<-firstEnded
+				select {
+				case o := <-first:
+					if prompt {
+						t.Errorf("Place answered %+v, %v in the goroutine that exited", o.p, o.err)
+					} else if persist != (o.err == nil) || !persist && !strings.Contains(o.err.Error(), "runtime.Goexit") {
+						t.Errorf("Place whose store call exited: %+v, %v", o.p, o.err)
+					}
+				default:
+					if !prompt {
+						t.Error("Place's goroutine ended without an answer")
+					}
+				}
+				within(t, "the queued Place", func() {
+					if o := <-second; o.err != nil {
+						t.Errorf("queued Place: %v", o.err)
+					}
+				})
+				sameAsStored(t, r, s)
+			})
+		}
+	}
+}
+
 // TestPromptStoreCalledByTheWriter: a PromptStore's Apply runs in the
 // goroutine of the caller whose write leads the batch, any other store's
 // in a goroutine of its own, which the Router can give up on.
