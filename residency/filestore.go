@@ -834,17 +834,9 @@ func (s *fileStore) DataCenters(ctx context.Context) (out []DataCenterState, err
 			return err
 		}
 		err = tx.Bucket(bucketStatus).ForEach(func(k, v []byte) error {
-			v, err := unseal(kindStatus, k, v)
+			st, err := readStatus(k, v)
 			if err != nil {
 				return err
-			}
-			d := decoder{b: v}
-			st := d.status(string(k))
-			if err := d.done("status of " + st.ID); err != nil {
-				return err
-			}
-			if !st.Status.IsValid() {
-				return fmt.Errorf("%w: data center %s has status %q", ErrCorrupt, st.ID, st.Status)
 			}
 			out = append(out, st)
 			return nil
@@ -855,6 +847,23 @@ func (s *fileStore) DataCenters(ctx context.Context) (out []DataCenterState, err
 		return err
 	})
 	return out, err
+}
+
+// readStatus reads the status bucket's record of key k and value v.
+func readStatus(k, v []byte) (DataCenterState, error) {
+	v, err := unseal(kindStatus, k, v)
+	if err != nil {
+		return DataCenterState{}, err
+	}
+	d := decoder{b: v}
+	st := d.status(string(k))
+	if err := d.done("status of " + st.ID); err != nil {
+		return DataCenterState{}, err
+	}
+	if !st.Status.IsValid() {
+		return DataCenterState{}, fmt.Errorf("%w: data center %s has status %q", ErrCorrupt, st.ID, st.Status)
+	}
+	return st, nil
 }
 
 // Load reads every account with its events and agreements, and checks that

@@ -756,13 +756,8 @@ func (s *fileStore) upgradeLog(tx *bolt.Tx) error {
 		return err
 	}
 	err = tx.Bucket(bucketStatus).ForEach(func(k, v []byte) error {
-		v, err := unseal(kindStatus, k, v)
+		st, err := readStatus(k, v)
 		if err != nil {
-			return err
-		}
-		d := decoder{b: v}
-		st := d.status(string(k))
-		if err := d.done("status of " + st.ID); err != nil {
 			return err
 		}
 		batch = append(batch, Change{DataCenter: &st})
