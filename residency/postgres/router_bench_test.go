@@ -89,27 +89,7 @@ func BenchmarkRouterPlacePaired(b *testing.B) {
 		return err
 	}
 	sides[1].fn, sides[2].fn = place, place
-	run := func(s *side) float64 {
-		var done atomic.Int64
-		var failed atomic.Pointer[error]
-		var wg sync.WaitGroup
-		start := time.Now()
-		for range s.callers {
-			wg.Go(func() {
-				for done.Add(1) <= int64(s.chunk) {
-					if err := s.fn(int(next.Add(1))); err != nil {
-						failed.Store(&err)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		if err := failed.Load(); err != nil {
-			b.Fatal(*err)
-		}
-		return float64(s.chunk) / time.Since(start).Seconds()
-	}
+	run := func(s *side) float64 { return runChunk(b, s.callers, s.chunk, &next, s.fn) }
 	for _, s := range sides { // warm up: connections, caches, group commit
 		run(s)
 	}
@@ -139,6 +119,103 @@ func BenchmarkRouterPlacePaired(b *testing.B) {
 	b.ReportMetric(median(sides[0].rates), "inserts/s")
 	b.ReportMetric(median(sides[1].rates), "places/s")
 	b.ReportMetric(median(sides[2].rates), "places16/s")
+}
+
+// runChunk calls fn chunk times from callers goroutines, each time with
+// the next number of *next, and returns the calls per second.
+func runChunk(b *testing.B, callers, chunk int, next *atomic.Int64, fn func(i int) error) float64 {
+	var done atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range callers {
+		wg.Go(func() {
+			for done.Add(1) <= int64(chunk) {
+				if err := fn(int(next.Add(1))); err != nil {
+					failed.Store(&err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	return float64(chunk) / time.Since(start).Seconds()
+}
+
+// BenchmarkLogCost is what the audit log costs a durable Place on
+// PostgreSQL (issue 10: at most 10%), measured as residency's
+// BenchmarkLogCost measures it on the file store. Here the log's entries
+// are the rows of the changes table, which the Routers follow whether or
+// not anyone audits; what the audit log adds is hashing them into its
+// tree, in the Store's hashing goroutine and statements (hasher.go). So
+// the two sides are two Routers on two databases of one server, the
+// second's Store with its hashing stopped (StopHashing), and each round
+// places a chunk through each from 1 caller and from 16, in an order that
+// rotates. It reports the medians and quartiles of the rounds' ratios of
+// time per Place with the hashing to without (on/off-1, on/off-16), and
+// each side's median rate. Run it with -benchtime 20x or more, on the
+// durable server (DOMICILE_PGTEST_DURABLE=1).
+func BenchmarkLogCost(b *testing.B) {
+	ctx := context.Background()
+	on := openRouter(b, pgtest.Database(b), nil)
+	s, err := postgres.Open(ctx, pgtest.Database(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	postgres.StopHashing(s)
+	off, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer off.Close()
+	var next atomic.Int64 // account numbers, never reused
+	type side struct {
+		r              *residency.Router
+		callers, chunk int
+		rates          []float64
+	}
+	sides := []*side{{r: on, callers: 1, chunk: 300}, {r: off, callers: 1, chunk: 300},
+		{r: on, callers: 16, chunk: 2000}, {r: off, callers: 16, chunk: 2000}}
+	run := func(s *side) float64 {
+		return runChunk(b, s.callers, s.chunk, &next, func(i int) error {
+			_, err := s.r.Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("acct-", i), Country: "DE"})
+			return err
+		})
+	}
+	for _, s := range sides { // warm up: connections, caches, group commit
+		run(s)
+	}
+	var one, sixteen []float64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for round := 0; b.Loop(); round++ {
+		var rate [4]float64
+		for k := range sides {
+			j := (round + k) % len(sides)
+			// The hashes of a chunk's last entries (stored about 10 ms
+			// after their commit) are stored before the next chunk:
+			// what a chunk of 300 ms leaves out of its time.
+			time.Sleep(50 * time.Millisecond)
+			rate[j] = run(sides[j])
+			sides[j].rates = append(sides[j].rates, rate[j])
+		}
+		// Time per Place on / off is rate off / on.
+		one, sixteen = append(one, rate[1]/rate[0]), append(sixteen, rate[3]/rate[2])
+	}
+	b.StopTimer()
+	b.ReportMetric(median(one), "on/off-1")
+	b.ReportMetric(quartile(one, 1), "on/off-1-p25")
+	b.ReportMetric(quartile(one, 3), "on/off-1-p75")
+	b.ReportMetric(median(sixteen), "on/off-16")
+	b.ReportMetric(quartile(sixteen, 1), "on/off-16-p25")
+	b.ReportMetric(quartile(sixteen, 3), "on/off-16-p75")
+	b.ReportMetric(median(sides[0].rates), "on-places/s")
+	b.ReportMetric(median(sides[1].rates), "off-places/s")
+	b.ReportMetric(median(sides[2].rates), "on-places16/s")
+	b.ReportMetric(median(sides[3].rates), "off-places16/s")
 }
 
 // quartile returns the q-th quartile of xs (q 1 to 3, 2 the median).
