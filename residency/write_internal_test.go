@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -557,6 +558,116 @@ func TestStoreCallGoexits(t *testing.T) {
 				sameAsStored(t, r, s)
 			})
 		}
+	}
+}
+
+// TestLeaderEndsMidBatch: when the goroutine that leads a batch of two
+// ends inside it (runtime.Goexit in a PromptStore's Apply or in the
+// clock, as a test double's t.FailNow does) or the clock panics (and
+// the caller recovers, as net/http does), the batch's other caller is
+// answered all the same, the lead passes on, and memory matches the
+// store. The clock (WithClock) is called as a batch begins: outside
+// commit's deferred recovery, the other caller would wait forever.
+func TestLeaderEndsMidBatch(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		prompt  bool
+		inStore bool // else in the clock
+		panics  bool // else runtime.Goexit
+	}{
+		{name: "PromptStore's Apply exits", prompt: true, inStore: true},
+		{name: "clock exits", prompt: true},
+		{name: "clock exits, store in a goroutine of its own"},
+		{name: "clock panics", prompt: true, panics: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			end := func() {
+				if tc.panics {
+					panic("test: the clock failed")
+				}
+				runtime.Goexit()
+			}
+			var armed atomic.Bool
+			clock := func() time.Time {
+				if armed.Load() {
+					// Only where a batch begins (through the
+					// Router's wrapper that makes the time UTC).
+					if pc, _, _, ok := runtime.Caller(2); ok && strings.HasSuffix(runtime.FuncForPC(pc).Name(), ".(*Router).commit") {
+						armed.Store(false)
+						end()
+					}
+				}
+				return time.Now()
+			}
+			entered, release := make(chan struct{}), make(chan struct{})
+			r, s := openFaultyAs(t, tc.prompt, nil, holdFirst(entered, release, func(_ context.Context, n int, apply func() error) error {
+				if n == 2 && tc.inStore {
+					end()
+				}
+				return apply()
+			}), WithClock(clock))
+			// No deferred Close: it would wait for a caller that hangs.
+			first := make(chan error, 1)
+			go func() {
+				_, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"})
+				first <- err
+			}()
+			<-entered
+			type outcome struct {
+				id       string
+				err      error
+				panicked any
+			}
+			answers := make(chan outcome, 2)
+			var ended sync.WaitGroup
+			for _, id := range []string{"b", "c"} {
+				ended.Go(func() {
+					defer func() {
+						if p := recover(); p != nil {
+							answers <- outcome{id: id, panicked: p}
+						}
+					}()
+					_, err := r.Place(ctx, PlaceRequest{AccountID: id, Country: "DE"})
+					answers <- outcome{id: id, err: err}
+				})
+			}
+			waitQueued(t, r, 2)
+			armed.Store(!tc.inStore)
+			close(release)
+			if err := <-first; err != nil {
+				t.Fatalf("first Place: %v", err)
+			}
+			within(t, "the callers of the batch whose leader ended", ended.Wait)
+			close(answers)
+			var got []outcome
+			for o := range answers {
+				got = append(got, o)
+			}
+			want := 1 // the leader's goroutine ended without an answer
+			if tc.panics {
+				want = 2 // commit recovers the panic: both are answered
+			}
+			if len(got) != want {
+				t.Errorf("%d callers answered, want %d: %+v", len(got), want, got)
+			}
+			for _, o := range got {
+				switch {
+				case o.panicked != nil:
+					t.Errorf("Place %s panicked: %v", o.id, o.panicked)
+				case o.err == nil:
+					t.Errorf("Place %s succeeded in a batch that failed", o.id)
+				case tc.inStore && !errors.Is(o.err, ErrUnavailable):
+					t.Errorf("Place %s: %v, want ErrUnavailable (the store may hold it)", o.id, o.err)
+				}
+			}
+			within(t, "a Place after the batch", func() {
+				if _, err := r.Place(ctx, PlaceRequest{AccountID: "d", Country: "DE"}); err != nil {
+					t.Errorf("Place after the batch: %v", err)
+				}
+			})
+			sameAsStored(t, r, s)
+		})
 	}
 }
 
