@@ -236,7 +236,7 @@ const behindLimit = 4096
 
 // commit runs a batch in one transaction and answers every request in it.
 func (r *Router) commit(batch []*request) {
-	w := &writer{db: r.db, lookup: r.lookup, topo: r.topo.Load(), now: r.now(), durable: r.store != nil, dropTrails: r.trails != nil}
+	w := &writer{db: r.db, lookup: r.lookup, topo: r.topo.Load(), durable: r.store != nil, dropTrails: r.trails != nil}
 	applying := false // the store may hold some of the batch
 	finished := false
 	defer func() {
@@ -260,6 +260,9 @@ func (r *Router) commit(batch []*request) {
 			r.fail(req, err)
 		}
 	}()
+	// The clock (WithClock) is the caller's code too: it may panic or
+	// end the goroutine, like a store's call.
+	w.now = r.now()
 	r.runBatch(w, batch, &applying)
 	finished = true
 }
