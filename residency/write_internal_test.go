@@ -575,8 +575,13 @@ func TestLeaderEndsMidBatch(t *testing.T) {
 		prompt  bool
 		inStore bool // else in the clock
 		panics  bool // else runtime.Goexit
+		// The batch's Apply is refused (ErrConflict): its first
+		// request runs alone, in a commit within commit, whose Apply
+		// ends the goroutine.
+		conflict bool
 	}{
 		{name: "PromptStore's Apply exits", prompt: true, inStore: true},
+		{name: "PromptStore's Apply exits in a conflict's retry", prompt: true, inStore: true, conflict: true},
 		{name: "clock exits", prompt: true},
 		{name: "clock exits, store in a goroutine of its own"},
 		{name: "clock panics", prompt: true, panics: true},
@@ -600,9 +605,16 @@ func TestLeaderEndsMidBatch(t *testing.T) {
 				}
 				return time.Now()
 			}
+			exitAt := 2 // the Apply that ends the goroutine
+			if tc.conflict {
+				exitAt = 3
+			}
 			entered, release := make(chan struct{}), make(chan struct{})
 			r, s := openFaultyAs(t, tc.prompt, nil, holdFirst(entered, release, func(_ context.Context, n int, apply func() error) error {
-				if n == 2 && tc.inStore {
+				switch {
+				case n == 2 && tc.conflict:
+					return fmt.Errorf("test: %w", ErrConflict)
+				case n == exitAt && tc.inStore:
 					end()
 				}
 				return apply()
