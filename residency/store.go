@@ -100,8 +100,12 @@ type TrailStore interface {
 // costs the callers an error matching [ErrUnavailable], not their
 // goroutines; handing each call over costs time. A store that says it is
 // prompt and then hangs holds up every write of the Router, and its Close,
-// for as long as it hangs. A wrapper that embeds a PromptStore is one too,
-// unless it hides the method.
+// for as long as it hangs. A call of a PromptStore that ends its goroutine
+// (runtime.Goexit, as testing's FailNow does) ends the leading caller's:
+// that caller's call never returns, and the batch's other callers get an
+// error, matching [ErrUnavailable] when the store may hold their changes.
+// A wrapper that embeds a PromptStore is one too, unless it hides the
+// method.
 type PromptStore interface {
 	Store
 	// ReturnsPromptly does nothing: it says that the store is a

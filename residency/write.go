@@ -52,7 +52,8 @@ import (
 // goroutine of its own, and the leader stops waiting for it a little after
 // its deadline (storeGrace); until such a call returns, no other store call
 // is made (the Store contract: one call at a time). A panic while a batch
-// is led fails that batch and releases the lead.
+// is led (in a store's call, the clock or the Router itself), or
+// runtime.Goexit there, fails that batch and releases the lead.
 
 // writeFunc is one write request. It reads through the writer and changes
 // state only through w.put, and only once it has decided to succeed: a
