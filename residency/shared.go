@@ -413,7 +413,9 @@ func (r *Router) absorb() {
 	if len(in) == 0 {
 		return
 	}
-	w := &writer{db: r.db, lookup: r.lookup, topo: r.topo.Load(), now: r.now(), dropTrails: r.trails != nil}
+	// No clock: what absorb applies was decided elsewhere, and a clock
+	// (WithClock) that panicked here would lose the inbox.
+	w := &writer{db: r.db, lookup: r.lookup, topo: r.topo.Load(), dropTrails: r.trails != nil}
 	defer w.abort()
 	var gaps []string
 	for _, l := range in {

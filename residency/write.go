@@ -256,6 +256,11 @@ func (r *Router) commit(batch []*request) {
 		if applying {
 			r.unresolve(w.touched())
 			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+			if r.follow != nil {
+				// The write may be in the log, where this Router's
+				// follower must read it by itself (as after settle).
+				r.follow.wakeUp()
+			}
 		}
 		for _, req := range batch {
 			r.fail(req, err)
