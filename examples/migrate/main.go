@@ -1,6 +1,7 @@
-// Command migrate is a migration script over domicile's embedded store: it
-// imports existing accounts, moves accounts between data centers, and
-// evacuates a data center, never taking data out of its region.
+// Command migrate is a migration script over domicile's store (the embedded
+// file or a PostgreSQL database): it imports existing accounts, moves
+// accounts between data centers, and evacuates a data center, never taking
+// data out of its region.
 //
 //	migrate -db PATH|URL [-abort ID]... [-import FILE] [-plan FILE] [-evacuate DC] [-dry-run] [-copy CMD]
 //
@@ -150,7 +151,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var cfg config
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.db, "db", "", "the domicile store file (required)")
+	fs.StringVar(&cfg.db, "db", "", "the domicile store: a file, or a PostgreSQL URL (postgres://... or postgresql://...) (required)")
 	fs.StringVar(&cfg.importFile, "import", "", "CSV of accounts to place: account_id,country[,region]")
 	fs.StringVar(&cfg.planFile, "plan", "", "CSV of moves: account_id,to_datacenter")
 	fs.StringVar(&cfg.evacuate, "evacuate", "", "data center to drain and empty")
