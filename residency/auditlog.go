@@ -106,7 +106,9 @@ const DefaultLogOrigin = "domicile"
 
 // WithLogSigner makes [Router.SignedCheckpoint] sign checkpoints with s
 // (an Ed25519 note signer, as examples/audit keygen makes) and names the
-// log after the key: the checkpoints' origin is s.Name().
+// log after the key: the checkpoints' origin is s.Name(). From the key file
+// keygen writes (-key), note.NewSigner(strings.TrimSpace(string(b))) makes
+// one, b being the file's bytes.
 func WithLogSigner(s note.Signer) Option {
 	return optionFunc(func(cfg *config) { cfg.logSigner = s })
 }

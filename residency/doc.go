@@ -72,7 +72,9 @@
 // # Durability
 //
 // [WithPath] keeps the state in an embedded bbolt file; [WithStore] in any
-// other [Store]. Open loads the whole state into memory, and refuses a
+// other [Store], such as the PostgreSQL store that many processes share
+// (postgres.Open, in package github.com/domicile-go/domicile/residency/postgres;
+// see [SharedStore]). Open loads the whole state into memory, and refuses a
 // state that breaks the catalog unless [WithUnverifiedState]. A change is
 // acknowledged only once it is durable in the store; concurrent writers
 // share the store's commits (group commit). [Router.Import] brings existing

@@ -83,8 +83,10 @@ func WithClock(now func() time.Time) Option { return optionFunc(func(cfg *config
 // in place when opened.
 func WithPath(path string) Option { return optionFunc(func(cfg *config) { cfg.path = path }) }
 
-// WithStore keeps the Router's state in s, such as a PostgreSQL store. The
-// Router closes s when it is closed, or when Open fails.
+// WithStore keeps the Router's state in s, such as a PostgreSQL store
+// (postgres.Open, in package
+// github.com/domicile-go/domicile/residency/postgres). The Router closes s
+// when it is closed, or when Open fails.
 func WithStore(s Store) Option { return optionFunc(func(cfg *config) { cfg.store = s }) }
 
 // DefaultWriteTimeout is how long a call of the store may take unless

@@ -19,8 +19,8 @@ import (
 // process and share it: all methods are safe for concurrent use.
 //
 // Writes (Place, moves, agreements, statuses, Import) are applied one batch
-// at a time; concurrent writers share a batch, and its commit to the store
-// (write.go). A write is visible to reads only once it is durable. Lookup
+// at a time; concurrent writers share a batch, and its commit to the store.
+// A write is visible to reads only once it is durable. Lookup
 // never waits: it reads a sharded index of the committed rows. Iterators and
 // Verify read a snapshot of the committed state; they never wait for a
 // write, even one stuck in the store. A store that fails, panics or hangs

@@ -16,8 +16,9 @@
 // [WithSchema] says otherwise), or checks and upgrades them, under a
 // transaction-level advisory lock, so that many instances may start at
 // once. The schema records its format version; a newer one is
-// [residency.ErrFormat], an older one is upgraded in place (format 1, which
-// did not keep consents and objections, gains their two tables). A schema
+// [residency.ErrFormat], an older one is upgraded in place to the current
+// format 4 (format 1, which did not keep consents and objections, gains
+// their two tables; format 3 added the audit log's hashes). A schema
 // that holds tables that are not domicile's is refused with an error
 // matching [ErrForeign] and is never altered. The tables are:
 //
@@ -28,8 +29,10 @@
 //	consents     every account's consents to sub-processors, revoked ones included
 //	objections   every account's objections to sub-processors, withdrawn ones included
 //	datacenters  data center statuses set at run time (Drain, Activate)
-//	head         one row: the position of the last change in the log, and of the last trimmed
-//	changes      the log of the changes applied, by position, for followers
+//	head         one row: the position of the last change in the log, of the last trimmed
+//	             (schemas of format 1 and 2), and the count of data center status changes
+//	changes      the log of the changes applied, by position: for followers, and the audit log's entries
+//	loghashes    the audit log's stored Merkle tree hashes
 //	members      the Routers following the log: how far each has applied it, and its lease
 //
 // Times are stored exactly: a timestamptz (microseconds) and, in a column

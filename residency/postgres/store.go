@@ -22,7 +22,7 @@ import (
 // [Store.Listen] and [Store.LoadAccounts]; to write and know where,
 // [Store.Append]; for leases and fences, [Store.Join] and
 // [Store.WaitApplied]. The changes are also the audit log
-// ([residency.LogStore], auditlog.go), and are never removed.
+// ([residency.LogStore]), and are never removed.
 //
 // A Store is safe for concurrent use.
 type Store struct {
