@@ -136,7 +136,7 @@ func verifyCmd(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("proving that the log extends the checkpoint: %w", err)
 	}
 	if err := auditlog.CheckExtension(proof, old, head); err != nil {
-		return fmt.Errorf("the log of %d entries does not extend the checkpoint of %d: %w", head.Size, old.Size, err)
+		return fmt.Errorf("the log of %d entries does not extend the checkpoint of %d (the log was rewritten since, or the checkpoint is of another log): %w", head.Size, old.Size, err)
 	}
 	// Every stored entry must hash to the tree, and the tree to the
 	// checkpoint kept and to the log's head; replay the entries meanwhile.
@@ -155,6 +155,15 @@ func verifyCmd(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "OK: the log of %d entries extends the checkpoint of %d; every entry hashes to the tree; %d accounts and %d data center statuses agree with the log\n", head.Size, old.Size, accounts, len(state.statuses))
 	fmt.Fprintf(stdout, "current head:\n%s", head)
 	return nil
+}
+
+// otherLog explains err of CheckLog when the log's entries, stored hashes
+// included, hash to another tree than the checkpoint's.
+func otherLog(err error) string {
+	if errors.Is(err, auditlog.ErrTreeMismatch) {
+		return " (the log was rewritten since, or the checkpoint is of another log)"
+	}
+	return ""
 }
 
 // logEntries yields the log's first n entries, calling each(index, entry)
@@ -261,10 +270,7 @@ func historyCmd(args []string, stdout, stderr io.Writer) error {
 		entry []byte
 	}
 	var mine []found
-	err = ls.LogEntries(ctx, 0, func(i int64, e []byte) error {
-		if i >= c.Size {
-			return nil
-		}
+	collect := func(i int64, e []byte) error {
 		ch, err := residency.DecodeEntry(e)
 		if err != nil {
 			return fmt.Errorf("entry %d: %w", i, err)
@@ -273,9 +279,13 @@ func historyCmd(args []string, stdout, stderr io.Writer) error {
 			mine = append(mine, found{i, slices.Clone(e)})
 		}
 		return nil
-	})
-	if err != nil {
-		return err
+	}
+	// Every entry the checkpoint covers must hash to it, those of other
+	// accounts too: an entry of this account rewritten as another's, or
+	// removed, would otherwise go unseen, and so would a checkpoint of
+	// another log.
+	if _, err := auditlog.CheckLog(c, logEntries(ctx, ls, c.Size, collect), stored); err != nil {
+		return fmt.Errorf("the log's first %d entries are not those of the checkpoint%s: %w", c.Size, otherLog(err), err)
 	}
 	for _, f := range mine {
 		proof, err := auditlog.ProveEntry(f.index, c.Size, stored)

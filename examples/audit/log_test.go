@@ -91,14 +91,27 @@ func writeCheckpoint(t *testing.T, db, key, file string) []byte {
 // holds each of want.
 func wantVerify(t *testing.T, name string, wantCode int, db, pub, checkpoint string, want ...string) {
 	t.Helper()
-	code, out, log := auditRun(t, "verify", "-db", db, "-pub", pub, "-checkpoint", checkpoint)
+	wantRun(t, name, wantCode, []string{"verify", "-db", db, "-pub", pub, "-checkpoint", checkpoint}, want...)
+}
+
+// wantHistory runs history for account as wantVerify runs verify.
+func wantHistory(t *testing.T, name string, wantCode int, db, pub, checkpoint, account string, want ...string) {
+	t.Helper()
+	wantRun(t, name, wantCode, []string{"history", "-db", db, "-pub", pub, "-checkpoint", checkpoint, "-account", account}, want...)
+}
+
+// wantRun runs the tool with args and checks its exit status and that its
+// output holds each of want.
+func wantRun(t *testing.T, name string, wantCode int, args []string, want ...string) {
+	t.Helper()
+	code, out, log := auditRun(t, args...)
 	if code != wantCode {
-		t.Errorf("%s: verify exited %d, want %d\nstdout: %s\nstderr: %s", name, code, wantCode, out, log)
+		t.Errorf("%s: %s exited %d, want %d\nstdout: %s\nstderr: %s", name, args[0], code, wantCode, out, log)
 		return
 	}
 	for _, w := range want {
 		if !strings.Contains(out+log, w) {
-			t.Errorf("%s: verify's output lacks %q:\nstdout: %s\nstderr: %s", name, w, out, log)
+			t.Errorf("%s: %s's output lacks %q:\nstdout: %s\nstderr: %s", name, args[0], w, out, log)
 		}
 	}
 }
@@ -258,6 +271,15 @@ func TestVerifyFile(t *testing.T) {
 	other := filepath.Join(dir, "other")
 	writeCheckpoint(t, db, otherKey, other)
 	wantVerify(t, "checkpoint of another key", 1, db, pub, other, "not signed by a known key")
+	// A checkpoint of another log, signed with the log's key: history too
+	// checks every entry it covers, not only the account's (here none).
+	otherDB := filepath.Join(dir, "other.db")
+	growFile(t, otherDB, "z")
+	otherLog := filepath.Join(dir, "other-log")
+	writeCheckpoint(t, otherDB, key, otherLog)
+	wantVerify(t, "checkpoint of another log", 1, db, pub, otherLog, "the checkpoint is of another log")
+	wantHistory(t, "checkpoint of another log", 1, db, pub, otherLog, "a-DE", "the checkpoint is of another log")
+	wantHistory(t, "checkpoint of another log, account without entries", 1, db, pub, otherLog, "nobody", "the checkpoint is of another log")
 
 	// The log cut short: its last entry (with its hashes) removed.
 	cut := tamper(t, db, func(tx *bolt.Tx) error {
@@ -271,6 +293,7 @@ func TestVerifyFile(t *testing.T) {
 		return p.put(p.entries[:len(p.entries)-1])
 	})
 	wantVerify(t, "log cut short", 1, cut, pub, c2, "log shorter than its checkpoint")
+	wantHistory(t, "log cut short", 1, cut, pub, c2, "a-DE", "log shorter than its checkpoint")
 	// Against an older checkpoint the log still extends it, but the stored
 	// state is ahead of the log: linode-us was activated again.
 	wantVerify(t, "log cut short, older checkpoint", 1, cut, pub, c1, "stored status of data center linode-us (active) disagrees with the log (draining)")
@@ -294,6 +317,7 @@ func TestVerifyFile(t *testing.T) {
 		return p.put(p.entries)
 	})
 	wantVerify(t, "entry rewritten", 1, rewritten, pub, c1, "entry 1: entry does not match its stored hashes")
+	wantHistory(t, "entry rewritten, another account's history", 1, rewritten, pub, c1, "nobody", "entry 1: entry does not match its stored hashes")
 
 	// A state record rewritten, its checksum made right: account a-FR
 	// claims the placement of b-US.

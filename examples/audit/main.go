@@ -31,7 +31,11 @@
 //	audit history -db DB -pub FILE -checkpoint FILE -account ID
 //
 // history prints each entry of the account in the checkpoint's log, with
-// its index, each proved to be in the checkpoint's tree.
+// its index, each proved to be in the checkpoint's tree. It first checks
+// that every entry the checkpoint covers, of any account, hashes to it, so
+// that the list is the account's whole history: an entry rewritten as
+// another account's, or removed, fails (exit 1), as a checkpoint of
+// another log does.
 //
 // DB is a store file (it must not be open in a running service) or a
 // PostgreSQL URL (postgres:// or postgresql://). Either is opened
