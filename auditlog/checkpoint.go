@@ -267,7 +267,17 @@ func OpenCheckpoint(msg []byte, verifiers ...note.Verifier) (Checkpoint, error) 
 		var invalid *note.InvalidSignatureError
 		switch {
 		case errors.As(err, &unverified):
-			return Checkpoint{}, fmt.Errorf("%w: %w", ErrUnknownKey, err)
+			// Name the keys on both sides: an auditor holding the wrong
+			// public key file sees which one the log signs with.
+			var by, given []string
+			for _, sig := range unverified.Note.UnverifiedSigs {
+				by = append(by, keyName(sig.Name, sig.Hash))
+			}
+			for _, v := range list {
+				given = append(given, keyName(v.Name(), v.KeyHash()))
+			}
+			return Checkpoint{}, fmt.Errorf("%w: signed by %s, not by %s: %w", ErrUnknownKey,
+				orNone(strings.Join(by, ", ")), orNone(strings.Join(given, " or ")), err)
 		case errors.As(err, &invalid):
 			return Checkpoint{}, fmt.Errorf("%w: %w", ErrBadSignature, err)
 		default:
@@ -275,4 +285,15 @@ func OpenCheckpoint(msg []byte, verifiers ...note.Verifier) (Checkpoint, error) 
 		}
 	}
 	return ParseCheckpoint([]byte(n.Text))
+}
+
+// keyName is how a note key is named in its text: name+hash.
+func keyName(name string, hash uint32) string { return fmt.Sprintf("%s+%08x", name, hash) }
+
+// orNone is s, or "no key" when s is empty.
+func orNone(s string) string {
+	if s == "" {
+		return "no key"
+	}
+	return s
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -181,6 +182,14 @@ func TestSignOpen(t *testing.T) {
 	}
 	if _, err := c.Sign(); err == nil {
 		t.Error("Sign() with no signer: no error")
+	}
+	// A checkpoint of another key names the key that signed it and the
+	// one given: an auditor holding the wrong public key file sees which.
+	_, err = auditlog.OpenCheckpoint(signed, sameNameVerifier)
+	for _, v := range []note.Verifier{verifier, sameNameVerifier} {
+		if name := fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash()); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("OpenCheckpoint with another key: %v, which does not name %s", err, name)
+		}
 	}
 }
 
