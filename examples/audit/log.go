@@ -297,6 +297,12 @@ func historyCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%d %s\n", f.index, f.entry)
 	}
+	if len(mine) == 0 {
+		// Not an error (the account may never have existed), but say
+		// so plainly: a mistyped ID would otherwise look like an answer.
+		fmt.Fprintf(stdout, "no entries of account %q in the checkpoint of %d entries (account IDs are case-sensitive)\n", *account, c.Size)
+		return nil
+	}
 	fmt.Fprintf(stdout, "%d entries of account %q, each proved in the checkpoint of %d entries\n", len(mine), *account, c.Size)
 	return nil
 }

@@ -34,7 +34,7 @@ func main() {
 }
 
 func run(ctx context.Context, path string) error {
-	fmt.Println("State is kept in", path)
+	fmt.Println("State is kept in", path, "(removed at the end)")
 	r, err := residency.Open(ctx, residency.WithPath(path))
 	if err != nil {
 		return err
