@@ -61,9 +61,24 @@
 // a wake-up after every (re)connection, and polling, so that a lost
 // notification only costs latency.
 //
-// # Following, step by step
+// # Reading only
 //
-// A Router that follows the others on the database:
+// An auditor's tool opens the store with [ReadOnly]: it checks the tables
+// in a READ ONLY transaction and never creates, upgrades or writes them
+// (a schema without domicile's tables is [ErrNoTables], one of an older
+// format [ErrNeedsUpgrade]), its sessions run with
+// default_transaction_read_only on, its writes fail with [ErrReadOnly],
+// and it needs no more than SELECT on the tables. The log's stored hashes
+// that no writer has stored yet, it computes in memory.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use by many goroutines.
+//
+// # How a Router follows the others, step by step
+//
+// Users of a Router need none of this; it is what the Router does, for
+// those who write a follower of their own:
 //
 //  1. starts a [Listener] ([Store.Listen], or [Store.Wakeups], which
 //     skips the notifications of the store's own Appends) and, with
@@ -91,18 +106,4 @@
 // and decide again. An error that says the changes may or may not have
 // been committed (the connection failed after they were sent) is settled
 // by the log: the change is there, at some position, or it is not.
-//
-// # Reading only
-//
-// An auditor's tool opens the store with [ReadOnly]: it checks the tables
-// in a READ ONLY transaction and never creates, upgrades or writes them
-// (a schema without domicile's tables is [ErrNoTables], one of an older
-// format [ErrNeedsUpgrade]), its sessions run with
-// default_transaction_read_only on, its writes fail with [ErrReadOnly],
-// and it needs no more than SELECT on the tables. The log's stored hashes
-// that no writer has stored yet, it computes in memory.
-//
-// # Concurrency
-//
-// A Store is safe for concurrent use by many goroutines.
 package postgres
