@@ -95,7 +95,7 @@ func TestVerifyPostgres(t *testing.T) {
 
 // pgURL turns a keyword/value connection string into the URL the tool
 // takes.
-func pgURL(t *testing.T, dsn string) string {
+func pgURL(t testing.TB, dsn string) string {
 	t.Helper()
 	c, err := pgx.ParseConfig(dsn)
 	if err != nil {
