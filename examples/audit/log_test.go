@@ -320,6 +320,47 @@ func TestVerifyFile(t *testing.T) {
 	wantVerify(t, "entry rewritten", 1, rewritten, pub, c1, "entry 1: entry does not match its stored hashes")
 	wantHistory(t, "entry rewritten, another account's history", 1, rewritten, pub, c1, "nobody", "entry 1: entry does not match its stored hashes")
 
+	// Every entry of a-DE rewritten as a-XX's, and every stored hash
+	// recomputed to match: each entry agrees with its hashes, and the tree
+	// they make is another than the checkpoint's. Checking only a-DE's
+	// entries, history would find none and say so at exit 0.
+	var all [][]byte
+	for i := range int64(16) {
+		all = append(all, bytes.ReplaceAll(logEntry(t, db, i), []byte(`"account_id":"a-DE"`), []byte(`"account_id":"a-XX"`)))
+	}
+	var hashes auditlog.MemoryHashes
+	if _, err := hashes.Append(all...); err != nil {
+		t.Fatal(err)
+	}
+	renamed := tamper(t, db, func(tx *bolt.Tx) error {
+		for i, e := range all {
+			p, err := findPacked(tx, int64(i))
+			if err != nil {
+				return err
+			}
+			var indexes []int64
+			for x := tlog.StoredHashCount(int64(i)); x < tlog.StoredHashCount(int64(i)+1); x++ {
+				indexes = append(indexes, x)
+			}
+			hs, err := hashes.ReadHashes(indexes)
+			if err != nil {
+				return err
+			}
+			var stored []byte
+			for _, h := range hs {
+				stored = append(stored, h[:]...)
+			}
+			p.entries[int64(i)-p.first] = [2][]byte{stored, e}
+			if err := p.put(p.entries); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	wantHistory(t, "account rewritten as another, hashes recomputed", 1, renamed, pub, c2, "a-DE", "the first 16 entries hash to", "(the log was rewritten since, or the checkpoint is of another log)")
+	wantHistory(t, "account rewritten as another, hashes recomputed, the other's history", 1, renamed, pub, c2, "a-XX", "(the log was rewritten since, or the checkpoint is of another log)")
+	wantVerify(t, "account rewritten as another, hashes recomputed", 1, renamed, pub, c2, "(the log was rewritten since, or the checkpoint is of another log)")
+
 	// A state record rewritten, its checksum made right: account a-FR
 	// claims the placement of b-US.
 	state := tamper(t, db, func(tx *bolt.Tx) error {
