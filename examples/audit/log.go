@@ -270,10 +270,17 @@ func historyCmd(args []string, stdout, stderr io.Writer) error {
 		entry []byte
 	}
 	var mine []found
+	// An entry that does not decode may be of this account: it fails
+	// history, but only once CheckLog has said whether it is the
+	// checkpoint's (then this tool cannot read the log) or was rewritten.
+	var undecoded error
 	collect := func(i int64, e []byte) error {
 		ch, err := residency.DecodeEntry(e)
 		if err != nil {
-			return fmt.Errorf("entry %d: %w", i, err)
+			if undecoded == nil {
+				undecoded = fmt.Errorf("entry %d, in the checkpoint, does not decode: %w", i, err)
+			}
+			return nil
 		}
 		if ch.Placement.AccountID == *account {
 			mine = append(mine, found{i, slices.Clone(e)})
@@ -284,8 +291,14 @@ func historyCmd(args []string, stdout, stderr io.Writer) error {
 	// accounts too: an entry of this account rewritten as another's, or
 	// removed, would otherwise go unseen, and so would a checkpoint of
 	// another log.
-	if _, err := auditlog.CheckLog(c, logEntries(ctx, ls, c.Size, collect), stored); err != nil {
+	_, err = auditlog.CheckLog(c, logEntries(ctx, ls, c.Size, collect), stored)
+	switch {
+	case errors.Is(err, auditlog.ErrEntryMismatch), errors.Is(err, auditlog.ErrTreeMismatch), errors.Is(err, auditlog.ErrShortLog):
 		return fmt.Errorf("the log's first %d entries are not those of the checkpoint%s: %w", c.Size, otherLog(err), err)
+	case err != nil:
+		return fmt.Errorf("reading the log's first %d entries: %w", c.Size, err)
+	case undecoded != nil:
+		return undecoded
 	}
 	for _, f := range mine {
 		proof, err := auditlog.ProveEntry(f.index, c.Size, stored)

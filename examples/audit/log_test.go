@@ -236,6 +236,46 @@ func findPacked(tx *bolt.Tx, i int64) (logPacked, error) {
 
 func index(i int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(i)) }
 
+// rewriteLog copies the store file db and rewrites each entry of its log
+// of 16 as fn returns it, and every stored hash to match, as one who
+// rewrites the file and the tree would.
+func rewriteLog(t *testing.T, db string, fn func(i int64, entry []byte) []byte) string {
+	t.Helper()
+	var all [][]byte
+	for i := range int64(16) {
+		all = append(all, fn(i, logEntry(t, db, i)))
+	}
+	var hashes auditlog.MemoryHashes
+	if _, err := hashes.Append(all...); err != nil {
+		t.Fatal(err)
+	}
+	return tamper(t, db, func(tx *bolt.Tx) error {
+		for i, e := range all {
+			p, err := findPacked(tx, int64(i))
+			if err != nil {
+				return err
+			}
+			var indexes []int64
+			for x := tlog.StoredHashCount(int64(i)); x < tlog.StoredHashCount(int64(i)+1); x++ {
+				indexes = append(indexes, x)
+			}
+			hs, err := hashes.ReadHashes(indexes)
+			if err != nil {
+				return err
+			}
+			var stored []byte
+			for _, h := range hs {
+				stored = append(stored, h[:]...)
+			}
+			p.entries[int64(i)-p.first] = [2][]byte{stored, e}
+			if err := p.put(p.entries); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // TestVerifyFile keeps checkpoints of a store file, and checks that verify
 // accepts the log as it grows honestly and refuses every kind of
 // tampering, naming what fails.
@@ -324,42 +364,47 @@ func TestVerifyFile(t *testing.T) {
 	// recomputed to match: each entry agrees with its hashes, and the tree
 	// they make is another than the checkpoint's. Checking only a-DE's
 	// entries, history would find none and say so at exit 0.
-	var all [][]byte
-	for i := range int64(16) {
-		all = append(all, bytes.ReplaceAll(logEntry(t, db, i), []byte(`"account_id":"a-DE"`), []byte(`"account_id":"a-XX"`)))
-	}
-	var hashes auditlog.MemoryHashes
-	if _, err := hashes.Append(all...); err != nil {
-		t.Fatal(err)
-	}
-	renamed := tamper(t, db, func(tx *bolt.Tx) error {
-		for i, e := range all {
-			p, err := findPacked(tx, int64(i))
-			if err != nil {
-				return err
-			}
-			var indexes []int64
-			for x := tlog.StoredHashCount(int64(i)); x < tlog.StoredHashCount(int64(i)+1); x++ {
-				indexes = append(indexes, x)
-			}
-			hs, err := hashes.ReadHashes(indexes)
-			if err != nil {
-				return err
-			}
-			var stored []byte
-			for _, h := range hs {
-				stored = append(stored, h[:]...)
-			}
-			p.entries[int64(i)-p.first] = [2][]byte{stored, e}
-			if err := p.put(p.entries); err != nil {
-				return err
-			}
-		}
-		return nil
+	renamed := rewriteLog(t, db, func(_ int64, e []byte) []byte {
+		return bytes.ReplaceAll(e, []byte(`"account_id":"a-DE"`), []byte(`"account_id":"a-XX"`))
 	})
 	wantHistory(t, "account rewritten as another, hashes recomputed", 1, renamed, pub, c2, "a-DE", "the first 16 entries hash to", "(the log was rewritten since, or the checkpoint is of another log)")
 	wantHistory(t, "account rewritten as another, hashes recomputed, the other's history", 1, renamed, pub, c2, "a-XX", "(the log was rewritten since, or the checkpoint is of another log)")
 	wantVerify(t, "account rewritten as another, hashes recomputed", 1, renamed, pub, c2, "(the log was rewritten since, or the checkpoint is of another log)")
+	// An entry rewritten into one that does not decode: history names the
+	// entry that disagrees with its hashes. With its hashes recomputed and
+	// the log checkpointed again, the entry is the checkpoint's: history
+	// says that it does not decode, and fails.
+	garbled := func(i int64, e []byte) []byte {
+		if i == 1 {
+			return []byte(`{"placement":5}`)
+		}
+		return e
+	}
+	undecodable := tamper(t, db, func(tx *bolt.Tx) error {
+		p, err := findPacked(tx, 1)
+		if err != nil {
+			return err
+		}
+		p.entries[1-p.first][1] = garbled(1, nil)
+		return p.put(p.entries)
+	})
+	wantHistory(t, "entry rewritten, does not decode", 1, undecodable, pub, c2, "a-FR", "the log's first 16 entries are not those of the checkpoint: auditlog: entry 1: entry does not match its stored hashes")
+	undecodable = rewriteLog(t, db, garbled)
+	resigned := filepath.Join(dir, "resigned")
+	writeCheckpoint(t, undecodable, key, resigned)
+	wantHistory(t, "entry in the checkpoint does not decode", 1, undecodable, pub, resigned, "a-DE", "audit history: entry 1, in the checkpoint, does not decode: residency: ")
+	// A chunk of the log damaged (its checksum no longer matches): the
+	// store cannot read the log, which history does not call another log.
+	damaged := tamper(t, db, func(tx *bolt.Tx) error {
+		k, v := tx.Bucket([]byte("log")).Cursor().First()
+		if k == nil {
+			return errors.New("no chunk")
+		}
+		v = bytes.Clone(v)
+		v[len(v)-1] ^= 1
+		return tx.Bucket([]byte("log")).Put(bytes.Clone(k), v)
+	})
+	wantHistory(t, "chunk damaged", 1, damaged, pub, c2, "a-DE", "audit history: reading the log's first 16 entries: auditlog: entry 0: log entries 0 to 3: residency: store is damaged")
 
 	// A state record rewritten, its checksum made right: account a-FR
 	// claims the placement of b-US.
