@@ -269,6 +269,8 @@ func OpenCheckpoint(msg []byte, verifiers ...note.Verifier) (Checkpoint, error) 
 		case errors.As(err, &unverified):
 			// Name the keys on both sides: an auditor holding the wrong
 			// public key file sees which one the log signs with.
+			// note.Open finds a note without signatures malformed, so
+			// by holds at least one key.
 			var by, given []string
 			for _, sig := range unverified.Note.UnverifiedSigs {
 				by = append(by, keyName(sig.Name, sig.Hash))
@@ -276,8 +278,12 @@ func OpenCheckpoint(msg []byte, verifiers ...note.Verifier) (Checkpoint, error) 
 			for _, v := range list {
 				given = append(given, keyName(v.Name(), v.KeyHash()))
 			}
-			return Checkpoint{}, fmt.Errorf("%w: signed by %s, not by %s: %w", ErrUnknownKey,
-				orNone(strings.Join(by, ", ")), orNone(strings.Join(given, " or ")), err)
+			notBy := "and no key was given to verify it"
+			if len(given) > 0 {
+				notBy = "not by " + strings.Join(given, " or ")
+			}
+			return Checkpoint{}, fmt.Errorf("%w: signed by %s, %s: %w", ErrUnknownKey,
+				strings.Join(by, " and "), notBy, err)
 		case errors.As(err, &invalid):
 			return Checkpoint{}, fmt.Errorf("%w: %w", ErrBadSignature, err)
 		default:
@@ -289,11 +295,3 @@ func OpenCheckpoint(msg []byte, verifiers ...note.Verifier) (Checkpoint, error) 
 
 // keyName is how a note key is named in its text: name+hash.
 func keyName(name string, hash uint32) string { return fmt.Sprintf("%s+%08x", name, hash) }
-
-// orNone is s, or "no key" when s is empty.
-func orNone(s string) string {
-	if s == "" {
-		return "no key"
-	}
-	return s
-}

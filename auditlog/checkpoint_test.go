@@ -183,12 +183,27 @@ func TestSignOpen(t *testing.T) {
 	if _, err := c.Sign(); err == nil {
 		t.Error("Sign() with no signer: no error")
 	}
-	// A checkpoint of another key names the key that signed it and the
-	// one given: an auditor holding the wrong public key file sees which.
-	_, err = auditlog.OpenCheckpoint(signed, sameNameVerifier)
-	for _, v := range []note.Verifier{verifier, sameNameVerifier} {
-		if name := fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash()); err == nil || !strings.Contains(err.Error(), name) {
-			t.Errorf("OpenCheckpoint with another key: %v, which does not name %s", err, name)
+	// A checkpoint of other keys names the keys that signed it and those
+	// given: an auditor holding the wrong public key file sees which.
+	name := func(v note.Verifier) string { return fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash()) }
+	for _, tc := range []struct {
+		name      string
+		msg       []byte
+		verifiers []note.Verifier
+		want      string
+	}{
+		{"another key", signed, []note.Verifier{sameNameVerifier},
+			"signed by " + name(verifier) + ", not by " + name(sameNameVerifier) + ":"},
+		{"two other keys", signed, []note.Verifier{sameNameVerifier, otherVerifier},
+			"signed by " + name(verifier) + ", not by " + name(sameNameVerifier) + " or " + name(otherVerifier) + ":"},
+		{"two signatures", rotating, []note.Verifier{sameNameVerifier},
+			"signed by " + name(verifier) + " and " + name(newVerifier) + ", not by " + name(sameNameVerifier) + ":"},
+		{"no verifiers", signed, nil,
+			"signed by " + name(verifier) + ", and no key was given to verify it:"},
+	} {
+		_, err := auditlog.OpenCheckpoint(tc.msg, tc.verifiers...)
+		if !errors.Is(err, auditlog.ErrUnknownKey) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: OpenCheckpoint error = %v, want ErrUnknownKey saying %q", tc.name, err, tc.want)
 		}
 	}
 }

@@ -14,8 +14,9 @@ var (
 	ErrMalformedCheckpoint = errors.New("auditlog: malformed checkpoint")
 
 	// ErrUnknownKey reports a signed checkpoint that bears no signature by
-	// any of the keys it was opened with: it was signed by another key, or
-	// not at all.
+	// any of the keys it was opened with: it was signed by other keys only,
+	// which its text names. A checkpoint not signed at all is not a signed
+	// note: [ErrMalformedCheckpoint].
 	ErrUnknownKey = errors.New("auditlog: checkpoint not signed by a known key")
 
 	// ErrBadSignature reports a signature, by one of the keys the checkpoint
