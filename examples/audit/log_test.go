@@ -395,16 +395,24 @@ func TestVerifyFile(t *testing.T) {
 	wantHistory(t, "entry in the checkpoint does not decode", 1, undecodable, pub, resigned, "a-DE", "audit history: entry 1, in the checkpoint, does not decode: residency: ")
 	// A chunk of the log damaged (its checksum no longer matches): the
 	// store cannot read the log, which history does not call another log.
-	damaged := tamper(t, db, func(tx *bolt.Tx) error {
+	// A log of 24 entries has chunks (one of 16 may still be all in the
+	// tail, whose damage the store finds when it opens).
+	chunked := filepath.Join(dir, "chunked.db")
+	for _, prefix := range []string{"c", "d", "e"} {
+		growFile(t, chunked, prefix)
+	}
+	c3 := filepath.Join(dir, "c3")
+	writeCheckpoint(t, chunked, key, c3)
+	damaged := tamper(t, chunked, func(tx *bolt.Tx) error {
 		k, v := tx.Bucket([]byte("log")).Cursor().First()
 		if k == nil {
-			return errors.New("no chunk")
+			return errors.New("no chunk in a log of 24 entries")
 		}
 		v = bytes.Clone(v)
 		v[len(v)-1] ^= 1
 		return tx.Bucket([]byte("log")).Put(bytes.Clone(k), v)
 	})
-	wantHistory(t, "chunk damaged", 1, damaged, pub, c2, "a-DE", "audit history: reading the log's first 16 entries: auditlog: entry 0: log entries 0 to 3: residency: store is damaged")
+	wantHistory(t, "chunk damaged", 1, damaged, pub, c3, "c-DE", "audit history: reading the log's first 24 entries: auditlog: entry 0: ", "residency: store is damaged")
 
 	// A state record rewritten, its checksum made right: account a-FR
 	// claims the placement of b-US.
