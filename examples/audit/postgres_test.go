@@ -85,12 +85,18 @@ func TestVerifyPostgres(t *testing.T) {
 	wantVerify(t, "account row restored", 0, dsn, pub, c2)
 
 	// An entry rewritten: the move of a-DE went elsewhere.
-	sql(t, dsn, `UPDATE domicile.changes SET change = replace(change::text, 'aws-us-west-1', 'linode-us')::json WHERE pos = 6`)
+	sql(t, dsn, `CREATE TABLE public.saved AS SELECT change FROM domicile.changes WHERE pos = 6`,
+		`UPDATE domicile.changes SET change = replace(change::text, 'aws-us-west-1', 'linode-us')::json WHERE pos = 6`)
 	wantVerify(t, "change row rewritten", 1, dsn, pub, c1, "entry 5: entry does not match its stored hashes")
+	// history of another account checks that entry too.
+	wantHistory(t, "change row rewritten, another account's history", 1, dsn, pub, c1, "a-FR", "the log's first 8 entries are not those of the checkpoint: auditlog: entry 5: entry does not match its stored hashes")
+	sql(t, dsn, `UPDATE domicile.changes SET change = (SELECT change FROM public.saved) WHERE pos = 6`)
+	wantVerify(t, "change row restored", 0, dsn, pub, c2)
 
 	// The log cut short.
 	sql(t, dsn, `DELETE FROM domicile.changes WHERE pos > 12`, `UPDATE domicile.head SET pos = 12`)
 	wantVerify(t, "log cut short", 1, dsn, pub, c2, "the log holds 12 entries, the checkpoint counts 16")
+	wantHistory(t, "log cut short", 1, dsn, pub, c2, "b-DE", "log shorter than its checkpoint: 12 entries, checkpoint has 16")
 }
 
 // pgURL turns a keyword/value connection string into the URL the tool
