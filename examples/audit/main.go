@@ -35,7 +35,8 @@
 // that every entry the checkpoint covers, of any account, hashes to it, so
 // that the list is the account's whole history: an entry rewritten as
 // another account's, or removed, fails (exit 1), as a checkpoint of
-// another log does.
+// another log does, and so does an entry the tool cannot decode (it might
+// be the account's).
 //
 // DB is a store file (it must not be open in a running service) or a
 // PostgreSQL URL (postgres:// or postgresql://). Either is opened
