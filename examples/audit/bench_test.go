@@ -76,7 +76,7 @@ func benchHistory(b *testing.B, db string, opt residency.Option) {
 	if err := os.WriteFile(checkpoint, out.Bytes(), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	want := `1 entries of account "account-0050000"`
+	want := `1 entry of account "account-0050000"`
 	b.ReportAllocs()
 	for b.Loop() {
 		out.Reset()

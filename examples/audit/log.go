@@ -310,12 +310,20 @@ func historyCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%d %s\n", f.index, f.entry)
 	}
-	if len(mine) == 0 {
+	// Entries after the checkpoint are not listed: say so when there are.
+	later := ""
+	if n, err := ls.LogSize(ctx); err == nil && n > c.Size {
+		later = fmt.Sprintf("; the log now holds %d, keep a newer checkpoint to see later ones", n)
+	}
+	switch len(mine) {
+	case 0:
 		// Not an error (the account may never have existed), but say
 		// so plainly: a mistyped ID would otherwise look like an answer.
-		fmt.Fprintf(stdout, "no entries of account %q in the checkpoint of %d entries (account IDs are case-sensitive)\n", *account, c.Size)
-		return nil
+		fmt.Fprintf(stdout, "no entries of account %q in the checkpoint of %d entries (account IDs are case-sensitive%s)\n", *account, c.Size, later)
+	case 1:
+		fmt.Fprintf(stdout, "1 entry of account %q, proved in the checkpoint of %d entries%s\n", *account, c.Size, later)
+	default:
+		fmt.Fprintf(stdout, "%d entries of account %q, each proved in the checkpoint of %d entries%s\n", len(mine), *account, c.Size, later)
 	}
-	fmt.Fprintf(stdout, "%d entries of account %q, each proved in the checkpoint of %d entries\n", len(mine), *account, c.Size)
 	return nil
 }

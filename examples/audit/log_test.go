@@ -302,7 +302,8 @@ func TestVerifyFile(t *testing.T) {
 	if !strings.Contains(out, `4 entries of account "a-DE", each proved in the checkpoint of 16 entries`) || strings.Count(out, "\n") != 5 {
 		t.Errorf("history output:\n%s", out)
 	}
-	wantHistory(t, "unknown account", 0, db, pub, c2, "A-DE", `no entries of account "A-DE" in the checkpoint of 16 entries`)
+	wantHistory(t, "unknown account", 0, db, pub, c2, "A-DE", `no entries of account "A-DE" in the checkpoint of 16 entries (account IDs are case-sensitive)`)
+	wantHistory(t, "older checkpoint", 0, db, pub, c1, "a-DE", `entries of account "a-DE", each proved in the checkpoint of 8 entries; the log now holds 16, keep a newer checkpoint to see later ones`)
 
 	// A checkpoint whose text was changed after signing.
 	forged := filepath.Join(dir, "forged")
