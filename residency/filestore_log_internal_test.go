@@ -810,3 +810,57 @@ func mustApply(t *testing.T, s Store, changes []Change) {
 		t.Fatal(err)
 	}
 }
+
+// TestFileStoreInvalidStatus: a status record whose status is none of
+// provider's (its checksum made right) is damage, whether DataCenters
+// reads it or the upgrade of a file of format 4 copies it into the new
+// log, which then leaves the file as it was.
+func TestFileStoreInvalidStatus(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "status.db")
+	s := storeWithCommits(t, path, 1)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		st := statusChanges(0, 1)[0].DataCenter
+		st.Status = "gone"
+		k := []byte(st.ID)
+		return tx.Bucket(bucketStatus).Put(k, seal(kindStatus, k, encodeStatus(st)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `data center dc-0 has status "gone"`
+	if _, err := s.DataCenters(ctx); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), want) {
+		t.Errorf("DataCenters: %v, want ErrCorrupt saying %s", err, want)
+	}
+	// The file as format 4 left it: no log, no tail.
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketLog); err != nil {
+			return err
+		}
+		meta := tx.Bucket(bucketMeta)
+		var tail [][]byte
+		c := meta.Cursor()
+		for k, _ := c.Seek(keyTail); k != nil && bytes.HasPrefix(k, keyTail); k, _ = c.Next() {
+			tail = append(tail, bytes.Clone(k))
+		}
+		for _, k := range tail {
+			if err := meta.Delete(k); err != nil {
+				return err
+			}
+		}
+		return meta.Put(keyFormat, []byte("4"))
+	})
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := openFileStore(ctx, path); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), want) {
+		if err == nil {
+			s.Close()
+		}
+		t.Errorf("opening the file of format 4 for writing: %v, want ErrCorrupt saying %s", err, want)
+	}
+	if v := fileFormatOf(t, path); v != "4" {
+		t.Errorf("format after the failed upgrade = %q, want 4", v)
+	}
+}
