@@ -10,7 +10,8 @@ import (
 )
 
 // The Store is a residency.SharedStore: a Router opened on it follows the
-// other Routers on the database (see "Following, step by step").
+// other Routers on the database (see the package doc's "How a Router
+// follows the others, step by step").
 var _ residency.SharedStore = (*Store)(nil)
 
 // SnapshotAt is [Store.Snapshot] for [residency.SharedStore]: the
