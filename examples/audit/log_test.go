@@ -303,6 +303,7 @@ func TestVerifyFile(t *testing.T) {
 		t.Errorf("history output:\n%s", out)
 	}
 	wantHistory(t, "unknown account", 0, db, pub, c2, "A-DE", `no entries of account "A-DE" in the checkpoint of 16 entries (account IDs are case-sensitive)`)
+	wantHistory(t, "one entry", 0, db, pub, c2, "a-FR", "\n1 entry of account \"a-FR\", proved in the checkpoint of 16 entries\n")
 	wantHistory(t, "older checkpoint", 0, db, pub, c1, "a-DE", `entries of account "a-DE", each proved in the checkpoint of 8 entries; the log now holds 16, keep a newer checkpoint to see later ones`)
 
 	// A checkpoint whose text was changed after signing.
