@@ -310,7 +310,9 @@ func historyCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%d %s\n", f.index, f.entry)
 	}
-	// Entries after the checkpoint are not listed: say so when there are.
+	// Entries after the checkpoint are not listed: say so when there are
+	// (a note only: an error reading the size, after CheckLog read the
+	// log, leaves it out).
 	later := ""
 	if n, err := ls.LogSize(ctx); err == nil && n > c.Size {
 		later = fmt.Sprintf("; the log now holds %d, keep a newer checkpoint to see later ones", n)
