@@ -3,6 +3,7 @@ package residency_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,13 +17,18 @@ import (
 // reports a failure, as when the server's reply is lost: the store itself
 // saw no failure, so the commit's notification carries its usual tag, and
 // its Wakeups skip it as its own.
+// With exit set instead, its next Append commits and then ends the
+// calling goroutine (runtime.Goexit, as a test double's t.FailNow does).
 type lostReply struct {
 	*postgres.Store
-	fail atomic.Bool
+	fail, exit atomic.Bool
 }
 
 func (s *lostReply) Append(ctx context.Context, changes []residency.Change, statuses uint64) (uint64, error) {
 	pos, err := s.Store.Append(ctx, changes, statuses)
+	if err == nil && s.exit.CompareAndSwap(true, false) {
+		runtime.Goexit()
+	}
 	if err == nil && s.fail.CompareAndSwap(true, false) {
 		return 0, errors.New("test: the reply was lost")
 	}
@@ -36,34 +42,7 @@ func (s *lostReply) Append(ctx context.Context, changes []residency.Change, stat
 // polls nor renews its lease within the test.
 func TestSettledWriteIsFollowed(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.Database(t)
-	// An hour's poll interval and lease: the follow goroutine neither
-	// polls nor renews (at a quarter of the lease) within the test.
-	ps, err := postgres.Open(ctx, dsn, postgres.WithPollInterval(time.Hour), postgres.WithLease(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &lostReply{Store: ps}
-	r, err := residency.Open(ctx, residency.WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	// Another Router's write, which r applies once its Listener is
-	// connected: the Listener's first wake-up, on connecting, is past.
-	other, err := postgres.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r2, err := residency.Open(ctx, residency.WithStore(other))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r2.Close()
-	if _, err := r2.Place(ctx, residency.PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
-		t.Fatal(err)
-	}
-	waitApplied(t, r, 1)
+	r, s := openLostReply(t)
 	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "b", Country: "DE"}); err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +55,66 @@ func TestSettledWriteIsFollowed(t *testing.T) {
 		t.Fatal("the store's Append was not called")
 	}
 	waitApplied(t, r, before+1)
+}
+
+// TestExitedWriteIsFollowed: a write whose store call committed and then
+// ended the leading caller's goroutine (a PromptStore's call runs in it)
+// fails its batch, and the Router's follower then reads the log up to the
+// write by itself, as after a lost reply (TestSettledWriteIsFollowed).
+func TestExitedWriteIsFollowed(t *testing.T) {
+	ctx := context.Background()
+	r, s := openLostReply(t)
+	before := residency.AppliedPos(r)
+	s.exit.Store(true)
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		r.Place(ctx, residency.PlaceRequest{AccountID: "b", Country: "DE"})
+		t.Error("Place returned in the goroutine its store call ended")
+	}()
+	<-ended
+	if s.exit.Load() {
+		t.Fatal("the store's Append was not called")
+	}
+	waitApplied(t, r, before+1)
+	if p, err := r.Lookup("b"); err != nil || p.DataCenter == "" {
+		t.Errorf("Lookup of the account the exited write placed: %+v, %v", p, err)
+	}
+}
+
+// openLostReply opens a Router on a lostReply store of a new database,
+// with an hour's poll interval and lease (its follow goroutine neither
+// polls nor renews, at a quarter of the lease, within a test), once the
+// first wake-up of its Listener is past: another Router's write, which it
+// applies once its Listener is connected, is at position 1.
+func openLostReply(t *testing.T) (*residency.Router, *lostReply) {
+	t.Helper()
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	ps, err := postgres.Open(ctx, dsn, postgres.WithPollInterval(time.Hour), postgres.WithLease(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &lostReply{Store: ps}
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	other, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := residency.Open(ctx, residency.WithStore(other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r2.Close() })
+	if _, err := r2.Place(ctx, residency.PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, r, 1)
+	return r, s
 }
 
 // waitApplied waits until r has applied the log up to pos, for at most
