@@ -74,7 +74,6 @@ func BenchmarkRouterPlacePaired(b *testing.B) {
 	type side struct {
 		callers, chunk int
 		fn             func(i int) error
-		rates          []float64
 	}
 	sides := []*side{
 		{callers: 1, chunk: 300, fn: func(i int) error {
@@ -89,36 +88,58 @@ func BenchmarkRouterPlacePaired(b *testing.B) {
 		return err
 	}
 	sides[1].fn, sides[2].fn = place, place
-	run := func(s *side) float64 { return runChunk(b, s.callers, s.chunk, &next, s.fn) }
-	for _, s := range sides { // warm up: connections, caches, group commit
-		run(s)
+	var runs []func() float64
+	for _, s := range sides {
+		runs = append(runs, func() float64 { return runChunk(b, s.callers, s.chunk, &next, s.fn) })
 	}
-	var vsInsert, scale []float64
+	rates := rounds(b, runs...)
+	reportSpread(b, "place/insert", ratios(rates[1], rates[0]))
+	reportSpread(b, "16/1", ratios(rates[2], rates[1]))
+	b.ReportMetric(median(rates[0]), "inserts/s")
+	b.ReportMetric(median(rates[1]), "places/s")
+	b.ReportMetric(median(rates[2]), "places16/s")
+}
+
+// rounds runs the chunks of runs (each returns its rate) once to warm up
+// (connections, caches, group commit), then in rounds until b.Loop ends:
+// each round runs every chunk once, in an order that rotates. It returns
+// each chunk's rate in each round. Before each chunk it pauses 50 ms, so
+// that what a chunk of Places leaves to do (the hashes of its last
+// entries, stored about 10 ms after their commit) is done before the next
+// starts, whichever it is: what a chunk of 300 ms leaves out of its time.
+func rounds(b *testing.B, runs ...func() float64) [][]float64 {
+	for _, run := range runs {
+		run()
+	}
+	rates := make([][]float64, len(runs))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for round := 0; b.Loop(); round++ {
-		var rate [3]float64
-		for k := range sides {
-			j := (round + k) % len(sides)
-			// What a chunk of Places leaves to do (the hashes of its
-			// last entries, stored about 10 ms after their commit) is
-			// done before the next chunk starts, whichever side it is.
+		for k := range runs {
+			j := (round + k) % len(runs)
 			time.Sleep(50 * time.Millisecond)
-			rate[j] = run(sides[j])
-			sides[j].rates = append(sides[j].rates, rate[j])
+			rates[j] = append(rates[j], runs[j]())
 		}
-		vsInsert, scale = append(vsInsert, rate[1]/rate[0]), append(scale, rate[2]/rate[1])
 	}
 	b.StopTimer()
-	b.ReportMetric(median(vsInsert), "place/insert")
-	b.ReportMetric(quartile(vsInsert, 1), "place/insert-p25")
-	b.ReportMetric(quartile(vsInsert, 3), "place/insert-p75")
-	b.ReportMetric(median(scale), "16/1")
-	b.ReportMetric(quartile(scale, 1), "16/1-p25")
-	b.ReportMetric(quartile(scale, 3), "16/1-p75")
-	b.ReportMetric(median(sides[0].rates), "inserts/s")
-	b.ReportMetric(median(sides[1].rates), "places/s")
-	b.ReportMetric(median(sides[2].rates), "places16/s")
+	return rates
+}
+
+// ratios returns a[i]/b[i] for each round i.
+func ratios(a, b []float64) []float64 {
+	r := make([]float64, len(a))
+	for i := range a {
+		r[i] = a[i] / b[i]
+	}
+	return r
+}
+
+// reportSpread reports the median of xs as name, and its quartiles as
+// name-p25 and name-p75.
+func reportSpread(b *testing.B, name string, xs []float64) {
+	b.ReportMetric(median(xs), name)
+	b.ReportMetric(quartile(xs, 1), name+"-p25")
+	b.ReportMetric(quartile(xs, 3), name+"-p75")
 }
 
 // runChunk calls fn chunk times from callers goroutines, each time with
@@ -175,47 +196,26 @@ func BenchmarkLogCost(b *testing.B) {
 	type side struct {
 		r              *residency.Router
 		callers, chunk int
-		rates          []float64
 	}
 	sides := []*side{{r: on, callers: 1, chunk: 300}, {r: off, callers: 1, chunk: 300},
 		{r: on, callers: 16, chunk: 2000}, {r: off, callers: 16, chunk: 2000}}
-	run := func(s *side) float64 {
-		return runChunk(b, s.callers, s.chunk, &next, func(i int) error {
-			_, err := s.r.Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("acct-", i), Country: "DE"})
-			return err
+	var runs []func() float64
+	for _, s := range sides {
+		runs = append(runs, func() float64 {
+			return runChunk(b, s.callers, s.chunk, &next, func(i int) error {
+				_, err := s.r.Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("acct-", i), Country: "DE"})
+				return err
+			})
 		})
 	}
-	for _, s := range sides { // warm up: connections, caches, group commit
-		run(s)
-	}
-	var one, sixteen []float64
-	b.ReportAllocs()
-	b.ResetTimer()
-	for round := 0; b.Loop(); round++ {
-		var rate [4]float64
-		for k := range sides {
-			j := (round + k) % len(sides)
-			// The hashes of a chunk's last entries (stored about 10 ms
-			// after their commit) are stored before the next chunk:
-			// what a chunk of 300 ms leaves out of its time.
-			time.Sleep(50 * time.Millisecond)
-			rate[j] = run(sides[j])
-			sides[j].rates = append(sides[j].rates, rate[j])
-		}
-		// Time per Place on / off is rate off / on.
-		one, sixteen = append(one, rate[1]/rate[0]), append(sixteen, rate[3]/rate[2])
-	}
-	b.StopTimer()
-	b.ReportMetric(median(one), "on/off-1")
-	b.ReportMetric(quartile(one, 1), "on/off-1-p25")
-	b.ReportMetric(quartile(one, 3), "on/off-1-p75")
-	b.ReportMetric(median(sixteen), "on/off-16")
-	b.ReportMetric(quartile(sixteen, 1), "on/off-16-p25")
-	b.ReportMetric(quartile(sixteen, 3), "on/off-16-p75")
-	b.ReportMetric(median(sides[0].rates), "on-places/s")
-	b.ReportMetric(median(sides[1].rates), "off-places/s")
-	b.ReportMetric(median(sides[2].rates), "on-places16/s")
-	b.ReportMetric(median(sides[3].rates), "off-places16/s")
+	rates := rounds(b, runs...)
+	// Time per Place on / off is rate off / on.
+	reportSpread(b, "on/off-1", ratios(rates[1], rates[0]))
+	reportSpread(b, "on/off-16", ratios(rates[3], rates[2]))
+	b.ReportMetric(median(rates[0]), "on-places/s")
+	b.ReportMetric(median(rates[1]), "off-places/s")
+	b.ReportMetric(median(rates[2]), "on-places16/s")
+	b.ReportMetric(median(rates[3]), "off-places16/s")
 }
 
 // quartile returns the q-th quartile of xs (q 1 to 3, 2 the median).
