@@ -183,6 +183,12 @@ func NewCatalogFrom(ct Contents) (*Catalog, error) {
 		if _, dup := c.subByID[s.ID]; dup {
 			return nil, entryError("sub-processor", i, s.ID, errors.New("duplicate ID (hosts have their provider's token as ID)"))
 		}
+		if _, ok := known[Provider(s.ID)]; ok {
+			// Even one this catalog hosts nothing with: the day it does,
+			// the ID would name another party, and an objection to the
+			// sub-processor would be taken for one to the host.
+			return nil, entryError("sub-processor", i, s.ID, errors.New("the token of a hosting provider (hosts have their provider's token as ID)"))
+		}
 		c.subByID[s.ID] = len(c.subs)
 		c.subs = append(c.subs, s)
 	}

@@ -483,3 +483,21 @@ func FuzzLoadCatalog(f *testing.F) {
 		roundTrip(t, c)
 	})
 }
+
+// TestLoadCatalogRefusesProviderTokenAsSubProcessorID: the package doc
+// says a sub-processor may not take a provider's token as ID. Linode, AWS
+// and Websupport are providers every catalog knows, whether or not this
+// one hosts a data center with them; a sub-processor "aws" accepted here
+// becomes a different party the day the catalog gains an AWS data center,
+// and an objection a customer raised against it is then silently ignored
+// (MayAccess does not consult objections for hosts).
+func TestLoadCatalogRefusesProviderTokenAsSubProcessorID(t *testing.T) {
+	for _, token := range []provider.Provider{provider.AWS, provider.Websupport} {
+		json := `{"datacenters": [{"id": "linode-eu", "provider": "linode", "region": "EU"}],
+			"subprocessors": [{"id": "` + string(token) + `", "name": "N", "kind": "service"}]}`
+		c, err := provider.LoadCatalog(strings.NewReader(json))
+		if !errors.Is(err, provider.ErrInvalidCatalog) {
+			t.Errorf("sub-processor with the ID %q of a provider the catalog hosts nothing with: LoadCatalog() = %v, %v; want ErrInvalidCatalog", token, c != nil, err)
+		}
+	}
+}

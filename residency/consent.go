@@ -280,8 +280,10 @@ func (w *writer) putRecord(a *account, c *ConsentRecord, o *ObjectionRecord) {
 // catalog, need consent and serve the account's home region; the reference
 // must be like an account ID; the expiry, if set, in the future and before
 // the year 10000: otherwise [ErrInvalidConsent]. A consent may be given before the sub-processor's
-// effective date. Granting the same consent again changes nothing; another
-// consent under a used reference is [ErrConflict].
+// effective date. Granting the same consent again, while it stands,
+// changes nothing; any other consent under a reference the account has
+// used, revoked ones and ones of before a [Router.Delete] included, is
+// [ErrConflict]: a reference names one consent for good.
 func (r *Router) GrantAccess(ctx context.Context, c Consent) error {
 	if r.isClosed() {
 		return ErrClosed
@@ -308,17 +310,19 @@ func (r *Router) GrantAccess(ctx context.Context, c Consent) error {
 		if a == nil {
 			return fmt.Errorf("%w: account %q", ErrNotFound, c.AccountID)
 		}
+		// Expired is expired, also for the same consent again: it no
+		// longer stands, and nil would tell the caller it does.
+		if !c.ExpiresAt.IsZero() && !c.ExpiresAt.After(w.now) {
+			return fmt.Errorf("%w: account %q: consent %q expired at %s", ErrInvalidConsent, c.AccountID, c.Reference, c.ExpiresAt.Format(time.RFC3339))
+		}
 		if old, ok := a.access.consent(c.Reference); ok {
 			if old.Consent == c && old.Revoked.IsZero() {
 				return nil
 			}
 			return conflictWith(a, fmt.Sprintf("already has consent %q (for %s, revoked %v)", c.Reference, old.SubProcessor, !old.Revoked.IsZero()))
 		}
-		switch {
-		case !sc.Serves(a.Region):
+		if !sc.Serves(a.Region) {
 			return fmt.Errorf("%w: account %q lives in %s, which sub-processor %s does not serve", ErrInvalidConsent, c.AccountID, a.Region, c.SubProcessor)
-		case !c.ExpiresAt.IsZero() && !c.ExpiresAt.After(w.now):
-			return fmt.Errorf("%w: account %q: consent %q expired at %s", ErrInvalidConsent, c.AccountID, c.Reference, c.ExpiresAt.Format(time.RFC3339))
 		}
 		rec := ConsentRecord{Consent: c, Granted: w.now}
 		next := a.change(w.now, Event{Kind: AccessGranted, To: c.SubProcessor, Reference: c.Reference}, func(*Placement) {})
@@ -387,7 +391,9 @@ func (w *writer) revokeConsent(a *account, c ConsentRecord, rule string) *accoun
 // The account must exist ([ErrNotFound]); the sub-processor must be in the
 // catalog and not a host, and the reference like an account ID
 // ([ErrInvalidObjection]). Raising the same objection again changes
-// nothing; another objection under a used reference is [ErrConflict].
+// nothing; any other objection under a reference the account has used,
+// withdrawn ones and ones of before a [Router.Delete] included, is
+// [ErrConflict].
 func (r *Router) Object(ctx context.Context, o Objection) error {
 	if r.isClosed() {
 		return ErrClosed
@@ -483,7 +489,9 @@ func (r *Router) Objections(accountID string) ([]ObjectionRecord, error) {
 // and only once their effective date, and that of the data center, has
 // come by the Router's clock ([ErrNotEffective]). Every refusal matches
 // [ErrNoAccess] and says why. An unknown account is [ErrNotFound] (deleted
-// accounts too), an unknown sub-processor [provider.ErrUnknownSubProcessor].
+// accounts too), an invalid account ID (empty, for one) [ErrInvalidAccount],
+// an unknown sub-processor [provider.ErrUnknownSubProcessor]; none of these
+// matches ErrNoAccess.
 //
 // Like [Router.Lookup], it is a memory read: it takes no transaction, and
 // allocates nothing when it allows. Like Lookup, it answers [ErrStale]
@@ -581,7 +589,8 @@ func dataCentersOf(a *account) string {
 // its data center, backup and open move's target, each restricted to
 // those data centers and ordered by ID; then, in catalog order, the
 // service processors and subcontractors MayAccess allows. An unknown or
-// deleted account is [ErrNotFound].
+// deleted account is [ErrNotFound], an invalid account ID
+// [ErrInvalidAccount].
 func (r *Router) SubProcessors(accountID string) ([]provider.SubProcessor, error) {
 	if err := r.readable(); err != nil {
 		return nil, err

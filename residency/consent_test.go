@@ -651,3 +651,107 @@ func TestVerifyEffectiveDates(t *testing.T) {
 		t.Errorf("MayAccess of the host of an announced data center = %v, want ErrNotEffective", err)
 	}
 }
+
+// TestGrantAccessExpiredRetry: granting again, under the same reference
+// and with the same content, a consent whose expiry has passed must not
+// report success. GrantAccess documents that an expiry must be in the
+// future (ErrInvalidConsent); returning nil tells the support tool that
+// access was granted while MayAccess keeps refusing it (ErrNoConsent).
+func TestGrantAccessExpiredRetry(t *testing.T) {
+	ctx := context.Background()
+	r, clk, _ := accessRouter(t)
+	c := residency.Consent{AccountID: "acme", SubProcessor: "gated", Reference: "C-1", ExpiresAt: clk.Now().Add(time.Hour)}
+	if err := r.GrantAccess(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(2 * time.Hour)
+	if err := r.MayAccess("acme", "gated"); !errors.Is(err, residency.ErrNoConsent) {
+		t.Fatalf("MayAccess after expiry = %v, want ErrNoConsent", err)
+	}
+	before := snapshot(t, r)
+	err := r.GrantAccess(ctx, c)
+	if !errors.Is(err, residency.ErrInvalidConsent) {
+		t.Errorf("GrantAccess(the same consent, expired an hour ago) = %v, want ErrInvalidConsent (MayAccess now says %v)", err, r.MayAccess("acme", "gated"))
+	}
+	unchanged(t, r, before, "GrantAccess of an expired consent")
+}
+
+// TestObjectionToWhatBecameAHost: a customer objected to a service
+// sub-processor "hetzner"; a later catalog declares Hetzner as a hosting
+// provider, so "hetzner" is now a host, and MayAccess ignores objections
+// for hosts. The objection still stands (Objections says so), yet the
+// account may be moved onto Hetzner and MayAccess lets Hetzner in, and
+// nothing tells the operator. Open (without WithUnverifiedState) or
+// Verify must say so. LoadCatalog cannot prevent it: the two catalogs are
+// each valid.
+func TestObjectionToWhatBecameAHost(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "domicile.db")
+	before, err := provider.LoadCatalog(strings.NewReader(`{
+		"datacenters": [{"id": "linode-eu", "provider": "linode", "region": "EU"}],
+		"subprocessors": [{"id": "hetzner", "name": "Hetzner Analytics", "kind": "service"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := open(t, residency.WithPath(path), residency.WithCatalog(before))
+	place(t, r, "acme", "DE")
+	object(t, r, "acme", "hetzner", "LETTER-1")
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	after, err := provider.LoadCatalog(strings.NewReader(`{
+		"providers": [{"id": "hetzner", "name": "Hetzner Online GmbH"}],
+		"datacenters": [{"id": "linode-eu", "provider": "linode", "region": "EU"},
+		                {"id": "hetzner-fsn1", "provider": "hetzner", "region": "EU"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = residency.Open(ctx, residency.WithPath(path), residency.WithCatalog(after))
+	if err != nil {
+		return // refused: the operator is told
+	}
+	defer r.Close()
+	rep, err := r.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append(rep.Violations, rep.Warnings...) {
+		if f.AccountID == "acme" && strings.Contains(f.Problem, `objection "LETTER-1" to hetzner stands`) {
+			return
+		}
+	}
+	if _, err := r.BeginMove(ctx, "acme", "hetzner-fsn1"); err != nil {
+		t.Fatalf("BeginMove: %v", err)
+	}
+	obj, _ := r.Objections("acme")
+	t.Errorf("objection %+v to \"hetzner\" stands, \"hetzner\" is now a host, MayAccess(acme, hetzner) = %v after a move onto it, and neither Open nor Verify (%+v) says anything", obj, r.MayAccess("acme", "hetzner"), rep)
+}
+
+// TestReferencesOutliveDeletion pins what the GrantAccess and Object docs
+// say: a reference names one consent or objection of the account ID for
+// good, also after the account is deleted and placed afresh.
+func TestReferencesOutliveDeletion(t *testing.T) {
+	ctx := context.Background()
+	r, _, _ := accessRouter(t)
+	grant(t, r, "acme", "gated", "C-1", time.Time{})
+	object(t, r, "acme", "svc", "O-1")
+	if err := r.Delete(ctx, "acme", "left"); err != nil {
+		t.Fatal(err)
+	}
+	place(t, r, "acme", "DE")
+	before := snapshot(t, r)
+	if err := r.GrantAccess(ctx, residency.Consent{AccountID: "acme", SubProcessor: "gated", Reference: "C-1"}); !errors.Is(err, residency.ErrConflict) {
+		t.Errorf("GrantAccess under a reference of before the deletion = %v, want ErrConflict", err)
+	}
+	if err := r.Object(ctx, residency.Objection{AccountID: "acme", SubProcessor: "svc", Reference: "O-1"}); !errors.Is(err, residency.ErrConflict) {
+		t.Errorf("Object under a reference of before the deletion = %v, want ErrConflict", err)
+	}
+	unchanged(t, r, before, "reusing references")
+	if err := r.MayAccess("acme", "gated"); !errors.Is(err, residency.ErrNoConsent) {
+		t.Errorf("MayAccess(gated) after re-placement = %v, want ErrNoConsent", err)
+	}
+	if err := r.MayAccess("acme", "svc"); err != nil {
+		t.Errorf("MayAccess(svc) after re-placement = %v, want nil", err)
+	}
+}

@@ -68,8 +68,10 @@ func WithRegisterer(reg prometheus.Registerer) Option {
 	return optionFunc(func(cfg *config) { cfg.registerer = reg })
 }
 
-// WithClock sets the clock for timestamps and agreement expiry; the default
-// is [time.Now]. Tests use it to move time.
+// WithClock sets the clock for timestamps, the expiry of transfer
+// agreements and consents, and the effective dates of the catalog's data
+// centers and sub-processors; the default is [time.Now]. Tests use it to
+// move time.
 func WithClock(now func() time.Time) Option { return optionFunc(func(cfg *config) { cfg.now = now }) }
 
 // WithPath keeps the Router's state in the embedded store file at path,

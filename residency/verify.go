@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/region"
 )
 
@@ -21,8 +22,10 @@ type Report struct {
 	Violations []Finding `json:"violations,omitempty"`
 	// Warnings weaken it without breaking it: accounts without a backup
 	// because their region has one data center, accounts and backups on
-	// data centers that are no longer active, and open moves into such
-	// data centers, which cannot complete.
+	// data centers that are no longer active, open moves into such data
+	// centers, which cannot complete, and standing objections to an ID
+	// the catalog now gives to a hosting provider (objections do not
+	// apply to hosts).
 	Warnings []Finding `json:"warnings,omitempty"`
 }
 
@@ -43,7 +46,9 @@ type Finding struct {
 // and backup exist, are in its home region and are effective (a catalog
 // that moved a data center's effective date into the future makes its
 // accounts violations), and its move in progress targets that region or one
-// a live agreement covers. Deleted accounts are not checked.
+// a live agreement covers. It also warns of standing objections to an ID
+// the catalog now gives to a hosting provider. Deleted accounts are not
+// checked.
 func (r *Router) Verify(ctx context.Context) (Report, error) {
 	if r.isClosed() {
 		return Report{}, ErrClosed
@@ -84,6 +89,17 @@ func (r *Router) Verify(ctx context.Context) (Report, error) {
 				n := inactive[id]
 				n[role]++
 				inactive[id] = n
+			}
+		}
+		if a.access != nil {
+			for _, o := range a.access.objections {
+				// An objection names a sub-processor by ID; a later
+				// catalog may give that ID to a hosting provider, which
+				// objections do not apply to.
+				if sc, err := r.catalog.Scope(o.SubProcessor); o.Live() && err == nil && sc.Kind == provider.Host {
+					rep.Warnings = append(rep.Warnings, Finding{AccountID: a.AccountID, Region: a.Region, Problem: fmt.Sprintf(
+						"objection %q to %s stands, but %s is now a hosting provider in the catalog: objections do not apply to hosts, so it keeps nothing away", o.Reference, o.SubProcessor, o.SubProcessor)})
+				}
 			}
 		}
 		if m := a.Move; a.Moving() {
