@@ -76,7 +76,7 @@ func (s *Store) append(ctx context.Context, changes []residency.Change, statuses
 		err = s.pool.QueryRow(ctx, s.sql.apply, args...).Scan(&pos, nil)
 	}
 	if err != nil {
-		if pe := (*pgconn.PgError)(nil); statuses != nil && !errors.As(err, &pe) {
+		if pe := (*pgconn.PgError)(nil); statuses != nil && !errors.As(err, &pe) && !notSent(err) {
 			// No answer from the server: the statement may commit
 			// yet, and its notification must then wake (see newTag).
 			s.newTag()
@@ -459,7 +459,15 @@ func unused(err error) bool {
 	if errors.As(err, &pe) {
 		return pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
 	}
-	return pgconn.SafeToRetry(err)
+	return notSent(err)
+}
+
+// notSent reports whether err says that the statement never left the
+// client: pgx marks such errors safe to retry, but not a connection that
+// could not be made (a server down or restarting refuses it).
+func notSent(err error) bool {
+	var ce *pgconn.ConnectError
+	return pgconn.SafeToRetry(err) || errors.As(err, &ce)
 }
 
 // applyError explains why Apply failed.
@@ -478,7 +486,7 @@ func applyError(err error) error {
 		}
 		return fmt.Errorf("postgres: apply: nothing committed: %w", err)
 	}
-	if pgconn.SafeToRetry(err) {
+	if notSent(err) {
 		return fmt.Errorf("postgres: apply: nothing committed: %w", connectError(err))
 	}
 	return fmt.Errorf("postgres: apply: the changes may or may not have been committed: %w", err)
