@@ -72,7 +72,10 @@ func serve(ctx context.Context, addr, path string, listening func(net.Addr)) err
 	if err != nil {
 		return err
 	}
-	r, err := residency.Open(ctx, residency.WithStore(s), residency.WithRegisterer(reg))
+	// A store call that does not return (a database that holds the
+	// write) fails well before the server's WriteTimeout, so that the
+	// client gets an answer.
+	r, err := residency.Open(ctx, residency.WithStore(s), residency.WithRegisterer(reg), residency.WithWriteTimeout(writeTimeout))
 	if err != nil {
 		return err
 	}
@@ -82,7 +85,7 @@ func serve(ctx context.Context, addr, path string, listening func(net.Addr)) err
 		Handler:           newHandler(r, reg),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
+		WriteTimeout:      responseTimeout + 2*time.Second,
 		IdleTimeout:       60 * time.Second,
 	}
 	ln, err := net.Listen("tcp", addr)
@@ -106,6 +109,12 @@ func serve(ctx context.Context, addr, path string, listening func(net.Addr)) err
 	return r.Close()
 }
 
+// writeTimeout bounds each call of the store (residency.WithWriteTimeout),
+// and responseTimeout a POST's write as a whole: the server answers 503
+// when the database does not commit in time, before its own WriteTimeout
+// closes the connection without an answer.
+const writeTimeout, responseTimeout = 5 * time.Second, 8 * time.Second
+
 // newRegistry returns the server's own metrics registry, with the Go
 // runtime's and the process's metrics; the router adds its own.
 func newRegistry() *prometheus.Registry {
@@ -127,7 +136,11 @@ func newHandler(r *residency.Router, reg *prometheus.Registry) http.Handler {
 			writeError(w, status, fmt.Errorf("malformed request: %w", err))
 			return
 		}
-		p, created, err := r.Create(req.Context(), residency.PlaceRequest{AccountID: body.AccountID, Country: body.Country, Region: body.Region})
+		// A deadline for the write as a whole, queueing behind other
+		// writes included, within the server's WriteTimeout.
+		ctx, cancel := context.WithTimeout(req.Context(), responseTimeout)
+		defer cancel()
+		p, created, err := r.Create(ctx, residency.PlaceRequest{AccountID: body.AccountID, Country: body.Country, Region: body.Region})
 		switch {
 		case err != nil:
 			writeError(w, statusOf(err), err)
