@@ -10,7 +10,7 @@ import (
 
 // Errors returned by the Router. They are wrapped with the account, data
 // center or move they concern: match them with [errors.Is]. A call that
-// returns one of them changed nothing.
+// returns one of them changed nothing, but for [ErrNotFenced].
 var (
 	// ErrNotFound: no such account, move or transfer agreement.
 	ErrNotFound = errors.New("residency: not found")
@@ -33,6 +33,17 @@ var (
 	// write based on a stale version of the account. The error is a
 	// [*ConflictError] that says which account and what is stored.
 	ErrConflict = errors.New("residency: conflict")
+	// ErrNotFenced is the one error that comes with a change made: a
+	// change that [Router.CompleteMove] or [Router.Drain] committed, but
+	// that not every other live Router on the shared store was seen to
+	// apply before the wait gave up (after their lease and the write
+	// timeout: this Router cannot reach the store, say). The change
+	// stands, and CompleteMove returns the placement with it; but what
+	// waits for the fence must not go on: a move's source copy may still
+	// be read by an instance that has not applied the move. Each instance
+	// catches up by itself once it reaches the store again, or answers
+	// [ErrStale] once its lease has run out.
+	ErrNotFenced = errors.New("residency: committed, but not every other Router was seen to apply it")
 	// ErrStaleVersion: a [*ConflictError] whose write was based on an
 	// out-of-date version of the account: another writer (another process
 	// on a shared store) changed it first. Unlike other conflicts, a retry

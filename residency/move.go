@@ -85,8 +85,9 @@ func crossRegion(a *account, to string, toRegion region.Region) error {
 // other live Router on it has applied the move, so the source copy may be
 // deleted as soon as it returns; a Router cut off from the store holds it
 // up for at most its lease (and answers [ErrStale] by then), one closed
-// cleanly not at all. An error after the move was committed says so, and
-// returns the placement.
+// cleanly not at all. An error after the move was committed matches
+// [ErrNotFenced] and comes with the placement: the move is done, but the
+// source copy must not be deleted yet.
 func (r *Router) CompleteMove(ctx context.Context, moveID string) (Placement, error) {
 	var out Placement
 	pos, err := r.writeAt(ctx, func(w *writer) error {

@@ -512,9 +512,9 @@ func (r *Router) Sync(ctx context.Context) error {
 
 // fence waits until every other live Router on the shared store has
 // applied the log up to pos; a Router cut off holds it up for at most its
-// lease. The change is committed whatever happens here; an error says
-// only that the wait did not end, by ctx's end or after the lease and the
-// write timeout.
+// lease. The change is committed whatever happens here; an error
+// (ErrNotFenced) says only that the wait did not end, by ctx's end or
+// after the lease and the write timeout.
 func (r *Router) fence(ctx context.Context, pos uint64, what string) error {
 	f := r.follow
 	if f == nil {
@@ -534,7 +534,7 @@ func (r *Router) fence(ctx context.Context, pos uint64, what string) error {
 			break
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("residency: %s is committed, but not every other Router was seen to apply it: %w", what, err)
+			return fmt.Errorf("%w: %s: %w", ErrNotFenced, what, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -547,7 +547,7 @@ func (r *Router) fence(ctx context.Context, pos uint64, what string) error {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("residency: %s is committed, but not every other Router was seen to apply it: %w", what, err)
+			return fmt.Errorf("%w: %s: %w", ErrNotFenced, what, err)
 		}
 		select {
 		case <-ctx.Done():

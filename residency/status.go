@@ -99,7 +99,8 @@ func (t *topology) newer(states []DataCenterState) map[string]DataCenterState {
 // kept in the store and overrides the catalog's until [Router.Activate].
 // Draining a draining data center changes nothing. On a shared store
 // ([SharedStore]) Drain returns, as [Router.CompleteMove] does, only once
-// every other live Router on it has applied it.
+// every other live Router on it has applied it; when it cannot tell, the
+// drain stands and Drain returns an error matching [ErrNotFenced].
 func (r *Router) Drain(ctx context.Context, dataCenter string) error {
 	pos, err := r.setStatus(ctx, dataCenter, provider.Draining)
 	if err != nil {

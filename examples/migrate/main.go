@@ -495,6 +495,13 @@ func (m *migration) finish(ctx context.Context, mv residency.Move, how string) {
 		return
 	}
 	if _, err := m.r.CompleteMove(bg, mv.ID); err != nil {
+		if errors.Is(err, residency.ErrNotFenced) {
+			// Done, but not every server was seen to apply it: one may
+			// still read the source, which must stay.
+			m.failed++
+			fmt.Fprintf(m.out, "failed: %smove of account %q %s -> %s completed, but not every server was seen to apply it: keep the data in %s until they have: %v\n", how, mv.AccountID, mv.From, mv.To, mv.From, err)
+			return
+		}
 		if !neverCompletes(err) {
 			// A store error, say: the move may yet complete; the next
 			// run with -copy resumes it.

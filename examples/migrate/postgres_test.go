@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
@@ -80,4 +81,63 @@ func asURL(t *testing.T, dsn string) string {
 		u.User = url.UserPassword(cfg.User, cfg.Password)
 	}
 	return u.String()
+}
+
+// TestUnfencedMoveIsNotReportedOpen: when CompleteMove commits the move but
+// its fence does not end (here a member with a lease of an hour that never
+// applies anything holds it up past the script's lease and write timeout,
+// as a database that goes away right after the commit would), the account
+// is on its target and no move is open; the script must not report the
+// move as "left open" (a rerun with -copy finds nothing to resume), but
+// say that it is done and not yet confirmed by every server.
+func TestUnfencedMoveIsNotReportedOpen(t *testing.T) {
+	ctx := context.Background()
+	dsn := asURL(t, pgtest.Database(t))
+	s, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	p, err := server.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := "linode-eu"
+	if p.DataCenter == to {
+		to = "aws-eu-west-1"
+	}
+	stuck, err := postgres.Open(ctx, dsn, postgres.WithLease(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	m, _, err := stuck.Join(ctx, "stuck", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := writeFile(t, t.TempDir(), "plan.csv", "account_id,to_datacenter\nacme,"+to+"\n")
+	code, out, log := migrateRun(t, "-db", dsn, "-plan", plan, "-copy", "true")
+	if err := m.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := server.Lookup("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.DataCenter != to || got.Move.ID != "" {
+		t.Fatalf("acme on %s, move %q; want on %s, no move open (the move was committed)", got.DataCenter, got.Move.ID, to)
+	}
+	if code != 1 {
+		t.Errorf("exit %d, want 1: not every server was seen to apply the move", code)
+	}
+	if strings.Contains(out, "left open") {
+		t.Errorf("the report says the committed move was left open:\n%s\n%s", out, log)
+	}
 }
