@@ -303,7 +303,10 @@ func (r *Router) useCatalog(c *provider.Catalog, states []DataCenterState) {
 // trusted to); writes still queued return ErrClosed and change nothing.
 // Then it closes the store, unless a store call has not returned: then
 // Close returns an error matching [ErrUnavailable] and the store is closed
-// once that call returns. Closing twice is not an error.
+// once that call returns. On a shared store it first leaves the members,
+// so that it holds no fence up; that is best effort, given a few seconds
+// at most: a database that does not answer costs Close seconds, not the
+// write timeout. Closing twice is not an error.
 func (r *Router) Close() error {
 	r.closeOnce.Do(r.closeFollow)
 	if r.queue.closeWrites() {

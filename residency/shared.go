@@ -574,10 +574,16 @@ func (r *Router) closeFollow() {
 		f.timer.Stop()
 	}
 	f.leaseMu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), r.writeTimeout)
+	// Best effort, and bounded on its own: a database that does not
+	// answer must not hold Close for the write timeout. A Router that
+	// could not leave holds fences elsewhere up for its lease at most.
+	ctx, cancel := context.WithTimeout(context.Background(), min(r.writeTimeout, leaveTimeout))
 	defer cancel()
 	f.leaseMu.Lock()
 	m := f.member
 	f.leaseMu.Unlock()
 	m.Leave(ctx)
 }
+
+// leaveTimeout bounds Close's leaving of the members of a shared store.
+const leaveTimeout = 3 * time.Second

@@ -110,9 +110,11 @@ func (s *Store) hashLoop() {
 	defer cancel()
 	go func() {
 		<-h.stop
-		// Give the last insert a moment, then give up.
+		// Give the last insert a moment, then give up: what it did not
+		// store, the lazy path hashes later (Close must not wait long on
+		// a database that does not answer).
 		select {
-		case <-time.After(5 * time.Second):
+		case <-time.After(2 * time.Second):
 			cancel()
 		case <-h.done:
 		}

@@ -191,3 +191,47 @@ func TestPromptWhenTheServerHangs(t *testing.T) {
 		t.Fatal("DataCenters sent no rollback: the test stalled nothing")
 	}
 }
+
+// TestCloseWhenTheServerHangs: a Router whose database stops answering
+// still closes within seconds: leaving the members is best effort and
+// bounded on its own, not by the write timeout (30 s by default), which
+// with the rest of Close would outlast an orchestrator's grace period.
+func TestCloseWhenTheServerHangs(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newStallingProxy(t, cfg.ConnConfig.Host, cfg.ConnConfig.Port)
+	cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Fallbacks = "127.0.0.1", uint16(proxy.Addr().(*net.TCPAddr).Port), nil
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	defer proxy.release() // before the pool closes its connections
+	s, err := postgres.Open(ctx, "", postgres.WithPool(pool))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	proxy.stall()
+	start := time.Now()
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close() }()
+	select {
+	case err := <-closed:
+		t.Logf("Close returned %v after %v", err, time.Since(start))
+	case <-time.After(10 * time.Second):
+		t.Errorf("Close has not returned 10 s after the server stopped answering")
+		proxy.release()
+		<-closed
+	}
+}
