@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -19,23 +17,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-// pgURL returns a connection string as a postgres:// URL, the form -db
-// takes.
-func pgURL(t *testing.T, dsn string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		return dsn
-	}
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := url.URL{Scheme: "postgres", User: url.User(cfg.User), Host: net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)), Path: "/" + cfg.Database, RawQuery: "sslmode=disable"}
-	if cfg.Password != "" {
-		u.User = url.UserPassword(cfg.User, cfg.Password)
-	}
-	return u.String()
-}
-
 // TestStuckDatabaseIsAnswered: while the database takes a write but does
 // not commit it (here another session holds the log's head row, as a
 // database that stopped answering would), a POST gets an answer, an error
@@ -43,7 +24,7 @@ func pgURL(t *testing.T, dsn string) string {
 // the Router's write timeout (30 s by default) is longer than the server's
 // WriteTimeout (10 s), after which the response is lost.
 func TestStuckDatabaseIsAnswered(t *testing.T) {
-	dsn := pgURL(t, pgtest.Database(t))
+	dsn := pgtest.DatabaseURL(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan net.Addr, 1)
 	done := make(chan error, 1)

@@ -29,7 +29,7 @@ func BenchmarkHistory(b *testing.B) {
 		benchHistory(b, db, residency.WithPath(db))
 	})
 	b.Run("postgres", func(b *testing.B) {
-		dsn := pgURL(b, pgtest.Database(b))
+		dsn := pgtest.DatabaseURL(b)
 		s, err := postgres.Open(context.Background(), dsn)
 		if err != nil {
 			b.Fatal(err)

@@ -3,11 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -59,7 +56,7 @@ func sql(t *testing.T, dsn string, statements ...string) {
 // that verify accepts the log as it grows honestly and refuses rows
 // rewritten with UPDATE.
 func TestVerifyPostgres(t *testing.T) {
-	dsn := pgURL(t, pgtest.Database(t))
+	dsn := pgtest.DatabaseURL(t)
 	dir := t.TempDir()
 	key, pub := keys(t, dir, "log")
 	growPostgres(t, dsn, "a")
@@ -98,22 +95,6 @@ func TestVerifyPostgres(t *testing.T) {
 	wantVerify(t, "log cut short", 1, dsn, pub, c2, "the log holds 12 entries, the checkpoint counts 16")
 	wantHistory(t, "log cut short", 1, dsn, pub, c2, "b-DE", "log shorter than its checkpoint: 12 entries, checkpoint has 16")
 }
-
-// pgURL turns a keyword/value connection string into the URL the tool
-// takes.
-func pgURL(t testing.TB, dsn string) string {
-	t.Helper()
-	c, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := url.URL{Scheme: "postgres", User: url.UserPassword(c.User, c.Password), Host: net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port))), Path: "/" + c.Database, RawQuery: "sslmode=disable"}
-	if c.Password == "" {
-		u.User = url.User(c.User)
-	}
-	return u.String()
-}
-
 func lastLine(s string) string {
 	lines := splitLines(s)
 	if len(lines) == 0 {
@@ -182,7 +163,7 @@ func dbState(t *testing.T, dsn string) string {
 // command works, computing those hashes in memory, and writes nothing. On a
 // database without domicile's tables, the tool fails and creates none.
 func TestAuditPostgresReadOnly(t *testing.T) {
-	dsn := pgURL(t, pgtest.Database(t))
+	dsn := pgtest.DatabaseURL(t)
 	dir := t.TempDir()
 	key, pub := keys(t, dir, "log")
 	growPostgres(t, dsn, "a")
@@ -210,7 +191,7 @@ func TestAuditPostgresReadOnly(t *testing.T) {
 	wantVerify(t, "checked by the operator", 0, dsn, pub, c, "OK: the log of 16 entries extends the checkpoint of 16")
 
 	// A database without domicile's tables: refused, and left so.
-	empty := pgURL(t, pgtest.Database(t))
+	empty := pgtest.DatabaseURL(t)
 	for _, args := range [][]string{
 		{"checkpoint", "-db", empty, "-key", key},
 		{"verify", "-db", empty, "-pub", pub, "-checkpoint", c},

@@ -3,10 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/domicile-go/domicile/internal/storeflag"
-	"github.com/jackc/pgx/v5"
-	"net"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +17,7 @@ import (
 // server answers every account's new data center, with no Sync.
 func TestEvacuatePostgres(t *testing.T) {
 	ctx := context.Background()
-	dsn := asURL(t, pgtest.Database(t))
+	dsn := pgtest.DatabaseURL(t)
 	s, err := postgres.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -66,23 +62,6 @@ func TestEvacuatePostgres(t *testing.T) {
 	}
 }
 
-// asURL returns a connection string as a postgres:// URL, the form -db
-// takes.
-func asURL(t *testing.T, dsn string) string {
-	if storeflag.IsPostgres(dsn) {
-		return dsn
-	}
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := url.URL{Scheme: "postgres", User: url.User(cfg.User), Host: net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)), Path: "/" + cfg.Database, RawQuery: "sslmode=disable"}
-	if cfg.Password != "" {
-		u.User = url.UserPassword(cfg.User, cfg.Password)
-	}
-	return u.String()
-}
-
 // TestUnfencedMoveIsNotReportedOpen: when CompleteMove commits the move but
 // its fence does not end (here a member with a lease of an hour that never
 // applies anything holds it up past the script's lease and write timeout,
@@ -92,7 +71,7 @@ func asURL(t *testing.T, dsn string) string {
 // say that it is done and not yet confirmed by every server.
 func TestUnfencedMoveIsNotReportedOpen(t *testing.T) {
 	ctx := context.Background()
-	dsn := asURL(t, pgtest.Database(t))
+	dsn := pgtest.DatabaseURL(t)
 	s, err := postgres.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 )
 
 // TestMain runs the command itself, as a process of its own, when a test

@@ -173,6 +173,25 @@ func Database(tb testing.TB) string {
 	return dsn
 }
 
+// DatabaseURL is [Database], as a postgres:// URL: the form the example
+// tools' -db flag takes.
+func DatabaseURL(tb testing.TB) string {
+	tb.Helper()
+	dsn := Database(tb)
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return dsn
+	}
+	c, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	u := url.URL{Scheme: "postgres", User: url.User(c.User), Host: net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port))), Path: "/" + c.Database, RawQuery: "sslmode=disable"}
+	if c.Password != "" {
+		u.User = url.UserPassword(c.User, c.Password)
+	}
+	return u.String()
+}
+
 // WithDatabase returns dsn, a URL or a keyword/value connection string,
 // changed to connect to database name.
 func WithDatabase(dsn, name string) (string, error) {
