@@ -450,6 +450,14 @@ func (m *migration) evacuateDataCenter(ctx context.Context, dc string) error {
 		return nil
 	}
 	if err := m.r.Drain(context.WithoutCancel(ctx), dc); err != nil {
+		if errors.Is(err, residency.ErrNotFenced) {
+			// The drain stands, but a server that has not applied it
+			// may still place accounts there: move none now; a rerun
+			// drains nothing more and waits for the servers again.
+			m.failed++
+			fmt.Fprintf(m.out, "failed: evacuate %s: drained, but not every server was seen to apply it; no account moved: run -evacuate %s again: %v\n", dc, dc, err)
+			return nil
+		}
 		return err
 	}
 	verb := "drained"

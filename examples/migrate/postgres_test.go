@@ -120,3 +120,57 @@ func TestUnfencedMoveIsNotReportedOpen(t *testing.T) {
 		t.Errorf("the report says the committed move was left open:\n%s\n%s", out, log)
 	}
 }
+
+// TestUnfencedDrainIsReported: when -evacuate's Drain commits but its
+// fence does not end (a member that never applies anything, as in
+// TestUnfencedMoveIsNotReportedOpen), the script says that the data center
+// is drained, that no account was moved and that a rerun is needed, and
+// still prints its summary, rather than ending on the bare error.
+func TestUnfencedDrainIsReported(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DatabaseURL(t)
+	s, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	p, err := server.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck, err := postgres.Open(ctx, dsn, postgres.WithLease(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	m, _, err := stuck.Join(ctx, "stuck", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, log := migrateRun(t, "-db", dsn, "-evacuate", p.DataCenter, "-copy", "true")
+	if err := m.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := server.Lookup("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.DataCenter != p.DataCenter || got.Move.ID != "" {
+		t.Errorf("acme on %s, move %q; want it left on %s, no move begun", got.DataCenter, got.Move.ID, p.DataCenter)
+	}
+	if code != 1 {
+		t.Errorf("exit %d, want 1: not every server was seen to apply the drain", code)
+	}
+	for _, want := range []string{"failed: evacuate " + p.DataCenter + ": drained, but not every server", "summary:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the report lacks %q:\n%s\n%s", want, out, log)
+		}
+	}
+}
