@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/region"
@@ -143,21 +144,48 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 }
 
+// startServe runs serve on a free port of 127.0.0.1 with the store db and
+// returns its base URL, and stop, which stops it as SIGTERM would and
+// returns serve's error.
+func startServe(t *testing.T, db string) (base string, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, "127.0.0.1:0", db, func(a net.Addr) { addrc <- a }) }()
+	select {
+	case addr := <-addrc:
+		return "http://" + addr.String(), func() error { cancel(); return <-done }
+	case err := <-done:
+		cancel()
+		t.Fatal(err)
+		return "", nil
+	}
+}
+
+// post503 POSTs a new account to base while the database does not commit,
+// and checks that the answer is a 503 (and comes at all: the client
+// waits minutes).
+func post503(t *testing.T, base, what string) {
+	t.Helper()
+	client := &http.Client{Timeout: 2 * time.Minute}
+	resp, err := client.Post(base+"/accounts", "application/json", strings.NewReader(`{"account_id": "stuck", "country": "DE"}`))
+	if err != nil {
+		t.Fatalf("POST while %s: no answer: %v", what, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("POST while %s = %d %s, want 503", what, resp.StatusCode, body)
+	}
+}
+
 // TestServeShutsDownCleanly runs the whole server, creates accounts from
 // several clients, stops it as SIGTERM would, and checks that every account
 // it acknowledged is in the store.
 func TestServeShutsDownCleanly(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "d.db")
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, "127.0.0.1:0", path, func(a net.Addr) { addrc <- a }) }()
-	var addr net.Addr
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatal(err)
-	}
+	base, stop := startServe(t, path)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var acknowledged []string
@@ -165,7 +193,7 @@ func TestServeShutsDownCleanly(t *testing.T) {
 		wg.Go(func() {
 			for i := range 25 {
 				id := strings.Repeat("c", c+1) + "-" + string(rune('a'+i))
-				resp, err := http.Post("http://"+addr.String()+"/accounts", "application/json",
+				resp, err := http.Post(base+"/accounts", "application/json",
 					strings.NewReader(`{"account_id": "`+id+`", "country": "FR"}`))
 				if err != nil {
 					t.Error(err)
@@ -181,8 +209,7 @@ func TestServeShutsDownCleanly(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
 	r, err := residency.Open(context.Background(), residency.WithPath(path))

@@ -2,13 +2,9 @@ package main
 
 import (
 	"context"
-	"io"
-	"net"
 	"net/http"
 	"os"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -25,23 +21,12 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // WriteTimeout (10 s), after which the response is lost.
 func TestStuckDatabaseIsAnswered(t *testing.T) {
 	dsn := pgtest.DatabaseURL(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, "127.0.0.1:0", dsn, func(a net.Addr) { addrc <- a }) }()
-	var addr net.Addr
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatal(err)
-	}
+	base, stop := startServe(t, dsn)
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	}()
-	base := "http://" + addr.String()
 	if status, _ := do(t, "POST", base+"/accounts", `{"account_id": "before", "country": "DE"}`); status != http.StatusCreated {
 		t.Fatalf("POST before = %d, want 201", status)
 	}
@@ -61,14 +46,5 @@ func TestStuckDatabaseIsAnswered(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	client := &http.Client{Timeout: 2 * time.Minute}
-	resp, err := client.Post(base+"/accounts", "application/json", strings.NewReader(`{"account_id": "stuck", "country": "DE"}`))
-	if err != nil {
-		t.Fatalf("POST while the database does not commit: no answer: %v", err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("POST while the database does not commit = %d %s, want 503", resp.StatusCode, body)
-	}
+	post503(t, base, "the database does not commit")
 }

@@ -18,15 +18,7 @@ import (
 func TestEvacuatePostgres(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.DatabaseURL(t)
-	s, err := postgres.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := residency.Open(ctx, residency.WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	server := openServer(t, dsn)
 	var onEU []string
 	for i := range 20 {
 		id := fmt.Sprint("acct-", i)
@@ -72,15 +64,7 @@ func TestEvacuatePostgres(t *testing.T) {
 func TestUnfencedMoveIsNotReportedOpen(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.DatabaseURL(t)
-	s, err := postgres.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := residency.Open(ctx, residency.WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	server := openServer(t, dsn)
 	p, err := server.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
 	if err != nil {
 		t.Fatal(err)
@@ -89,20 +73,10 @@ func TestUnfencedMoveIsNotReportedOpen(t *testing.T) {
 	if p.DataCenter == to {
 		to = "aws-eu-west-1"
 	}
-	stuck, err := postgres.Open(ctx, dsn, postgres.WithLease(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stuck.Close()
-	m, _, err := stuck.Join(ctx, "stuck", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	leave := holdFences(t, dsn)
 	plan := writeFile(t, t.TempDir(), "plan.csv", "account_id,to_datacenter\nacme,"+to+"\n")
 	code, out, log := migrateRun(t, "-db", dsn, "-plan", plan, "-copy", "true")
-	if err := m.Leave(ctx); err != nil {
-		t.Fatal(err)
-	}
+	leave()
 	if err := server.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -129,32 +103,14 @@ func TestUnfencedMoveIsNotReportedOpen(t *testing.T) {
 func TestUnfencedDrainIsReported(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.DatabaseURL(t)
-	s, err := postgres.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := residency.Open(ctx, residency.WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	server := openServer(t, dsn)
 	p, err := server.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	stuck, err := postgres.Open(ctx, dsn, postgres.WithLease(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stuck.Close()
-	m, _, err := stuck.Join(ctx, "stuck", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	leave := holdFences(t, dsn)
 	code, out, log := migrateRun(t, "-db", dsn, "-evacuate", p.DataCenter, "-copy", "true")
-	if err := m.Leave(ctx); err != nil {
-		t.Fatal(err)
-	}
+	leave()
 	if err := server.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -171,6 +127,45 @@ func TestUnfencedDrainIsReported(t *testing.T) {
 	for _, want := range []string{"failed: evacuate " + p.DataCenter + ": drained, but not every server", "summary:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the report lacks %q:\n%s\n%s", want, out, log)
+		}
+	}
+}
+
+// openServer opens a Router on dsn, as a server sharing the database with
+// the script; it is closed when the test ends.
+func openServer(t *testing.T, dsn string) *residency.Router {
+	t.Helper()
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// holdFences joins dsn's Routers as a member with a lease of an hour that
+// never applies anything, as an instance the database can no longer hear
+// from would: every fence waits for it, until leave.
+func holdFences(t *testing.T, dsn string) (leave func()) {
+	t.Helper()
+	ctx := context.Background()
+	stuck, err := postgres.Open(ctx, dsn, postgres.WithLease(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stuck.Close() })
+	m, _, err := stuck.Join(ctx, "stuck", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := m.Leave(ctx); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -74,85 +73,37 @@ func TestPromptWhileExplainingAConflict(t *testing.T) {
 	}
 }
 
-// stallingProxy forwards connections to a PostgreSQL server until it is
-// told to stall: from then on it forwards nothing either way, and closes
-// nothing, as a server that hangs (or a network that drops every packet),
-// until released.
-type stallingProxy struct {
-	net.Listener
-	target             string
-	stalled, released  chan struct{} // closed by stall and release
-	stallOnce, relOnce sync.Once
-}
-
-// newStallingProxy listens on a free port of 127.0.0.1 for connections to
-// the server at host and port.
-func newStallingProxy(t *testing.T, host string, port uint16) *stallingProxy {
+// proxiedPool returns a pool whose connections to dsn's server go through
+// a proxy that stalls when told to (or when tracer, if not nil, says so),
+// and the proxy. The pool closes, after the proxy lets go of what it holds,
+// when the test ends.
+func proxiedPool(t *testing.T, dsn string, tracer func(*pgtest.StallingProxy) pgx.QueryTracer) (*pgxpool.Pool, *pgtest.StallingProxy) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &stallingProxy{Listener: l, target: net.JoinHostPort(host, strconv.Itoa(int(port))), stalled: make(chan struct{}), released: make(chan struct{})}
-	t.Cleanup(func() { l.Close(); p.release() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go p.forward(c)
-		}
-	}()
-	return p
-}
-
-func (p *stallingProxy) stall() { p.stallOnce.Do(func() { close(p.stalled) }) }
-
-// release closes the connections a stall holds.
-func (p *stallingProxy) release() { p.relOnce.Do(func() { close(p.released) }) }
-
-// forward copies between c and a new connection to the server, a read at
-// a time, holding what it read once stalled.
-func (p *stallingProxy) forward(c net.Conn) {
-	s, err := net.Dial("tcp", p.target)
+	proxy := pgtest.NewStallingProxy(t, net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port))))
+	cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Fallbacks = "127.0.0.1", uint16(proxy.Addr().(*net.TCPAddr).Port), nil
+	if tracer != nil {
+		cfg.ConnConfig.Tracer = tracer(proxy)
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
-		c.Close()
-		return
+		t.Fatal(err)
 	}
-	pipe := func(dst, src net.Conn) {
-		defer dst.Close() // and so the other direction ends too
-		defer src.Close()
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := src.Read(buf)
-			select {
-			case <-p.stalled:
-				<-p.released // hold it, and the connections
-				return
-			default:
-			}
-			if n > 0 {
-				if _, werr := dst.Write(buf[:n]); werr != nil {
-					return
-				}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}
-	go pipe(s, c)
-	pipe(c, s)
+	t.Cleanup(pool.Close)
+	t.Cleanup(proxy.Release) // runs first: the pool's connections are let go
+	return pool, proxy
 }
 
 // stallOnRollback is a tracer that stalls the proxy when its connection
 // is about to send "rollback".
-type stallOnRollback struct{ p *stallingProxy }
+type stallOnRollback struct{ p *pgtest.StallingProxy }
 
 func (h stallOnRollback) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
 	if d.SQL == "rollback" {
-		h.p.stall()
+		h.p.Stall()
 	}
 	return ctx
 }
@@ -167,27 +118,13 @@ func (stallOnRollback) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryE
 func TestPromptWhenTheServerHangs(t *testing.T) {
 	dsn := pgtest.Database(t)
 	openStore(t, dsn).Close() // creates the tables
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newStallingProxy(t, cfg.ConnConfig.Host, cfg.ConnConfig.Port)
-	cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Fallbacks = "127.0.0.1", uint16(proxy.Addr().(*net.TCPAddr).Port), nil
-	cfg.ConnConfig.Tracer = stallOnRollback{proxy}
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	defer proxy.release() // before the pool closes its connections
+	pool, proxy := proxiedPool(t, dsn, func(p *pgtest.StallingProxy) pgx.QueryTracer { return stallOnRollback{p} })
 	s := openStore(t, "", postgres.WithPool(pool))
 	returnsBy(t, "DataCenters", func(ctx context.Context) error {
 		_, err := s.DataCenters(ctx)
 		return err
-	}, proxy.release)
-	select {
-	case <-proxy.stalled:
-	default:
+	}, proxy.Release)
+	if !proxy.Stalled() {
 		t.Fatal("DataCenters sent no rollback: the test stalled nothing")
 	}
 }
@@ -198,19 +135,7 @@ func TestPromptWhenTheServerHangs(t *testing.T) {
 // with the rest of Close would outlast an orchestrator's grace period.
 func TestCloseWhenTheServerHangs(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.Database(t)
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newStallingProxy(t, cfg.ConnConfig.Host, cfg.ConnConfig.Port)
-	cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Fallbacks = "127.0.0.1", uint16(proxy.Addr().(*net.TCPAddr).Port), nil
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	defer proxy.release() // before the pool closes its connections
+	pool, proxy := proxiedPool(t, pgtest.Database(t), nil)
 	s, err := postgres.Open(ctx, "", postgres.WithPool(pool))
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +147,7 @@ func TestCloseWhenTheServerHangs(t *testing.T) {
 	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
 		t.Fatal(err)
 	}
-	proxy.stall()
+	proxy.Stall()
 	start := time.Now()
 	closed := make(chan error, 1)
 	go func() { closed <- r.Close() }()
@@ -231,7 +156,7 @@ func TestCloseWhenTheServerHangs(t *testing.T) {
 		t.Logf("Close returned %v after %v", err, time.Since(start))
 	case <-time.After(10 * time.Second):
 		t.Errorf("Close has not returned 10 s after the server stopped answering")
-		proxy.release()
+		proxy.Release()
 		<-closed
 	}
 }
