@@ -25,7 +25,10 @@
 //
 // CSV files may start with a UTF-8 byte order mark; fields are trimmed of
 // white space on both sides. Every refused row is reported with its line
-// number (the header is line 1), account and reason, in line order.
+// number (the header is line 1), account and reason, in line order. A row
+// is "refused" when the request is wrong or the policy forbids it, and
+// "failed" when it could not be done (the store unreachable or the outcome
+// of its write unknown, say): a failed row may succeed when run again.
 //
 // # Open moves
 //
@@ -337,8 +340,33 @@ func trim(fields []string) []string {
 }
 
 func (m *migration) refuse(line int, account string, err error) {
+	fmt.Fprintf(m.out, "%s: line %d: account %q: %v\n", m.count(err), line, account, err)
+}
+
+// count counts err as a refusal or a failure, and returns which: a
+// failure when the store or the Router could not do what was asked (the
+// database unreachable, a write whose outcome is unknown, a Router whose
+// state is stale or closed, an interrupt), a refusal otherwise (the
+// request itself is wrong, or the policy forbids it).
+func (m *migration) count(err error) string {
+	if failure(err) {
+		m.failed++
+		return "failed"
+	}
 	m.refused++
-	fmt.Fprintf(m.out, "refused: line %d: account %q: %v\n", line, account, err)
+	return "refused"
+}
+
+// failure reports whether err says that the call could not be done, as
+// opposed to refused: it may succeed when the store is reachable again.
+func failure(err error) bool {
+	for _, f := range []error{residency.ErrStoreFailed, residency.ErrUnavailable, residency.ErrStale,
+		residency.ErrClosed, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, f) {
+			return true
+		}
+	}
+	return false
 }
 
 // importAccounts places the rows' accounts, in file order, and reports
@@ -436,8 +464,7 @@ func (m *migration) evacuateDataCenter(ctx context.Context, dc string) error {
 	}
 	plan, err := m.r.PlanEvacuation(ctx, dc)
 	if err != nil {
-		m.refused++
-		fmt.Fprintf(m.out, "refused: evacuate %s: %v\n", dc, err)
+		fmt.Fprintf(m.out, "%s: evacuate %s: %v\n", m.count(err), dc, err)
 		return nil
 	}
 	if len(plan.Stranded) > 0 {
@@ -473,8 +500,7 @@ func (m *migration) evacuateDataCenter(ctx context.Context, dc string) error {
 		}
 		p.add()
 		if err := m.move(ctx, pm.AccountID, pm.To); err != nil {
-			m.refused++
-			fmt.Fprintf(m.out, "refused: evacuate %s: account %q: %v\n", dc, pm.AccountID, err)
+			fmt.Fprintf(m.out, "%s: evacuate %s: account %q: %v\n", m.count(err), dc, pm.AccountID, err)
 		}
 	}
 	return nil
@@ -596,8 +622,7 @@ func (m *migration) abortMoves(ctx context.Context) {
 			return
 		}
 		if _, err := m.r.AbortMove(bg, id); err != nil {
-			m.refused++
-			fmt.Fprintf(m.out, "refused: abort %s: %v\n", id, err)
+			fmt.Fprintf(m.out, "%s: abort %s: %v\n", m.count(err), id, err)
 			continue
 		}
 		mv := open[id]

@@ -619,3 +619,30 @@ func TestRefusalsInLineOrder(t *testing.T) {
 		t.Errorf("refusals out of line order (-want +got):\n%s\n%s", diff, out)
 	}
 }
+
+// TestFailureOrRefusal: what the script reports as failed (it could not be
+// done, and may succeed when run again) and what as refused (the request
+// or the policy says no), by the error, wrapped as the Router wraps it.
+func TestFailureOrRefusal(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{residency.ErrStoreFailed, true},
+		{residency.ErrUnavailable, true},
+		{residency.ErrStale, true},
+		{residency.ErrClosed, true},
+		{context.Canceled, true},
+		{context.DeadlineExceeded, true},
+		{residency.ErrCrossRegion, false},
+		{residency.ErrNotFound, false},
+		{residency.ErrMoveInProgress, false},
+		{residency.ErrConflict, false},
+		{residency.ErrUnknownDataCenter, false},
+	} {
+		err := fmt.Errorf("account %q: %w", "acme", tt.err)
+		if got := failure(err); got != tt.want {
+			t.Errorf("failure(%v) = %v, want %v", err, got, tt.want)
+		}
+	}
+}

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +13,7 @@ import (
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
+	"github.com/jackc/pgx/v5"
 )
 
 // TestEvacuatePostgres runs the script with -db on a PostgreSQL database
@@ -167,5 +171,96 @@ func holdFences(t *testing.T, dsn string) (leave func()) {
 		if err := m.Leave(ctx); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestStoreFailureIsNotARefusal: a move that the store cannot make (here
+// the database refuses the script's role any new event, as it would
+// refuse a role whose grants were changed under a running script) is
+// reported as failed, not refused: a rerun may succeed, and an operator
+// must not read it as the policy's answer.
+func TestStoreFailureIsNotARefusal(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DatabaseURL(t)
+	server := openServer(t, dsn)
+	var rows []string
+	for _, id := range []string{"acme-gmbh", "globex-ag"} {
+		p, err := server.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		to := "linode-eu"
+		if p.DataCenter == to {
+			to = "aws-eu-west-1"
+		}
+		rows = append(rows, id+","+to)
+	}
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	for _, stmt := range []string{
+		"CREATE ROLE migrator LOGIN",
+		"GRANT USAGE ON SCHEMA domicile TO migrator",
+		"GRANT ALL ON ALL TABLES IN SCHEMA domicile TO migrator",
+	} {
+		if _, err := admin.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	t.Cleanup(func() {
+		admin, err := pgx.Connect(context.Background(), dsn)
+		if err == nil {
+			admin.Exec(context.Background(), "DROP OWNED BY migrator; DROP ROLE migrator")
+			admin.Close(context.Background())
+		}
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User("migrator")
+
+	// The first move's copy waits for the test, which meanwhile takes the
+	// role's right to add events: the first CompleteMove and the second
+	// BeginMove both fail in the store.
+	dir := t.TempDir()
+	copying, resume := filepath.Join(dir, "copying"), filepath.Join(dir, "resume")
+	plan := writeFile(t, dir, "plan.csv", "account_id,to_datacenter\n"+strings.Join(rows, "\n")+"\n")
+	type result struct {
+		code      int
+		out, logs string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, out, logs := migrateRun(t, "-db", u.String(), "-plan", plan,
+			"-copy", fmt.Sprintf("touch %s; while [ ! -e %s ]; do sleep 0.02; done", copying, resume))
+		done <- result{code, out, logs}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(copying); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first copy did not start within 30 s")
+		}
+	}
+	if _, err := admin.Exec(ctx, "REVOKE INSERT ON domicile.events FROM migrator"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(resume, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if res.code != 1 {
+		t.Errorf("exit %d, want 1", res.code)
+	}
+	wantLines(t, res.out,
+		`failed: move of account "acme-gmbh" `,
+		`failed: line 3: account "globex-ag": residency: the store failed`,
+		"refused 0, failed 2")
+	if t.Failed() {
+		t.Logf("stderr:\n%s", res.logs)
 	}
 }
