@@ -1,9 +1,8 @@
 package residency
 
 import (
-	"golang.org/x/mod/sumdb/note"
-
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/region"
 	"github.com/hashicorp/go-memdb"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // Router decides, records and guards where accounts live. Open one per
@@ -306,9 +306,13 @@ func (r *Router) useCatalog(c *provider.Catalog, states []DataCenterState) {
 // once that call returns. On a shared store it first leaves the members,
 // so that it holds no fence up; that is best effort, given a few seconds
 // at most: a database that does not answer costs Close seconds, not the
-// write timeout. Closing twice is not an error.
+// write timeout. When leaving fails, Close still closes the store, and
+// returns an error that says so and wraps the store's: other Routers'
+// fences then wait for this one until its lease has run out. Closing twice
+// is not an error.
 func (r *Router) Close() error {
-	r.closeOnce.Do(r.closeFollow)
+	var left error
+	r.closeOnce.Do(func() { left = r.closeFollow() })
 	if r.queue.closeWrites() {
 		return nil
 	}
@@ -325,10 +329,10 @@ func (r *Router) Close() error {
 				<-busy
 				r.store.Close()
 			}()
-			return fmt.Errorf("%w: a call of the store did not return within %v; the store is closed once it does", ErrUnavailable, r.writeTimeout)
+			return errors.Join(left, fmt.Errorf("%w: a call of the store did not return within %v; the store is closed once it does", ErrUnavailable, r.writeTimeout))
 		}
 	}
-	return r.store.Close()
+	return errors.Join(left, r.store.Close())
 }
 
 // The bits of Router.gate.

@@ -557,11 +557,11 @@ func (r *Router) fence(ctx context.Context, pos uint64, what string) error {
 }
 
 // closeFollow stops following and leaves the members, so that this
-// Router holds no fence up.
-func (r *Router) closeFollow() {
+// Router holds no fence up. It returns why leaving failed, if it did.
+func (r *Router) closeFollow() error {
 	f := r.follow
 	if f == nil {
-		return
+		return nil
 	}
 	if f.cancel != nil {
 		f.cancel()
@@ -582,7 +582,10 @@ func (r *Router) closeFollow() {
 	f.leaseMu.Lock()
 	m := f.member
 	f.leaseMu.Unlock()
-	m.Leave(ctx)
+	if err := m.Leave(ctx); err != nil {
+		return fmt.Errorf("residency: could not leave the shared store's members: fences of other Routers wait for this one until its lease of %v has run out: %w", f.s.Lease(), err)
+	}
+	return nil
 }
 
 // leaveTimeout bounds Close's leaving of the members of a shared store.

@@ -213,7 +213,14 @@ func (m *migration) run(ctx context.Context) error {
 	if m.r, err = m.open(ctx); err != nil {
 		return err
 	}
-	defer m.r.Close()
+	defer func() {
+		// The run's outcome is reported already; a Router that could
+		// not leave the members holds the servers' fences up for its
+		// lease, which the operator should know.
+		if err := m.r.Close(); err != nil {
+			fmt.Fprintln(m.log, "migrate: closing:", err)
+		}
+	}()
 	if m.cfg.dryRun {
 		fmt.Fprintln(m.out, "dry run: nothing will be changed")
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,6 +155,10 @@ func TestCloseWhenTheServerHangs(t *testing.T) {
 	select {
 	case err := <-closed:
 		t.Logf("Close returned %v after %v", err, time.Since(start))
+		// It could not leave the members: it must say so, and why.
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "could not leave") {
+			t.Errorf("Close = %v; want an error that says it could not leave, wrapping context.DeadlineExceeded", err)
+		}
 	case <-time.After(10 * time.Second):
 		t.Errorf("Close has not returned 10 s after the server stopped answering")
 		proxy.Release()
