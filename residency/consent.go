@@ -305,7 +305,7 @@ func (r *Router) GrantAccess(ctx context.Context, c Consent) error {
 		return r.refuse(fmt.Errorf("%w: account %q: consent %q: expiry %w", ErrInvalidConsent, c.AccountID, c.Reference, err))
 	}
 	c.ExpiresAt = c.ExpiresAt.UTC()
-	return r.write(ctx, func(w *writer) error {
+	return r.write(ctx, subject{"account", c.AccountID}, func(w *writer) error {
 		a := w.live(c.AccountID)
 		if a == nil {
 			return fmt.Errorf("%w: account %q", ErrNotFound, c.AccountID)
@@ -359,7 +359,7 @@ func (r *Router) endRecord(ctx context.Context, accountID, reference, noun strin
 	if err := ValidAccountID(accountID); err != nil {
 		return r.refuse(err)
 	}
-	return r.write(ctx, func(w *writer) error {
+	return r.write(ctx, subject{"account", accountID}, func(w *writer) error {
 		a := w.live(accountID)
 		if a == nil {
 			return fmt.Errorf("%w: account %q", ErrNotFound, accountID)
@@ -411,7 +411,7 @@ func (r *Router) Object(ctx context.Context, o Objection) error {
 	if sc.Kind == provider.Host {
 		return r.refuse(fmt.Errorf("%w: account %q: %s is a host, whose access follows the account's data centers: move the account instead", ErrInvalidObjection, o.AccountID, o.SubProcessor))
 	}
-	return r.write(ctx, func(w *writer) error {
+	return r.write(ctx, subject{"account", o.AccountID}, func(w *writer) error {
 		a := w.live(o.AccountID)
 		if a == nil {
 			return fmt.Errorf("%w: account %q", ErrNotFound, o.AccountID)

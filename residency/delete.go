@@ -39,7 +39,7 @@ func (r *Router) Delete(ctx context.Context, accountID, reason string) error {
 	if err := validText(reason, ErrInvalidReason, "reason"); err != nil {
 		return r.refuse(fmt.Errorf("residency: deleting account %q: %w", accountID, err))
 	}
-	return r.write(ctx, func(w *writer) error {
+	return r.write(ctx, subject{"account", accountID}, func(w *writer) error {
 		a := w.live(accountID)
 		if a == nil {
 			return fmt.Errorf("%w: account %q", ErrNotFound, accountID)

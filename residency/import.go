@@ -76,7 +76,7 @@ func (r *Router) Import(ctx context.Context, rows iter.Seq[ImportRow]) (ImportRe
 	first := 1 // row number of batch[0]
 	flush := func() error {
 		var part ImportResult // the batch's outcome; a request may run twice (write.go)
-		err := r.write(ctx, func(w *writer) error {
+		err := r.write(ctx, subject{kind: fmt.Sprintf("import of rows %d to %d", first, first+len(batch)-1)}, func(w *writer) error {
 			part = ImportResult{}
 			for i, row := range batch {
 				switch isNew, err := r.importRow(w, row); {

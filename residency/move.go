@@ -27,7 +27,7 @@ func (r *Router) BeginMove(ctx context.Context, accountID, to string) (Move, err
 		return Move{}, r.refuse(err)
 	}
 	var out Move
-	err := r.write(ctx, func(w *writer) error {
+	err := r.write(ctx, subject{"account", accountID}, func(w *writer) error {
 		a := w.live(accountID)
 		if a == nil {
 			return fmt.Errorf("%w: account %q", ErrNotFound, accountID)
@@ -90,7 +90,7 @@ func crossRegion(a *account, to string, toRegion region.Region) error {
 // source copy must not be deleted yet.
 func (r *Router) CompleteMove(ctx context.Context, moveID string) (Placement, error) {
 	var out Placement
-	pos, err := r.writeAt(ctx, func(w *writer) error {
+	pos, err := r.writeAt(ctx, subject{"move", moveID}, func(w *writer) error {
 		m, a, err := w.openMove(moveID)
 		if err != nil {
 			return err
@@ -136,7 +136,7 @@ func (r *Router) CompleteMove(ctx context.Context, moveID string) (Placement, er
 // AbortMove ends the move and leaves the account where it was.
 func (r *Router) AbortMove(ctx context.Context, moveID string) (Placement, error) {
 	var out Placement
-	err := r.write(ctx, func(w *writer) error {
+	err := r.write(ctx, subject{"move", moveID}, func(w *writer) error {
 		m, a, err := w.openMove(moveID)
 		if err != nil {
 			return err

@@ -428,7 +428,7 @@ func (r *Router) Create(ctx context.Context, req PlaceRequest) (p Placement, cre
 		return p, false, err
 	}
 	var a *account
-	err = r.write(ctx, func(w *writer) (err error) {
+	err = r.write(ctx, subject{"account", req.AccountID}, func(w *writer) (err error) {
 		a, created, err = r.placeIn(w, req.AccountID, home, nil, Placed)
 		return err
 	})

@@ -317,7 +317,7 @@ func (r *Router) fetchAndApply(ctx context.Context) (ok, read bool) {
 	}
 	if foreign {
 		// An empty write: its leader applies the inbox first.
-		if err := r.write(ctx, func(*writer) error { return nil }); err != nil {
+		if err := r.write(ctx, subject{}, func(*writer) error { return nil }); err != nil {
 			return false, read
 		}
 	}

@@ -133,7 +133,7 @@ func (r *Router) setStatus(ctx context.Context, id string, s provider.Status) (u
 	if r.isClosed() {
 		return 0, ErrClosed
 	}
-	return r.writeAt(ctx, func(w *writer) error {
+	return r.writeAt(ctx, subject{"data center", id}, func(w *writer) error {
 		if _, ok := r.dataCenters[id]; !ok {
 			return fmt.Errorf("%w %q", ErrUnknownDataCenter, id)
 		}

@@ -34,7 +34,7 @@ func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
 	if err := validTime(t.ExpiresAt); err != nil {
 		return r.refuse(fmt.Errorf("%w: account %q: expiry: %w", ErrInvalidTransfer, t.AccountID, err))
 	}
-	return r.write(ctx, func(w *writer) error {
+	return r.write(ctx, subject{"account", t.AccountID}, func(w *writer) error {
 		a := w.live(t.AccountID)
 		if a == nil {
 			return fmt.Errorf("%w: account %q", ErrNotFound, t.AccountID)

@@ -66,6 +66,7 @@ type writeFunc func(w *writer) error
 
 type request struct {
 	fn   writeFunc
+	what subject    // what the write concerns, for its errors (Router.write)
 	done chan error // buffered: the answer, or errLead
 
 	// Owned by the leader that runs the request.
@@ -105,28 +106,48 @@ type queue struct {
 // the write failed. A caller whose context ends while its request still
 // waits for a leader withdraws it and gets the context's error; once a
 // leader took it, the caller waits for the outcome, which is bounded by the
-// write timeout.
-func (r *Router) write(ctx context.Context, fn writeFunc) error {
-	return r.submit(ctx, &request{fn: fn, done: make(chan error, 1)})
+// write timeout. what is the account, move or data center the write
+// concerns, which fn's refusals name themselves: an error of any other
+// cause (the context, the store, Close) is wrapped with it, so that a
+// caller's log says which write failed. The zero subject wraps nothing.
+func (r *Router) write(ctx context.Context, what subject, fn writeFunc) error {
+	return r.submit(ctx, &request{fn: fn, what: what, done: make(chan error, 1)})
 }
 
 // writeAt is write that also returns the log position of the write on a
 // shared store (0 when unknown or not shared).
-func (r *Router) writeAt(ctx context.Context, fn writeFunc) (uint64, error) {
-	req := &request{fn: fn, done: make(chan error, 1)}
+func (r *Router) writeAt(ctx context.Context, what subject, fn writeFunc) (uint64, error) {
+	req := &request{fn: fn, what: what, done: make(chan error, 1)}
 	err := r.submit(ctx, req)
 	return req.pos, err
 }
 
+// subject is what a write concerns, named in its errors: a kind
+// ("account") and an ID, or a kind alone.
+type subject struct{ kind, id string }
+
+// about wraps err, a write's error that is not its own refusal, with what
+// the write concerns. A ConflictError names its account already.
+func (req *request) about(err error) error {
+	var ce *ConflictError
+	switch {
+	case req.what.kind == "" || errors.As(err, &ce):
+		return err
+	case req.what.id == "":
+		return fmt.Errorf("%s: %w", req.what.kind, err)
+	}
+	return fmt.Errorf("%s %q: %w", req.what.kind, req.what.id, err)
+}
+
 func (r *Router) submit(ctx context.Context, req *request) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return req.about(err)
 	}
 	q := &r.queue
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
-		return ErrClosed
+		return req.about(ErrClosed)
 	}
 	q.inflight.Add(1)
 	defer q.inflight.Done()
@@ -147,7 +168,7 @@ func (r *Router) submit(ctx context.Context, req *request) error {
 		return err
 	case <-ctx.Done():
 		if q.withdraw(req) {
-			return ctx.Err()
+			return req.about(ctx.Err())
 		}
 		return <-req.done // a leader took it: wait for its outcome
 	}
@@ -216,7 +237,7 @@ func (r *Router) lead() {
 
 	if closed {
 		for _, req := range batch {
-			r.answer(req, ErrClosed)
+			r.answer(req, req.about(ErrClosed))
 		}
 	} else {
 		r.commit(batch)
@@ -405,7 +426,7 @@ func (r *Router) answer(req *request, err error) {
 // did not happen.
 func (r *Router) fail(req *request, err error) {
 	req.refusals = nil
-	r.answer(req, err)
+	r.answer(req, req.about(err))
 }
 
 // install commits a durable batch to memdb and publishes it. A snapshot
@@ -534,7 +555,7 @@ func (r *Router) unresolve(ids []string, dcs bool) {
 // kick resolves unknown outcomes as soon as a store call that did not
 // return in time has returned, by leading an empty write.
 func (r *Router) kick() {
-	r.write(context.Background(), func(*writer) error { return nil })
+	r.write(context.Background(), subject{}, func(*writer) error { return nil })
 }
 
 // stored is what the store holds of some accounts, and the data centers'

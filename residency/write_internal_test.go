@@ -718,7 +718,7 @@ func TestWriteFuncPanics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	err = r.write(ctx, func(w *writer) error { panic("test: bug") })
+	err = r.write(ctx, subject{}, func(w *writer) error { panic("test: bug") })
 	if err == nil || !strings.Contains(err.Error(), "panicked") {
 		t.Errorf("write that panicked: %v", err)
 	}

@@ -1,0 +1,100 @@
+package residency_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/domicile-go/domicile/residency"
+)
+
+// failingApply is a MemoryStore whose Apply fails, without applying, while
+// fail is set: a store error that is not a conflict, as the package doc
+// says to make one.
+type failingApply struct {
+	*residency.MemoryStore
+	fail atomic.Bool
+}
+
+func (s *failingApply) Apply(ctx context.Context, cs []residency.Change) error {
+	if s.fail.Load() {
+		return errors.New("disk on fire")
+	}
+	return s.MemoryStore.Apply(ctx, cs)
+}
+
+// TestWriteErrorsNameWhatTheyConcern: a migration script moves a batch of
+// accounts and logs each failure; the package doc says the Router's errors
+// "are wrapped with the account, data center or move they concern". That
+// holds for errors the store or the caller's context caused too, not only
+// for refusals, so that a log line of a batch says which write failed
+// (found by a user's trial of the move API).
+func TestWriteErrorsNameWhatTheyConcern(t *testing.T) {
+	ctx := context.Background()
+	s := &failingApply{MemoryStore: residency.NewMemoryStore()}
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := "websupport-eu"
+	if p.DataCenter == to {
+		to = "aws-eu-west-1"
+	}
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "initech", Country: "US"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.BeginMove(ctx, "acme", to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+
+	failing := func(call func() error) func() error {
+		return func() error {
+			s.fail.Store(true)
+			defer s.fail.Store(false)
+			return call()
+		}
+	}
+	tests := []struct {
+		name  string
+		call  func() error
+		is    error
+		names string // what the error must name
+	}{
+		{"CompleteMove, context cancelled", func() error { _, err := r.CompleteMove(cancelled, m.ID); return err }, context.Canceled, m.ID},
+		{"AbortMove, context cancelled", func() error { _, err := r.AbortMove(cancelled, m.ID); return err }, context.Canceled, m.ID},
+		{"BeginMove, context cancelled", func() error { _, err := r.BeginMove(cancelled, "acme", to); return err }, context.Canceled, `account "acme"`},
+		{"CompleteMove, store failed", failing(func() error { _, err := r.CompleteMove(ctx, m.ID); return err }), residency.ErrStoreFailed, m.ID},
+		{"AbortMove, store failed", failing(func() error { _, err := r.AbortMove(ctx, m.ID); return err }), residency.ErrStoreFailed, m.ID},
+		{"Place, store failed", failing(func() error {
+			_, err := r.Place(ctx, residency.PlaceRequest{AccountID: "globex", Country: "US"})
+			return err
+		}), residency.ErrStoreFailed, `account "globex"`},
+		{"Drain, context cancelled", func() error { return r.Drain(cancelled, "linode-eu") }, context.Canceled, `data center "linode-eu"`},
+		{"Delete, store failed", failing(func() error { return r.Delete(ctx, "initech", "gdpr-erasure") }), residency.ErrStoreFailed, `account "initech"`},
+	}
+	for _, tt := range tests {
+		err := tt.call()
+		if !errors.Is(err, tt.is) {
+			t.Errorf("%s: err = %v, want one matching %v", tt.name, err, tt.is)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, tt.names) {
+			t.Errorf("%s: error %q does not name %s", tt.name, msg, tt.names)
+		}
+	}
+	// A refusal names its subject once, as it did.
+	_, err = r.BeginMove(ctx, "nobody", to)
+	if want := `residency: not found: account "nobody"`; err == nil || err.Error() != want {
+		t.Errorf("BeginMove of an unknown account: %v, want %q", err, want)
+	}
+}
