@@ -70,8 +70,9 @@ func TestEveryMethodAfterClose(t *testing.T) {
 			_, err := r.Import(ctx, slices.Values([]residency.ImportRow{{AccountID: "imported", Country: "DE"}}))
 			return err
 		},
-		"Err":  r.Err,
-		"Sync": func() error { return r.Sync(ctx) },
+		"Err":   r.Err,
+		"Sync":  func() error { return r.Sync(ctx) },
+		"Fence": func() error { return r.Fence(ctx) },
 		"GrantAccess": func() error {
 			return r.GrantAccess(ctx, residency.Consent{AccountID: "other", SubProcessor: "support-247", Reference: "C-2"})
 		},

@@ -93,6 +93,15 @@
 // PostgreSQL store does), and the Router then calls it from the writer's
 // own goroutine, which is faster.
 //
+// A write's context bounds its wait for a turn to write: ended before its
+// write is sent to the store, the call returns the context's error and
+// changes nothing. Once sent, the write's outcome is waited for, bounded
+// by the write timeout, so that the call never returns without knowing
+// it; a context that ends meanwhile only cuts short what follows the
+// commit, such as the fence of [Router.CompleteMove] ([ErrNotFenced]).
+// Every error of a write names the account, move or data center it
+// concerns.
+//
 // # Metrics
 //
 // With [WithRegisterer], the Router registers domicile_placements_total,

@@ -42,8 +42,9 @@ var (
 	// waits for the fence must not go on: a move's source copy may still
 	// be read by an instance that has not applied the move. Each instance
 	// catches up by itself once it reaches the store again, or answers
-	// [ErrStale] once its lease has run out. It wraps why the wait ended,
-	// a context's error for one: check for ErrNotFenced first.
+	// [ErrStale] once its lease has run out; [Router.Fence] waits again.
+	// It wraps why the wait ended, a context's error for one: check for
+	// ErrNotFenced first.
 	ErrNotFenced = errors.New("residency: committed, but not every other Router was seen to apply it")
 	// ErrStaleVersion: a [*ConflictError] whose write was based on an
 	// out-of-date version of the account: another writer (another process

@@ -510,8 +510,26 @@ func (r *Router) Sync(ctx context.Context) error {
 	}
 }
 
+// Fence returns once every other live Router on the shared store has
+// applied every change committed, by any Router, before the call: the wait
+// that [Router.CompleteMove] and [Router.Drain] make for their own change.
+// It is for a change whose fence was not waited for: a CompleteMove that
+// returned [ErrUnavailable] (outcome unknown) or [ErrNotFenced] may have
+// committed the move; once [Router.Sync] and [Router.Lookup] show the
+// account on its target, Fence says when the source copy may go. As for
+// CompleteMove, a Router cut off from the store holds it up for at most
+// its lease. When the wait gives up (ctx's end, or the lease and the write
+// timeout), the error matches ErrNotFenced. On a store that is not shared
+// (a file, memory) it returns at once.
+func (r *Router) Fence(ctx context.Context) error {
+	if r.isClosed() {
+		return ErrClosed
+	}
+	return r.fence(ctx, 0, "fence")
+}
+
 // fence waits until every other live Router on the shared store has
-// applied the log up to pos; a Router cut off holds it up for at most its
+// applied the log up to pos (0: the head, read now); a Router cut off holds it up for at most its
 // lease. The change is committed whatever happens here; an error
 // (ErrNotFenced) says only that the wait did not end, by ctx's end or
 // after the lease and the write timeout.

@@ -167,6 +167,8 @@ var (
 	// ([WithWriteTimeout]). The change may or may not have been applied.
 	// Until the Router has read those accounts back, which it tries before
 	// each later write, every write fails with ErrUnavailable; reads
-	// answer the state from before the failed write.
+	// answer the state from before the failed write. A CompleteMove or
+	// Drain that returns it did not wait for its fence: should the change
+	// turn out to be committed, [Router.Fence] waits for it.
 	ErrUnavailable = errors.New("residency: store unavailable; the outcome of the write is unknown")
 )

@@ -248,6 +248,68 @@ func TestFence(t *testing.T) {
 	}
 }
 
+// TestFenceAlone: right after Fence returns, every other live Router
+// answers what was committed before the call (here Places, which do not
+// wait for a fence themselves), although they only poll the log; a member
+// that never applies anything holds Fence up until the caller's context
+// ends (ErrNotFenced), and once it leaves, Fence returns.
+func TestFenceAlone(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	writer := openRouter(t, dsn, nil)
+	var others []*residency.Router
+	for range 2 {
+		others = append(others, openRouter(t, dsn, nil, postgres.WithPollOnly(), postgres.WithPollInterval(300*time.Millisecond)))
+	}
+	for round := range 3 {
+		var ids []string
+		for i := range 5 {
+			id := fmt.Sprintf("acct-%d-%d", round, i)
+			if _, err := writer.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"}); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		if err := writer.Fence(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for j, r := range others {
+			for _, id := range ids {
+				if _, err := r.Lookup(id); err != nil {
+					t.Fatalf("Router %d right after Fence: %s: %v", j, id, err)
+				}
+			}
+		}
+	}
+
+	stuck, err := postgres.Open(ctx, dsn, postgres.WithLease(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	m, _, err := stuck.Join(ctx, "stuck", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if err := writer.Fence(short); !errors.Is(err, residency.ErrNotFenced) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Fence held up by a member that applies nothing = %v; want ErrNotFenced wrapping the context's end", err)
+	}
+	if err := m.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Fence(ctx); err != nil {
+		t.Errorf("Fence once the member left: %v", err)
+	}
+	if err := writer.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Fence(ctx); !errors.Is(err, residency.ErrClosed) {
+		t.Errorf("Fence after Close = %v, want ErrClosed", err)
+	}
+}
+
 // withUser returns dsn with its user changed.
 func withUser(dsn, user string) string {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {

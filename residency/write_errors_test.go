@@ -3,6 +3,7 @@ package residency_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -96,5 +97,23 @@ func TestWriteErrorsNameWhatTheyConcern(t *testing.T) {
 	_, err = r.BeginMove(ctx, "nobody", to)
 	if want := `residency: not found: account "nobody"`; err == nil || err.Error() != want {
 		t.Errorf("BeginMove of an unknown account: %v, want %q", err, want)
+	}
+}
+
+// TestFenceUnshared: on a store that no other Router shares, Fence has
+// nobody to wait for and returns at once.
+func TestFenceUnshared(t *testing.T) {
+	for name, opt := range map[string]residency.Option{
+		"memory": residency.WithStore(residency.NewMemoryStore()),
+		"file":   residency.WithPath(filepath.Join(t.TempDir(), "d.db")),
+	} {
+		r, err := residency.Open(context.Background(), opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Fence(context.Background()); err != nil {
+			t.Errorf("%s: Fence = %v, want nil", name, err)
+		}
+		r.Close()
 	}
 }
