@@ -99,8 +99,8 @@
 // by the write timeout, so that the call never returns without knowing
 // it; a context that ends meanwhile only cuts short what follows the
 // commit, such as the fence of [Router.CompleteMove] ([ErrNotFenced]).
-// Every error of a write names the account, move or data center it
-// concerns.
+// Every error of a write but [ErrClosed] names the account, move or data
+// center it concerns.
 //
 // # Metrics
 //

@@ -421,7 +421,7 @@ func (r *Router) Create(ctx context.Context, req PlaceRequest) (p Placement, cre
 		return Placement{}, false, r.refuse(err)
 	}
 	if r.gate.Load()&gateStale != 0 {
-		return Placement{}, false, ErrStale
+		return Placement{}, false, fmt.Errorf("account %q: %w", req.AccountID, ErrStale)
 	}
 	if a := r.lookup.get(req.AccountID); a != nil && !a.deleted() {
 		p, err := r.existing(a, home)
