@@ -707,7 +707,8 @@ func storeCall[T any](r *Router, f func(context.Context) (T, error)) (v T, err e
 				v, err = zero, fmt.Errorf("residency: the store panicked: %v", p)
 			}
 		}()
-		return f(ctx)
+		v, err = f(ctx)
+		return v, timedOut(ctx, err, r.writeTimeout)
 	}
 	if r.storeBusy != nil {
 		select {
@@ -740,7 +741,7 @@ func storeCall[T any](r *Router, f func(context.Context) (T, error)) (v T, err e
 	defer t.Stop()
 	select {
 	case res := <-answer:
-		return res.v, res.err
+		return res.v, timedOut(ctx, res.err, r.writeTimeout)
 	case <-t.C:
 		r.storeBusy = returned
 		go func() {
@@ -749,6 +750,17 @@ func storeCall[T any](r *Router, f func(context.Context) (T, error)) (v T, err e
 		}()
 		return zero, fmt.Errorf("%w: the store did not return within %v", ErrUnavailable, r.writeTimeout)
 	}
+}
+
+// timedOut returns err, a store call's error, with the write timeout's
+// end given as text rather than wrapped: the caller's own context may have
+// no deadline, and a context.DeadlineExceeded in the chain would tell it
+// that it ended. ctx is the call's context; a conflict stays as it is.
+func timedOut(ctx context.Context, err error, timeout time.Duration) error {
+	if err == nil || ctx.Err() != context.DeadlineExceeded || !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrConflict) {
+		return err
+	}
+	return fmt.Errorf("residency: the store did not answer within the write timeout of %v (%v)", timeout, err)
 }
 
 // errStoreExited is a store call's error when it ended its goroutine
