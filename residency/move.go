@@ -18,7 +18,11 @@ import (
 // The target must be an active data center of the catalog other than the
 // account's own, in the account's home region, or in a region a live
 // transfer agreement of the account covers ([ErrCrossRegion] otherwise).
-// An account moves once at a time ([ErrMoveInProgress]).
+// A move to the data center the account lives on is a [*ConflictError]
+// (not stale): a script run again finds its account there already. An
+// account moves once at a time: a second BeginMove while a move is open
+// is [ErrMoveInProgress], whose text names the open move ([Router.Lookup]
+// gives it as Placement.Move). An unknown account is [ErrNotFound].
 func (r *Router) BeginMove(ctx context.Context, accountID, to string) (Move, error) {
 	if r.isClosed() {
 		return Move{}, ErrClosed
@@ -87,7 +91,12 @@ func crossRegion(a *account, to string, toRegion region.Region) error {
 // up for at most its lease (and answers [ErrStale] by then), one closed
 // cleanly not at all. An error after the move was committed matches
 // [ErrNotFenced] and comes with the placement: the move is done, but the
-// source copy must not be deleted yet.
+// source copy must not be deleted yet ([Router.Fence] waits again).
+//
+// A move ID that is not open is [ErrNotFound]: one never begun, and one
+// already completed or aborted alike (a script run again, say). Which of
+// them it was shows on the account: [Router.Lookup] gives where it lives,
+// [Router.History] how its moves ended.
 func (r *Router) CompleteMove(ctx context.Context, moveID string) (Placement, error) {
 	var out Placement
 	pos, err := r.writeAt(ctx, subject{"move", moveID}, func(w *writer) error {
@@ -133,7 +142,12 @@ func (r *Router) CompleteMove(ctx context.Context, moveID string) (Placement, er
 	return out, nil
 }
 
-// AbortMove ends the move and leaves the account where it was.
+// AbortMove ends the move and leaves the account where it was: the data
+// copied to the target is no longer in use. It is recorded on the trail
+// (MoveAborted), and a later BeginMove may try again. As for CompleteMove,
+// a move ID that is not open (never begun, completed or aborted already)
+// is [ErrNotFound]. It is not fenced: until other Routers apply it they
+// answer the source, as they did during the move.
 func (r *Router) AbortMove(ctx context.Context, moveID string) (Placement, error) {
 	var out Placement
 	err := r.write(ctx, subject{"move", moveID}, func(w *writer) error {
