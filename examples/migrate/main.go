@@ -353,8 +353,9 @@ func (m *migration) refuse(line int, account string, err error) {
 // count counts err as a refusal or a failure, and returns which: a
 // failure when the store or the Router could not do what was asked (the
 // database unreachable, a write whose outcome is unknown, a Router whose
-// state is stale or closed, an interrupt), a refusal otherwise (the
-// request itself is wrong, or the policy forbids it).
+// state is stale or closed, a write that other writers kept making stale,
+// an interrupt), a refusal otherwise (the request itself is wrong, or the
+// policy forbids it).
 func (m *migration) count(err error) string {
 	if failure(err) {
 		m.failed++
@@ -368,7 +369,7 @@ func (m *migration) count(err error) string {
 // opposed to refused: it may succeed when the store is reachable again.
 func failure(err error) bool {
 	for _, f := range []error{residency.ErrStoreFailed, residency.ErrUnavailable, residency.ErrStale,
-		residency.ErrClosed, context.Canceled, context.DeadlineExceeded} {
+		residency.ErrStaleVersion, residency.ErrClosed, context.Canceled, context.DeadlineExceeded} {
 		if errors.Is(err, f) {
 			return true
 		}

@@ -638,6 +638,10 @@ func TestFailureOrRefusal(t *testing.T) {
 		{residency.ErrNotFound, false},
 		{residency.ErrMoveInProgress, false},
 		{residency.ErrConflict, false},
+		// Another writer changed the account after the Router's last
+		// reread: a rerun decides on the current state.
+		{&residency.ConflictError{AccountID: "acme", Version: 3, Stored: residency.Placement{AccountID: "acme", Version: 5}, Stale: true}, true},
+		{&residency.ConflictError{AccountID: "acme", Version: 3, Reason: "already lives in linode-eu"}, false},
 		{residency.ErrUnknownDataCenter, false},
 	} {
 		err := fmt.Errorf("account %q: %w", "acme", tt.err)
