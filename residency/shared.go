@@ -100,7 +100,8 @@ type follower struct {
 	s      SharedStore
 	member Membership
 	wake   <-chan struct{}
-	stop   func() // ends the wake-ups
+	stop   func()          // ends the wake-ups
+	alive  context.Context // ends when the Router closes (cancel)
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -167,7 +168,7 @@ func (r *Router) startFollowing() {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f.cancel = cancel
+	f.alive, f.cancel = ctx, cancel
 	go r.following(ctx, f.wake)
 }
 
@@ -519,8 +520,10 @@ func (r *Router) Sync(ctx context.Context) error {
 // account on its target, Fence says when the source copy may go. As for
 // CompleteMove, a Router cut off from the store holds it up for at most
 // its lease. When the wait gives up (ctx's end, or the lease and the write
-// timeout), the error matches ErrNotFenced. On a store that is not shared
-// (a file, memory) it returns at once.
+// timeout), the error matches ErrNotFenced; when the Router is closed
+// meanwhile, it matches ErrClosed too, and after Close, Fence returns
+// ErrClosed. On a store that is not shared (a file, memory) it returns at
+// once.
 func (r *Router) Fence(ctx context.Context) error {
 	if r.isClosed() {
 		return ErrClosed
@@ -529,10 +532,11 @@ func (r *Router) Fence(ctx context.Context) error {
 }
 
 // fence waits until every other live Router on the shared store has
-// applied the log up to pos (0: the head, read now); a Router cut off holds it up for at most its
-// lease. The change is committed whatever happens here; an error
-// (ErrNotFenced) says only that the wait did not end, by ctx's end or
-// after the lease and the write timeout.
+// applied the log up to pos (0: the head, read now); a Router cut off
+// holds it up for at most its lease. The change is committed whatever
+// happens here; an error (ErrNotFenced) says only that the wait did not
+// end: by ctx's end, after the lease and the write timeout, or because
+// the Router was closed (then it wraps ErrClosed).
 func (r *Router) fence(ctx context.Context, pos uint64, what string) error {
 	f := r.follow
 	if f == nil {
@@ -543,6 +547,13 @@ func (r *Router) fence(ctx context.Context, pos uint64, what string) error {
 	// waiting longer means this Router cannot reach the store.
 	ctx, cancel := context.WithTimeout(ctx, f.s.Lease()+r.writeTimeout)
 	defer cancel()
+	defer context.AfterFunc(f.alive, cancel)()
+	gaveUp := func(err error) error {
+		if f.alive.Err() != nil {
+			err = ErrClosed
+		}
+		return fmt.Errorf("%w: %s: %w", ErrNotFenced, what, err)
+	}
 	for pos == 0 {
 		// Where the write went is unknown (its outcome was settled by
 		// reading back), or it changed nothing: wait for the head.
@@ -552,7 +563,7 @@ func (r *Router) fence(ctx context.Context, pos uint64, what string) error {
 			break
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("%w: %s: %w", ErrNotFenced, what, err)
+			return gaveUp(err)
 		}
 		select {
 		case <-ctx.Done():
@@ -565,7 +576,7 @@ func (r *Router) fence(ctx context.Context, pos uint64, what string) error {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("%w: %s: %w", ErrNotFenced, what, err)
+			return gaveUp(err)
 		}
 		select {
 		case <-ctx.Done():

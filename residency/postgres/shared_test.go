@@ -302,8 +302,26 @@ func TestFenceAlone(t *testing.T) {
 	if err := writer.Fence(ctx); err != nil {
 		t.Errorf("Fence once the member left: %v", err)
 	}
+
+	// Closing the Router ends a Fence that waits, at once.
+	if m, _, err = stuck.Join(ctx, "stuck again", 0); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Leave(ctx)
+	fenced := make(chan error, 1)
+	go func() { fenced <- writer.Fence(ctx) }()
+	time.Sleep(100 * time.Millisecond) // let it wait (it returns ErrClosed either way)
 	if err := writer.Close(); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case err := <-fenced:
+		if !errors.Is(err, residency.ErrNotFenced) || !errors.Is(err, residency.ErrClosed) {
+			t.Errorf("Fence ended by Close = %v; want ErrNotFenced and ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("Fence still waits 5 s after Close")
+		<-fenced
 	}
 	if err := writer.Fence(ctx); !errors.Is(err, residency.ErrClosed) {
 		t.Errorf("Fence after Close = %v, want ErrClosed", err)
