@@ -752,16 +752,36 @@ func storeCall[T any](r *Router, f func(context.Context) (T, error)) (v T, err e
 	}
 }
 
-// timedOut returns err, a store call's error, with the write timeout's
-// end given as text rather than wrapped: the caller's own context may have
-// no deadline, and a context.DeadlineExceeded in the chain would tell it
-// that it ended. ctx is the call's context; a conflict stays as it is.
+// timedOut returns err, a store call's error, as a writeTimeoutError when
+// the call's context, ctx, ran out of the write timeout: the caller's own
+// context may have no deadline, and a context.DeadlineExceeded in the
+// chain would tell it that it ended. A conflict stays as it is.
 func timedOut(ctx context.Context, err error, timeout time.Duration) error {
 	if err == nil || ctx.Err() != context.DeadlineExceeded || !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrConflict) {
 		return err
 	}
-	return fmt.Errorf("residency: the store did not answer within the write timeout of %v (%v)", timeout, err)
+	return &writeTimeoutError{err: err, timeout: timeout}
 }
+
+// writeTimeoutError is a store call's error when the write timeout ended
+// the call. It matches what the store's error matches (errors.Is and
+// errors.As, a driver's error types included), but for
+// context.DeadlineExceeded, which is the Router's deadline and not the
+// caller's. It has no Unwrap, which would let errors.Is reach it.
+type writeTimeoutError struct {
+	err     error
+	timeout time.Duration
+}
+
+func (e *writeTimeoutError) Error() string {
+	return fmt.Sprintf("residency: the store did not answer within the write timeout of %v (%v)", e.timeout, e.err)
+}
+
+func (e *writeTimeoutError) Is(target error) bool {
+	return target != context.DeadlineExceeded && errors.Is(e.err, target)
+}
+
+func (e *writeTimeoutError) As(target any) bool { return errors.As(e.err, target) }
 
 // errStoreExited is a store call's error when it ended its goroutine
 // with runtime.Goexit (for example a test's t.FailNow in a store double).

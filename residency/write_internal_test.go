@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -830,18 +831,59 @@ func TestStoreHonoursDeadline(t *testing.T) {
 				}
 				if n == 1 {
 					<-ctx.Done()
-					return ctx.Err()
+					return &net.OpError{Op: "read", Net: "tcp", Err: fmt.Errorf("%w: %w", errTestServerGone, ctx.Err())}
 				}
 				return apply()
 			}, WithWriteTimeout(20*time.Millisecond))
-			if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); !errors.Is(err, ErrStoreFailed) || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "write timeout") {
+			_, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"})
+			if !errors.Is(err, ErrStoreFailed) || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "write timeout") {
 				t.Errorf("Place past the deadline: %v; want ErrStoreFailed, saying the write timeout ended, not matching context.DeadlineExceeded", err)
+			}
+			// What the store's error matched, it still matches.
+			var oe *net.OpError
+			if !errors.Is(err, errTestServerGone) || !errors.As(err, &oe) {
+				t.Errorf("Place past the deadline: %v; want it to match the store's error and its *net.OpError", err)
 			}
 			if _, err := r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
 				t.Errorf("Place again: %v", err)
 			}
 			sameAsStored(t, r, s)
 		})
+	}
+}
+
+var errTestServerGone = errors.New("test: the server is gone")
+
+// TestTimedOut: only a store error of a call that the write timeout
+// ended becomes a writeTimeoutError, and never a conflict.
+func TestTimedOut(t *testing.T) {
+	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	cancelled, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	conflict := fmt.Errorf("%w (%w)", &ConflictError{AccountID: "a", Stale: true}, context.DeadlineExceeded)
+	timeout := fmt.Errorf("waiting: %w", context.DeadlineExceeded)
+	for _, tt := range []struct {
+		name    string
+		ctx     context.Context
+		err     error
+		rewrite bool
+	}{
+		{"the write timeout ended the call", expired, timeout, true},
+		{"a conflict as the timeout ended", expired, conflict, false},
+		{"another error as the timeout ended", expired, errTestServerGone, false},
+		{"the store's own deadline, call context live", context.Background(), timeout, false},
+		{"the call's context cancelled", cancelled, timeout, false},
+		{"no error", expired, nil, false},
+	} {
+		got := timedOut(tt.ctx, tt.err, time.Second)
+		var wt *writeTimeoutError
+		if rewrote := errors.As(got, &wt); rewrote != tt.rewrite {
+			t.Errorf("%s: timedOut = %v; rewritten %v, want %v", tt.name, got, rewrote, tt.rewrite)
+		}
+		if !tt.rewrite && got != tt.err {
+			t.Errorf("%s: timedOut = %v, want the error unchanged", tt.name, got)
+		}
 	}
 }
 
