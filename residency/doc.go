@@ -93,12 +93,14 @@
 // PostgreSQL store does), and the Router then calls it from the writer's
 // own goroutine, which is faster.
 //
-// A write's context bounds its wait for a turn to write: ended before its
-// write is sent to the store, the call returns the context's error and
-// changes nothing. Once sent, the write's outcome is waited for, bounded
-// by the write timeout, so that the call never returns without knowing
-// it; a context that ends meanwhile only cuts short what follows the
-// commit, such as the fence of [Router.CompleteMove] ([ErrNotFenced]).
+// A write's context bounds only its wait in the queue, behind the batch
+// being committed: a write whose context ends there returns the context's
+// error and changes nothing. Once its own batch is being committed, the
+// call waits for the outcome, so that it never returns without knowing
+// it: each call of the store is bounded by the write timeout, and a write
+// that fails may take two (the write, then reading back its outcome). A
+// context that ends meanwhile cuts short only what follows the commit,
+// such as the fence of [Router.CompleteMove] ([ErrNotFenced]).
 // Every error of a write but [ErrClosed] names the account, move or data
 // center it concerns.
 //

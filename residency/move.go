@@ -98,6 +98,9 @@ func crossRegion(a *account, to string, toRegion region.Region) error {
 // them it was shows on the account: [Router.Lookup] gives where it lives,
 // [Router.History] how its moves ended.
 func (r *Router) CompleteMove(ctx context.Context, moveID string) (Placement, error) {
+	if err := r.checkMoveID(moveID); err != nil {
+		return Placement{}, err
+	}
 	var out Placement
 	pos, err := r.writeAt(ctx, subject{"move", moveID}, func(w *writer) error {
 		m, a, err := w.openMove(moveID)
@@ -149,6 +152,9 @@ func (r *Router) CompleteMove(ctx context.Context, moveID string) (Placement, er
 // is [ErrNotFound]. It is not fenced: until other Routers apply it they
 // answer the source, as they did during the move.
 func (r *Router) AbortMove(ctx context.Context, moveID string) (Placement, error) {
+	if err := r.checkMoveID(moveID); err != nil {
+		return Placement{}, err
+	}
 	var out Placement
 	err := r.write(ctx, subject{"move", moveID}, func(w *writer) error {
 		m, a, err := w.openMove(moveID)
@@ -183,10 +189,20 @@ func moveAgreement(txn *memdb.Txn, m *Move, to region.Region, now time.Time) *Ag
 }
 
 // openMove returns an open move and its account.
-func (w *writer) openMove(moveID string) (*Move, *account, error) {
-	if moveID == "" || len(moveID) > MaxAccountIDLen {
-		return nil, nil, fmt.Errorf("%w: move %.40q", ErrNotFound, moveID)
+// checkMoveID is ErrClosed after Close, and refuses a move ID that no
+// move can have (empty, or longer than an account ID may be) before a
+// write names it in an error.
+func (r *Router) checkMoveID(moveID string) error {
+	if r.isClosed() {
+		return ErrClosed
 	}
+	if moveID == "" || len(moveID) > MaxAccountIDLen {
+		return r.refuse(fmt.Errorf("%w: move %.40q", ErrNotFound, moveID))
+	}
+	return nil
+}
+
+func (w *writer) openMove(moveID string) (*Move, *account, error) {
 	m := getMove(w.tx(), moveID)
 	if m == nil {
 		return nil, nil, fmt.Errorf("%w: move %q", ErrNotFound, moveID)

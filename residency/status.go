@@ -133,10 +133,10 @@ func (r *Router) setStatus(ctx context.Context, id string, s provider.Status) (u
 	if r.isClosed() {
 		return 0, ErrClosed
 	}
+	if _, ok := r.dataCenters[id]; !ok { // the catalog's, fixed at Open
+		return 0, r.refuse(fmt.Errorf("%w %.80q", ErrUnknownDataCenter, id))
+	}
 	return r.writeAt(ctx, subject{"data center", id}, func(w *writer) error {
-		if _, ok := r.dataCenters[id]; !ok {
-			return fmt.Errorf("%w %q", ErrUnknownDataCenter, id)
-		}
 		if w.topo.status[id] == s {
 			return nil
 		}

@@ -127,11 +127,12 @@ func (r *Router) writeAt(ctx context.Context, what subject, fn writeFunc) (uint6
 type subject struct{ kind, id string }
 
 // about wraps err, a write's error that is not its own refusal, with what
-// the write concerns. A ConflictError names its account already.
+// the write concerns. A ConflictError of an account or data center names
+// it already.
 func (req *request) about(err error) error {
 	var ce *ConflictError
 	switch {
-	case req.what.kind == "" || errors.As(err, &ce):
+	case req.what.kind == "" || errors.As(err, &ce) && (ce.AccountID != "" || ce.DataCenter != ""):
 		return err
 	case req.what.id == "":
 		return fmt.Errorf("%s: %w", req.what.kind, err)

@@ -93,6 +93,18 @@ func TestWriteErrorsNameWhatTheyConcern(t *testing.T) {
 			t.Errorf("%s: error %q does not name %s", tt.name, msg, tt.names)
 		}
 	}
+	// A move ID no move can have, or a data center the catalog lacks, is
+	// refused before the write: its error does not echo the whole ID.
+	long := strings.Repeat("x", 100_000)
+	if _, err := r.CompleteMove(cancelled, long); !errors.Is(err, residency.ErrNotFound) || len(err.Error()) > 200 {
+		t.Errorf("CompleteMove of a 100,000-byte ID: %.200v (%d bytes); want ErrNotFound, short", err, len(err.Error()))
+	}
+	if _, err := r.AbortMove(cancelled, ""); !errors.Is(err, residency.ErrNotFound) {
+		t.Errorf("AbortMove of an empty ID: %v; want ErrNotFound", err)
+	}
+	if err := r.Drain(cancelled, long); !errors.Is(err, residency.ErrUnknownDataCenter) || len(err.Error()) > 200 {
+		t.Errorf("Drain of a 100,000-byte ID: %.200v (%d bytes); want ErrUnknownDataCenter, short", err, len(err.Error()))
+	}
 	// A refusal names its subject once, as it did.
 	_, err = r.BeginMove(ctx, "nobody", to)
 	if want := `residency: not found: account "nobody"`; err == nil || err.Error() != want {

@@ -1108,3 +1108,68 @@ func TestWriteTimeoutOption(t *testing.T) {
 		t.Errorf("default write timeout %v, want %v", r.writeTimeout, DefaultWriteTimeout)
 	}
 }
+
+// TestQueuedWriteErrorsNameTheirSubject: a write that waits in the queue
+// behind a batch being committed, and gives up (its context ends) or is
+// turned away (Close), gets an error that names its account, as every
+// other error of a write does.
+func TestQueuedWriteErrorsNameTheirSubject(t *testing.T) {
+	ctx := context.Background()
+	entered, release := make(chan struct{}), make(chan struct{})
+	r, _ := openFaulty(t, nil, func(ctx context.Context, n int, apply func() error) error {
+		if n == 1 {
+			close(entered)
+			<-release
+		}
+		return apply()
+	})
+	place := func(ctx context.Context, id string) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := r.Place(ctx, PlaceRequest{AccountID: id, Country: "DE"})
+			done <- err
+		}()
+		return done
+	}
+	// until waits, within a bound, for cond on the queue (under its lock).
+	until := func(what string, cond func(q *queue) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			r.queue.mu.Lock()
+			ok := cond(&r.queue)
+			r.queue.mu.Unlock()
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10 s", what)
+			}
+		}
+	}
+	leader := place(ctx, "a")
+	<-entered
+
+	gives, giveUp := context.WithCancel(ctx)
+	gaveUp := place(gives, "b")
+	until("b queued", func(q *queue) bool { return len(q.pending) == 1 })
+	giveUp()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), `account "b"`) {
+		t.Errorf("a queued write whose context ended: %v; want context.Canceled, naming account \"b\"", err)
+	}
+
+	turned := place(ctx, "c")
+	until("c queued", func(q *queue) bool { return len(q.pending) == 1 })
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close() }()
+	until("Close to stop writes", func(q *queue) bool { return q.closed })
+	close(release)
+	if err := <-leader; err != nil {
+		t.Errorf("the batch being committed when Close came: %v", err)
+	}
+	if err := <-turned; !errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), `account "c"`) {
+		t.Errorf("a queued write turned away by Close: %v; want ErrClosed, naming account \"c\"", err)
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
