@@ -347,7 +347,14 @@ func trim(fields []string) []string {
 }
 
 func (m *migration) refuse(line int, account string, err error) {
-	fmt.Fprintf(m.out, "%s: line %d: account %q: %v\n", m.count(err), line, account, err)
+	fmt.Fprintf(m.out, "%s: line %d: account %q: %s\n", m.count(err), line, account, unnamed(err, "account", account))
+}
+
+// unnamed is err's text without the name of what it concerns, when the
+// Router put it first (kind "account" or "move", and its ID) and the line
+// names it already.
+func unnamed(err error, kind, id string) string {
+	return strings.TrimPrefix(err.Error(), fmt.Sprintf("%s %q: ", kind, id))
 }
 
 // count counts err as a refusal or a failure, and returns which: a
@@ -508,7 +515,7 @@ func (m *migration) evacuateDataCenter(ctx context.Context, dc string) error {
 		}
 		p.add()
 		if err := m.move(ctx, pm.AccountID, pm.To); err != nil {
-			fmt.Fprintf(m.out, "%s: evacuate %s: account %q: %v\n", m.count(err), dc, pm.AccountID, err)
+			fmt.Fprintf(m.out, "%s: evacuate %s: account %q: %s\n", m.count(err), dc, pm.AccountID, unnamed(err, "account", pm.AccountID))
 		}
 	}
 	return nil
@@ -548,7 +555,7 @@ func (m *migration) finish(ctx context.Context, mv residency.Move, how string) {
 			// A store error, say: the move may yet complete; the next
 			// run with -copy resumes it.
 			m.failed++
-			fmt.Fprintf(m.out, "failed: %smove of account %q %s -> %s left open (%s): %v\n", how, mv.AccountID, mv.From, mv.To, mv.ID, err)
+			fmt.Fprintf(m.out, "failed: %smove of account %q %s -> %s left open (%s): %s\n", how, mv.AccountID, mv.From, mv.To, mv.ID, unnamed(err, "move", mv.ID))
 			return
 		}
 		m.fail(bg, mv, how+"move", " after its copy; the data copied to "+mv.To+" is not in use", err)

@@ -258,7 +258,7 @@ func TestStoreFailureIsNotARefusal(t *testing.T) {
 	}
 	wantLines(t, res.out,
 		`failed: move of account "acme-gmbh" `,
-		`failed: line 3: account "globex-ag": `, "residency: the store failed",
+		`failed: line 3: account "globex-ag": residency: the store failed`,
 		"refused 0, failed 2")
 	if t.Failed() {
 		t.Logf("stderr:\n%s", res.logs)
