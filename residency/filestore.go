@@ -410,6 +410,9 @@ func (s *fileStore) setup(tx *bolt.Tx, errWrite error) error {
 		return meta.Put(keyFormat, []byte(fileFormat))
 	}
 	v := meta.Get(keyFormat)
+	if err := metaKeys(meta); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrCorrupt, s.path, err)
+	}
 	// A format older than the buckets the file holds is damage (a flipped
 	// bit turns "7" into "5" or "3"), not a file to upgrade: upgrading it
 	// would read its records in a format they are not in.
@@ -847,6 +850,22 @@ func (s *fileStore) DataCenters(ctx context.Context) (out []DataCenterState, err
 		return err
 	})
 	return out, err
+}
+
+// metaKeys checks that the meta bucket holds only the records a format
+// has there: the format, the counts, the log's tail and (formats 7 and 8)
+// the tail's records. Any other key is damage: a flipped bit in "tail"
+// would otherwise hide the tail's entries, and the log would open short.
+func metaKeys(meta *bolt.Bucket) error {
+	return meta.ForEach(func(k, _ []byte) error {
+		switch {
+		case bytes.Equal(k, keyFormat), bytes.Equal(k, keyCounts), bytes.Equal(k, keyTail):
+		case len(k) == len(keyTail)+8 && bytes.HasPrefix(k, keyTail):
+		default:
+			return fmt.Errorf("unknown record %.40q in bucket %s", k, bucketMeta)
+		}
+		return nil
+	})
 }
 
 // readStatus reads the status bucket's record of key k and value v.
