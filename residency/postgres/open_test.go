@@ -252,3 +252,61 @@ func TestOpenWithPool(t *testing.T) {
 		t.Errorf("the pool after Close: %d accounts, %v; want 1, nil", n, err)
 	}
 }
+
+// TestMultibyteSchemaName uses a schema name of 28 "é" (56
+// bytes), which WithSchema accepts ("1 to 63 bytes"). Open succeeds, and
+// then every write fails with ErrStoreFailed: the NOTIFY channel name is
+// cut to 36 runes, not bytes (%.36s), and is longer than PostgreSQL's 63
+// bytes. A schema name the store accepts must work; one it cannot use must
+// be refused by Open, not by every later write.
+func TestMultibyteSchemaName(t *testing.T) {
+	dsn := pgtest.Database(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	schema := strings.Repeat("é", 28)
+	s, err := postgres.Open(ctx, dsn, postgres.WithSchema(schema))
+	if err != nil {
+		// Refusing it up front keeps the promise too, with a typed error.
+		if !errors.Is(err, residency.ErrInvalidOption) {
+			t.Errorf("Open refused schema %q with %v; want an error matching ErrInvalidOption", schema, err)
+		}
+		return
+	}
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		t.Fatalf("residency.Open: %v", err)
+	}
+	defer r.Close()
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Errorf("Place on schema %q (%d bytes), which Open accepted: %v; want it placed", schema, len(schema), err)
+	}
+}
+
+// TestOpenOptionErrorsAreTyped gives postgres.Open options and
+// connection strings it refuses at once. The project's rule: bad input
+// gets a typed error that errors.Is matches, here residency.ErrInvalidOption
+// as residency.Open uses for its own options, so that a caller can tell bad
+// configuration from a database that is down (these matched no sentinel
+// before; from an adversarial trial).
+func TestOpenOptionErrorsAreTyped(t *testing.T) {
+	ctx := context.Background()
+	for name, tc := range map[string]struct {
+		conn string
+		opt  postgres.Option
+	}{
+		"empty schema":    {"postgres://u@127.0.0.1:1/db", postgres.WithSchema("")},
+		"long schema":     {"postgres://u@127.0.0.1:1/db", postgres.WithSchema(strings.Repeat("s", 64))},
+		"zero lease":      {"postgres://u@127.0.0.1:1/db", postgres.WithLease(0)},
+		"negative poll":   {"postgres://u@127.0.0.1:1/db", postgres.WithPollInterval(-time.Second)},
+		"bad conn string": {"postgres://%zz", postgres.WithLease(time.Second)},
+	} {
+		_, err := postgres.Open(ctx, tc.conn, tc.opt)
+		if err == nil {
+			t.Errorf("%s: Open succeeded", name)
+			continue
+		}
+		if !errors.Is(err, residency.ErrInvalidOption) {
+			t.Errorf("%s: Open error %q matches no sentinel (want residency.ErrInvalidOption or a postgres one)", name, err)
+		}
+	}
+}

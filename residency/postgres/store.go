@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/domicile-go/domicile/residency"
 	"github.com/jackc/pgx/v5"
@@ -133,7 +134,10 @@ func WithPool(p *pgxpool.Pool) Option { return optionFunc(func(c *config) { c.po
 // "postgres://app@db/helpdesk" or a keyword/value string such as
 // "host=db user=app dbname=helpdesk"), creates domicile's tables or checks
 // and upgrades them, and returns the Store; with [ReadOnly] it only checks
-// them. A bad connection string is an error at once; an unreachable server
+// them. A bad connection string, or an option out of range (a schema name
+// of 0 or more than 63 bytes, a lease or poll interval that is not
+// positive), is an error at once that matches [residency.ErrInvalidOption];
+// an unreachable server
 // is an error by ctx's deadline or the connection string's connect_timeout
 // (default 10 s), whichever comes first. Tables of a newer format are
 // [residency.ErrFormat]; tables that are not domicile's are [ErrForeign].
@@ -144,13 +148,13 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 	}
 	switch {
 	case c.schema == "" || len(c.schema) > 63:
-		return nil, fmt.Errorf("postgres: schema name %q: want 1 to 63 bytes", c.schema)
+		return nil, fmt.Errorf("%w: postgres: schema name %.80q: want 1 to 63 bytes", residency.ErrInvalidOption, c.schema)
 	case c.lease <= 0:
-		return nil, fmt.Errorf("postgres: lease %v: want a positive duration", c.lease)
+		return nil, fmt.Errorf("%w: postgres: lease %v: want a positive duration", residency.ErrInvalidOption, c.lease)
 	case c.poll <= 0:
-		return nil, fmt.Errorf("postgres: poll interval %v: want a positive duration", c.poll)
+		return nil, fmt.Errorf("%w: postgres: poll interval %v: want a positive duration", residency.ErrInvalidOption, c.poll)
 	case c.pool != nil && connString != "":
-		return nil, errors.New("postgres: both a connection string and WithPool: pass \"\" with WithPool")
+		return nil, fmt.Errorf("%w: postgres: both a connection string and WithPool: pass \"\" with WithPool", residency.ErrInvalidOption)
 	}
 	s := &Store{schema: c.schema, lease: c.lease, poll: c.poll, pollOnly: c.pollOnly, readOnly: c.readOnly, listeners: map[*Listener]struct{}{}}
 	s.channel = channelName(c.schema)
@@ -162,7 +166,7 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 		cfg, err := pgxpool.ParseConfig(connString)
 		if err != nil {
 			// pgconn's parse errors do not repeat the password.
-			return nil, fmt.Errorf("postgres: bad connection string: %w", err)
+			return nil, fmt.Errorf("%w: postgres: bad connection string: %w", residency.ErrInvalidOption, err)
 		}
 		if cfg.ConnConfig.ConnectTimeout == 0 {
 			cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
@@ -213,7 +217,12 @@ func channelName(schema string) string {
 	}
 	h := fnv.New64a()
 	h.Write([]byte(schema))
-	return fmt.Sprintf("domicile.%.36s.%016x", schema, h.Sum64())
+	// At most 36 bytes of the schema's name, cut between two characters.
+	cut := 36
+	for cut > 0 && !utf8.RuneStart(schema[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("domicile.%s.%016x", schema[:cut], h.Sum64())
 }
 
 // lockKey is the advisory lock that serialises Opens of one schema.
