@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -391,4 +393,123 @@ func deleteTail(tx *bolt.Tx) error {
 		}
 	}
 	return nil
+}
+
+// TestSlowLogReaderDoesNotFailWrites reads the audit log with
+// Router.LogEntries slowly (an auditor's export streaming to a slow
+// client) while another goroutine imports accounts. The Router's
+// documentation: reads take a snapshot and writes are applied one batch
+// at a time, and a write fails with ErrUnavailable only when the store
+// failed or did not answer. The file store's read transaction, held open
+// for the whole of LogEntries, kept bbolt from growing its memory map: the
+// commit waited for the reader, and the import got ErrUnavailable after
+// the write timeout (from an adversarial trial). LogEntries now reads in
+// pages, each transaction ended before fn sees it.
+func TestSlowLogReaderDoesNotFailWrites(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "store.db")
+	r, err := residency.Open(ctx, residency.WithPath(path), residency.WithWriteTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	place(t, r, "first", "DE")
+
+	reading := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.LogEntries(ctx, 0, func(int64, []byte) error {
+			close(reading)
+			time.Sleep(3 * time.Second) // a slow consumer of the first entry
+			return nil
+		})
+	}()
+	<-reading
+	_, err = r.Import(ctx, func(yield func(residency.ImportRow) bool) {
+		for j := range 20000 { // enough to grow the file
+			if !yield(residency.ImportRow{AccountID: fmt.Sprintf("imp-%06d", j), Country: "DE"}) {
+				return
+			}
+		}
+	})
+	<-done
+	if err != nil {
+		t.Errorf("Import while another goroutine reads the log: %v; want it done (a reader must not fail writes)", err)
+	}
+}
+
+// TestLogEntriesPages: the file store reads the log in pages of its own
+// transactions; LogEntries from any index gives the same entries as one
+// read from 0, across page boundaries, and no entry appended while it
+// reads (it stops at the log's size at the call).
+func TestLogEntriesPages(t *testing.T) {
+	ctx := context.Background()
+	r, err := residency.Open(ctx, residency.WithPath(filepath.Join(t.TempDir(), "store.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Import(ctx, func(yield func(residency.ImportRow) bool) {
+		for i := range 2500 {
+			if !yield(residency.ImportRow{AccountID: fmt.Sprintf("acct-%05d", i), Country: "DE"}) {
+				return
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(from int64, during func(i int64)) []string {
+		var out []string
+		err := r.LogEntries(ctx, from, func(i int64, e []byte) error {
+			if want := from + int64(len(out)); i != want {
+				t.Fatalf("LogEntries from %d: entry %d where %d belongs", from, i, want)
+			}
+			out = append(out, string(e))
+			during(i)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	size := func() int64 {
+		cp, err := r.Checkpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cp.Size
+	}
+	n := size()
+	all := read(0, func(i int64) {
+		if i == 1500 { // a write while the read is between pages
+			place(t, r, "latecomer", "DE")
+		}
+	})
+	if int64(len(all)) != n {
+		t.Fatalf("LogEntries from 0 gave %d entries; the log held %d at the call", len(all), n)
+	}
+	if size() != n+1 {
+		t.Fatalf("the log holds %d entries after one more write, want %d", size(), n+1)
+	}
+	for _, from := range []int64{1, 1023, 1024, 1025, 2047, 2048, n - 1, n} {
+		got := read(from, func(int64) {})
+		if diff := cmp.Diff(slices.Concat(all[from:], latest(t, r, n)), got); diff != "" {
+			t.Errorf("LogEntries from %d (-want +got):\n%s", from, diff)
+		}
+	}
+}
+
+// latest returns the log's entries from index from on.
+func latest(t *testing.T, r *residency.Router, from int64) []string {
+	t.Helper()
+	var out []string
+	if err := r.LogEntries(context.Background(), from, func(_ int64, e []byte) error {
+		out = append(out, string(e))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

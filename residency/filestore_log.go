@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/bits"
 	"runtime/debug"
@@ -568,9 +569,13 @@ func (s *fileStore) LogSize(ctx context.Context) (n int64, err error) {
 	return n, err
 }
 
-// LogEntries calls fn with each entry from index from on, in one read
-// transaction. A gap in the indexes, or an entry whose checksum fails, is
-// ErrCorrupt.
+// LogEntries calls fn with each entry from index from on, up to the size
+// the log had when it was called. It reads them in pages of logPage
+// entries, each in a read transaction of its own that ends before fn sees
+// the page: a slow fn must not hold a transaction open, which would keep
+// bbolt from growing the file for a write (entries never change once
+// written, so the pages read as one transaction would). A gap in the
+// indexes, or an entry whose checksum fails, is ErrCorrupt.
 func (s *fileStore) LogEntries(ctx context.Context, from int64, fn func(int64, []byte) error) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -578,120 +583,171 @@ func (s *fileStore) LogEntries(ctx context.Context, from int64, fn func(int64, [
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer recoverCorrupt(s.path, &err)
 	from = max(from, 0) // as MemoryStore's and PostgreSQL's
-	return s.db.View(func(tx *bolt.Tx) error {
-		want := from
-		started := false                  // whether an entry at or before from was found
-		intern := make(map[string]string) // data centers, rules, kinds
-		// each gives entry i to fn, from from on.
-		each := func(i int64, _, e []byte) error {
-			if i < want {
-				return nil
-			}
-			if i != want {
-				return fmt.Errorf("%w: log entry %d where entry %d belongs", ErrCorrupt, i, want)
-			}
-			// e is in bbolt's mmap, valid only in this transaction;
-			// jsonOfStored copies it.
-			js, err := jsonOfStored(nil, e, intern)
-			if err != nil {
-				return fmt.Errorf("log entry %d: %w", i, err)
-			}
-			if err := fn(i, js); err != nil {
-				return err
-			}
-			if want%1024 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			want++
-			return nil
-		}
-		// starts checks that a chunk, record or tail of the entries from
-		// first on follows those read, or holds entry from.
-		starts := func(first int64) error {
-			if first > want || started && first != want {
-				return fmt.Errorf("%w: log entry %d where entry %d belongs", ErrCorrupt, first, want)
-			}
-			started = true
-			return nil
-		}
-		c := tx.Bucket(bucketLog).Cursor()
-		k, v := c.Seek(indexKey(from))
-		if len(k) < 8 || int64(binary.BigEndian.Uint64(k)) != from {
-			// The chunk before may hold entry from.
-			var pk, pv []byte
-			if k == nil {
-				pk, pv = c.Last()
-			} else {
-				pk, pv = c.Prev()
-			}
-			first, n, err := keyRange(pk)
-			if pk != nil && err == nil && first < from && from < first+n {
-				k, v = pk, pv
-			} else if k, v = c.Seek(indexKey(from)); pk != nil && err != nil {
-				return err
-			}
-		}
-		for ; k != nil; k, v = c.Next() {
-			if len(k) == 8 {
-				i := int64(binary.BigEndian.Uint64(k))
-				if err := starts(i); err != nil {
-					return err
-				}
-				hashes, e, err := splitEntry(k, v, i)
+	end := int64(-1)    // the log's size at the call
+	intern := make(map[string]string)
+	type entry struct {
+		i  int64
+		js []byte
+	}
+	page := make([]entry, 0, logPage)
+	for {
+		page = page[:0]
+		err := s.db.View(func(tx *bolt.Tx) error {
+			if end < 0 {
+				n, err := logSize(tx)
 				if err != nil {
 					return err
 				}
-				if err := each(i, hashes, e); err != nil {
-					return err
+				end = n
+			}
+			return readLogEntries(tx, from, intern, func(i int64, js []byte) error {
+				if i >= end {
+					return errLogRead
 				}
-				continue
-			}
-			first, n, packed, err := openChunk(k, v)
-			if err != nil {
-				return err
-			}
-			if err := starts(first); err != nil {
-				return err
-			}
-			if err := eachPacked(packed, first, n, each); err != nil {
+				page = append(page, entry{i, js})
+				if len(page) == logPage {
+					return errLogPage
+				}
+				return nil
+			})
+		})
+		if err != nil && err != errLogPage && err != errLogRead {
+			return err
+		}
+		for _, e := range page {
+			if err := fn(e.i, e.js); err != nil {
 				return err
 			}
 		}
-		meta := tx.Bucket(bucketMeta)
-		c = meta.Cursor()
-		for k, v := c.Seek(oldTailKey(want)); k != nil && bytes.HasPrefix(k, keyTail); k, v = c.Next() {
-			if len(k) != len(keyTail)+8 {
-				return fmt.Errorf("%w: log tail key %q", ErrCorrupt, k)
-			}
-			i := int64(binary.BigEndian.Uint64(k[len(keyTail):]))
+		if err != errLogPage {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		from = page[len(page)-1].i + 1
+	}
+}
+
+// logPage is how many entries LogEntries reads in one transaction.
+const logPage = 1024
+
+// errLogPage and errLogRead end readLogEntries early: a page is full, or
+// the entries LogEntries gives are all read.
+var (
+	errLogPage = errors.New("residency: log page full")
+	errLogRead = errors.New("residency: log read to its size at the call")
+)
+
+// readLogEntries calls fn with each entry of tx's log from index from on,
+// as JSON of its own (intern shares the strings of many entries).
+func readLogEntries(tx *bolt.Tx, from int64, intern map[string]string, fn func(int64, []byte) error) error {
+	want := from
+	started := false // whether an entry at or before from was found
+	// each gives entry i to fn, from from on.
+	each := func(i int64, _, e []byte) error {
+		if i < want {
+			return nil
+		}
+		if i != want {
+			return fmt.Errorf("%w: log entry %d where entry %d belongs", ErrCorrupt, i, want)
+		}
+		// e is in bbolt's mmap, valid only in this transaction;
+		// jsonOfStored copies it.
+		js, err := jsonOfStored(nil, e, intern)
+		if err != nil {
+			return fmt.Errorf("log entry %d: %w", i, err)
+		}
+		if err := fn(i, js); err != nil {
+			return err
+		}
+		want++
+		return nil
+	}
+	// starts checks that a chunk, record or tail of the entries from
+	// first on follows those read, or holds entry from.
+	starts := func(first int64) error {
+		if first > want || started && first != want {
+			return fmt.Errorf("%w: log entry %d where entry %d belongs", ErrCorrupt, first, want)
+		}
+		started = true
+		return nil
+	}
+	c := tx.Bucket(bucketLog).Cursor()
+	k, v := c.Seek(indexKey(from))
+	if len(k) < 8 || int64(binary.BigEndian.Uint64(k)) != from {
+		// The chunk before may hold entry from.
+		var pk, pv []byte
+		if k == nil {
+			pk, pv = c.Last()
+		} else {
+			pk, pv = c.Prev()
+		}
+		first, n, err := keyRange(pk)
+		if pk != nil && err == nil && first < from && from < first+n {
+			k, v = pk, pv
+		} else if k, v = c.Seek(indexKey(from)); pk != nil && err != nil {
+			return err
+		}
+	}
+	for ; k != nil; k, v = c.Next() {
+		if len(k) == 8 {
+			i := int64(binary.BigEndian.Uint64(k))
 			if err := starts(i); err != nil {
 				return err
 			}
-			hashes, e, err := splitEntry(k[len(keyTail):], v, i)
+			hashes, e, err := splitEntry(k, v, i)
 			if err != nil {
 				return err
 			}
 			if err := each(i, hashes, e); err != nil {
 				return err
 			}
+			continue
 		}
-		if v := meta.Get(keyTail); v != nil {
-			first, n, packed, err := openTail(v)
-			if err != nil {
-				return err
-			}
-			if first+n <= want && !started {
-				return nil // the log ends before from
-			}
-			if err := starts(first); err != nil {
-				return err
-			}
-			return eachPacked(packed, first, n, each)
+		first, n, packed, err := openChunk(k, v)
+		if err != nil {
+			return err
 		}
-		return nil
-	})
+		if err := starts(first); err != nil {
+			return err
+		}
+		if err := eachPacked(packed, first, n, each); err != nil {
+			return err
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	c = meta.Cursor()
+	for k, v := c.Seek(oldTailKey(want)); k != nil && bytes.HasPrefix(k, keyTail); k, v = c.Next() {
+		if len(k) != len(keyTail)+8 {
+			return fmt.Errorf("%w: log tail key %q", ErrCorrupt, k)
+		}
+		i := int64(binary.BigEndian.Uint64(k[len(keyTail):]))
+		if err := starts(i); err != nil {
+			return err
+		}
+		hashes, e, err := splitEntry(k[len(keyTail):], v, i)
+		if err != nil {
+			return err
+		}
+		if err := each(i, hashes, e); err != nil {
+			return err
+		}
+	}
+	if v := meta.Get(keyTail); v != nil {
+		first, n, packed, err := openTail(v)
+		if err != nil {
+			return err
+		}
+		if first+n <= want && !started {
+			return nil // the log ends before from
+		}
+		if err := starts(first); err != nil {
+			return err
+		}
+		return eachPacked(packed, first, n, each)
+	}
+	return nil
 }
 
 // ReadHashes reads stored hashes of the log's tree.
