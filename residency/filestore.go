@@ -676,6 +676,9 @@ func (s *fileStore) Apply(ctx context.Context, changes []Change) (err error) {
 		return err
 	}
 	for i := range changes {
+		if err := changes[i].Check(); err != nil {
+			return fmt.Errorf("residency: the store refuses change %d: %w", i, err)
+		}
 		if err := changeTimes(&changes[i]); err != nil {
 			id := changes[i].Placement.AccountID
 			if dc := changes[i].DataCenter; dc != nil {

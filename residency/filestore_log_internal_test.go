@@ -747,9 +747,11 @@ func TestFileStoreStaleFrontierReloaded(t *testing.T) {
 }
 
 // TestFileStoreFailedApplyWritesNoEntry: an Apply refused (a conflict, in a
-// commit of one change and in a group commit) or whose log entry cannot be
-// made (a region out of range) writes nothing, leaves the frontier stale,
-// and the log goes on as a MemoryStore's.
+// commit of one change and in a group commit, or a change no Router makes:
+// a region out of range) writes nothing, and the log goes on as a
+// MemoryStore's. A conflict leaves the frontier stale (the transaction
+// ran); an invalid change is refused before anything, and leaves it as it
+// was.
 func TestFileStoreFailedApplyWritesNoEntry(t *testing.T) {
 	ctx := context.Background()
 	s := storeWithCommits(t, filepath.Join(t.TempDir(), "fail.db"), 1, 1)
@@ -770,19 +772,22 @@ func TestFileStoreFailedApplyWritesNoEntry(t *testing.T) {
 	}{
 		{"conflict alone", conflict, true},
 		{"conflict in a group", append(statusChanges(1000, 5), conflict...), true},
-		{"entry not encodable", []Change{bad}, false},
-		{"entry not encodable in a group", append(statusChanges(2000, 5), bad), false},
+		{"invalid change", []Change{bad}, false},
+		{"invalid change in a group", append(statusChanges(2000, 5), bad), false},
 	} {
 		size, _ := s.LogSize(ctx)
+		s.mu.Lock()
+		staleBefore := s.stale
+		s.mu.Unlock()
 		err := s.Apply(ctx, tc.changes)
-		if err == nil || errors.Is(err, ErrConflict) != tc.conflict {
-			t.Fatalf("%s: Apply = %v; want an error, a conflict: %v", tc.name, err, tc.conflict)
+		if err == nil || errors.Is(err, ErrConflict) != tc.conflict || errors.Is(err, ErrInvalidChange) == tc.conflict {
+			t.Fatalf("%s: Apply = %v; want an error, a conflict: %v, else ErrInvalidChange", tc.name, err, tc.conflict)
 		}
 		s.mu.Lock()
 		stale := s.stale
 		s.mu.Unlock()
-		if !stale {
-			t.Errorf("%s: the frontier is not stale after a failed Apply", tc.name)
+		if want := tc.conflict || staleBefore; stale != want {
+			t.Errorf("%s: the frontier is stale: %v after a failed Apply, want %v", tc.name, stale, want)
 		}
 		if n, _ := s.LogSize(ctx); n != size {
 			t.Errorf("%s: LogSize %d after a failed Apply, was %d", tc.name, n, size)

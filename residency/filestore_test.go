@@ -1066,3 +1066,55 @@ func TestFileStoreFlippedTailKey(t *testing.T) {
 	t.Errorf("Open of a file with one bit flipped: nil error, the log holds %d entries, it held %d (Verify OK: %v, %v); want ErrCorrupt",
 		after.Size, before.Size, rep.OK(), err)
 }
+
+// TestStoreRefusesInvalidChanges gives the file store
+// (OpenFileStore, public "for callers that wrap the store") changes that
+// no Router would make. The rule: bad input gets a typed error and changes
+// nothing. The store committed a change without an event, or with an
+// empty agreement, and from then on residency.Open refused the file as
+// ErrCorrupt, even WithUnverifiedState, the option for repairing a store:
+// one bad call bricked the store; an empty account ID got bbolt's untyped
+// "key required" (from an adversarial trial). Apply now refuses them with
+// ErrInvalidChange (Change.Check).
+func TestStoreRefusesInvalidChanges(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	placed := func(id string) residency.Change {
+		p := residency.Placement{AccountID: id, Country: region.MustParseCountry("DE"), Region: region.EU,
+			DataCenter: "linode-eu", Provider: provider.Linode, Backup: "aws-eu-west-1", Version: 1,
+			Rule: "EU member state", Created: at, Updated: at}
+		return residency.Change{Placement: p, Event: residency.Event{Time: at, Kind: residency.Placed, AccountID: id,
+			To: p.DataCenter, Rule: p.Rule, Version: 1}}
+	}
+	noEvent := placed("acme")
+	noEvent.Event = residency.Event{}
+	emptyAgreement := placed("acme")
+	emptyAgreement.Agreement = &residency.Agreement{}
+	for name, c := range map[string]residency.Change{
+		"placement without event": noEvent,
+		"empty agreement":         emptyAgreement,
+		"empty account ID":        placed(""),
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "store.db")
+			s, err := residency.OpenFileStore(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			applyErr := s.Apply(ctx, []residency.Change{c})
+			s.Close()
+			if applyErr != nil {
+				if !errors.Is(applyErr, residency.ErrInvalidChange) {
+					t.Errorf("Apply: %q; want ErrInvalidChange", applyErr)
+				}
+				return
+			}
+			r, err := residency.Open(ctx, residency.WithPath(path), residency.WithUnverifiedState())
+			if err != nil {
+				t.Errorf("Apply accepted the change, and now Open(WithUnverifiedState) refuses the file: %v", err)
+				return
+			}
+			r.Close()
+		})
+	}
+}

@@ -197,6 +197,9 @@ func (s *MemoryStore) Apply(ctx context.Context, changes []Change) error {
 	// placements as the unit's changes so far leave them.
 	entries := make([][]byte, len(changes))
 	for i := range changes {
+		if err := changes[i].Check(); err != nil {
+			return fmt.Errorf("residency: the store refuses change %d: %w", i, err)
+		}
 		var err error
 		if entries[i], err = EncodeEntry(changes[i]); err != nil {
 			return err

@@ -3,6 +3,7 @@ package residency
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // Store keeps a Router's state durably. The Router loads everything from it
@@ -142,8 +143,55 @@ type Change struct {
 	DataCenter *DataCenterState `json:"datacenter,omitempty"`
 }
 
+// Check reports whether c is a change that a Router could make, as the
+// stores of this module check every change of a unit before they apply
+// it: either a data center's status, with an ID and a valid status; or a
+// placement of a valid account ID in a valid region (and, during a move,
+// to a valid region), with the event of that account and version, and the
+// agreement, consent or objection it carries, if any, of that account and
+// with a reference (and a region or a sub-processor). Versions are not its
+// business: a store refuses a stale one as a conflict. Otherwise the error
+// matches [ErrInvalidChange], and [ErrInvalidAccount] too for an account
+// ID that is not valid.
+func (c *Change) Check() error {
+	if st := c.DataCenter; st != nil {
+		if st.ID == "" || !st.Status.IsValid() {
+			return fmt.Errorf("%w: data center %.80q with status %.40q", ErrInvalidChange, st.ID, st.Status)
+		}
+		return nil
+	}
+	p, e := &c.Placement, &c.Event
+	if err := ValidAccountID(p.AccountID); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidChange, err)
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: account %q: %s", ErrInvalidChange, p.AccountID, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case !p.Region.IsValid():
+		return bad("region %d", uint8(p.Region))
+	case p.Moving() && !p.Move.ToRegion.IsValid():
+		return bad("move to region %d", uint8(p.Move.ToRegion))
+	case e.AccountID != p.AccountID || e.Version != p.Version:
+		return bad("an event of account %.80q version %d with a placement at version %d", e.AccountID, e.Version, p.Version)
+	}
+	if a := c.Agreement; a != nil && (a.AccountID != p.AccountID || a.Reference == "" || !a.To.IsValid()) {
+		return bad("agreement %.80q of account %.80q to region %d", a.Reference, a.AccountID, uint8(a.To))
+	}
+	if k := c.Consent; k != nil && (k.AccountID != p.AccountID || k.Reference == "" || k.SubProcessor == "") {
+		return bad("consent %.80q of account %.80q to sub-processor %.80q", k.Reference, k.AccountID, k.SubProcessor)
+	}
+	if o := c.Objection; o != nil && (o.AccountID != p.AccountID || o.Reference == "" || o.SubProcessor == "") {
+		return bad("objection %.80q of account %.80q to sub-processor %.80q", o.Reference, o.AccountID, o.SubProcessor)
+	}
+	return nil
+}
+
 // Errors of stores.
 var (
+	// ErrInvalidChange: a store's Apply was given a change that no Router
+	// makes ([Change.Check]), and applied nothing.
+	ErrInvalidChange = errors.New("residency: invalid change")
 	// ErrLocked: the store file is in use by another process.
 	ErrLocked = errors.New("residency: store is in use by another process")
 	// ErrCorrupt: the file is not a domicile store, is damaged, or holds a

@@ -128,10 +128,10 @@ func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) (args []
 		log.B, err = residency.AppendEntry(log.B, c) // the entry itself: followers and the log read it back
 		log.Err = cmp.Or(log.Err, err)
 		entries = append(entries, log.B[start:len(log.B):len(log.B)])
+		if err := c.Check(); err != nil {
+			return nil, nil, fmt.Errorf("postgres: apply: change %d: %w", i, err)
+		}
 		if st := c.DataCenter; st != nil {
-			if st.ID == "" || !st.Status.IsValid() {
-				return nil, nil, fmt.Errorf("postgres: apply: change %d: data center %q with status %q", i, st.ID, st.Status)
-			}
 			if st.Version == 0 {
 				return nil, nil, &residency.ConflictError{DataCenter: st.ID, Stale: true}
 			}
@@ -146,15 +146,8 @@ func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) (args []
 			continue
 		}
 		p, e := &c.Placement, &c.Event
-		switch {
-		case p.AccountID != "" && p.Version == 0:
+		if p.Version == 0 {
 			return nil, nil, errVersionZero
-		case p.AccountID == "" || !p.Region.IsValid():
-			return nil, nil, fmt.Errorf("postgres: apply: change %d: placement of account %q at version %d in region %v", i, p.AccountID, p.Version, p.Region)
-		case e.AccountID != p.AccountID || e.Version != p.Version:
-			return nil, nil, fmt.Errorf("postgres: apply: change %d: event of account %q version %d with a placement of account %q version %d", i, e.AccountID, e.Version, p.AccountID, p.Version)
-		case p.Moving() && !p.Move.ToRegion.IsValid():
-			return nil, nil, fmt.Errorf("postgres: apply: change %d: account %q: move to region %v", i, p.AccountID, p.Move.ToRegion)
 		}
 		// The account's row is its last placement of the unit; every
 		// change adds its event, whose keys check the version.
@@ -166,21 +159,12 @@ func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) (args []
 		}
 		events = append(events, e)
 		if k := c.Consent; k != nil {
-			if k.AccountID == "" || k.Reference == "" || k.SubProcessor == "" {
-				return nil, nil, fmt.Errorf("postgres: apply: change %d: consent %q of account %q to sub-processor %q", i, k.Reference, k.AccountID, k.SubProcessor)
-			}
 			consents, consentAt = keep(consents, consentAt, k, k.AccountID, k.Reference)
 		}
 		if o := c.Objection; o != nil {
-			if o.AccountID == "" || o.Reference == "" || o.SubProcessor == "" {
-				return nil, nil, fmt.Errorf("postgres: apply: change %d: objection %q of account %q to sub-processor %q", i, o.Reference, o.AccountID, o.SubProcessor)
-			}
 			objections, objectAt = keep(objections, objectAt, o, o.AccountID, o.Reference)
 		}
 		if a := c.Agreement; a != nil {
-			if a.AccountID == "" || a.Reference == "" || !a.To.IsValid() {
-				return nil, nil, fmt.Errorf("postgres: apply: change %d: agreement %q of account %q to region %v", i, a.Reference, a.AccountID, a.To)
-			}
 			agreements, agreeAt = keep(agreements, agreeAt, a, a.AccountID, a.Reference)
 		}
 	}

@@ -392,6 +392,42 @@ func testRefusedUnit(t *testing.T, open Opener) {
 	}
 }
 
+// testInvalidChange: a unit holding one change that no Router makes is
+// refused whole with an error matching residency.ErrInvalidChange, and
+// leaves the store as it was (residency.Change.Check).
+func testInvalidChange(t *testing.T, open Opener) {
+	for name, spoil := range map[string]func(c *residency.Change){
+		"no event":                 func(c *residency.Change) { c.Event = residency.Event{} },
+		"empty account ID":         func(c *residency.Change) { c.Placement.AccountID, c.Event.AccountID = "", "" },
+		"account ID with a NUL":    func(c *residency.Change) { c.Placement.AccountID, c.Event.AccountID = "a\x00b", "a\x00b" },
+		"region out of range":      func(c *residency.Change) { c.Placement.Region = region.Region(200) },
+		"event of another account": func(c *residency.Change) { c.Event.AccountID = "other" },
+		"empty agreement":          func(c *residency.Change) { c.Agreement = &residency.Agreement{} },
+		"agreement of another account": func(c *residency.Change) {
+			c.Agreement = &residency.Agreement{Transfer: residency.Transfer{AccountID: "other", To: region.US, Reference: "T"}}
+		},
+		"consent without sub-processor": func(c *residency.Change) {
+			c.Consent = &residency.ConsentRecord{Consent: residency.Consent{AccountID: c.Placement.AccountID, Reference: "C"}}
+		},
+		"objection without reference": func(c *residency.Change) {
+			c.Objection = &residency.ObjectionRecord{Objection: residency.Objection{AccountID: c.Placement.AccountID, SubProcessor: "twilio"}}
+		},
+		"data center without ID": func(c *residency.Change) { *c = dataCenter("", provider.Draining, at, 1) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, open)
+			f.apply("the state before", placed("old", at))
+			bad := placed("new", at)
+			spoil(&bad)
+			err := f.store.Apply(context.Background(), []residency.Change{placed("fine", at), bad})
+			if !errors.Is(err, residency.ErrInvalidChange) {
+				t.Errorf("Apply of a unit with a change with %s = %v, want an error matching residency.ErrInvalidChange", name, err)
+			}
+			f.check("a unit refused for an invalid change")
+		})
+	}
+}
+
 func testReopen(t *testing.T, open Opener) {
 	f := newFixture(t, open)
 	f.apply("every kind of record", richState()...)

@@ -108,6 +108,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Atomic", func(t *testing.T) {
 		t.Run("ManyAccounts", func(t *testing.T) { testManyAccounts(t, open) })
 		t.Run("RefusedUnitWritesNothing", func(t *testing.T) { testRefusedUnit(t, open) })
+		t.Run("InvalidChangeWritesNothing", func(t *testing.T) { testInvalidChange(t, open) })
 	})
 	t.Run("Reopen", func(t *testing.T) { testReopen(t, open) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, open) })
