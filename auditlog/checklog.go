@@ -45,8 +45,8 @@ const checkBatch = 1024
 //   - an [*EntryError] wrapping the error entries yielded, or an error
 //     reading stored.
 func CheckLog(c Checkpoint, entries iter.Seq2[[]byte, error], stored tlog.HashReader) (Checkpoint, error) {
-	if c.Size < 0 {
-		return Checkpoint{}, fmt.Errorf("%w: checkpoint size %d", ErrOutOfRange, c.Size)
+	if err := checkSize("checkpoint size", c.Size); err != nil {
+		return Checkpoint{}, err
 	}
 	k := checker{stored: stored}
 	if c.Size == 0 {

@@ -43,8 +43,8 @@ type Checkpoint struct {
 // NewCheckpoint returns the checkpoint of the log named origin at size
 // n, whose stored hashes r reads. It reads at most log2(n)+1 hashes.
 func NewCheckpoint(origin string, n int64, r tlog.HashReader) (Checkpoint, error) {
-	if n < 0 {
-		return Checkpoint{}, fmt.Errorf("%w: size %d", ErrOutOfRange, n)
+	if err := checkSize("size", n); err != nil {
+		return Checkpoint{}, err
 	}
 	h, err := tlog.TreeHash(n, r)
 	if err != nil {
@@ -188,6 +188,9 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%w: size %q is not a decimal number", ErrMalformedCheckpoint, s)
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
+	if err == nil && n > MaxSize {
+		err = checkSize("size", n)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%w: size %q: %w", ErrMalformedCheckpoint, s, err)
 	}

@@ -75,3 +75,16 @@ func (e *EntryError) Error() string {
 func (e *EntryError) Unwrap() error { return e.Err }
 
 const prefix = "auditlog: "
+
+// MaxSize is the largest log size this package handles: tlog's tree
+// arithmetic overflows past it. Sizes above it, in a checkpoint or asked
+// of a proof, are [ErrOutOfRange].
+const MaxSize = 1 << 62
+
+// checkSize is ErrOutOfRange for a tree size below 0 or above MaxSize.
+func checkSize(what string, n int64) error {
+	if n < 0 || n > MaxSize {
+		return fmt.Errorf("%w: %s %d, want 0 to %d", ErrOutOfRange, what, n, int64(MaxSize))
+	}
+	return nil
+}

@@ -11,6 +11,9 @@ import (
 // reading the stored hashes through r. Check it with [CheckEntry] against
 // a checkpoint of that size.
 func ProveEntry(index, size int64, r tlog.HashReader) (tlog.RecordProof, error) {
+	if err := checkSize("size", size); err != nil {
+		return nil, &EntryError{Index: index, Err: err}
+	}
 	if index < 0 || index >= size {
 		return nil, &EntryError{Index: index, Err: fmt.Errorf("%w: not below size %d", ErrOutOfRange, size)}
 	}
@@ -29,6 +32,9 @@ func ProveEntry(index, size int64, r tlog.HashReader) (tlog.RecordProof, error) 
 //
 // CheckEntry trusts c: open it with [OpenCheckpoint] first.
 func CheckEntry(proof tlog.RecordProof, c Checkpoint, index int64, entry []byte) error {
+	if err := checkSize("checkpoint size", c.Size); err != nil {
+		return &EntryError{Index: index, Err: err}
+	}
 	if index < 0 || index >= c.Size {
 		return &EntryError{Index: index, Err: fmt.Errorf("%w: not below checkpoint size %d", ErrOutOfRange, c.Size)}
 	}
@@ -44,7 +50,7 @@ func CheckEntry(proof tlog.RecordProof, c Checkpoint, index int64, entry []byte)
 // through r. It needs 0 <= oldSize <= newSize; the proof from an empty
 // log, or between equal sizes, is empty. Check it with [CheckExtension].
 func ProveExtension(oldSize, newSize int64, r tlog.HashReader) (tlog.TreeProof, error) {
-	if oldSize < 0 || newSize < oldSize {
+	if oldSize < 0 || newSize < oldSize || newSize > MaxSize {
 		return nil, fmt.Errorf("%w: extension from size %d to %d", ErrOutOfRange, oldSize, newSize)
 	}
 	if oldSize == 0 {
@@ -75,8 +81,8 @@ func CheckExtension(proof tlog.TreeProof, older, newer Checkpoint) error {
 	if older.Size > newer.Size {
 		return fmt.Errorf("%w: newer checkpoint has %d entries, older %d", ErrShortLog, newer.Size, older.Size)
 	}
-	if older.Size < 0 {
-		return fmt.Errorf("%w: size %d", ErrOutOfRange, older.Size)
+	if older.Size < 0 || newer.Size > MaxSize {
+		return fmt.Errorf("%w: extension from size %d to %d", ErrOutOfRange, older.Size, newer.Size)
 	}
 	if older.Size == 0 {
 		// Every tree extends the empty one; tlog.CheckTree wants sizes >= 1.

@@ -2,7 +2,10 @@ package auditlog_test
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"testing"
+	"time"
 
 	"github.com/domicile-go/domicile/auditlog"
 	"golang.org/x/mod/sumdb/tlog"
@@ -214,6 +217,53 @@ func TestCheckExtensionErrors(t *testing.T) {
 	for _, s := range [][2]int64{{-1, 5}, {6, 5}} {
 		if _, err := auditlog.ProveExtension(s[0], s[1], m); !errors.Is(err, auditlog.ErrOutOfRange) {
 			t.Errorf("ProveExtension(%d, %d) error = %v, want ErrOutOfRange", s[0], s[1], err)
+		}
+	}
+}
+
+// TestHugeSizes asks for a proof or a checkpoint at a tree size
+// far past the log (a size read from an untrusted checkpoint, say). The
+// package promises ErrOutOfRange for "an entry index or a tree size outside
+// the log", and the project no hangs. For sizes above 2^62 the calls never
+// returned: tlog's maxpow2 loops forever (its doubling overflows) before
+// any hash is read (from an adversarial trial). Sizes above MaxSize are
+// now ErrOutOfRange, in a checkpoint's text too.
+func TestHugeSizes(t *testing.T) {
+	var m auditlog.MemoryHashes
+	for i := range 5 {
+		if _, err := m.Append(fmt.Appendf(nil, "entry %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const huge = math.MaxInt64
+	for name, call := range map[string]func() error{
+		"ProveEntry(0, MaxInt64)":     func() error { _, err := auditlog.ProveEntry(0, huge, &m); return err },
+		"ProveExtension(1, MaxInt64)": func() error { _, err := auditlog.ProveExtension(1, huge, &m); return err },
+		"NewCheckpoint(MaxInt64)":     func() error { _, err := auditlog.NewCheckpoint("o", huge, &m); return err },
+		"CheckEntry at MaxInt64": func() error {
+			return auditlog.CheckEntry(nil, auditlog.Checkpoint{Origin: "o", Size: huge}, 0, []byte("entry 0"))
+		},
+		"CheckExtension to MaxInt64": func() error {
+			return auditlog.CheckExtension(nil, auditlog.Checkpoint{Origin: "o", Size: 1}, auditlog.Checkpoint{Origin: "o", Size: huge})
+		},
+		"CheckLog at MaxInt64": func() error {
+			_, err := auditlog.CheckLog(auditlog.Checkpoint{Origin: "o", Size: huge}, func(func([]byte, error) bool) {}, &m)
+			return err
+		},
+		"ParseCheckpoint of size MaxInt64": func() error {
+			_, err := auditlog.ParseCheckpoint([]byte(fmt.Sprintf("o\n%d\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", int64(huge))))
+			return err
+		},
+	} {
+		done := make(chan error, 1)
+		go func() { done <- call() }() // left running if it hangs
+		select {
+		case err := <-done:
+			if !errors.Is(err, auditlog.ErrOutOfRange) {
+				t.Errorf("%s on a log of 5 entries: %v, want ErrOutOfRange", name, err)
+			}
+		case <-time.After(5 * time.Second): // it needs microseconds
+			t.Errorf("%s on a log of 5 entries: no answer after 5 s; want an error such as ErrOutOfRange", name)
 		}
 	}
 }
