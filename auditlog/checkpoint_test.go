@@ -278,6 +278,29 @@ func FuzzParseCheckpoint(f *testing.F) {
 }
 
 // A Checkpoint is a text value in JSON, its note text.
+// TestNilKeys: a nil signer is an error of Sign, and a nil verifier is no
+// key to OpenCheckpoint; neither panics (from an adversarial trial).
+func TestNilKeys(t *testing.T) {
+	signer, verifier := keyPair(t, origin, 1)
+	c := checkpoint(t, memLog(t, entries(3)), 3)
+	if _, err := c.Sign(nil); err == nil {
+		t.Error("Sign(nil) succeeded")
+	}
+	if _, err := c.Sign(signer, nil); err == nil {
+		t.Error("Sign(signer, nil) succeeded")
+	}
+	signed, err := c.Sign(signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auditlog.OpenCheckpoint(signed, nil); !errors.Is(err, auditlog.ErrUnknownKey) {
+		t.Errorf("OpenCheckpoint with a nil verifier = %v, want ErrUnknownKey", err)
+	}
+	if got, err := auditlog.OpenCheckpoint(signed, nil, verifier); err != nil || got != c {
+		t.Errorf("OpenCheckpoint with a nil verifier and the right one = %+v, %v; want %+v", got, err, c)
+	}
+}
+
 func TestCheckpointJSON(t *testing.T) {
 	c, err := auditlog.ParseCheckpoint([]byte(c2spExample))
 	if err != nil {

@@ -67,11 +67,15 @@ const importBatch = 8192
 // thousands, each durable before the next begins, and are recorded on the
 // audit trail as "imported". The error is for what stops the import as a
 // whole: the context, or a store failure; rows before it stay imported.
+// A nil rows imports nothing.
 func (r *Router) Import(ctx context.Context, rows iter.Seq[ImportRow]) (ImportResult, error) {
 	if r.isClosed() {
 		return ImportResult{}, ErrClosed
 	}
 	var res ImportResult
+	if rows == nil {
+		return res, nil // no rows
+	}
 	batch := make([]ImportRow, 0, importBatch)
 	first := 1 // row number of batch[0]
 	flush := func() error {

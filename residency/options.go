@@ -1,11 +1,14 @@
 package residency
 
 import (
+	"reflect"
+
 	"golang.org/x/mod/sumdb/note"
 
 	"fmt"
 	"time"
 
+	"github.com/domicile-go/domicile/auditlog"
 	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/region"
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,9 +36,21 @@ type config struct {
 	// logSigner and logOrigin sign and name the audit log (auditlog.go).
 	logSigner note.Signer
 	logOrigin string
+	// nilOption is set when Open was given a nil Option.
+	nilOption bool
 }
 
 func (c *config) validate() error {
+	switch {
+	case c.nilOption:
+		return fmt.Errorf("%w: a nil Option", ErrInvalidOption)
+	case c.store != nil && isNil(c.store):
+		return fmt.Errorf("%w: a nil store (%T)", ErrInvalidOption, c.store)
+	case c.logOrigin != "":
+		if _, err := (auditlog.Checkpoint{Origin: c.logOrigin}).Marshal(); err != nil {
+			return fmt.Errorf("%w: log origin %.80q: %w", ErrInvalidOption, c.logOrigin, err)
+		}
+	}
 	switch {
 	case c.catalog == nil:
 		return fmt.Errorf("%w: nil catalog", ErrInvalidOption)
@@ -49,6 +64,17 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: write timeout %v is not positive", ErrInvalidOption, c.writeTimeout)
 	}
 	return nil
+}
+
+// isNil reports whether v, an interface holding a value, holds a nil
+// pointer (or map, func...): a typed nil, whose methods would panic.
+func isNil(v any) bool {
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
 }
 
 // WithCatalog sets the data centers accounts may live in; the default is

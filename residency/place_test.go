@@ -298,6 +298,12 @@ func TestOpenOptions(t *testing.T) {
 		"nil catalog": residency.WithCatalog(nil),
 		"nil policy":  residency.WithPolicy(nil),
 		"nil clock":   residency.WithClock(nil),
+		// These panicked or were taken (from an adversarial trial).
+		"nil Option":                nil,
+		"nil store":                 residency.WithStore((*residency.MemoryStore)(nil)),
+		"log origin with a newline": residency.WithLogOrigin("a\nb"),
+		"log origin with a NUL":     residency.WithLogOrigin("a\x00b"),
+		"log origin not UTF-8":      residency.WithLogOrigin("a\xffb"),
 	} {
 		if r, err := residency.Open(context.Background(), opt); !errors.Is(err, residency.ErrInvalidOption) || r != nil {
 			t.Errorf("%s: Open = %v, %v; want ErrInvalidOption", name, r, err)
@@ -311,6 +317,9 @@ func TestOpenOptions(t *testing.T) {
 	r := open(t)
 	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "a", Country: "DE"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Place(cancelled) error = %v", err)
+	}
+	if res, err := r.Import(context.Background(), nil); err != nil || res.Imported+res.Existing+len(res.Refused) != 0 {
+		t.Errorf("Import of nil rows = %+v, %v; want nothing imported, no error", res, err)
 	}
 }
 

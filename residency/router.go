@@ -89,10 +89,14 @@ func Open(ctx context.Context, opts ...Option) (*Router, error) {
 	}
 	cfg := config{catalog: provider.DefaultCatalog(), policy: region.DefaultPolicy(), now: time.Now, writeTimeout: DefaultWriteTimeout}
 	for _, o := range opts {
+		if o == nil {
+			cfg.nilOption = true
+			continue
+		}
 		o.apply(&cfg)
 	}
 	if err := cfg.validate(); err != nil {
-		if cfg.store != nil {
+		if cfg.store != nil && !isNil(cfg.store) {
 			cfg.store.Close()
 		}
 		return nil, err

@@ -299,6 +299,7 @@ func TestOpenOptionErrorsAreTyped(t *testing.T) {
 		"zero lease":      {"postgres://u@127.0.0.1:1/db", postgres.WithLease(0)},
 		"negative poll":   {"postgres://u@127.0.0.1:1/db", postgres.WithPollInterval(-time.Second)},
 		"bad conn string": {"postgres://%zz", postgres.WithLease(time.Second)},
+		"nil Option":      {"postgres://u@127.0.0.1:1/db", nil},
 	} {
 		_, err := postgres.Open(ctx, tc.conn, tc.opt)
 		if err == nil {

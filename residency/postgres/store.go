@@ -143,10 +143,17 @@ func WithPool(p *pgxpool.Pool) Option { return optionFunc(func(c *config) { c.po
 // [residency.ErrFormat]; tables that are not domicile's are [ErrForeign].
 func Open(ctx context.Context, connString string, opts ...Option) (*Store, error) {
 	c := config{schema: DefaultSchema, lease: DefaultLease, poll: DefaultPollInterval}
+	nilOption := false
 	for _, o := range opts {
+		if o == nil {
+			nilOption = true
+			continue
+		}
 		o.apply(&c)
 	}
 	switch {
+	case nilOption:
+		return nil, fmt.Errorf("%w: postgres: a nil Option", residency.ErrInvalidOption)
 	case c.schema == "" || len(c.schema) > 63:
 		return nil, fmt.Errorf("%w: postgres: schema name %.80q: want 1 to 63 bytes", residency.ErrInvalidOption, c.schema)
 	case c.lease <= 0:
