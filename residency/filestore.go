@@ -188,6 +188,12 @@ func openStoreFile(ctx context.Context, path string, readOnly bool) (s *fileStor
 	case err != nil:
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
 	}
+	// Now that no other process writes the file, check its trees before
+	// anything walks them.
+	if err := checkFileTrees(path); err != nil {
+		db.Close()
+		return nil, err
+	}
 	s = &fileStore{db: db, path: path, readOnly: readOnly}
 	// A panic of init on a damaged file closes it too: recoverCorrupt
 	// above would make it ErrCorrupt but leave the file open and locked.
@@ -244,6 +250,20 @@ func checkHeader(path string) error {
 	if info.Size() == 0 {
 		return fmt.Errorf("%w: %s is empty (a store is created only where no file exists)", ErrCorrupt, path)
 	}
+	_, err = readShape(f, path, info.Size())
+	return err
+}
+
+// shape is where a bbolt file's current tree is: its root page (whole,
+// overflow included), the page size, and the number of pages in use.
+type shape struct {
+	root        []byte
+	pageSize, n uint64
+}
+
+// readShape reads the shape of the bbolt file f, of size bytes, from the
+// valid meta page of the newer transaction, and checks its root page.
+func readShape(f *os.File, path string, size int64) (shape, error) {
 	const header, metaLen, sumAt = 16, 64, 56
 	ne := binary.NativeEndian
 	var best struct{ txid, need, root, pageSize uint64 }
@@ -251,13 +271,13 @@ func checkHeader(path string) error {
 	for i := range 2 {
 		m := make([]byte, metaLen)
 		if _, err := f.ReadAt(m, offset+header); err != nil {
-			return fmt.Errorf("%w: %s: reading bbolt meta page %d: %v", ErrCorrupt, path, i, err)
+			return shape{}, fmt.Errorf("%w: %s: reading bbolt meta page %d: %v", ErrCorrupt, path, i, err)
 		}
 		pageSize := uint64(ne.Uint32(m[8:]))
 		h := fnv.New64a()
 		h.Write(m[:sumAt])
 		if ne.Uint32(m[0:]) != 0xED0CDAED || ne.Uint64(m[sumAt:]) != h.Sum64() || pageSize < 512 || pageSize > 1<<16 {
-			return fmt.Errorf("%w: %s: bbolt meta page %d is damaged, or this is not a bbolt file", ErrCorrupt, path, i)
+			return shape{}, fmt.Errorf("%w: %s: bbolt meta page %d is damaged, or this is not a bbolt file", ErrCorrupt, path, i)
 		}
 		if txid := ne.Uint64(m[48:]); i == 0 || txid > best.txid {
 			best.txid, best.need = txid, ne.Uint64(m[40:])*pageSize
@@ -265,29 +285,153 @@ func checkHeader(path string) error {
 		}
 		offset = int64(pageSize)
 	}
-	if uint64(info.Size()) < best.need {
-		return fmt.Errorf("%w: %s: truncated to %d bytes, its last transaction needs %d", ErrCorrupt, path, info.Size(), best.need)
+	if uint64(size) < best.need {
+		return shape{}, fmt.Errorf("%w: %s: truncated to %d bytes, its last transaction needs %d", ErrCorrupt, path, size, best.need)
 	}
 	if best.root >= best.need/best.pageSize {
-		return fmt.Errorf("%w: %s: root page %d is past the end of the file", ErrCorrupt, path, best.root)
+		return shape{}, fmt.Errorf("%w: %s: root page %d is past the end of the file", ErrCorrupt, path, best.root)
 	}
 	page := make([]byte, best.pageSize)
 	if _, err := f.ReadAt(page, int64(best.root*best.pageSize)); err != nil {
-		return fmt.Errorf("%w: %s: reading the root page: %v", ErrCorrupt, path, err)
+		return shape{}, fmt.Errorf("%w: %s: reading the root page: %v", ErrCorrupt, path, err)
 	}
 	if overflow := uint64(ne.Uint32(page[12:])); overflow > 0 { // a page of several
 		if best.root+1+overflow > best.need/best.pageSize {
-			return fmt.Errorf("%w: %s: root page %d overflows past the end of the file", ErrCorrupt, path, best.root)
+			return shape{}, fmt.Errorf("%w: %s: root page %d overflows past the end of the file", ErrCorrupt, path, best.root)
 		}
 		page = make([]byte, (1+overflow)*best.pageSize)
 		if _, err := f.ReadAt(page, int64(best.root*best.pageSize)); err != nil {
-			return fmt.Errorf("%w: %s: reading the root page: %v", ErrCorrupt, path, err)
+			return shape{}, fmt.Errorf("%w: %s: reading the root page: %v", ErrCorrupt, path, err)
 		}
 	}
 	if err := checkRootPage(page); err != nil {
-		return fmt.Errorf("%w: %s: root page %d: %v", ErrCorrupt, path, best.root, err)
+		return shape{}, fmt.Errorf("%w: %s: root page %d: %v", ErrCorrupt, path, best.root, err)
+	}
+	return shape{root: page, pageSize: best.pageSize, n: best.need / best.pageSize}, nil
+}
+
+// checkFileTrees is checkTrees of the file at path, which this process
+// has opened with bbolt and so locked: no other process writes it.
+func checkFileTrees(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("residency: opening store: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("residency: opening store: %w", err)
+	}
+	sh, err := readShape(f, path, info.Size())
+	if err != nil {
+		return err
+	}
+	page, release := mapPages(f, sh.pageSize, sh.n)
+	defer release()
+	if err := checkTrees(page, sh.root, sh.n); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
 	}
 	return nil
+}
+
+// checkTrees checks the shape of the B+trees of the buckets the root page
+// (a leaf, checked by checkRootPage) holds, before bbolt walks them: bbolt
+// trusts every page number it reads, and a damaged one that points back up
+// the tree sends its cursor round a cycle, to a fatal stack overflow or
+// for ever, which no recover catches. Every page reachable from a
+// bucket's root must be within the file's n pages (past the two meta
+// pages), carry its own number in its header, be a branch or a leaf, and
+// be reached once, at most maxDepth levels down. page returns page id's
+// bytes: its header at least, and the whole of a branch.
+func checkTrees(page func(id uint64, whole bool) ([]byte, error), root []byte, n uint64) error {
+	ne := binary.NativeEndian
+	const headerLen, elemLen, branch, leaf, bucketFlag, maxDepth = 16, 16, 0x01, 0x02, 0x01, 32
+	visited := make([]bool, n)
+	var walk func(id uint64, depth int) error
+	walk = func(id uint64, depth int) error {
+		switch {
+		case id < 2 || id >= n:
+			return fmt.Errorf("page %d is outside the file's %d pages", id, n)
+		case visited[id]:
+			return fmt.Errorf("page %d is reached twice", id)
+		case depth > maxDepth:
+			return fmt.Errorf("page %d is %d levels down", id, depth)
+		}
+		visited[id] = true
+		h, err := page(id, false)
+		if err != nil {
+			return err
+		}
+		if got := ne.Uint64(h); got != id {
+			return fmt.Errorf("page %d says it is page %d", id, got)
+		}
+		if overflow := uint64(ne.Uint32(h[12:])); id+overflow >= n {
+			return fmt.Errorf("page %d overflows past the end of the file", id)
+		}
+		switch flags := ne.Uint16(h[8:]); flags {
+		case leaf:
+			return nil
+		case branch:
+		default:
+			return fmt.Errorf("page %d has flags %#x", id, flags)
+		}
+		p, err := page(id, true)
+		if err != nil {
+			return err
+		}
+		count := uint64(ne.Uint16(p[10:]))
+		if headerLen+count*elemLen > uint64(len(p)) {
+			return fmt.Errorf("branch page %d: %d elements do not fit", id, count)
+		}
+		for i := range count {
+			e := p[headerLen+i*elemLen:]
+			if err := walk(ne.Uint64(e[8:]), depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// The root leaf's buckets (checkRootPage checked its elements): an
+	// inline one has no pages of its own. A root that is a branch holds
+	// many buckets: not a domicile file, which setup refuses.
+	if ne.Uint16(root[8:]) != leaf {
+		return nil
+	}
+	count := int(ne.Uint16(root[10:]))
+	for i := range count {
+		e := root[headerLen+i*elemLen:]
+		if ne.Uint32(e)&bucketFlag == 0 {
+			continue
+		}
+		at := uint64(headerLen + i*elemLen)
+		v := at + uint64(ne.Uint32(e[4:])) + uint64(ne.Uint32(e[8:]))
+		if id := ne.Uint64(root[v:]); id != 0 {
+			if err := walk(id, 0); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// readPage returns a page reader for checkTrees that reads the file f
+// (of n pages of pageSize bytes), page by page.
+func readPage(f *os.File, pageSize, n uint64) func(id uint64, whole bool) ([]byte, error) {
+	return func(id uint64, whole bool) ([]byte, error) {
+		size := uint64(16)
+		if whole {
+			h := make([]byte, 16)
+			if _, err := f.ReadAt(h, int64(id*pageSize)); err != nil {
+				return nil, fmt.Errorf("reading page %d: %v", id, err)
+			}
+			size = (1 + uint64(binary.NativeEndian.Uint32(h[12:]))) * pageSize
+		}
+		p := make([]byte, size)
+		if _, err := f.ReadAt(p, int64(id*pageSize)); err != nil {
+			return nil, fmt.Errorf("reading page %d: %v", id, err)
+		}
+		return p, nil
+	}
 }
 
 // checkRootPage checks the bounds of the root page of a bbolt file and of
