@@ -294,12 +294,14 @@ func TestOpenOptionErrorsAreTyped(t *testing.T) {
 		conn string
 		opt  postgres.Option
 	}{
-		"empty schema":    {"postgres://u@127.0.0.1:1/db", postgres.WithSchema("")},
-		"long schema":     {"postgres://u@127.0.0.1:1/db", postgres.WithSchema(strings.Repeat("s", 64))},
-		"zero lease":      {"postgres://u@127.0.0.1:1/db", postgres.WithLease(0)},
-		"negative poll":   {"postgres://u@127.0.0.1:1/db", postgres.WithPollInterval(-time.Second)},
-		"bad conn string": {"postgres://%zz", postgres.WithLease(time.Second)},
-		"nil Option":      {"postgres://u@127.0.0.1:1/db", nil},
+		"empty schema":     {"postgres://u@127.0.0.1:1/db", postgres.WithSchema("")},
+		"long schema":      {"postgres://u@127.0.0.1:1/db", postgres.WithSchema(strings.Repeat("s", 64))},
+		"zero lease":       {"postgres://u@127.0.0.1:1/db", postgres.WithLease(0)},
+		"negative poll":    {"postgres://u@127.0.0.1:1/db", postgres.WithPollInterval(-time.Second)},
+		"bad conn string":  {"postgres://%zz", postgres.WithLease(time.Second)},
+		"nil Option":       {"postgres://u@127.0.0.1:1/db", nil},
+		"schema with NUL":  {"postgres://u@127.0.0.1:1/db", postgres.WithSchema("a\x00b")},
+		"schema not UTF-8": {"postgres://u@127.0.0.1:1/db", postgres.WithSchema("a\xffb")},
 	} {
 		_, err := postgres.Open(ctx, tc.conn, tc.opt)
 		if err == nil {

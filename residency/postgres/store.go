@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,10 +136,10 @@ func WithPool(p *pgxpool.Pool) Option { return optionFunc(func(c *config) { c.po
 // "host=db user=app dbname=helpdesk"), creates domicile's tables or checks
 // and upgrades them, and returns the Store; with [ReadOnly] it only checks
 // them. A bad connection string, or an option out of range (a schema name
-// of 0 or more than 63 bytes, a lease or poll interval that is not
-// positive), is an error at once that matches [residency.ErrInvalidOption];
-// an unreachable server
-// is an error by ctx's deadline or the connection string's connect_timeout
+// of 0 or more than 63 bytes, not UTF-8 or holding a NUL; a lease or poll
+// interval that is not positive), is an error at once that matches
+// [residency.ErrInvalidOption]; an unreachable server is an error by
+// ctx's deadline or the connection string's connect_timeout
 // (default 10 s), whichever comes first. Tables of a newer format are
 // [residency.ErrFormat]; tables that are not domicile's are [ErrForeign].
 func Open(ctx context.Context, connString string, opts ...Option) (*Store, error) {
@@ -156,6 +157,8 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 		return nil, fmt.Errorf("%w: postgres: a nil Option", residency.ErrInvalidOption)
 	case c.schema == "" || len(c.schema) > 63:
 		return nil, fmt.Errorf("%w: postgres: schema name %.80q: want 1 to 63 bytes", residency.ErrInvalidOption, c.schema)
+	case !utf8.ValidString(c.schema) || strings.ContainsRune(c.schema, 0):
+		return nil, fmt.Errorf("%w: postgres: schema name %q: want UTF-8 without NUL", residency.ErrInvalidOption, c.schema)
 	case c.lease <= 0:
 		return nil, fmt.Errorf("%w: postgres: lease %v: want a positive duration", residency.ErrInvalidOption, c.lease)
 	case c.poll <= 0:
