@@ -39,7 +39,7 @@ func TestParseCheckpoint(t *testing.T) {
 		{"empty tree", "o\n0\n" + hash + "\n", auditlog.Checkpoint{Origin: "o", Hash: h}},
 		{"extension lines", "o\n1\n" + hash + "\nx\ny z\n", auditlog.Checkpoint{Origin: "o", Size: 1, Hash: h, Extensions: "x\ny z\n"}},
 		{"origin with spaces and plus", "a b+c\n1\n" + hash + "\n", auditlog.Checkpoint{Origin: "a b+c", Size: 1, Hash: h}},
-		{"largest size", "o\n4611686018427387904\n" + hash + "\n", auditlog.Checkpoint{Origin: "o", Size: auditlog.MaxSize, Hash: h}},
+		{"largest size", "o\n4611686018427387903\n" + hash + "\n", auditlog.Checkpoint{Origin: "o", Size: auditlog.MaxSize, Hash: h}},
 	} {
 		got, err := auditlog.ParseCheckpoint([]byte(tc.text))
 		if err != nil {
@@ -70,7 +70,7 @@ func TestParseCheckpointMalformed(t *testing.T) {
 		{"plus sign", "o\n+1\n" + hash + "\n"},
 		{"negative size", "o\n-1\n" + hash + "\n"},
 		{"size overflows", "o\n9223372036854775808\n" + hash + "\n"},
-		{"size above MaxSize", "o\n4611686018427387905\n" + hash + "\n"},
+		{"size above MaxSize", "o\n4611686018427387904\n" + hash + "\n"},
 		{"size of MaxInt64", "o\n9223372036854775807\n" + hash + "\n"},
 		{"hex size", "o\n0x10\n" + hash + "\n"},
 		{"short hash", "o\n1\nAAAA\n"},

@@ -77,9 +77,10 @@ func (e *EntryError) Unwrap() error { return e.Err }
 const prefix = "auditlog: "
 
 // MaxSize is the largest log size this package handles: tlog's tree
-// arithmetic overflows past it. Sizes above it, in a checkpoint or asked
-// of a proof, are [ErrOutOfRange].
-const MaxSize = 1 << 62
+// arithmetic overflows past it (its maxpow2 of size+1 doubles past 2^63
+// from size 2^62 on). Sizes above it, in a checkpoint or asked of a
+// proof, are [ErrOutOfRange].
+const MaxSize = 1<<62 - 1
 
 // checkSize is ErrOutOfRange for a tree size below 0 or above MaxSize.
 func checkSize(what string, n int64) error {

@@ -267,3 +267,44 @@ func TestHugeSizes(t *testing.T) {
 		}
 	}
 }
+
+// zeroHashes reads a zero hash for any stored hash index: a log as large
+// as asked, for calls that only do tree arithmetic on its size.
+type zeroHashes struct{}
+
+func (zeroHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	return make([]tlog.Hash, len(indexes)), nil
+}
+
+// TestMaxSize checks the edge of MaxSize: a checkpoint of MaxSize entries
+// can be made and a proof at that size checked, and MaxSize+1 is
+// ErrOutOfRange. With MaxSize 2^62, NewCheckpoint(MaxSize) never returned:
+// tlog's maxpow2 of 2^62+1 doubles past 2^63.
+func TestMaxSize(t *testing.T) {
+	const m = auditlog.MaxSize
+	for name, call := range map[string]func() error{
+		"NewCheckpoint(MaxSize)": func() error { _, err := auditlog.NewCheckpoint("o", m, zeroHashes{}); return err },
+		"ProveEntry(MaxSize-1, MaxSize)": func() error {
+			_, err := auditlog.ProveEntry(m-1, m, zeroHashes{})
+			return err
+		},
+		"ProveExtension(MaxSize-1, MaxSize)": func() error {
+			_, err := auditlog.ProveExtension(m-1, m, zeroHashes{})
+			return err
+		},
+	} {
+		done := make(chan error, 1)
+		go func() { done <- call() }() // left running if it hangs
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		case <-time.After(5 * time.Second): // it needs microseconds
+			t.Errorf("%s: no answer after 5 s", name)
+		}
+	}
+	if _, err := auditlog.NewCheckpoint("o", m+1, zeroHashes{}); !errors.Is(err, auditlog.ErrOutOfRange) {
+		t.Errorf("NewCheckpoint(MaxSize+1): %v, want ErrOutOfRange", err)
+	}
+}
