@@ -218,7 +218,8 @@ func recoverCorrupt(path string, err *error) {
 }
 
 // checkHeader refuses an existing file that is empty, whose bbolt meta
-// pages are not both valid, or that is shorter than its meta page says.
+// pages are not both valid, that is shorter than its meta page says, or
+// that keeps no freelist.
 // Only a path where no file exists makes a new store: bbolt would make an
 // empty file into one, and a server on it would answer that no account
 // exists. bbolt keeps two meta pages and, when the newer is damaged, opens
@@ -266,7 +267,7 @@ type shape struct {
 func readShape(f *os.File, path string, size int64) (shape, error) {
 	const header, metaLen, sumAt = 16, 64, 56
 	ne := binary.NativeEndian
-	var best struct{ txid, need, root, pageSize uint64 }
+	var best struct{ txid, need, root, freelist, pageSize uint64 }
 	offset := int64(0)
 	for i := range 2 {
 		m := make([]byte, metaLen)
@@ -281,7 +282,7 @@ func readShape(f *os.File, path string, size int64) (shape, error) {
 		}
 		if txid := ne.Uint64(m[48:]); i == 0 || txid > best.txid {
 			best.txid, best.need = txid, ne.Uint64(m[40:])*pageSize
-			best.root, best.pageSize = ne.Uint64(m[16:]), pageSize
+			best.root, best.freelist, best.pageSize = ne.Uint64(m[16:]), ne.Uint64(m[32:]), pageSize
 		}
 		offset = int64(pageSize)
 	}
@@ -290,6 +291,12 @@ func readShape(f *os.File, path string, size int64) (shape, error) {
 	}
 	if best.root >= best.need/best.pageSize {
 		return shape{}, fmt.Errorf("%w: %s: root page %d is past the end of the file", ErrCorrupt, path, best.root)
+	}
+	// Domicile's files always keep their freelist (boltOptions). Without
+	// one, bbolt's writable Open would rebuild it by walking every tree,
+	// in a goroutine of its own, before checkTrees can check them.
+	if best.freelist < 2 || best.freelist >= best.need/best.pageSize {
+		return shape{}, fmt.Errorf("%w: %s: freelist page %d is not within the file's %d pages", ErrCorrupt, path, best.freelist, best.need/best.pageSize)
 	}
 	page := make([]byte, best.pageSize)
 	if _, err := f.ReadAt(page, int64(best.root*best.pageSize)); err != nil {
