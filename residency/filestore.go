@@ -256,10 +256,11 @@ func checkHeader(path string) error {
 }
 
 // shape is where a bbolt file's current tree is: its root page (whole,
-// overflow included), the page size, and the number of pages in use.
+// overflow included) and its number, the page size, and the number of
+// pages in use.
 type shape struct {
-	root        []byte
-	pageSize, n uint64
+	root                []byte
+	rootID, pageSize, n uint64
 }
 
 // readShape reads the shape of the bbolt file f, of size bytes, from the
@@ -314,7 +315,7 @@ func readShape(f *os.File, path string, size int64) (shape, error) {
 	if err := checkRootPage(page); err != nil {
 		return shape{}, fmt.Errorf("%w: %s: root page %d: %v", ErrCorrupt, path, best.root, err)
 	}
-	return shape{root: page, pageSize: best.pageSize, n: best.need / best.pageSize}, nil
+	return shape{root: page, rootID: best.root, pageSize: best.pageSize, n: best.need / best.pageSize}, nil
 }
 
 // checkFileTrees is checkTrees of the file at path, which this process
@@ -335,27 +336,31 @@ func checkFileTrees(path string) error {
 	}
 	page, release := mapPages(f, sh.pageSize, sh.n)
 	defer release()
-	if err := checkTrees(page, sh.root, sh.n); err != nil {
+	if err := checkTrees(page, sh.rootID, sh.n); err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
 	}
 	return nil
 }
 
-// checkTrees checks the shape of the B+trees of the buckets the root page
-// (a leaf, checked by checkRootPage) holds, before bbolt walks them: bbolt
-// trusts every page number it reads, and a damaged one that points back up
-// the tree sends its cursor round a cycle, to a fatal stack overflow or
-// for ever, which no recover catches. Every page reachable from a
-// bucket's root must be within the file's n pages (past the two meta
-// pages), carry its own number in its header, be a branch or a leaf, and
-// be reached once, at most maxDepth levels down. page returns page id's
-// bytes: its header at least, and the whole of a branch.
-func checkTrees(page func(id uint64, whole bool) ([]byte, error), root []byte, n uint64) error {
+// checkTrees checks the shape of the B+trees of the file's root bucket,
+// from its root page rootID, and of the buckets it holds, before bbolt
+// walks them: bbolt trusts every page number it reads, and a damaged one
+// that points back up a tree sends its cursor round a cycle, to a fatal
+// stack overflow or for ever, which no recover catches. Every page
+// reachable from the root must be within the file's n pages (past the two
+// meta pages), carry its own number in its header, be a branch or a leaf,
+// and be reached once, at most maxDepth levels down a tree; the root
+// bucket's leaves must pass checkRootPage. page returns page id's bytes:
+// its header at least, and the whole of a branch or of the root bucket's
+// leaf.
+func checkTrees(page func(id uint64, whole bool) ([]byte, error), rootID, n uint64) error {
 	ne := binary.NativeEndian
 	const headerLen, elemLen, branch, leaf, bucketFlag, maxDepth = 16, 16, 0x01, 0x02, 0x01, 32
 	visited := make([]bool, n)
-	var walk func(id uint64, depth int) error
-	walk = func(id uint64, depth int) error {
+	// walk checks page id, depth levels down a tree, and the pages below
+	// it; those of the buckets it holds too if it is the root bucket's.
+	var walk func(id uint64, depth int, rootBucket bool) error
+	walk = func(id uint64, depth int, rootBucket bool) error {
 		switch {
 		case id < 2 || id >= n:
 			return fmt.Errorf("page %d is outside the file's %d pages", id, n)
@@ -375,11 +380,13 @@ func checkTrees(page func(id uint64, whole bool) ([]byte, error), root []byte, n
 		if overflow := uint64(ne.Uint32(h[12:])); id+overflow >= n {
 			return fmt.Errorf("page %d overflows past the end of the file", id)
 		}
-		switch flags := ne.Uint16(h[8:]); flags {
-		case leaf:
+		flags := ne.Uint16(h[8:])
+		switch {
+		case flags == leaf && !rootBucket:
 			return nil
-		case branch:
-		default:
+		case flags == leaf:
+			return walkBuckets(page, id, walk)
+		case flags != branch:
 			return fmt.Errorf("page %d has flags %#x", id, flags)
 		}
 		p, err := page(id, true)
@@ -392,28 +399,37 @@ func checkTrees(page func(id uint64, whole bool) ([]byte, error), root []byte, n
 		}
 		for i := range count {
 			e := p[headerLen+i*elemLen:]
-			if err := walk(ne.Uint64(e[8:]), depth+1); err != nil {
+			if err := walk(ne.Uint64(e[8:]), depth+1, rootBucket); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	// The root leaf's buckets (checkRootPage checked its elements): an
-	// inline one has no pages of its own. A root that is a branch holds
-	// many buckets: not a domicile file, which setup refuses.
-	if ne.Uint16(root[8:]) != leaf {
-		return nil
+	return walk(rootID, 0, true)
+}
+
+// walkBuckets checks the root bucket's leaf page id with checkRootPage
+// and walks the trees of the buckets it holds: an inline one has no pages
+// of its own.
+func walkBuckets(page func(id uint64, whole bool) ([]byte, error), id uint64, walk func(id uint64, depth int, rootBucket bool) error) error {
+	ne := binary.NativeEndian
+	const headerLen, elemLen, bucketFlag = 16, 16, 0x01
+	p, err := page(id, true)
+	if err != nil {
+		return err
 	}
-	count := int(ne.Uint16(root[10:]))
-	for i := range count {
-		e := root[headerLen+i*elemLen:]
+	if err := checkRootPage(p); err != nil {
+		return fmt.Errorf("page %d: %v", id, err)
+	}
+	for i := range int(ne.Uint16(p[10:])) {
+		e := p[headerLen+i*elemLen:]
 		if ne.Uint32(e)&bucketFlag == 0 {
 			continue
 		}
 		at := uint64(headerLen + i*elemLen)
 		v := at + uint64(ne.Uint32(e[4:])) + uint64(ne.Uint32(e[8:]))
-		if id := ne.Uint64(root[v:]); id != 0 {
-			if err := walk(id, 0); err != nil {
+		if child := ne.Uint64(p[v:]); child != 0 {
+			if err := walk(child, 0, false); err != nil {
 				return err
 			}
 		}
@@ -459,7 +475,7 @@ func checkRootPage(page []byte) error {
 	const headerLen, elemLen, branch, leaf, bucketFlag = 16, 16, 0x01, 0x02, 0x01
 	switch flags := ne.Uint16(page[8:]); flags {
 	case branch:
-		return nil // many buckets: not a domicile file, and setup will say so
+		return nil // many buckets: checkTrees checks its leaves
 	case leaf:
 	default:
 		return fmt.Errorf("flags %#x", flags)
