@@ -408,7 +408,9 @@ func deleteTail(tx *bolt.Tx) error {
 func TestSlowLogReaderDoesNotFailWrites(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "store.db")
-	r, err := residency.Open(ctx, residency.WithPath(path), residency.WithWriteTimeout(time.Second))
+	// The write timeout only bounds how long the test waits for an
+	// import that a reader blocks; it is not the import's time.
+	r, err := residency.Open(ctx, residency.WithPath(path), residency.WithWriteTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,12 +418,13 @@ func TestSlowLogReaderDoesNotFailWrites(t *testing.T) {
 	place(t, r, "first", "DE")
 
 	reading := make(chan struct{})
+	imported := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		r.LogEntries(ctx, 0, func(int64, []byte) error {
 			close(reading)
-			time.Sleep(3 * time.Second) // a slow consumer of the first entry
+			<-imported // a slow consumer of the first entry: until the import is over
 			return nil
 		})
 	}()
@@ -433,6 +436,7 @@ func TestSlowLogReaderDoesNotFailWrites(t *testing.T) {
 			}
 		}
 	})
+	close(imported)
 	<-done
 	if err != nil {
 		t.Errorf("Import while another goroutine reads the log: %v; want it done (a reader must not fail writes)", err)
