@@ -89,6 +89,9 @@ type fileStore struct {
 	db       *bolt.DB
 	path     string
 	readOnly bool
+	// held is a descriptor of the file, open until Close
+	// (checkFileTrees).
+	held *os.File
 
 	// mu guards frontier, the audit log's right edge as last committed,
 	// and stale, set when a commit failed and the frontier must be
@@ -188,20 +191,19 @@ func openStoreFile(ctx context.Context, path string, readOnly bool) (s *fileStor
 	case err != nil:
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
 	}
-	// Now that no other process writes the file, check its trees before
-	// anything walks them.
-	if err := checkFileTrees(path); err != nil {
-		db.Close()
-		return nil, err
-	}
 	s = &fileStore{db: db, path: path, readOnly: readOnly}
-	// A panic of init on a damaged file closes it too: recoverCorrupt
-	// above would make it ErrCorrupt but leave the file open and locked.
+	// Now that no other process writes the file, check its trees before
+	// anything walks them; then init. A panic of either on a damaged file
+	// closes it too: recoverCorrupt above would make it ErrCorrupt but
+	// leave the file open and locked.
 	if err := func() (err error) {
 		defer recoverCorrupt(path, &err)
+		if s.held, err = checkFileTrees(path); err != nil {
+			return err
+		}
 		return s.init(readOnly)
 	}(); err != nil {
-		db.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -236,23 +238,33 @@ func recoverCorrupt(path string, err *error) {
 // file, meta page 1 follows one page later; bbolt uses the valid one with
 // the higher txid.
 func checkHeader(path string) error {
-	f, err := os.Open(path)
+	f, size, err := openForCheck(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // bbolt creates it
 	}
 	if err != nil {
-		return fmt.Errorf("residency: opening store: %w", err)
+		return err
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("residency: opening store: %w", err)
-	}
-	if info.Size() == 0 {
+	if size == 0 {
 		return fmt.Errorf("%w: %s is empty (a store is created only where no file exists)", ErrCorrupt, path)
 	}
-	_, err = readShape(f, path, info.Size())
+	_, err = readShape(f, path, size)
 	return err
+}
+
+// openForCheck opens the file at path for reading, and returns its size.
+func openForCheck(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("residency: opening store: %w", err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("residency: opening store: %w", err)
+	}
+	return f, info.Size(), nil
 }
 
 // shape is where a bbolt file's current tree is: its root page (whole,
@@ -319,27 +331,30 @@ func readShape(f *os.File, path string, size int64) (shape, error) {
 }
 
 // checkFileTrees is checkTrees of the file at path, which this process
-// has opened with bbolt and so locked: no other process writes it.
-func checkFileTrees(path string) error {
-	f, err := os.Open(path)
+// has opened with bbolt and so locked: no other process writes it. It
+// returns the descriptor it read the file through, which must stay open
+// until the store closes: where locks are fcntl's (AIX, Solaris), closing
+// any descriptor of a file drops the process's lock on it.
+func checkFileTrees(path string) (*os.File, error) {
+	f, size, err := openForCheck(path)
 	if err != nil {
-		return fmt.Errorf("residency: opening store: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("residency: opening store: %w", err)
+	defer func() {
+		if p := recover(); p != nil { // a fault on the mapping, say
+			f.Close()
+			panic(p)
+		}
+	}()
+	sh, err := readShape(f, path, size)
+	if err == nil {
+		page, release := mapPages(f, sh.pageSize, sh.n)
+		defer release()
+		if err = checkTrees(page, sh.rootID, sh.n); err != nil {
+			err = fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+		}
 	}
-	sh, err := readShape(f, path, info.Size())
-	if err != nil {
-		return err
-	}
-	page, release := mapPages(f, sh.pageSize, sh.n)
-	defer release()
-	if err := checkTrees(page, sh.rootID, sh.n); err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
-	}
-	return nil
+	return f, err
 }
 
 // checkTrees checks the shape of the B+trees of the file's root bucket,
@@ -822,7 +837,13 @@ func readCounts(tx *bolt.Tx) (counts, error) {
 	return n, d.done("counts")
 }
 
-func (s *fileStore) Close() error { return s.db.Close() }
+func (s *fileStore) Close() error {
+	err := s.db.Close()
+	if s.held != nil {
+		s.held.Close()
+	}
+	return err
+}
 
 func eventKey(accountID string, version uint64) []byte {
 	k := make([]byte, 0, len(accountID)+9)
