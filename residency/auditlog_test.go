@@ -497,6 +497,18 @@ func TestLogEntriesPages(t *testing.T) {
 	if size() != n+1 {
 		t.Fatalf("the log holds %d entries after one more write, want %d", size(), n+1)
 	}
+	// A context that ends stops the read at the end of its page.
+	cctx, cancel := context.WithCancel(ctx)
+	var last int64
+	err = r.LogEntries(cctx, 0, func(i int64, _ []byte) error {
+		if last = i; i == 1500 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || last >= 2048 {
+		t.Errorf("LogEntries whose context ended at entry 1500: %v, read to entry %d; want context.Canceled by the end of that page (2047)", err, last)
+	}
 	for _, from := range []int64{1, 1023, 1024, 1025, 2047, 2048, n - 1, n} {
 		got := read(from, func(int64) {})
 		if diff := cmp.Diff(slices.Concat(all[from:], latest(t, r, n)), got); diff != "" {

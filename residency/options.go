@@ -133,8 +133,9 @@ const DefaultWriteTimeout = 30 * time.Second
 // A write's own context bounds only its wait for a turn: a write whose
 // context ends while it waits returns the context's error and changes
 // nothing; once its batch is being committed, it waits for the outcome,
-// which the write timeout bounds for each store call: a write that fails
-// may take two, the write and the reading back of its outcome.
+// which the write timeout (and the grace above) bounds for each store
+// call: a write that fails may take two calls, the write and the reading
+// back of its outcome.
 func WithWriteTimeout(d time.Duration) Option {
 	return optionFunc(func(cfg *config) { cfg.writeTimeout = d })
 }

@@ -749,7 +749,7 @@ func storeCall[T any](r *Router, f func(context.Context) (T, error)) (v T, err e
 			<-returned
 			r.kick()
 		}()
-		return zero, fmt.Errorf("%w: the store did not return within %v", ErrUnavailable, r.writeTimeout)
+		return zero, fmt.Errorf("%w: the store did not return within %v", ErrUnavailable, r.writeTimeout+storeGrace(r.writeTimeout))
 	}
 }
 

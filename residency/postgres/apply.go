@@ -117,6 +117,13 @@ func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) (args []
 		dcs        []dcRow
 		log        = jw{jsontext.Object{B: make([]byte, 0, 512*len(changes))}}
 	)
+	for i := range changes {
+		// All of them first, as the other stores do: an invalid change
+		// is refused as such, whatever else the unit holds.
+		if err := changes[i].Check(); err != nil {
+			return nil, nil, fmt.Errorf("postgres: apply: change %d: %w", i, err)
+		}
+	}
 	entries = make([][]byte, 0, len(changes))
 	log.B = append(log.B, '[')
 	for i := range changes {
@@ -128,9 +135,6 @@ func (s *Store) applyArgs(changes []residency.Change, statuses *uint64) (args []
 		log.B, err = residency.AppendEntry(log.B, c) // the entry itself: followers and the log read it back
 		log.Err = cmp.Or(log.Err, err)
 		entries = append(entries, log.B[start:len(log.B):len(log.B)])
-		if err := c.Check(); err != nil {
-			return nil, nil, fmt.Errorf("postgres: apply: change %d: %w", i, err)
-		}
 		if st := c.DataCenter; st != nil {
 			if st.Version == 0 {
 				return nil, nil, &residency.ConflictError{DataCenter: st.ID, Stale: true}

@@ -413,13 +413,21 @@ func testInvalidChange(t *testing.T, open Opener) {
 			c.Objection = &residency.ObjectionRecord{Objection: residency.Objection{AccountID: c.Placement.AccountID, SubProcessor: "twilio"}}
 		},
 		"data center without ID": func(c *residency.Change) { *c = dataCenter("", provider.Draining, at, 1) },
+		"move to a region out of range": func(c *residency.Change) {
+			c.Placement.Move = residency.Move{ID: "m", AccountID: c.Placement.AccountID, From: "linode-eu", To: "linode-us", ToRegion: region.Region(200), Began: at}
+		},
+		"objection without sub-processor": func(c *residency.Change) {
+			c.Objection = &residency.ObjectionRecord{Objection: residency.Objection{AccountID: c.Placement.AccountID, Reference: "O"}}
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t, open)
 			f.apply("the state before", placed("old", at))
 			bad := placed("new", at)
 			spoil(&bad)
-			err := f.store.Apply(context.Background(), []residency.Change{placed("fine", at), bad})
+			// The first change is stale too ("old" is stored at version
+			// 1): the invalid one is refused as such all the same.
+			err := f.store.Apply(context.Background(), []residency.Change{placed("old", at), bad})
 			if !errors.Is(err, residency.ErrInvalidChange) {
 				t.Errorf("Apply of a unit with a change with %s = %v, want an error matching residency.ErrInvalidChange", name, err)
 			}
