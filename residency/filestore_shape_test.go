@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"os"
@@ -65,7 +66,7 @@ func resum(data []byte, metaAt int) {
 // (cyclicOpenChild) and fails unless both opens are ErrCorrupt.
 func openInChild(t *testing.T, name string, data []byte) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), name+".db")
+	path := filepath.Join(t.TempDir(), "damaged.db")
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -190,4 +191,64 @@ func TestFileStoreBranchRoot(t *testing.T) {
 	r.Close()
 
 	openInChild(t, "a root branch pointing at itself", branchRoot(t, bytes.Clone(data), pageSize, metaAt, root, root))
+}
+
+// TestFileStoreCyclicBranchPage damages a store file the way one
+// flipped bit of a child page number can: a branch page whose first
+// element points back at the page itself. README, Durability: a damaged
+// file gets ErrCorrupt, "Never a panic". Opening it (read-only, as the
+// audit tool does, or with WithPath) walked the cycle inside bbolt and the
+// process died of a fatal stack overflow (or ran for ever), which no
+// recover catches (from an adversarial trial); checkTrees now refuses it.
+// Each open runs in a child process (openInChild), so that the test
+// reports a crash instead of dying of it.
+func TestFileStoreCyclicBranchPage(t *testing.T) {
+	if path := os.Getenv("DOMICILE_CYCLIC_OPEN"); path != "" {
+		cyclicOpenChild(path)
+		return
+	}
+	data, pageSize, _, _ := storeFile(t, 3000)
+	ne := binary.LittleEndian
+	branches := 0
+	for pg := 2; pg < len(data)/pageSize && branches < 2; pg++ {
+		o := pg * pageSize
+		if ne.Uint64(data[o:]) != uint64(pg) || ne.Uint16(data[o+8:]) != 0x01 { // a live branch page
+			continue
+		}
+		branches++
+		damaged := bytes.Clone(data)
+		ne.PutUint64(damaged[o+16+8:], uint64(pg)) // element 0's child: the page itself
+		openInChild(t, fmt.Sprintf("branch page %d pointing at itself", pg), damaged)
+	}
+	if branches == 0 {
+		t.Fatal("no branch page in a store of 3000 accounts")
+	}
+}
+
+// cyclicOpenChild opens the store file at path read-only and reads all of
+// it, then opens it with WithPath, and says what each open answered.
+func cyclicOpenChild(path string) {
+	ctx := context.Background()
+	say := func(what string, err error) {
+		switch {
+		case errors.Is(err, residency.ErrCorrupt):
+			fmt.Printf("child: %s ErrCorrupt\n", what)
+		default:
+			fmt.Printf("child: %s %v\n", what, err)
+		}
+	}
+	ls, err := residency.OpenFileStoreReadOnly(ctx, path)
+	if err == nil {
+		err = ls.Load(ctx, func(residency.StoredAccount) error { return nil })
+		if err == nil {
+			err = ls.LogEntries(ctx, 0, func(int64, []byte) error { return nil })
+		}
+		ls.Close()
+	}
+	say("read-only", err)
+	r, err := residency.Open(ctx, residency.WithPath(path))
+	if err == nil {
+		r.Close()
+	}
+	say("WithPath", err)
 }
