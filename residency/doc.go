@@ -100,9 +100,9 @@
 // it: each call of the store is bounded by the write timeout (and, on a
 // store that is not a [PromptStore], a grace of a quarter of it, at least
 // a second), and a write that fails may take two calls (the write, then
-// reading back its outcome). A
-// context that ends meanwhile cuts short only what follows the commit,
-// such as the fence of [Router.CompleteMove] ([ErrNotFenced]).
+// reading back its outcome). A context that ends meanwhile cuts short
+// only what follows the commit, such as the fence of
+// [Router.CompleteMove] ([ErrNotFenced]).
 // Every error of a write but [ErrClosed] names the account, move or data
 // center it concerns.
 //

@@ -51,6 +51,10 @@ type Store interface {
 	// processes refuses stale writes: a [*ConflictError] with Stale set
 	// (and AccountID or DataCenter), which also matches [ErrStaleVersion].
 	//
+	// A unit holding a change that [Change.Check] refuses is refused
+	// whole, before anything is written, with that error
+	// ([ErrInvalidChange]).
+	//
 	// An error matching ErrConflict means that nothing was applied. Any
 	// other error leaves the outcome unknown: the changes may be durable
 	// all the same (an fsync that failed after the data reached the file,

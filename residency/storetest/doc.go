@@ -45,7 +45,8 @@
 // with nanoseconds, zero times, a thousand events on one account); the
 // order of Load, LoadAccounts and DataCenters; versions and conflicts,
 // several changes of one account in one unit, and refused units that
-// leave nothing behind; large atomic units; reopening; Close; a cancelled
+// leave nothing behind (stale ones, and ones holding a change that
+// [residency.Change.Check] refuses); large atomic units; reopening; Close; a cancelled
 // context; and that a store shares no memory with its callers. Every
 // subtest checks the state through Load, LoadAccounts and DataCenters,
 // then again after closing and reopening the store.
