@@ -46,10 +46,10 @@
 // order of Load, LoadAccounts and DataCenters; versions and conflicts,
 // several changes of one account in one unit, and refused units that
 // leave nothing behind (stale ones, and ones holding a change that
-// [residency.Change.Check] refuses); large atomic units; reopening; Close; a cancelled
-// context; and that a store shares no memory with its callers. Every
-// subtest checks the state through Load, LoadAccounts and DataCenters,
-// then again after closing and reopening the store.
+// [residency.Change.Check] refuses); large atomic units; reopening;
+// Close; a cancelled context; and that a store shares no memory with its
+// callers. Every subtest checks the state through Load, LoadAccounts and
+// DataCenters, then again after closing and reopening the store.
 //
 // A store that is a [residency.LogStore] has its audit log checked at the
 // same points: one entry per committed change, in commit order, each
