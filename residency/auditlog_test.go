@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -429,13 +428,7 @@ func TestSlowLogReaderDoesNotFailWrites(t *testing.T) {
 		})
 	}()
 	<-reading
-	_, err = r.Import(ctx, func(yield func(residency.ImportRow) bool) {
-		for j := range 20000 { // enough to grow the file
-			if !yield(residency.ImportRow{AccountID: fmt.Sprintf("imp-%06d", j), Country: "DE"}) {
-				return
-			}
-		}
-	})
+	_, err = r.Import(ctx, rowsIn("imp-%06d", 20000)) // enough to grow the file
 	close(imported)
 	<-done
 	if err != nil {
@@ -454,13 +447,7 @@ func TestLogEntriesPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if _, err := r.Import(ctx, func(yield func(residency.ImportRow) bool) {
-		for i := range 2500 {
-			if !yield(residency.ImportRow{AccountID: fmt.Sprintf("acct-%05d", i), Country: "DE"}) {
-				return
-			}
-		}
-	}); err != nil {
+	if _, err := r.Import(ctx, rowsIn("acct-%05d", 2500)); err != nil {
 		t.Fatal(err)
 	}
 	read := func(from int64, during func(i int64)) []string {

@@ -219,6 +219,17 @@ func recoverCorrupt(path string, err *error) {
 	}
 }
 
+// The layout of a bbolt page (bbolt's internal/common/page.go): a header
+// of id (8 bytes), flags, count (2 each) and overflow (4); then count
+// elements of 16 bytes: on a branch page pos, ksize (4 each) and the
+// child's page number (8), on a leaf page flags, pos, ksize and vsize (4
+// each), bucketFlag marking the value of a bucket.
+const (
+	headerLen, elemLen   = 16, 16
+	branchPage, leafPage = 0x01, 0x02
+	bucketFlag           = 0x01
+)
+
 // checkHeader refuses an existing file that is empty, whose bbolt meta
 // pages are not both valid, that is shorter than its meta page says, or
 // that keeps no freelist.
@@ -278,13 +289,13 @@ type shape struct {
 // readShape reads the shape of the bbolt file f, of size bytes, from the
 // valid meta page of the newer transaction, and checks its root page.
 func readShape(f *os.File, path string, size int64) (shape, error) {
-	const header, metaLen, sumAt = 16, 64, 56
+	const metaLen, sumAt = 64, 56
 	ne := binary.NativeEndian
 	var best struct{ txid, need, root, freelist, pageSize uint64 }
 	offset := int64(0)
 	for i := range 2 {
 		m := make([]byte, metaLen)
-		if _, err := f.ReadAt(m, offset+header); err != nil {
+		if _, err := f.ReadAt(m, offset+headerLen); err != nil {
 			return shape{}, fmt.Errorf("%w: %s: reading bbolt meta page %d: %v", ErrCorrupt, path, i, err)
 		}
 		pageSize := uint64(ne.Uint32(m[8:]))
@@ -370,7 +381,7 @@ func checkFileTrees(path string) (*os.File, error) {
 // leaf.
 func checkTrees(page func(id uint64, whole bool) ([]byte, error), rootID, n uint64) error {
 	ne := binary.NativeEndian
-	const headerLen, elemLen, branch, leaf, bucketFlag, maxDepth = 16, 16, 0x01, 0x02, 0x01, 32
+	const maxDepth = 32
 	visited := make([]bool, n)
 	// walk checks page id, depth levels down a tree, and the pages below
 	// it; those of the buckets it holds too if it is the root bucket's.
@@ -397,11 +408,11 @@ func checkTrees(page func(id uint64, whole bool) ([]byte, error), rootID, n uint
 		}
 		flags := ne.Uint16(h[8:])
 		switch {
-		case flags == leaf && !rootBucket:
+		case flags == leafPage && !rootBucket:
 			return nil
-		case flags == leaf:
+		case flags == leafPage:
 			return walkBuckets(page, id, walk)
-		case flags != branch:
+		case flags != branchPage:
 			return fmt.Errorf("page %d has flags %#x", id, flags)
 		}
 		p, err := page(id, true)
@@ -428,7 +439,6 @@ func checkTrees(page func(id uint64, whole bool) ([]byte, error), rootID, n uint
 // of its own.
 func walkBuckets(page func(id uint64, whole bool) ([]byte, error), id uint64, walk func(id uint64, depth int, rootBucket bool) error) error {
 	ne := binary.NativeEndian
-	const headerLen, elemLen, bucketFlag = 16, 16, 0x01
 	p, err := page(id, true)
 	if err != nil {
 		return err
@@ -478,20 +488,18 @@ func readPage(f *os.File, pageSize, n uint64) func(id uint64, whole bool) ([]byt
 // heap when it is not aligned, and reads it there through unsafe pointers
 // without checking its bounds: a damaged count or offset would read past
 // the copy (a fatal error under the race detector's pointer checks, which
-// no recover catches). The layout (bbolt's internal/common/page.go): a
-// page header of id (8 bytes), flags, count (2 each) and overflow (4);
-// then count elements of flags, pos, ksize and vsize (4 bytes each), an
-// element's key starting pos bytes after the element, its value right
-// after the key; an inline bucket's value is the bucket header (root page
-// 0 and sequence, 8 bytes each) followed by a leaf page. The root page of
-// a domicile file is a leaf: it holds five buckets.
+// no recover catches). In a leaf page (see headerLen), an element's key
+// starts pos bytes after the element, its value right after the key; an
+// inline bucket's value is the bucket header (root page 0 and sequence, 8
+// bytes each) followed by a leaf page. The root page of a domicile file
+// with few buckets is a leaf; checkTrees checks the leaves of one that is
+// a branch.
 func checkRootPage(page []byte) error {
 	ne := binary.NativeEndian
-	const headerLen, elemLen, branch, leaf, bucketFlag = 16, 16, 0x01, 0x02, 0x01
 	switch flags := ne.Uint16(page[8:]); flags {
-	case branch:
+	case branchPage:
 		return nil // many buckets: checkTrees checks its leaves
-	case leaf:
+	case leafPage:
 	default:
 		return fmt.Errorf("flags %#x", flags)
 	}
@@ -532,7 +540,7 @@ func checkRootPage(page []byte) error {
 		if len(v) < 16+headerLen {
 			return errors.New("short inline bucket")
 		}
-		if flags := ne.Uint16(v[16+8:]); flags != leaf {
+		if flags := ne.Uint16(v[16+8:]); flags != leafPage {
 			return fmt.Errorf("inline bucket page flags %#x", flags)
 		}
 		return leafElems(v[16:], func([]byte) error { return errors.New("nested bucket") })

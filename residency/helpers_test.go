@@ -2,6 +2,8 @@ package residency_test
 
 import (
 	"context"
+	"fmt"
+	"iter"
 	"sync"
 	"testing"
 	"time"
@@ -49,6 +51,18 @@ func place(t testing.TB, r *residency.Router, id, country string) residency.Plac
 		t.Fatalf("Place(%s, %s): %v", id, country, err)
 	}
 	return p
+}
+
+// rowsIn yields n import rows of accounts in Germany, named
+// fmt.Sprintf(format, i).
+func rowsIn(format string, n int) iter.Seq[residency.ImportRow] {
+	return func(yield func(residency.ImportRow) bool) {
+		for i := range n {
+			if !yield(residency.ImportRow{AccountID: fmt.Sprintf(format, i), Country: "DE"}) {
+				return
+			}
+		}
+	}
 }
 
 func mustCatalog(t testing.TB, dcs ...provider.DataCenter) *provider.Catalog {

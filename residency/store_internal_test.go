@@ -130,3 +130,27 @@ func TestRouterClosesItsStore(t *testing.T) {
 		t.Errorf("Open with a bad option: %v; store closed %d times, want 1", err, failing.closed)
 	}
 }
+
+// TestChangeCheckAccountID: Check's error for an account ID that is not
+// valid matches ErrInvalidAccount as well as ErrInvalidChange, as its doc
+// says; a valid change, of an account or a data center, passes.
+func TestChangeCheckAccountID(t *testing.T) {
+	valid := Change{
+		Placement: Placement{AccountID: "acme", Region: region.EU, Version: 1},
+		Event:     Event{AccountID: "acme", Version: 1, Kind: Placed},
+	}
+	if err := valid.Check(); err != nil {
+		t.Errorf("Check of a valid placement: %v", err)
+	}
+	status := Change{DataCenter: &DataCenterState{ID: "linode-eu", Status: "draining", Version: 1}}
+	if err := status.Check(); err != nil {
+		t.Errorf("Check of a valid status: %v", err)
+	}
+	for _, id := range []string{"", "a\x00b", "a\xffb", strings.Repeat("a", MaxAccountIDLen+1)} {
+		c := valid
+		c.Placement.AccountID, c.Event.AccountID = id, id
+		if err := c.Check(); !errors.Is(err, ErrInvalidChange) || !errors.Is(err, ErrInvalidAccount) {
+			t.Errorf("Check of account ID %.20q: %v; want ErrInvalidChange and ErrInvalidAccount", id, err)
+		}
+	}
+}

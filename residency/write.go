@@ -111,7 +111,8 @@ type queue struct {
 // cause (the context, the store, Close) is wrapped with it, so that a
 // caller's log says which write failed. The zero subject wraps nothing.
 func (r *Router) write(ctx context.Context, what subject, fn writeFunc) error {
-	return r.submit(ctx, &request{fn: fn, what: what, done: make(chan error, 1)})
+	_, err := r.writeAt(ctx, what, fn)
+	return err
 }
 
 // writeAt is write that also returns the log position of the write on a

@@ -69,14 +69,7 @@ func TestUnfencedMoveIsNotReportedOpen(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.DatabaseURL(t)
 	server := openServer(t, dsn)
-	p, err := server.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	to := "linode-eu"
-	if p.DataCenter == to {
-		to = "aws-eu-west-1"
-	}
+	to := placeInEU(t, server, "acme")
 	leave := holdFences(t, dsn)
 	plan := writeFile(t, t.TempDir(), "plan.csv", "account_id,to_datacenter\nacme,"+to+"\n")
 	code, out, log := migrateRun(t, "-db", dsn, "-plan", plan, "-copy", "true")
@@ -152,6 +145,20 @@ func openServer(t *testing.T, dsn string) *residency.Router {
 	return r
 }
 
+// placeInEU places account id, in Germany, through r, and returns another
+// data center of the EU to move it to.
+func placeInEU(t *testing.T, r *residency.Router, id string) (to string) {
+	t.Helper()
+	p, err := r.Place(context.Background(), residency.PlaceRequest{AccountID: id, Country: "DE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if to = "linode-eu"; p.DataCenter == to {
+		to = "aws-eu-west-1"
+	}
+	return to
+}
+
 // holdFences joins dsn's Routers as a member with a lease of an hour that
 // never applies anything, as an instance the database can no longer hear
 // from would: every fence waits for it, until leave.
@@ -185,15 +192,7 @@ func TestStoreFailureIsNotARefusal(t *testing.T) {
 	server := openServer(t, dsn)
 	var rows []string
 	for _, id := range []string{"acme-gmbh", "globex-ag"} {
-		p, err := server.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		to := "linode-eu"
-		if p.DataCenter == to {
-			to = "aws-eu-west-1"
-		}
-		rows = append(rows, id+","+to)
+		rows = append(rows, id+","+placeInEU(t, server, id))
 	}
 	admin, err := pgx.Connect(ctx, dsn)
 	if err != nil {

@@ -40,10 +40,7 @@ func BenchmarkRouterPlace(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("impl=router/callers=%d", callers), func(b *testing.B) {
 			r := openRouter(b, pgtest.Database(b), nil)
-			parallel(b, callers, func(i int) error {
-				_, err := r.Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("acct-", i), Country: "DE"})
-				return err
-			})
+			parallel(b, callers, placer(r))
 		})
 	}
 }
@@ -83,11 +80,7 @@ func BenchmarkRouterPlacePaired(b *testing.B) {
 		{callers: 1, chunk: 300},
 		{callers: 16, chunk: 2000},
 	}
-	place := func(i int) error {
-		_, err := r.Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("acct-", i), Country: "DE"})
-		return err
-	}
-	sides[1].fn, sides[2].fn = place, place
+	sides[1].fn, sides[2].fn = placer(r), placer(r)
 	var runs []func() float64
 	for _, s := range sides {
 		runs = append(runs, func() float64 { return runChunk(b, s.callers, s.chunk, &next, s.fn) })
@@ -202,10 +195,7 @@ func BenchmarkLogCost(b *testing.B) {
 	var runs []func() float64
 	for _, s := range sides {
 		runs = append(runs, func() float64 {
-			return runChunk(b, s.callers, s.chunk, &next, func(i int) error {
-				_, err := s.r.Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("acct-", i), Country: "DE"})
-				return err
-			})
+			return runChunk(b, s.callers, s.chunk, &next, placer(s.r))
 		})
 	}
 	rates := rounds(b, runs...)
@@ -216,6 +206,15 @@ func BenchmarkLogCost(b *testing.B) {
 	b.ReportMetric(median(rates[1]), "off-places/s")
 	b.ReportMetric(median(rates[2]), "on-places16/s")
 	b.ReportMetric(median(rates[3]), "off-places16/s")
+}
+
+// placer returns a function that places account "acct-i" in Germany
+// through r, the work the benchmarks measure.
+func placer(r *residency.Router) func(i int) error {
+	return func(i int) error {
+		_, err := r.Place(context.Background(), residency.PlaceRequest{AccountID: fmt.Sprint("acct-", i), Country: "DE"})
+		return err
+	}
 }
 
 // quartile returns the q-th quartile of xs (q 1 to 3, 2 the median).
