@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/domicile-go/domicile/internal/routertest"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
@@ -101,15 +102,7 @@ func openLostReply(t *testing.T) (*residency.Router, *lostReply) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	other, err := postgres.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r2, err := residency.Open(ctx, residency.WithStore(other))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r2.Close() })
+	r2 := routertest.OnPostgres(t, dsn, nil)
 	if _, err := r2.Place(ctx, residency.PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/domicile-go/domicile/internal/routertest"
 	"github.com/domicile-go/domicile/residency"
-	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 )
 
@@ -20,18 +20,7 @@ import (
 func TestSharedRoutersHoldNoTrails(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
-	open := func() *residency.Router {
-		s, err := postgres.Open(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := residency.Open(ctx, residency.WithStore(s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		return r
-	}
+	open := func() *residency.Router { return routertest.OnPostgres(t, dsn, nil) }
 	file, err := residency.Open(ctx, residency.WithPath(filepath.Join(t.TempDir(), "r.db")))
 	if err != nil {
 		t.Fatal(err)

@@ -8,8 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/domicile-go/domicile/residency"
-	"github.com/domicile-go/domicile/residency/postgres"
+	"github.com/domicile-go/domicile/internal/routertest"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/tlog"
@@ -20,15 +19,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // growPostgres grows the store at dsn through a Router.
 func growPostgres(t *testing.T, dsn, prefix string) {
 	t.Helper()
-	ctx := context.Background()
-	s, err := postgres.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := residency.Open(ctx, residency.WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := routertest.OnPostgres(t, dsn, nil)
 	grow(t, r, prefix)
 	if err := r.Close(); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/domicile-go/domicile/internal/routertest"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
@@ -22,7 +23,7 @@ import (
 func TestEvacuatePostgres(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.DatabaseURL(t)
-	server := openServer(t, dsn)
+	server := routertest.OnPostgres(t, dsn, nil)
 	var onEU []string
 	for i := range 20 {
 		id := fmt.Sprint("acct-", i)
@@ -68,7 +69,7 @@ func TestEvacuatePostgres(t *testing.T) {
 func TestUnfencedMoveIsNotReportedOpen(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.DatabaseURL(t)
-	server := openServer(t, dsn)
+	server := routertest.OnPostgres(t, dsn, nil)
 	to := placeInEU(t, server, "acme")
 	leave := holdFences(t, dsn)
 	plan := writeFile(t, t.TempDir(), "plan.csv", "account_id,to_datacenter\nacme,"+to+"\n")
@@ -100,7 +101,7 @@ func TestUnfencedMoveIsNotReportedOpen(t *testing.T) {
 func TestUnfencedDrainIsReported(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.DatabaseURL(t)
-	server := openServer(t, dsn)
+	server := routertest.OnPostgres(t, dsn, nil)
 	p, err := server.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
 	if err != nil {
 		t.Fatal(err)
@@ -126,23 +127,6 @@ func TestUnfencedDrainIsReported(t *testing.T) {
 			t.Errorf("the report lacks %q:\n%s\n%s", want, out, log)
 		}
 	}
-}
-
-// openServer opens a Router on dsn, as a server sharing the database with
-// the script; it is closed when the test ends.
-func openServer(t *testing.T, dsn string) *residency.Router {
-	t.Helper()
-	ctx := context.Background()
-	s, err := postgres.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := residency.Open(ctx, residency.WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
 }
 
 // placeInEU places account id, in Germany, through r, and returns another
@@ -189,7 +173,7 @@ func holdFences(t *testing.T, dsn string) (leave func()) {
 func TestStoreFailureIsNotARefusal(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.DatabaseURL(t)
-	server := openServer(t, dsn)
+	server := routertest.OnPostgres(t, dsn, nil)
 	var rows []string
 	for _, id := range []string{"acme-gmbh", "globex-ag"} {
 		rows = append(rows, id+","+placeInEU(t, server, id))

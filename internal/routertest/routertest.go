@@ -1,14 +1,18 @@
 // Package routertest reads all a [residency.Router] holds, through its
 // public API, for tests that compare two Routers or one Router before
-// and after a call: the tests of residency and of its stores.
+// and after a call: the tests of residency and of its stores. It also
+// opens Routers on PostgreSQL ([OnPostgres]) for the tests of several
+// packages.
 package routertest
 
 import (
+	"context"
 	"testing"
 
 	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/region"
 	"github.com/domicile-go/domicile/residency"
+	"github.com/domicile-go/domicile/residency/postgres"
 )
 
 // State is what a Router holds, read through its public API: the
@@ -67,4 +71,22 @@ func Of(t testing.TB, r *residency.Router) State {
 		s.Statuses[d.ID] = st
 	}
 	return s
+}
+
+// OnPostgres opens a Router with ropts on a Store of its own on dsn,
+// opened with opts, and closes it after the test (closing it earlier is
+// fine).
+func OnPostgres(t testing.TB, dsn string, ropts []residency.Option, opts ...postgres.Option) *residency.Router {
+	t.Helper()
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, dsn, opts...)
+	if err != nil {
+		t.Fatalf("postgres.Open: %v", err)
+	}
+	r, err := residency.Open(ctx, append([]residency.Option{residency.WithStore(s)}, ropts...)...)
+	if err != nil {
+		t.Fatalf("residency.Open: %v", err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }

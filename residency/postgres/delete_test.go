@@ -5,8 +5,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/domicile-go/domicile/internal/routertest"
 	"github.com/domicile-go/domicile/residency"
-	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 	"github.com/google/go-cmp/cmp"
 )
@@ -17,17 +17,7 @@ import (
 func TestRouterDeletes(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
-	open := func() *residency.Router {
-		s, err := postgres.Open(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := residency.Open(ctx, residency.WithStore(s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	open := func() *residency.Router { return routertest.OnPostgres(t, dsn, nil) }
 	r := open()
 	for _, id := range []string{"gone", "kept"} {
 		if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"}); err != nil {

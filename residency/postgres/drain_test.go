@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/domicile-go/domicile/residency/postgres"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/domicile-go/domicile/internal/routertest"
+	"github.com/domicile-go/domicile/residency/postgres"
 
 	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/residency"
@@ -25,7 +27,7 @@ import (
 func TestStatusesWhilePlacing(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
-	rs := []*residency.Router{openRouter(t, dsn, nil), openRouter(t, dsn, nil), openRouter(t, dsn, nil)}
+	rs := []*residency.Router{routertest.OnPostgres(t, dsn, nil), routertest.OnPostgres(t, dsn, nil), routertest.OnPostgres(t, dsn, nil)}
 	var stop atomic.Bool
 	var placed atomic.Int64
 	var wg sync.WaitGroup
@@ -113,7 +115,7 @@ func TestStatusesWhilePlacing(t *testing.T) {
 	}
 	t.Logf("%d accounts placed, %d status changes", placed.Load(), statusChanges)
 
-	want := stateOf(t, openRouter(t, dsn, nil))
+	want := stateOf(t, routertest.OnPostgres(t, dsn, nil))
 	for i, r := range rs {
 		if err := r.Sync(ctx); err != nil {
 			t.Fatal(err)
@@ -134,8 +136,8 @@ func TestFenceAfterConflict(t *testing.T) {
 	dsn := pgtest.Database(t)
 	// a reads the log only when asked, or when it renews its lease, every
 	// quarter of a minute.
-	a := openRouter(t, dsn, nil, postgres.WithPollOnly(), postgres.WithPollInterval(time.Hour), postgres.WithLease(time.Minute))
-	b := openRouter(t, dsn, nil)
+	a := routertest.OnPostgres(t, dsn, nil, postgres.WithPollOnly(), postgres.WithPollInterval(time.Hour), postgres.WithLease(time.Minute))
+	b := routertest.OnPostgres(t, dsn, nil)
 	if _, err := b.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/domicile-go/domicile/internal/routertest"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 	"github.com/google/go-cmp/cmp"
@@ -114,7 +115,7 @@ func TestFill(t *testing.T) {
 	dsn := pgtest.Database(t)
 	const n = 200
 	fill(t, dsn, n)
-	r := openRouter(t, dsn, nil)
+	r := routertest.OnPostgres(t, dsn, nil)
 	rep, err := r.Verify(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +158,7 @@ func TestFill(t *testing.T) {
 	}
 	// A write after the copies goes on from their versions and
 	// positions, and another Router follows it.
-	other := openRouter(t, dsn, nil)
+	other := routertest.OnPostgres(t, dsn, nil)
 	p, err := r.Lookup(fillID(2)) // US
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/domicile-go/domicile/internal/routertest"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
@@ -79,7 +80,7 @@ func TestOwnWritesNotReadBack(t *testing.T) {
 		t.Errorf("the Router read %d changes back from the log, want 0: they were its own", n)
 	}
 
-	b := openRouter(t, dsn, nil)
+	b := routertest.OnPostgres(t, dsn, nil)
 	if _, err := b.Place(ctx, residency.PlaceRequest{AccountID: "b-0", Country: "US"}); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/domicile-go/domicile/internal/routertest"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
@@ -39,7 +40,7 @@ func BenchmarkRouterPlace(b *testing.B) {
 			})
 		})
 		b.Run(fmt.Sprintf("impl=router/callers=%d", callers), func(b *testing.B) {
-			r := openRouter(b, pgtest.Database(b), nil)
+			r := routertest.OnPostgres(b, pgtest.Database(b), nil)
 			parallel(b, callers, placer(r))
 		})
 	}
@@ -66,7 +67,7 @@ func BenchmarkRouterPlacePaired(b *testing.B) {
 	if _, err := pool.Exec(ctx, "CREATE TABLE t (id text PRIMARY KEY, v text NOT NULL)"); err != nil {
 		b.Fatal(err)
 	}
-	r := openRouter(b, dsn, nil)
+	r := routertest.OnPostgres(b, dsn, nil)
 	var next atomic.Int64 // account and row numbers, never reused
 	type side struct {
 		callers, chunk int
@@ -174,7 +175,7 @@ func runChunk(b *testing.B, callers, chunk int, next *atomic.Int64, fn func(i in
 // durable server (DOMICILE_PGTEST_DURABLE=1).
 func BenchmarkLogCost(b *testing.B) {
 	ctx := context.Background()
-	on := openRouter(b, pgtest.Database(b), nil)
+	on := routertest.OnPostgres(b, pgtest.Database(b), nil)
 	s, err := postgres.Open(ctx, pgtest.Database(b))
 	if err != nil {
 		b.Fatal(err)
@@ -263,7 +264,7 @@ func parallel(b *testing.B, callers int, fn func(i int) error) {
 func BenchmarkRouterVisibility(b *testing.B) {
 	ctx := context.Background()
 	dsn := pgtest.Database(b)
-	writer, reader := openRouter(b, dsn, nil), openRouter(b, dsn, nil)
+	writer, reader := routertest.OnPostgres(b, dsn, nil), routertest.OnPostgres(b, dsn, nil)
 	lat := make([]time.Duration, 0, b.N)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -21,23 +21,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// openRouter opens a Router on its own Store on dsn, closed after the
-// test.
-func openRouter(t testing.TB, dsn string, ropts []residency.Option, opts ...postgres.Option) *residency.Router {
-	t.Helper()
-	ctx := context.Background()
-	s, err := postgres.Open(ctx, dsn, opts...)
-	if err != nil {
-		t.Fatalf("postgres.Open: %v", err)
-	}
-	r, err := residency.Open(ctx, append([]residency.Option{residency.WithStore(s)}, ropts...)...)
-	if err != nil {
-		t.Fatalf("residency.Open: %v", err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
-}
-
 // eventually calls f until it returns nil, and fails the test with its
 // last error if that takes more than a generous bound: for what must
 // happen by itself (no Sync), with no claim about how fast.
@@ -65,7 +48,7 @@ func stateOf(t testing.TB, r *residency.Router) routertest.State { return router
 func TestRoutersConverge(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
-	rs := []*residency.Router{openRouter(t, dsn, nil), openRouter(t, dsn, nil), openRouter(t, dsn, nil)}
+	rs := []*residency.Router{routertest.OnPostgres(t, dsn, nil), routertest.OnPostgres(t, dsn, nil), routertest.OnPostgres(t, dsn, nil)}
 	for i := range 30 {
 		if _, err := rs[i%3].Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("acct-", i), Country: []string{"DE", "US", "GB"}[i%3]}); err != nil {
 			t.Fatal(err)
@@ -134,7 +117,7 @@ func TestRoutersConverge(t *testing.T) {
 func TestRoutersPlaceOneAccount(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
-	a, b := openRouter(t, dsn, nil), openRouter(t, dsn, nil)
+	a, b := routertest.OnPostgres(t, dsn, nil), routertest.OnPostgres(t, dsn, nil)
 	for i := range 20 {
 		for _, sameRegion := range []bool{true, false} {
 			id := fmt.Sprintf("acct-%d-%v", i, sameRegion)
@@ -202,11 +185,11 @@ func TestRoutersPlaceOneAccount(t *testing.T) {
 func TestFence(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
-	mover := openRouter(t, dsn, nil)
-	others := []*residency.Router{openRouter(t, dsn, nil), openRouter(t, dsn, nil), openRouter(t, dsn, nil)}
+	mover := routertest.OnPostgres(t, dsn, nil)
+	others := []*residency.Router{routertest.OnPostgres(t, dsn, nil), routertest.OnPostgres(t, dsn, nil), routertest.OnPostgres(t, dsn, nil)}
 	// A Router that closes cleanly leaves: it holds no fence up (with the
 	// default lease of 10 s, this test would otherwise wait for it).
-	gone := openRouter(t, dsn, nil)
+	gone := routertest.OnPostgres(t, dsn, nil)
 	if err := gone.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -256,10 +239,10 @@ func TestFence(t *testing.T) {
 func TestFenceAlone(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
-	writer := openRouter(t, dsn, nil)
+	writer := routertest.OnPostgres(t, dsn, nil)
 	var others []*residency.Router
 	for range 2 {
-		others = append(others, openRouter(t, dsn, nil, postgres.WithPollOnly(), postgres.WithPollInterval(300*time.Millisecond)))
+		others = append(others, routertest.OnPostgres(t, dsn, nil, postgres.WithPollOnly(), postgres.WithPollInterval(300*time.Millisecond)))
 	}
 	for round := range 3 {
 		var ids []string
@@ -372,9 +355,9 @@ func TestRouterCutOff(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
 	const lease = 2 * time.Second
-	main := openRouter(t, dsn, nil, postgres.WithLease(lease), postgres.WithPollInterval(100*time.Millisecond))
+	main := routertest.OnPostgres(t, dsn, nil, postgres.WithLease(lease), postgres.WithPollInterval(100*time.Millisecond))
 	name := role(t, dsn)
-	cutoff := openRouter(t, withUser(dsn, name), nil, postgres.WithLease(lease), postgres.WithPollInterval(100*time.Millisecond))
+	cutoff := routertest.OnPostgres(t, withUser(dsn, name), nil, postgres.WithLease(lease), postgres.WithPollInterval(100*time.Millisecond))
 	p, err := main.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
 	if err != nil {
 		t.Fatal(err)
@@ -468,7 +451,7 @@ func TestRoutersSurviveRestart(t *testing.T) {
 	dsn := pgtest.Database(t)
 	name := role(t, dsn)
 	rdsn := withUser(dsn, name)
-	a, b := openRouter(t, rdsn, nil), openRouter(t, rdsn, nil)
+	a, b := routertest.OnPostgres(t, rdsn, nil), routertest.OnPostgres(t, rdsn, nil)
 	if _, err := a.Place(ctx, residency.PlaceRequest{AccountID: "before", Country: "DE"}); err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +477,7 @@ func TestRoutersSurviveRestart(t *testing.T) {
 func TestManyWriters(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
-	rs := []*residency.Router{openRouter(t, dsn, nil), openRouter(t, dsn, nil), openRouter(t, dsn, nil)}
+	rs := []*residency.Router{routertest.OnPostgres(t, dsn, nil), routertest.OnPostgres(t, dsn, nil), routertest.OnPostgres(t, dsn, nil)}
 	deadline := time.Now().Add(3 * time.Second)
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
@@ -539,7 +522,7 @@ func TestManyWriters(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	fresh := openRouter(t, dsn, nil)
+	fresh := routertest.OnPostgres(t, dsn, nil)
 	want := stateOf(t, fresh)
 	if len(want.Placements) != 40 {
 		t.Errorf("%d accounts, want 40", len(want.Placements))
@@ -564,8 +547,8 @@ func TestSkewedClock(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
 	ahead := func() time.Time { return time.Now().Add(time.Hour) }
-	skewed := openRouter(t, dsn, []residency.Option{residency.WithClock(ahead)}, postgres.WithLease(time.Second))
-	other := openRouter(t, dsn, nil, postgres.WithLease(time.Second))
+	skewed := routertest.OnPostgres(t, dsn, []residency.Option{residency.WithClock(ahead)}, postgres.WithLease(time.Second))
+	other := routertest.OnPostgres(t, dsn, nil, postgres.WithLease(time.Second))
 	p, err := skewed.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
 	if err != nil {
 		t.Fatal(err)
@@ -656,7 +639,7 @@ func TestPlaceDecidedBeforeDrain(t *testing.T) {
 	// Polling once an hour and renewing every quarter of a minute: this
 	// Router learns of others' changes only when a write of its own is
 	// refused.
-	r := openRouter(t, dsn, nil, postgres.WithPollOnly(), postgres.WithPollInterval(time.Hour), postgres.WithLease(time.Minute))
+	r := routertest.OnPostgres(t, dsn, nil, postgres.WithPollOnly(), postgres.WithPollInterval(time.Hour), postgres.WithLease(time.Minute))
 	for _, dc := range []string{"aws-eu-west-1", "websupport-eu"} {
 		if err := r.Drain(ctx, dc); err != nil {
 			t.Fatal(err)
