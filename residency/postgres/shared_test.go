@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -678,5 +679,53 @@ func TestPlaceDecidedBeforeDrain(t *testing.T) {
 		if d.ID == "linode-eu" && (d.Status != provider.Active || d.Version != 2) {
 			t.Errorf("stored linode-eu: %+v; want active at version 2", d)
 		}
+	}
+}
+
+// outpacedStore is a PostgreSQL store whose Appends say they were decided
+// on one status change more than the log holds: the database refuses each
+// of them as decided on stale statuses, as it would every write of a
+// Router that other writers keep outpacing with status changes.
+type outpacedStore struct {
+	*postgres.Store
+	appends atomic.Int32
+}
+
+func (s *outpacedStore) Append(ctx context.Context, changes []residency.Change, statuses uint64) (uint64, error) {
+	s.appends.Add(1)
+	return s.Store.Append(ctx, changes, statuses+1)
+}
+
+// TestStatusConflictsRunOut: a write refused again and again for statuses
+// that changed since it was decided is decided afresh a bounded number of
+// times, then refused as a stale conflict that names its account, with
+// nothing written.
+func TestStatusConflictsRunOut(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	s := &outpacedStore{Store: openStore(t, dsn)}
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
+	if !errors.Is(err, residency.ErrConflict) || !errors.Is(err, residency.ErrStaleVersion) || !strings.Contains(err.Error(), `"acme"`) {
+		t.Fatalf("Place = %+v, %v; want a stale ErrConflict naming acme", p, err)
+	}
+	if n := s.appends.Load(); n < 2 || n > 20 {
+		t.Errorf("%d Appends; want the write decided again a few times, then given up", n)
+	}
+	if _, err := r.Lookup("acme"); !errors.Is(err, residency.ErrNotFound) {
+		t.Errorf("Lookup(acme) = %v; want ErrNotFound", err)
+	}
+	var found bool
+	if err := s.LoadAccounts(ctx, []string{"acme"}, func(residency.StoredAccount) error { found = true; return nil }); err != nil || found {
+		t.Errorf("the store holds acme (%v, %v); want nothing placed", found, err)
+	}
+	// The Router still writes once its statuses are right.
+	r2 := routertest.OnPostgres(t, dsn, nil)
+	if _, err := r2.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
 	}
 }
