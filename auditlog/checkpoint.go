@@ -1,6 +1,7 @@
 package auditlog
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -272,6 +273,11 @@ func OpenCheckpoint(msg []byte, verifiers ...note.Verifier) (Checkpoint, error) 
 		}
 	}
 	n, err := note.Open(msg, note.VerifierList(list...))
+	if err == nil && len(n.Sigs)+len(n.UnverifiedSigs) < bytes.Count(msg[len(n.Text):], []byte("\n"))-1 {
+		// note.Open checks the first signature of each key and drops
+		// its others unchecked: check every signature line on its own.
+		err = openEachSignature(msg, len(n.Text), list)
+	}
 	if err != nil {
 		var unverified *note.UnverifiedNoteError
 		var invalid *note.InvalidSignatureError
@@ -301,6 +307,19 @@ func OpenCheckpoint(msg []byte, verifiers ...note.Verifier) (Checkpoint, error) 
 		}
 	}
 	return ParseCheckpoint([]byte(n.Text))
+}
+
+// openEachSignature opens the note msg, whose text is msg[:textLen],
+// with each of its signature lines alone, and returns the first error.
+func openEachSignature(msg []byte, textLen int, list []note.Verifier) error {
+	text, sigs := msg[:textLen+1], msg[textLen+1:] // the text and the blank line
+	for line := range bytes.Lines(sigs) {
+		_, err := note.Open(append(bytes.Clone(text), line...), note.VerifierList(list...))
+		if _, unknown := err.(*note.UnverifiedNoteError); err != nil && !unknown {
+			return err
+		}
+	}
+	return nil
 }
 
 // keyName is how a note key is named in its text: name+hash.

@@ -328,3 +328,35 @@ func TestCheckpointJSON(t *testing.T) {
 		t.Errorf("json.Marshal(zero Checkpoint) error = %v, want ErrMalformedCheckpoint", err)
 	}
 }
+
+// TestOpenCheckpointEverySignatureOfTheKey: OpenCheckpoint checks every
+// signature by a known key, not only the first (note.Open drops a key's
+// later signatures unchecked): an invalid one is ErrBadSignature in
+// either order.
+func TestOpenCheckpointEverySignatureOfTheKey(t *testing.T) {
+	signer, verifier := keyPair(t, origin, 1)
+	c := checkpoint(t, memLog(t, entries(4)), 4)
+	signed, err := c.Sign(signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// signed is the text, a blank line and one signature line.
+	i := bytes.LastIndex(signed, []byte("\n\n")) + 2
+	text, good := signed[:i], signed[i:]
+	bad := bytes.Clone(good)
+	bad[len(bad)-6] ^= 'A' ^ 'B' // a base64 letter of the signature changed
+	if bytes.Equal(bad, good) {
+		t.Fatal("no signature changed")
+	}
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+	}{
+		{"invalid, then valid", bytes.Join([][]byte{text, bad, good}, nil)},
+		{"valid, then invalid", bytes.Join([][]byte{text, good, bad}, nil)},
+	} {
+		if _, err := auditlog.OpenCheckpoint(tc.msg, verifier); !errors.Is(err, auditlog.ErrBadSignature) {
+			t.Errorf("%s: OpenCheckpoint error = %v, want ErrBadSignature", tc.name, err)
+		}
+	}
+}
