@@ -554,7 +554,17 @@ func (s *fileStore) init(readOnly bool) error {
 	errWrite := errors.New("needs a write")
 	err := s.db.View(func(tx *bolt.Tx) error { return s.setup(tx, errWrite) })
 	if err == errWrite && readOnly {
-		return fmt.Errorf("%w: %s must be upgraded to format %s, which opening it read-only cannot do", ErrFormat, s.path, fileFormat)
+		var v []byte
+		s.db.View(func(tx *bolt.Tx) error {
+			if meta := tx.Bucket(bucketMeta); meta != nil {
+				v = bytes.Clone(meta.Get(keyFormat))
+			}
+			return nil
+		})
+		if v == nil {
+			return fmt.Errorf("%w: %s holds no store yet, and a read-only open creates none", ErrFormat, s.path)
+		}
+		return fmt.Errorf("%w: %s has format %s, which a writable open upgrades to format %s; a read-only open cannot", ErrFormat, s.path, v, fileFormat)
 	}
 	if err == errWrite {
 		err = s.db.Update(func(tx *bolt.Tx) error { return s.setup(tx, nil) })

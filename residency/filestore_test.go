@@ -576,6 +576,21 @@ func TestFileStoreUpgrade(t *testing.T) {
 	}
 }
 
+// TestOpenFileStoreReadOnlyOlderFormatMessage: a read-only open of a file
+// of an older format (which only a writable open upgrades) is ErrFormat,
+// and its message names the file's format rather than call it unknown.
+func TestOpenFileStoreReadOnlyOlderFormatMessage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v2.db")
+	unpackFixture(t, path)
+	_, err := residency.OpenFileStoreReadOnly(context.Background(), path)
+	if !errors.Is(err, residency.ErrFormat) {
+		t.Fatalf("OpenFileStoreReadOnly of a format 2 file = %v, want ErrFormat", err)
+	}
+	if msg := err.Error(); strings.Contains(msg, "unknown") || !strings.Contains(msg, "format 2") {
+		t.Errorf("OpenFileStoreReadOnly of a format 2 file says %q; want it to name format 2 and not call it unknown", msg)
+	}
+}
+
 // TestFileStoreUpgradeRefusesDamage checks that a record of an old file
 // that does not decode fails the upgrade with ErrCorrupt and leaves the
 // file in its old format.

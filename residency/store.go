@@ -202,8 +202,9 @@ var (
 	// record that does not decode.
 	ErrCorrupt = errors.New("residency: store is damaged or not a domicile store")
 	// ErrFormat: the store was written in a format version this version of
-	// domicile does not read.
-	ErrFormat = errors.New("residency: unknown store format version")
+	// domicile does not read: a newer one, or an older one that only a
+	// writable open upgrades, opened read-only.
+	ErrFormat = errors.New("residency: store format version not readable")
 )
 
 // Errors of writes that the store failed. Neither says that the request was
