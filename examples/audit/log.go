@@ -68,35 +68,6 @@ func readCheckpoint(pubFile, file string) (auditlog.Checkpoint, error) {
 	return c, nil
 }
 
-// replayed is what the log's entries say the state is: each account's
-// latest placement and each data center's latest status.
-type replayed struct {
-	accounts map[string]residency.Placement
-	statuses map[string]residency.DataCenterState
-}
-
-// add replays the entry at index.
-func (r *replayed) add(index int64, entry []byte) error {
-	c, err := residency.DecodeEntry(entry)
-	if err != nil {
-		return err
-	}
-	if st := c.DataCenter; st != nil {
-		r.statuses[st.ID] = *st
-		return nil
-	}
-	p := c.Placement
-	prev := r.accounts[p.AccountID]
-	// An upgraded file's log starts with a snapshot (each account's
-	// latest change, repeated once per agreement): versions there may
-	// repeat, never go back. A live change is one version later.
-	if p.AccountID == "" || p.Version < prev.Version || c.Event.Version != p.Version || c.Event.AccountID != p.AccountID {
-		return fmt.Errorf("change of account %q to version %d (event version %d) after version %d", p.AccountID, p.Version, c.Event.Version, prev.Version)
-	}
-	r.accounts[p.AccountID] = p
-	return nil
-}
-
 // verifyCmd checks the log against a checkpoint kept earlier, and the
 // stored state against the log.
 func verifyCmd(args []string, stdout, stderr io.Writer) error {
@@ -117,6 +88,12 @@ func verifyCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer ls.Close()
+	// The stored state first, with the log's size it is of: the log only
+	// grows, so the log read next holds all of what the state is of.
+	accounts, m, dcs, err := readState(ctx, ls)
+	if err != nil {
+		return err
+	}
 	stored := residency.HashReader(ctx, ls)
 	n, err := ls.LogSize(ctx)
 	if err != nil {
@@ -139,20 +116,26 @@ func verifyCmd(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("the log of %d entries does not extend the checkpoint of %d (the log was rewritten since, or the checkpoint is of another log): %w", head.Size, old.Size, err)
 	}
 	// Every stored entry must hash to the tree, and the tree to the
-	// checkpoint kept and to the log's head; replay the entries meanwhile.
-	state := replayed{accounts: make(map[string]residency.Placement), statuses: make(map[string]residency.DataCenterState)}
-	got, err := auditlog.CheckLog(old, logEntries(ctx, ls, head.Size, state.add), stored)
+	// checkpoint kept and to the log's head; replay meanwhile the entries
+	// the stored state is of.
+	state := newReplayed()
+	replay := func(i int64, e []byte) error {
+		if i < m {
+			return state.add(i, e)
+		}
+		return nil
+	}
+	got, err := auditlog.CheckLog(old, logEntries(ctx, ls, head.Size, replay), stored)
 	if err != nil {
 		return err
 	}
 	if got != head {
 		return fmt.Errorf("the log's entries hash to %v, its stored head is %v: %w", got, head, auditlog.ErrTreeMismatch)
 	}
-	accounts, err := checkState(ctx, ls, &state)
-	if err != nil {
+	if err := checkState(accounts, dcs, state); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "OK: the log of %d entries extends the checkpoint of %d; every entry hashes to the tree; %d accounts and %d data center statuses agree with the log\n", head.Size, old.Size, accounts, len(state.statuses))
+	fmt.Fprintf(stdout, "OK: the log of %d entries extends the checkpoint of %d; every entry hashes to the tree; %d accounts and %d data center statuses agree with the log\n", head.Size, old.Size, len(accounts), len(state.statuses))
 	fmt.Fprintf(stdout, "current head:\n%s", head)
 	return nil
 }
@@ -189,58 +172,6 @@ func logEntries(ctx context.Context, ls residency.LogStore, n int64, each func(i
 			yield(nil, err)
 		}
 	}
-}
-
-// checkState compares the stored state with what the log says: the same
-// accounts, each at the version, data center, region and move of its
-// latest entry, and the same data center statuses. It returns the number
-// of accounts.
-func checkState(ctx context.Context, ls residency.LogStore, want *replayed) (int, error) {
-	seen := 0
-	err := ls.Load(ctx, func(a residency.StoredAccount) error {
-		p := a.Placement
-		w, ok := want.accounts[p.AccountID]
-		switch {
-		case !ok:
-			return fmt.Errorf("stored account %q has no entry in the log", p.AccountID)
-		case w != p:
-			return fmt.Errorf("stored account %q disagrees with the log: stored version %d in %s (%s), the log's latest entry says version %d in %s (%s)",
-				p.AccountID, p.Version, p.DataCenter, p.Region, w.Version, w.DataCenter, w.Region)
-		}
-		seen++
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("stored state: %w", err)
-	}
-	if seen != len(want.accounts) {
-		var missing []string
-		err := ls.Load(ctx, func(a residency.StoredAccount) error {
-			delete(want.accounts, a.Placement.AccountID)
-			return nil
-		})
-		if err != nil {
-			return 0, err
-		}
-		for id := range want.accounts {
-			missing = append(missing, id)
-		}
-		slices.Sort(missing)
-		return 0, fmt.Errorf("the log records account %q, the store does not hold it", missing[0])
-	}
-	states, err := ls.DataCenters(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("stored state: %w", err)
-	}
-	if len(states) != len(want.statuses) {
-		return 0, fmt.Errorf("the store holds %d data center statuses, the log %d", len(states), len(want.statuses))
-	}
-	for _, st := range states {
-		if w, ok := want.statuses[st.ID]; !ok || !w.Changed.Equal(st.Changed) || w.Status != st.Status {
-			return 0, fmt.Errorf("stored status of data center %s (%s) disagrees with the log (%s)", st.ID, st.Status, w.Status)
-		}
-	}
-	return seen, nil
 }
 
 // historyCmd prints an account's entries, each proved to be in the

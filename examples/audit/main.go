@@ -24,9 +24,14 @@
 // log now held extends it (a consistency proof from the stored hashes,
 // checked against both heads), recomputes the tree from every stored entry
 // and compares it with the stored hashes and with the checkpoint, and
-// replays the entries: every stored account must be at the version, data
-// center, region and move of its latest entry, and the data center
-// statuses must be those the log says. It prints the log's current head.
+// replays the entries: every stored account must be its latest entry's
+// placement, its trail the events of its entries (from its first entry:
+// the events before an upgraded store's snapshot are not in the log), and
+// its agreements, consents and objections the latest its entries carry;
+// the data center statuses must be those the log says. On PostgreSQL the
+// state is read in one snapshot, with the log's size then, and compared
+// with that many entries: services may go on writing meanwhile. It
+// prints the log's current head.
 //
 //	audit history -db DB -pub FILE -checkpoint FILE -account ID
 //

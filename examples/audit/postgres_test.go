@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/domicile-go/domicile/internal/routertest"
+	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/tlog"
@@ -196,4 +198,131 @@ func TestAuditPostgresReadOnly(t *testing.T) {
 	if got := dbState(t, empty); got != "no tables (no schema)" {
 		t.Errorf("after the audit tool ran on an empty database, it holds %s, want no tables and no schema", got)
 	}
+}
+
+// TestVerifyPostgresRefusesRewrittenAccountRows is
+// TestVerifyRefusesRewrittenAccountRecords on PostgreSQL: an UPDATE of an
+// events row, of a consents row (a revoked consent made live again) or
+// of an agreements row is refused (exit 1, naming the account).
+func TestVerifyPostgresRefusesRewrittenAccountRows(t *testing.T) {
+	dir := t.TempDir()
+	key, pub := keys(t, dir, "log")
+	tests := []struct {
+		name, account string
+		statements    []string
+		effect        func(r *residency.Router) error
+	}{
+		{
+			name:       "events row: the move's target rewritten",
+			account:    "a-DE",
+			statements: []string{`UPDATE domicile.events SET target = 'aws-eu-west-1' WHERE account = 'a-DE' AND kind = 'move-completed'`},
+			effect:     movedTo("a-DE", "aws-eu-west-1"),
+		},
+		{
+			name:       "consents row: revoked consent made live",
+			account:    "a-FR",
+			statements: []string{`UPDATE domicile.consents SET revoked = NULL, revoked_ns = 0 WHERE account = 'a-FR'`},
+			effect:     mayAccess("a-FR", "support-247"),
+		},
+		{
+			name:       "agreements row: region rewritten",
+			account:    "a-DE",
+			statements: []string{`UPDATE domicile.agreements SET to_region = 'APAC' WHERE account = 'a-DE'`},
+			effect:     agreesTo("a-DE", "APAC"),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dsn := pgtest.DatabaseURL(t)
+			r := routertest.OnPostgres(t, dsn, nil)
+			grow(t, r, "a")
+			revokedConsent(t, r)
+			c := filepath.Join(t.TempDir(), "c")
+			writeCheckpoint(t, dsn, key, c)
+			wantVerify(t, "honest", 0, dsn, pub, c, "OK: the log of 10 entries extends the checkpoint of 10")
+			sql(t, dsn, tt.statements...)
+			// The rewrite is real: a Router reads it as it is.
+			r = routertest.OnPostgres(t, dsn, nil)
+			err := tt.effect(r)
+			r.Close()
+			if err != nil {
+				t.Fatalf("the rewrite has no effect: %v", err)
+			}
+			wantVerify(t, tt.name, 1, dsn, pub, c, `"`+tt.account+`"`)
+		})
+	}
+}
+
+// TestVerifyPostgresUpgradedFromTrimmedFormat2: a schema of format 2
+// whose changes were trimmed gets its log at the upgrade, starting with a
+// snapshot of every account as an upgraded file's does: verify accepts
+// it, and history lists an account whose changes were all trimmed.
+func TestVerifyPostgresUpgradedFromTrimmedFormat2(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DatabaseURL(t)
+	dir := t.TempDir()
+	key, pub := keys(t, dir, "log")
+	r := routertest.OnPostgres(t, dsn, nil)
+	for _, id := range []string{"u0", "u1", "u2", "u3"} {
+		if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sql(t, dsn, routertest.TrimmedFormat2(2)...)
+	// The service opens it, which upgrades it, and goes on placing.
+	r = routertest.OnPostgres(t, dsn, nil)
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "u4", Country: "FR"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c := filepath.Join(dir, "c")
+	writeCheckpoint(t, dsn, key, c)
+	wantVerify(t, "upgraded from format 2, trimmed", 0, dsn, pub, c, "OK: ")
+	wantHistory(t, "upgraded from format 2, trimmed: an account placed before the trim", 0, dsn, pub, c, "u0")
+}
+
+// TestVerifyPostgresWhileWriting: verify reads a live database's state in
+// one snapshot and compares it with the log up to it, so that it accepts
+// an honest log while a service places accounts (when it read the state
+// and the log apart, 12 runs of 20 saw an account with no entry).
+func TestVerifyPostgresWhileWriting(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DatabaseURL(t)
+	dir := t.TempDir()
+	key, pub := keys(t, dir, "log")
+	growPostgres(t, dsn, "a")
+	c := filepath.Join(dir, "c")
+	writeCheckpoint(t, dsn, key, c)
+
+	r := routertest.OnPostgres(t, dsn, nil)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("w-", i), Country: "FR"}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for i := range 10 {
+		code, out, log := auditRun(t, "verify", "-db", dsn, "-pub", pub, "-checkpoint", c)
+		if code != 0 {
+			t.Errorf("verify %d while the service writes exited %d, want 0\nstdout: %s\nstderr: %s", i, code, out, log)
+		}
+	}
+	close(stop)
+	wg.Wait()
 }

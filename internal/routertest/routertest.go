@@ -7,6 +7,7 @@ package routertest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/domicile-go/domicile/provider"
@@ -89,4 +90,23 @@ func OnPostgres(t testing.TB, dsn string, ropts []residency.Option, opts ...post
 	}
 	t.Cleanup(func() { r.Close() })
 	return r
+}
+
+// TrimmedFormat2 returns the statements that turn the schema "domicile"
+// back into format 2 with its changes trimmed to position trimmed, as
+// format 2's Trim left it, for the tests of the upgrade from it.
+func TrimmedFormat2(trimmed int) []string {
+	return []string{
+		`DROP TABLE domicile.loghashes`,
+		`ALTER TABLE domicile.head DROP COLUMN statuses`,
+		`ALTER TABLE domicile.datacenters DROP COLUMN prev`,
+		`DELETE FROM domicile.meta WHERE key = 'logstart'`,
+		fmt.Sprintf(`DELETE FROM domicile.changes WHERE pos <= %d`, trimmed),
+		fmt.Sprintf(`UPDATE domicile.head SET trimmed = %d`, trimmed),
+		`UPDATE domicile.meta SET value = '2' WHERE key = 'format'`,
+		`UPDATE domicile.meta SET value = (SELECT coalesce(string_agg(c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+			|| CASE WHEN a.attnotnull THEN ' not null' ELSE '' END, E'\n' ORDER BY c.relname, a.attnum), '')
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
+			WHERE n.nspname = 'domicile' AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped) WHERE key = 'layout'`,
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/tlog"
@@ -268,6 +269,115 @@ func (s *Store) upgradeLog(ctx context.Context, tx pgx.Tx) error {
 		return err
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO `+schema+`.meta (key, value) SELECT 'logstart', trimmed::text FROM `+schema+`.head`)
+	return err
+}
+
+// snapshotLog starts the log of a schema upgraded in tx from format 1 or 2
+// whose changes were trimmed, once its tables are of the current format:
+// as a file of an older format does, with a snapshot appended to the
+// changes, where the log starts. For each account, in ID order, its
+// latest change (the placement with the event of its version), then for
+// each of its agreements, consents and objections one change carrying it
+// (the same placement and event); then each data center's status in ID
+// order. The events before each account's latest stay in its trail,
+// outside the log. Routers following the changes find nothing new in
+// them. A schema never trimmed needs none: its changes are all its
+// changes, and its log starts at the first.
+func (s *Store) snapshotLog(ctx context.Context, tx pgx.Tx) error {
+	schema := pgx.Identifier{s.schema}.Sanitize()
+	var pos, trimmed int64
+	if err := tx.QueryRow(ctx, `SELECT pos, trimmed FROM `+schema+`.head`).Scan(&pos, &trimmed); err != nil || trimmed == 0 {
+		return err
+	}
+	start := pos
+	var entries []string
+	add := func(c residency.Change) error {
+		e, err := residency.AppendEntry(nil, &c)
+		entries = append(entries, string(e))
+		return err
+	}
+	flush := func() error {
+		if len(entries) == 0 {
+			return nil
+		}
+		positions := make([]int64, len(entries))
+		for i := range positions {
+			positions[i] = pos + 1 + int64(i)
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO `+schema+`.changes (pos, change) SELECT p, c::json FROM unnest($1::bigint[], $2::text[]) AS u(p, c)`, positions, entries)
+		pos += int64(len(entries))
+		entries = entries[:0]
+		return err
+	}
+	l := loader{s: s, tx: tx}
+	latest := `SELECT DISTINCT ON (account) ` + eventCols + ` FROM ` + schema + `.events WHERE account BETWEEN $1 AND $2 ORDER BY account, version DESC`
+	for after := ""; ; {
+		page, err := l.accounts(ctx, nil, pageSize, s.sql.accountsPage, after, pageSize)
+		if err != nil || len(page) == 0 {
+			return err
+		}
+		first, last := page[0].Placement.AccountID, page[len(page)-1].Placement.AccountID
+		if err := l.attach(ctx, page, s.sql.agreementsRange, s.sql.consentsRange, s.sql.objectionsRange, first, last); err != nil {
+			return err
+		}
+		events := make(map[string]residency.Event, len(page))
+		rows, err := tx.Query(ctx, latest, first, last)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			e, err := scanEvent(rows, "")
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			events[e.AccountID] = e
+		}
+		if rows.Close(); rows.Err() != nil {
+			return rows.Err()
+		}
+		for _, a := range page {
+			last := events[a.Placement.AccountID]
+			changes := []residency.Change{{Placement: a.Placement, Event: last}}
+			for i := range a.Agreements {
+				changes = append(changes, residency.Change{Placement: a.Placement, Event: last, Agreement: &a.Agreements[i]})
+			}
+			for i := range a.Consents {
+				changes = append(changes, residency.Change{Placement: a.Placement, Event: last, Consent: &a.Consents[i]})
+			}
+			for i := range a.Objections {
+				changes = append(changes, residency.Change{Placement: a.Placement, Event: last, Objection: &a.Objections[i]})
+			}
+			for _, c := range changes {
+				if err := add(c); err != nil {
+					return err
+				}
+			}
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		if len(page) < pageSize {
+			break
+		}
+		after = last
+	}
+	dcs, err := s.dataCenters(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for i := range dcs {
+		if err := add(residency.Change{DataCenter: &dcs[i]}); err != nil {
+			return err
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE `+schema+`.head SET pos = $1`, pos); err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE `+schema+`.meta SET value = $1 WHERE key = 'logstart'`, strconv.FormatInt(start, 10))
 	return err
 }
 

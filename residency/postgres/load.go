@@ -26,6 +26,9 @@ type Snapshot struct {
 	Position uint64
 	// DataCenters are the runtime statuses, as [Store.DataCenters] gives.
 	DataCenters []residency.DataCenterState
+	// LogSize is the audit log's size at the snapshot, as [Store.LogSize]
+	// gives: the snapshot is the state its first LogSize entries make.
+	LogSize int64
 }
 
 // Load calls fn with every stored account, in account ID order, with its
@@ -60,7 +63,7 @@ func (s *Store) snapshot(ctx context.Context, fn func(residency.StoredAccount) e
 		if err := tx.QueryRow(ctx, s.sql.head).Scan(&pos); err != nil {
 			return snap, fmt.Errorf("postgres: load: %w", err)
 		}
-		snap.Position = uint64(pos)
+		snap.Position, snap.LogSize = uint64(pos), pos-s.logStart
 		if snap.DataCenters, err = s.dataCenters(ctx, tx); err != nil {
 			return snap, err
 		}
@@ -464,21 +467,12 @@ func (s *Store) Trail(ctx context.Context, accountID string) ([]residency.Event,
 		return nil, fmt.Errorf("postgres: reading the trail of account %q: %w", accountID, connectError(err))
 	}
 	defer rows.Close()
-	var (
-		out     []residency.Event
-		version int64
-		t       pgtype.Timestamptz
-		ns      int16
-		kind    string
-		e       residency.Event
-	)
-	dest := []any{nil, &version, &t, &ns, &kind, &e.From, &e.To, &e.Rule, &e.Reference, &e.MoveID}
+	var out []residency.Event
 	for rows.Next() {
-		e = residency.Event{}
-		if err := rows.Scan(dest...); err != nil {
+		e, err := scanEvent(rows, accountID)
+		if err != nil {
 			return nil, fmt.Errorf("postgres: reading the trail of account %q: %w", accountID, err)
 		}
-		e.AccountID, e.Version, e.Time, e.Kind = accountID, uint64(version), readTime(t, ns), residency.EventKind(kind)
 		if e.Version != uint64(len(out))+1 {
 			return nil, fmt.Errorf("%w: account %q: event %d follows event %d", residency.ErrCorrupt, accountID, e.Version, len(out))
 		}
@@ -488,4 +482,28 @@ func (s *Store) Trail(ctx context.Context, accountID string) ([]residency.Event,
 		return nil, fmt.Errorf("postgres: reading the trail of account %q: %w", accountID, connectError(err))
 	}
 	return out, nil
+}
+
+// scanEvent scans a row of eventCols, of account, or of the account the
+// row names when account is "".
+func scanEvent(rows pgx.Rows, account string) (residency.Event, error) {
+	var (
+		e       residency.Event
+		id      any // nil: the column is skipped
+		version int64
+		t       pgtype.Timestamptz
+		ns      int16
+		kind    string
+	)
+	if account == "" {
+		id = &e.AccountID
+	}
+	if err := rows.Scan(id, &version, &t, &ns, &kind, &e.From, &e.To, &e.Rule, &e.Reference, &e.MoveID); err != nil {
+		return e, err
+	}
+	if account != "" {
+		e.AccountID = account
+	}
+	e.Version, e.Time, e.Kind = uint64(version), readTime(t, ns), residency.EventKind(kind)
+	return e, nil
 }

@@ -256,6 +256,11 @@ func (s *Store) setup(ctx context.Context) error {
 				return fmt.Errorf("postgres: upgrading schema %q from format %d to 4: %w", s.schema, n, err)
 			}
 		}
+		if n < 3 {
+			if err := s.snapshotLog(ctx, tx); err != nil {
+				return fmt.Errorf("postgres: upgrading schema %q from format %d to 3: the log's snapshot: %w", s.schema, n, err)
+			}
+		}
 		layout, err := s.layout(ctx, tx)
 		if err != nil {
 			return err
