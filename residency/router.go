@@ -427,7 +427,9 @@ func (r *Router) Create(ctx context.Context, req PlaceRequest) (p Placement, cre
 	if r.gate.Load()&gateStale != 0 {
 		return Placement{}, false, fmt.Errorf("account %q: %w", req.AccountID, ErrStale)
 	}
-	if a := r.lookup.get(req.AccountID); a != nil && !a.deleted() {
+	if a := r.lookup.get(req.AccountID); a != nil && !a.deleted() && r.follow == nil {
+		// On a shared store memory may lag behind another Router's
+		// deletion: there the write decides, after reading the log.
 		p, err := r.existing(a, home)
 		return p, false, err
 	}

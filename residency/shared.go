@@ -31,7 +31,17 @@ import (
 //   - on a write refused with [ErrConflict] (another Router wrote the
 //     account first, or changed a data center's status since the write was
 //     decided: see Append), re-reads the accounts (LoadAccounts) and the
-//     statuses (DataCenters), applies what is stored and decides again.
+//     statuses (DataCenters), applies what is stored and decides again;
+//   - on a write that memory alone would answer, refused (an account, a
+//     move, a consent or an agreement not found, a conflict) or with
+//     nothing to write (placing an account that exists, draining a
+//     draining data center, granting a consent again), first reads the
+//     log up to the store's head (Head, Changes), applies it and decides
+//     again: memory may lag behind a write of another Router that no
+//     refusal of the store would reveal. Placing an account that exists
+//     thus costs a query of the store, which it does not on a file. When
+//     the store cannot be read, memory decides, as Lookup answers from it
+//     within the lease.
 //
 // Which clock judges what: leases are judged by the database's clock (a
 // Router judges its own lease from the moment it sent the renewal, by its
@@ -325,6 +335,39 @@ func (r *Router) fetchAndApply(ctx context.Context) (ok, read bool) {
 	return true, read
 }
 
+// readToHead applies, for the leader between two batches, what the log
+// holds up to the shared store's head, read at once: the wait of Sync,
+// without the follow goroutine. When the store cannot be read within the
+// write timeout it leaves memory as it is, which Lookup trusts within the
+// lease.
+func (r *Router) readToHead() {
+	f := r.follow
+	ctx, cancel := context.WithTimeout(f.alive, r.writeTimeout)
+	defer cancel()
+	head, err := f.s.Head(ctx)
+	if err != nil || f.applied.Load() >= head {
+		return
+	}
+	f.inboxMu.Lock()
+	from := f.fetched
+	f.inboxMu.Unlock()
+	if from < head {
+		var got []logged
+		last, err := f.s.Changes(ctx, from, func(pos uint64, c Change) error {
+			got = append(got, logged{pos, c})
+			return nil
+		})
+		if err != nil {
+			return
+		}
+		f.inboxMu.Lock()
+		f.inbox = append(f.inbox, got...)
+		f.fetched = max(f.fetched, last)
+		f.inboxMu.Unlock()
+	}
+	r.absorb()
+}
+
 // ownWrite records, once memory holds a batch this Router wrote, that the
 // log holds it at positions pos-n+1 to pos. When those follow right after
 // what was read, the log need not be read back for them: fetched moves to
@@ -480,8 +523,12 @@ func (r *Router) absorb() {
 }
 
 // Sync returns once this Router has applied every change committed, by
-// any Router on its store, before the call. On a store that is not shared
-// (a file, memory) it returns at once.
+// any Router on its store, before the call: for a read ([Router.Lookup],
+// [Router.MayAccess]) that must see a write made a moment before through
+// another Router. Writes need none (see [SharedStore]). It costs one query
+// of the store. On a store that is not shared (a file, memory) it returns
+// at once. Its error matches [ErrUnavailable] when the store cannot be
+// read, and wraps ctx's error when ctx ends first.
 func (r *Router) Sync(ctx context.Context) error {
 	if r.isClosed() {
 		return ErrClosed
@@ -492,7 +539,7 @@ func (r *Router) Sync(ctx context.Context) error {
 	}
 	head, err := f.s.Head(ctx)
 	if err != nil {
-		return fmt.Errorf("residency: Sync: reading the shared store's head: %w", err)
+		return fmt.Errorf("%w: Sync: reading the shared store's head: %w", ErrUnavailable, err)
 	}
 	for {
 		f.inboxMu.Lock()

@@ -75,9 +75,11 @@ type request struct {
 	refusals []error // the refusals of its last run, counted when answered
 	// pos is the log position of its batch's write on a shared store, 0
 	// when unknown; rereads counts the runs again after another Router's
-	// write refused it.
-	pos     uint64
-	rereads int
+	// write refused it; caughtUp is set once its batch read the shared
+	// store's log before deciding again (see runBatch).
+	pos      uint64
+	rereads  int
+	caughtUp bool
 }
 
 // maxRereads bounds how often a request refused because another Router
@@ -321,6 +323,19 @@ func (r *Router) runBatch(w *writer, batch []*request, applying *bool) {
 		}
 	}
 	w.cur = nil
+	if r.follow != nil && !batch[0].caughtUp && fromMemory(w, batch) {
+		// A request would be answered from memory alone, refused or with
+		// nothing to write: memory may lag behind another Router's
+		// write (an account it created or deleted, a consent it
+		// granted, a status it changed), which a write that writes
+		// learns of through the store's refusal, and this one would
+		// not. Read the log up to the store's head and decide again.
+		w.abort()
+		batch[0].caughtUp = true
+		r.readToHead()
+		r.commit(batch)
+		return
+	}
 	if len(w.changes) > 0 {
 		*applying = true
 		pos, err := storeCall(r, func(ctx context.Context) (uint64, error) {
@@ -394,6 +409,17 @@ func (r *Router) runBatch(w *writer, batch []*request, applying *bool) {
 	for _, req := range batch {
 		r.answer(req, req.err)
 	}
+}
+
+// fromMemory reports whether a request of the batch, one a caller asked
+// for (not a Router's own empty write), wrote nothing.
+func fromMemory(w *writer, batch []*request) bool {
+	for i, req := range batch {
+		if changes, _ := w.of(i); len(changes) == 0 && req.what != (subject{}) {
+			return true
+		}
+	}
+	return false
 }
 
 // statusConflict reports whether err refuses a write for data center

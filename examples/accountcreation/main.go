@@ -171,7 +171,16 @@ func newHandler(r *residency.Router, reg *prometheus.Registry) http.Handler {
 		}
 	})
 	mux.HandleFunc("GET /accounts/{id}", func(w http.ResponseWriter, req *http.Request) {
-		p, err := r.Lookup(req.PathValue("id"))
+		id := req.PathValue("id")
+		p, err := r.Lookup(id)
+		if errors.Is(err, residency.ErrNotFound) {
+			// Created a moment ago through another instance, perhaps:
+			// catch up with the database (at once on a file) and look
+			// again. Only a miss pays for it.
+			if err = r.Sync(req.Context()); err == nil {
+				p, err = r.Lookup(id)
+			}
+		}
 		if err != nil {
 			writeError(w, statusOf(err), err)
 			return

@@ -1,0 +1,250 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/domicile-go/domicile/internal/routertest"
+	"github.com/domicile-go/domicile/provider"
+	"github.com/domicile-go/domicile/region"
+	"github.com/domicile-go/domicile/residency"
+	"github.com/domicile-go/domicile/residency/postgres"
+	"github.com/domicile-go/domicile/residency/postgres/pgtest"
+)
+
+// The tests of a Router that lags behind another on one database: a
+// write whose answer memory alone would give (a refusal, or nothing to
+// write) is decided again once the Router has read the log up to the
+// store's head, as a write that writes is when the store refuses it as
+// stale. Each was a wrong answer from memory, found by a trial of two
+// instances behind a load balancer.
+
+// lagging opens a Router on dsn that reads the log only when asked
+// (Sync), when it writes, or when it renews its lease, every quarter of
+// an hour: within a test it lags behind the others.
+func lagging(t *testing.T, dsn string) *residency.Router {
+	return routertest.OnPostgres(t, dsn, nil, postgres.WithPollOnly(), postgres.WithPollInterval(time.Hour), postgres.WithLease(time.Hour))
+}
+
+// TestWriteOnAccountPlacedByAnotherRouter: writes on B to an account A
+// placed a moment before succeed; from B's memory they were ErrNotFound.
+func TestWriteOnAccountPlacedByAnotherRouter(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	a := routertest.OnPostgres(t, dsn, nil)
+	b := lagging(t, dsn)
+
+	writes := map[string]func(id string) error{
+		"GrantAccess": func(id string) error {
+			return b.GrantAccess(ctx, residency.Consent{AccountID: id, SubProcessor: "support-247", Reference: "TICKET-1"})
+		},
+		"Object": func(id string) error {
+			return b.Object(ctx, residency.Objection{AccountID: id, SubProcessor: "twilio", Reference: "LETTER-1"})
+		},
+		"BeginMove": func(id string) error {
+			p, err := a.Lookup(id)
+			if err != nil {
+				return err
+			}
+			to := "websupport-eu"
+			if p.DataCenter == to {
+				to = "aws-eu-west-1"
+			}
+			_, err = b.BeginMove(ctx, id, to)
+			return err
+		},
+		"Delete": func(id string) error {
+			return b.Delete(ctx, id, "trial expired")
+		},
+	}
+	for name, write := range writes {
+		t.Run(name, func(t *testing.T) {
+			id := "acct-" + name
+			if _, err := a.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := write(id); err != nil {
+				t.Errorf("%s on instance B of account %q placed by instance A: %v (ErrNotFound: %v), want nil",
+					name, id, err, errors.Is(err, residency.ErrNotFound))
+			}
+		})
+	}
+}
+
+// TestCreateAfterDeleteOnAnotherRouter: Create on B of an account A
+// deleted a moment before places it afresh, as on one Router; from B's
+// memory it returned the deleted placement, created false, and wrote
+// nothing.
+func TestCreateAfterDeleteOnAnotherRouter(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	a := routertest.OnPostgres(t, dsn, nil)
+	b := lagging(t, dsn)
+	if _, err := a.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Delete(ctx, "acme", "customer left"); err != nil {
+		t.Fatal(err)
+	}
+
+	p, created, err := b.Create(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
+	if err != nil || !created || p.Version != 3 {
+		t.Errorf("Create on B of an account A deleted = version %d, created %v, %v; want it placed afresh at version 3", p.Version, created, err)
+	}
+	for name, r := range map[string]*residency.Router{"A": a, "B": b} {
+		if err := r.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Lookup("acme"); err != nil {
+			t.Errorf("Lookup on %s after Create on B returned nil: %v, want the placement", name, err)
+		}
+	}
+}
+
+// TestDrainAfterActivateOnAnotherRouter: Drain on B of a data center A
+// activated a moment before drains it everywhere; from B's memory (still
+// draining) it wrote nothing and returned nil.
+func TestDrainAfterActivateOnAnotherRouter(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	a := routertest.OnPostgres(t, dsn, nil)
+	b := lagging(t, dsn)
+	if err := b.Drain(ctx, "linode-eu"); err != nil { // fenced: a has applied it
+		t.Fatal(err)
+	}
+	if err := a.Activate(ctx, "linode-eu"); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := b.Drain(ctx, "linode-eu"); err != nil {
+		t.Fatalf("Drain on B: %v", err)
+	}
+	for name, r := range map[string]*residency.Router{"A": a, "B": b} {
+		if err := r.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := r.Status("linode-eu"); err != nil || st != provider.Draining {
+			t.Errorf("Status of linode-eu on %s after Drain on B returned nil = %q, %v; want %q", name, st, err, provider.Draining)
+		}
+	}
+}
+
+// TestObjectAfterWithdrawOnAnotherRouter: Object on B under a reference
+// whose objection A withdrew a moment before is ErrConflict, as on a
+// Router that knows the withdrawal; from B's memory (the objection
+// standing) it returned nil, and the caller believed twilio kept out.
+func TestObjectAfterWithdrawOnAnotherRouter(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	a := routertest.OnPostgres(t, dsn, nil)
+	b := lagging(t, dsn)
+	if _, err := a.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	objection := residency.Objection{AccountID: "acme", SubProcessor: "twilio", Reference: "LETTER-1"}
+	if err := a.Object(ctx, objection); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WithdrawObjection(ctx, "acme", "LETTER-1"); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := b.Object(ctx, objection); !errors.Is(err, residency.ErrConflict) {
+		t.Errorf("Object on B under a withdrawn reference = %v, want ErrConflict", err)
+	}
+}
+
+// TestRevokeConsentGrantedOnAnotherRouter: RevokeAccess on B of a consent
+// A granted a moment before revokes it everywhere; from B's memory it was
+// ErrNotFound, and the consent stayed live.
+func TestRevokeConsentGrantedOnAnotherRouter(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	a := routertest.OnPostgres(t, dsn, nil)
+	b := lagging(t, dsn)
+	if _, err := a.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.GrantAccess(ctx, residency.Consent{AccountID: "acme", SubProcessor: "support-247", Reference: "TICKET-1"}); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := b.RevokeAccess(ctx, "acme", "TICKET-1"); err != nil {
+		t.Errorf("RevokeAccess on B of a consent granted on A = %v, want nil", err)
+	}
+	for name, r := range map[string]*residency.Router{"A": a, "B": b} {
+		if err := r.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.MayAccess("acme", "support-247"); !errors.Is(err, residency.ErrNoConsent) {
+			t.Errorf("MayAccess(acme, support-247) on %s after the revocation = %v, want ErrNoConsent", name, err)
+		}
+	}
+}
+
+// TestMoveAndTransferOfAnotherRouter: B completes a move A began, and
+// revokes a transfer agreement A granted, a moment before each.
+func TestMoveAndTransferOfAnotherRouter(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	a := routertest.OnPostgres(t, dsn, nil)
+	b := lagging(t, dsn)
+	p, err := a.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := "websupport-eu"
+	if p.DataCenter == to {
+		to = "aws-eu-west-1"
+	}
+	m, err := a.BeginMove(ctx, "acme", to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.CompleteMove(ctx, m.ID); err != nil || got.DataCenter != to {
+		t.Errorf("CompleteMove on B of a move begun on A = %+v, %v; want the account on %s", got, err, to)
+	}
+	if err := a.GrantTransfer(ctx, residency.Transfer{AccountID: "acme", To: region.US, Reference: "T-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RevokeTransfer(ctx, "acme", "T-1"); err != nil {
+		t.Errorf("RevokeTransfer on B of an agreement granted on A = %v, want nil", err)
+	}
+	if err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ags, err := a.Agreements("acme")
+	if err != nil || len(ags) != 1 || ags[0].Revoked.IsZero() {
+		t.Errorf("Agreements(acme) on A after the revocation on B = %+v, %v; want T-1 revoked", ags, err)
+	}
+}
+
+// TestSyncWhileDatabaseUnreachable: Sync's error when the database cannot
+// be reached matches ErrUnavailable, so that a handler can answer 503, as
+// it does for writes; it matched no sentinel.
+func TestSyncWhileDatabaseUnreachable(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	name := role(t, dsn)
+	r := routertest.OnPostgres(t, withUser(dsn, name), nil)
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	cut(t, name)
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := r.Sync(sctx); !errors.Is(err, residency.ErrUnavailable) {
+		t.Errorf("Sync with the database unreachable = %v, want an error matching residency.ErrUnavailable", err)
+	}
+}
