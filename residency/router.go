@@ -16,7 +16,8 @@ import (
 )
 
 // Router decides, records and guards where accounts live. Open one per
-// process and share it: all methods are safe for concurrent use.
+// process with [Open] (the zero Router is not usable) and share it: all
+// methods are safe for concurrent use.
 //
 // Writes (Place, moves, agreements, statuses, Import) are applied one batch
 // at a time; concurrent writers share a batch, and its commit to the store.

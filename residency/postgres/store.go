@@ -108,7 +108,11 @@ func WithSchema(name string) Option { return optionFunc(func(c *config) { c.sche
 
 // WithLease sets how long a Router may answer from memory while it cannot
 // reach the database (default 10 s). The Store only keeps it; see
-// [Store.Lease].
+// [Store.Lease]. A Router renews it every quarter of a lease, a query
+// each time; it is also how long a fence ([residency.Router.CompleteMove],
+// [residency.Router.Drain]) waits at most for a Router that crashed or
+// was cut off. Much below a second, a busy database's latency makes
+// healthy Routers answer [residency.ErrStale].
 func WithLease(d time.Duration) Option { return optionFunc(func(c *config) { c.lease = d }) }
 
 // WithPollInterval sets how often a [Listener] wakes its follower when no
@@ -140,7 +144,8 @@ func WithPool(p *pgxpool.Pool) Option { return optionFunc(func(c *config) { c.po
 // interval that is not positive), is an error at once that matches
 // [residency.ErrInvalidOption]; an unreachable server is an error by
 // ctx's deadline or the connection string's connect_timeout
-// (default 10 s), whichever comes first. Tables of a newer format are
+// (default 10 s), whichever comes first: Open does not retry, so a
+// service starting while its database restarts should. Tables of a newer format are
 // [residency.ErrFormat]; tables that are not domicile's are [ErrForeign].
 func Open(ctx context.Context, connString string, opts ...Option) (*Store, error) {
 	c := config{schema: DefaultSchema, lease: DefaultLease, poll: DefaultPollInterval}
