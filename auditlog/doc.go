@@ -41,7 +41,10 @@
 // verify on its own. Only an older head, signed before the rewrite and
 // kept out of the operator's reach, shows that the new log no longer
 // extends it. Signing two checkpoints of which neither extends the other
-// is the log's one unforgivable act, and anyone holding both can show it.
+// is the log's one unforgivable act: two of one size with different
+// hashes show it by themselves; for two of different sizes, the log
+// cannot give the proof that the larger extends the smaller
+// ([ProveExtension]), which anyone holding both may ask for.
 //
 // A checkpoint signed by a key the auditor does not know is refused
 // ([ErrUnknownKey]); one whose text was changed after signing too

@@ -106,7 +106,7 @@ func verifyCmd(args []string, stdout, stderr io.Writer) error {
 	// The log's own head must extend the checkpoint kept: a consistency
 	// proof from the stored hashes, checked with nothing but the two heads.
 	if head.Size < old.Size {
-		return fmt.Errorf("the log holds %d entries, the checkpoint counts %d: %w", head.Size, old.Size, auditlog.ErrShortLog)
+		return fmt.Errorf("the log holds %d entries, the checkpoint counts %d (entries removed, an older copy of the store, or the checkpoint is of another log): %w", head.Size, old.Size, auditlog.ErrShortLog)
 	}
 	proof, err := auditlog.ProveExtension(old.Size, head.Size, stored)
 	if err != nil {

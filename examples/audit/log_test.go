@@ -124,7 +124,6 @@ func seal(kind byte, key, payload []byte) []byte {
 	return binary.LittleEndian.AppendUint32(bytes.Clone(payload), c)
 }
 
-// tamper copies the store file at src and changes the copy with fn.
 // logEntry returns entry i of the log of the store file path.
 func logEntry(t *testing.T, path string, i int64) []byte {
 	t.Helper()
@@ -147,6 +146,7 @@ func logEntry(t *testing.T, path string, i int64) []byte {
 
 var errStop = errors.New("stop")
 
+// tamper copies the store file at src and changes the copy with fn.
 func tamper(t *testing.T, src string, fn func(tx *bolt.Tx) error) string {
 	t.Helper()
 	data, err := os.ReadFile(src)

@@ -86,6 +86,10 @@ var commands = []command{
 // errUsage marks errors that exit with status 2.
 var errUsage = errors.New("usage")
 
+// errUsageShown is a usage error the flag package has already printed,
+// with the command's flags: only the command's usage line is left to say.
+var errUsageShown = fmt.Errorf("%w (shown)", errUsage)
+
 // usageError returns a usage error with the given text.
 func usageError(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
@@ -111,6 +115,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 0
 		case errors.Is(err, flag.ErrHelp):
 			return 0
+		case errors.Is(err, errUsageShown):
+			fmt.Fprintf(stderr, "usage: audit %s %s\n", c.name, c.args)
+			return 2
 		case errors.Is(err, errUsage):
 			fmt.Fprintf(stderr, "audit %s: %v\n", name, err)
 			fmt.Fprintf(stderr, "usage: audit %s %s\n", c.name, c.args)
@@ -150,7 +157,7 @@ func parse(fs *flag.FlagSet, args []string, required ...string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return fmt.Errorf("%w: %w", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsageShown, err)
 	}
 	if fs.NArg() > 0 {
 		return usageError("unexpected argument %q", fs.Arg(0))
