@@ -74,6 +74,9 @@ type Router struct {
 	storeBusy     chan struct{}
 	unresolved    map[string]struct{}
 	unresolvedDCs bool
+	// outcomeUnknown is set while unresolved or unresolvedDCs holds
+	// anything, for readers outside the leader (Create's fast path).
+	outcomeUnknown atomic.Bool
 
 	// logOrigin names the audit log; logSigner, when set, signs its
 	// checkpoints (auditlog.go).
@@ -428,9 +431,11 @@ func (r *Router) Create(ctx context.Context, req PlaceRequest) (p Placement, cre
 	if r.gate.Load()&gateStale != 0 {
 		return Placement{}, false, fmt.Errorf("account %q: %w", req.AccountID, ErrStale)
 	}
-	if a := r.lookup.get(req.AccountID); a != nil && !a.deleted() && r.follow == nil {
+	if a := r.lookup.get(req.AccountID); a != nil && !a.deleted() && r.follow == nil && !r.outcomeUnknown.Load() {
 		// On a shared store memory may lag behind another Router's
-		// deletion: there the write decides, after reading the log.
+		// deletion, and after a write whose outcome is unknown it may
+		// not be what the store holds: there the write decides, after
+		// reading the log or the store back.
 		p, err := r.existing(a, home)
 		return p, false, err
 	}

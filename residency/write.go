@@ -565,6 +565,7 @@ func (r *Router) resolve() error {
 	r.reconcile(st)
 	clear(r.unresolved)
 	r.unresolvedDCs = false
+	r.outcomeUnknown.Store(false)
 	return nil
 }
 
@@ -578,6 +579,7 @@ func (r *Router) unresolve(ids []string, dcs bool) {
 		r.unresolved[id] = struct{}{}
 	}
 	r.unresolvedDCs = r.unresolvedDCs || dcs
+	r.outcomeUnknown.Store(len(r.unresolved) > 0 || r.unresolvedDCs)
 }
 
 // kick resolves unknown outcomes as soon as a store call that did not

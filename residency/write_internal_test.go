@@ -409,6 +409,43 @@ func TestRereadFails(t *testing.T) {
 	sameAsStored(t, r, s)
 }
 
+// TestPlaceExistingAfterUnknownOutcome: Place and Create of an account in
+// memory are writes too: while an earlier write's outcome is unknown they
+// fail with ErrUnavailable, and once the store reads again they answer
+// what it holds, rather than answer memory at once (a move the store
+// committed, whose reply was lost, left Place answering the source).
+// Found by a randomized test of store faults.
+func TestPlaceExistingAfterUnknownOutcome(t *testing.T) {
+	ctx := context.Background()
+	r, s := openFaulty(t, nil, nil)
+	req := PlaceRequest{AccountID: "acme", Country: "DE"}
+	p, err := r.Place(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := "websupport-eu"
+	if p.DataCenter == to {
+		to = "aws-eu-west-1"
+	}
+	m, err := r.BeginMove(ctx, "acme", to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errRead := errors.New("test: connection lost")
+	s.set(persistThenFail(3, errFsync), func() error { return errRead })
+	if _, err := r.CompleteMove(ctx, m.ID); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("CompleteMove, persisted, its reply lost, no read back: %v; want ErrUnavailable", err)
+	}
+	if got, created, err := r.Create(ctx, req); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Create(acme) while the outcome is unknown = %s v%d (created %v), %v; want ErrUnavailable", got.DataCenter, got.Version, created, err)
+	}
+	s.set(nil, nil)
+	if got, err := r.Place(ctx, req); err != nil || got.DataCenter != to || got.Version != 3 {
+		t.Errorf("Place(acme) once the store reads again = %s v%d, %v; want the stored move's target %s at v3", got.DataCenter, got.Version, err, to)
+	}
+	sameAsStored(t, r, s)
+}
+
 // TestStatusChangeOutcomeUnknown: a data center status whose Apply
 // persisted and failed is read back too.
 func TestStatusChangeOutcomeUnknown(t *testing.T) {
