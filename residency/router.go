@@ -459,6 +459,7 @@ func (r *Router) placeIn(w *writer, id string, home region.Assignment, at *dataC
 	}
 	prev := w.account(id)
 	if a := prev; a != nil && !a.deleted() {
+		w.existing = true
 		switch {
 		case a.Region != home.Region:
 			return nil, false, conflict(a, home.Region)

@@ -337,32 +337,37 @@ func (r *Router) fetchAndApply(ctx context.Context) (ok, read bool) {
 
 // readToHead applies, for the leader between two batches, what the log
 // holds up to the shared store's head, read at once: the wait of Sync,
-// without the follow goroutine. When the store cannot be read within the
-// write timeout it leaves memory as it is, which Lookup trusts within the
-// lease.
+// without the follow goroutine. Its store calls are bounded as a write's
+// are (storeCall); when they fail it leaves memory as it is, which Lookup
+// trusts within the lease.
 func (r *Router) readToHead() {
 	f := r.follow
-	ctx, cancel := context.WithTimeout(f.alive, r.writeTimeout)
-	defer cancel()
-	head, err := f.s.Head(ctx)
-	if err != nil || f.applied.Load() >= head {
-		return
+	type read struct {
+		got  []logged
+		last uint64
 	}
-	f.inboxMu.Lock()
-	from := f.fetched
-	f.inboxMu.Unlock()
-	if from < head {
-		var got []logged
-		last, err := f.s.Changes(ctx, from, func(pos uint64, c Change) error {
-			got = append(got, logged{pos, c})
+	rd, err := storeCall(r, func(ctx context.Context) (read, error) {
+		head, err := f.s.Head(ctx)
+		f.inboxMu.Lock()
+		from := f.fetched
+		f.inboxMu.Unlock()
+		if err != nil || from >= head {
+			return read{}, err
+		}
+		var rd read
+		rd.last, err = f.s.Changes(ctx, from, func(pos uint64, c Change) error {
+			rd.got = append(rd.got, logged{pos, c})
 			return nil
 		})
-		if err != nil {
-			return
-		}
+		return rd, err
+	})
+	if err != nil {
+		return
+	}
+	if len(rd.got) > 0 {
 		f.inboxMu.Lock()
-		f.inbox = append(f.inbox, got...)
-		f.fetched = max(f.fetched, last)
+		f.inbox = append(f.inbox, rd.got...)
+		f.fetched = max(f.fetched, rd.last)
 		f.inboxMu.Unlock()
 	}
 	r.absorb()

@@ -412,8 +412,13 @@ func (r *Router) runBatch(w *writer, batch []*request, applying *bool) {
 }
 
 // fromMemory reports whether a request of the batch, one a caller asked
-// for (not a Router's own empty write), wrote nothing.
+// for (not a Router's own empty write), wrote nothing, or answered an
+// account's placement from memory (an Import's existing row, beside rows
+// it writes).
 func fromMemory(w *writer, batch []*request) bool {
+	if w.existing {
+		return true
+	}
 	for i, req := range batch {
 		if changes, _ := w.of(i); len(changes) == 0 && req.what != (subject{}) {
 			return true
@@ -920,6 +925,9 @@ type writer struct {
 	// request by request).
 	cur   *request
 	marks []mark
+	// existing is set once the batch answered an account's placement as
+	// memory holds it (placeIn of an existing account).
+	existing bool
 }
 
 type mark struct{ changes, after int }

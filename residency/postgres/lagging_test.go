@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -246,5 +248,112 @@ func TestSyncWhileDatabaseUnreachable(t *testing.T) {
 	defer cancel()
 	if err := r.Sync(sctx); !errors.Is(err, residency.ErrUnavailable) {
 		t.Errorf("Sync with the database unreachable = %v, want an error matching residency.ErrUnavailable", err)
+	}
+}
+
+// TestImportAfterDeleteOnAnotherRouterWithNewRow: Import on B of an
+// account A deleted a moment before, in a batch with a new account,
+// places the deleted account afresh, as a Router that knows the deletion
+// does (and as an Import of that row alone does on B, since a write that
+// writes nothing reads the log first).
+// From B's memory it counted acme as existing, though its request wrote
+// (the new account), and acme stayed deleted. Found by a review.
+func TestImportAfterDeleteOnAnotherRouterWithNewRow(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	a := routertest.OnPostgres(t, dsn, nil)
+	b := lagging(t, dsn)
+	if _, err := a.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Delete(ctx, "acme", "customer left"); err != nil {
+		t.Fatal(err)
+	}
+
+	rows := []residency.ImportRow{{AccountID: "acme", Country: "DE"}, {AccountID: "globex", Country: "DE"}}
+	res, err := b.Import(ctx, slices.Values(rows))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Imported != 2 || res.Existing != 0 || len(res.Refused) != 0 {
+		t.Errorf("Import on B of [acme (deleted on A), globex (new)] = imported %d, existing %d, refused %v; want imported 2, existing 0",
+			res.Imported, res.Existing, res.Refused)
+	}
+	for name, r := range map[string]*residency.Router{"A": a, "B": b} {
+		if err := r.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Lookup("acme"); err != nil {
+			t.Errorf("Lookup(acme) on %s after the Import on B = %v, want the account placed afresh", name, err)
+		}
+	}
+}
+
+// headHanger is a SharedStore that is not a PromptStore (it hides the
+// postgres Store's ReturnsPromptly): once hang is set, Head waits for
+// release, whatever its context says, as a store that does not honour
+// its context may.
+type headHanger struct {
+	residency.SharedStore
+	hang    atomic.Bool
+	release chan struct{}
+}
+
+func (h *headHanger) Head(ctx context.Context) (uint64, error) {
+	if h.hang.Load() {
+		<-h.release
+	}
+	return h.SharedStore.Head(ctx)
+}
+
+// TestWriteFromMemoryOnStoreNotPromptIsBounded: on a shared store that
+// is not a PromptStore, every store call of a write is bounded by the
+// write timeout and its grace (storeCall; WithWriteTimeout's doc: "the
+// write then fails with an error matching ErrUnavailable"), and "when
+// the store cannot be read, memory decides". Place of an existing account
+// on such a store whose Head hangs must thus return within the write
+// timeout (200ms) and its grace (1s).
+// It did not return until Head did: the leader called Head directly, not
+// through storeCall. Found by a review.
+func TestWriteFromMemoryOnStoreNotPromptIsBounded(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	s, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &headHanger{SharedStore: s, release: make(chan struct{})}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(h.release)
+		}
+	}
+	r, err := residency.Open(ctx, residency.WithStore(h), residency.WithWriteTimeout(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { release(); r.Close() })
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+
+	h.hang.Store(true)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Logf("Place of an existing account returned %v", err)
+	case <-time.After(10 * time.Second):
+		t.Errorf("Place of an existing account on a store that is not prompt, whose Head hangs, has not returned after 10s; want it bounded by the write timeout of 200ms and its grace of 1s")
+		release()
+		<-done
 	}
 }
