@@ -127,8 +127,9 @@ func WithStore(s Store) Option { return optionFunc(func(cfg *config) { cfg.store
 const DefaultWriteTimeout = 30 * time.Second
 
 // WithWriteTimeout bounds each call the Router makes to its store when
-// writing: Apply, and the reads that learn the outcome of an Apply that
-// failed. The call gets a context that ends after d; a store that ignores
+// writing: Apply, the reads that learn the outcome of an Apply that
+// failed, and on a [SharedStore] the read of the log before a write that
+// memory alone would answer. The call gets a context that ends after d; a store that ignores
 // it is waited for a little longer (d/4, at least a second), and the write
 // then fails with an error matching [ErrUnavailable], its outcome unknown
 // until the store answers again. A [PromptStore] is trusted to return by
@@ -140,7 +141,8 @@ const DefaultWriteTimeout = 30 * time.Second
 // nothing; once its batch is being committed, it waits for the outcome,
 // which the write timeout (and the grace above) bounds for each store
 // call: a write that fails may take two calls, the write and the reading
-// back of its outcome.
+// back of its outcome, and three on a shared store, after a read of its
+// log.
 func WithWriteTimeout(d time.Duration) Option {
 	return optionFunc(func(cfg *config) { cfg.writeTimeout = d })
 }

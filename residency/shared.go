@@ -522,8 +522,15 @@ func (r *Router) absorb() {
 			r.unresolve(gaps, false)
 		}
 	}
+	// The leader's readToHead and the follow goroutine may both have
+	// read the log: the inbox then holds some changes twice, and need
+	// not end with the furthest.
+	last := in[0].pos
+	for _, l := range in {
+		last = max(last, l.pos)
+	}
 	f.inboxMu.Lock()
-	f.advance(in[len(in)-1].pos)
+	f.advance(last)
 	f.inboxMu.Unlock()
 }
 

@@ -124,58 +124,83 @@ type storedAccount struct {
 	objections []residency.ObjectionRecord
 }
 
-// readState reads the stored state: each account, with its trail (read
-// with Trail from a residency.TrailStore), and the data centers'
-// statuses. It returns how many of the log's entries the state is of: a
-// PostgreSQL store is read in one snapshot, whose log size it gives, so
-// that writers may go on meanwhile; a file is not written while it is
-// read (its writer holds it), and its state is of the whole log.
+// readState reads the stored state: each account, with its trail, and the
+// data centers' statuses. It returns how many of the log's entries the
+// state is of: a PostgreSQL store is read in one snapshot, whose log size
+// it gives, so that writers may go on meanwhile (its trails, which
+// residency.TrailStore's Trail gives, one query an account, are read
+// after it); a file is not written while it is read (its writer holds
+// it), and its state is of the whole log.
 func readState(ctx context.Context, ls residency.LogStore) (map[string]*storedAccount, int64, []residency.DataCenterState, error) {
 	accounts := make(map[string]*storedAccount)
 	trails, _ := ls.(residency.TrailStore)
+	var later []string // accounts whose trails a TrailStore gives
 	each := func(a residency.StoredAccount) error {
-		p := a.Placement
 		if trails != nil {
-			var err error
-			if a.History, err = trails.Trail(ctx, p.AccountID); err != nil {
-				return err
-			}
+			later = append(later, a.Placement.AccountID)
 		}
-		s := &storedAccount{placement: p, agreements: a.Agreements, consents: a.Consents, objections: a.Objections}
-		for i, e := range a.History {
-			switch {
-			case i == 0:
-				s.from = e.Version
-			case e.Version != a.History[i-1].Version+1:
-				return fmt.Errorf("stored account %q's trail goes from version %d to %d", p.AccountID, a.History[i-1].Version, e.Version)
-			}
-			if e.Version > p.Version {
-				break // a change after the state was read
-			}
-			s.events = append(s.events, eventHash(e))
-		}
-		accounts[p.AccountID] = s
-		return nil
+		s, err := keep(a)
+		accounts[a.Placement.AccountID] = s
+		return err
 	}
+	var (
+		n   int64
+		dcs []residency.DataCenterState
+		err error
+	)
 	if ps, ok := ls.(*postgres.Store); ok {
-		snap, err := ps.Snapshot(ctx, each)
-		if err != nil {
-			return nil, 0, nil, fmt.Errorf("stored state: %w", err)
+		var snap postgres.Snapshot
+		snap, err = ps.Snapshot(ctx, each)
+		n, dcs = snap.LogSize, snap.DataCenters
+	} else if n, err = ls.LogSize(ctx); err == nil {
+		if err = ls.Load(ctx, each); err == nil {
+			dcs, err = ls.DataCenters(ctx)
 		}
-		return accounts, snap.LogSize, snap.DataCenters, nil
 	}
-	n, err := ls.LogSize(ctx)
-	if err == nil {
-		err = ls.Load(ctx, each)
-	}
-	var dcs []residency.DataCenterState
-	if err == nil {
-		dcs, err = ls.DataCenters(ctx)
+	// Trails after the snapshot, outside its transaction: an account's
+	// events up to its version then do not change.
+	for _, id := range later {
+		if err != nil {
+			break
+		}
+		a := accounts[id]
+		var h []residency.Event
+		if h, err = trails.Trail(ctx, id); err == nil {
+			a.from, a.events, err = trailHashes(id, h, a.placement.Version)
+		}
 	}
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("stored state: %w", err)
 	}
 	return accounts, n, dcs, nil
+}
+
+// keep returns what verify keeps of a stored account.
+func keep(a residency.StoredAccount) (*storedAccount, error) {
+	p := a.Placement
+	s := &storedAccount{placement: p, agreements: a.Agreements, consents: a.Consents, objections: a.Objections}
+	var err error
+	s.from, s.events, err = trailHashes(p.AccountID, a.History, p.Version)
+	return s, err
+}
+
+// trailHashes returns the version of the first event of the account's
+// trail and the hashes of its events up to version (later ones are of
+// changes after the state was read).
+func trailHashes(id string, trail []residency.Event, version uint64) (from uint64, hashes []uint64, err error) {
+	for i, e := range trail {
+		switch {
+		case i == 0:
+			from = e.Version
+		case e.Version != trail[i-1].Version+1:
+			return 0, nil, fmt.Errorf("stored account %q's trail goes from version %d to %d", id, trail[i-1].Version, e.Version)
+		}
+		if e.Version > version {
+			break
+		}
+		hashes = append(hashes, eventHash(e))
+	}
+	return from, hashes, nil
 }
 
 // checkState compares the stored state with what the log says: the same

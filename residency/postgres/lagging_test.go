@@ -357,3 +357,46 @@ func TestWriteFromMemoryOnStoreNotPromptIsBounded(t *testing.T) {
 		<-done
 	}
 }
+
+// headPanicker is the postgres Store (a PromptStore) whose Head panics
+// once panics is set.
+type headPanicker struct {
+	*postgres.Store
+	panics atomic.Bool
+}
+
+func (h *headPanicker) Head(ctx context.Context) (uint64, error) {
+	if h.panics.Load() {
+		panic("head: driver bug")
+	}
+	return h.Store.Head(ctx)
+}
+
+// TestWriteFromMemoryWhenHeadPanics: a store's panic while a write that
+// memory would answer reads the log is a failure of the store, and memory
+// decides: Place of an existing account returns its placement. The panic
+// reached commit's recover, which failed the whole batch. Found by a
+// review.
+func TestWriteFromMemoryWhenHeadPanics(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	s, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &headPanicker{Store: s}
+	r, err := residency.Open(ctx, residency.WithStore(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	want, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.panics.Store(true)
+	got, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
+	if err != nil || got.Version != want.Version {
+		t.Errorf("Place of an existing account while the store's Head panics = version %d, %v; want version %d, nil (memory decides)", got.Version, err, want.Version)
+	}
+}
