@@ -450,6 +450,24 @@ func unused(err error) bool {
 	return notSent(err)
 }
 
+// read runs f, a read of the database, and once more when f's error says
+// that its statement never ran, on a connection the server had closed (a
+// restart, or connections terminated): the pool drops its connections
+// first, as Append does. f must deliver nothing to its caller before its
+// statement ran. An error that still says so matches
+// residency.ErrUnavailable: the database cannot be reached.
+func read[T any](ctx context.Context, s *Store, f func() (T, error)) (T, error) {
+	v, err := f()
+	if err != nil && unused(err) && ctx.Err() == nil {
+		s.pool.Reset()
+		v, err = f()
+	}
+	if err != nil && unused(err) {
+		err = fmt.Errorf("%w: %w", residency.ErrUnavailable, err)
+	}
+	return v, err
+}
+
 // notSent reports whether err says that the statement never left the
 // client: pgx marks such errors safe to retry, but not a connection that
 // could not be made (a server down or restarting refuses it).

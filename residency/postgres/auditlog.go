@@ -55,9 +55,9 @@ func (s *Store) LogSize(ctx context.Context) (int64, error) {
 	if err := s.errClosed(); err != nil {
 		return 0, err
 	}
-	var pos int64
-	if err := s.pool.QueryRow(ctx, s.sql.head).Scan(&pos); err != nil {
-		return 0, fmt.Errorf("postgres: reading the head: %w", connectError(err))
+	pos, err := s.head(ctx)
+	if err != nil {
+		return 0, err
 	}
 	n := pos - s.logStart
 	if err := s.extendHashes(ctx, n); err != nil {
@@ -72,11 +72,17 @@ func (s *Store) LogEntries(ctx context.Context, from int64, fn func(int64, []byt
 		return err
 	}
 	for {
-		n := 0
-		err := s.entries(ctx, from, logPage, func(i int64, e []byte) error {
-			n++
-			from = i + 1
-			return fn(i, e)
+		n, err := read(ctx, s, func() (int, error) {
+			n := 0
+			err := s.entries(ctx, from, logPage, func(i int64, e []byte) error {
+				n++
+				from = i + 1
+				return fn(i, e)
+			})
+			if n > 0 && err != nil && unused(err) {
+				err = fmt.Errorf("%w (after %d entries)", err, n) // delivered: no retry
+			}
+			return n, err
 		})
 		if err != nil || n < logPage {
 			return err
@@ -153,6 +159,19 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, e
 // readHashes reads the hashes at indexes from table loghashes; missing
 // lists the positions in indexes of those it does not hold.
 func (s *Store) readHashes(ctx context.Context, indexes []int64) (out []tlog.Hash, missing []int, err error) {
+	type result struct {
+		out     []tlog.Hash
+		missing []int
+	}
+	r, err := read(ctx, s, func() (result, error) {
+		out, missing, err := s.readHashesOnce(ctx, indexes)
+		return result{out, missing}, err
+	})
+	return r.out, r.missing, err
+}
+
+// readHashesOnce is readHashes, once.
+func (s *Store) readHashesOnce(ctx context.Context, indexes []int64) (out []tlog.Hash, missing []int, err error) {
 	rows, err := s.pool.Query(ctx, s.sql.readHashes, indexes)
 	if err != nil {
 		return nil, nil, fmt.Errorf("postgres: reading stored hashes: %w", connectError(err))
@@ -214,8 +233,15 @@ func (s *Store) extendHashes(ctx context.Context, n int64) error {
 // loghashes holds (always those of a prefix of the log), and count, the
 // number of those hashes, tlog.StoredHashCount(k).
 func (s *Store) hashedPrefix(ctx context.Context) (k, count int64, err error) {
-	if err := s.pool.QueryRow(ctx, s.sql.countHashes).Scan(&count); err != nil {
-		return 0, 0, fmt.Errorf("postgres: reading stored hashes: %w", connectError(err))
+	count, err = read(ctx, s, func() (int64, error) {
+		var count int64
+		if err := s.pool.QueryRow(ctx, s.sql.countHashes).Scan(&count); err != nil {
+			return 0, fmt.Errorf("postgres: reading stored hashes: %w", connectError(err))
+		}
+		return count, nil
+	})
+	if err != nil {
+		return 0, 0, err
 	}
 	k = int64(sort.Search(int(count)+1, func(k int) bool { return tlog.StoredHashCount(int64(k)) >= count }))
 	if tlog.StoredHashCount(k) != count {

@@ -40,11 +40,19 @@ func (s *Store) Head(ctx context.Context) (uint64, error) {
 	if err := s.errClosed(); err != nil {
 		return 0, err
 	}
-	var pos int64
-	if err := s.pool.QueryRow(ctx, s.sql.head).Scan(&pos); err != nil {
-		return 0, fmt.Errorf("postgres: reading the head: %w", connectError(err))
-	}
-	return uint64(pos), nil
+	pos, err := s.head(ctx)
+	return uint64(pos), err
+}
+
+// head reads the head's position.
+func (s *Store) head(ctx context.Context) (int64, error) {
+	return read(ctx, s, func() (int64, error) {
+		var pos int64
+		if err := s.pool.QueryRow(ctx, s.sql.head).Scan(&pos); err != nil {
+			return 0, fmt.Errorf("postgres: reading the head: %w", connectError(err))
+		}
+		return pos, nil
+	})
 }
 
 // Changes calls fn, in commit order, with every change committed after log
@@ -60,7 +68,13 @@ func (s *Store) Changes(ctx context.Context, after uint64, fn func(pos uint64, c
 	}
 	last = after
 	for {
-		n, err := s.changesPage(ctx, &last, fn)
+		n, err := read(ctx, s, func() (int, error) {
+			n, err := s.changesPage(ctx, &last, fn)
+			if n > 0 && err != nil && unused(err) {
+				err = fmt.Errorf("%w (after %d changes)", err, n) // delivered: no retry
+			}
+			return n, err
+		})
 		if err != nil || n < changesPage {
 			return last, err
 		}

@@ -53,7 +53,9 @@ func (s *Store) snapshot(ctx context.Context, fn func(residency.StoredAccount) e
 	if err := s.errClosed(); err != nil {
 		return snap, err
 	}
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	tx, err := read(ctx, s, func() (pgx.Tx, error) {
+		return s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	})
 	if err != nil {
 		return snap, fmt.Errorf("postgres: load: %w", connectError(err))
 	}
@@ -154,7 +156,9 @@ func (s *Store) LoadAccounts(ctx context.Context, ids []string, fn func(residenc
 	if err := s.errClosed(); err != nil {
 		return err
 	}
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	tx, err := read(ctx, s, func() (pgx.Tx, error) {
+		return s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	})
 	if err != nil {
 		return fmt.Errorf("postgres: load: %w", connectError(err))
 	}
@@ -207,7 +211,7 @@ func (s *Store) DataCenters(ctx context.Context) ([]residency.DataCenterState, e
 	if err := s.errClosed(); err != nil {
 		return nil, err
 	}
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	tx, err := read(ctx, s, func() (pgx.Tx, error) { return s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly}) })
 	if err != nil {
 		return nil, fmt.Errorf("postgres: load: %w", connectError(err))
 	}
@@ -462,6 +466,11 @@ func (s *Store) Trail(ctx context.Context, accountID string) ([]residency.Event,
 	if err := s.errClosed(); err != nil {
 		return nil, err
 	}
+	return read(ctx, s, func() ([]residency.Event, error) { return s.trail(ctx, accountID) })
+}
+
+// trail is Trail, once.
+func (s *Store) trail(ctx context.Context, accountID string) ([]residency.Event, error) {
 	rows, err := s.pool.Query(ctx, s.sql.eventsByAccount, []string{accountID})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: reading the trail of account %q: %w", accountID, connectError(err))
