@@ -100,7 +100,11 @@ func (t *topology) newer(states []DataCenterState) map[string]DataCenterState {
 // Draining a draining data center changes nothing. On a shared store
 // ([SharedStore]) Drain returns, as [Router.CompleteMove] does, only once
 // every other live Router on it has applied it; when it cannot tell, the
-// drain stands and Drain returns an error matching [ErrNotFenced].
+// drain stands and Drain returns an error matching [ErrNotFenced]. Either
+// way no Router places an account or begins a move there once the drain
+// is committed (the store refuses a write decided on older statuses:
+// [SharedStore]'s Append), so an evacuation may go on; ErrNotFenced says
+// only that some Router may still report the data center active.
 func (r *Router) Drain(ctx context.Context, dataCenter string) error {
 	pos, err := r.setStatus(ctx, dataCenter, provider.Draining)
 	if err != nil {
