@@ -139,9 +139,19 @@ func (r *Router) Checkpoint(ctx context.Context) (auditlog.Checkpoint, error) {
 	}
 	n, err := ls.LogSize(ctx)
 	if err != nil {
-		return auditlog.Checkpoint{}, err
+		return auditlog.Checkpoint{}, r.logErr(err)
 	}
-	return auditlog.NewCheckpoint(r.logOrigin, n, HashReader(ctx, ls))
+	c, err := auditlog.NewCheckpoint(r.logOrigin, n, HashReader(ctx, ls))
+	return c, r.logErr(err)
+}
+
+// logErr is err, the error of a read of the store's log, or ErrClosed
+// when Close closed the store under the read.
+func (r *Router) logErr(err error) error {
+	if err != nil && r.isClosed() {
+		return ErrClosed
+	}
+	return err
 }
 
 // SignedCheckpoint returns the current checkpoint as a note signed by the
@@ -173,7 +183,15 @@ func (r *Router) LogEntries(ctx context.Context, from int64, fn func(index int64
 	if from < 0 {
 		return fmt.Errorf("%w: entry %d", auditlog.ErrOutOfRange, from)
 	}
-	return ls.LogEntries(ctx, from, fn)
+	var fnErr error
+	err = ls.LogEntries(ctx, from, func(i int64, e []byte) error {
+		fnErr = fn(i, e)
+		return fnErr
+	})
+	if err != nil && err == fnErr {
+		return err // fn's own, as it is
+	}
+	return r.logErr(err)
 }
 
 // ProveEntry returns the proof that the entry at index is in the log's
@@ -186,12 +204,13 @@ func (r *Router) ProveEntry(ctx context.Context, index, size int64) (tlog.Record
 		return nil, err
 	}
 	if err := checkSize(ctx, ls, size); err != nil {
-		return nil, err
+		return nil, r.logErr(err)
 	}
 	if index < 0 || index >= size {
 		return nil, fmt.Errorf("%w: entry %d of %d", auditlog.ErrOutOfRange, index, size)
 	}
-	return auditlog.ProveEntry(index, size, HashReader(ctx, ls))
+	p, err := auditlog.ProveEntry(index, size, HashReader(ctx, ls))
+	return p, r.logErr(err)
 }
 
 // ProveExtension returns the proof that the log's tree of newSize entries
@@ -204,12 +223,13 @@ func (r *Router) ProveExtension(ctx context.Context, oldSize, newSize int64) (tl
 		return nil, err
 	}
 	if err := checkSize(ctx, ls, newSize); err != nil {
-		return nil, err
+		return nil, r.logErr(err)
 	}
 	if oldSize < 0 || oldSize > newSize {
 		return nil, fmt.Errorf("%w: sizes %d and %d", auditlog.ErrOutOfRange, oldSize, newSize)
 	}
-	return auditlog.ProveExtension(oldSize, newSize, HashReader(ctx, ls))
+	p, err := auditlog.ProveExtension(oldSize, newSize, HashReader(ctx, ls))
+	return p, r.logErr(err)
 }
 
 func checkSize(ctx context.Context, ls LogStore, size int64) error {

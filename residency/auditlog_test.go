@@ -7,6 +7,8 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -515,4 +517,77 @@ func latest(t *testing.T, r *residency.Router, from int64) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// slowLogReads is a LogStore whose ReadHashes, once armed, waits to read
+// until the store has been closed (or, should Close wait for it, five
+// seconds): a read of the log that Router.Close overtakes.
+type slowLogReads struct {
+	residency.LogStore
+	armed   atomic.Bool
+	entered chan struct{} // closed when an armed ReadHashes waits
+	release chan struct{} // closed once the store is closed
+	once    sync.Once
+}
+
+func (s *slowLogReads) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	if s.armed.CompareAndSwap(true, false) {
+		close(s.entered)
+		select {
+		case <-s.release:
+		case <-time.After(5 * time.Second): // Close waited for this read
+		}
+	}
+	return s.LogStore.ReadHashes(ctx, indexes)
+}
+
+func (s *slowLogReads) Close() error {
+	err := s.LogStore.Close()
+	s.once.Do(func() { close(s.release) })
+	return err
+}
+
+// TestCheckpointThroughClose: "After Router.Close, every method returns
+// ErrClosed", and writes still queued when Close comes return ErrClosed.
+// The reads of the audit log that go to the store (Checkpoint, LogEntries,
+// ProveEntry, ProveExtension; History on a TrailStore) take no part in
+// Close: one in flight when Close closed the store failed with the store's
+// own error (bbolt's "database not open", or "postgres: store is closed"),
+// which matched no sentinel.
+//
+// Now such a read returns ErrClosed, as History does. Found by a
+// randomized test with a reader through Close; this test makes the
+// interleaving certain with a store whose ReadHashes waits for Close.
+func TestCheckpointThroughClose(t *testing.T) {
+	ctx := context.Background()
+	fs, err := residency.OpenFileStore(ctx, filepath.Join(t.TempDir(), "domicile.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &slowLogReads{LogStore: fs.(residency.LogStore), entered: make(chan struct{}), release: make(chan struct{})}
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	s.armed.Store(true)
+	type result struct {
+		c   auditlog.Checkpoint
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := r.Checkpoint(ctx)
+		done <- result{c, err}
+	}()
+	<-s.entered
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := <-done
+	if got.err != nil && !errors.Is(got.err, residency.ErrClosed) {
+		t.Errorf("Checkpoint through Close: %v; want the checkpoint, or an error matching ErrClosed", got.err)
+	}
 }
