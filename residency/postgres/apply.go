@@ -453,14 +453,20 @@ func unused(err error) bool {
 // read runs f, a read of the database, and once more when f's error says
 // that its statement never ran, on a connection the server had closed (a
 // restart, or connections terminated): the pool drops its connections
-// first, as Append does. f must deliver nothing to its caller before its
-// statement ran. An error that still says so matches
+// first, as Append does. An error that still says so matches
 // residency.ErrUnavailable: the database cannot be reached.
 func read[T any](ctx context.Context, s *Store, f func() (T, error)) (T, error) {
-	v, err := f()
-	if err != nil && unused(err) && ctx.Err() == nil {
+	return readSome(ctx, s, func(*int) (T, error) { return f() })
+}
+
+// readSome is read for an f that hands its caller rows as it reads them,
+// counting them in *n: once it has handed one, f is not run again.
+func readSome[T any](ctx context.Context, s *Store, f func(n *int) (T, error)) (T, error) {
+	n := 0
+	v, err := f(&n)
+	if err != nil && n == 0 && unused(err) && ctx.Err() == nil {
 		s.pool.Reset()
-		v, err = f()
+		v, err = f(&n)
 	}
 	if err != nil && unused(err) {
 		err = fmt.Errorf("%w: %w", residency.ErrUnavailable, err)

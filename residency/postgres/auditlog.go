@@ -72,17 +72,13 @@ func (s *Store) LogEntries(ctx context.Context, from int64, fn func(int64, []byt
 		return err
 	}
 	for {
-		n, err := read(ctx, s, func() (int, error) {
-			n := 0
+		n, err := readSome(ctx, s, func(n *int) (int, error) {
 			err := s.entries(ctx, from, logPage, func(i int64, e []byte) error {
-				n++
+				*n++
 				from = i + 1
 				return fn(i, e)
 			})
-			if n > 0 && err != nil && unused(err) {
-				err = fmt.Errorf("%w (after %d entries)", err, n) // delivered: no retry
-			}
-			return n, err
+			return *n, err
 		})
 		if err != nil || n < logPage {
 			return err
@@ -268,10 +264,14 @@ func (s *Store) hashEntries(ctx context.Context, f *auditlog.Frontier, n int64, 
 	for f.Size() < n {
 		first := tlog.StoredHashCount(f.Size())
 		var hs []tlog.Hash
-		err := s.entries(ctx, f.Size(), int(min(n-f.Size(), logPage)), func(i int64, e []byte) error {
-			_, h := f.Append(e)
-			hs = append(hs, h...)
-			return nil
+		_, err := readSome(ctx, s, func(k *int) (int, error) {
+			err := s.entries(ctx, f.Size(), int(min(n-f.Size(), logPage)), func(i int64, e []byte) error {
+				*k++
+				_, h := f.Append(e)
+				hs = append(hs, h...)
+				return nil
+			})
+			return *k, err
 		})
 		if err != nil {
 			return err

@@ -68,12 +68,10 @@ func (s *Store) Changes(ctx context.Context, after uint64, fn func(pos uint64, c
 	}
 	last = after
 	for {
-		n, err := read(ctx, s, func() (int, error) {
-			n, err := s.changesPage(ctx, &last, fn)
-			if n > 0 && err != nil && unused(err) {
-				err = fmt.Errorf("%w (after %d changes)", err, n) // delivered: no retry
-			}
-			return n, err
+		n, err := readSome(ctx, s, func(n *int) (int, error) {
+			var err error
+			*n, err = s.changesPage(ctx, &last, fn)
+			return *n, err
 		})
 		if err != nil || n < changesPage {
 			return last, err

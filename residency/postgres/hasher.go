@@ -228,8 +228,12 @@ func (s *Store) insertHashes(ctx context.Context, first int64, hs []tlog.Hash) e
 	for j := range hs {
 		idx[j], hashes[j] = first+int64(j), hs[j][:]
 	}
-	if _, err := s.pool.Exec(ctx, s.sql.insertHashes, idx, hashes); err != nil {
-		return fmt.Errorf("postgres: storing hashes: %w", connectError(err))
-	}
-	return nil
+	// Not run, it may run again.
+	_, err := read(ctx, s, func() (struct{}, error) {
+		if _, err := s.pool.Exec(ctx, s.sql.insertHashes, idx, hashes); err != nil {
+			return struct{}{}, fmt.Errorf("postgres: storing hashes: %w", connectError(err))
+		}
+		return struct{}{}, nil
+	})
+	return err
 }
