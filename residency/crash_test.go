@@ -115,31 +115,9 @@ func TestCrashRecovery(t *testing.T) {
 	total := 0
 	var kept auditlog.Checkpoint // the log's checkpoint before each round
 	for round := range rounds {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d", crashChildEnv, path, round))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := bufio.NewScanner(out)
-		if !lines.Scan() || lines.Text() != "ready" {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("round %d: child did not start: %q", round, lines.Text())
-		}
-		killAt := time.Now().Add(time.Duration(10+rand.IntN(150)) * time.Millisecond)
-		var acknowledged []string
 		// Kill at a random moment, but only once the child has acknowledged
 		// a few changes, however slow the machine (-race, a loaded CI).
-		for (time.Now().Before(killAt) || len(acknowledged) < 3) && lines.Scan() {
-			acknowledged = append(acknowledged, lines.Text())
-		}
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		acknowledged := killedChild(t, "^$", time.Duration(10+rand.IntN(150))*time.Millisecond, 3, fmt.Sprintf("%s=%s,%d", crashChildEnv, path, round))
 		for _, line := range acknowledged {
 			f := strings.Fields(line)
 			switch f[0] {
@@ -208,4 +186,40 @@ func TestCrashRecovery(t *testing.T) {
 		t.Errorf("only %d acknowledged placements in %d rounds", total, rounds)
 	}
 	t.Logf("%d rounds, %d acknowledged placements", rounds, total)
+}
+
+// killedChild runs this test binary as a child, with run as its -test.run
+// and env added to its environment, waits for its "ready" line, reads the
+// lines it prints until after has passed and it printed at least atLeast
+// of them, kills it with SIGKILL, and returns every line it printed
+// before it died (each one an acknowledgement).
+func killedChild(t *testing.T, run string, after time.Duration, atLeast int, env ...string) []string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run="+run)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() || lines.Text() != "ready" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("child did not start: %q", lines.Text())
+	}
+	killAt := time.Now().Add(after)
+	var got []string
+	for (time.Now().Before(killAt) || len(got) < atLeast) && lines.Scan() {
+		got = append(got, lines.Text())
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	for lines.Scan() {
+		got = append(got, lines.Text())
+	}
+	cmd.Wait()
+	return got
 }

@@ -37,19 +37,16 @@ package residency_test
 //	DOMICILE_RANDOM_KILLS=N    rounds of TestRandomKill
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -1495,34 +1492,8 @@ func randomKill(t *testing.T, store string, seed uint64, rounds int) {
 	}
 	acked := map[string][]ack{}
 	for round := range rounds {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestRandomKill$")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d,%d", envRandomChild, path, seed, round), envRandomChildDSN+"="+dsn)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := bufio.NewScanner(out)
-		if !lines.Scan() || lines.Text() != "ready" {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("round %d: child did not start: %q", round, lines.Text())
-		}
-		killAt := time.Now().Add(time.Duration(20+rng.IntN(300)) * time.Millisecond)
-		var got []string
-		for (time.Now().Before(killAt) || len(got) < 5) && lines.Scan() {
-			got = append(got, lines.Text())
-		}
-		cmd.Process.Signal(syscall.SIGKILL)
-		// What the child printed until it died was acknowledged
-		// too: read it all.
-		for lines.Scan() {
-			got = append(got, lines.Text())
-		}
-		cmd.Wait()
+		got := killedChild(t, "^TestRandomKill$", time.Duration(20+rng.IntN(300))*time.Millisecond, 5,
+			fmt.Sprintf("%s=%s,%d,%d", envRandomChild, path, seed, round), envRandomChildDSN+"="+dsn)
 		t.Logf("round %d: killed after %d lines", round, len(got))
 		dcs := map[string]string{}
 		for _, line := range got {
