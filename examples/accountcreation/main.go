@@ -9,7 +9,8 @@
 //	                     exists already, 409 when it exists in another region,
 //	                     400 {"error": "..."} for bad input, 413 for a body
 //	                     over 64 KiB
-//	GET  /accounts/{id}  200 and the placement, 404 when unknown
+//	GET  /accounts/{id}  200 and the placement, 404 when unknown (after
+//	                     catching up with the database, Sync, on a miss)
 //	GET  /metrics        the router's metrics
 //
 // Every error, 404 and 405 from unknown paths and methods included, is
