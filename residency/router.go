@@ -408,7 +408,9 @@ const ruleChoice = "customer's choice"
 // Placing an existing account returns its placement unchanged, or
 // [ErrConflict] when the request's region differs from the account's home
 // region (also after an agreed move to another region). Concurrent calls
-// for one account all get the same placement.
+// for one account all get the same placement. On a shared store it fails
+// with [ErrStale] while the Router's lease has run out, as Lookup does,
+// and an existing account costs a read of the store's log ([SharedStore]).
 func (r *Router) Place(ctx context.Context, req PlaceRequest) (Placement, error) {
 	p, _, err := r.Create(ctx, req)
 	return p, err
