@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"maps"
 	"slices"
 	"time"
@@ -30,7 +30,7 @@ type accountLog struct {
 	// starts with a snapshot of each account at its version then, and
 	// the events before it are not in the log.
 	first      uint64
-	events     []uint64
+	events     []eventSum
 	agreements map[string]residency.Agreement
 	consents   map[string]residency.ConsentRecord
 	objections map[string]residency.ObjectionRecord
@@ -58,7 +58,7 @@ func (r *replayed) add(index int64, entry []byte) error {
 	h := eventHash(e)
 	switch {
 	case a == nil:
-		a = &accountLog{first: p.Version, events: []uint64{h}}
+		a = &accountLog{first: p.Version, events: []eventSum{h}}
 		r.accounts[p.AccountID] = a
 	case p.Version == a.placement.Version:
 		// An upgrade's snapshot carries an account's latest change once
@@ -92,16 +92,19 @@ func put[T any](m map[string]T, k string, v T) map[string]T {
 	return m
 }
 
-// eventHash hashes an event's JSON, its time in UTC.
-func eventHash(e residency.Event) uint64 {
+// eventSum is the SHA-256 of an event's JSON: the stored trail is the
+// operator's to write, so a rewritten event must not be able to keep its
+// sum, as it could a checksum's.
+type eventSum [sha256.Size]byte
+
+// eventHash sums an event's JSON, its time in UTC.
+func eventHash(e residency.Event) eventSum {
 	e.Time = utc(e.Time)
 	b, err := json.Marshal(e)
 	if err != nil {
 		panic(err) // an Event always encodes
 	}
-	h := fnv.New64a()
-	h.Write(b)
-	return h.Sum64()
+	return sha256.Sum256(b)
 }
 
 // utc is t in UTC, the zero time as it is, so that == compares instants.
@@ -118,7 +121,7 @@ func utc(t time.Time) time.Time {
 type storedAccount struct {
 	placement  residency.Placement
 	from       uint64
-	events     []uint64
+	events     []eventSum
 	agreements []residency.Agreement
 	consents   []residency.ConsentRecord
 	objections []residency.ObjectionRecord
@@ -187,7 +190,7 @@ func keep(a residency.StoredAccount) (*storedAccount, error) {
 // trailHashes returns the version of the first event of the account's
 // trail and the hashes of its events up to version (later ones are of
 // changes after the state was read).
-func trailHashes(id string, trail []residency.Event, version uint64) (from uint64, hashes []uint64, err error) {
+func trailHashes(id string, trail []residency.Event, version uint64) (from uint64, hashes []eventSum, err error) {
 	for i, e := range trail {
 		switch {
 		case i == 0:
@@ -277,7 +280,7 @@ func checkAccount(s *storedAccount, w *accountLog) error {
 
 // mismatch returns the first index where a and b differ (len of the
 // shorter when one is the other's prefix), or -1 when they are equal.
-func mismatch(a, b []uint64) int {
+func mismatch(a, b []eventSum) int {
 	for i := range min(len(a), len(b)) {
 		if a[i] != b[i] {
 			return i
