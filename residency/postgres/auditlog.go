@@ -339,8 +339,11 @@ func (s *Store) snapshotLog(ctx context.Context, tx pgx.Tx) error {
 	latest := `SELECT DISTINCT ON (account) ` + eventCols + ` FROM ` + schema + `.events WHERE account BETWEEN $1 AND $2 ORDER BY account, version DESC`
 	for after := ""; ; {
 		page, err := l.accounts(ctx, nil, pageSize, s.sql.accountsPage, after, pageSize)
-		if err != nil || len(page) == 0 {
+		if err != nil {
 			return err
+		}
+		if len(page) == 0 {
+			break // no accounts, or as many as whole pages
 		}
 		first, last := page[0].Placement.AccountID, page[len(page)-1].Placement.AccountID
 		if err := l.attach(ctx, page, s.sql.agreementsRange, s.sql.consentsRange, s.sql.objectionsRange, first, last); err != nil {
@@ -363,16 +366,16 @@ func (s *Store) snapshotLog(ctx context.Context, tx pgx.Tx) error {
 			return rows.Err()
 		}
 		for _, a := range page {
-			last := events[a.Placement.AccountID]
-			changes := []residency.Change{{Placement: a.Placement, Event: last}}
+			e := events[a.Placement.AccountID]
+			changes := []residency.Change{{Placement: a.Placement, Event: e}}
 			for i := range a.Agreements {
-				changes = append(changes, residency.Change{Placement: a.Placement, Event: last, Agreement: &a.Agreements[i]})
+				changes = append(changes, residency.Change{Placement: a.Placement, Event: e, Agreement: &a.Agreements[i]})
 			}
 			for i := range a.Consents {
-				changes = append(changes, residency.Change{Placement: a.Placement, Event: last, Consent: &a.Consents[i]})
+				changes = append(changes, residency.Change{Placement: a.Placement, Event: e, Consent: &a.Consents[i]})
 			}
 			for i := range a.Objections {
-				changes = append(changes, residency.Change{Placement: a.Placement, Event: last, Objection: &a.Objections[i]})
+				changes = append(changes, residency.Change{Placement: a.Placement, Event: e, Objection: &a.Objections[i]})
 			}
 			for _, c := range changes {
 				if err := add(c); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/domicile-go/domicile/auditlog"
 	"github.com/domicile-go/domicile/internal/routertest"
+	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
@@ -117,6 +118,32 @@ func TestLog(t *testing.T) {
 	}
 	wantLog(t, a, applied)
 	wantLog(t, b, applied)
+}
+
+// TestLogUpgradeWithoutAccounts: the snapshot of a trimmed schema without
+// accounts still holds the data centers' statuses, and the log starts
+// after the changes (an early return on an empty page of accounts once
+// skipped both, leaving the snapshot's rows beyond the head).
+func TestLogUpgradeWithoutAccounts(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	s := openStore(t, dsn)
+	drains := []residency.Change{dcChange("linode-eu", provider.Draining, 1), dcChange("websupport-eu", provider.Draining, 1)}
+	for _, c := range drains {
+		if err := s.Apply(ctx, []residency.Change{c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	for _, q := range routertest.TrimmedFormat2(2) {
+		exec(t, dsn, q)
+	}
+	s = openStore(t, dsn)
+	wantLog(t, s, drains)
+	head, err := s.Head(ctx)
+	if err != nil || head != 4 {
+		t.Errorf("Head after the upgrade = %d, %v; want 4 (two changes, then their snapshot)", head, err)
+	}
 }
 
 // TestLogUpgrade opens a schema of format 2 whose changes were trimmed:
