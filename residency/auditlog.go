@@ -183,13 +183,13 @@ func (r *Router) LogEntries(ctx context.Context, from int64, fn func(index int64
 	if from < 0 {
 		return fmt.Errorf("%w: entry %d", auditlog.ErrOutOfRange, from)
 	}
-	var fnErr error
+	var fnErr error // fn's own error, given back as it is
 	err = ls.LogEntries(ctx, from, func(i int64, e []byte) error {
 		fnErr = fn(i, e)
 		return fnErr
 	})
-	if err != nil && err == fnErr {
-		return err // fn's own, as it is
+	if fnErr != nil {
+		return fnErr
 	}
 	return r.logErr(err)
 }

@@ -591,3 +591,39 @@ func TestCheckpointThroughClose(t *testing.T) {
 		t.Errorf("Checkpoint through Close: %v; want the checkpoint, or an error matching ErrClosed", got.err)
 	}
 }
+
+// entryErrors is an error type of fn's own that is not comparable (a
+// struct value holding a slice), as callers may define.
+type entryErrors struct{ errs []error }
+
+func (e entryErrors) Error() string { return errors.Join(e.errs...).Error() }
+
+// TestLogEntriesFnErrorNotComparable: LogEntries "keeps fn's own error".
+// It returns the error fn returned, as it is; a comparison of the store's
+// error with fn's by == panicked ("comparing uncomparable type") when fn's
+// error was a value of an uncomparable type. Found by a review.
+func TestLogEntriesFnErrorNotComparable(t *testing.T) {
+	ctx := context.Background()
+	r, err := residency.Open(ctx, residency.WithPath(filepath.Join(t.TempDir(), "domicile.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	mine := entryErrors{errs: []error{errors.New("consumer full")}}
+	var got error
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Fatalf("LogEntries with fn returning an uncomparable error panicked: %v; want fn's error back", p)
+			}
+		}()
+		got = r.LogEntries(ctx, 0, func(int64, []byte) error { return mine })
+	}()
+	var e entryErrors
+	if !errors.As(got, &e) || len(e.errs) != 1 {
+		t.Errorf("LogEntries = %v; want fn's own error %v", got, mine)
+	}
+}

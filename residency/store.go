@@ -214,14 +214,17 @@ var (
 	// and reading it back showed that the change was not applied. The
 	// error also wraps the store's own error.
 	ErrStoreFailed = errors.New("residency: the store failed; the change was not applied")
-	// ErrUnavailable: the Router cannot tell whether a change is durable:
-	// the store failed, and reading the affected accounts back failed too,
-	// or a call of the store has not returned within the write timeout
-	// ([WithWriteTimeout]). The change may or may not have been applied.
-	// Until the Router has read those accounts back, which it tries before
-	// each later write, every write fails with ErrUnavailable; reads
-	// answer the state from before the failed write. A CompleteMove or
-	// Drain that returns it did not wait for its fence: should the change
-	// turn out to be committed, [Router.Fence] waits for it.
-	ErrUnavailable = errors.New("residency: store unavailable; the outcome of the write is unknown")
+	// ErrUnavailable: the store could not be reached, or did not answer in
+	// time. For a write, the Router cannot tell whether the change is
+	// durable: the store failed, and reading the affected accounts back
+	// failed too, or a call of the store has not returned within the write
+	// timeout ([WithWriteTimeout]). The change may or may not have been
+	// applied. Until the Router has read those accounts back, which it
+	// tries before each later write, every write fails with
+	// ErrUnavailable; reads answer the state from before the failed write.
+	// A CompleteMove or Drain that returns it did not wait for its fence:
+	// should the change turn out to be committed, [Router.Fence] waits for
+	// it. For a read of the store ([Router.Sync], [Router.History] on a
+	// [TrailStore], the audit log's reads), the read may be tried again.
+	ErrUnavailable = errors.New("residency: store unavailable")
 )

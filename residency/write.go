@@ -783,7 +783,7 @@ func storeCall[T any](r *Router, f func(context.Context) (T, error)) (v T, err e
 			<-returned
 			r.kick()
 		}()
-		return zero, fmt.Errorf("%w: the store did not return within %v", ErrUnavailable, r.writeTimeout+storeGrace(r.writeTimeout))
+		return zero, fmt.Errorf("%w: the store did not return within %v; the outcome is unknown", ErrUnavailable, r.writeTimeout+storeGrace(r.writeTimeout))
 	}
 }
 

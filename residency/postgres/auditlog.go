@@ -72,14 +72,19 @@ func (s *Store) LogEntries(ctx context.Context, from int64, fn func(int64, []byt
 		return err
 	}
 	for {
+		var fnErr error // fn's own error, given back as it is
 		n, err := readSome(ctx, s, func(n *int) (int, error) {
 			err := s.entries(ctx, from, logPage, func(i int64, e []byte) error {
 				*n++
 				from = i + 1
-				return fn(i, e)
+				fnErr = fn(i, e)
+				return fnErr
 			})
 			return *n, err
 		})
+		if fnErr != nil {
+			return fnErr
+		}
 		if err != nil || n < logPage {
 			return err
 		}
@@ -264,10 +269,11 @@ func (s *Store) hashEntries(ctx context.Context, f *auditlog.Frontier, n int64, 
 	for f.Size() < n {
 		first := tlog.StoredHashCount(f.Size())
 		var hs []tlog.Hash
+		g := *f // f moves on only with a page stored whole
 		_, err := readSome(ctx, s, func(k *int) (int, error) {
-			err := s.entries(ctx, f.Size(), int(min(n-f.Size(), logPage)), func(i int64, e []byte) error {
+			err := s.entries(ctx, g.Size(), int(min(n-g.Size(), logPage)), func(i int64, e []byte) error {
 				*k++
-				_, h := f.Append(e)
+				_, h := g.Append(e)
 				hs = append(hs, h...)
 				return nil
 			})
@@ -277,11 +283,12 @@ func (s *Store) hashEntries(ctx context.Context, f *auditlog.Frontier, n int64, 
 			return err
 		}
 		if len(hs) == 0 {
-			return fmt.Errorf("%w: the log ends at entry %d, its head says %d", residency.ErrCorrupt, f.Size(), n)
+			return fmt.Errorf("%w: the log ends at entry %d, its head says %d", residency.ErrCorrupt, g.Size(), n)
 		}
 		if err := store(first, hs); err != nil {
 			return err
 		}
+		*f = g
 	}
 	return nil
 }

@@ -68,11 +68,17 @@ func (s *Store) Changes(ctx context.Context, after uint64, fn func(pos uint64, c
 	}
 	last = after
 	for {
+		var fnErr error // fn's own error, given back as it is
 		n, err := readSome(ctx, s, func(n *int) (int, error) {
-			var err error
-			*n, err = s.changesPage(ctx, &last, fn)
-			return *n, err
+			return s.changesPage(ctx, &last, func(pos uint64, c residency.Change) error {
+				*n++
+				fnErr = fn(pos, c)
+				return fnErr
+			})
 		})
+		if fnErr != nil {
+			return last, fnErr
+		}
 		if err != nil || n < changesPage {
 			return last, err
 		}

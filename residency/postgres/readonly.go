@@ -120,9 +120,9 @@ func (s *Store) fromMemory(ctx context.Context, indexes []int64, out []tlog.Hash
 	have := func(x int64) bool { return m.ready && x >= m.first && x-m.first < int64(len(m.hashes)) }
 	for _, k := range missing {
 		if !have(indexes[k]) {
-			var pos int64
-			if err := s.pool.QueryRow(ctx, s.sql.head).Scan(&pos); err != nil {
-				return fmt.Errorf("postgres: reading the head: %w", connectError(err))
+			pos, err := s.head(ctx)
+			if err != nil {
+				return err
 			}
 			if err := s.extendInMemory(ctx, pos-s.logStart); err != nil {
 				return err

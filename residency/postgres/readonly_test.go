@@ -146,3 +146,47 @@ func TestReadOnlyRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestReadOnlyHashesAfterFailedPage: a read-only store hashes the log in
+// memory a page at a time, appending each entry to its tree's edge as it
+// reads it (hashEntries); the page's hashes are kept only once the whole
+// page was read. A page that fails after some entries (here a row damaged
+// for a moment; a connection lost mid-page does the same, and readSome
+// rightly does not run such a page again) leaves the edge past the hashes
+// kept.
+// The edge now moves on only with a page kept whole: once the row is as it
+// was, the store's tree hash is the log's. The next page was hashed from
+// the advanced edge, and every later tree hash, proof and checkpoint of
+// that store was wrong. Found by a review.
+func TestReadOnlyHashesAfterFailedPage(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	w := openStore(t, dsn)
+	for i := range 10 {
+		if err := w.Apply(ctx, []residency.Change{placed(fmt.Sprintf("a-%d", i), "linode-eu", at)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	// No stored hashes: the read-only store computes them all.
+	exec(t, dsn, "DELETE FROM domicile.loghashes")
+	ro := pgtest.ReadOnlyRole(t, dsn, "domicile")
+	want, err := tlog.TreeHash(10, residency.HashReader(ctx, openStore(t, ro, postgres.ReadOnly())))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r := openStore(t, ro, postgres.ReadOnly())
+	start := scalar[int64](t, dsn, "SELECT min(pos) - 1 FROM domicile.changes")
+	orig := scalar[string](t, dsn, "SELECT change::text FROM domicile.changes WHERE pos = $1", start+4)
+	exec(t, dsn, "UPDATE domicile.changes SET change = '[]' WHERE pos = $1", start+4) // entry 3 fails to decode
+	if _, err := tlog.TreeHash(10, residency.HashReader(ctx, r)); err == nil {
+		t.Fatal("tree hash with a damaged entry: no error")
+	}
+	exec(t, dsn, "UPDATE domicile.changes SET change = $1::json WHERE pos = $2", orig, start+4) // as it was
+
+	got, err := tlog.TreeHash(10, residency.HashReader(ctx, r))
+	if err != nil || got != want {
+		t.Errorf("tree hash of 10 entries after a page that failed at entry 3 = %v, %v; want %v, nil (a fresh read-only store's)", got, err, want)
+	}
+}

@@ -592,3 +592,54 @@ func terminate(t testing.TB, dsn string) {
 		}
 	}
 }
+
+// retryable is an error of fn's own that pgx would call safe to retry: what
+// a callback that writes each change to another database through pgx
+// returns when its own connection was closed.
+type retryable struct{}
+
+func (retryable) Error() string     { return "consumer: connection closed" }
+func (retryable) SafeToRetry() bool { return true }
+
+// TestChangesFnErrorNotRetried: readSome runs a page again only when it
+// handed its caller no row. Changes counts a row only once fn accepted it,
+// so a row fn refused counts as not handed.
+// fn is called once, with position 1, and Changes returns fn's error as it
+// is; since fn's error looked like one of a connection that never ran its
+// statement, the store dropped its pool, handed the same change to fn a
+// second time, and the error matched residency.ErrUnavailable. Found by a
+// review.
+func TestChangesFnErrorNotRetried(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, pgtest.Database(t))
+	if err := s.Apply(ctx, []residency.Change{placed("acme", "linode-eu", at), placed("initech", "linode-eu", at)}); err != nil {
+		t.Fatal(err)
+	}
+	var calls []uint64
+	_, err := s.Changes(ctx, 0, func(pos uint64, _ residency.Change) error {
+		calls = append(calls, pos)
+		return retryable{}
+	})
+	if diff := cmp.Diff([]uint64{1}, calls); diff != "" {
+		t.Errorf("positions fn was called with (-want +got):\n%s", diff)
+	}
+	if !errors.Is(err, retryable{}) || errors.Is(err, residency.ErrUnavailable) {
+		t.Errorf("Changes = %v; want fn's own error, not matching ErrUnavailable", err)
+	}
+}
+
+// TestLogEntriesFnErrorKept: LogEntries hands fn's own error back as it
+// is, even one that looks like a connection's that never ran its
+// statement (it was wrapped in residency.ErrUnavailable). Found by a
+// review.
+func TestLogEntriesFnErrorKept(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, pgtest.Database(t))
+	if err := s.Apply(ctx, []residency.Change{placed("acme", "linode-eu", at)}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.LogEntries(ctx, 0, func(int64, []byte) error { return retryable{} })
+	if err != (retryable{}) {
+		t.Errorf("LogEntries = %v; want fn's own error, as it is", err)
+	}
+}
