@@ -29,9 +29,10 @@ package residency_test
 //	DOMICILE_RANDOM_SEED=N     run seed N only (as printed by a failure)
 //	DOMICILE_RANDOM_OPS=N      operations per seed
 //	DOMICILE_RANDOM_SEEDS=N    how many seeds (from 1)
-//	DOMICILE_RANDOM_POSTGRES=1 run the differential test on PostgreSQL too
-//	                           (TestRandomStoresPostgres runs a short one
-//	                           anyway where a server is available)
+//	DOMICILE_RANDOM_POSTGRES=1 longer runs on PostgreSQL: as many seeds and
+//	                           operations in TestRandomStoresPostgres as in
+//	                           TestRandomStores, and every seed of
+//	                           TestRandomAckedOrNothing
 //	DOMICILE_RANDOM_CANCEL=1   run one call in thirty with a cancelled
 //	                           context
 //	DOMICILE_RANDOM_KILLS=N    rounds of TestRandomKill
@@ -1315,29 +1316,22 @@ func TestRandomStores(t *testing.T) {
 	if testing.Short() {
 		n = 1
 	}
-	var dsn func(t *testing.T) string
-	if os.Getenv(envRandomPostgres) == "1" {
-		dsn = func(t *testing.T) string { return pgtest.Database(t) }
-	}
 	for _, seed := range seeds(n) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			d := ""
-			if dsn != nil {
-				d = dsn(t)
-			}
-			runRandom(t, seed, ops, d)
+			runRandom(t, seed, ops, "")
 		})
 	}
 }
 
 // TestRandomStoresPostgres is TestRandomStores with PostgreSQL beside the
-// others: a short run by default, where a server is available.
+// others: a short run by default (one seed, 80 operations), as long as
+// TestRandomStores's with DOMICILE_RANDOM_POSTGRES=1.
 func TestRandomStoresPostgres(t *testing.T) {
+	ops, n := envInt(envRandomOps, 80), 1
 	if os.Getenv(envRandomPostgres) == "1" {
-		t.Skip("TestRandomStores runs on PostgreSQL already")
+		ops, n = envInt(envRandomOps, 200), 2
 	}
-	ops := envInt(envRandomOps, 80)
-	for _, seed := range seeds(1) {
+	for _, seed := range seeds(n) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			runRandom(t, seed, ops, pgtest.Database(t))
 		})
@@ -1800,12 +1794,13 @@ func TestRandomSharedPostgres(t *testing.T) {
 // there, and none that failed (a context's error and ErrClosed change
 // nothing); no error may say the store failed.
 func TestRandomAckedOrNothing(t *testing.T) {
-	for _, seed := range seeds(3) {
-		for _, kind := range []string{"file", "memstore", "postgres"} {
+	for i, seed := range seeds(3) {
+		kinds := []string{"file", "memstore"}
+		if i == 0 || os.Getenv(envRandomPostgres) == "1" {
+			kinds = append(kinds, "postgres") // one seed unless asked for more
+		}
+		for _, kind := range kinds {
 			t.Run(fmt.Sprintf("%s/seed=%d", kind, seed), func(t *testing.T) {
-				if kind == "postgres" && seed > 1 && os.Getenv(envRandomPostgres) != "1" {
-					t.Skip("one seed on PostgreSQL unless " + envRandomPostgres + "=1")
-				}
 				randomAckedOrNothing(t, seed, kind)
 			})
 		}
