@@ -44,12 +44,7 @@ func crashChild(spec string) {
 		fmt.Println("open failed:", err)
 		os.Exit(2)
 	}
-	var mu sync.Mutex
-	say := func(format string, args ...any) {
-		mu.Lock()
-		fmt.Fprintf(os.Stdout, format+"\n", args...)
-		mu.Unlock()
-	}
+	say := childSay()
 	say("ready")
 	var wg sync.WaitGroup
 	for g := range 4 {
@@ -222,4 +217,15 @@ func killedChild(t *testing.T, run string, after time.Duration, atLeast int, env
 	}
 	cmd.Wait()
 	return got
+}
+
+// childSay returns how a child of killedChild says a line: whole, on its
+// standard output, one goroutine at a time.
+func childSay() func(format string, args ...any) {
+	var mu sync.Mutex
+	return func(format string, args ...any) {
+		mu.Lock()
+		fmt.Fprintf(os.Stdout, format+"\n", args...)
+		mu.Unlock()
+	}
 }

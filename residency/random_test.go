@@ -894,38 +894,7 @@ func checkGauges(t testing.TB, r *residency.Router, at string) {
 	if !ok {
 		return
 	}
-	mfs, err := v.(*prometheus.Registry).Gather()
-	if err != nil {
-		t.Fatalf("%s: Gather: %v", at, err)
-	}
-	for _, mf := range mfs {
-		switch mf.GetName() {
-		case "domicile_accounts":
-			for _, m := range mf.GetMetric() {
-				var dc string
-				for _, l := range m.GetLabel() {
-					if l.GetName() == "datacenter" {
-						dc = l.GetValue()
-					}
-				}
-				n := 0
-				for range r.Accounts(dc) {
-					n++
-				}
-				if got := m.GetGauge().GetValue(); got != float64(n) {
-					t.Fatalf("%s: domicile_accounts{datacenter=%q} = %v, Accounts(%s) yields %d", at, dc, got, dc, n)
-				}
-			}
-		case "domicile_moves_open":
-			n := 0
-			for range r.Moves() {
-				n++
-			}
-			if got := mf.GetMetric()[0].GetGauge().GetValue(); got != float64(n) {
-				t.Fatalf("%s: domicile_moves_open = %v, Moves yields %d", at, got, n)
-			}
-		}
-	}
+	routertest.CheckGauges(t, r, v.(*prometheus.Registry), at)
 }
 
 // checkNewPlacement checks a placement made just now: on an active,
@@ -1620,12 +1589,7 @@ func randomChild(spec string) {
 		fmt.Println("open failed:", err)
 		os.Exit(2)
 	}
-	var mu sync.Mutex
-	say := func(format string, args ...any) {
-		mu.Lock()
-		fmt.Fprintf(os.Stdout, format+"\n", args...)
-		mu.Unlock()
-	}
+	say := childSay()
 	say("ready")
 	var wg sync.WaitGroup
 	for w := range 3 {
@@ -2076,6 +2040,31 @@ func (s *faultyStore) DataCenters(ctx context.Context) ([]residency.DataCenterSt
 	return s.MemoryStore.DataCenters(ctx)
 }
 
+// faultyRouter opens a Router with the random catalog and clock on a
+// faultyStore of seed, whose faults start once it is open; when prompt,
+// the store is a PromptStore whose Apply also hangs until the write
+// timeout (20 ms), having applied or not. opts are the options without
+// the store, for a Router opened afresh on what the store holds.
+func faultyRouter(t *testing.T, seed uint64, prompt bool) (r *residency.Router, fs *faultyStore, clk *clock, opts []residency.Option) {
+	t.Helper()
+	clk = &clock{now: randomStart}
+	opts = []residency.Option{residency.WithCatalog(randomCatalog(t)), residency.WithClock(clk.Now)}
+	fs = &faultyStore{MemoryStore: residency.NewMemoryStore(), rng: rand.New(rand.NewPCG(seed, 0xfa17))}
+	var store residency.Store = fs
+	wopts := opts
+	if prompt {
+		fs.hangs = true
+		store = promptFaultyStore{fs}
+		wopts = append(slices.Clone(opts), residency.WithWriteTimeout(20*time.Millisecond))
+	}
+	r = openMetered(t, append(wopts, residency.WithStore(store))...)
+	t.Cleanup(func() { r.Close() })
+	fs.mu.Lock()
+	fs.faults = true
+	fs.mu.Unlock()
+	return r, fs, clk, opts
+}
+
 // TestRandomFaultyStore runs random operations on a Router whose store
 // fails at random (faultyStore). The store holds the truth: after every
 // operation that did not end in ErrUnavailable (whose outcome is unknown,
@@ -2089,23 +2078,7 @@ func TestRandomFaultyStore(t *testing.T) {
 	for _, seed := range seeds(2) {
 		for _, prompt := range []bool{false, true} {
 			t.Run(fmt.Sprintf("prompt=%v/seed=%d", prompt, seed), func(t *testing.T) {
-				clk := &clock{now: randomStart}
-				opts := []residency.Option{residency.WithCatalog(randomCatalog(t)), residency.WithClock(clk.Now)}
-				fs := &faultyStore{MemoryStore: residency.NewMemoryStore(), rng: rand.New(rand.NewPCG(seed, 0xfa17))}
-				var store residency.Store = fs
-				wopts := opts
-				if prompt {
-					// A PromptStore whose Apply also hangs until the write
-					// timeout, having applied or not.
-					fs.hangs = true
-					store = promptFaultyStore{fs}
-					wopts = append(slices.Clone(opts), residency.WithWriteTimeout(20*time.Millisecond))
-				}
-				r := openMetered(t, append(wopts, residency.WithStore(store))...)
-				defer r.Close()
-				fs.mu.Lock()
-				fs.faults = true
-				fs.mu.Unlock()
+				r, fs, clk, opts := faultyRouter(t, seed, prompt)
 				g := &rig{name: "faulty", r: r, hasLog: true, moves: map[int]string{}, labels: map[string]string{}}
 				truth := func() routertest.State {
 					t.Helper()
@@ -2200,21 +2173,7 @@ func TestRandomFaultyConcurrent(t *testing.T) {
 	for _, seed := range seeds(2) {
 		for _, prompt := range []bool{false, true} {
 			t.Run(fmt.Sprintf("prompt=%v/seed=%d", prompt, seed), func(t *testing.T) {
-				clk := &clock{now: randomStart}
-				opts := []residency.Option{residency.WithCatalog(randomCatalog(t)), residency.WithClock(clk.Now)}
-				fs := &faultyStore{MemoryStore: residency.NewMemoryStore(), rng: rand.New(rand.NewPCG(seed, 0xfa17))}
-				var store residency.Store = fs
-				wopts := opts
-				if prompt {
-					fs.hangs = true
-					store = promptFaultyStore{fs}
-					wopts = append(slices.Clone(opts), residency.WithWriteTimeout(20*time.Millisecond))
-				}
-				r := openMetered(t, append(wopts, residency.WithStore(store))...)
-				defer r.Close()
-				fs.mu.Lock()
-				fs.faults = true
-				fs.mu.Unlock()
+				r, fs, clk, opts := faultyRouter(t, seed, prompt)
 				var mu sync.Mutex
 				var done []string
 				defer func() {

@@ -1,8 +1,9 @@
 // Package routertest reads all a [residency.Router] holds, through its
 // public API, for tests that compare two Routers or one Router before
 // and after a call: the tests of residency and of its stores. It also
-// opens Routers on PostgreSQL ([OnPostgres]) for the tests of several
-// packages.
+// opens Routers on PostgreSQL ([OnPostgres]), checks a Router's gauges
+// ([CheckGauges]) and makes a schema of an older format
+// ([TrimmedFormat2]), for the tests of several packages.
 package routertest
 
 import (
@@ -14,6 +15,7 @@ import (
 	"github.com/domicile-go/domicile/region"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // State is what a Router holds, read through its public API: the
@@ -108,5 +110,45 @@ func TrimmedFormat2(trimmed int) []string {
 			|| CASE WHEN a.attnotnull THEN ' not null' ELSE '' END, E'\n' ORDER BY c.relname, a.attnum), '')
 			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
 			WHERE n.nspname = 'domicile' AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped) WHERE key = 'layout'`,
+	}
+}
+
+// CheckGauges checks the scrape-time gauges of r, registered on g, against
+// what r holds: domicile_accounts of each data center against
+// [residency.Router.Accounts], domicile_moves_open against
+// [residency.Router.Moves]; at names the moment in its failures.
+func CheckGauges(t testing.TB, r *residency.Router, g prometheus.Gatherer, at string) {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatalf("%s: Gather: %v", at, err)
+	}
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "domicile_accounts":
+			for _, m := range mf.GetMetric() {
+				var dc string
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "datacenter" {
+						dc = l.GetValue()
+					}
+				}
+				n := 0
+				for range r.Accounts(dc) {
+					n++
+				}
+				if got := m.GetGauge().GetValue(); got != float64(n) {
+					t.Fatalf("%s: domicile_accounts{datacenter=%q} = %v, Accounts(%s) yields %d", at, dc, got, dc, n)
+				}
+			}
+		case "domicile_moves_open":
+			n := 0
+			for range r.Moves() {
+				n++
+			}
+			if got := mf.GetMetric()[0].GetGauge().GetValue(); got != float64(n) {
+				t.Fatalf("%s: domicile_moves_open = %v, Moves yields %d", at, got, n)
+			}
+		}
 	}
 }

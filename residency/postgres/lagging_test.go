@@ -316,16 +316,13 @@ func (h *headHanger) Head(ctx context.Context) (uint64, error) {
 // the store cannot be read, memory decides". Place of an existing account
 // on such a store whose Head hangs must thus return within the write
 // timeout (200ms) and its grace (1s).
+//
 // It did not return until Head did: the leader called Head directly, not
 // through storeCall. Found by a review.
 func TestWriteFromMemoryOnStoreNotPromptIsBounded(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
-	s, err := postgres.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &headHanger{SharedStore: s, release: make(chan struct{})}
+	h := &headHanger{SharedStore: openStore(t, dsn), release: make(chan struct{})}
 	released := false
 	release := func() {
 		if !released {
@@ -380,11 +377,7 @@ func (h *headPanicker) Head(ctx context.Context) (uint64, error) {
 func TestWriteFromMemoryWhenHeadPanics(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
-	s, err := postgres.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &headPanicker{Store: s}
+	h := &headPanicker{Store: openStore(t, dsn)}
 	r, err := residency.Open(ctx, residency.WithStore(h))
 	if err != nil {
 		t.Fatal(err)

@@ -243,32 +243,9 @@ func TestRandomChaos(t *testing.T) {
 			t.Fatalf("Router %d: Sync: %v", i, err)
 		}
 		got := routertest.Of(t, r)
-		// The gauge of accounts per data center, kept as changes apply
-		// (this Router's and the others'), against the accounts.
-		mfs, err := regs[r].Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() != "domicile_accounts" {
-				continue
-			}
-			for _, m := range mf.GetMetric() {
-				var dc string
-				for _, l := range m.GetLabel() {
-					if l.GetName() == "datacenter" {
-						dc = l.GetValue()
-					}
-				}
-				n := 0
-				for range r.Accounts(dc) {
-					n++
-				}
-				if m.GetGauge().GetValue() != float64(n) {
-					t.Errorf("Router %d: domicile_accounts{datacenter=%q} = %v, Accounts yields %d", i, dc, m.GetGauge().GetValue(), n)
-				}
-			}
-		}
+		// The gauges, kept as changes apply (this Router's and the
+		// others'), against the accounts.
+		routertest.CheckGauges(t, r, regs[r], fmt.Sprintf("Router %d", i))
 		if i == 0 {
 			want = got
 		} else if diff := cmp.Diff(want, got); diff != "" {
