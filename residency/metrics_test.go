@@ -2,6 +2,7 @@ package residency_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -173,4 +174,36 @@ func TestNoMetricsWithoutRegisterer(t *testing.T) {
 			t.Errorf("%s registered on the default registry", mf.GetName())
 		}
 	}
+}
+
+// TestSecondRouterOnOneRegistry: as WithRegisterer says, a second Router
+// on the same registry fails to open with ErrInvalidOption, and so does
+// one on the registry wrapped with a label of its own (the metrics' label
+// names would differ); one whose metric names get a prefix opens.
+func TestSecondRouterOnOneRegistry(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewPedanticRegistry()
+	r, err := residency.Open(ctx, residency.WithRegisterer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r2, err := residency.Open(ctx, residency.WithRegisterer(reg)); !errors.Is(err, residency.ErrInvalidOption) {
+		if r2 != nil {
+			r2.Close()
+		}
+		t.Fatalf("a second Router on one registry: %v, want ErrInvalidOption", err)
+	}
+	labelled := prometheus.WrapRegistererWith(prometheus.Labels{"router": "second"}, reg)
+	if r2, err := residency.Open(ctx, residency.WithRegisterer(labelled)); !errors.Is(err, residency.ErrInvalidOption) {
+		if r2 != nil {
+			r2.Close()
+		}
+		t.Fatalf("a second Router on the registry with a label of its own: %v, want ErrInvalidOption", err)
+	}
+	r3, err := residency.Open(ctx, residency.WithRegisterer(prometheus.WrapRegistererWithPrefix("second_", reg)))
+	if err != nil {
+		t.Fatalf("a second Router with a prefix on the registry: %v", err)
+	}
+	r3.Close()
 }

@@ -89,11 +89,13 @@ func WithPolicy(p *region.Policy) Option { return optionFunc(func(cfg *config) {
 
 // WithRegisterer registers the Router's metrics on reg. Without it, or with
 // a nil reg, the Router registers nothing: it never uses the global
-// registry on its own. The metrics' names are fixed, so a second Router
-// on the same reg fails to open ([ErrInvalidOption], a duplicate
-// collector): give each its own registry, or a
-// [prometheus.WrapRegistererWith] of reg with a label that tells them
-// apart. On a shared store each Router counts its own writes (sum them
+// registry on its own. The metrics' names and labels are fixed, so a
+// second Router on the same reg fails to open ([ErrInvalidOption], a
+// duplicate collector), as it does on reg wrapped with a label of its own
+// (Prometheus wants one set of label names per metric name): give each
+// Router its own registry (and gather them together with
+// [prometheus.Gatherers]), or its own prefix
+// ([prometheus.WrapRegistererWithPrefix]). On a shared store each Router counts its own writes (sum them
 // over instances); the account gauges are the same on every instance.
 func WithRegisterer(reg prometheus.Registerer) Option {
 	return optionFunc(func(cfg *config) { cfg.registerer = reg })
