@@ -130,10 +130,9 @@ type storedAccount struct {
 // readState reads the stored state: each account, with its trail, and the
 // data centers' statuses. It returns how many of the log's entries the
 // state is of: a PostgreSQL store is read in one snapshot, whose log size
-// it gives, so that writers may go on meanwhile (its trails, which
-// residency.TrailStore's Trail gives, one query an account, are read
-// after it); a file is not written while it is read (its writer holds
-// it), and its state is of the whole log.
+// it gives, so that writers may go on meanwhile (its trails are read
+// after it, a thousand accounts a query); a file is not written while it
+// is read (its writer holds it), and its state is of the whole log.
 func readState(ctx context.Context, ls residency.LogStore) (map[string]*storedAccount, int64, []residency.DataCenterState, error) {
 	accounts := make(map[string]*storedAccount)
 	trails, _ := ls.(residency.TrailStore)
@@ -162,14 +161,25 @@ func readState(ctx context.Context, ls residency.LogStore) (map[string]*storedAc
 	}
 	// Trails after the snapshot, outside its transaction: an account's
 	// events up to its version then do not change.
-	for _, id := range later {
-		if err != nil {
-			break
-		}
-		a := accounts[id]
-		var h []residency.Event
-		if h, err = trails.Trail(ctx, id); err == nil {
+	if err == nil && len(later) > 0 {
+		each := func(id string, h []residency.Event) error {
+			a := accounts[id]
+			var err error
 			a.from, a.events, err = trailHashes(id, h, a.placement.Version)
+			return err
+		}
+		if ps, ok := ls.(*postgres.Store); ok {
+			err = ps.Trails(ctx, later, each)
+		} else {
+			for _, id := range later {
+				var h []residency.Event
+				if h, err = trails.Trail(ctx, id); err == nil {
+					err = each(id, h)
+				}
+				if err != nil {
+					break
+				}
+			}
 		}
 	}
 	if err != nil {

@@ -3,9 +3,13 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/domicile-go/domicile/residency"
+	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 )
 
@@ -33,5 +37,94 @@ func TestHistoryCancelled(t *testing.T) {
 	r.Close()
 	if _, err := r.History(ctx, "a"); !errors.Is(err, residency.ErrClosed) {
 		t.Errorf("History after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestTrails: Trails gives each account's trail as Trail does, in the
+// order given, across chunks of a thousand accounts, an empty one for an
+// account the store does not hold, and stops at fn's error, which it
+// returns as it is.
+func TestTrails(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, pgtest.Database(t))
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	const n = 2100
+	if _, err := r.Import(ctx, func(yield func(residency.ImportRow) bool) {
+		for i := range n {
+			if !yield(residency.ImportRow{AccountID: fmt.Sprintf("acct-%04d", i), Country: "US"}) {
+				return
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Longer trails for some, in each chunk.
+	for _, id := range []string{"acct-0000", "acct-0999", "acct-1000", "acct-2099"} {
+		p, err := r.Lookup(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		to := "aws-us-west-1"
+		if p.DataCenter == to {
+			to = "linode-us"
+		}
+		m, err := r.BeginMove(ctx, id, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.CompleteMove(ctx, m.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ids []string
+	for i := n - 1; i >= 0; i-- {
+		ids = append(ids, fmt.Sprintf("acct-%04d", i))
+	}
+	ids = append(ids, "missing", "acct-0000")
+
+	want := make(map[string][]residency.Event)
+	for _, id := range ids {
+		h, err := s.Trail(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[id] = h
+	}
+	if len(want["acct-0000"]) != 3 || len(want["acct-0001"]) != 1 || want["missing"] != nil {
+		t.Fatalf("Trail gave %d, %d and %d events, want 3, 1 and none", len(want["acct-0000"]), len(want["acct-0001"]), len(want["missing"]))
+	}
+	var order []string
+	err = s.Trails(ctx, ids, func(id string, trail []residency.Event) error {
+		order = append(order, id)
+		if diff := cmp.Diff(want[id], trail); diff != "" {
+			t.Errorf("Trails gave account %q (-Trail +Trails):\n%s", id, diff)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(ids, order); diff != "" {
+		t.Errorf("Trails called fn in another order (-given +called):\n%s", diff)
+	}
+
+	stop := errors.New("stop")
+	calls := 0
+	err = s.Trails(ctx, ids, func(string, []residency.Event) error {
+		if calls++; calls == 1500 {
+			return stop
+		}
+		return nil
+	})
+	if err != stop || calls != 1500 {
+		t.Errorf("Trails with fn failing at its 1500th call = %v after %d calls, want fn's error as it is after 1500", err, calls)
+	}
+	s.Close()
+	if err := s.Trails(ctx, ids, func(string, []residency.Event) error { return nil }); !errors.Is(err, postgres.ErrClosed) {
+		t.Errorf("Trails after Close = %v, want ErrClosed", err)
 	}
 }
