@@ -66,11 +66,15 @@ type Router struct {
 	follow    *follower
 	closeOnce sync.Once
 
-	// Owned by the leading writer (write.go): the bound on a store call,
+	// Owned by the leading writer (write.go): the bounds on a store call,
 	// the store call that did not return in time (closed once it does),
 	// and the accounts, and whether the data centers' statuses, whose
 	// stored state is unknown since a store call failed.
-	writeTimeout  time.Duration
+	writeTimeout time.Duration
+	// callDeadline is the latest deadline of the callers of the batch
+	// being led, zero when one of them has none (latestDeadline): store
+	// calls end by it when it comes before the write timeout.
+	callDeadline  time.Time
 	storeBusy     chan struct{}
 	unresolved    map[string]struct{}
 	unresolvedDCs bool

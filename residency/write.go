@@ -47,7 +47,12 @@ import (
 //     write.
 //
 // Every store call runs under a context with the write timeout
-// (WithWriteTimeout). On a PromptStore, which returns by that deadline, the
+// (WithWriteTimeout), or with the latest of the batch's callers' deadlines
+// when each has one and it is sooner (Router.callDeadline): a caller's
+// write on a database that hangs ends by its deadline, its outcome
+// unknown. A caller whose context ends while its batch is being committed
+// returns at once, its outcome unknown; the leader goes on learning it.
+// On a PromptStore, which returns by that deadline, the
 // leader makes the call itself. On any other store the call runs in a
 // goroutine of its own, and the leader stops waiting for it a little after
 // its deadline (storeGrace); until such a call returns, no other store call
@@ -68,6 +73,8 @@ type request struct {
 	fn   writeFunc
 	what subject    // what the write concerns, for its errors (Router.write)
 	done chan error // buffered: the answer, or errLead
+	// deadline is the caller's context's deadline, zero when it has none.
+	deadline time.Time
 
 	// Owned by the leader that runs the request.
 	answered bool
@@ -107,8 +114,8 @@ type queue struct {
 // and published to Lookup, or fn's refusal (counted in the metrics), or why
 // the write failed. A caller whose context ends while its request still
 // waits for a leader withdraws it and gets the context's error; once a
-// leader took it, the caller waits for the outcome, which is bounded by the
-// write timeout. what is the account, move or data center the write
+// leader took it, the caller gets an error matching ErrUnavailable and the
+// context's error, as the outcome is not known yet. what is the account, move or data center the write
 // concerns, which fn's refusals name themselves: an error of any other
 // cause (the context, the store, Close) is wrapped with it, so that a
 // caller's log says which write failed. The zero subject wraps nothing.
@@ -121,6 +128,7 @@ func (r *Router) write(ctx context.Context, what subject, fn writeFunc) error {
 // shared store (0 when unknown or not shared).
 func (r *Router) writeAt(ctx context.Context, what subject, fn writeFunc) (uint64, error) {
 	req := &request{fn: fn, what: what, done: make(chan error, 1)}
+	req.deadline, _ = ctx.Deadline()
 	err := r.submit(ctx, req)
 	return req.pos, err
 }
@@ -174,7 +182,14 @@ func (r *Router) submit(ctx context.Context, req *request) error {
 		if q.withdraw(req) {
 			return req.about(ctx.Err())
 		}
-		return <-req.done // a leader took it: wait for its outcome
+		// A leader took it: its batch is being committed, and the leader
+		// learns the outcome whether or not its caller waits.
+		select {
+		case err := <-req.done:
+			return err
+		default:
+		}
+		return req.about(fmt.Errorf("%w: the context ended while the write was being committed, and its outcome is not known yet: %w", ErrUnavailable, ctx.Err()))
 	}
 }
 
@@ -291,11 +306,51 @@ func (r *Router) commit(batch []*request) {
 			r.fail(req, err)
 		}
 	}()
+	if batch = r.dropExpired(batch); len(batch) == 0 {
+		finished = true
+		return
+	}
+	r.callDeadline = latestDeadline(batch)
 	// The clock (WithClock) is the caller's code too: it may panic or
 	// end the goroutine, like a store's call.
 	w.now = r.now()
 	r.runBatch(w, batch, &applying)
 	finished = true
+}
+
+// dropExpired answers the requests whose callers' deadline has passed
+// with context.DeadlineExceeded, as their callers would have withdrawn
+// them had they been quicker: they change nothing. It returns the others.
+func (r *Router) dropExpired(batch []*request) []*request {
+	now := time.Now()
+	expired := func(req *request) bool { return !req.deadline.IsZero() && !now.Before(req.deadline) }
+	if !slices.ContainsFunc(batch, expired) {
+		return batch
+	}
+	live := make([]*request, 0, len(batch))
+	for _, req := range batch {
+		if expired(req) {
+			r.fail(req, context.DeadlineExceeded)
+		} else {
+			live = append(live, req)
+		}
+	}
+	return live
+}
+
+// latestDeadline returns the latest of the batch's callers' deadlines, or
+// the zero time when one of them has none.
+func latestDeadline(batch []*request) time.Time {
+	var latest time.Time
+	for _, req := range batch {
+		if req.deadline.IsZero() {
+			return time.Time{}
+		}
+		if req.deadline.After(latest) {
+			latest = req.deadline
+		}
+	}
+	return latest
 }
 
 // errWriteExited is a batch's error when a call within it ended its
@@ -724,18 +779,23 @@ func (r *Router) reconcile(st stored) {
 }
 
 // storeCall runs f, a call of the store, with a context that ends after
-// the write timeout, and returns f's result or an error for a panic of f.
-// On a PromptStore, which returns by the deadline, f runs in the caller's
-// goroutine (where runtime.Goexit in f ends the leader: commit answers
-// its batch). On any other store it runs in a goroutine of its own, and
-// when f has not returned storeGrace after its deadline, storeCall returns
-// an error matching ErrUnavailable; until f returns, later calls fail at
-// once the same way; runtime.Goexit in f is an error, as a panic is. Only
-// the leader calls it.
+// the write timeout, or by the batch's callers' deadline when that is
+// sooner (Router.callDeadline), and returns f's result or an error for a
+// panic of f. On a PromptStore, which returns by the deadline, f runs in
+// the caller's goroutine (where runtime.Goexit in f ends the leader:
+// commit answers its batch). On any other store it runs in a goroutine of
+// its own, and when f has not returned storeGrace after its deadline,
+// storeCall returns an error matching ErrUnavailable; until f returns,
+// later calls fail at once the same way; runtime.Goexit in f is an error,
+// as a panic is. Only the leader calls it.
 func storeCall[T any](r *Router, f func(context.Context) (T, error)) (v T, err error) {
 	var zero T
+	deadline, byCallers := time.Now().Add(r.writeTimeout), false
+	if d := r.callDeadline; !d.IsZero() && d.Before(deadline) {
+		deadline, byCallers = d, true
+	}
 	if r.prompt {
-		ctx, cancel := context.WithTimeout(context.Background(), r.writeTimeout)
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
 		defer func() {
 			if p := recover(); p != nil {
@@ -743,7 +803,7 @@ func storeCall[T any](r *Router, f func(context.Context) (T, error)) (v T, err e
 			}
 		}()
 		v, err = f(ctx)
-		return v, timedOut(ctx, err, r.writeTimeout)
+		return v, timedOut(ctx, err, r.writeTimeout, byCallers)
 	}
 	if r.storeBusy != nil {
 		select {
@@ -759,7 +819,7 @@ func storeCall[T any](r *Router, f func(context.Context) (T, error)) (v T, err e
 	}
 	answer := make(chan result, 1)
 	returned := make(chan struct{})
-	ctx, cancel := context.WithTimeout(context.Background(), r.writeTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	go func() {
 		defer close(returned)
 		defer cancel()
@@ -772,27 +832,33 @@ func storeCall[T any](r *Router, f func(context.Context) (T, error)) (v T, err e
 		}()
 		res.v, res.err = f(ctx)
 	}()
-	t := time.NewTimer(r.writeTimeout + storeGrace(r.writeTimeout))
+	t := time.NewTimer(time.Until(deadline) + storeGrace(r.writeTimeout))
 	defer t.Stop()
 	select {
 	case res := <-answer:
-		return res.v, timedOut(ctx, res.err, r.writeTimeout)
+		return res.v, timedOut(ctx, res.err, r.writeTimeout, byCallers)
 	case <-t.C:
 		r.storeBusy = returned
 		go func() {
 			<-returned
 			r.kick()
 		}()
-		return zero, fmt.Errorf("%w: the store did not return within %v; the outcome is unknown", ErrUnavailable, r.writeTimeout+storeGrace(r.writeTimeout))
+		by := fmt.Sprintf("within %v", r.writeTimeout+storeGrace(r.writeTimeout))
+		if byCallers {
+			by = fmt.Sprintf("by its callers' deadline and %v after", storeGrace(r.writeTimeout))
+		}
+		return zero, fmt.Errorf("%w: the store did not return %s; the outcome is unknown", ErrUnavailable, by)
 	}
 }
 
 // timedOut returns err, a store call's error, as a writeTimeoutError when
 // the call's context, ctx, ran out of the write timeout: the caller's own
 // context may have no deadline, and a context.DeadlineExceeded in the
-// chain would tell it that it ended. A conflict stays as it is.
-func timedOut(ctx context.Context, err error, timeout time.Duration) error {
-	if err == nil || ctx.Err() != context.DeadlineExceeded || !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrConflict) {
+// chain would tell it that it ended. When the callers' deadline ended it
+// (byCallers), a context.DeadlineExceeded is theirs, and err stays as it
+// is; so does a conflict.
+func timedOut(ctx context.Context, err error, timeout time.Duration, byCallers bool) error {
+	if err == nil || byCallers || ctx.Err() != context.DeadlineExceeded || !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrConflict) {
 		return err
 	}
 	return &writeTimeoutError{err: err, timeout: timeout}

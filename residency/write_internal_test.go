@@ -892,7 +892,8 @@ func TestStoreHonoursDeadline(t *testing.T) {
 var errTestServerGone = errors.New("test: the server is gone")
 
 // TestTimedOut: only a store error of a call that the write timeout
-// ended becomes a writeTimeoutError, and never a conflict.
+// ended becomes a writeTimeoutError, and never a conflict, nor one of a
+// call its callers' deadline ended.
 func TestTimedOut(t *testing.T) {
 	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
@@ -901,19 +902,21 @@ func TestTimedOut(t *testing.T) {
 	conflict := fmt.Errorf("%w (%w)", &ConflictError{AccountID: "a", Stale: true}, context.DeadlineExceeded)
 	timeout := fmt.Errorf("waiting: %w", context.DeadlineExceeded)
 	for _, tt := range []struct {
-		name    string
-		ctx     context.Context
-		err     error
-		rewrite bool
+		name      string
+		ctx       context.Context
+		err       error
+		byCallers bool
+		rewrite   bool
 	}{
-		{"the write timeout ended the call", expired, timeout, true},
-		{"a conflict as the timeout ended", expired, conflict, false},
-		{"another error as the timeout ended", expired, errTestServerGone, false},
-		{"the store's own deadline, call context live", context.Background(), timeout, false},
-		{"the call's context cancelled", cancelled, timeout, false},
-		{"no error", expired, nil, false},
+		{"the write timeout ended the call", expired, timeout, false, true},
+		{"the callers' deadline ended the call", expired, timeout, true, false},
+		{"a conflict as the timeout ended", expired, conflict, false, false},
+		{"another error as the timeout ended", expired, errTestServerGone, false, false},
+		{"the store's own deadline, call context live", context.Background(), timeout, false, false},
+		{"the call's context cancelled", cancelled, timeout, false, false},
+		{"no error", expired, nil, false, false},
 	} {
-		got := timedOut(tt.ctx, tt.err, time.Second)
+		got := timedOut(tt.ctx, tt.err, time.Second, tt.byCallers)
 		var wt *writeTimeoutError
 		if rewrote := errors.As(got, &wt); rewrote != tt.rewrite {
 			t.Errorf("%s: timedOut = %v; rewritten %v, want %v", tt.name, got, rewrote, tt.rewrite)
