@@ -78,3 +78,43 @@ func TestCompleteMoveIntoAnnouncedDataCenter(t *testing.T) {
 		t.Errorf("AbortMove: %v", err)
 	}
 }
+
+// TestBeginMoveTakesTheLongestAgreement: a customer signed two transfer
+// agreements to the US: "DPA-2026-001", which ends in an hour, and
+// "DPA-2026-002", which does not expire. A script begins a move to the US
+// and copies for two hours (a large account). Since only the agreement a
+// move began under counts at CompleteMove (TestCompleteMoveUnderItsOwnAgreement),
+// BeginMove's choice decides whether the move can complete: it should
+// take the live agreement that lasts longest, so that a move the customer
+// allowed is not refused for an agreement picked by name.
+//
+// Observed: BeginMove takes the first live agreement by reference
+// ("DPA-2026-001"), and CompleteMove two hours later is ErrCrossRegion:
+// the move must be aborted and its data copied again, although a live
+// agreement covered it throughout.
+func TestBeginMoveTakesTheLongestAgreement(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	r := open(t, residency.WithClock(clk.Now))
+	place(t, r, "acme", "FR")
+	for _, tr := range []residency.Transfer{
+		{AccountID: "acme", To: region.US, Reference: "DPA-2026-001", ExpiresAt: clk.Now().Add(time.Hour)},
+		{AccountID: "acme", To: region.US, Reference: "DPA-2026-002"},
+	} {
+		if err := r.GrantTransfer(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := r.BeginMove(ctx, "acme", "aws-us-west-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(2 * time.Hour)
+	p, err := r.CompleteMove(ctx, m.ID)
+	if err != nil {
+		t.Fatalf("CompleteMove two hours later: %v (the move began under %q); want it completed under DPA-2026-002, live throughout", err, m.Transfer)
+	}
+	if p.Region != region.US || p.Transfer != "DPA-2026-002" {
+		t.Errorf("CompleteMove = %+v; want the US under DPA-2026-002", p)
+	}
+}
