@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/domicile-go/domicile/provider"
+	"github.com/domicile-go/domicile/residency"
 )
 
 // TestPlanRerunIsNotARefusal: a migration script is run again with the
@@ -86,5 +90,79 @@ func TestPlanWithoutCopyMovesNoData(t *testing.T) {
 	code, out, _ := migrateRun(t, "-db", db, "-plan", plan)
 	if p := placementOf(t, db, "de-0"); p.DataCenter != from || p.Moving() {
 		t.Errorf("-plan without -copy (exit %d) moved de-0 from %s to %s with no data copied\n%s", code, from, p.DataCenter, out)
+	}
+}
+
+// TestEvacuateFollowsTheBackendsCatalog: the README tells compliance
+// officers to keep a catalog file of their own and give it to the Router
+// (residency.WithCatalog); here the company's catalog takes websupport-eu
+// offline. migrate has no way to be given that catalog: it opens the
+// store with the default one, in which websupport-eu is active, and its
+// evacuation of aws-eu-west-1 moves accounts into websupport-eu, a data
+// center that the backend, the catalog and Verify under that catalog
+// treat as offline. With a catalog that announces a data center for a
+// date ahead it would move accounts there before the date; with one
+// that adds a data center, Open refuses the store (ErrUnknownDataCenter)
+// and migrate cannot run at all.
+//
+// Expected: migrate takes the catalog file (-catalog FILE, as the test
+// passes it) and moves no account into websupport-eu. Observed: the flag
+// does not exist (exit 2); without it, accounts are moved into
+// websupport-eu (the test logs a run without the flag, on a copy).
+func TestEvacuateFollowsTheBackendsCatalog(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "d.db")
+	catalog := writeFile(t, dir, "catalog.json", `{"datacenters": [
+ {"id": "linode-eu", "provider": "linode", "region": "EU"},
+ {"id": "aws-eu-west-1", "provider": "aws", "region": "EU"},
+ {"id": "websupport-eu", "provider": "websupport", "region": "EU", "status": "offline"}]}`)
+	f, err := os.Open(catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := provider.LoadCatalog(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The backend places accounts under the company's catalog.
+	r, err := residency.Open(context.Background(), residency.WithPath(db), residency.WithCatalog(cat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12 {
+		if _, err := r.Place(context.Background(), residency.PlaceRequest{AccountID: fmt.Sprint("acct-", i), Country: "DE"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Close()
+	onWebsupport := func(db string) int {
+		r, err := residency.Open(context.Background(), residency.WithPath(db), residency.WithCatalog(cat))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		n := 0
+		for range r.Accounts("websupport-eu") {
+			n++
+		}
+		return n
+	}
+	// What a script author gets today, on a copy of the store: migrate
+	// with the default catalog.
+	data, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	today := writeFile(t, dir, "today.db", string(data))
+	code, out, _ := migrateRun(t, "-db", today, "-evacuate", "aws-eu-west-1", "-copy", "true")
+	t.Logf("without a way to give the catalog, migrate (exit %d) moved %d accounts into websupport-eu, offline in the backend's catalog:\n%s", code, onWebsupport(today), out)
+
+	code, out, log := migrateRun(t, "-db", db, "-catalog", catalog, "-evacuate", "aws-eu-west-1", "-copy", "true")
+	if code != 0 {
+		t.Errorf("migrate -catalog FILE -evacuate aws-eu-west-1: exit %d, want 0\n%s\n%s", code, out, log)
+	}
+	if n := onWebsupport(db); n > 0 {
+		t.Errorf("with -catalog, migrate moved %d accounts into websupport-eu, offline in the catalog\n%s", n, out)
 	}
 }
