@@ -73,7 +73,7 @@ func TestMoveCompletedByAnotherRunIsNotReportedOpen(t *testing.T) {
 // after Drain returns: once it is fenced, nothing new arrives, and the
 // Router has applied every placement committed before it). Observed:
 // exit 0 with accounts left on linode-eu (14 to 25 of them in three runs
-// by hand with four placing goroutines). The test tries up to five runs,
+// by hand with four placing goroutines). The test tries up to three runs,
 // each with the data center active again and four goroutines placing
 // accounts on the server, and fails at the first that exits 0 leaving
 // accounts behind.
@@ -84,7 +84,7 @@ func TestEvacuateLeavesNoAccountBehind(t *testing.T) {
 	for i := range 30 {
 		placeInEU(t, server, fmt.Sprint("seed-", i))
 	}
-	for attempt := range 5 {
+	for attempt := range 3 {
 		if err := server.Activate(ctx, "linode-eu"); err != nil {
 			t.Fatal(err)
 		}
