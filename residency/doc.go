@@ -93,15 +93,21 @@
 // PostgreSQL store does), and the Router then calls it from the writer's
 // own goroutine, which is faster.
 //
-// A write's context bounds only its wait in the queue, behind the batch
-// being committed: a write whose context ends there returns the context's
-// error and changes nothing. Once its own batch is being committed, the
-// call waits for the outcome, so that it never returns without knowing
-// it: each call of the store is bounded by the write timeout (and, on a
-// store that is not a [PromptStore], a grace of a quarter of it, at least
-// a second), and a write that fails may take two calls (the write, then
-// reading back its outcome). A context that ends meanwhile cuts short
-// only what follows the commit, such as the fence of
+// A write's context bounds the call. A write whose context ends while it
+// waits in the queue, behind the batch being committed, returns the
+// context's error and changes nothing. Once its own batch is being
+// committed, it cannot be withdrawn: a context that ends then makes the
+// call return at once with an error matching both [ErrUnavailable] and
+// the context's error, since the outcome is not known yet (the Router
+// learns it, and [Router.Lookup] and [Router.History] then show it). Each
+// call of the store is bounded by the write timeout, or sooner by the
+// latest deadline of the batch's callers when each has one, so a write on
+// a database that stops answering returns by its caller's deadline (on a
+// store that is not a [PromptStore], a grace of a quarter of the write
+// timeout, at least a second, later). Without a deadline, a write that
+// fails may take two calls of the write timeout each (the write, then
+// reading back its outcome). A context that ends after the commit cuts
+// short only what follows it, such as the fence of
 // [Router.CompleteMove] ([ErrNotFenced]).
 // Every error of a write but [ErrClosed] names the account, move or data
 // center it concerns.

@@ -85,8 +85,9 @@ func crossRegion(a *account, to string, toRegion region.Region) error {
 // A move to another region changes the account's home region and records
 // the agreement's reference.
 //
-// On a shared store ([SharedStore]) CompleteMove returns only once every
-// other live Router on it has applied the move, so the source copy may be
+// On a shared store ([SharedStore]) CompleteMove returns only once this
+// Router, and every other live Router on it, has applied the move (and
+// everything committed before it), so the source copy may be
 // deleted as soon as it returns; a Router cut off from the store holds it
 // up for at most its lease (and answers [ErrStale] by then), one closed
 // cleanly not at all. An error after the move was committed matches

@@ -138,13 +138,13 @@ const DefaultWriteTimeout = 30 * time.Second
 // d, and waited for as long as it takes. The default is [DefaultWriteTimeout]; d
 // must be positive.
 //
-// A write's own context bounds only its wait for a turn: a write whose
-// context ends while it waits returns the context's error and changes
-// nothing; once its batch is being committed, it waits for the outcome,
-// which the write timeout (and the grace above) bounds for each store
-// call: a write that fails may take two calls, the write and the reading
-// back of its outcome, and three on a shared store, after a read of its
-// log.
+// A write's own context bounds it too: each store call also ends by the
+// latest deadline of the callers whose writes it commits, when each has
+// one, and a caller whose context ends while its write is being committed
+// gets an error matching [ErrUnavailable] and the context's error at once
+// (see the package doc). Without a deadline, a write that fails may take
+// two calls, the write and the reading back of its outcome, and three on
+// a shared store, after a read of its log, each bounded by d.
 func WithWriteTimeout(d time.Duration) Option {
 	return optionFunc(func(cfg *config) { cfg.writeTimeout = d })
 }

@@ -553,9 +553,18 @@ func (r *Router) Sync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: Sync: reading the shared store's head: %w", ErrUnavailable, err)
 	}
+	if err := f.waitApplied(ctx, head); err != nil {
+		return fmt.Errorf("residency: Sync: waiting to apply position %d: %w", head, err)
+	}
+	return nil
+}
+
+// waitApplied returns once this Router has applied the log up to pos,
+// waking its follow goroutine as it goes, or ctx's error.
+func (f *follower) waitApplied(ctx context.Context, pos uint64) error {
 	for {
 		f.inboxMu.Lock()
-		done, advanced := f.applied.Load() >= head, f.advanced
+		done, advanced := f.applied.Load() >= pos, f.advanced
 		f.inboxMu.Unlock()
 		if done {
 			return nil
@@ -564,14 +573,15 @@ func (r *Router) Sync(ctx context.Context) error {
 		select {
 		case <-advanced:
 		case <-ctx.Done():
-			return fmt.Errorf("residency: Sync: waiting to apply position %d: %w", head, ctx.Err())
+			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
 
-// Fence returns once every other live Router on the shared store has
-// applied every change committed, by any Router, before the call: the wait
+// Fence returns once this Router, and every other live Router on the
+// shared store, has applied every change committed, by any Router, before
+// the call: the wait
 // that [Router.CompleteMove] and [Router.Drain] make for their own change.
 // It is for a change whose fence was not waited for: a CompleteMove that
 // returned [ErrUnavailable] (outcome unknown) or [ErrNotFenced] may have
@@ -590,8 +600,8 @@ func (r *Router) Fence(ctx context.Context) error {
 	return r.fence(ctx, 0, "fence")
 }
 
-// fence waits until every other live Router on the shared store has
-// applied the log up to pos (0: the head, read now); a Router cut off
+// fence waits until this Router, and every other live Router on the
+// shared store, has applied the log up to pos (0: the head, read now); a Router cut off
 // holds it up for at most its lease. The change is committed whatever
 // happens here; an error (ErrNotFenced) says only that the wait did not
 // end: by ctx's end, after the lease and the write timeout, or because
@@ -628,6 +638,12 @@ func (r *Router) fence(ctx context.Context, pos uint64, what string) error {
 		case <-ctx.Done():
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+	// This Router first: what others committed before pos may not be
+	// in its memory yet (its own write does not read the log), and a
+	// caller goes on from here with Lookup or PlanEvacuation.
+	if err := f.waitApplied(ctx, pos); err != nil {
+		return gaveUp(err)
 	}
 	for {
 		err := f.s.WaitApplied(ctx, pos, f.memberID())

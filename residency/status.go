@@ -99,7 +99,9 @@ func (t *topology) newer(states []DataCenterState) map[string]DataCenterState {
 // kept in the store and overrides the catalog's until [Router.Activate].
 // Draining a draining data center changes nothing. On a shared store
 // ([SharedStore]) Drain returns, as [Router.CompleteMove] does, only once
-// every other live Router on it has applied it; when it cannot tell, the
+// this Router, and every other live Router on it, has applied it and
+// everything committed before it (so a [Router.PlanEvacuation] right after
+// it sees every account placed there before the drain); when it cannot tell, the
 // drain stands and Drain returns an error matching [ErrNotFenced]. Either
 // way no Router places an account or begins a move there once the drain
 // is committed (the store refuses a write decided on older statuses:

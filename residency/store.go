@@ -218,10 +218,13 @@ var (
 	// time. For a write, the Router cannot tell whether the change is
 	// durable: the store failed, and reading the affected accounts back
 	// failed too, or a call of the store has not returned within the write
-	// timeout ([WithWriteTimeout]). The change may or may not have been
-	// applied. Until the Router has read those accounts back, which it
-	// tries before each later write, every write fails with
-	// ErrUnavailable; reads answer the state from before the failed write.
+	// timeout ([WithWriteTimeout]) or by its callers' deadline, or the
+	// write's context ended while it was being committed (the error then
+	// also matches the context's error). The change may or may not have
+	// been applied. After a store call that failed so, every write fails
+	// with ErrUnavailable until the Router has read those accounts back,
+	// which it tries before each later write; reads answer the state from
+	// before the failed write.
 	// A CompleteMove or Drain that returns it did not wait for its fence:
 	// should the change turn out to be committed, [Router.Fence] waits for
 	// it. For a read of the store ([Router.Sync], [Router.History] on a

@@ -75,6 +75,11 @@ type request struct {
 	done chan error // buffered: the answer, or errLead
 	// deadline is the caller's context's deadline, zero when it has none.
 	deadline time.Time
+	// mu is held by the leader while fn runs, and by the caller when it
+	// leaves before the outcome (left): from then on fn, which writes
+	// the caller's variables, runs no more (request.run).
+	mu   sync.Mutex
+	left bool
 
 	// Owned by the leader that runs the request.
 	answered bool
@@ -129,8 +134,10 @@ func (r *Router) write(ctx context.Context, what subject, fn writeFunc) error {
 func (r *Router) writeAt(ctx context.Context, what subject, fn writeFunc) (uint64, error) {
 	req := &request{fn: fn, what: what, done: make(chan error, 1)}
 	req.deadline, _ = ctx.Deadline()
-	err := r.submit(ctx, req)
-	return req.pos, err
+	if err := r.submit(ctx, req); err != nil {
+		return 0, err // the leader may still set req.pos if the caller left
+	}
+	return req.pos, nil
 }
 
 // subject is what a write concerns, named in its errors: a kind
@@ -183,14 +190,32 @@ func (r *Router) submit(ctx context.Context, req *request) error {
 			return req.about(ctx.Err())
 		}
 		// A leader took it: its batch is being committed, and the leader
-		// learns the outcome whether or not its caller waits.
+		// learns the outcome whether or not its caller waits. Once the
+		// caller left, fn runs no more.
+		req.mu.Lock()
+		defer req.mu.Unlock()
 		select {
 		case err := <-req.done:
 			return err
 		default:
 		}
+		req.left = true
 		return req.about(fmt.Errorf("%w: the context ended while the write was being committed, and its outcome is not known yet: %w", ErrUnavailable, ctx.Err()))
 	}
+}
+
+// errLeft is the outcome of a request whose caller left (request.left):
+// it writes nothing, and is no refusal.
+var errLeft = errors.New("residency: the caller left")
+
+// run runs the request's fn in w, unless its caller has left.
+func (req *request) run(w *writer) error {
+	req.mu.Lock()
+	defer req.mu.Unlock()
+	if req.left {
+		return errLeft
+	}
+	return req.fn(w)
 }
 
 // withdraw takes out of the queue the request of a caller that gave up,
@@ -373,7 +398,7 @@ func (r *Router) runBatch(w *writer, batch []*request, applying *bool) {
 	for _, req := range batch {
 		w.begin(req)
 		req.refusals = req.refusals[:0]
-		if req.err = req.fn(w); req.err != nil {
+		if req.err = req.run(w); req.err != nil && req.err != errLeft {
 			req.refusals = append(req.refusals, req.err)
 		}
 	}
@@ -475,7 +500,7 @@ func fromMemory(w *writer, batch []*request) bool {
 		return true
 	}
 	for i, req := range batch {
-		if changes, _ := w.of(i); len(changes) == 0 && req.what != (subject{}) {
+		if changes, _ := w.of(i); len(changes) == 0 && req.what != (subject{}) && req.err != errLeft {
 			return true
 		}
 	}

@@ -137,31 +137,18 @@ func newHandler(r *residency.Router, reg *prometheus.Registry) http.Handler {
 			writeError(w, status, fmt.Errorf("malformed request: %w", err))
 			return
 		}
-		// A deadline for the answer, within the server's WriteTimeout.
-		// The context bounds the write's wait for a turn; once its batch
-		// is being committed, Create waits for the outcome, which a
-		// database that does not answer makes take a write timeout for
-		// the commit and another for reading it back: past the
-		// deadline, the answer is 503 without waiting for that (Create
-		// is idempotent: a retry gets the account if the write stood).
+		// A deadline for the answer, within the server's WriteTimeout:
+		// Create returns by it, and a write whose outcome is unknown at
+		// that moment is 503 (Create is idempotent: a retry gets the
+		// account if the write stood).
 		ctx, cancel := context.WithTimeout(req.Context(), responseTimeout)
 		defer cancel()
-		type result struct {
+		var out struct {
 			p       residency.Placement
 			created bool
 			err     error
 		}
-		res := make(chan result, 1)
-		go func() {
-			p, created, err := r.Create(ctx, residency.PlaceRequest{AccountID: body.AccountID, Country: body.Country, Region: body.Region})
-			res <- result{p, created, err}
-		}()
-		var out result
-		select {
-		case out = <-res:
-		case <-ctx.Done():
-			out.err = fmt.Errorf("%w: the write did not finish in time, its outcome is unknown: retry", context.Cause(ctx))
-		}
+		out.p, out.created, out.err = r.Create(ctx, residency.PlaceRequest{AccountID: body.AccountID, Country: body.Country, Region: body.Region})
 		switch {
 		case out.err != nil:
 			writeError(w, statusOf(out.err), out.err)

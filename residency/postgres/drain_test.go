@@ -248,3 +248,61 @@ func TestBatchDecidedAgainWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanEvacuationAfterDrainSeesEveryAccount: a plan made right after
+// Drain returns holds every account another instance placed on the data
+// center before the drain was committed, although the script's Router
+// hears of others' changes late (WithPollOnly, a poll of an hour, as a
+// lost notification would): Drain waits for its own Router to apply
+// everything before the drain, as it waits for the others. (Before, its
+// plan held none of them: the drain is a write, which the database
+// accepts without this Router having applied what came before.)
+func TestPlanEvacuationAfterDrainSeesEveryAccount(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	script := routertest.OnPostgres(t, dsn, nil, postgres.WithPollOnly(), postgres.WithPollInterval(time.Hour))
+	server := routertest.OnPostgres(t, dsn, nil)
+	var onEU []string
+	for i := 0; len(onEU) < 5; i++ {
+		p, err := server.Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("acct-", i), Country: "DE"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.DataCenter == "linode-eu" {
+			onEU = append(onEU, p.AccountID)
+		}
+	}
+	if err := script.Drain(ctx, "linode-eu"); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := script.PlanEvacuation(ctx, "linode-eu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	planned := map[string]bool{}
+	for _, m := range plan.Moves {
+		planned[m.AccountID] = true
+	}
+	for _, s := range plan.Stranded {
+		planned[s.AccountID] = true
+	}
+	var missing []string
+	for _, id := range onEU {
+		if !planned[id] {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("the plan made after Drain returned lacks %d of the %d accounts placed on linode-eu before the drain: %v", len(missing), len(onEU), missing)
+	}
+	// The database agrees that they were placed before the drain: the
+	// server still has them on linode-eu, now draining.
+	if err := server.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range onEU {
+		if p, err := server.Lookup(id); err != nil || p.DataCenter != "linode-eu" {
+			t.Errorf("server: %s on %q, %v; want still on linode-eu", id, p.DataCenter, err)
+		}
+	}
+}

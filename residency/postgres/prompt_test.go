@@ -165,3 +165,65 @@ func TestCloseWhenTheServerHangs(t *testing.T) {
 		<-closed
 	}
 }
+
+// TestWriteOnHungServerEndsByDeadline: on a database that stops answering
+// (a proxy between them stops forwarding), a Place whose caller gives it a
+// second returns by then, its outcome unknown (ErrUnavailable and
+// context.DeadlineExceeded), not after the write timeout (a minute here;
+// before, it took one for the write and another for reading it back).
+// Once the database answers again, the Router reads the account back,
+// writes again and agrees with a Router opened afresh.
+func TestWriteOnHungServerEndsByDeadline(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	pool, proxy := proxiedPool(t, dsn, nil)
+	s, err := postgres.Open(ctx, "", postgres.WithPool(pool))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := residency.Open(ctx, residency.WithStore(s), residency.WithWriteTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Stall()
+	placed := make(chan error, 1)
+	go func() {
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_, err := r.Place(dctx, residency.PlaceRequest{AccountID: "b", Country: "DE"})
+		placed <- err
+	}()
+	select {
+	case err := <-placed:
+		if !errors.Is(err, residency.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Place on a hung database = %v; want ErrUnavailable and context.DeadlineExceeded", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Place with a deadline of a second has not returned 30 s after the database stopped answering")
+	}
+	proxy.Resume()
+	// The first tries may meet connections the outage left broken.
+	eventually(t, "a Place once the database answers again", func() error {
+		_, err := r.Place(ctx, residency.PlaceRequest{AccountID: "c", Country: "DE"})
+		return err
+	})
+	fresh, err := residency.Open(ctx, residency.WithStore(openStore(t, dsn)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		got, gerr := r.Lookup(id)
+		want, werr := fresh.Lookup(id)
+		if (gerr == nil) != (werr == nil) || got != want {
+			t.Errorf("Lookup(%q) = %+v, %v on the Router that wrote; %+v, %v on a fresh one", id, got, gerr, want, werr)
+		}
+	}
+}

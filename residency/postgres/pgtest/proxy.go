@@ -9,12 +9,14 @@ import (
 // StallingProxy forwards TCP connections to a server until [StallingProxy.Stall],
 // after which it forwards nothing more and holds the connections open
 // until [StallingProxy.Release]: a server that stops answering, without
-// signalling its process. Point a connection string at its Addr.
+// signalling its process; [StallingProxy.Resume] lets it answer again.
+// Point a connection string at its Addr.
 type StallingProxy struct {
 	net.Listener
-	target             string
-	stalled, released  chan struct{} // closed by Stall and Release
-	stallOnce, relOnce sync.Once
+	target string
+
+	mu                sync.Mutex
+	stalled, released chan struct{} // closed by Stall and Release
 }
 
 // NewStallingProxy listens on a free port of 127.0.0.1 for connections to
@@ -26,7 +28,8 @@ func NewStallingProxy(tb testing.TB, target string) *StallingProxy {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &StallingProxy{Listener: l, target: target, stalled: make(chan struct{}), released: make(chan struct{})}
+	p := &StallingProxy{Listener: l, target: target}
+	p.stalled, p.released = make(chan struct{}), make(chan struct{})
 	tb.Cleanup(func() { l.Close(); p.Release() })
 	go func() {
 		for {
@@ -41,20 +44,55 @@ func NewStallingProxy(tb testing.TB, target string) *StallingProxy {
 }
 
 // Stall stops forwarding, in both directions, on every connection.
-func (p *StallingProxy) Stall() { p.stallOnce.Do(func() { close(p.stalled) }) }
+func (p *StallingProxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	closeOnce(p.stalled)
+}
 
-// Stalled reports whether Stall was called.
+// Stalled reports whether Stall was called (since the last Resume).
 func (p *StallingProxy) Stalled() bool {
+	stalled, _ := p.state()
+	return isClosed(stalled)
+}
+
+// Release closes the connections a stall holds; new connections are
+// closed at once until Resume.
+func (p *StallingProxy) Release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	closeOnce(p.released)
+}
+
+// Resume releases what a stall holds, and forwards new connections
+// again: a server that answers again after an outage.
+func (p *StallingProxy) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	closeOnce(p.released)
+	p.stalled, p.released = make(chan struct{}), make(chan struct{})
+}
+
+func (p *StallingProxy) state() (stalled, released chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stalled, p.released
+}
+
+func isClosed(c chan struct{}) bool {
 	select {
-	case <-p.stalled:
+	case <-c:
 		return true
 	default:
 		return false
 	}
 }
 
-// Release closes the connections a stall holds.
-func (p *StallingProxy) Release() { p.relOnce.Do(func() { close(p.released) }) }
+func closeOnce(c chan struct{}) {
+	if !isClosed(c) {
+		close(c)
+	}
+}
 
 // forward copies between c and a new connection to the server, a read at
 // a time, holding what it read once stalled.
@@ -70,9 +108,10 @@ func (p *StallingProxy) forward(c net.Conn) {
 		buf := make([]byte, 32<<10)
 		for {
 			n, err := src.Read(buf)
+			stalled, released := p.state()
 			select {
-			case <-p.stalled:
-				<-p.released // hold it, and the connections
+			case <-stalled:
+				<-released // hold it, and the connections
 				return
 			default:
 			}

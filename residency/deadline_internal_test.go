@@ -1,0 +1,192 @@
+package residency
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// waitFor returns what c gives, failing the test if it gives nothing
+// within a minute: the calls waited for here end by a deadline of a
+// fraction of a second, against a write timeout of an hour.
+func waitFor[T any](t *testing.T, what string, c <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(time.Minute):
+		t.Fatalf("%s has not returned after a minute", what)
+		panic("unreachable")
+	}
+}
+
+// TestWriteEndsByTheCallersDeadline: on a store that does not answer
+// until its context ends, a write whose caller has a deadline returns by
+// it, not after the write timeout (an hour here), with an error matching
+// ErrUnavailable and context.DeadlineExceeded; the Router then reads the
+// account back before the next write, and holds what the store holds.
+func TestWriteEndsByTheCallersDeadline(t *testing.T) {
+	for _, prompt := range []bool{true, false} {
+		t.Run(fmt.Sprintf("prompt=%v", prompt), func(t *testing.T) {
+			ctx := context.Background()
+			hang := func(ctx context.Context, n int, apply func() error) error {
+				if n == 1 {
+					<-ctx.Done()
+					return fmt.Errorf("test: no answer: %w", ctx.Err())
+				}
+				return apply()
+			}
+			r, s := openFaultyAs(t, prompt, nil, hang, WithWriteTimeout(time.Hour))
+			defer r.Close()
+			placed := make(chan error, 1)
+			go func() {
+				dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+				defer cancel()
+				_, err := r.Place(dctx, PlaceRequest{AccountID: "a", Country: "DE"})
+				placed <- err
+			}()
+			err := waitFor(t, "Place with a deadline of 200 ms", placed)
+			if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Place past its deadline = %v; want ErrUnavailable and context.DeadlineExceeded", err)
+			}
+			if _, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"}); err != nil {
+				t.Fatalf("the next Place: %v", err)
+			}
+			if _, err := r.Lookup("a"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Lookup of the account the store did not apply = %v, want ErrNotFound", err)
+			}
+			sameAsStored(t, r, s)
+		})
+	}
+}
+
+// TestCallerLeavesItsBatchAtItsDeadline: a caller whose deadline passes
+// while another caller leads their batch's commit returns at once, its
+// outcome unknown (ErrUnavailable and context.DeadlineExceeded), while the
+// leader, which has no deadline, waits for the store; the write stands
+// once the store applies it.
+func TestCallerLeavesItsBatchAtItsDeadline(t *testing.T) {
+	ctx := context.Background()
+	entered := make(chan int, 2)
+	release := [2]chan struct{}{make(chan struct{}), make(chan struct{})}
+	hold := func(_ context.Context, n int, apply func() error) error {
+		if n <= 2 {
+			entered <- n
+			<-release[n-1]
+		}
+		return apply()
+	}
+	r, s := openFaulty(t, nil, hold, WithWriteTimeout(time.Hour))
+	defer r.Close()
+	place := func(ctx context.Context, id string) <-chan error {
+		c := make(chan error, 1)
+		go func() {
+			_, err := r.Place(ctx, PlaceRequest{AccountID: id, Country: "DE"})
+			c <- err
+		}()
+		return c
+	}
+	queued := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); ; {
+			r.queue.mu.Lock()
+			got := len(r.queue.pending)
+			r.queue.mu.Unlock()
+			if got == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d requests queued, want %d", got, n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	first := place(ctx, "first") // leads the first batch, held in the store
+	if n := waitFor(t, "the first Apply", entered); n != 1 {
+		t.Fatalf("Apply %d entered first", n)
+	}
+	leader := place(ctx, "leader") // no deadline: leads the second batch
+	queued(1)
+	dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	hurried := place(dctx, "hurried")
+	queued(2)
+	close(release[0])
+	if err := waitFor(t, "the first Place", first); err != nil {
+		t.Fatal(err)
+	}
+	if n := waitFor(t, "the second Apply", entered); n != 2 {
+		t.Fatalf("Apply %d entered second", n)
+	}
+	// The second batch is held in the store: the hurried caller leaves.
+	err := waitFor(t, "the Place with a deadline", hurried)
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Place whose deadline passed in its batch's commit = %v; want ErrUnavailable and context.DeadlineExceeded", err)
+	}
+	select {
+	case err := <-leader:
+		t.Fatalf("the leader returned (%v) while the store holds its batch", err)
+	default:
+	}
+	close(release[1])
+	if err := waitFor(t, "the leader's Place", leader); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := r.Lookup("hurried"); err != nil || p.Version != 1 {
+		t.Errorf("Lookup of the write whose caller left = %+v, %v; want it placed", p, err)
+	}
+	sameAsStored(t, r, s)
+}
+
+// TestDropExpired: a batch's requests whose deadline has passed are
+// answered with context.DeadlineExceeded before anything is decided; the
+// others, without a deadline or with one ahead, stay in order.
+func TestDropExpired(t *testing.T) {
+	r := &Router{}
+	now := time.Now()
+	req := func(id string, deadline time.Time) *request {
+		return &request{what: subject{"account", id}, done: make(chan error, 1), deadline: deadline}
+	}
+	none, ahead, passed, passed2 := req("none", time.Time{}), req("ahead", now.Add(time.Hour)), req("passed", now.Add(-time.Millisecond)), req("passed2", now.Add(-time.Hour))
+	live := r.dropExpired([]*request{passed, none, ahead, passed2})
+	if diff := cmp.Diff([]string{"none", "ahead"}, ids(live)); diff != "" {
+		t.Errorf("dropExpired kept (-want +got):\n%s", diff)
+	}
+	for _, req := range []*request{passed, passed2} {
+		select {
+		case err := <-req.done:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%s answered %v, want context.DeadlineExceeded", req.what.id, err)
+			}
+		default:
+			t.Errorf("%s not answered", req.what.id)
+		}
+	}
+	for _, req := range live {
+		if req.answered {
+			t.Errorf("%s answered", req.what.id)
+		}
+	}
+	batch := []*request{none, ahead}
+	if got := r.dropExpired(batch); &got[0] != &batch[0] || len(got) != 2 {
+		t.Errorf("dropExpired of a batch with nothing expired did not return it as it is")
+	}
+	if got := latestDeadline([]*request{ahead, req("sooner", now.Add(time.Minute))}); !got.Equal(ahead.deadline) {
+		t.Errorf("latestDeadline = %v, want the later one, %v", got, ahead.deadline)
+	}
+	if got := latestDeadline([]*request{ahead, none}); !got.IsZero() {
+		t.Errorf("latestDeadline with a request without one = %v, want none", got)
+	}
+}
+
+func ids(batch []*request) []string {
+	var out []string
+	for _, req := range batch {
+		out = append(out, req.what.id)
+	}
+	return out
+}
