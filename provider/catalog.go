@@ -640,7 +640,7 @@ func (c *Catalog) Scope(id string) (Scope, error) {
 //
 //go:noinline
 func unknownSubProcessor(id string) error {
-	return fmt.Errorf("%w %q", ErrUnknownSubProcessor, id)
+	return fmt.Errorf("%w %.80q", ErrUnknownSubProcessor, id)
 }
 
 // Host returns the host entry of provider p restricted to the data

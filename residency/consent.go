@@ -365,7 +365,7 @@ func (r *Router) endRecord(ctx context.Context, accountID, reference, noun strin
 			return fmt.Errorf("%w: account %q", ErrNotFound, accountID)
 		}
 		if !end(w, a) {
-			return fmt.Errorf("%w: account %q has no %s %q", ErrNotFound, accountID, noun, reference)
+			return fmt.Errorf("%w: account %q has no %s %.80q", ErrNotFound, accountID, noun, reference)
 		}
 		return nil
 	})

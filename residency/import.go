@@ -131,7 +131,7 @@ func (r *Router) importRow(w *writer, row ImportRow) (bool, error) {
 	if row.DataCenter != "" {
 		var ok bool
 		if at, ok = r.dataCenters[row.DataCenter]; !ok {
-			return false, fmt.Errorf("%w %q: account %q", ErrUnknownDataCenter, row.DataCenter, row.AccountID)
+			return false, fmt.Errorf("%w %.80q: account %q", ErrUnknownDataCenter, row.DataCenter, row.AccountID)
 		}
 		if !at.EffectiveAt(w.now) {
 			return false, notYet(row.AccountID, at)

@@ -17,7 +17,9 @@ import (
 //
 // The target must be an active data center of the catalog other than the
 // account's own, in the account's home region, or in a region a live
-// transfer agreement of the account covers ([ErrCrossRegion] otherwise).
+// transfer agreement of the account covers ([ErrCrossRegion] otherwise);
+// the move records the one of those agreements that lasts longest, which
+// [Router.CompleteMove] checks again.
 // A move to the data center the account lives on is a [*ConflictError]
 // (not stale): a script run again finds its account there already. An
 // account moves once at a time: a second BeginMove while a move is open
@@ -42,7 +44,7 @@ func (r *Router) BeginMove(ctx context.Context, accountID, to string) (Move, err
 		target, ok := r.dataCenters[to]
 		switch {
 		case !ok:
-			return fmt.Errorf("%w %q: account %q", ErrUnknownDataCenter, to, accountID)
+			return fmt.Errorf("%w %.80q: account %q", ErrUnknownDataCenter, to, accountID)
 		case to == a.DataCenter:
 			return conflictWith(a, "already lives in "+to)
 		case !w.topo.isActive(to):
@@ -77,6 +79,9 @@ func crossRegion(a *account, to string, toRegion region.Region) error {
 //   - left the catalog ([ErrUnknownDataCenter]);
 //   - is no longer active: drained or offline since BeginMove
 //     ([ErrNoDataCenter]); [Router.PlanEvacuation] lists such moves;
+//   - is announced from a date still ahead, as a catalog changed since
+//     BeginMove may say ([ErrNotEffective], which matches ErrNoDataCenter
+//     too; [Router.Verify] warns of such moves);
 //   - is in another region and the transfer agreement the move began under
 //     (Move.Transfer) has since expired or been revoked ([ErrCrossRegion]).
 //     Only that agreement counts: another one granted meanwhile neither
@@ -114,6 +119,9 @@ func (r *Router) CompleteMove(ctx context.Context, moveID string) (Placement, er
 		}
 		if !w.topo.isActive(m.To) {
 			return fmt.Errorf("%w: move %s of account %q: data center %s is %s and takes no accounts; abort the move", ErrNoDataCenter, m.ID, a.AccountID, m.To, w.topo.status[m.To])
+		}
+		if !target.EffectiveAt(w.now) {
+			return fmt.Errorf("move %s: %w; abort the move", m.ID, notYet(a.AccountID, target))
 		}
 		e := Event{Kind: MoveCompleted, From: m.From, To: m.To, MoveID: m.ID}
 		edit := func(p *Placement) {

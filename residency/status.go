@@ -130,7 +130,7 @@ func (r *Router) Status(dataCenter string) (provider.Status, error) {
 	}
 	s, ok := r.topo.Load().status[dataCenter]
 	if !ok {
-		return "", fmt.Errorf("%w %q", ErrUnknownDataCenter, dataCenter)
+		return "", fmt.Errorf("%w %.80q", ErrUnknownDataCenter, dataCenter)
 	}
 	return s, nil
 }
@@ -222,7 +222,7 @@ func (r *Router) PlanEvacuation(ctx context.Context, dataCenter string) (Evacuat
 	}
 	src, ok := r.dataCenters[dataCenter]
 	if !ok {
-		return EvacuationPlan{}, fmt.Errorf("%w %q", ErrUnknownDataCenter, dataCenter)
+		return EvacuationPlan{}, fmt.Errorf("%w %.80q", ErrUnknownDataCenter, dataCenter)
 	}
 	txn, topo := r.snapshot(), r.topo.Load()
 	plan := EvacuationPlan{DataCenter: dataCenter}

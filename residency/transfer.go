@@ -82,13 +82,31 @@ func (w *writer) revokeAgreement(a *account, ag Agreement, rule string) *account
 	return next
 }
 
-// liveAgreement returns the account's first live agreement, by reference,
-// that allows moves to region to; nil if there is none.
+// liveAgreement returns the account's live agreement that allows moves
+// to region to and lasts longest (one without an end first, the first by
+// reference among equals), so that a move begun under it stays covered as
+// long as any agreement covers it; nil if there is none.
 func liveAgreement(txn *memdb.Txn, accountID string, to region.Region, now time.Time) *Agreement {
+	var best *Agreement
 	for ag := range agreementsOf(txn, accountID) {
-		if ag.To == to && ag.Live(now) {
-			return ag
+		if ag.To != to || !ag.Live(now) {
+			continue
+		}
+		if best == nil || outlasts(ag, best) {
+			best = ag
 		}
 	}
-	return nil
+	return best
+}
+
+// outlasts reports whether agreement a ends after b (one without an end
+// outlasts every other).
+func outlasts(a, b *Agreement) bool {
+	switch {
+	case a.ExpiresAt.IsZero():
+		return !b.ExpiresAt.IsZero()
+	case b.ExpiresAt.IsZero():
+		return false
+	}
+	return a.ExpiresAt.After(b.ExpiresAt)
 }

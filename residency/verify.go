@@ -115,6 +115,9 @@ func (r *Router) Verify(ctx context.Context) (Report, error) {
 			case !topo.isActive(m.To):
 				rep.Warnings = append(rep.Warnings, Finding{AccountID: a.AccountID, DataCenter: m.To, Region: a.Region,
 					Problem: fmt.Sprintf("move %s targets data center %s, which is %s: it cannot complete and must be aborted", m.ID, m.To, topo.status[m.To])})
+			case !t.EffectiveAt(rep.At):
+				rep.Warnings = append(rep.Warnings, Finding{AccountID: a.AccountID, DataCenter: m.To, Region: a.Region,
+					Problem: fmt.Sprintf("move %s targets data center %s, which is announced from %s: it cannot complete before then", m.ID, m.To, t.Effective.Format(time.RFC3339))})
 			}
 		}
 	}
