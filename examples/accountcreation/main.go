@@ -2,7 +2,15 @@
 // small HTTP server: it places each new account with domicile and tells every
 // request where an account's data lives.
 //
-//	go run ./examples/accountcreation -addr localhost:8080 -db domicile.db
+//	go run ./examples/accountcreation -addr localhost:8080 -db domicile.db [-catalog FILE]
+//
+// -db is the store: a file, or a PostgreSQL URL (postgres://... or
+// postgresql://...) that several instances share. -catalog is the
+// company's catalog file (JSON, as provider.LoadCatalog reads it), given to
+// the Router with residency.WithCatalog; without it, the built-in catalog
+// (provider.DefaultCatalog). Every program on one store, examples/migrate
+// included, must be given the same catalog: a data center offline in one
+// and active in another would receive accounts from the other.
 //
 //	POST /accounts       {"account_id": "acme", "country": "DE", "region": "EU"}
 //	                     201 and the placement for a new account, 200 when it
@@ -57,18 +65,25 @@ const maxBody = 64 << 10
 func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
 	db := flag.String("db", "domicile.db", "the domicile store: a file, or a PostgreSQL URL (postgres://... or postgresql://...)")
+	catalog := flag.String("catalog", "", storeflag.CatalogUsage)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	err := serve(ctx, *addr, *db, func(a net.Addr) { log.Printf("listening on %s, store %s", a, storeflag.Describe(*db)) })
+	err := serve(ctx, *addr, *db, *catalog, func(a net.Addr) { log.Printf("listening on %s, store %s", a, storeflag.Describe(*db)) })
 	if err != nil {
 		log.Fatal(err)
 	}
 }
 
-// serve runs the server until ctx ends, then shuts it down cleanly.
-func serve(ctx context.Context, addr, path string, listening func(net.Addr)) error {
+// serve runs the server on the store path, under the catalog file
+// catalog ("" for the built-in one), until ctx ends, then shuts it down
+// cleanly.
+func serve(ctx context.Context, addr, path, catalog string, listening func(net.Addr)) error {
 	reg := newRegistry()
+	cat, err := storeflag.Catalog(catalog) // before the store: a bad catalog creates no store file
+	if err != nil {
+		return err
+	}
 	s, err := storeflag.Open(ctx, path)
 	if err != nil {
 		return err
@@ -76,7 +91,7 @@ func serve(ctx context.Context, addr, path string, listening func(net.Addr)) err
 	// A store call that does not return (a database that holds the
 	// write) fails well before the server's WriteTimeout, so that the
 	// client gets an answer.
-	r, err := residency.Open(ctx, residency.WithStore(s), residency.WithRegisterer(reg), residency.WithWriteTimeout(writeTimeout))
+	r, err := residency.Open(ctx, residency.WithStore(s), residency.WithCatalog(cat), residency.WithRegisterer(reg), residency.WithWriteTimeout(writeTimeout))
 	if err != nil {
 		return err
 	}

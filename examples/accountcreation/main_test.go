@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -149,10 +152,16 @@ func TestMetricsEndpoint(t *testing.T) {
 // returns serve's error.
 func startServe(t *testing.T, db string) (base string, stop func() error) {
 	t.Helper()
+	return startServeCatalog(t, db, "")
+}
+
+// startServeCatalog is startServe with the catalog file catalog.
+func startServeCatalog(t *testing.T, db, catalog string) (base string, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan net.Addr, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, "127.0.0.1:0", db, func(a net.Addr) { addrc <- a }) }()
+	go func() { done <- serve(ctx, "127.0.0.1:0", db, catalog, func(a net.Addr) { addrc <- a }) }()
 	select {
 	case addr := <-addrc:
 		return "http://" + addr.String(), func() error { cancel(); return <-done }
@@ -290,5 +299,44 @@ func TestMethodNotAllowedSaysAllow(t *testing.T) {
 	want := []string{"405 Method Not Allowed", "application/json", "GET, HEAD"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("DELETE /accounts/acme mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestServeFollowsTheCatalogFile: with -catalog, the server places
+// accounts under that catalog (here linode-eu and websupport-eu are
+// offline: every EU account goes to aws-eu-west-1); a catalog file that
+// cannot be read stops it before it creates a store.
+func TestServeFollowsTheCatalogFile(t *testing.T) {
+	dir := t.TempDir()
+	catalog := filepath.Join(dir, "catalog.json")
+	if err := os.WriteFile(catalog, []byte(`{"datacenters": [
+ {"id": "linode-eu", "provider": "linode", "region": "EU", "status": "offline"},
+ {"id": "aws-eu-west-1", "provider": "aws", "region": "EU"},
+ {"id": "websupport-eu", "provider": "websupport", "region": "EU", "status": "offline"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base, stop := startServeCatalog(t, filepath.Join(dir, "d.db"), catalog)
+	var got []string
+	for i := range 6 {
+		status, p := do(t, "POST", base+"/accounts", fmt.Sprintf(`{"account_id": "acct-%d", "country": "DE"}`, i))
+		if status != http.StatusCreated {
+			t.Fatalf("POST = %d %v", status, p)
+		}
+		got = append(got, fmt.Sprint(p["datacenter"]))
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if diff := cmp.Diff(slices.Repeat([]string{"aws-eu-west-1"}, 6), got); diff != "" {
+		t.Errorf("data centers under the catalog file mismatch (-want +got):\n%s", diff)
+	}
+
+	missing, db := filepath.Join(dir, "missing.json"), filepath.Join(dir, "other.db")
+	err := serve(context.Background(), "127.0.0.1:0", db, missing, func(net.Addr) { t.Error("serve listened without its catalog") })
+	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("serve with a missing catalog file = %v, want an error naming it", err)
+	}
+	if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("serve with a missing catalog file created the store %s", db)
 	}
 }

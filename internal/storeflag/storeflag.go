@@ -1,16 +1,46 @@
 // Package storeflag opens the store a tool's -db flag names: a PostgreSQL
 // database for a URL starting with postgres:// or postgresql://, else the
-// embedded store file at that path.
+// embedded store file at that path; and reads the catalog its -catalog
+// flag names.
 package storeflag
 
 import (
 	"context"
+	"fmt"
 	"net/url"
+	"os"
 	"strings"
 
+	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
 )
+
+// CatalogUsage is the help text of a tool's -catalog flag.
+const CatalogUsage = "the catalog `FILE` (JSON, as provider.LoadCatalog reads it) the backend's Routers use (default: the built-in catalog)"
+
+// Catalog reads the catalog file a -catalog flag names
+// ([provider.LoadCatalog]); "" names [provider.DefaultCatalog]. A tool
+// must open its Router with the same catalog as the backend it works
+// beside: another catalog places accounts on, and moves them into, data
+// centers the backend's does not offer (or not yet). The error names the
+// file, and matches [os.ErrNotExist] for a missing file and
+// [provider.ErrInvalidCatalog] for one that cannot be used.
+func Catalog(path string) (*provider.Catalog, error) {
+	if path == "" {
+		return provider.DefaultCatalog(), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err // *PathError names the file
+	}
+	defer f.Close()
+	c, err := provider.LoadCatalog(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
 
 // IsPostgres reports whether db is a PostgreSQL URL.
 func IsPostgres(db string) bool {

@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
@@ -97,5 +99,54 @@ func TestOpenLogReadOnly(t *testing.T) {
 	defer ls.Close()
 	if err := ls.Apply(ctx, nil); !errors.Is(err, postgres.ErrReadOnly) {
 		t.Errorf("Apply through OpenLog's store = %v, want postgres.ErrReadOnly", err)
+	}
+}
+
+// TestCatalog: "" is the default catalog, a file is read with
+// provider.LoadCatalog, and the errors name the file.
+func TestCatalog(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	def, err := Catalog("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(provider.DefaultCatalog().All(), def.All()); diff != "" {
+		t.Errorf(`Catalog("") is not the default catalog (-want +got):\n%s`, diff)
+	}
+	own := write("catalog.json", `{"datacenters": [
+ {"id": "linode-eu", "provider": "linode", "region": "EU"},
+ {"id": "aws-eu-west-1", "provider": "aws", "region": "EU", "status": "offline"}]}`)
+	c, err := Catalog(own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, dc := range c.All() {
+		got = append(got, dc.ID+" "+string(dc.Status))
+	}
+	if diff := cmp.Diff([]string{"aws-eu-west-1 offline", "linode-eu active"}, got); diff != "" {
+		t.Errorf("Catalog(%s) mismatch (-want +got):\n%s", own, diff)
+	}
+
+	bad := write("bad.json", `{"datacenters": [{"id": "x", "provider": "linode", "region": "Mars"}]}`)
+	missing := filepath.Join(dir, "missing.json")
+	for _, tt := range []struct {
+		path string
+		want error
+	}{
+		{bad, provider.ErrInvalidCatalog},
+		{missing, os.ErrNotExist},
+	} {
+		_, err := Catalog(tt.path)
+		if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.path) {
+			t.Errorf("Catalog(%s) = %v, want an error matching %v and naming the file", tt.path, err, tt.want)
+		}
 	}
 }
