@@ -3,8 +3,10 @@
 // accounts between data centers, and evacuates a data center, never taking
 // data out of its region.
 //
-//	migrate -db PATH|URL [-abort ID]... [-import FILE] [-plan FILE] [-evacuate DC] [-dry-run] [-copy CMD]
+//	migrate -db PATH|URL [-catalog FILE] [-abort ID]... [-import FILE] [-plan FILE] [-evacuate DC] [-dry-run] [-copy CMD]
 //
+//	-catalog FILE  the catalog (JSON, as provider.LoadCatalog reads it) that
+//	               the backend's Routers use; default: the built-in one
 //	-abort ID      aborts the open move ID (repeatable), before anything else
 //	-import FILE   CSV "account_id,country" (third column "region" optional):
 //	               places each account, in file order
@@ -22,6 +24,15 @@
 // postgresql://...) shared with running servers: then CompleteMove returns
 // only once every running server answers the new data center, so the
 // -copy command's source may be deleted as soon as a move is reported.
+// Only -import creates a store file: any other run on a path where none
+// exists is a usage error (a mistyped -db would otherwise evacuate a new,
+// empty store and report the data center empty).
+//
+// Give migrate the catalog file the backend gives its Routers
+// (residency.WithCatalog): under another catalog it would plan moves into
+// data centers the backend's takes offline or announces for a later date,
+// and a store holding data centers the built-in catalog lacks does not
+// open at all.
 //
 // CSV files may start with a UTF-8 byte order mark; fields are trimmed of
 // white space on both sides. Every refused row is reported with its line
@@ -123,9 +134,9 @@ var errUsage = errors.New("usage")
 
 // config is the command line.
 type config struct {
-	db, importFile, planFile, evacuate, copyCmd string
-	aborts                                      []string
-	dryRun                                      bool
+	db, catalog, importFile, planFile, evacuate, copyCmd string
+	aborts                                               []string
+	dryRun                                               bool
 }
 
 func run(e env, args []string) int {
@@ -155,6 +166,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.db, "db", "", "the domicile store: a file, or a PostgreSQL URL (postgres://... or postgresql://...) (required)")
+	fs.StringVar(&cfg.catalog, "catalog", "", storeflag.CatalogUsage)
 	fs.StringVar(&cfg.importFile, "import", "", "CSV of accounts to place: account_id,country[,region]")
 	fs.StringVar(&cfg.planFile, "plan", "", "CSV of moves: account_id,to_datacenter")
 	fs.StringVar(&cfg.evacuate, "evacuate", "", "data center to drain and empty")
@@ -210,7 +222,11 @@ func (m *migration) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if m.r, err = m.open(ctx); err != nil {
+	cat, err := storeflag.Catalog(m.cfg.catalog)
+	if err != nil {
+		return fmt.Errorf("%w: -catalog: %w", errUsage, err)
+	}
+	if m.r, err = m.open(ctx, cat); err != nil {
 		return err
 	}
 	defer func() {
@@ -253,18 +269,26 @@ func (m *migration) run(ctx context.Context) error {
 	return nil
 }
 
-// open opens the store; for a dry run, one whose writes go nowhere.
-func (m *migration) open(ctx context.Context) (*residency.Router, error) {
-	clock := residency.WithClock(m.now)
+// open opens the store, with the catalog cat; for a dry run, one whose
+// writes go nowhere. Only -import may create a store file: for anything
+// else, a path where none exists is a mistyped -db (or the wrong machine),
+// and running there would report an empty store as done.
+func (m *migration) open(ctx context.Context, cat *provider.Catalog) (*residency.Router, error) {
+	if !storeflag.IsPostgres(m.cfg.db) && m.cfg.importFile == "" {
+		if _, err := os.Stat(m.cfg.db); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: -db %s: no store file there; only -import creates one", errUsage, m.cfg.db)
+		}
+	}
+	clock, catalog := residency.WithClock(m.now), residency.WithCatalog(cat)
 	if !m.cfg.dryRun {
 		s, err := storeflag.Open(ctx, m.cfg.db)
 		if err != nil {
 			return nil, err
 		}
-		return residency.Open(ctx, residency.WithStore(s), clock)
+		return residency.Open(ctx, residency.WithStore(s), clock, catalog)
 	}
 	if _, err := os.Stat(m.cfg.db); !storeflag.IsPostgres(m.cfg.db) && errors.Is(err, os.ErrNotExist) {
-		return residency.Open(ctx, clock) // an empty store, not created
+		return residency.Open(ctx, clock, catalog) // an empty store, not created
 	}
 	s, err := storeflag.Open(ctx, m.cfg.db)
 	if err != nil {
@@ -276,7 +300,7 @@ func (m *migration) open(ctx context.Context) (*residency.Router, error) {
 	if _, ok := s.(residency.TrailStore); ok {
 		dry = discardTrails{discard{s}}
 	}
-	return residency.Open(ctx, residency.WithStore(dry), clock)
+	return residency.Open(ctx, residency.WithStore(dry), clock, catalog)
 }
 
 // discardTrails is discard over a TrailStore: History reads its trails.

@@ -86,6 +86,8 @@ func TestUsage(t *testing.T) {
 		{"-db", db, "-import", good, "extra"},
 		{"-db", db, "-nope"},
 		{"-db", db, "-dry-run"},
+		{"-db", db, "-import", good, "-catalog", filepath.Join(dir, "missing.json")},
+		{"-db", db, "-import", good, "-catalog", bad},
 	} {
 		if code, out, log := migrateRun(t, args...); code != 2 {
 			t.Errorf("migrate %q = %d, want 2\n%s%s", args, code, out, log)
@@ -93,6 +95,30 @@ func TestUsage(t *testing.T) {
 	}
 	if _, err := os.Stat(db); !os.IsNotExist(err) {
 		t.Errorf("a usage error created the store: %v", err)
+	}
+}
+
+// TestMissingStoreFileIsAUsageError: only -import creates a store file;
+// every other run on a path where none exists is a usage error that names
+// the path, and creates nothing.
+func TestMissingStoreFileIsAUsageError(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "typo.db")
+	plan := writeFile(t, dir, "plan.csv", "account_id,to_datacenter\n")
+	for _, args := range [][]string{
+		{"-evacuate", "linode-eu", "-copy", "true"},
+		{"-evacuate", "linode-eu", "-dry-run"},
+		{"-plan", plan, "-copy", "true"},
+		{"-abort", "mv-1"},
+		{"-copy", "true"},
+	} {
+		code, out, log := migrateRun(t, append([]string{"-db", missing}, args...)...)
+		if code != 2 || !strings.Contains(log, missing) {
+			t.Errorf("migrate -db %s %q = %d, want 2 and the path named\n%s%s", missing, args, code, out, log)
+		}
+		if _, err := os.Stat(missing); !os.IsNotExist(err) {
+			t.Fatalf("migrate %q created %s", args, missing)
+		}
 	}
 }
 
