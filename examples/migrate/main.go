@@ -19,6 +19,14 @@
 //	               CompleteMove, with ACCOUNT_ID, FROM_DATACENTER and
 //	               TO_DATACENTER in its environment; when it fails the move
 //	               is aborted. Given alone, it resumes the open moves.
+//	-no-copy       move with no copy command: the operator states that the
+//	               data is moved by other means (or that there is none)
+//
+// -plan and -evacuate need -copy or -no-copy (but for a dry run): moving
+// an account with nothing to copy its data would leave it on a data
+// center that holds none of it. -no-copy covers the moves the run begins
+// only; open moves found at the start are still resumed only by -copy
+// (-copy true when their data is in place already).
 //
 // -db is the embedded store's file, or a PostgreSQL URL (postgres://... or
 // postgresql://...) shared with running servers: then CompleteMove returns
@@ -136,7 +144,7 @@ var errUsage = errors.New("usage")
 type config struct {
 	db, catalog, importFile, planFile, evacuate, copyCmd string
 	aborts                                               []string
-	dryRun                                               bool
+	dryRun, noCopy                                       bool
 }
 
 func run(e env, args []string) int {
@@ -172,6 +180,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.evacuate, "evacuate", "", "data center to drain and empty")
 	fs.BoolVar(&cfg.dryRun, "dry-run", false, "check and print what would be done; change nothing")
 	fs.StringVar(&cfg.copyCmd, "copy", "", "command run for each move (sh -c), with ACCOUNT_ID, FROM_DATACENTER, TO_DATACENTER set; alone, resumes the open moves")
+	fs.BoolVar(&cfg.noCopy, "no-copy", false, "move with no copy command: the data is moved by other means; open moves still need -copy")
 	fs.Func("abort", "abort the open move `ID` (repeatable)", func(id string) error {
 		cfg.aborts = append(cfg.aborts, id)
 		return nil
@@ -186,6 +195,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, errors.New("-db is required")
 	case cfg.importFile == "" && cfg.planFile == "" && cfg.evacuate == "" && cfg.copyCmd == "" && len(cfg.aborts) == 0:
 		return cfg, errors.New("nothing to do: give -import, -plan, -evacuate, -abort or -copy")
+	case cfg.copyCmd != "" && cfg.noCopy:
+		return cfg, errors.New("-copy and -no-copy exclude each other")
+	case (cfg.planFile != "" || cfg.evacuate != "") && cfg.copyCmd == "" && !cfg.noCopy && !cfg.dryRun:
+		// Moving an account with nothing to copy its data would send it
+		// to a data center that holds none of it: the operator says how.
+		return cfg, errors.New("-plan and -evacuate move accounts: give -copy CMD to copy each one's data, or -no-copy if it is moved by other means")
 	}
 	return cfg, nil
 }
@@ -615,7 +630,8 @@ func (m *migration) fail(ctx context.Context, mv residency.Move, what, when stri
 	fmt.Fprintf(m.out, "failed: %s of account %q %s -> %s %s%s: %v\n", what, mv.AccountID, mv.From, mv.To, verb, when, err)
 }
 
-// copyData runs the -copy command for a move; in a dry run it only says so.
+// copyData runs the -copy command for a move; in a dry run, or with
+// -no-copy, it does nothing.
 // The command runs in a process group of its own, out of reach of a Ctrl-C
 // at the terminal; when m.kill ends, the whole group is killed.
 func (m *migration) copyData(mv residency.Move) error {
@@ -680,7 +696,7 @@ func (m *migration) resume(ctx context.Context) {
 		return
 	}
 	if m.cfg.copyCmd == "" {
-		fmt.Fprintf(m.out, "%d moves are open and left so: give -copy to copy their data and complete them, or -abort ID to end one\n", len(open))
+		fmt.Fprintf(m.out, "%d moves are open and left so: give -copy to copy their data and complete them (-no-copy does not), or -abort ID to end one\n", len(open))
 		for _, mv := range open {
 			state := "left open"
 			if err := m.completable(mv); err != nil {

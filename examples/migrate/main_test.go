@@ -81,7 +81,7 @@ func TestUsage(t *testing.T) {
 		{"-db", db},
 		{"-db", db, "-import", filepath.Join(dir, "missing.csv")},
 		{"-db", db, "-import", bad},
-		{"-db", db, "-plan", good}, // an import header is a bad plan header
+		{"-db", db, "-plan", good, "-no-copy"}, // an import header is a bad plan header
 		{"-db", db, "-import", writeFile(t, dir, "empty.csv", "")},
 		{"-db", db, "-import", good, "extra"},
 		{"-db", db, "-nope"},
@@ -173,7 +173,7 @@ nobody,linode-eu
 initech,mars-1
 acme,%s
 `, other, other))
-	code, out, _ = migrateRun(t, "-db", db, "-plan", plan)
+	code, out, _ = migrateRun(t, "-db", db, "-plan", plan, "-no-copy")
 	if code != 1 {
 		t.Errorf("plan with bad rows exited %d, want 1\n%s", code, out)
 	}
@@ -298,7 +298,7 @@ func TestEvacuate(t *testing.T) {
 
 	// The UK has one data center: refused, nothing drained, nothing moved.
 	before, _ := state(t, db)
-	code, out, _ = migrateRun(t, "-db", db, "-evacuate", "linode-uk")
+	code, out, _ = migrateRun(t, "-db", db, "-evacuate", "linode-uk", "-no-copy")
 	if code != 1 {
 		t.Errorf("UK evacuation exited %d, want 1\n%s", code, out)
 	}
@@ -312,7 +312,7 @@ func TestEvacuate(t *testing.T) {
 		t.Errorf("linode-uk status %q after a refused evacuation", s)
 	}
 	r.Close()
-	if code, out, _ := migrateRun(t, "-db", db, "-evacuate", "mars-1"); code != 1 || !strings.Contains(out, "unknown data center") {
+	if code, out, _ := migrateRun(t, "-db", db, "-evacuate", "mars-1", "-no-copy"); code != 1 || !strings.Contains(out, "unknown data center") {
 		t.Errorf("evacuate mars-1 = %d\n%s", code, out)
 	}
 }
@@ -393,6 +393,44 @@ func openRouter(t *testing.T, db string) *residency.Router {
 	return r
 }
 
+// TestNoCopy: -plan and -evacuate need -copy or -no-copy, but for a dry
+// run; the two exclude each other; with -no-copy the run moves its
+// accounts with no command.
+func TestNoCopy(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "d.db")
+	seed(t, db, "DE")
+	from := placementOf(t, db, "de-0").DataCenter
+	plan := writeFile(t, dir, "plan.csv", "account_id,to_datacenter\nde-0,"+otherDC[from]+"\n")
+	for _, args := range [][]string{
+		{"-plan", plan},
+		{"-evacuate", from},
+		{"-plan", plan, "-copy", "true", "-no-copy"},
+		{"-no-copy"},
+	} {
+		code, out, log := migrateRun(t, append([]string{"-db", db}, args...)...)
+		if code != 2 {
+			t.Errorf("migrate %q = %d, want 2\n%s%s", args, code, out, log)
+		}
+	}
+	_, _, log := migrateRun(t, "-db", db, "-plan", plan)
+	if !strings.Contains(log, "give -copy CMD to copy each one's data, or -no-copy") {
+		t.Errorf("the usage error does not say what to give:\n%s", log)
+	}
+	if p := placementOf(t, db, "de-0"); p.DataCenter != from || p.Moving() {
+		t.Fatalf("a refused run moved de-0: %+v", p)
+	}
+	if code, out, _ := migrateRun(t, "-db", db, "-plan", plan, "-dry-run"); code != 0 || !strings.Contains(out, "would move: account \"de-0\"") {
+		t.Errorf("a dry run without -copy = %d, want 0 and the move\n%s", code, out)
+	}
+	if code, out, _ := migrateRun(t, "-db", db, "-plan", plan, "-no-copy"); code != 0 || !strings.Contains(out, "moved: account \"de-0\"") {
+		t.Errorf("-plan -no-copy = %d, want 0 and the move\n%s", code, out)
+	}
+	if p := placementOf(t, db, "de-0"); p.DataCenter != otherDC[from] || p.Moving() {
+		t.Errorf("after -plan -no-copy: %+v, want on %s", p, otherDC[from])
+	}
+}
+
 func TestOpenMovesNeedCopyToResume(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "d.db")
@@ -406,7 +444,7 @@ func TestOpenMovesNeedCopyToResume(t *testing.T) {
 	}
 	r.Close()
 	plan := writeFile(t, dir, "p.csv", "account_id,to_datacenter\n")
-	code, out, _ := migrateRun(t, "-db", db, "-plan", plan)
+	code, out, _ := migrateRun(t, "-db", db, "-plan", plan, "-no-copy")
 	if code != 0 {
 		t.Errorf("a run with nothing to do exited %d\n%s", code, out)
 	}
@@ -618,7 +656,7 @@ func TestCSVSpreadsheetExport(t *testing.T) {
 	}
 	acme := placementOf(t, db, "acme")
 	plan := writeFile(t, dir, "p.csv", "\uFEFFaccount_id,to_datacenter\nacme , "+otherDC[acme.DataCenter]+" \n")
-	if code, out, _ := migrateRun(t, "-db", db, "-plan", plan); code != 0 {
+	if code, out, _ := migrateRun(t, "-db", db, "-plan", plan, "-no-copy"); code != 0 {
 		t.Errorf("plan of a spreadsheet's CSV exited %d\n%s", code, out)
 	}
 	if p := placementOf(t, db, "acme"); p.DataCenter != otherDC[acme.DataCenter] {
