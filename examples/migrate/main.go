@@ -47,7 +47,11 @@
 // number (the header is line 1), account and reason, in line order. A row
 // is "refused" when the request is wrong or the policy forbids it, and
 // "failed" when it could not be done (the store unreachable or the outcome
-// of its write unknown, say): a failed row may succeed when run again.
+// of its write unknown, say): a failed row may succeed when run again. A
+// row that is done already is neither: an -import row whose account is
+// placed in its region ("already placed"), a -plan row whose account lives
+// in its data center with no move open ("already there"). So a rerun of a
+// run that did everything exits 0.
 //
 // # Open moves
 //
@@ -213,7 +217,7 @@ type migration struct {
 	now      func() time.Time
 	r        *residency.Router
 
-	imported, existing, moved, refused, failed int
+	imported, existing, moved, there, refused, failed int
 }
 
 // row is one CSV record with its line number, or the line's CSV error.
@@ -276,8 +280,8 @@ func (m *migration) run(ctx context.Context) error {
 	if m.cfg.dryRun {
 		verb = "would move"
 	}
-	fmt.Fprintf(m.out, "summary: %s %d, imported %d, already placed %d, refused %d, failed %d\n",
-		verb, m.moved, m.imported, m.existing, m.refused, m.failed)
+	fmt.Fprintf(m.out, "summary: %s %d, already there %d, imported %d, already placed %d, refused %d, failed %d\n",
+		verb, m.moved, m.there, m.imported, m.existing, m.refused, m.failed)
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
@@ -484,7 +488,9 @@ func (m *migration) importAccounts(ctx context.Context, rows []row) error {
 	return err
 }
 
-// movePlan moves each row's account, in file order.
+// movePlan moves each row's account, in file order. A row whose account
+// lives in its data center already, with no move open, is done: counted
+// as "already there", as a rerun of the plan finds its moves.
 func (m *migration) movePlan(ctx context.Context, rows []row) {
 	if len(rows) == 0 {
 		return
@@ -505,6 +511,10 @@ func (m *migration) movePlan(ctx context.Context, rows []row) {
 			continue
 		}
 		if err := m.move(ctx, r.fields[0], r.fields[1]); err != nil {
+			if m.alreadyThere(err, r.fields[0], r.fields[1]) {
+				m.there++
+				continue
+			}
 			m.refuse(r.line, r.fields[0], err)
 		}
 	}
@@ -558,6 +568,17 @@ func (m *migration) evacuateDataCenter(ctx context.Context, dc string) error {
 		}
 	}
 	return nil
+}
+
+// alreadyThere reports whether BeginMove's err says that the account lives
+// in data center to already (a conflict, not stale), and the Router still
+// says so, with no move open.
+func (m *migration) alreadyThere(err error, account, to string) bool {
+	if ce, ok := errors.AsType[*residency.ConflictError](err); !ok || ce.Stale {
+		return false
+	}
+	p, err := m.r.Lookup(account)
+	return err == nil && p.DataCenter == to && !p.Moving()
 }
 
 // move moves one account: BeginMove, the copy command, CompleteMove. A
