@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/domicile-go/domicile/internal/routertest"
 	"github.com/domicile-go/domicile/residency"
@@ -115,5 +117,65 @@ func TestEvacuateLeavesNoAccountBehind(t *testing.T) {
 		if code != 0 {
 			t.Logf("run %d exited %d (fine if it says why):\n%s\n%s", attempt+1, code, out, log)
 		}
+	}
+}
+
+// TestMoveAbortedByAnotherRunIsReported: while the script copies an
+// account, another program aborts its move. CompleteMove then says
+// ErrNotFound; the account is still on its source, so the script reports
+// the move as ended by another run, not completed (a failure: a rerun may
+// move it), and neither as moved nor as left open.
+func TestMoveAbortedByAnotherRunIsReported(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DatabaseURL(t)
+	server := routertest.OnPostgres(t, dsn, nil)
+	to := placeInEU(t, server, "acme")
+	from, err := server.Lookup("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	copying, resume := filepath.Join(dir, "copying"), filepath.Join(dir, "resume")
+	plan := writeFile(t, dir, "plan.csv", "account_id,to_datacenter\nacme,"+to+"\n")
+	type result struct {
+		code      int
+		out, logs string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, out, logs := migrateRun(t, "-db", dsn, "-plan", plan,
+			"-copy", fmt.Sprintf("touch %s; while [ ! -e %s ]; do sleep 0.02; done", copying, resume))
+		done <- result{code, out, logs}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(copying); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the copy did not start within 30 s")
+		}
+	}
+	if err := server.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := server.Lookup("acme")
+	if err != nil || !p.Moving() {
+		t.Fatalf("acme while copied = %+v, %v; want a move open", p, err)
+	}
+	if _, err := server.AbortMove(ctx, p.Move.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(resume, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if res.code != 1 {
+		t.Errorf("exit %d, want 1: the plan's move was not made", res.code)
+	}
+	wantLines(t, res.out,
+		fmt.Sprintf(`failed: move of account "acme" %s -> %s was ended by another run, not completed: the account lives in %s`, from.DataCenter, to, from.DataCenter),
+		"summary: moved 0,", "failed 1")
+	if strings.Contains(res.out, "left open") {
+		t.Errorf("the aborted move is reported left open:\n%s", res.out)
 	}
 }

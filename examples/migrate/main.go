@@ -65,7 +65,11 @@
 // open: resume them with -copy or end them with -abort. A move whose
 // CompleteMove is refused after its copy, because its agreement lapsed or
 // its target left meanwhile, is aborted too; one refused for another reason
-// (a store error) is left open for the next run.
+// (a store error) is left open for the next run. A move that another run
+// (or program) ended while this one copied is not open any more: if the
+// account now lives on its target, it is reported done ("completed by
+// another run"); otherwise it was aborted, and is reported as a failure
+// (a rerun may move the account again).
 //
 // # Interrupts
 //
@@ -611,6 +615,12 @@ func (m *migration) finish(ctx context.Context, mv residency.Move, how string) {
 			fmt.Fprintf(m.out, "failed: %smove of account %q %s -> %s completed, but not every server was seen to apply it: keep the data in %s until they have: %v\n", how, mv.AccountID, mv.From, mv.To, mv.From, err)
 			return
 		}
+		if errors.Is(err, residency.ErrNotFound) {
+			// The move is no longer open: another run (or program)
+			// completed or aborted it meanwhile.
+			m.endedElsewhere(bg, mv, how, err)
+			return
+		}
 		if !neverCompletes(err) {
 			// A store error, say: the move may yet complete; the next
 			// run with -copy resumes it.
@@ -627,6 +637,39 @@ func (m *migration) finish(ctx context.Context, mv residency.Move, how string) {
 		verb = "would move"
 	}
 	fmt.Fprintf(m.out, "%s%s: account %q %s -> %s\n", how, verb, mv.AccountID, mv.From, mv.To)
+}
+
+// endedElsewhere reports a move that CompleteMove no longer finds open
+// (err): the account, as the store has it now, says how it ended. On its
+// target, another run completed it: the move is done. Elsewhere, it was
+// aborted: the data copied is not in use, and a rerun may move the
+// account again.
+func (m *migration) endedElsewhere(ctx context.Context, mv residency.Move, how string, err error) {
+	p, lerr := m.whereNow(ctx, mv.AccountID)
+	switch {
+	case lerr != nil:
+		m.failed++
+		fmt.Fprintf(m.out, "failed: %smove of account %q %s -> %s is no longer open, and where the account lives cannot be read: %v\n", how, mv.AccountID, mv.From, mv.To, errors.Join(err, lerr))
+	case p.DataCenter == mv.To && p.Move.ID != mv.ID:
+		m.moved++
+		verb := "moved"
+		if m.cfg.dryRun {
+			verb = "would move"
+		}
+		fmt.Fprintf(m.out, "%s%s: account %q %s -> %s (completed by another run)\n", how, verb, mv.AccountID, mv.From, mv.To)
+	default:
+		m.failed++
+		fmt.Fprintf(m.out, "failed: %smove of account %q %s -> %s was ended by another run, not completed: the account lives in %s; the data copied to %s is not in use\n", how, mv.AccountID, mv.From, mv.To, p.DataCenter, mv.To)
+	}
+}
+
+// whereNow returns the account's placement once the Router has applied
+// every change committed before the call, by any Router on its store.
+func (m *migration) whereNow(ctx context.Context, account string) (residency.Placement, error) {
+	if err := m.r.Sync(ctx); err != nil {
+		return residency.Placement{}, err
+	}
+	return m.r.Lookup(account)
 }
 
 // neverCompletes reports whether CompleteMove's error means that the move
@@ -647,6 +690,10 @@ func (m *migration) fail(ctx context.Context, mv residency.Move, what, when stri
 	}
 	if _, aerr := m.r.AbortMove(ctx, mv.ID); aerr != nil {
 		verb, err = "left open ("+mv.ID+")", errors.Join(err, fmt.Errorf("abort: %w", aerr))
+		if p, lerr := m.whereNow(ctx, mv.AccountID); errors.Is(aerr, residency.ErrNotFound) && lerr == nil && p.Move.ID != mv.ID {
+			// Not open: another run ended it meanwhile.
+			verb = "ended by another run (the account lives in " + p.DataCenter + ")"
+		}
 	}
 	fmt.Fprintf(m.out, "failed: %s of account %q %s -> %s %s%s: %v\n", what, mv.AccountID, mv.From, mv.To, verb, when, err)
 }
