@@ -179,3 +179,69 @@ func TestMoveAbortedByAnotherRunIsReported(t *testing.T) {
 		t.Errorf("the aborted move is reported left open:\n%s", res.out)
 	}
 }
+
+// TestEvacuatePlansAgain: accounts that reach the data center while the
+// evacuation moves the ones of its first plan (here the data center is
+// activated again meanwhile, and accounts placed on it) are found by the
+// next plan and moved; the run exits 0 with the data center empty.
+func TestEvacuatePlansAgain(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DatabaseURL(t)
+	server := routertest.OnPostgres(t, dsn, nil)
+	for i := range 10 {
+		placeInEU(t, server, fmt.Sprint("seed-", i))
+	}
+	dir := t.TempDir()
+	copying, resume := filepath.Join(dir, "copying"), filepath.Join(dir, "resume")
+	// The first copy waits for the test; the others run at once.
+	copyCmd := fmt.Sprintf("if [ ! -e %[1]s ]; then touch %[1]s; while [ ! -e %[2]s ]; do sleep 0.02; done; fi", copying, resume)
+	type result struct {
+		code      int
+		out, logs string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, out, logs := migrateRun(t, "-db", dsn, "-evacuate", "linode-eu", "-copy", copyCmd)
+		done <- result{code, out, logs}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(copying); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first copy did not start within 30 s")
+		}
+	}
+	if err := server.Activate(ctx, "linode-eu"); err != nil {
+		t.Fatal(err)
+	}
+	var late []string
+	for i := 0; len(late) < 3; i++ {
+		p, err := server.Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("late-", i), Country: "DE"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.DataCenter == "linode-eu" {
+			late = append(late, p.AccountID)
+		}
+	}
+	if err := os.WriteFile(resume, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if res.code != 0 {
+		t.Errorf("exit %d, want 0\n%s\n%s", res.code, res.out, res.logs)
+	}
+	wantLines(t, res.out, "evacuate linode-eu: 3 more accounts found on it; moving them")
+	for _, id := range late {
+		if !strings.Contains(res.out, fmt.Sprintf("moved: account %q linode-eu -> ", id)) {
+			t.Errorf("%s, placed on linode-eu during the evacuation, was not moved:\n%s", id, res.out)
+		}
+	}
+	if err := server.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for p := range server.Accounts("linode-eu") {
+		t.Errorf("%s left on linode-eu", p.AccountID)
+	}
+}

@@ -14,6 +14,7 @@
 //	-evacuate DC   drains the data center and moves its accounts to the other
 //	               data centers of their region; refuses, changing nothing,
 //	               when some account has nowhere to go in its region
+//	               (see Evacuation)
 //	-dry-run       checks everything and prints what would be done; changes nothing
 //	-copy CMD      run (by sh -c) for each move between BeginMove and
 //	               CompleteMove, with ACCOUNT_ID, FROM_DATACENTER and
@@ -70,6 +71,20 @@
 // account now lives on its target, it is reported done ("completed by
 // another run"); otherwise it was aborted, and is reported as a failure
 // (a rerun may move the account again).
+//
+// # Evacuation
+//
+// -evacuate plans the moves (Router.PlanEvacuation), drains the data
+// center, then plans again: servers go on placing accounts until the drain
+// is committed, and a shared store's other Routers may have placed some
+// that this one has not applied yet (it catches up with Router.Sync before
+// each plan). It carries out the new plan's moves and plans again, until
+// a plan holds no move it has not tried. It exits 0 only when the data
+// center holds no account at the end; otherwise it names the accounts
+// left ("not empty: N accounts remain on it"), each counted once, as the
+// failure or refusal reported for it or as a failure of its own, and
+// exits 1: the data center may be decommissioned only after a run that
+// exits 0.
 //
 // # Interrupts
 //
@@ -526,10 +541,21 @@ func (m *migration) movePlan(ctx context.Context, rows []row) {
 
 // evacuateDataCenter drains dc and moves its accounts away, or refuses
 // before changing anything when some cannot stay in their region.
+//
+// The plan that decides whether to drain is made before the drain: an
+// account placed on dc (or a move into it begun) between that plan and
+// the drain is in none. So once the drain is committed, when nothing new
+// can arrive, it plans again from the store's state (Sync first: a shared
+// store's other Routers may have placed accounts this Router has not
+// applied yet), carries out the moves it has not tried, and repeats until
+// a plan holds no new move. The evacuation is done only when dc holds no
+// account at the end: each account left there is reported, and counts as
+// a failure if nothing else did.
 func (m *migration) evacuateDataCenter(ctx context.Context, dc string) error {
 	if dc == "" {
 		return nil
 	}
+	bg := context.WithoutCancel(ctx)
 	plan, err := m.r.PlanEvacuation(ctx, dc)
 	if err != nil {
 		fmt.Fprintf(m.out, "%s: evacuate %s: %v\n", m.count(err), dc, err)
@@ -544,7 +570,7 @@ func (m *migration) evacuateDataCenter(ctx context.Context, dc string) error {
 			dc, len(plan.Stranded), len(plan.Stranded)+len(plan.Moves))
 		return nil
 	}
-	if err := m.r.Drain(context.WithoutCancel(ctx), dc); err != nil {
+	if err := m.r.Drain(bg, dc); err != nil {
 		if errors.Is(err, residency.ErrNotFenced) {
 			// The drain stands, but a server that has not applied it
 			// may still place accounts there: move none now; a rerun
@@ -559,19 +585,93 @@ func (m *migration) evacuateDataCenter(ctx context.Context, dc string) error {
 	if m.cfg.dryRun {
 		verb = "would drain"
 	}
-	fmt.Fprintf(m.out, "%s %s; moving its %d accounts\n", verb, dc, len(plan.Moves))
-	p := m.progress(len(plan.Moves), "evacuating "+dc)
-	defer p.done()
-	for _, pm := range plan.Moves {
+	tried := map[string]bool{} // accounts this evacuation moved or reported
+	for round := 0; ; round++ {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if err := m.r.Sync(bg); err != nil {
+			fmt.Fprintf(m.out, "%s: evacuate %s: %v\n", m.count(err), dc, err)
+			return nil
+		}
+		if plan, err = m.r.PlanEvacuation(bg, dc); err != nil {
+			fmt.Fprintf(m.out, "%s: evacuate %s: %v\n", m.count(err), dc, err)
+			return nil
+		}
+		for _, s := range plan.Stranded {
+			// Arrived between the first plan and the drain: a move
+			// into dc, say, which can no longer complete.
+			if !tried[s.AccountID] {
+				tried[s.AccountID] = true
+				m.refused++
+				fmt.Fprintf(m.out, "refused: evacuate %s: account %q: %v\n", dc, s.AccountID, s.Err)
+			}
+		}
+		var moves []residency.PlannedMove
+		for _, pm := range plan.Moves {
+			if !tried[pm.AccountID] {
+				moves = append(moves, pm)
+			}
+		}
+		switch {
+		case round == 0:
+			fmt.Fprintf(m.out, "%s %s; moving its %d accounts\n", verb, dc, len(moves))
+		case len(moves) > 0:
+			fmt.Fprintf(m.out, "evacuate %s: %d more accounts found on it; moving them\n", dc, len(moves))
+		}
+		if len(moves) == 0 {
+			break
+		}
+		m.evacuate(ctx, dc, moves, tried)
+	}
+	m.checkEmpty(bg, dc, tried)
+	return nil
+}
+
+// evacuate carries out the moves of an evacuation of dc, marking each
+// account tried.
+func (m *migration) evacuate(ctx context.Context, dc string, moves []residency.PlannedMove, tried map[string]bool) {
+	p := m.progress(len(moves), "evacuating "+dc)
+	defer p.done()
+	for _, pm := range moves {
+		if ctx.Err() != nil {
+			return
+		}
 		p.add()
+		tried[pm.AccountID] = true
 		if err := m.move(ctx, pm.AccountID, pm.To); err != nil {
 			fmt.Fprintf(m.out, "%s: evacuate %s: account %q: %s\n", m.count(err), dc, pm.AccountID, unnamed(err, "account", pm.AccountID))
 		}
 	}
-	return nil
+}
+
+// checkEmpty reports the accounts an evacuation left on dc: each one the
+// evacuation did not report already is a failure.
+func (m *migration) checkEmpty(ctx context.Context, dc string, tried map[string]bool) {
+	if err := m.r.Sync(ctx); err != nil {
+		fmt.Fprintf(m.out, "%s: evacuate %s: cannot tell whether it is empty: %v\n", m.count(err), dc, err)
+		return
+	}
+	var left []string
+	for p := range m.r.Accounts(dc) {
+		left = append(left, p.AccountID)
+		if !tried[p.AccountID] {
+			m.failed++
+			fmt.Fprintf(m.out, "failed: evacuate %s: account %q is still on it, in no plan: run -evacuate %s again\n", dc, p.AccountID, dc)
+		}
+	}
+	if err := m.r.Err(); err != nil {
+		fmt.Fprintf(m.out, "%s: evacuate %s: cannot tell whether it is empty: %v\n", m.count(err), dc, err)
+		return
+	}
+	if len(left) > 0 {
+		const shown = 5
+		more := ""
+		if len(left) > shown {
+			more = fmt.Sprintf(" and %d more", len(left)-shown)
+		}
+		fmt.Fprintf(m.out, "evacuate %s: not empty: %d accounts remain on it (%s%s)\n", dc, len(left), strings.Join(left[:min(shown, len(left))], ", "), more)
+	}
 }
 
 // alreadyThere reports whether BeginMove's err says that the account lives

@@ -319,6 +319,37 @@ func TestEvacuate(t *testing.T) {
 	}
 }
 
+// TestEvacuateReportsWhatRemains: an evacuation that leaves accounts on
+// the data center (here a copy fails) says so, names them, exits 1, and
+// counts each account once.
+func TestEvacuateReportsWhatRemains(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "d.db")
+	seed(t, db, "DE", "FR", "IT", "ES", "NL", "BE", "AT", "PL")
+	var onLinode []string
+	ps, _ := state(t, db)
+	for _, p := range ps {
+		if p.DataCenter == "linode-eu" {
+			onLinode = append(onLinode, p.AccountID)
+		}
+	}
+	if len(onLinode) < 2 {
+		t.Fatalf("%d accounts on linode-eu, want 2 or more", len(onLinode))
+	}
+	stuck := onLinode[0]
+	code, out, _ := migrateRun(t, "-db", db, "-evacuate", "linode-eu", "-copy", `test "$ACCOUNT_ID" != `+stuck)
+	if code != 1 {
+		t.Errorf("evacuation with a failed copy exited %d, want 1\n%s", code, out)
+	}
+	wantLines(t, out,
+		fmt.Sprintf(`failed: move of account %q linode-eu -> `, stuck),
+		fmt.Sprintf("evacuate linode-eu: not empty: 1 accounts remain on it (%s)", stuck),
+		fmt.Sprintf("summary: moved %d, already there 0, imported 0, already placed 0, refused 0, failed 1", len(onLinode)-1))
+	if p := placementOf(t, db, stuck); p.DataCenter != "linode-eu" {
+		t.Errorf("%s on %s, want linode-eu", stuck, p.DataCenter)
+	}
+}
+
 func TestFailingCopyAborts(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "d.db")
