@@ -3,7 +3,7 @@
 // accounts between data centers, and evacuates a data center, never taking
 // data out of its region.
 //
-//	migrate -db PATH|URL [-catalog FILE] [-abort ID]... [-import FILE] [-plan FILE] [-evacuate DC] [-dry-run] [-copy CMD]
+//	migrate -db PATH|URL [-catalog FILE] [-abort ID]... [-import FILE] [-plan FILE] [-evacuate DC] [-dry-run] [-copy CMD | -no-copy]
 //
 //	-catalog FILE  the catalog (JSON, as provider.LoadCatalog reads it) that
 //	               the backend's Routers use; default: the built-in one
@@ -62,15 +62,18 @@
 // for a move to another region, the transfer agreement that allowed it is
 // still live); one that can no longer complete is aborted and reported, the
 // others are copied again and completed, or aborted when the copy fails.
-// Without -copy nothing could copy their data, so they are listed and left
-// open: resume them with -copy or end them with -abort. A move whose
+// Without -copy (-no-copy included) nothing could copy their data, so they
+// are listed and left open: resume them with -copy or end them with -abort. A move whose
 // CompleteMove is refused after its copy, because its agreement lapsed or
 // its target left meanwhile, is aborted too; one refused for another reason
 // (a store error) is left open for the next run. A move that another run
 // (or program) ended while this one copied is not open any more: if the
 // account now lives on its target, it is reported done ("completed by
 // another run"); otherwise it was aborted, and is reported as a failure
-// (a rerun may move the account again).
+// (a rerun may move the account again). Resuming cannot tell a move that a
+// crashed run left from one that a live run is copying now: run one
+// migrate at a time on a store, or a move may be copied twice at once,
+// and completed by whichever run finishes first.
 //
 // # Evacuation
 //
