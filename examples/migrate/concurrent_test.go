@@ -245,3 +245,75 @@ func TestEvacuatePlansAgain(t *testing.T) {
 		t.Errorf("%s left on linode-eu", p.AccountID)
 	}
 }
+
+// TestEvacuateReportsAnAccountMovedBack: an account the evacuation moved
+// away is moved back onto the data center by another program (which
+// activated it again) before the run ends. No plan holds it any more (the
+// run tried it), but the data center is not empty: the run names it and
+// exits 1.
+func TestEvacuateReportsAnAccountMovedBack(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DatabaseURL(t)
+	server := routertest.OnPostgres(t, dsn, nil)
+	var onLinode []string
+	for i := 0; len(onLinode) < 3; i++ {
+		id := fmt.Sprint("seed-", i)
+		if placeInEU(t, server, id) != "linode-eu" {
+			onLinode = append(onLinode, id)
+		}
+	}
+	dir := t.TempDir()
+	first, copying, resume := filepath.Join(dir, "first"), filepath.Join(dir, "copying"), filepath.Join(dir, "resume")
+	// The second copy waits for the test; the others run at once.
+	copyCmd := fmt.Sprintf("if [ ! -e %[1]s ]; then touch %[1]s; elif [ ! -e %[2]s ]; then touch %[2]s; while [ ! -e %[3]s ]; do sleep 0.02; done; fi", first, copying, resume)
+	type result struct {
+		code      int
+		out, logs string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, out, logs := migrateRun(t, "-db", dsn, "-evacuate", "linode-eu", "-copy", copyCmd)
+		done <- result{code, out, logs}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(copying); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second copy did not start within 30 s")
+		}
+	}
+	if err := server.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var back string
+	for _, id := range onLinode {
+		if p, err := server.Lookup(id); err == nil && p.DataCenter != "linode-eu" && !p.Moving() {
+			back = id
+		}
+	}
+	if back == "" {
+		t.Fatal("no account moved off linode-eu by the first copy")
+	}
+	if err := server.Activate(ctx, "linode-eu"); err != nil {
+		t.Fatal(err)
+	}
+	mv, err := server.BeginMove(ctx, back, "linode-eu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.CompleteMove(ctx, mv.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(resume, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if res.code != 1 {
+		t.Errorf("exit %d, want 1: %s is on linode-eu again\n%s\n%s", res.code, back, res.out, res.logs)
+	}
+	wantLines(t, res.out,
+		fmt.Sprintf("failed: evacuate linode-eu: account %q is on it still: run -evacuate linode-eu again", back),
+		fmt.Sprintf("evacuate linode-eu: not empty: 1 accounts remain on it (%s)", back),
+		"refused 0, failed 1")
+}

@@ -588,7 +588,9 @@ func (m *migration) evacuateDataCenter(ctx context.Context, dc string) error {
 	if m.cfg.dryRun {
 		verb = "would drain"
 	}
-	tried := map[string]bool{} // accounts this evacuation moved or reported
+	// tried holds the accounts this evacuation moved or tried to; reported
+	// those of them it counted as refused or failed.
+	tried, reported := map[string]bool{}, map[string]bool{}
 	for round := 0; ; round++ {
 		if ctx.Err() != nil {
 			return nil
@@ -605,7 +607,7 @@ func (m *migration) evacuateDataCenter(ctx context.Context, dc string) error {
 			// Arrived between the first plan and the drain: a move
 			// into dc, say, which can no longer complete.
 			if !tried[s.AccountID] {
-				tried[s.AccountID] = true
+				tried[s.AccountID], reported[s.AccountID] = true, true
 				m.refused++
 				fmt.Fprintf(m.out, "refused: evacuate %s: account %q: %v\n", dc, s.AccountID, s.Err)
 			}
@@ -625,15 +627,15 @@ func (m *migration) evacuateDataCenter(ctx context.Context, dc string) error {
 		if len(moves) == 0 {
 			break
 		}
-		m.evacuate(ctx, dc, moves, tried)
+		m.evacuate(ctx, dc, moves, tried, reported)
 	}
-	m.checkEmpty(bg, dc, tried)
+	m.checkEmpty(bg, dc, reported)
 	return nil
 }
 
 // evacuate carries out the moves of an evacuation of dc, marking each
-// account tried.
-func (m *migration) evacuate(ctx context.Context, dc string, moves []residency.PlannedMove, tried map[string]bool) {
+// account tried, and reported if its move was counted refused or failed.
+func (m *migration) evacuate(ctx context.Context, dc string, moves []residency.PlannedMove, tried, reported map[string]bool) {
 	p := m.progress(len(moves), "evacuating "+dc)
 	defer p.done()
 	for _, pm := range moves {
@@ -642,15 +644,18 @@ func (m *migration) evacuate(ctx context.Context, dc string, moves []residency.P
 		}
 		p.add()
 		tried[pm.AccountID] = true
+		counted := m.refused + m.failed
 		if err := m.move(ctx, pm.AccountID, pm.To); err != nil {
 			fmt.Fprintf(m.out, "%s: evacuate %s: account %q: %s\n", m.count(err), dc, pm.AccountID, unnamed(err, "account", pm.AccountID))
 		}
+		reported[pm.AccountID] = m.refused+m.failed > counted
 	}
 }
 
 // checkEmpty reports the accounts an evacuation left on dc: each one the
-// evacuation did not report already is a failure.
-func (m *migration) checkEmpty(ctx context.Context, dc string, tried map[string]bool) {
+// evacuation did not report already is a failure (one moved back there
+// meanwhile, say), so that the run exits 0 only when dc is empty.
+func (m *migration) checkEmpty(ctx context.Context, dc string, reported map[string]bool) {
 	if err := m.r.Sync(ctx); err != nil {
 		fmt.Fprintf(m.out, "%s: evacuate %s: cannot tell whether it is empty: %v\n", m.count(err), dc, err)
 		return
@@ -658,9 +663,9 @@ func (m *migration) checkEmpty(ctx context.Context, dc string, tried map[string]
 	var left []string
 	for p := range m.r.Accounts(dc) {
 		left = append(left, p.AccountID)
-		if !tried[p.AccountID] {
+		if !reported[p.AccountID] {
 			m.failed++
-			fmt.Fprintf(m.out, "failed: evacuate %s: account %q is still on it, in no plan: run -evacuate %s again\n", dc, p.AccountID, dc)
+			fmt.Fprintf(m.out, "failed: evacuate %s: account %q is on it still: run -evacuate %s again\n", dc, p.AccountID, dc)
 		}
 	}
 	if err := m.r.Err(); err != nil {
