@@ -26,11 +26,10 @@ func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''
 // CompleteMove then gets ErrNotFound: the move is no longer open because
 // it is done, which CompleteMove's doc says to tell apart with Lookup.
 //
-// Expected: A reports the account as moved (or as completed by another
-// run), never as "left open", and its summary counts no failure: the
-// account is on its target, no move is open, and a rerun finds nothing to
-// resume. Observed: A prints "failed: move of account ... left open
-// (mv-...): residency: not found: move ..." and exits 1.
+// A reports the account as moved, completed by another run, never as
+// "left open", and its summary counts no failure: the account is on its
+// target, no move is open, and a rerun finds nothing to resume. (Before, A
+// printed "failed: move of account ... left open" and exited 1.)
 //
 // (The same two runs also show that B copies a move A is still copying:
 // the resume step cannot tell a move of a crashed run from one of a live
@@ -71,11 +70,10 @@ func TestMoveCompletedByAnotherRunIsNotReportedOpen(t *testing.T) {
 // accounts left on the drained data center. An operator who then
 // decommissions it loses them.
 //
-// Expected: exit 0 only when the data center holds no account (plan again
-// after Drain returns: once it is fenced, nothing new arrives, and the
-// Router has applied every placement committed before it). Observed:
-// exit 0 with accounts left on linode-eu (14 to 25 of them in three runs
-// by hand with four placing goroutines). The test tries up to three runs,
+// migrate exits 0 only when the data center holds no account: it plans
+// again after Drain returns (once it is fenced, nothing new arrives).
+// (Before, it exited 0 with 14 to 25 accounts left on linode-eu in three
+// runs by hand with four placing goroutines.) The test tries three runs,
 // each with the data center active again and four goroutines placing
 // accounts on the server, and fails at the first that exits 0 leaving
 // accounts behind.

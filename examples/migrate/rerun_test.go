@@ -19,11 +19,10 @@ import (
 // data center is done, as an imported row whose account exists is
 // ("already placed", exit 0).
 //
-// Expected: such rows are counted apart (say "already there") and the
-// rerun exits 0, so that the exit status tells a script whether the plan
-// is carried out. Observed: each is reported "refused: ... conflict:
-// account ... already lives in ...", and the run exits 1 although nothing
-// is left to do; a rerun can never exit 0.
+// Such rows are counted apart ("already there") and the rerun exits 0,
+// so that the exit status tells a script whether the plan is carried
+// out. (Before, each was reported "refused: ... already lives in ...",
+// and a rerun could never exit 0.)
 func TestPlanRerunIsNotARefusal(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "d.db")
@@ -52,10 +51,9 @@ func TestPlanRerunIsNotARefusal(t *testing.T) {
 // center is empty and may decommission it, while the real store was never
 // touched.
 //
-// Expected: a run that moves accounts (-plan, -evacuate, -copy, -abort)
-// on a path where no store exists is an error (exit 2, as a missing CSV
-// file is) and creates no file; only -import has a reason to create a
-// store. The dry run already refuses to create one.
+// A run that moves accounts (-plan, -evacuate, -copy, -abort) on a path
+// where no store exists is a usage error (exit 2, as a missing CSV file
+// is) and creates no file; only -import creates a store.
 func TestEvacuateOnMissingStoreFileIsAnError(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "typo.db")
@@ -78,11 +76,9 @@ func TestEvacuateOnMissingStoreFileIsAnError(t *testing.T) {
 // forgets -copy on a rerun moves every account of the plan to an empty
 // data center.
 //
-// Expected: without -copy (and without -dry-run), -plan and -evacuate
-// move nothing (a usage error, or an explicit flag to say that the data
-// is copied by other means). Observed: the account moves, exit 0.
-// (TestImportAndPlan relies on the observed behaviour; whichever is
-// chosen, the README and the command's doc should say it.)
+// Without -copy (and without -dry-run), -plan and -evacuate move nothing:
+// a usage error, unless -no-copy says that the data is copied by other
+// means. (Before, the account moved, exit 0.)
 func TestPlanWithoutCopyMovesNoData(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "d.db")
@@ -107,10 +103,10 @@ func TestPlanWithoutCopyMovesNoData(t *testing.T) {
 // that adds a data center, Open refuses the store (ErrUnknownDataCenter)
 // and migrate cannot run at all.
 //
-// Expected: migrate takes the catalog file (-catalog FILE, as the test
-// passes it) and moves no account into websupport-eu. Observed: the flag
-// does not exist (exit 2); without it, accounts are moved into
-// websupport-eu (the test logs a run without the flag, on a copy).
+// migrate takes the catalog file (-catalog FILE) and moves no account
+// into websupport-eu. (Before, there was no such flag, and accounts were
+// moved into websupport-eu; the test logs a run without the flag, on a
+// copy.)
 func TestEvacuateFollowsTheBackendsCatalog(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "d.db")
