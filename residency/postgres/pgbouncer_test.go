@@ -1,0 +1,200 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/domicile-go/domicile/residency"
+	"github.com/domicile-go/domicile/residency/postgres"
+	"github.com/domicile-go/domicile/residency/postgres/pgtest"
+	"github.com/jackc/pgx/v5"
+)
+
+// startPgBouncer starts PgBouncer in transaction pooling mode in front of
+// pgtest's server, with a server pool of poolSize connections, and
+// returns dsn (a database of that server, as pgtest.Database gives it)
+// rewritten to go through it. It skips the test when PgBouncer is not
+// installed (Debian: apt-get install pgbouncer), and stops PgBouncer when
+// the test ends.
+func startPgBouncer(t *testing.T, dsn string, poolSize int) string {
+	t.Helper()
+	bin, err := osexec.LookPath("pgbouncer")
+	if err != nil {
+		for _, p := range []string{"/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"} {
+			if _, serr := os.Stat(p); serr == nil {
+				bin, err = p, nil
+			}
+		}
+	}
+	if err != nil {
+		t.Skip("PgBouncer is not installed (apt-get install pgbouncer)")
+	}
+	c, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir, err := os.MkdirTemp("/tmp", "domicile-pgbouncer-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o777)
+	ini := fmt.Sprintf(`[databases]
+* = host=%s port=%d
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = %d
+unix_socket_dir =
+auth_type = trust
+auth_file = %s
+pool_mode = transaction
+default_pool_size = %d
+max_client_conn = 500
+logfile = %s
+pidfile = %s
+`, c.Host, c.Port, port, filepath.Join(dir, "users.txt"), poolSize, filepath.Join(dir, "log"), filepath.Join(dir, "pid"))
+	if err := os.WriteFile(filepath.Join(dir, "pgbouncer.ini"), []byte(ini), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "users.txt"), []byte(fmt.Sprintf("%q \"\"\n", c.User)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var cmd *osexec.Cmd
+	if os.Geteuid() == 0 {
+		cmd = osexec.Command("runuser", "-u", "postgres", "--", bin, filepath.Join(dir, "pgbouncer.ini"))
+	} else {
+		cmd = osexec.Command(bin, filepath.Join(dir, "pgbouncer.ini"))
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	out := fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable", port, c.User, c.Database)
+	eventually(t, "PgBouncer accepts connections", func() error {
+		conn, err := pgx.Connect(context.Background(), out+" default_query_exec_mode=simple_protocol")
+		if err != nil {
+			return err
+		}
+		return conn.Close(context.Background())
+	})
+	return out
+}
+
+// TestThroughPgBouncerTransactionPooling: the package doc of WithPollOnly
+// says it is for "connections through a proxy that pools by transaction
+// (such as PgBouncer in transaction mode)". So three Routers, each on a
+// Store opened with WithPollOnly on a connection string that goes
+// through PgBouncer in transaction mode (Debian 12's PgBouncer 1.18, with
+// a server pool of two connections), must Open, place accounts from
+// several goroutines at once, converge, fence a move and Verify.
+//
+// Observed: pgx prepares and caches statements per client connection
+// (its default QueryExecModeCacheStatement), and PgBouncer in transaction
+// mode runs the next transaction of that client connection on another
+// server connection, where the statement was never prepared: calls fail
+// with "prepared statement \"stmtcache_...\" does not exist (SQLSTATE
+// 26000)" (or "... already exists", 42P05). Neither WithPollOnly's doc
+// nor the package doc says that the connection string must also choose
+// another exec mode (default_query_exec_mode=exec or simple_protocol),
+// nor does WithPollOnly choose one; the subtest with
+// default_query_exec_mode=exec shows that this is all it takes.
+func TestThroughPgBouncerTransactionPooling(t *testing.T) {
+	for _, tc := range []struct{ name, extra string }{
+		{"as documented", ""},
+		{"default_query_exec_mode=exec", " default_query_exec_mode=exec"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			dsn := pgtest.Database(t)
+			via := startPgBouncer(t, dsn, 2) + tc.extra
+			var rs []*residency.Router
+			for i := range 3 {
+				s, err := postgres.Open(ctx, via, postgres.WithPollOnly(), postgres.WithPollInterval(50*time.Millisecond))
+				if err != nil {
+					t.Fatalf("Open %d through PgBouncer: %v", i, err)
+				}
+				t.Cleanup(func() { s.Close() })
+				r, err := residency.Open(ctx, residency.WithStore(s))
+				if err != nil {
+					t.Fatalf("residency.Open %d through PgBouncer: %v", i, err)
+				}
+				t.Cleanup(func() { r.Close() })
+				rs = append(rs, r)
+			}
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			var errs []error
+			for g := range 6 {
+				wg.Go(func() {
+					for i := range 10 {
+						id := "acct-" + strconv.Itoa(g) + "-" + strconv.Itoa(i)
+						if _, err := rs[g%3].Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"}); err != nil {
+							mu.Lock()
+							errs = append(errs, fmt.Errorf("Place(%s): %w", id, err))
+							mu.Unlock()
+						}
+					}
+				})
+			}
+			wg.Wait()
+			for _, err := range errs {
+				t.Error(err)
+			}
+			if len(errs) > 0 {
+				return
+			}
+			for i, r := range rs {
+				if err := r.Sync(ctx); err != nil {
+					t.Fatalf("Sync on Router %d: %v", i, err)
+				}
+				for g := range 6 {
+					if _, err := r.Lookup("acct-" + strconv.Itoa(g) + "-9"); err != nil {
+						t.Errorf("Router %d after Sync: Lookup: %v", i, err)
+					}
+				}
+			}
+			m, err := rs[0].BeginMove(ctx, "acct-1-1", "aws-eu-west-1")
+			if err != nil {
+				t.Fatalf("BeginMove: %v", err)
+			}
+			if _, err := rs[1].CompleteMove(ctx, m.ID); err != nil {
+				t.Fatalf("CompleteMove: %v", err)
+			}
+			for i, r := range rs {
+				if p, err := r.Lookup("acct-1-1"); err != nil || p.DataCenter != "aws-eu-west-1" {
+					t.Errorf("Router %d right after the fenced CompleteMove: Lookup = %q, %v; want aws-eu-west-1", i, p.DataCenter, err)
+				}
+			}
+			rep, err := rs[2].Verify(ctx)
+			if err != nil || len(rep.Violations) > 0 {
+				t.Errorf("Verify: %v, %v", rep.Violations, err)
+			}
+		})
+	}
+}
