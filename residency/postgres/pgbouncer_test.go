@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/domicile-go/domicile/internal/routertest"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
@@ -76,7 +78,9 @@ pidfile = %s
 	}
 	var cmd *osexec.Cmd
 	if os.Geteuid() == 0 {
-		cmd = osexec.Command("runuser", "-u", "postgres", "--", bin, filepath.Join(dir, "pgbouncer.ini"))
+		// -u: PgBouncer refuses to run as root; it switches itself, so
+		// that the signal that stops it reaches it.
+		cmd = osexec.Command(bin, "-u", "postgres", filepath.Join(dir, "pgbouncer.ini"))
 	} else {
 		cmd = osexec.Command(bin, filepath.Join(dir, "pgbouncer.ini"))
 	}
@@ -84,7 +88,7 @@ pidfile = %s
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
+		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { cmd.Wait(); close(done) }()
 		select {
@@ -196,5 +200,43 @@ func TestThroughPgBouncerTransactionPooling(t *testing.T) {
 				t.Errorf("Verify: %v, %v", rep.Violations, err)
 			}
 		})
+	}
+}
+
+// TestReadOnlyThroughPgBouncer: an auditor's tool opens the store with
+// ReadOnly on the connection string the backend uses, through PgBouncer
+// in transaction mode (with default_query_exec_mode=exec, which
+// TestThroughPgBouncerTransactionPooling shows it needs), and reads the
+// audit log.
+//
+// Observed: Open fails at once with "failed to connect ...: server
+// error: FATAL: unsupported startup parameter:
+// default_transaction_read_only (SQLSTATE 08P01)". ReadOnly puts
+// default_transaction_read_only in the connection's startup parameters,
+// and PgBouncer refuses every startup parameter it does not know unless
+// its operator lists it in ignore_startup_parameters (which would then
+// drop the read-only guarantee without a word). The same would happen to
+// any other setting the store chose to send as a startup parameter (a
+// fix for TestConcurrentPlaceUnderIsolation should not take that road).
+func TestReadOnlyThroughPgBouncer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dsn := pgtest.Database(t)
+	r := routertest.OnPostgres(t, dsn, nil)
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acct", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	via := startPgBouncer(t, dsn, 2) + " default_query_exec_mode=exec"
+	ro, err := postgres.Open(ctx, via, postgres.ReadOnly(), postgres.WithPollOnly())
+	if err != nil {
+		t.Fatalf("Open with ReadOnly through PgBouncer: %v", err)
+	}
+	defer ro.Close()
+	n := 0
+	if err := ro.LogEntries(ctx, 0, func(int64, []byte) error { n++; return nil }); err != nil {
+		t.Fatalf("LogEntries through PgBouncer: %v", err)
+	}
+	if n != 1 {
+		t.Errorf("LogEntries through PgBouncer gave %d entries, want 1", n)
 	}
 }
