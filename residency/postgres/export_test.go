@@ -7,3 +7,6 @@ func StopHashing(s *Store) {
 	s.stopHasher()
 	s.hash = nil
 }
+
+// LockKey is the advisory lock that serialises Opens of a schema.
+var LockKey = lockKey
