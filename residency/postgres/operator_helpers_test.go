@@ -1,8 +1,14 @@
 package postgres_test
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"strings"
 	"testing"
 
+	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -15,4 +21,34 @@ func alterDatabase(t testing.TB, dsn, setting string) {
 		t.Fatal(err)
 	}
 	exec(t, dsn, "ALTER DATABASE "+pgx.Identifier{c.Database}.Sanitize()+" SET "+setting)
+}
+
+// loginRole creates a login role without privileges beyond PUBLIC's,
+// runs grants (with %[1]s for the role's name) on dsn's database as the
+// administrator, and returns dsn as that role. The role is dropped when
+// the test ends.
+func loginRole(t testing.TB, dsn string, grants ...string) string {
+	t.Helper()
+	var b [4]byte
+	rand.Read(b[:])
+	name := "domicile_app_" + hex.EncodeToString(b[:])
+	admin := pgtest.AdminDSN(t)
+	exec(t, admin, "CREATE ROLE "+name+" LOGIN")
+	t.Cleanup(func() {
+		exec(t, admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '"+name+"'")
+		exec(t, dsn, "DROP OWNED BY "+name)
+		exec(t, admin, "DROP ROLE IF EXISTS "+name)
+	})
+	for _, g := range grants {
+		exec(t, dsn, fmt.Sprintf(g, name))
+	}
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.User = url.User(name)
+		return u.String()
+	}
+	return strings.TrimSpace(dsn) + " user=" + name + " password=''"
 }

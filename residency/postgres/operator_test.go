@@ -9,13 +9,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/domicile-go/domicile/internal/routertest"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
+	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -169,4 +172,234 @@ func waitForLockWaiters(t testing.TB, dsn string, n int) {
 		}
 		return nil
 	})
+}
+
+// TestOperatorSettings: settings operators commonly make on the
+// database (ALTER DATABASE ... SET) that domicile must live with: three
+// Routers place accounts from several goroutines at once, one completes
+// a move that another began (fenced: every Router answers the new data
+// center as it returns), one drains a data center (fenced: no Router
+// places there afterwards), and Verify is clean. These pass; the
+// isolation levels above read committed are the tests above.
+func TestOperatorSettings(t *testing.T) {
+	for _, set := range []string{
+		"timezone = 'Pacific/Chatham'",   // +12:45/+13:45: an odd offset
+		"search_path = 'nowhere'",        // public not on it
+		"synchronous_commit = off",       // no crash here: see TestAsyncCommitLostOnCrash
+		"idle_session_timeout = '300ms'", // idle pooled connections are closed by the server
+		"idle_in_transaction_session_timeout = '50ms'",
+		"IntervalStyle = 'iso_8601'", // the lease is an interval parameter
+		"DateStyle = 'SQL, DMY'",
+		"statement_timeout = '2s'",
+	} {
+		t.Run(set, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := pgtest.Database(t)
+			alterDatabase(t, dsn, set)
+			rs := []*residency.Router{routertest.OnPostgres(t, dsn, nil), routertest.OnPostgres(t, dsn, nil), routertest.OnPostgres(t, dsn, nil)}
+			var wg sync.WaitGroup
+			errs := make(chan error, 100)
+			for g := range 6 {
+				wg.Go(func() {
+					for i := range 8 {
+						id := fmt.Sprint("acct-", g, "-", i)
+						if _, err := rs[g%3].Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"}); err != nil {
+							errs <- fmt.Errorf("Place(%s): %w", id, err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			if err := rs[0].Sync(ctx); err != nil {
+				t.Fatalf("Sync: %v", err)
+			}
+			from, err := rs[0].Lookup("acct-1-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			to := "aws-eu-west-1"
+			if from.DataCenter == to {
+				to = "linode-eu"
+			}
+			m, err := rs[0].BeginMove(ctx, "acct-1-1", to)
+			if err != nil {
+				t.Fatalf("BeginMove: %v", err)
+			}
+			if _, err := rs[1].CompleteMove(ctx, m.ID); err != nil {
+				t.Fatalf("CompleteMove: %v", err)
+			}
+			for i, r := range rs {
+				if p, err := r.Lookup("acct-1-1"); err != nil || p.DataCenter != to {
+					t.Errorf("Router %d right after the fenced CompleteMove: Lookup = %q, %v; want %s", i, p.DataCenter, err, to)
+				}
+			}
+			if err := rs[2].Drain(ctx, "linode-eu"); err != nil {
+				t.Fatalf("Drain: %v", err)
+			}
+			for i, r := range rs {
+				p, err := r.Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("after-drain-", i), Country: "DE"})
+				if err != nil || p.DataCenter == "linode-eu" {
+					t.Errorf("Router %d after the fenced Drain: Place = %q, %v; want another data center", i, p.DataCenter, err)
+				}
+			}
+			for i, r := range rs {
+				rep, err := r.Verify(ctx)
+				if err != nil || len(rep.Violations) > 0 {
+					t.Errorf("Router %d: Verify = %v, %v", i, rep.Violations, err)
+				}
+			}
+			h, err := rs[2].History(ctx, "acct-1-1")
+			if err != nil || len(h) != 3 {
+				t.Errorf("History(acct-1-1) = %d events, %v; want 3 (placed, move begun, completed)", len(h), err)
+			}
+			// What the database holds reads back exactly (times too, in
+			// whatever time zone the session has).
+			fresh := routertest.OnPostgres(t, dsn, nil)
+			if err := rs[0].Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(stateOf(t, rs[0]), stateOf(t, fresh)); diff != "" {
+				t.Errorf("a running Router and a fresh one differ (-running +fresh):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestLeastPrivilegedRole: an administrator opens the store once (which
+// creates the schema and tables), then grants the application's role
+// only USAGE on the schema and SELECT, INSERT, UPDATE and DELETE on its
+// tables. Opening, placing, a fenced move, a drain, Verify and History
+// all work with that. A role granted less, or one that may not create
+// the schema on an empty database, gets an error at Open (or at
+// residency.Open, for a role that may only read) that says which
+// permission is missing. (Those errors match no sentinel of domicile:
+// errors.As to *pgconn.PgError, code 42501, is how a program tells.)
+func TestLeastPrivilegedRole(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	created := func(t *testing.T) string {
+		dsn := pgtest.Database(t)
+		s, err := postgres.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		return dsn
+	}
+	t.Run("granted", func(t *testing.T) {
+		app := loginRole(t, created(t), "GRANT USAGE ON SCHEMA domicile TO %[1]s",
+			"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA domicile TO %[1]s")
+		a, b := routertest.OnPostgres(t, app, nil), routertest.OnPostgres(t, app, nil)
+		if _, err := a.Place(ctx, residency.PlaceRequest{AccountID: "acct", Country: "DE"}); err != nil {
+			t.Fatalf("Place: %v", err)
+		}
+		m, err := a.BeginMove(ctx, "acct", "aws-eu-west-1")
+		if err != nil {
+			t.Fatalf("BeginMove: %v", err)
+		}
+		if _, err := b.CompleteMove(ctx, m.ID); err != nil {
+			t.Fatalf("CompleteMove: %v", err)
+		}
+		if p, err := a.Lookup("acct"); err != nil || p.DataCenter != "aws-eu-west-1" {
+			t.Errorf("Lookup after the fenced move = %q, %v", p.DataCenter, err)
+		}
+		if err := b.Drain(ctx, "linode-eu"); err != nil {
+			t.Fatalf("Drain: %v", err)
+		}
+		if rep, err := a.Verify(ctx); err != nil || len(rep.Violations) > 0 {
+			t.Errorf("Verify = %v, %v", rep.Violations, err)
+		}
+		if h, err := b.History(ctx, "acct"); err != nil || len(h) != 3 {
+			t.Errorf("History = %d events, %v; want 3", len(h), err)
+		}
+	})
+	for _, tc := range []struct {
+		name     string
+		existing bool
+		grants   []string
+		want     string // in the error of postgres.Open, or else residency.Open
+	}{
+		{"usage only", true, []string{"GRANT USAGE ON SCHEMA domicile TO %[1]s"}, "permission denied for table meta"},
+		{"select only", true, []string{"GRANT USAGE ON SCHEMA domicile TO %[1]s", "GRANT SELECT ON ALL TABLES IN SCHEMA domicile TO %[1]s"}, "permission denied for table members"},
+		{"no create on an empty database", false, nil, "permission denied for database"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dsn := pgtest.Database(t)
+			if tc.existing {
+				dsn = created(t)
+			} else {
+				exec(t, dsn, "REVOKE CREATE ON DATABASE "+dbIdent(t, dsn)+" FROM PUBLIC")
+			}
+			app := loginRole(t, dsn, tc.grants...)
+			s, err := postgres.Open(ctx, app)
+			if err == nil {
+				defer s.Close()
+				var r *residency.Router
+				r, err = residency.Open(ctx, residency.WithStore(s))
+				if err == nil {
+					r.Close()
+				}
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("opening as a role with %q: %v; want an error saying %q", tc.grants, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestReadOnlyDatabase: default_transaction_read_only on the database,
+// as on a hot standby or a database an operator froze. Open on an empty
+// database fails at once saying why; on existing tables, Open succeeds
+// (it only reads) and residency.Open fails at once saying why; nothing
+// waits. (A real hot standby made with pg_basebackup answers the same:
+// "cannot execute INSERT in a read-only transaction", 25006.)
+func TestReadOnlyDatabase(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	t.Run("empty", func(t *testing.T) {
+		dsn := pgtest.Database(t)
+		alterDatabase(t, dsn, "default_transaction_read_only = on")
+		_, err := postgres.Open(ctx, dsn)
+		if err == nil || !strings.Contains(err.Error(), "read-only transaction") {
+			t.Errorf("Open on a read-only empty database: %v; want an error saying it is read-only", err)
+		}
+	})
+	t.Run("existing", func(t *testing.T) {
+		dsn := pgtest.Database(t)
+		s0, err := postgres.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s0.Close()
+		alterDatabase(t, dsn, "default_transaction_read_only = on")
+		s, err := postgres.Open(ctx, dsn)
+		if err != nil {
+			t.Fatalf("Open on read-only existing tables: %v", err)
+		}
+		defer s.Close()
+		r, err := residency.Open(ctx, residency.WithStore(s))
+		if err == nil {
+			r.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "read-only transaction") {
+			t.Errorf("residency.Open on a read-only database: %v; want an error saying it is read-only", err)
+		}
+		if ctx.Err() != nil {
+			t.Errorf("waited until the test's deadline")
+		}
+	})
+}
+
+// dbIdent is the quoted name of dsn's database.
+func dbIdent(t testing.TB, dsn string) string {
+	t.Helper()
+	c, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pgx.Identifier{c.Database}.Sanitize()
 }
