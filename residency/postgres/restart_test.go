@@ -33,9 +33,21 @@ type ownServer struct {
 // removes its files when the test ends.
 func startOwnServer(t *testing.T) *ownServer {
 	t.Helper()
+	return startOwnServerWith(t, ownServerConfig{})
+}
+
+// ownServerConfig changes what startOwnServerWith starts.
+type ownServerConfig struct {
+	opts     string // more options of the server's command line
+	password string // the superuser's password, and scram-sha-256 for everyone; "" for trust
+}
+
+// startOwnServerWith is startOwnServer with c.
+func startOwnServerWith(t *testing.T, c ownServerConfig) *ownServer {
+	t.Helper()
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	sort.Slice(dirs, func(i, j int) bool { return dirs[i] > dirs[j] })
-	s := &ownServer{asPG: os.Geteuid() == 0, opts: ownServerOpts}
+	s := &ownServer{asPG: os.Geteuid() == 0, opts: c.opts}
 	if p, err := osexec.LookPath("pg_ctl"); err == nil {
 		s.bin = filepath.Dir(p)
 	} else if len(dirs) > 0 {
@@ -62,7 +74,15 @@ func startOwnServer(t *testing.T) *ownServer {
 		s.run(t, false, "pg_ctl", "-D", s.data, "-m", "immediate", "-w", "stop")
 		os.RemoveAll(dir)
 	})
-	s.run(t, true, "initdb", "-D", s.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	auth := []string{"-A", "trust"}
+	if c.password != "" {
+		pw := filepath.Join(dir, "pw")
+		if err := os.WriteFile(pw, []byte(c.password+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		auth = []string{"-A", "scram-sha-256", "--pwfile=" + pw}
+	}
+	s.run(t, true, "initdb", append([]string{"-D", s.data, "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"}, auth...)...)
 	s.start(t)
 	return s
 }
@@ -308,7 +328,7 @@ func TestServerDownPastLease(t *testing.T) {
 // Sync.
 func TestAsyncCommitLostOnCrash(t *testing.T) {
 	ctx := context.Background()
-	srv := startOwnServerWith(t, "-c wal_writer_delay=10000 -c wal_writer_flush_after=0")
+	srv := startOwnServerWith(t, ownServerConfig{opts: "-c wal_writer_delay=10000 -c wal_writer_flush_after=0"})
 	exec(t, srv.dsn(), "ALTER DATABASE postgres SET synchronous_commit = off")
 	var rs []*residency.Router
 	for range 2 {
@@ -376,14 +396,3 @@ func TestAsyncCommitLostOnCrash(t *testing.T) {
 		}
 	}
 }
-
-// startOwnServerWith is startOwnServer with more server options.
-func startOwnServerWith(t *testing.T, opts string) *ownServer {
-	t.Helper()
-	ownServerOpts = opts
-	defer func() { ownServerOpts = "" }()
-	return startOwnServer(t)
-}
-
-// ownServerOpts are the options startOwnServer gives a new server.
-var ownServerOpts string
