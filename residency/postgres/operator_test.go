@@ -403,3 +403,73 @@ func dbIdent(t testing.TB, dsn string) string {
 	}
 	return pgx.Identifier{c.Database}.Sanitize()
 }
+
+// TestJoinUnderIsolation: with default_transaction_isolation set to
+// 'repeatable read' or 'serializable' on the database, instances that
+// start again at once after a crash of the fleet more than an hour ago
+// (members whose lease ended long ago are removed by the next Join) must
+// all open their Routers.
+//
+// The test makes two Joins meet deterministically: a connection of its
+// own locks the old member's row (changing nothing) until both Joins
+// wait for it. One Join removes the row; the other then deletes a row a
+// concurrent transaction deleted.
+//
+// Observed: residency.Open fails with "residency: joining the shared
+// store's members: postgres: joining as a member: postgres: ERROR: could
+// not serialize access due to concurrent delete (SQLSTATE 40001)": the
+// instance does not start, though nothing conflicted. Same cause as
+// TestConcurrentPlaceUnderIsolation.
+func TestJoinUnderIsolation(t *testing.T) {
+	for _, iso := range isolationLevels {
+		t.Run(iso, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := pgtest.Database(t)
+			s0, err := postgres.Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s0.Close()
+			exec(t, dsn, `INSERT INTO domicile.members (id, name, applied, joined, expires)
+				VALUES ('crashed', 'a Router that crashed', 0, now() - interval '3 hours', now() - interval '2 hours')`)
+			alterDatabase(t, dsn, "default_transaction_isolation = '"+iso+"'")
+			stores := make([]*postgres.Store, 2)
+			for i := range stores {
+				stores[i] = openStore(t, dsn)
+			}
+			hold, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer hold.Close(ctx)
+			tx, err := hold.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, "SELECT 1 FROM domicile.members WHERE id = 'crashed' FOR UPDATE"); err != nil {
+				t.Fatal(err)
+			}
+			errs := make([]error, len(stores))
+			var wg sync.WaitGroup
+			for i, s := range stores {
+				wg.Go(func() {
+					r, err := residency.Open(ctx, residency.WithStore(s))
+					errs[i] = err
+					if err == nil {
+						r.Close()
+					}
+				})
+			}
+			waitForLockWaiters(t, dsn, len(stores))
+			if err := tx.Rollback(ctx); err != nil {
+				t.Fatal(err)
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Errorf("residency.Open %d: %v", i, err)
+				}
+			}
+		})
+	}
+}
