@@ -473,3 +473,55 @@ func TestJoinUnderIsolation(t *testing.T) {
 		})
 	}
 }
+
+// TestDateStyleWithExecModes: a database whose DateStyle an operator set
+// to a local style (ALTER DATABASE ... SET DateStyle = 'German', or
+// 'SQL, DMY'), and connection strings that choose pgx's
+// default_query_exec_mode=exec or simple_protocol, which PgBouncer in
+// transaction mode needs (TestThroughPgBouncerTransactionPooling) and
+// which pgx documents as connection string settings. A Router places an
+// account; a second Router must open on the database, and hold what the
+// first holds.
+//
+// Observed with exec and simple_protocol: the second residency.Open
+// fails with "residency: loading the store: postgres: load: can't scan
+// into dest[9] (col: created): invalid PostgreSQL date/time value
+// \"29.11.2026 20:07:21.207988 UTC\"": in those modes pgx reads results
+// as text, and the server writes timestamptz in the session's DateStyle,
+// which pgx parses only in ISO. The default mode (cache_statement, the
+// control row) reads them in binary and passes. The store never sets
+// DateStyle for its sessions (PgBouncer accepts DateStyle as a startup
+// parameter, unlike default_transaction_read_only: see
+// TestReadOnlyThroughPgBouncer).
+func TestDateStyleWithExecModes(t *testing.T) {
+	for _, mode := range []string{"cache_statement", "exec", "simple_protocol"} {
+		for _, style := range []string{"German", "SQL, DMY"} {
+			t.Run(mode+"/"+style, func(t *testing.T) {
+				ctx := context.Background()
+				dsn := pgtest.Database(t)
+				alterDatabase(t, dsn, "DateStyle = '"+style+"'")
+				dsn += " default_query_exec_mode=" + mode
+				r := routertest.OnPostgres(t, dsn, nil)
+				if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acct", Country: "DE"}); err != nil {
+					t.Fatalf("Place: %v", err)
+				}
+				s, err := postgres.Open(ctx, dsn)
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				defer s.Close()
+				r2, err := residency.Open(ctx, residency.WithStore(s))
+				if err != nil {
+					t.Fatalf("a second residency.Open: %v", err)
+				}
+				defer r2.Close()
+				if diff := cmp.Diff(stateOf(t, r), stateOf(t, r2)); diff != "" {
+					t.Errorf("the second Router differs (-first +second):\n%s", diff)
+				}
+				if h, err := r2.History(ctx, "acct"); err != nil || len(h) != 1 {
+					t.Errorf("History = %d events, %v; want 1", len(h), err)
+				}
+			})
+		}
+	}
+}
