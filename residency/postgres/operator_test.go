@@ -474,36 +474,45 @@ func TestJoinUnderIsolation(t *testing.T) {
 	}
 }
 
-// TestDateStyleWithExecModes: a database whose DateStyle an operator set
-// to a local style (ALTER DATABASE ... SET DateStyle = 'German', or
-// 'SQL, DMY'), and connection strings that choose pgx's
+// TestOutputSettingsWithExecModes: a database whose output settings an
+// operator set (ALTER DATABASE ... SET DateStyle = 'German' or
+// 'SQL, DMY', as local tools like; bytea_output = 'escape', as older
+// applications need), and connection strings that choose pgx's
 // default_query_exec_mode=exec or simple_protocol, which PgBouncer in
 // transaction mode needs (TestThroughPgBouncerTransactionPooling) and
-// which pgx documents as connection string settings. A Router places an
-// account; a second Router must open on the database, and hold what the
-// first holds.
+// which pgx documents as connection string settings. A Router places
+// accounts; a second Router must open on the database, hold what the
+// first holds, read the trail and give the audit log's checkpoint and
+// proofs.
 //
-// Observed with exec and simple_protocol: the second residency.Open
-// fails with "residency: loading the store: postgres: load: can't scan
-// into dest[9] (col: created): invalid PostgreSQL date/time value
-// \"29.11.2026 20:07:21.207988 UTC\"": in those modes pgx reads results
-// as text, and the server writes timestamptz in the session's DateStyle,
-// which pgx parses only in ISO. The default mode (cache_statement, the
-// control row) reads them in binary and passes. The store never sets
-// DateStyle for its sessions (PgBouncer accepts DateStyle as a startup
-// parameter, unlike default_transaction_read_only: see
-// TestReadOnlyThroughPgBouncer).
-func TestDateStyleWithExecModes(t *testing.T) {
+// Observed with exec and simple_protocol (the default mode,
+// cache_statement, is the control row and passes):
+//   - DateStyle: the second residency.Open fails with "residency: loading
+//     the store: postgres: load: can't scan into dest[9] (col: created):
+//     invalid PostgreSQL date/time value \"29.11.2026 20:07:21.207988
+//     UTC\"";
+//   - bytea_output: Checkpoint and ProveEntry fail with "... postgres:
+//     reading stored hashes: can't scan into dest[1] (col: hash): invalid
+//     hex format".
+//
+// In those modes pgx reads results as text, which the server writes in
+// the session's styles; pgx parses only ISO dates and hex bytea. The
+// store never sets these for its sessions (PgBouncer accepts DateStyle as
+// a startup parameter, unlike default_transaction_read_only: see
+// TestReadOnlyThroughPgBouncer; bytea_output it does not).
+func TestOutputSettingsWithExecModes(t *testing.T) {
 	for _, mode := range []string{"cache_statement", "exec", "simple_protocol"} {
-		for _, style := range []string{"German", "SQL, DMY"} {
-			t.Run(mode+"/"+style, func(t *testing.T) {
+		for _, set := range []string{"DateStyle = 'German'", "DateStyle = 'SQL, DMY'", "bytea_output = 'escape'"} {
+			t.Run(mode+"/"+set, func(t *testing.T) {
 				ctx := context.Background()
 				dsn := pgtest.Database(t)
-				alterDatabase(t, dsn, "DateStyle = '"+style+"'")
+				alterDatabase(t, dsn, set)
 				dsn += " default_query_exec_mode=" + mode
 				r := routertest.OnPostgres(t, dsn, nil)
-				if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acct", Country: "DE"}); err != nil {
-					t.Fatalf("Place: %v", err)
+				for _, id := range []string{"acme", "globex", "initech"} {
+					if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"}); err != nil {
+						t.Fatalf("Place: %v", err)
+					}
 				}
 				s, err := postgres.Open(ctx, dsn)
 				if err != nil {
@@ -518,8 +527,22 @@ func TestDateStyleWithExecModes(t *testing.T) {
 				if diff := cmp.Diff(stateOf(t, r), stateOf(t, r2)); diff != "" {
 					t.Errorf("the second Router differs (-first +second):\n%s", diff)
 				}
-				if h, err := r2.History(ctx, "acct"); err != nil || len(h) != 1 {
+				if h, err := r2.History(ctx, "acme"); err != nil || len(h) != 1 {
 					t.Errorf("History = %d events, %v; want 1", len(h), err)
+				}
+				c1, err := r.Checkpoint(ctx)
+				if err != nil {
+					t.Fatalf("Checkpoint: %v", err)
+				}
+				c2, err := r2.Checkpoint(ctx)
+				if err != nil {
+					t.Fatalf("Checkpoint on the second Router: %v", err)
+				}
+				if c1 != c2 || c1.Size != 3 {
+					t.Errorf("Checkpoints %v and %v; want one of size 3", c1, c2)
+				}
+				if _, err := r2.ProveEntry(ctx, 1, 3); err != nil {
+					t.Errorf("ProveEntry: %v", err)
 				}
 			})
 		}
