@@ -85,10 +85,11 @@ func TestOpenConcurrentlyUnderIsolation(t *testing.T) {
 	}
 }
 
-// TestConcurrentPlaceUnderIsolation: with default_transaction_isolation
+// TestConcurrentWritesUnderIsolation: with default_transaction_isolation
 // set to 'repeatable read' or 'serializable' on the database, two Routers
-// that place two different new accounts at the same moment must both
-// succeed: neither write conflicts with the other, and the README
+// that write at the same moment, each its own account (Place; a fenced
+// CompleteMove; a fenced Drain of one data center beside a Place), must
+// both succeed: neither write conflicts with the other, and the README
 // promises that a write is refused only for a stale version (and then
 // decided again).
 //
@@ -98,7 +99,7 @@ func TestOpenConcurrentlyUnderIsolation(t *testing.T) {
 // Apply commits; the other, whose snapshot predates that commit, then
 // updates a head row a concurrent transaction updated.
 //
-// Observed: the second Place fails with "residency: the store failed;
+// Observed: the second write fails with "residency: the store failed;
 // the change was not applied: postgres: apply: nothing committed: ERROR:
 // could not serialize access due to concurrent update (SQLSTATE 40001)",
 // an error matching residency.ErrStoreFailed, though nothing conflicted
@@ -108,46 +109,92 @@ func TestOpenConcurrentlyUnderIsolation(t *testing.T) {
 // READ COMMITTED (its head update re-reads the latest row version,
 // statements.go); the store never asks for it, so the database's
 // default decides.
-func TestConcurrentPlaceUnderIsolation(t *testing.T) {
-	for _, iso := range isolationLevels {
-		t.Run(iso, func(t *testing.T) {
+func TestConcurrentWritesUnderIsolation(t *testing.T) {
+	type write func(ctx context.Context, r *residency.Router, i int) error
+	place := func(ctx context.Context, r *residency.Router, i int) error {
+		_, err := r.Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("new-", i), Country: "DE"})
+		return err
+	}
+	for _, tc := range []struct {
+		name string
+		// setup runs before the writes meet, on Router i, and returns
+		// its write.
+		setup func(t *testing.T, r *residency.Router, i int) write
+	}{
+		{"Place", func(*testing.T, *residency.Router, int) write { return place }},
+		{"CompleteMove", func(t *testing.T, r *residency.Router, i int) write {
 			ctx := context.Background()
-			dsn := pgtest.Database(t)
-			alterDatabase(t, dsn, "default_transaction_isolation = '"+iso+"'")
-			ra := routertest.OnPostgres(t, dsn, nil)
-			rb := routertest.OnPostgres(t, dsn, nil)
-
-			hold, err := pgx.Connect(ctx, dsn)
+			id := fmt.Sprint("moving-", i)
+			p, err := r.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer hold.Close(ctx)
-			tx, err := hold.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+			to := "aws-eu-west-1"
+			if p.DataCenter == to {
+				to = "linode-eu"
+			}
+			m, err := r.BeginMove(ctx, id, to)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := tx.Exec(ctx, "SELECT 1 FROM domicile.head FOR UPDATE"); err != nil {
-				t.Fatal(err)
+			return func(ctx context.Context, r *residency.Router, _ int) error {
+				_, err := r.CompleteMove(ctx, m.ID)
+				return err
 			}
-			errs := make([]error, 2)
-			var wg sync.WaitGroup
-			for i, r := range []*residency.Router{ra, rb} {
-				wg.Go(func() {
-					_, errs[i] = r.Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("acct-", i), Country: "DE"})
-				})
+		}},
+		{"Drain beside Place", func(t *testing.T, r *residency.Router, i int) write {
+			if i == 0 {
+				return func(ctx context.Context, r *residency.Router, _ int) error { return r.Drain(ctx, "linode-uk") }
 			}
-			waitForLockWaiters(t, dsn, 2)
-			if err := tx.Rollback(ctx); err != nil {
-				t.Fatal(err)
-			}
-			wg.Wait()
-			for i, err := range errs {
-				if err != nil {
-					t.Errorf("Place(acct-%d) on Router %d: %v (ErrStoreFailed: %t, ErrConflict: %t)",
-						i, i, err, errors.Is(err, residency.ErrStoreFailed), errors.Is(err, residency.ErrConflict))
+			return place
+		}},
+	} {
+		for _, iso := range isolationLevels {
+			t.Run(tc.name+"/"+iso, func(t *testing.T) {
+				ctx := context.Background()
+				dsn := pgtest.Database(t)
+				alterDatabase(t, dsn, "default_transaction_isolation = '"+iso+"'")
+				rs := []*residency.Router{routertest.OnPostgres(t, dsn, nil), routertest.OnPostgres(t, dsn, nil)}
+				writes := make([]write, len(rs))
+				for i, r := range rs {
+					writes[i] = tc.setup(t, r, i)
 				}
-			}
-		})
+				for _, r := range rs {
+					if err := r.Sync(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}
+
+				hold, err := pgx.Connect(ctx, dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer hold.Close(ctx)
+				tx, err := hold.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := tx.Exec(ctx, "SELECT 1 FROM domicile.head FOR UPDATE"); err != nil {
+					t.Fatal(err)
+				}
+				errs := make([]error, len(rs))
+				var wg sync.WaitGroup
+				for i, r := range rs {
+					wg.Go(func() { errs[i] = writes[i](ctx, r, i) })
+				}
+				waitForLockWaiters(t, dsn, len(rs))
+				if err := tx.Rollback(ctx); err != nil {
+					t.Fatal(err)
+				}
+				wg.Wait()
+				for i, err := range errs {
+					if err != nil {
+						t.Errorf("the write on Router %d: %v (ErrStoreFailed: %t, ErrConflict: %t)",
+							i, err, errors.Is(err, residency.ErrStoreFailed), errors.Is(err, residency.ErrConflict))
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -419,7 +466,7 @@ func dbIdent(t testing.TB, dsn string) string {
 // store's members: postgres: joining as a member: postgres: ERROR: could
 // not serialize access due to concurrent delete (SQLSTATE 40001)": the
 // instance does not start, though nothing conflicted. Same cause as
-// TestConcurrentPlaceUnderIsolation.
+// TestConcurrentWritesUnderIsolation.
 func TestJoinUnderIsolation(t *testing.T) {
 	for _, iso := range isolationLevels {
 		t.Run(iso, func(t *testing.T) {

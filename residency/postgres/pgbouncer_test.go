@@ -217,7 +217,7 @@ func TestThroughPgBouncerTransactionPooling(t *testing.T) {
 // its operator lists it in ignore_startup_parameters (which would then
 // drop the read-only guarantee without a word). The same would happen to
 // any other setting the store chose to send as a startup parameter (a
-// fix for TestConcurrentPlaceUnderIsolation should not take that road).
+// fix for TestConcurrentWritesUnderIsolation should not take that road).
 func TestReadOnlyThroughPgBouncer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
