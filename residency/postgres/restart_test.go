@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -394,5 +395,94 @@ func TestAsyncCommitLostOnCrash(t *testing.T) {
 		if (e0 == nil) != (ef == nil) {
 			t.Errorf("Lookup(%s): running Router %v, fresh Router %v: they disagree", id, e0, ef)
 		}
+	}
+}
+
+// TestFenceRightAfterOutage: a migration script's Router completes a move
+// the moment the server is back from an outage longer than the lease,
+// while a backend's Router, cut off just as long, is still reconnecting
+// and answering Lookup in a loop. Once CompleteMove has returned, the
+// backend's Router must never answer the move's source (ErrStale until
+// it has caught up is fine): the fence of the README, after an outage.
+func TestFenceRightAfterOutage(t *testing.T) {
+	ctx := context.Background()
+	srv := startOwnServer(t)
+	const lease = time.Second
+	var rs []*residency.Router
+	for range 2 {
+		s, err := postgres.Open(ctx, srv.dsn(), postgres.WithLease(lease))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		r, err := residency.Open(ctx, residency.WithStore(s), residency.WithWriteTimeout(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		rs = append(rs, r)
+	}
+	script, backend := rs[0], rs[1]
+	p, err := script.Place(ctx, residency.PlaceRequest{AccountID: "moving", Country: "DE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := "aws-eu-west-1"
+	if p.DataCenter == to {
+		to = "linode-eu"
+	}
+	m, err := script.BeginMove(ctx, "moving", to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := backend.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.stop(t, "fast")
+	time.Sleep(3 * lease)
+
+	var completed atomic.Int64 // UnixNano when CompleteMove returned, 0 before
+	var bad atomic.Int64
+	var lastBad atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			start := time.Now().UnixNano()
+			q, err := backend.Lookup("moving")
+			if done := completed.Load(); done != 0 && start > done && err == nil && q.DataCenter != to {
+				bad.Add(1)
+				lastBad.Store(q.DataCenter)
+			}
+		}
+	})
+	srv.start(t)
+	eventually(t, "CompleteMove after the outage", func() error {
+		_, err := script.CompleteMove(ctx, m.ID)
+		if err == nil {
+			completed.Store(time.Now().UnixNano())
+		}
+		if errors.Is(err, residency.ErrNotFenced) {
+			return nil // done, but not fenced: nothing promised, try Fence
+		}
+		return err
+	})
+	if err := script.Fence(ctx); err != nil {
+		t.Fatalf("Fence: %v", err)
+	}
+	completed.CompareAndSwap(0, time.Now().UnixNano())
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	if n := bad.Load(); n > 0 {
+		t.Errorf("after the fenced CompleteMove, the backend's Router answered the source %q %d times", lastBad.Load(), n)
+	}
+	if q, err := backend.Lookup("moving"); err != nil || q.DataCenter != to {
+		t.Errorf("backend Lookup a second after the fence = %q, %v; want %s", q.DataCenter, err, to)
 	}
 }
