@@ -595,3 +595,58 @@ func TestOutputSettingsWithExecModes(t *testing.T) {
 		}
 	}
 }
+
+// TestMissingUpdatePrivilegeIsNamed: an administrator created the tables
+// and granted the application's role SELECT, INSERT and DELETE on them,
+// but forgot UPDATE. Expected: postgres.Open or residency.Open refuses
+// the role, naming what it lacks; failing that, what the Router answers
+// once its lease has run out says why it could not renew it.
+//
+// Observed: both Opens succeed; the first Place fails with "permission
+// denied for table accounts" (fine); but the lease renewals (an UPDATE of
+// the members table) fail silently, and a lease later every Lookup and
+// every write answers only "residency: this Router lost touch with the
+// shared store for longer than its lease; its state may be stale" (the
+// bare ErrStale), though the database answers every query: the operator
+// is sent to look for a network problem, and the permission error is
+// nowhere. The same holds for anything else that refuses the renewal
+// while reads work (a lock_timeout on a locked members table, say).
+func TestMissingUpdatePrivilegeIsNamed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dsn := pgtest.Database(t)
+	s0, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s0.Close()
+	app := loginRole(t, dsn, "GRANT USAGE ON SCHEMA domicile TO %[1]s",
+		"GRANT SELECT, INSERT, DELETE ON ALL TABLES IN SCHEMA domicile TO %[1]s")
+	s, err := postgres.Open(ctx, app, postgres.WithLease(time.Second))
+	if err != nil {
+		if !strings.Contains(err.Error(), "UPDATE") && !strings.Contains(err.Error(), "permission") {
+			t.Errorf("postgres.Open refused the role, but without naming what it lacks: %v", err)
+		}
+		return
+	}
+	defer s.Close()
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		if !strings.Contains(err.Error(), "UPDATE") && !strings.Contains(err.Error(), "permission") {
+			t.Errorf("residency.Open refused the role, but without naming what it lacks: %v", err)
+		}
+		return
+	}
+	defer r.Close()
+	var lookupErr error
+	eventually(t, "Lookup refuses once the lease has run out", func() error {
+		_, lookupErr = r.Lookup("anything")
+		if errors.Is(lookupErr, residency.ErrStale) {
+			return nil
+		}
+		return fmt.Errorf("Lookup: %v", lookupErr)
+	})
+	if !strings.Contains(lookupErr.Error(), "permission denied") {
+		t.Errorf("Opens accepted a role without UPDATE; a lease later Lookup says %q, which does not say that renewing the lease is refused (permission denied for table members)", lookupErr)
+	}
+}
