@@ -650,3 +650,46 @@ func TestMissingUpdatePrivilegeIsNamed(t *testing.T) {
 		t.Errorf("Opens accepted a role without UPDATE; a lease later Lookup says %q, which does not say that renewing the lease is refused (permission denied for table members)", lookupErr)
 	}
 }
+
+// TestIdleInTransactionTimeoutDuringLoad: a database with
+// idle_in_transaction_session_timeout set (here 10 ms, to make it
+// certain; production values are seconds, which a Router on a throttled
+// container or in a long GC pause reaches just the same with a page of
+// 10 000 accounts to apply) and tens of thousands of accounts. A Router
+// must open.
+//
+// Observed: residency.Open fails with "residency: loading the store:
+// postgres: load: FATAL: terminating connection due to
+// idle-in-transaction timeout (SQLSTATE 25P03)". Snapshot reads the
+// accounts a page at a time in one REPEATABLE READ transaction, and its
+// reader stops between pages while the Router applies the last one; the
+// transaction sits idle meanwhile, and the server ends it. (With 200 ms,
+// 100 000 accounts loaded in a run here, at some 140 ms a page: not far
+// from the edge on two busy cores.) The store could lift the timeout for the
+// snapshot's transaction alone (SET LOCAL
+// idle_in_transaction_session_timeout = 0, which any role may), since
+// that transaction is idle only on its own client's account.
+func TestIdleInTransactionTimeoutDuringLoad(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	s := openStore(t, dsn)
+	for b := range 15 {
+		var cs []residency.Change
+		for i := range 2000 {
+			cs = append(cs, placed(fmt.Sprintf("acct-%03d-%04d", b, i), "linode-eu", at))
+		}
+		if err := s.Apply(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alterDatabase(t, dsn, "idle_in_transaction_session_timeout = '10ms'")
+	s2 := openStore(t, dsn)
+	r, err := residency.Open(ctx, residency.WithStore(s2))
+	if err != nil {
+		t.Fatalf("residency.Open on 30 000 accounts: %v", err)
+	}
+	defer r.Close()
+	if _, err := r.Lookup("acct-014-1999"); err != nil {
+		t.Errorf("Lookup of the last account: %v", err)
+	}
+}
