@@ -16,6 +16,7 @@ import (
 
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
+	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 )
 
 // ownServer is a PostgreSQL server of one test's own, which the test may
@@ -54,10 +55,12 @@ func startOwnServerWith(t *testing.T, c ownServerConfig) *ownServer {
 	} else if len(dirs) > 0 {
 		s.bin = dirs[0]
 	} else {
-		if os.Getenv("DOMICILE_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("no PostgreSQL binaries")
+		// A server named by DOMICILE_TEST_POSTGRES cannot be stopped and
+		// started by a test: these tests need the binaries.
+		if os.Getenv(pgtest.EnvRequire) == "1" && os.Getenv(pgtest.EnvDSN) == "" {
+			t.Fatal("no PostgreSQL binaries to start a server of the test's own")
 		}
-		t.Skip("no PostgreSQL binaries (apt-get install postgresql)")
+		t.Skip("no PostgreSQL binaries to start a server of the test's own (apt-get install postgresql)")
 	}
 	dir, err := os.MkdirTemp("/tmp", "domicile-own-pg-")
 	if err != nil {
