@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/domicile-go/domicile/internal/jsontext"
 	"github.com/domicile-go/domicile/residency"
@@ -66,15 +68,19 @@ func (s *Store) append(ctx context.Context, changes []residency.Change, statuses
 		return 0, err
 	}
 	var pos int64
-	err = s.pool.QueryRow(ctx, s.sql.apply, args...).Scan(&pos, nil)
-	if err != nil && unused(err) && ctx.Err() == nil {
-		// A connection the server had closed (a restart, or connections
-		// terminated): nothing ran. The others are likely gone too: the
-		// pool drops them all (those in use once returned), and the
-		// statement runs once more, on a new connection.
-		s.pool.Reset()
-		err = s.pool.QueryRow(ctx, s.sql.apply, args...).Scan(&pos, nil)
-	}
+	err = serialized(ctx, func() error {
+		err := s.pool.QueryRow(ctx, s.sql.apply, args...).Scan(&pos, nil, nil)
+		if err != nil && unused(err) && ctx.Err() == nil {
+			// A connection the server had closed (a restart, or
+			// connections terminated): nothing ran. The others are
+			// likely gone too: the pool drops them all (those in use
+			// once returned), and the statement runs once more, on a
+			// new connection.
+			s.pool.Reset()
+			err = s.pool.QueryRow(ctx, s.sql.apply, args...).Scan(&pos, nil, nil)
+		}
+		return err
+	})
 	if err != nil {
 		if pe := (*pgconn.PgError)(nil); statuses != nil && !errors.As(err, &pe) && !notSent(err) {
 			// No answer from the server: the statement may commit
@@ -439,6 +445,33 @@ func (s *Store) explainStatuses(ctx context.Context, changes []residency.Change,
 	return nil
 }
 
+// serializationRetries bounds how often serialized runs a statement again.
+const serializationRetries = 20
+
+// serialized runs f, a statement that writes, again while it fails with
+// a serialization failure or a deadlock (SQLSTATE 40001, 40P01), after a
+// short random pause: nothing was committed. domicile's statements are
+// written for read committed, where they never fail so; a database whose
+// default_transaction_isolation is repeatable read or serializable makes
+// a statement fail so whenever a concurrent commit overtook it (another
+// instance's write of the head row, say). The isolation level cannot be
+// set for a statement of its own, and a session setting would not survive
+// a transaction-pooling proxy.
+func serialized(ctx context.Context, f func() error) error {
+	for i := 0; ; i++ {
+		err := f()
+		var pe *pgconn.PgError
+		if err == nil || !errors.As(err, &pe) || pe.Code != "40001" && pe.Code != "40P01" || i == serializationRetries {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(rand.Int64N(int64(time.Millisecond) << min(i, 4)))):
+		}
+	}
+}
+
 // unused reports whether err says the statement never ran because its
 // connection was gone: not sent at all, or refused by a server shutting
 // down or terminating the connection (class 57, operator intervention).
@@ -495,6 +528,10 @@ func applyError(err error) error {
 			// The head refused the unit (statements.go): a data center
 			// status is stale.
 			return fmt.Errorf("%w: the unit's data center statuses do not follow the store's", residency.ErrConflict)
+		case strings.HasPrefix(pe.Code, "08"):
+			// A connection exception: from a proxy between (PgBouncer's
+			// "server conn crashed?"), it says nothing of the commit.
+			return fmt.Errorf("postgres: apply: the changes may or may not have been committed: %w", err)
 		}
 		return fmt.Errorf("postgres: apply: nothing committed: %w", err)
 	}

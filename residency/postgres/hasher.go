@@ -230,7 +230,11 @@ func (s *Store) insertHashes(ctx context.Context, first int64, hs []tlog.Hash) e
 	}
 	// Not run, it may run again.
 	_, err := read(ctx, s, func() (struct{}, error) {
-		if _, err := s.pool.Exec(ctx, s.sql.insertHashes, idx, hashes); err != nil {
+		err := serialized(ctx, func() error {
+			_, err := s.pool.Exec(ctx, s.sql.insertHashes, idx, hashes)
+			return err
+		})
+		if err != nil {
 			return struct{}{}, fmt.Errorf("postgres: storing hashes: %w", connectError(err))
 		}
 		return struct{}{}, nil

@@ -60,6 +60,12 @@ func (s *Store) snapshot(ctx context.Context, fn func(residency.StoredAccount) e
 		return snap, fmt.Errorf("postgres: load: %w", connectError(err))
 	}
 	defer tx.Rollback(ctx)
+	// The transaction waits between pages while the caller applies one:
+	// an idle_in_transaction_session_timeout set on the database or role
+	// must not end it.
+	if _, err := tx.Exec(ctx, "SET LOCAL idle_in_transaction_session_timeout = 0"); err != nil {
+		return snap, fmt.Errorf("postgres: load: %w", err)
+	}
 	if full {
 		var pos int64
 		if err := tx.QueryRow(ctx, s.sql.head).Scan(&pos); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Leases and fences. A follower joins as a [Member] and renews its lease
@@ -44,7 +45,11 @@ func (s *Store) Join(ctx context.Context, name string, applied uint64) (*Member,
 	rand.Read(b[:])
 	m := &Member{s: s, id: hex.EncodeToString(b[:])}
 	sent := time.Now()
-	if _, err := s.pool.Exec(ctx, s.sql.join, m.id, name, int64(applied), s.lease); err != nil {
+	err := serialized(ctx, func() error {
+		_, err := s.pool.Exec(ctx, s.sql.join, m.id, name, int64(applied), s.lease)
+		return err
+	})
+	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("postgres: joining as a member: %w", connectError(err))
 	}
 	return m, sent.Add(s.lease), nil
@@ -64,7 +69,11 @@ var ErrLeft = errors.New("postgres: not a member (left, or removed after its lea
 // the member must have caught up before it answers again.
 func (m *Member) Renew(ctx context.Context, applied uint64) (time.Time, error) {
 	sent := time.Now()
-	tag, err := m.s.pool.Exec(ctx, m.s.sql.renew, m.id, int64(applied), m.s.lease)
+	var tag pgconn.CommandTag
+	err := serialized(ctx, func() (err error) {
+		tag, err = m.s.pool.Exec(ctx, m.s.sql.renew, m.id, int64(applied), m.s.lease)
+		return err
+	})
 	if err != nil {
 		return time.Time{}, fmt.Errorf("postgres: renewing the lease: %w", connectError(err))
 	}
@@ -76,7 +85,11 @@ func (m *Member) Renew(ctx context.Context, applied uint64) (time.Time, error) {
 
 // Leave removes the member: a cleanly closed follower holds no fence up.
 func (m *Member) Leave(ctx context.Context) error {
-	if _, err := m.s.pool.Exec(ctx, m.s.sql.leave, m.id); err != nil {
+	err := serialized(ctx, func() error {
+		_, err := m.s.pool.Exec(ctx, m.s.sql.leave, m.id)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("postgres: leaving: %w", connectError(err))
 	}
 	return nil

@@ -36,15 +36,11 @@ var isolationLevels = []string{"read committed", "repeatable read", "serializabl
 // The test makes them start at once deterministically: a connection of
 // its own holds the setup's advisory lock until every Open waits for it.
 //
-// Observed: all but the first fail with "postgres: creating tables in
-// schema \"domicile\": ERROR: relation \"meta\" already exists (SQLSTATE
-// 42P07)". setup's transaction takes its snapshot with its first
-// statement, the pg_advisory_xact_lock that waits for the lock; once it
-// has the lock, its snapshot is still from before the first instance
-// committed, so it lists no tables and creates them again. (Without the
-// held lock, ten Opens at once fail the same way in most runs.) An
-// upgrade of an older format by instances starting at once is exposed
-// the same way.
+// setup's transaction asks for read committed whatever the database's
+// default: under repeatable read it took its snapshot with its first
+// statement, the lock's wait, and so listed no tables once it held the
+// lock and created them again ("relation meta already exists", 42P07),
+// which all but the first Open failed with.
 func TestOpenConcurrentlyUnderIsolation(t *testing.T) {
 	for _, iso := range isolationLevels {
 		t.Run(iso, func(t *testing.T) {
@@ -99,16 +95,10 @@ func TestOpenConcurrentlyUnderIsolation(t *testing.T) {
 // Apply commits; the other, whose snapshot predates that commit, then
 // updates a head row a concurrent transaction updated.
 //
-// Observed: the second write fails with "residency: the store failed;
-// the change was not applied: postgres: apply: nothing committed: ERROR:
-// could not serialize access due to concurrent update (SQLSTATE 40001)",
-// an error matching residency.ErrStoreFailed, though nothing conflicted
-// and running it again succeeds. Under load this happens to ordinary
-// concurrent writers from several instances (seen without the held lock
-// in a run of 12 goroutines on 3 Routers). The apply statement relies on
-// READ COMMITTED (its head update re-reads the latest row version,
-// statements.go); the store never asks for it, so the database's
-// default decides.
+// The overtaken statement fails with a serialization failure (40001):
+// nothing committed, and the store runs it again. (Before, it failed the
+// write with ErrStoreFailed, though running it again succeeded; under
+// load it happened to ordinary writers of several instances.)
 func TestConcurrentWritesUnderIsolation(t *testing.T) {
 	type write func(ctx context.Context, r *residency.Router, i int) error
 	place := func(ctx context.Context, r *residency.Router, i int) error {
@@ -462,11 +452,9 @@ func dbIdent(t testing.TB, dsn string) string {
 // wait for it. One Join removes the row; the other then deletes a row a
 // concurrent transaction deleted.
 //
-// Observed: residency.Open fails with "residency: joining the shared
-// store's members: postgres: joining as a member: postgres: ERROR: could
-// not serialize access due to concurrent delete (SQLSTATE 40001)": the
-// instance does not start, though nothing conflicted. Same cause as
-// TestConcurrentWritesUnderIsolation.
+// The overtaken Join fails with a serialization failure (40001), and
+// the store runs it again, as it does Append. (Before, residency.Open
+// failed with it.)
 func TestJoinUnderIsolation(t *testing.T) {
 	for _, iso := range isolationLevels {
 		t.Run(iso, func(t *testing.T) {
@@ -658,17 +646,12 @@ func TestMissingUpdatePrivilegeIsNamed(t *testing.T) {
 // 10 000 accounts to apply) and tens of thousands of accounts. A Router
 // must open.
 //
-// Observed: residency.Open fails with "residency: loading the store:
-// postgres: load: FATAL: terminating connection due to
-// idle-in-transaction timeout (SQLSTATE 25P03)". Snapshot reads the
-// accounts a page at a time in one REPEATABLE READ transaction, and its
-// reader stops between pages while the Router applies the last one; the
-// transaction sits idle meanwhile, and the server ends it. (With 200 ms,
-// 100 000 accounts loaded in a run here, at some 140 ms a page: not far
-// from the edge on two busy cores.) The store could lift the timeout for the
-// snapshot's transaction alone (SET LOCAL
-// idle_in_transaction_session_timeout = 0, which any role may), since
-// that transaction is idle only on its own client's account.
+// Snapshot reads the accounts a page at a time in one REPEATABLE READ
+// transaction, idle between pages while the Router applies the last one;
+// it lifts the timeout for that transaction alone (SET LOCAL
+// idle_in_transaction_session_timeout = 0). (Before, residency.Open
+// failed with "terminating connection due to idle-in-transaction
+// timeout", 25P03.)
 func TestIdleInTransactionTimeoutDuringLoad(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)

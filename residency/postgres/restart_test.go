@@ -317,19 +317,12 @@ func TestServerDownPastLease(t *testing.T) {
 // and applied by every Router, and starts again.
 //
 // The docs promise "acknowledged means committed", and that every Router
-// converges on the database, the source of truth. Expected: either the
-// Store makes its own commits synchronous (SET synchronous_commit = on
-// for its sessions, whatever the database says) so nothing acknowledged
-// is lost, or at the very least the Routers notice that the log went
-// back and reload, instead of diverging.
-//
-// Observed: the acknowledged placements are gone from the database (a
-// fresh Router does not find them), while the running Routers still
-// answer them from memory; and the changes committed after the restart
-// reuse the lost log positions, so a running Router, which reads
-// positions after the last one it applied, skips them: it never learns
-// of a placement made through another Router after the crash, even after
-// Sync.
+// converges on the database, the source of truth: the apply statement
+// turns synchronous_commit on for its own transaction, so nothing
+// acknowledged is lost. (Before, the acknowledged placements were gone
+// after the crash while the running Routers still answered them, and the
+// changes committed after the restart reused the lost log positions, so
+// a running Router never learnt of them, even after Sync.)
 func TestAsyncCommitLostOnCrash(t *testing.T) {
 	ctx := context.Background()
 	srv := startOwnServerWith(t, ownServerConfig{opts: "-c wal_writer_delay=10000 -c wal_writer_flush_after=0"})

@@ -196,7 +196,10 @@ CREATE TABLE %[1]s.objections (
 // advisory lock so that concurrent Opens take turns. A schema that is
 // current is only read.
 func (s *Store) setup(ctx context.Context) error {
-	tx, err := s.pool.Begin(ctx)
+	// Read committed, whatever the database's default: each statement
+	// sees what was committed before it, so an Open that waited for the
+	// lock sees the tables another Open created meanwhile.
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		// Nothing was done yet: any failure is one of getting a working
 		// connection.

@@ -62,6 +62,12 @@ func buildStatements(s string) statements {
 		//
 		// The notification's payload is the last position, followed by
 		// $13: the writing Store's tag for an Append, empty for an Apply.
+		//
+		// A write is acknowledged once durable: synchronous_commit off
+		// (a database's or role's setting) would acknowledge commits a
+		// crash then loses, and hand their log positions out again to
+		// later writes, which Routers that applied the lost ones never
+		// read. The statement turns it on for its own transaction.
 		apply: `WITH
 			e AS (INSERT INTO ` + s + `.events (account, version, prev, time, time_ns, kind, source, target, rule, reference, move_id)
 				SELECT account, version, NULLIF(version - 1, 0), time, time_ns, kind, source, target, rule, reference, move_id
@@ -114,7 +120,9 @@ func buildStatements(s string) statements {
 				RETURNING pos),
 			c AS (INSERT INTO ` + s + `.changes (pos, change)
 				SELECT (SELECT pos FROM h) - $6 + l.ord, l.value FROM json_array_elements($5::json) WITH ORDINALITY AS l(value, ord))
-			SELECT pos, pg_notify($7, pos::text || $13) FROM h`,
+			SELECT pos, pg_notify($7, pos::text || $13),
+				CASE WHEN current_setting('synchronous_commit') = 'off' THEN set_config('synchronous_commit', 'on', true) END
+			FROM h`,
 
 		join: `WITH gone AS (DELETE FROM ` + s + `.members WHERE expires < now() - interval '1 hour')
 			INSERT INTO ` + s + `.members (id, name, applied, joined, expires) VALUES ($1, $2, $3, now(), now() + $4::interval)`,
