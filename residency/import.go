@@ -67,6 +67,9 @@ const importBatch = 8192
 // thousands, each durable before the next begins, and are recorded on the
 // audit trail as "imported". The error is for what stops the import as a
 // whole: the context, or a store failure; rows before it stay imported.
+// A context that ends while a batch is being committed leaves that batch
+// imported or not (the error matches [ErrUnavailable] and the context's):
+// run the import again, which counts rows already placed as Existing.
 // A nil rows imports nothing.
 func (r *Router) Import(ctx context.Context, rows iter.Seq[ImportRow]) (ImportResult, error) {
 	if r.isClosed() {
