@@ -540,7 +540,9 @@ func (r *Router) absorb() {
 // another Router. Writes need none (see [SharedStore]). It costs one query
 // of the store. On a store that is not shared (a file, memory) it returns
 // at once. Its error matches [ErrUnavailable] when the store cannot be
-// read, and wraps ctx's error when ctx ends first.
+// read, [ErrStale] when the store's log is shorter than what this Router
+// applied (the database lost commits: restored from a backup, say), and
+// wraps ctx's error when ctx ends first.
 func (r *Router) Sync(ctx context.Context) error {
 	if r.isClosed() {
 		return ErrClosed
@@ -549,9 +551,13 @@ func (r *Router) Sync(ctx context.Context) error {
 	if f == nil {
 		return ctx.Err()
 	}
+	applied := f.applied.Load() // committed positions all, so at most the head read next
 	head, err := f.s.Head(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: Sync: reading the shared store's head: %w", ErrUnavailable, err)
+	}
+	if head < applied {
+		return fmt.Errorf("%w: Sync: the shared store's log ends at position %d, before position %d, which this Router applied: the database lost commits (restored from a backup, or failed over to a standby that missed them); open the Routers again", ErrStale, head, applied)
 	}
 	if err := f.waitApplied(ctx, head); err != nil {
 		return fmt.Errorf("residency: Sync: waiting to apply position %d: %w", head, err)

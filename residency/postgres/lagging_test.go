@@ -393,3 +393,28 @@ func TestWriteFromMemoryWhenHeadPanics(t *testing.T) {
 		t.Errorf("Place of an existing account while the store's Head panics = version %d, %v; want version %d, nil (memory decides)", got.Version, err, want.Version)
 	}
 }
+
+// TestSyncAfterTheDatabaseLostCommits: when the database's log ends
+// before what a Router applied (restored from a backup, or failed over to
+// a standby that missed the last commits; here its last two changes are
+// cut off by hand), Sync says so with ErrStale rather than return as if
+// the Router were up to date: positions after the cut will be handed out
+// again, to changes the Router would never read.
+func TestSyncAfterTheDatabaseLostCommits(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	r := routertest.OnPostgres(t, dsn, nil)
+	for _, id := range []string{"a", "b", "c"} {
+		if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatalf("Sync before: %v", err)
+	}
+	exec(t, dsn, `DELETE FROM domicile.changes WHERE pos > (SELECT pos - 2 FROM domicile.head)`)
+	exec(t, dsn, `UPDATE domicile.head SET pos = pos - 2`)
+	if err := r.Sync(ctx); !errors.Is(err, residency.ErrStale) {
+		t.Errorf("Sync once the database's log is two changes short = %v, want ErrStale", err)
+	}
+}
