@@ -90,31 +90,16 @@ func TestCallerLeavesItsBatchAtItsDeadline(t *testing.T) {
 		}()
 		return c
 	}
-	queued := func(n int) {
-		t.Helper()
-		for deadline := time.Now().Add(time.Minute); ; {
-			r.queue.mu.Lock()
-			got := len(r.queue.pending)
-			r.queue.mu.Unlock()
-			if got == n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d requests queued, want %d", got, n)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
 	first := place(ctx, "first") // leads the first batch, held in the store
 	if n := waitFor(t, "the first Apply", entered); n != 1 {
 		t.Fatalf("Apply %d entered first", n)
 	}
 	leader := place(ctx, "leader") // no deadline: leads the second batch
-	queued(1)
+	waitQueued(t, r, 1)
 	dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	hurried := place(dctx, "hurried")
-	queued(2)
+	waitQueued(t, r, 2)
 	close(release[0])
 	if err := waitFor(t, "the first Place", first); err != nil {
 		t.Fatal(err)

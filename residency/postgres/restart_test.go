@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/domicile-go/domicile/internal/routertest"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
@@ -227,16 +228,7 @@ func TestServerRestartUnderLoad(t *testing.T) {
 				}
 			}
 			// A Router opened afresh holds them too.
-			s, err := postgres.Open(ctx, srv.dsn())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			fresh, err := residency.Open(ctx, residency.WithStore(s))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer fresh.Close()
+			fresh := routertest.OnPostgres(t, srv.dsn(), nil)
 			for _, id := range acked {
 				if _, err := fresh.Lookup(id); err != nil {
 					t.Errorf("a fresh Router: Lookup(%s) = %v for an acknowledged placement", id, err)
@@ -357,16 +349,7 @@ func TestAsyncCommitLostOnCrash(t *testing.T) {
 	srv.stop(t, "immediate")
 	srv.start(t)
 
-	s, err := postgres.Open(ctx, srv.dsn())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	fresh, err := residency.Open(ctx, residency.WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fresh.Close()
+	fresh := routertest.OnPostgres(t, srv.dsn(), nil)
 	for _, id := range acked {
 		if _, err := fresh.Lookup(id); err != nil {
 			t.Errorf("after the crash, a fresh Router: Lookup(%s) = %v; the Place was acknowledged", id, err)
