@@ -4,11 +4,15 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
+	"github.com/domicile-go/domicile/residency/postgres/pgtest"
+	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -29,6 +33,8 @@ import (
 // back to polling (WithPollInterval, 1 s by default) instead of the
 // milliseconds the README promises, and keeps retrying a failing login
 // every few seconds, which auth logs and lockout policies notice.
+// Fixed: the Listener's connection goes through the pool's BeforeConnect
+// and AfterConnect hooks (TestListenerRunsPoolHooks).
 func TestListenerWithPoolCredentials(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -74,4 +80,106 @@ func TestListenerWithPoolCredentials(t *testing.T) {
 		last = err
 	}
 	t.Errorf("the Listener of a Store on a pool that logs in through BeforeConnect did not listen within 10 s: %v", cmp.Or(last, errors.New("no error reported")))
+}
+
+// TestListenerRunsPoolHooks: the Listener's connection goes through the
+// pool's AfterConnect hook too (where programs register types or set up
+// their sessions), once BeforeConnect has run on it, and an error of
+// either hook is what Listening reports.
+func TestListenerRunsPoolHooks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dsn := pgtest.Database(t)
+	for _, tc := range []struct {
+		name    string
+		failing string // the hook that fails for the Listener's connection, if any
+	}{
+		{name: "both hooks run"},
+		{name: "BeforeConnect fails", failing: "BeforeConnect"},
+		{name: "AfterConnect fails", failing: "AfterConnect"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := pgxpool.ParseConfig(dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			var calls []string // the hooks run for the Listener's connection
+			listener := func(c *pgx.ConnConfig) bool { return c.RuntimeParams["application_name"] == "domicile listener" }
+			cfg.BeforeConnect = func(ctx context.Context, c *pgx.ConnConfig) error {
+				if !listener(c) {
+					return nil
+				}
+				c.RuntimeParams["search_path"] = "set_by_before_connect"
+				mu.Lock()
+				calls = append(calls, "BeforeConnect")
+				mu.Unlock()
+				if tc.failing == "BeforeConnect" {
+					return errors.New("no token today")
+				}
+				return nil
+			}
+			cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+				if !listener(c.Config()) {
+					return nil
+				}
+				var sp string
+				if err := c.QueryRow(ctx, "SHOW search_path").Scan(&sp); err != nil {
+					return err
+				}
+				mu.Lock()
+				calls = append(calls, "AfterConnect on "+sp)
+				mu.Unlock()
+				if tc.failing == "AfterConnect" {
+					return errors.New("no types today")
+				}
+				return nil
+			}
+			pool, err := pgxpool.NewWithConfig(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			s, err := postgres.Open(ctx, "", postgres.WithPool(pool))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			l, err := s.Listen(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			var ok bool
+			var lerr error
+			eventually(t, "the Listener listens or reports an error", func() error {
+				if ok, lerr = l.Listening(); ok || lerr != nil {
+					return nil
+				}
+				return errors.New("neither")
+			})
+			mu.Lock()
+			got := calls[:min(len(calls), 2)]
+			mu.Unlock()
+			want := []string{"BeforeConnect", "AfterConnect on set_by_before_connect"}
+			switch tc.failing {
+			case "":
+				if !ok {
+					t.Errorf("Listening() = false, %v; want true", lerr)
+				}
+			case "BeforeConnect":
+				want = want[:1]
+				if ok || lerr == nil || !strings.Contains(lerr.Error(), "BeforeConnect: no token today") {
+					t.Errorf("Listening() = %v, %v; want false and the hook's error", ok, lerr)
+				}
+			case "AfterConnect":
+				if ok || lerr == nil || !strings.Contains(lerr.Error(), "AfterConnect: no types today") {
+					t.Errorf("Listening() = %v, %v; want false and the hook's error", ok, lerr)
+				}
+			}
+			if diff := gocmp.Diff(want, got); diff != "" {
+				t.Errorf("hooks run for the Listener's connection (-want +got):\n%s", diff)
+			}
+		})
+	}
 }

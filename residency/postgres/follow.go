@@ -137,8 +137,10 @@ func (s *Store) changesPage(ctx context.Context, last *uint64, fn func(uint64, r
 // one. A wake-up is a hint, never the data: the follower reads the log
 // with [Store.Changes].
 //
-// It listens on a connection of its own, outside the pool, pinged every
-// poll interval, and reconnects by itself with backoff after the
+// It listens on a connection of its own, outside the pool but opened as
+// the pool opens its connections (with a pool from [WithPool], through
+// the pool's BeforeConnect and AfterConnect hooks), pinged every poll
+// interval, and reconnects by itself with backoff after the
 // connection is lost; while it cannot, it goes on polling. With
 // [WithPollOnly] it only polls.
 type Listener struct {
@@ -252,21 +254,9 @@ func (l *Listener) run(ctx context.Context) {
 // listen connects, listens and waits for notifications until the
 // connection fails or ctx is done.
 func (l *Listener) listen(ctx context.Context, connected func()) error {
-	cfg := l.s.pool.Config().ConnConfig.Copy()
-	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
-		cfg.RuntimeParams["application_name"] = "domicile listener"
-	}
-	// Interrupt waits by a deadline only: the default handler also sends
-	// a cancel request, which could arrive late and cancel the ping that
-	// follows an interrupted wait.
-	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
-		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
-	}
-	cctx, cancel := context.WithTimeout(ctx, max(cfg.ConnectTimeout, defaultConnectTimeout))
-	conn, err := pgx.ConnectConfig(cctx, cfg)
-	cancel()
+	conn, err := l.connect(ctx)
 	if err != nil {
-		return fmt.Errorf("postgres: listener: %w", connectError(err))
+		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{l.s.channel}.Sanitize()); err != nil {
@@ -305,4 +295,43 @@ func (l *Listener) listen(ctx context.Context, connected func()) error {
 			return fmt.Errorf("postgres: listener: %w", err)
 		}
 	}
+}
+
+// connect opens the listener's connection as the pool opens its own: with
+// a copy of the pool's connection settings, passed through the pool's
+// BeforeConnect hook (which may set credentials fetched for each
+// connection, such as cloud IAM tokens or Vault's dynamic passwords), and
+// handed to its AfterConnect hook once connected. Only the context
+// watcher is the listener's own.
+func (l *Listener) connect(ctx context.Context) (*pgx.Conn, error) {
+	pc := l.s.pool.Config()
+	cfg := pc.ConnConfig // a copy already
+	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
+		cfg.RuntimeParams["application_name"] = "domicile listener"
+	}
+	ctx, cancel := context.WithTimeout(ctx, max(cfg.ConnectTimeout, defaultConnectTimeout))
+	defer cancel()
+	if pc.BeforeConnect != nil {
+		if err := pc.BeforeConnect(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("postgres: listener: the pool's BeforeConnect: %w", err)
+		}
+	}
+	// Interrupt waits by a deadline only: the default handler also sends
+	// a cancel request, which could arrive late and cancel the ping that
+	// follows an interrupted wait. Set after BeforeConnect, which must
+	// not undo it.
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: listener: %w", connectError(err))
+	}
+	if pc.AfterConnect != nil {
+		if err := pc.AfterConnect(ctx, conn); err != nil {
+			conn.Close(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("postgres: listener: the pool's AfterConnect: %w", err)
+		}
+	}
+	return conn, nil
 }

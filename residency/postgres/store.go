@@ -127,8 +127,13 @@ func WithPollOnly() Option { return optionFunc(func(c *config) { c.pollOnly = tr
 
 // WithPool makes the Store use an existing pool instead of opening one;
 // Open's connection string must then be "". The caller keeps the pool and
-// closes it after [Store.Close], which does not. Listeners open their own
-// connection with the pool's connection settings. The pool's
+// closes it after [Store.Close], which does not. Listeners open a
+// connection of their own, outside the pool, the way the pool opens one:
+// a copy of its ConnConfig, passed through its BeforeConnect hook (so
+// credentials fetched for each connection, such as cloud IAM tokens or
+// Vault's dynamic passwords, work for them too) and then to its
+// AfterConnect hook; only their context watcher is their own (it sets the
+// connection's deadline and sends no cancel request). The pool's
 // BuildContextWatcherHandler must end a query soon after its context is
 // done (pgx's default sets the connection's deadline at once): the Store
 // says it is a [residency.PromptStore], so a Router waits for its calls
