@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 )
 
 // TestStaleGateStopsEveryMemoryRead checks that the reads that decide
@@ -36,5 +37,97 @@ func TestStaleGateStopsEveryMemoryRead(t *testing.T) {
 		if err := read(); err != nil {
 			t.Errorf("%s once renewed = %v, want nil", name, err)
 		}
+	}
+}
+
+// TestStaleErrorSaysWhy checks that once the lease runs out, the reads
+// answer an error that matches ErrStale and tells how the last call to
+// the store failed since the last renewal (and only that one), without
+// matching that failure's sentinels, and that Lookup allocates nothing
+// either way. The follower is driven by hand: no store is involved.
+func TestStaleErrorSaysWhy(t *testing.T) {
+	ctx := context.Background()
+	r, err := Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	f := &follower{}
+	r.follow = f
+	defer func() {
+		f.leaseMu.Lock()
+		f.leaseGen++
+		f.timer.Stop()
+		f.leaseMu.Unlock()
+		r.follow = nil
+		r.Close()
+	}()
+	// runOut ends the lease now and waits for its timer.
+	runOut := func() {
+		t.Helper()
+		r.renewed(time.Now(), false)
+		for r.gate.Load()&gateStale == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	lookup := func() string {
+		t.Helper()
+		_, err := r.Lookup("acme")
+		if !errors.Is(err, ErrStale) {
+			t.Fatalf("Lookup = %v, want ErrStale", err)
+		}
+		if n := testing.AllocsPerRun(100, func() { r.Lookup("acme") }); n != 0 {
+			t.Errorf("Lookup while stale allocates %v times, want 0", n)
+		}
+		return err.Error()
+	}
+	denied := errors.New("ERROR: permission denied for table members (SQLSTATE 42501)")
+	r.failed("renewing its lease failed", denied)
+	if _, err := r.Lookup("acme"); err != nil {
+		t.Fatalf("Lookup within the lease = %v, want nil", err)
+	}
+	// The failure came before the renewal that runOut makes: not why.
+	runOut()
+	if got := lookup(); got != ErrStale.Error() {
+		t.Errorf("Lookup, no failure since the last renewal = %q, want the bare ErrStale", got)
+	}
+	r.renewed(time.Now().Add(time.Hour), true)
+	if n := testing.AllocsPerRun(100, func() { r.Lookup("acme") }); n != 0 {
+		t.Errorf("Lookup allocates %v times, want 0", n)
+	}
+
+	r.renewed(time.Now().Add(20*time.Millisecond), false)
+	r.failed("renewing its lease failed", denied)
+	for r.gate.Load()&gateStale == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	want := ErrStale.Error() + ": renewing its lease failed: " + denied.Error()
+	if got := lookup(); got != want {
+		t.Errorf("Lookup = %q, want %q", got, want)
+	}
+	_, _, err = r.Create(ctx, PlaceRequest{AccountID: "new", Country: "DE"})
+	if want := `account "new": ` + want; err == nil || err.Error() != want || !errors.Is(err, ErrStale) {
+		t.Errorf("Create = %v, want %q matching ErrStale", err, want)
+	}
+	// A later failure while stale is told instead; its sentinels are
+	// not matched.
+	r.failed("following its log failed", context.DeadlineExceeded)
+	want = ErrStale.Error() + ": following its log failed: " + context.DeadlineExceeded.Error()
+	if got := lookup(); got != want {
+		t.Errorf("Lookup after another failure = %q, want %q", got, want)
+	}
+	if _, err := r.Lookup("acme"); errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Lookup = %v matches the failure's context.DeadlineExceeded", err)
+	}
+	// Renewed but not yet caught up: still stale, still saying why.
+	r.renewed(time.Now().Add(time.Hour), false)
+	if got := lookup(); got != want {
+		t.Errorf("Lookup once renewed, not caught up = %q, want %q", got, want)
+	}
+	r.renewed(time.Now().Add(time.Hour), true)
+	if _, err := r.Lookup("acme"); err != nil {
+		t.Errorf("Lookup once caught up = %v, want nil", err)
 	}
 }

@@ -356,13 +356,13 @@ const (
 // readable says whether the memory may answer the reads that decide where
 // data lives and who may touch it (Lookup, MayAccess, SubProcessors):
 // ErrClosed after Close, ErrStale while the lease on a shared store has run
-// out, else nil. One atomic load.
+// out (with why: staleError), else nil. One atomic load when readable.
 func (r *Router) readable() error {
 	if g := r.gate.Load(); g != 0 {
 		if g&gateClosed != 0 {
 			return ErrClosed
 		}
-		return ErrStale
+		return r.staleError()
 	}
 	return nil
 }
@@ -435,7 +435,7 @@ func (r *Router) Create(ctx context.Context, req PlaceRequest) (p Placement, cre
 		return Placement{}, false, r.refuse(err)
 	}
 	if r.gate.Load()&gateStale != 0 {
-		return Placement{}, false, fmt.Errorf("account %q: %w", req.AccountID, ErrStale)
+		return Placement{}, false, fmt.Errorf("account %q: %w", req.AccountID, r.staleError())
 	}
 	if a := r.lookup.get(req.AccountID); a != nil && !a.deleted() && r.follow == nil && !r.outcomeUnknown.Load() {
 		// On a shared store memory may lag behind another Router's

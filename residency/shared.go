@@ -100,9 +100,18 @@ type Membership interface {
 }
 
 // ErrStale: the Router has not been able to renew its lease on a shared
-// store (it cannot reach the database) for longer than the lease, so its
-// memory may miss changes others made: Lookup refuses to answer from it.
-// It clears once the Router has caught up.
+// store (it cannot reach the database, or the database refuses the
+// renewal) for longer than the lease, so its memory may miss changes
+// others made: Lookup refuses to answer from it. It clears once the
+// Router has caught up. The error a Router returns then matches ErrStale
+// and, when a call to the store failed since the last renewal, says how
+// the last one failed, such as
+//
+//	residency: this Router lost touch with the shared store for longer than its lease; its state may be stale: renewing its lease failed: ERROR: permission denied for table members (SQLSTATE 42501)
+//
+// That failure is told, not wrapped: it is in the past, not the outcome of
+// the call, so the error matches none of its sentinels (a timeout of the
+// renewal is not the caller's [context.DeadlineExceeded]).
 var ErrStale = errors.New("residency: this Router lost touch with the shared store for longer than its lease; its state may be stale")
 
 // follower is what a Router on a SharedStore keeps to follow the log.
@@ -132,6 +141,49 @@ type follower struct {
 	leaseMu   sync.Mutex
 	leaseGen  uint64
 	timer     *time.Timer
+	// failure is how the last call of the follow goroutine to the store
+	// failed, since the last renewal that succeeded (nil if none did),
+	// under leaseMu; staleErr is the error Lookup and the writes answer
+	// while the gate says stale, set before the gate is (staleError).
+	failure  error
+	staleErr atomic.Pointer[staleErr]
+}
+
+// staleErr holds the error of a Router whose lease ran out.
+type staleErr struct{ err error }
+
+// staleError is the error of a Router whose lease has run out: ErrStale,
+// with how the last call to the store failed when one did. It allocates
+// nothing: the error is built when the lease runs out or a call fails.
+func (r *Router) staleError() error {
+	if f := r.follow; f != nil {
+		if e := f.staleErr.Load(); e != nil {
+			return e.err
+		}
+	}
+	return ErrStale
+}
+
+// setStale builds the stale error from f.failure; f.leaseMu is held.
+func (f *follower) setStale() {
+	err := ErrStale
+	if f.failure != nil {
+		err = fmt.Errorf("%w: %v", ErrStale, f.failure)
+	}
+	f.staleErr.Store(&staleErr{err})
+}
+
+// failed records how a call of the follow goroutine to the store failed,
+// for the stale error, which it renews when the lease has run out
+// already.
+func (r *Router) failed(what string, err error) {
+	f := r.follow
+	f.leaseMu.Lock()
+	defer f.leaseMu.Unlock()
+	f.failure = fmt.Errorf("%s: %v", what, err)
+	if r.gate.Load()&gateStale != 0 {
+		f.setStale()
+	}
 }
 
 // logged is a change read from the log, with its position.
@@ -221,8 +273,11 @@ func (r *Router) following(ctx context.Context, wake <-chan struct{}) {
 func (r *Router) catchUp(ctx context.Context) {
 	f := r.follow
 	for range 3 {
-		ok, read := r.fetchAndApply(ctx)
-		if !ok {
+		read, err := r.fetchAndApply(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.failed("following its log failed", err)
+			}
 			return
 		}
 		if !read && r.gate.Load()&gateStale == 0 && time.Since(f.renewedAt) < f.s.Lease()/4 {
@@ -242,6 +297,9 @@ func (r *Router) catchUp(ctx context.Context) {
 		if err != nil {
 			if !errors.Is(err, ErrStale) {
 				cancel()
+				if ctx.Err() == nil {
+					r.failed("renewing its lease failed", err)
+				}
 				return
 			}
 			// Removed after a long cut: join again.
@@ -254,6 +312,9 @@ func (r *Router) catchUp(ctx context.Context) {
 		}
 		if err != nil {
 			cancel()
+			if ctx.Err() == nil {
+				r.failed("joining the members again failed", err)
+			}
 			return
 		}
 		if r.gate.Load()&gateStale == 0 {
@@ -266,6 +327,9 @@ func (r *Router) catchUp(ctx context.Context) {
 		head, err := f.s.Head(rctx)
 		cancel()
 		if err != nil {
+			if ctx.Err() == nil {
+				r.failed("reading the head of its log failed", err)
+			}
 			return
 		}
 		if head <= applied {
@@ -279,9 +343,9 @@ func (r *Router) catchUp(ctx context.Context) {
 // fetchAndApply reads the log after the position read to, and has the
 // leader apply what memory lacks (others' writes); when memory had it all
 // (this Router's own, or accounts read afresh after a conflict), it marks
-// it applied without a batch. It reports whether it succeeded, and whether
-// it read any change.
-func (r *Router) fetchAndApply(ctx context.Context) (ok, read bool) {
+// it applied without a batch. It reports whether it read any change, and
+// why it failed.
+func (r *Router) fetchAndApply(ctx context.Context) (read bool, err error) {
 	f := r.follow
 	var got []logged
 	f.inboxMu.Lock()
@@ -324,15 +388,15 @@ func (r *Router) fetchAndApply(ctx context.Context) (ok, read bool) {
 		f.inboxMu.Unlock()
 	}
 	if err != nil {
-		return false, read
+		return read, err
 	}
 	if foreign {
 		// An empty write: its leader applies the inbox first.
 		if err := r.write(ctx, subject{}, func(*writer) error { return nil }); err != nil {
-			return false, read
+			return read, err
 		}
 	}
-	return true, read
+	return read, nil
 }
 
 // readToHead applies, for the leader between two batches, what the log
@@ -431,13 +495,19 @@ func (r *Router) renewed(end time.Time, clear bool) {
 	if f.timer != nil {
 		f.timer.Stop()
 	}
+	// A renewal succeeded: a failure before it is not why the lease
+	// will run out next, if it does. (While stale, the stale error keeps
+	// naming why it ran out.)
+	f.failure = nil
 	if clear {
 		r.gate.And(^gateStale)
 	}
 	f.timer = time.AfterFunc(time.Until(end), func() {
 		f.leaseMu.Lock()
 		defer f.leaseMu.Unlock()
-		if f.leaseGen == gen {
+		if f.leaseGen == gen && r.gate.Load()&gateStale == 0 {
+			// The error first: whoever sees the gate sees it.
+			f.setStale()
 			r.gate.Or(gateStale)
 		}
 	})
