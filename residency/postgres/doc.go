@@ -39,6 +39,16 @@
 // named after it with "_ns", the nanoseconds below the microsecond; NULL is
 // the zero time.
 //
+// # Privileges
+//
+// The role that first opens an empty database needs CREATE on it (Open
+// creates the schema and tables). Other roles need USAGE on the schema and
+// SELECT, INSERT, UPDATE and DELETE on its tables; Open refuses a role
+// that lacks one of them on the members table, naming it, since the
+// Router uses that table in the background (leases), where a refusal
+// would otherwise only show as [residency.ErrStale] a lease later. A
+// store opened with [ReadOnly] needs SELECT only.
+//
 // # Writes
 //
 // [Store.Apply] writes a unit of changes as one transaction sent in one

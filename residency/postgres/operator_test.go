@@ -586,57 +586,75 @@ func TestOutputSettingsWithExecModes(t *testing.T) {
 
 // TestMissingUpdatePrivilegeIsNamed: an administrator created the tables
 // and granted the application's role SELECT, INSERT and DELETE on them,
-// but forgot UPDATE. Expected: postgres.Open or residency.Open refuses
-// the role, naming what it lacks; failing that, what the Router answers
-// once its lease has run out says why it could not renew it.
+// but forgot UPDATE. Expected: postgres.Open refuses the role, naming
+// what it lacks; and when UPDATE is revoked from a role while its Router
+// runs, what the Router answers once its lease has run out says why it
+// could not renew it.
 //
-// Observed: both Opens succeed; the first Place fails with "permission
-// denied for table accounts" (fine); but the lease renewals (an UPDATE of
-// the members table) fail silently, and a lease later every Lookup and
-// every write answers only "residency: this Router lost touch with the
-// shared store for longer than its lease; its state may be stale" (the
-// bare ErrStale), though the database answers every query: the operator
-// is sent to look for a network problem, and the permission error is
-// nowhere. The same holds for anything else that refuses the renewal
-// while reads work (a lock_timeout on a locked members table, say).
+// Observed before: both Opens succeeded; the first Place failed with
+// "permission denied for table accounts" (fine); but the lease renewals
+// (an UPDATE of the members table) failed silently, and a lease later
+// every Lookup and every write answered only "residency: this Router lost
+// touch with the shared store for longer than its lease; its state may be
+// stale" (the bare ErrStale), though the database answered every query:
+// the operator was sent to look for a network problem, and the permission
+// error was nowhere. The same holds for anything else that refuses the
+// renewal while reads work (a lock_timeout on a locked members table,
+// say). Fixed: Open checks the role's privileges on the members table,
+// and the stale error tells how the last call to the store failed.
 func TestMissingUpdatePrivilegeIsNamed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	dsn := pgtest.Database(t)
-	s0, err := postgres.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s0.Close()
-	app := loginRole(t, dsn, "GRANT USAGE ON SCHEMA domicile TO %[1]s",
-		"GRANT SELECT, INSERT, DELETE ON ALL TABLES IN SCHEMA domicile TO %[1]s")
-	s, err := postgres.Open(ctx, app, postgres.WithLease(time.Second))
-	if err != nil {
-		if !strings.Contains(err.Error(), "UPDATE") && !strings.Contains(err.Error(), "permission") {
-			t.Errorf("postgres.Open refused the role, but without naming what it lacks: %v", err)
+	created := func(t *testing.T) string {
+		dsn := pgtest.Database(t)
+		s0, err := postgres.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return
+		s0.Close()
+		return dsn
 	}
-	defer s.Close()
-	r, err := residency.Open(ctx, residency.WithStore(s))
-	if err != nil {
-		if !strings.Contains(err.Error(), "UPDATE") && !strings.Contains(err.Error(), "permission") {
-			t.Errorf("residency.Open refused the role, but without naming what it lacks: %v", err)
+	t.Run("at Open", func(t *testing.T) {
+		app := loginRole(t, created(t), "GRANT USAGE ON SCHEMA domicile TO %[1]s",
+			"GRANT SELECT, INSERT, DELETE ON ALL TABLES IN SCHEMA domicile TO %[1]s")
+		s, err := postgres.Open(ctx, app, postgres.WithLease(time.Second))
+		if err == nil {
+			s.Close()
+			t.Fatal("postgres.Open accepted a role without UPDATE on the members table")
 		}
-		return
-	}
-	defer r.Close()
-	var lookupErr error
-	eventually(t, "Lookup refuses once the lease has run out", func() error {
-		_, lookupErr = r.Lookup("anything")
-		if errors.Is(lookupErr, residency.ErrStale) {
-			return nil
+		for _, want := range []string{"permission denied for table members", "lacks UPDATE"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("postgres.Open = %v; want it to say %q", err, want)
+			}
 		}
-		return fmt.Errorf("Lookup: %v", lookupErr)
 	})
-	if !strings.Contains(lookupErr.Error(), "permission denied") {
-		t.Errorf("Opens accepted a role without UPDATE; a lease later Lookup says %q, which does not say that renewing the lease is refused (permission denied for table members)", lookupErr)
-	}
+	t.Run("revoked while running", func(t *testing.T) {
+		dsn := created(t)
+		app := loginRole(t, dsn, "GRANT USAGE ON SCHEMA domicile TO %[1]s",
+			"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA domicile TO %[1]s")
+		r := routertest.OnPostgres(t, app, nil, postgres.WithLease(time.Second))
+		if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acct", Country: "DE"}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := pgx.ParseConfig(app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec(t, dsn, "REVOKE UPDATE ON domicile.members FROM "+pgx.Identifier{c.User}.Sanitize())
+		var lookupErr error
+		eventually(t, "Lookup refuses once the lease has run out", func() error {
+			_, lookupErr = r.Lookup("acct")
+			if errors.Is(lookupErr, residency.ErrStale) {
+				return nil
+			}
+			return fmt.Errorf("Lookup: %v", lookupErr)
+		})
+		for _, want := range []string{"renewing its lease failed: ", "permission denied for table members (SQLSTATE 42501)"} {
+			if !strings.Contains(lookupErr.Error(), want) {
+				t.Errorf("a lease after UPDATE was revoked, Lookup says %q; want it to say %q", lookupErr, want)
+			}
+		}
+	})
 }
 
 // TestIdleInTransactionTimeoutDuringLoad: a database with

@@ -152,6 +152,9 @@ func WithPool(p *pgxpool.Pool) Option { return optionFunc(func(c *config) { c.po
 // (default 10 s), whichever comes first: Open does not retry, so a
 // service starting while its database restarts should. Tables of a newer format are
 // [residency.ErrFormat]; tables that are not domicile's are [ErrForeign].
+// A role without SELECT, INSERT, UPDATE and DELETE on the members table
+// is refused with an error that names what it lacks (see the package
+// doc's Privileges).
 func Open(ctx context.Context, connString string, opts ...Option) (*Store, error) {
 	c := config{schema: DefaultSchema, lease: DefaultLease, poll: DefaultPollInterval}
 	nilOption := false
@@ -204,7 +207,11 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 	if c.readOnly {
 		setup = s.setupReadOnly
 	}
-	if err := setup(ctx); err != nil {
+	err := setup(ctx)
+	if err == nil && !c.readOnly {
+		err = s.checkPrivileges(ctx)
+	}
+	if err != nil {
 		if s.ownsPool {
 			s.pool.Close()
 		}
