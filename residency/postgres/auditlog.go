@@ -179,13 +179,17 @@ func (s *Store) readHashesOnce(ctx context.Context, indexes []int64) (out []tlog
 	}
 	found := make(map[int64]tlog.Hash, len(indexes))
 	for rows.Next() {
-		var (
-			i int64
-			h []byte
-		)
-		if err := rows.Scan(&i, &h); err != nil {
+		var i int64
+		if err := rows.Scan(&i, nil); err != nil {
 			rows.Close()
 			return nil, nil, fmt.Errorf("postgres: reading stored hashes: %w", err)
+		}
+		// The hash from the raw value: in text format (exec modes other
+		// than pgx's default), bytea_output may be escape (output.go).
+		h, err := decodeBytea(rows.RawValues()[1], rows.FieldDescriptions()[1].Format)
+		if err != nil {
+			rows.Close()
+			return nil, nil, fmt.Errorf("%w: stored hash %d: %v", residency.ErrCorrupt, i, err)
 		}
 		if len(h) != len(tlog.Hash{}) {
 			rows.Close()

@@ -532,9 +532,12 @@ func TestJoinUnderIsolation(t *testing.T) {
 //
 // In those modes pgx reads results as text, which the server writes in
 // the session's styles; pgx parses only ISO dates and hex bytea. The
-// store never sets these for its sessions (PgBouncer accepts DateStyle as
-// a startup parameter, unlike default_transaction_read_only: see
-// TestReadOnlyThroughPgBouncer; bytea_output it does not).
+// store set neither for its sessions. Fixed: a pool Open opens sends
+// DateStyle=ISO as a startup parameter (PgBouncer accepts DateStyle,
+// unlike default_transaction_read_only: see TestReadOnlyThroughPgBouncer;
+// bytea_output it does not), and the stored hashes, the only bytea, are
+// decoded from the raw result in either output format (TestDecodeBytea).
+// A pool from WithPool sets DateStyle itself, as WithPool's doc says.
 func TestOutputSettingsWithExecModes(t *testing.T) {
 	for _, mode := range []string{"cache_statement", "exec", "simple_protocol"} {
 		for _, set := range []string{"DateStyle = 'German'", "DateStyle = 'SQL, DMY'", "bytea_output = 'escape'"} {

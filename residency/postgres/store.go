@@ -133,7 +133,11 @@ func WithPollOnly() Option { return optionFunc(func(c *config) { c.pollOnly = tr
 // credentials fetched for each connection, such as cloud IAM tokens or
 // Vault's dynamic passwords, work for them too) and then to its
 // AfterConnect hook; only their context watcher is their own (it sets the
-// connection's deadline and sends no cancel request). The pool's
+// connection's deadline and sends no cancel request). With pgx's
+// default_query_exec_mode exec or simple_protocol (see [WithPollOnly]),
+// results come back as text, and pgx reads dates only in ISO format: set
+// the pool's ConnConfig.RuntimeParams["DateStyle"] = "ISO" unless the
+// database's DateStyle is ISO already (a pool Open opens has it). The pool's
 // BuildContextWatcherHandler must end a query soon after its context is
 // done (pgx's default sets the connection's deadline at once): the Store
 // says it is a [residency.PromptStore], so a Router waits for its calls
@@ -194,6 +198,8 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 		if cfg.ConnConfig.ConnectTimeout == 0 {
 			cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 		}
+		// Dates in the one format pgx reads as text (output.go).
+		setDateStyle(cfg.ConnConfig.RuntimeParams)
 		if c.readOnly {
 			// The server refuses every write of these sessions.
 			cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
