@@ -71,14 +71,41 @@
 // a wake-up after every (re)connection, and polling, so that a lost
 // notification only costs latency.
 //
+// # Through PgBouncer
+//
+// A proxy that pools by transaction (PgBouncer with pool_mode =
+// transaction, and the like) runs each transaction of a client connection
+// on whichever server connection is free. Two things follow, and the
+// store needs both:
+//
+//   - LISTEN does not work: open the store with [WithPollOnly], so that
+//     followers poll ([WithPollInterval], 1 s by default);
+//   - neither do pgx's cached prepared statements (its default exec
+//     mode): the connection string must say default_query_exec_mode=exec
+//     (or simple_protocol).
+//
+// For example:
+//
+//	s, err := postgres.Open(ctx, "postgres://app@pgbouncer:6432/helpdesk?default_query_exec_mode=exec",
+//		postgres.WithPollOnly())
+//
+// In those modes results come back as text; the store reads them whatever
+// the database's DateStyle and bytea_output (with [WithPool], see there).
+// Open's setup lock is transaction-level and every write one transaction,
+// so nothing else of the store needs a session. A store opened with
+// [ReadOnly] cannot go through PgBouncer (in any pool mode): it connects
+// directly, or to a standby.
+//
 // # Reading only
 //
 // An auditor's tool opens the store with [ReadOnly]: it checks the tables
 // in a READ ONLY transaction and never creates, upgrades or writes them
 // (a schema without domicile's tables is [ErrNoTables], one of an older
 // format [ErrNeedsUpgrade]), its sessions run with
-// default_transaction_read_only on, its writes fail with [ErrReadOnly],
-// and it needs no more than SELECT on the tables. The log's stored hashes
+// default_transaction_read_only on (a startup parameter, which PgBouncer
+// refuses: connect such a store to the server directly, or to a
+// standby), its writes fail with [ErrReadOnly], and it needs no more than
+// SELECT on the tables. The log's stored hashes
 // that no writer has stored yet, it computes in memory.
 //
 // # Concurrency

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -109,34 +111,41 @@ pidfile = %s
 	return out
 }
 
-// TestThroughPgBouncerTransactionPooling: the package doc of WithPollOnly
-// says it is for "connections through a proxy that pools by transaction
-// (such as PgBouncer in transaction mode)". So three Routers, each on a
-// Store opened with WithPollOnly on a connection string that goes
-// through PgBouncer in transaction mode (Debian 12's PgBouncer 1.18, with
-// a server pool of two connections), must Open, place accounts from
-// several goroutines at once, converge, fence a move and Verify.
+// TestThroughPgBouncerTransactionPooling: three Routers, each on a
+// Store opened as the package doc's "Through PgBouncer" says (WithPollOnly,
+// and default_query_exec_mode=exec or simple_protocol in the connection
+// string, in URL or keyword/value form) through PgBouncer in transaction
+// mode (Debian 12's PgBouncer 1.18, with a server pool of two
+// connections), must Open, place accounts from several goroutines at
+// once, converge, fence a move and Verify.
 //
-// Observed: pgx prepares and caches statements per client connection
-// (its default QueryExecModeCacheStatement), and PgBouncer in transaction
-// mode runs the next transaction of that client connection on another
-// server connection, where the statement was never prepared: calls fail
-// with "prepared statement \"stmtcache_...\" does not exist (SQLSTATE
-// 26000)" (or "... already exists", 42P05). Neither WithPollOnly's doc
-// nor the package doc says that the connection string must also choose
-// another exec mode (default_query_exec_mode=exec or simple_protocol),
-// nor does WithPollOnly choose one; the subtest with
-// default_query_exec_mode=exec shows that this is all it takes.
+// Observed before: WithPollOnly's doc said it was for "connections
+// through a proxy that pools by transaction" and no more, and with
+// WithPollOnly alone calls fail: pgx prepares and caches statements per
+// client connection (its default QueryExecModeCacheStatement), and
+// PgBouncer in transaction mode runs the next transaction of that client
+// connection on another server connection, where the statement was never
+// prepared ("prepared statement \"stmtcache_...\" does not exist (SQLSTATE
+// 26000)", or "... already exists", 42P05). Fixed: the docs say what the
+// connection string must hold, and this test follows them.
 func TestThroughPgBouncerTransactionPooling(t *testing.T) {
-	for _, tc := range []struct{ name, extra string }{
-		{"as documented", ""},
-		{"default_query_exec_mode=exec", " default_query_exec_mode=exec"},
+	for _, tc := range []struct {
+		name string
+		url  bool // the connection string as a URL
+		mode string
+	}{
+		{"as documented", true, "exec"},
+		{"keyword/value, exec", false, "exec"},
+		{"keyword/value, simple_protocol", false, "simple_protocol"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			dsn := pgtest.Database(t)
-			via := startPgBouncer(t, dsn, 2) + tc.extra
+			via := startPgBouncer(t, dsn, 2) + " default_query_exec_mode=" + tc.mode
+			if tc.url {
+				via = asURL(t, via)
+			}
 			var rs []*residency.Router
 			for i := range 3 {
 				s, err := postgres.Open(ctx, via, postgres.WithPollOnly(), postgres.WithPollInterval(50*time.Millisecond))
@@ -205,19 +214,19 @@ func TestThroughPgBouncerTransactionPooling(t *testing.T) {
 
 // TestReadOnlyThroughPgBouncer: an auditor's tool opens the store with
 // ReadOnly on the connection string the backend uses, through PgBouncer
-// in transaction mode (with default_query_exec_mode=exec, which
-// TestThroughPgBouncerTransactionPooling shows it needs), and reads the
-// audit log.
+// in transaction mode (with default_query_exec_mode=exec, as the package
+// doc says). ReadOnly makes the server refuse every write with the
+// startup parameter default_transaction_read_only, which PgBouncer
+// refuses ("unsupported startup parameter", 08P01) unless its operator
+// lists it in ignore_startup_parameters (which would drop the read-only
+// guarantee without a word). The docs say to connect a read-only store
+// directly, or to a standby: Open's error through PgBouncer must say so
+// too, and the same Open directly must read the audit log.
 //
-// Observed: Open fails at once with "failed to connect ...: server
+// Observed before: Open failed with only "failed to connect ...: server
 // error: FATAL: unsupported startup parameter:
-// default_transaction_read_only (SQLSTATE 08P01)". ReadOnly puts
-// default_transaction_read_only in the connection's startup parameters,
-// and PgBouncer refuses every startup parameter it does not know unless
-// its operator lists it in ignore_startup_parameters (which would then
-// drop the read-only guarantee without a word). The same would happen to
-// any other setting the store chose to send as a startup parameter (a
-// fix for TestConcurrentWritesUnderIsolation should not take that road).
+// default_transaction_read_only (SQLSTATE 08P01)", and the docs said
+// nothing of it.
 func TestReadOnlyThroughPgBouncer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -228,15 +237,63 @@ func TestReadOnlyThroughPgBouncer(t *testing.T) {
 	}
 	via := startPgBouncer(t, dsn, 2) + " default_query_exec_mode=exec"
 	ro, err := postgres.Open(ctx, via, postgres.ReadOnly(), postgres.WithPollOnly())
+	if err == nil {
+		ro.Close()
+		t.Fatal("Open with ReadOnly through PgBouncer succeeded; want the error the docs describe")
+	}
+	for _, want := range []string{"default_transaction_read_only", "PgBouncer", "directly", "standby", "unsupported startup parameter"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Open with ReadOnly through PgBouncer = %v; want it to say %q", err, want)
+		}
+	}
+	ro, err = postgres.Open(ctx, dsn, postgres.ReadOnly())
 	if err != nil {
-		t.Fatalf("Open with ReadOnly through PgBouncer: %v", err)
+		t.Fatalf("Open with ReadOnly directly: %v", err)
 	}
 	defer ro.Close()
 	n := 0
 	if err := ro.LogEntries(ctx, 0, func(int64, []byte) error { n++; return nil }); err != nil {
-		t.Fatalf("LogEntries through PgBouncer: %v", err)
+		t.Fatalf("LogEntries: %v", err)
 	}
 	if n != 1 {
-		t.Errorf("LogEntries through PgBouncer gave %d entries, want 1", n)
+		t.Errorf("LogEntries gave %d entries, want 1", n)
 	}
+}
+
+// asURL rewrites a keyword/value connection string (without quoted
+// values) as a postgres:// URL, its keywords other than host, port,
+// user, password and dbname as query parameters.
+func asURL(t *testing.T, kv string) string {
+	t.Helper()
+	u := url.URL{Scheme: "postgres"}
+	q := url.Values{}
+	var host, port, user, password string
+	for _, f := range strings.Fields(kv) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || strings.ContainsAny(v, `'\`) {
+			t.Fatalf("asURL: cannot rewrite %q", f)
+		}
+		switch k {
+		case "host":
+			host = v
+		case "port":
+			port = v
+		case "user":
+			user = v
+		case "password":
+			password = v
+		case "dbname":
+			u.Path = "/" + v
+		default:
+			q.Set(k, v)
+		}
+	}
+	u.Host = net.JoinHostPort(host, port)
+	if password != "" {
+		u.User = url.UserPassword(user, password)
+	} else {
+		u.User = url.User(user)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
 }

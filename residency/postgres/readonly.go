@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/domicile-go/domicile/auditlog"
@@ -29,6 +30,12 @@ import (
 // database as it was. On a pool Open opens, every session runs with
 // default_transaction_read_only on, so that the server refuses any write;
 // with [WithPool], configure the pool so if you need that guarantee.
+//
+// That setting is a startup parameter of each connection, which PgBouncer
+// refuses (in any pool mode, unless its ignore_startup_parameters lists
+// it, and then it drops the guarantee without a word): connect a
+// read-only store to the server directly, or to a standby, not through
+// such a proxy. Open's error says so when a proxy refuses it.
 //
 // [Store.Apply], [Store.Append] and [Store.Join] fail with [ErrReadOnly],
 // and so a Router cannot write through the store. [Store.ReadHashes]
@@ -54,6 +61,9 @@ var (
 func (s *Store) setupReadOnly(ctx context.Context) error {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
+		if refusedReadOnly(err) {
+			return fmt.Errorf("postgres: ReadOnly connects with the startup parameter default_transaction_read_only=on, so that the server refuses every write, and the server at %s refused it: a proxy such as PgBouncer refuses startup parameters it does not know; connect a read-only store to PostgreSQL directly, or to a standby: %w", s.addr(), err)
+		}
 		return fmt.Errorf("postgres: cannot connect to the database at %s: %w", s.addr(), err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
@@ -142,4 +152,12 @@ func (s *Store) fromMemory(ctx context.Context, indexes []int64, out []tlog.Hash
 		}
 	}
 	return nil
+}
+
+// refusedReadOnly says whether err is a refusal of the startup parameter
+// default_transaction_read_only (PgBouncer's "unsupported startup
+// parameter", protocol_violation: 08P01).
+func refusedReadOnly(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "08P01" && strings.Contains(pe.Message, "default_transaction_read_only")
 }

@@ -121,8 +121,19 @@ func WithLease(d time.Duration) Option { return optionFunc(func(c *config) { c.l
 func WithPollInterval(d time.Duration) Option { return optionFunc(func(c *config) { c.poll = d }) }
 
 // WithPollOnly makes a [Listener] poll and never LISTEN: for connections
-// through a proxy that pools by transaction (such as PgBouncer in
-// transaction mode), where LISTEN does not work.
+// through a proxy that pools by transaction (such as PgBouncer with
+// pool_mode = transaction), where LISTEN does not work. It is not all
+// such a proxy needs: pgx's default exec mode prepares each statement
+// once per connection and caches it, and the proxy runs the next
+// transaction on another server connection, where it was never prepared.
+// So the connection string must also say default_query_exec_mode=exec
+// (or simple_protocol), as in
+//
+//	postgres://app@pgbouncer:6432/helpdesk?default_query_exec_mode=exec
+//	host=pgbouncer port=6432 dbname=helpdesk user=app default_query_exec_mode=exec
+//
+// (see the package doc's "Through PgBouncer"). Followers then learn of
+// others' changes by polling, within [WithPollInterval].
 func WithPollOnly() Option { return optionFunc(func(c *config) { c.pollOnly = true }) }
 
 // WithPool makes the Store use an existing pool instead of opening one;
