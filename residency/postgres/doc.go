@@ -43,11 +43,13 @@
 //
 // The role that first opens an empty database needs CREATE on it (Open
 // creates the schema and tables). Other roles need USAGE on the schema and
-// SELECT, INSERT, UPDATE and DELETE on its tables; Open refuses a role
-// that lacks one of them on the members table, naming it, since the
-// Router uses that table in the background (leases), where a refusal
-// would otherwise only show as [residency.ErrStale] a lease later. A
-// store opened with [ReadOnly] needs SELECT only.
+// SELECT, INSERT, UPDATE and DELETE on its tables. Open refuses a role
+// without UPDATE on the members table, naming it, since a Router renews
+// its lease with it in the background, where a refusal would otherwise
+// only show as [residency.ErrStale] a lease later; what other missing
+// privileges refuse fails in the caller's hands, with PostgreSQL's
+// "permission denied for table ...". A store opened with [ReadOnly] needs
+// SELECT only.
 //
 // # Writes
 //
