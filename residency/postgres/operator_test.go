@@ -20,6 +20,7 @@ import (
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // isolationLevels are the values of default_transaction_isolation that
@@ -584,6 +585,62 @@ func TestOutputSettingsWithExecModes(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestWithPoolDateStyle: a program that builds its own pool (WithPool),
+// with exec mode, on a database whose DateStyle is not ISO, does as
+// WithPool's doc says and sets DateStyle=ISO in the pool's runtime
+// parameters: a Router opens and reads back what another placed. Without
+// it, Open refuses the pool at once, naming DateStyle and matching
+// ErrInvalidOption, rather than residency.Open failing later on a date.
+func TestWithPoolDateStyle(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dsn := pgtest.Database(t)
+	alterDatabase(t, dsn, "DateStyle = 'German'")
+	r := routertest.OnPostgres(t, dsn+" default_query_exec_mode=exec", nil)
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, documented := range []bool{false, true} {
+		t.Run(fmt.Sprintf("DateStyle set %v", documented), func(t *testing.T) {
+			cfg, err := pgxpool.ParseConfig(dsn + " default_query_exec_mode=exec")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if documented {
+				cfg.ConnConfig.RuntimeParams["DateStyle"] = "ISO"
+			}
+			pool, err := pgxpool.NewWithConfig(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			s, err := postgres.Open(ctx, "", postgres.WithPool(pool))
+			if !documented {
+				if err == nil {
+					s.Close()
+					t.Fatal("Open accepted a pool in exec mode whose DateStyle is German")
+				}
+				if !errors.Is(err, residency.ErrInvalidOption) || !strings.Contains(err.Error(), `RuntimeParams["DateStyle"] = "ISO"`) {
+					t.Errorf("Open = %v; want ErrInvalidOption saying to set DateStyle", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer s.Close()
+			r2, err := residency.Open(ctx, residency.WithStore(s))
+			if err != nil {
+				t.Fatalf("residency.Open: %v", err)
+			}
+			defer r2.Close()
+			if diff := cmp.Diff(stateOf(t, r), stateOf(t, r2)); diff != "" {
+				t.Errorf("the second Router differs (-first +second):\n%s", diff)
+			}
+		})
 	}
 }
 

@@ -1,10 +1,13 @@
 package postgres
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 
+	"github.com/domicile-go/domicile/residency"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -31,6 +34,27 @@ func setDateStyle(params map[string]string) {
 		}
 	}
 	params["DateStyle"] = "ISO"
+}
+
+// checkDateStyle refuses, at Open, a pool from [WithPool] whose results
+// come back as text (exec modes exec and simple_protocol) in a DateStyle
+// other than ISO, which reading the accounts would fail on later with
+// pgx's "invalid PostgreSQL date/time value". One query, in those modes
+// only.
+func (s *Store) checkDateStyle(ctx context.Context) error {
+	switch s.pool.Config().ConnConfig.DefaultQueryExecMode {
+	case pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol:
+	default:
+		return nil
+	}
+	var style string
+	if err := s.pool.QueryRow(ctx, "SELECT current_setting('DateStyle')").Scan(&style); err != nil {
+		return fmt.Errorf("postgres: reading the session's DateStyle: %w", connectError(err))
+	}
+	if !strings.HasPrefix(style, "ISO") {
+		return fmt.Errorf("%w: postgres: the pool's sessions write dates with DateStyle %q, and in the pool's exec mode (exec or simple_protocol) pgx reads only ISO: set the pool's ConnConfig.RuntimeParams[\"DateStyle\"] = \"ISO\"", residency.ErrInvalidOption, style)
+	}
+	return nil
 }
 
 // errBytea: a bytea value in text format that is neither hex nor escape.

@@ -148,7 +148,9 @@ func WithPollOnly() Option { return optionFunc(func(c *config) { c.pollOnly = tr
 // default_query_exec_mode exec or simple_protocol (see [WithPollOnly]),
 // results come back as text, and pgx reads dates only in ISO format: set
 // the pool's ConnConfig.RuntimeParams["DateStyle"] = "ISO" unless the
-// database's DateStyle is ISO already (a pool Open opens has it). The pool's
+// database's DateStyle is ISO already (a pool Open opens has it); Open
+// refuses such a pool otherwise, with an error matching
+// [residency.ErrInvalidOption]. The pool's
 // BuildContextWatcherHandler must end a query soon after its context is
 // done (pgx's default sets the connection's deadline at once): the Store
 // says it is a [residency.PromptStore], so a Router waits for its calls
@@ -167,9 +169,8 @@ func WithPool(p *pgxpool.Pool) Option { return optionFunc(func(c *config) { c.po
 // (default 10 s), whichever comes first: Open does not retry, so a
 // service starting while its database restarts should. Tables of a newer format are
 // [residency.ErrFormat]; tables that are not domicile's are [ErrForeign].
-// A role without SELECT, INSERT, UPDATE and DELETE on the members table
-// is refused with an error that names what it lacks (see the package
-// doc's Privileges).
+// A role without UPDATE on the members table, which leases need, is
+// refused with an error that says so (see the package doc's Privileges).
 func Open(ctx context.Context, connString string, opts ...Option) (*Store, error) {
 	c := config{schema: DefaultSchema, lease: DefaultLease, poll: DefaultPollInterval}
 	nilOption := false
@@ -227,6 +228,9 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 	err := setup(ctx)
 	if err == nil && !c.readOnly {
 		err = s.checkPrivileges(ctx)
+	}
+	if err == nil && !s.ownsPool {
+		err = s.checkDateStyle(ctx)
 	}
 	if err != nil {
 		if s.ownsPool {
