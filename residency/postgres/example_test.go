@@ -11,6 +11,8 @@ import (
 	"github.com/domicile-go/domicile/auditlog"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Each instance of a backend opens the store on the shared database and a
@@ -124,4 +126,52 @@ func ExampleReadOnly() {
 		log.Fatal(err)
 	}
 	fmt.Println(head)
+}
+
+// Behind PgBouncer in transaction mode: WithPollOnly, since LISTEN does not
+// work there, and default_query_exec_mode=exec in the connection string,
+// since pgx's cached prepared statements do not either
+// (TestThroughPgBouncerTransactionPooling runs this setup).
+func ExampleWithPollOnly() {
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, "postgres://app@pgbouncer:6432/helpdesk?default_query_exec_mode=exec",
+		postgres.WithPollOnly())
+	if err != nil {
+		log.Fatal(err)
+	}
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+}
+
+// A pool whose password is fetched for each new connection, as cloud IAM
+// authentication or Vault's dynamic credentials need: the Store's
+// Listeners connect through the same hook
+// (TestListenerWithPoolCredentials runs this setup).
+func ExampleWithPool() {
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(os.Getenv("DATABASE_URL"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	cfg.BeforeConnect = func(ctx context.Context, c *pgx.ConnConfig) error {
+		c.Password = os.Getenv("DATABASE_TOKEN") // a token provider's call in real life
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close() // after the Router: Close does not close a pool from WithPool
+	s, err := postgres.Open(ctx, "", postgres.WithPool(pool))
+	if err != nil {
+		log.Fatal(err)
+	}
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
 }
