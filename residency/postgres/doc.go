@@ -53,14 +53,34 @@
 //
 // # Writes
 //
-// [Store.Apply] writes a unit of changes as one transaction sent in one
-// round trip (a pipeline ending in a single Sync, which PostgreSQL runs as
-// one implicit transaction). Versions are checked by the events table
+// [Store.Apply] writes a unit of changes in one statement, and so one
+// transaction, sent in one round trip. Versions are checked by the events table
 // itself: an event's key is (account, version) and it references the
 // account's previous version, so a stale change (its version is taken) or
 // one from a writer ahead of the store (the previous version is missing)
 // fails the transaction with an error matching [residency.ErrConflict], and
 // nothing of the unit is written.
+//
+// # Database settings
+//
+// The statements are written for read committed, PostgreSQL's default.
+// Under a default_transaction_isolation of repeatable read or serializable
+// (a database's or a role's), a write that a concurrent commit overtook
+// fails with a serialization failure, nothing of it committed, and the
+// Store runs it again, a few times, after short random pauses; Open's
+// setup asks for read committed itself. A write is acknowledged only once
+// durable: where synchronous_commit is off, the write turns it on for its
+// own transaction. Open's snapshot lifts
+// idle_in_transaction_session_timeout for its own transaction, which
+// waits between pages while the Router applies one. A statement_timeout
+// or lock_timeout applies as set: a write it ends fails with the server's
+// error, nothing of it committed.
+//
+// After the database lost commits (restored from a backup, or failed over
+// to a standby that missed the last ones), open every Router again: log
+// positions after the loss are handed out again, to changes the running
+// Routers would not read. [residency.Router.Sync] notices, and returns
+// [residency.ErrStale].
 //
 // # Following
 //
