@@ -650,6 +650,8 @@ func (f *follower) waitApplied(ctx context.Context, pos uint64) error {
 		case <-advanced:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-f.alive.Done():
+			return ErrClosed
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

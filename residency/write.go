@@ -51,7 +51,11 @@ import (
 // when each has one and it is sooner (Router.callDeadline): a caller's
 // write on a database that hangs ends by its deadline, its outcome
 // unknown. A caller whose context ends while its batch is being committed
-// returns at once, its outcome unknown; the leader goes on learning it.
+// returns at once, its outcome unknown; the leader goes on learning it (and
+// when a read back that the deadline cut fails, kicks a resolve under the
+// write timeout). A leading caller whose deadline comes before what its
+// batch may take commits the batch in a goroutine of its own (lead), so
+// that it can leave too.
 // On a PromptStore, which returns by that deadline, the
 // leader makes the call itself. On any other store the call runs in a
 // goroutine of its own, and the leader stops waiting for it a little after
@@ -174,34 +178,46 @@ func (r *Router) submit(ctx context.Context, req *request) error {
 	lead := !q.leading
 	q.leading = true
 	q.mu.Unlock()
-	if lead {
-		r.lead()
-		return <-req.done
-	}
-	select {
-	case err := <-req.done:
-		if err == errLead {
-			r.lead()
-			err = <-req.done
-		}
-		return err
-	case <-ctx.Done():
-		if q.withdraw(req) {
-			return req.about(ctx.Err())
-		}
-		// A leader took it: its batch is being committed, and the leader
-		// learns the outcome whether or not its caller waits. Once the
-		// caller left, fn runs no more.
-		req.mu.Lock()
-		defer req.mu.Unlock()
+	if !lead {
 		select {
 		case err := <-req.done:
-			return err
-		default:
+			if err != errLead {
+				return err
+			}
+		case <-ctx.Done():
+			if q.withdraw(req) {
+				return req.about(ctx.Err())
+			}
+			return req.leave(ctx)
 		}
-		req.left = true
-		return req.about(fmt.Errorf("%w: the context ended while the write was being committed, and its outcome is not known yet: %w", ErrUnavailable, ctx.Err()))
 	}
+	if !r.lead(req) {
+		return <-req.done
+	}
+	// Its batch is committed in a goroutine of its own (lead): wait
+	// for it, or leave at the context's end.
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return req.leave(ctx)
+	}
+}
+
+// leave is the answer to a caller whose context ended while its request's
+// batch is being committed: the leader learns the outcome whether or not
+// the caller waits, and once the caller left, fn, which writes the
+// caller's variables, runs no more.
+func (req *request) leave(ctx context.Context) error {
+	req.mu.Lock()
+	defer req.mu.Unlock()
+	select {
+	case err := <-req.done:
+		return err
+	default:
+	}
+	req.left = true
+	return req.about(fmt.Errorf("%w: the context ended while the write was being committed, and its outcome is not known yet: %w", ErrUnavailable, ctx.Err()))
 }
 
 // errLeft is the outcome of a request whose caller left (request.left):
@@ -249,7 +265,12 @@ func (q *queue) handOff() {
 // lead commits the queued requests as one batch, then hands the lead to the
 // first request queued meanwhile, if any. Once the Router is closed, it
 // answers the queued requests with ErrClosed instead: they changed nothing.
-func (r *Router) lead() {
+// It runs in the goroutine of self, the request of the caller that leads,
+// unless self's deadline comes before what the batch's store calls may
+// take (another request's later deadline, or the write timeout of one
+// without): then it commits the batch in a goroutine of its own, so that
+// its caller can leave by its deadline, and reports true.
+func (r *Router) lead(self *request) (async bool) {
 	q := &r.queue
 	q.mu.Lock()
 	if q.lastBatch > 1 && r.store != nil {
@@ -270,14 +291,27 @@ func (r *Router) lead() {
 	q.pending = nil
 	q.lastBatch = len(batch)
 	closed := q.closed
+	async = !closed && r.store != nil && runsPast(batch, self.deadline)
+	if async {
+		q.inflight.Add(1) // Close waits for the batch
+	}
 	q.mu.Unlock()
 	// Deferred, so that the lead passes on even if the leading goroutine
 	// ends inside the batch (runtime.Goexit in a store's call or a write).
-	defer func() {
+	handOff := func() {
 		q.mu.Lock()
 		q.handOff()
 		q.mu.Unlock()
-	}()
+	}
+	if async {
+		go func() {
+			defer q.inflight.Done()
+			defer handOff()
+			r.commit(batch)
+		}()
+		return true
+	}
+	defer handOff()
 
 	if closed {
 		for _, req := range batch {
@@ -286,6 +320,18 @@ func (r *Router) lead() {
 	} else {
 		r.commit(batch)
 	}
+	return false
+}
+
+// runsPast reports whether the store calls of batch may last past
+// deadline, a leading caller's: it has one, and another request of the
+// batch has a later one, or none (latestDeadline).
+func runsPast(batch []*request, deadline time.Time) bool {
+	if deadline.IsZero() {
+		return false
+	}
+	latest := latestDeadline(batch)
+	return latest.IsZero() || latest.After(deadline)
 }
 
 // behindLimit is how many committed account rows may wait for memdb's
@@ -364,10 +410,15 @@ func (r *Router) dropExpired(batch []*request) []*request {
 }
 
 // latestDeadline returns the latest of the batch's callers' deadlines, or
-// the zero time when one of them has none.
+// the zero time when one of them has none. The Router's own empty writes
+// (the zero subject: a follower's, kick's), which write nothing, bound
+// nothing.
 func latestDeadline(batch []*request) time.Time {
 	var latest time.Time
 	for _, req := range batch {
+		if req.what == (subject{}) {
+			continue
+		}
 		if req.deadline.IsZero() {
 			return time.Time{}
 		}
@@ -600,6 +651,12 @@ func (r *Router) settle(batch []*request, w *writer, applyErr error) {
 	}
 	if err != nil {
 		r.unresolve(ids, dcs)
+		if !r.callDeadline.IsZero() && r.storeBusy == nil {
+			// The callers' deadline, which ended the write, ended the
+			// reading back too: learn the outcome in the background,
+			// under the write timeout (a kick bounds nothing else).
+			go r.kick()
+		}
 		err = fmt.Errorf("%w: the store failed (%w) and reading it back failed too (%w): the outcome is unknown", ErrUnavailable, applyErr, err)
 		for _, req := range batch {
 			r.fail(req, err)

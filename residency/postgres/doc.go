@@ -69,8 +69,9 @@
 // fails with a serialization failure, nothing of it committed, and the
 // Store runs it again, a few times, after short random pauses; Open's
 // setup asks for read committed itself. A write is acknowledged only once
-// durable: where synchronous_commit is off, the write turns it on for its
-// own transaction. Open's snapshot lifts
+// durable: where synchronous_commit is off, the write sets it to local
+// for its own transaction (flushed on this server, without waiting for
+// the synchronous standbys the operator chose not to wait for). Open's snapshot lifts
 // idle_in_transaction_session_timeout for its own transaction, which
 // waits between pages while the Router applies one. A statement_timeout
 // or lock_timeout applies as set: a write it ends fails with the server's

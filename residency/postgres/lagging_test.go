@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
+	"github.com/jackc/pgx/v5"
 )
 
 // The tests of a Router that lags behind another on one database: a
@@ -416,5 +418,72 @@ func TestSyncAfterTheDatabaseLostCommits(t *testing.T) {
 	exec(t, dsn, `UPDATE domicile.head SET pos = pos - 2`)
 	if err := r.Sync(ctx); !errors.Is(err, residency.ErrStale) {
 		t.Errorf("Sync once the database's log is two changes short = %v, want ErrStale", err)
+	}
+}
+
+// stallOnChanges is a tracer that stalls the proxy when its connection is
+// about to read the changes log, once armed.
+type stallOnChanges struct {
+	p     *pgtest.StallingProxy
+	armed *atomic.Bool
+}
+
+func (h stallOnChanges) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if h.armed.Load() && strings.Contains(d.SQL, "LEFT JOIN LATERAL") {
+		h.p.Stall()
+	}
+	return ctx
+}
+
+func (stallOnChanges) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// TestSyncEndsWhenTheRouterCloses: Sync waits for this Router's follow
+// goroutine (waitApplied, which fence shares), and stops, with an error
+// matching ErrClosed, once the Router closes, as Fence does. Here Sync
+// waits for another Router's write while the follow goroutine's read of
+// the log hangs (a proxy that stops forwarding), and the Router is
+// closed meanwhile: nothing will ever apply the write. (Before, Sync
+// without a deadline waited for ever.)
+func TestSyncEndsWhenTheRouterCloses(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	other := routertest.OnPostgres(t, dsn, nil)
+	var armed atomic.Bool
+	pool, proxy := proxiedPool(t, dsn, func(p *pgtest.StallingProxy) pgx.QueryTracer { return stallOnChanges{p, &armed} })
+	s, err := postgres.Open(ctx, "", postgres.WithPool(pool), postgres.WithPollOnly(), postgres.WithLease(2*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := residency.Open(ctx, residency.WithStore(s), residency.WithWriteTimeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Place(ctx, residency.PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	synced := make(chan error, 1)
+	go func() { synced <- r.Sync(sctx) }()
+	for end := time.Now().Add(time.Minute); !proxy.Stalled(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the follow goroutine did not read the log within a minute")
+		}
+	}
+	select {
+	case err := <-synced:
+		t.Fatalf("Sync returned (%v) while the follow goroutine's read hangs", err)
+	default:
+	}
+	r.Close() // its error (leaving the members through the stalled proxy) does not matter here
+	select {
+	case err := <-synced:
+		if err == nil {
+			t.Errorf("Sync after Close = nil; the write it waited for was never applied")
+		}
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Errorf("Sync (no deadline) has not returned 10 s after Close returned; it returned %v only once its context was cancelled", <-synced)
 	}
 }

@@ -465,3 +465,30 @@ func TestFenceRightAfterOutage(t *testing.T) {
 		t.Errorf("backend Lookup a second after the fence = %q, %v; want %s", q.DataCenter, err, to)
 	}
 }
+
+// TestSyncCommitOffWithSynchronousStandby: a server with a synchronous
+// standby configured (synchronous_standby_names), whose operator turned
+// synchronous_commit off so that its writes do not wait for the standby
+// (here the standby is down: none is connected). The apply statement
+// makes each commit durable on this server with 'local', which does not
+// wait for the standby: the Place succeeds. (With 'on', every Place
+// waited for the standby and failed at its deadline.)
+func TestSyncCommitOffWithSynchronousStandby(t *testing.T) {
+	ctx := context.Background()
+	srv := startOwnServerWith(t, ownServerConfig{opts: "-c synchronous_standby_names=absent_standby -c synchronous_commit=off"})
+	s, err := postgres.Open(ctx, srv.dsn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	r, err := residency.Open(ctx, residency.WithStore(s), residency.WithWriteTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := r.Place(dctx, residency.PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
+		t.Errorf("Place with synchronous_commit off on the database and a synchronous standby named but absent = %v; want it placed without waiting for the standby", err)
+	}
+}

@@ -67,7 +67,9 @@ func buildStatements(s string) statements {
 		// (a database's or role's setting) would acknowledge commits a
 		// crash then loses, and hand their log positions out again to
 		// later writes, which Routers that applied the lost ones never
-		// read. The statement turns it on for its own transaction.
+		// read. The statement sets it to local for its own transaction:
+		// durable on this server, without waiting for the synchronous
+		// standbys the operator chose not to wait for.
 		apply: `WITH
 			e AS (INSERT INTO ` + s + `.events (account, version, prev, time, time_ns, kind, source, target, rule, reference, move_id)
 				SELECT account, version, NULLIF(version - 1, 0), time, time_ns, kind, source, target, rule, reference, move_id
@@ -121,7 +123,7 @@ func buildStatements(s string) statements {
 			c AS (INSERT INTO ` + s + `.changes (pos, change)
 				SELECT (SELECT pos FROM h) - $6 + l.ord, l.value FROM json_array_elements($5::json) WITH ORDINALITY AS l(value, ord))
 			SELECT pos, pg_notify($7, pos::text || $13),
-				CASE WHEN current_setting('synchronous_commit') = 'off' THEN set_config('synchronous_commit', 'on', true) END
+				CASE WHEN current_setting('synchronous_commit') = 'off' THEN set_config('synchronous_commit', 'local', true) END
 			FROM h`,
 
 		join: `WITH gone AS (DELETE FROM ` + s + `.members WHERE expires < now() - interval '1 hour')
