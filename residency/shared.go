@@ -612,6 +612,7 @@ func (r *Router) absorb() {
 // at once. Its error matches [ErrUnavailable] when the store cannot be
 // read, [ErrStale] when the store's log is shorter than what this Router
 // applied (the database lost commits: restored from a backup, say), and
+// [ErrClosed] when the Router is closed, before or while it waits; it
 // wraps ctx's error when ctx ends first.
 func (r *Router) Sync(ctx context.Context) error {
 	if r.isClosed() {

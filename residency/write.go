@@ -253,6 +253,13 @@ func (q *queue) withdraw(req *request) bool {
 	return true
 }
 
+// passLead is handOff, taking q.mu.
+func (q *queue) passLead() {
+	q.mu.Lock()
+	q.handOff()
+	q.mu.Unlock()
+}
+
 // handOff gives the lead to the first queued request, if any; q.mu is held.
 func (q *queue) handOff() {
 	if len(q.pending) == 0 {
@@ -266,9 +273,8 @@ func (q *queue) handOff() {
 // first request queued meanwhile, if any. Once the Router is closed, it
 // answers the queued requests with ErrClosed instead: they changed nothing.
 // It runs in the goroutine of self, the request of the caller that leads,
-// unless self's deadline comes before what the batch's store calls may
-// take (another request's later deadline, or the write timeout of one
-// without): then it commits the batch in a goroutine of its own, so that
+// unless the batch's store calls may run past self's deadline (another
+// request has a later deadline, or none): then it commits the batch in a goroutine of its own, so that
 // its caller can leave by its deadline, and reports true.
 func (r *Router) lead(self *request) (async bool) {
 	q := &r.queue
@@ -296,22 +302,18 @@ func (r *Router) lead(self *request) (async bool) {
 		q.inflight.Add(1) // Close waits for the batch
 	}
 	q.mu.Unlock()
-	// Deferred, so that the lead passes on even if the leading goroutine
-	// ends inside the batch (runtime.Goexit in a store's call or a write).
-	handOff := func() {
-		q.mu.Lock()
-		q.handOff()
-		q.mu.Unlock()
-	}
+	// The lead passes on in a deferred call, even if the leading
+	// goroutine ends inside the batch (runtime.Goexit in a store's call
+	// or a write).
 	if async {
 		go func() {
 			defer q.inflight.Done()
-			defer handOff()
+			defer q.passLead()
 			r.commit(batch)
 		}()
 		return true
 	}
-	defer handOff()
+	defer q.passLead()
 
 	if closed {
 		for _, req := range batch {
@@ -502,6 +504,14 @@ func (r *Router) runBatch(w *writer, batch []*request, applying *bool) {
 			// writer lock.
 			w.abort()
 			for _, req := range batch {
+				if req.what == (subject{}) {
+					// The Router's own empty write: this batch did what
+					// it is for (absorb, resolve), and alone it would
+					// hold up the caller of this goroutine, whose
+					// deadline does not bound it.
+					r.answer(req, nil)
+					continue
+				}
 				r.commit([]*request{req})
 			}
 			return
@@ -652,9 +662,10 @@ func (r *Router) settle(batch []*request, w *writer, applyErr error) {
 	if err != nil {
 		r.unresolve(ids, dcs)
 		if !r.callDeadline.IsZero() && r.storeBusy == nil {
-			// The callers' deadline, which ended the write, ended the
-			// reading back too: learn the outcome in the background,
-			// under the write timeout (a kick bounds nothing else).
+			// The callers' deadline bounded the reading back (and may
+			// have ended it, as it may have the write): learn the
+			// outcome in the background, under the write timeout (a
+			// kick bounds nothing else).
 			go r.kick()
 		}
 		err = fmt.Errorf("%w: the store failed (%w) and reading it back failed too (%w): the outcome is unknown", ErrUnavailable, applyErr, err)
