@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -450,7 +451,8 @@ func TestSyncEndsWhenTheRouterCloses(t *testing.T) {
 	other := routertest.OnPostgres(t, dsn, nil)
 	var armed atomic.Bool
 	pool, proxy := proxiedPool(t, dsn, func(p *pgtest.StallingProxy) pgx.QueryTracer { return stallOnChanges{p, &armed} })
-	s, err := postgres.Open(ctx, "", postgres.WithPool(pool), postgres.WithPollOnly(), postgres.WithLease(2*time.Minute))
+	// Polling once an hour: only Sync makes it read the log, once armed.
+	s, err := postgres.Open(ctx, "", postgres.WithPool(pool), postgres.WithPollOnly(), postgres.WithPollInterval(time.Hour), postgres.WithLease(2*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,8 +460,20 @@ func TestSyncEndsWhenTheRouterCloses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := other.Place(ctx, residency.PlaceRequest{AccountID: "a", Country: "DE"}); err != nil {
-		t.Fatal(err)
+	// A write of the other Router that r has not read: r reads the log
+	// once as it starts, then only when Sync wakes it.
+	for i := 0; ; i++ {
+		id := fmt.Sprintf("a%d", i)
+		if _, err := other.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // a read under way ends meanwhile
+		if _, err := r.Lookup(id); errors.Is(err, residency.ErrNotFound) {
+			break
+		}
+		if i == 50 {
+			t.Fatal("r applied each of 50 writes of another Router by itself, polling once an hour")
+		}
 	}
 	armed.Store(true)
 	sctx, cancel := context.WithCancel(ctx)
