@@ -83,23 +83,15 @@ func TestCallerLeavesItsBatchAtItsDeadline(t *testing.T) {
 	}
 	r, s := openFaulty(t, nil, hold, WithWriteTimeout(time.Hour))
 	defer r.Close()
-	place := func(ctx context.Context, id string) <-chan error {
-		c := make(chan error, 1)
-		go func() {
-			_, err := r.Place(ctx, PlaceRequest{AccountID: id, Country: "DE"})
-			c <- err
-		}()
-		return c
-	}
-	first := place(ctx, "first") // leads the first batch, held in the store
+	first := placeAsync(ctx, r, "first") // leads the first batch, held in the store
 	if n := waitFor(t, "the first Apply", entered); n != 1 {
 		t.Fatalf("Apply %d entered first", n)
 	}
-	leader := place(ctx, "leader") // no deadline: leads the second batch
+	leader := placeAsync(ctx, r, "leader") // no deadline: leads the second batch
 	waitQueued(t, r, 1)
 	dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
-	hurried := place(dctx, "hurried")
+	hurried := placeAsync(dctx, r, "hurried")
 	waitQueued(t, r, 2)
 	close(release[0])
 	if err := waitFor(t, "the first Place", first); err != nil {
@@ -222,30 +214,7 @@ func TestLeaderReturnsByItsDeadline(t *testing.T) {
 			}
 			r, _ := openFaulty(t, nil, hook, WithWriteTimeout(10*time.Second))
 			defer r.Close()
-			place := func(ctx context.Context, id string) <-chan error {
-				c := make(chan error, 1)
-				go func() {
-					_, err := r.Place(ctx, PlaceRequest{AccountID: id, Country: "DE"})
-					c <- err
-				}()
-				return c
-			}
-			queued := func(n int) {
-				t.Helper()
-				for deadline := time.Now().Add(time.Minute); ; {
-					r.queue.mu.Lock()
-					got := len(r.queue.pending)
-					r.queue.mu.Unlock()
-					if got == n {
-						return
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("%d requests queued, want %d", got, n)
-					}
-					time.Sleep(time.Millisecond)
-				}
-			}
-			first := place(ctx, "first") // leads the first batch, held in the store
+			first := placeAsync(ctx, r, "first") // leads the first batch, held in the store
 			if n := waitFor(t, "the first Apply", entered); n != 1 {
 				t.Fatalf("Apply %d entered first", n)
 			}
@@ -253,16 +222,16 @@ func TestLeaderReturnsByItsDeadline(t *testing.T) {
 			// a caller without one (or a later one).
 			lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
-			leader := place(lctx, "leader")
-			queued(1)
+			leader := placeAsync(lctx, r, "leader")
+			waitQueued(t, r, 1)
 			octx := ctx
 			if other.deadline > 0 {
 				var cancel context.CancelFunc
 				octx, cancel = context.WithTimeout(ctx, other.deadline)
 				defer cancel()
 			}
-			others := place(octx, "other")
-			queued(2)
+			others := placeAsync(octx, r, "other")
+			waitQueued(t, r, 2)
 			close(release)
 			if err := waitFor(t, "the first Place", first); err != nil {
 				t.Fatal(err)
@@ -406,19 +375,11 @@ func TestLeaderWithKickReturnsByItsDeadline(t *testing.T) {
 				return apply()
 			}), WithWriteTimeout(15*time.Second))
 			defer r.Close()
-			place := func(ctx context.Context, id string) <-chan error {
-				c := make(chan error, 1)
-				go func() {
-					_, err := r.Place(ctx, PlaceRequest{AccountID: id, Country: "DE"})
-					c <- err
-				}()
-				return c
-			}
-			first := place(ctx, "first") // leads the first batch, held in the store
+			first := placeAsync(ctx, r, "first") // leads the first batch, held in the store
 			waitFor(t, "the first Apply", entered)
 			lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
-			leader := place(lctx, "leader")
+			leader := placeAsync(lctx, r, "leader")
 			waitQueued(t, r, 1)
 			go r.kick() // an empty write of the Router's own, queued behind
 			waitQueued(t, r, 2)
@@ -439,4 +400,15 @@ func TestLeaderWithKickReturnsByItsDeadline(t *testing.T) {
 			}
 		})
 	}
+}
+
+// placeAsync places account id through r in a goroutine; Place's error
+// comes on the channel.
+func placeAsync(ctx context.Context, r *Router, id string) <-chan error {
+	c := make(chan error, 1)
+	go func() {
+		_, err := r.Place(ctx, PlaceRequest{AccountID: id, Country: "DE"})
+		c <- err
+	}()
+	return c
 }

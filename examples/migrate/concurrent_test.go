@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/domicile-go/domicile/internal/routertest"
 	"github.com/domicile-go/domicile/residency"
@@ -135,24 +134,9 @@ func TestMoveAbortedByAnotherRunIsReported(t *testing.T) {
 	dir := t.TempDir()
 	copying, resume := filepath.Join(dir, "copying"), filepath.Join(dir, "resume")
 	plan := writeFile(t, dir, "plan.csv", "account_id,to_datacenter\nacme,"+to+"\n")
-	type result struct {
-		code      int
-		out, logs string
-	}
-	done := make(chan result, 1)
-	go func() {
-		code, out, logs := migrateRun(t, "-db", dsn, "-plan", plan,
-			"-copy", fmt.Sprintf("touch %s; while [ ! -e %s ]; do sleep 0.02; done", copying, resume))
-		done <- result{code, out, logs}
-	}()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(copying); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the copy did not start within 30 s")
-		}
-	}
+	done := migrateAsync(t, "-db", dsn, "-plan", plan,
+		"-copy", fmt.Sprintf("touch %s; while [ ! -e %s ]; do sleep 0.02; done", copying, resume))
+	waitForFile(t, copying, "the copy")
 	if err := server.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -193,23 +177,8 @@ func TestEvacuatePlansAgain(t *testing.T) {
 	copying, resume := filepath.Join(dir, "copying"), filepath.Join(dir, "resume")
 	// The first copy waits for the test; the others run at once.
 	copyCmd := fmt.Sprintf("if [ ! -e %[1]s ]; then touch %[1]s; while [ ! -e %[2]s ]; do sleep 0.02; done; fi", copying, resume)
-	type result struct {
-		code      int
-		out, logs string
-	}
-	done := make(chan result, 1)
-	go func() {
-		code, out, logs := migrateRun(t, "-db", dsn, "-evacuate", "linode-eu", "-copy", copyCmd)
-		done <- result{code, out, logs}
-	}()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(copying); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first copy did not start within 30 s")
-		}
-	}
+	done := migrateAsync(t, "-db", dsn, "-evacuate", "linode-eu", "-copy", copyCmd)
+	waitForFile(t, copying, "the first copy")
 	if err := server.Activate(ctx, "linode-eu"); err != nil {
 		t.Fatal(err)
 	}
@@ -264,23 +233,8 @@ func TestEvacuateReportsAnAccountMovedBack(t *testing.T) {
 	first, copying, resume := filepath.Join(dir, "first"), filepath.Join(dir, "copying"), filepath.Join(dir, "resume")
 	// The second copy waits for the test; the others run at once.
 	copyCmd := fmt.Sprintf("if [ ! -e %[1]s ]; then touch %[1]s; elif [ ! -e %[2]s ]; then touch %[2]s; while [ ! -e %[3]s ]; do sleep 0.02; done; fi", first, copying, resume)
-	type result struct {
-		code      int
-		out, logs string
-	}
-	done := make(chan result, 1)
-	go func() {
-		code, out, logs := migrateRun(t, "-db", dsn, "-evacuate", "linode-eu", "-copy", copyCmd)
-		done <- result{code, out, logs}
-	}()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(copying); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the second copy did not start within 30 s")
-		}
-	}
+	done := migrateAsync(t, "-db", dsn, "-evacuate", "linode-eu", "-copy", copyCmd)
+	waitForFile(t, copying, "the second copy")
 	if err := server.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}

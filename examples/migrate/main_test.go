@@ -31,6 +31,38 @@ func migrateRunAt(t *testing.T, now func() time.Time, args ...string) (int, stri
 	return code, out.String(), log.String()
 }
 
+// migrateResult is what a run of the script gave: its exit status and
+// output.
+type migrateResult struct {
+	code      int
+	out, logs string
+}
+
+// migrateAsync runs the script in a goroutine; its result comes on the
+// channel.
+func migrateAsync(t *testing.T, args ...string) <-chan migrateResult {
+	done := make(chan migrateResult, 1)
+	go func() {
+		code, out, logs := migrateRunAt(t, time.Now, args...)
+		done <- migrateResult{code, out, logs}
+	}()
+	return done
+}
+
+// waitForFile waits until path exists (a copy command touches it as it
+// starts), failing the test after 30 s; what names the command.
+func waitForFile(t *testing.T, path, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not start within 30 s", what)
+		}
+	}
+}
+
 func writeFile(t *testing.T, dir, name, content string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)

@@ -211,24 +211,9 @@ func TestStoreFailureIsNotARefusal(t *testing.T) {
 	dir := t.TempDir()
 	copying, resume := filepath.Join(dir, "copying"), filepath.Join(dir, "resume")
 	plan := writeFile(t, dir, "plan.csv", "account_id,to_datacenter\n"+strings.Join(rows, "\n")+"\n")
-	type result struct {
-		code      int
-		out, logs string
-	}
-	done := make(chan result, 1)
-	go func() {
-		code, out, logs := migrateRun(t, "-db", u.String(), "-plan", plan,
-			"-copy", fmt.Sprintf("touch %s; while [ ! -e %s ]; do sleep 0.02; done", copying, resume))
-		done <- result{code, out, logs}
-	}()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(copying); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first copy did not start within 30 s")
-		}
-	}
+	done := migrateAsync(t, "-db", u.String(), "-plan", plan,
+		"-copy", fmt.Sprintf("touch %s; while [ ! -e %s ]; do sleep 0.02; done", copying, resume))
+	waitForFile(t, copying, "the first copy")
 	if _, err := admin.Exec(ctx, "REVOKE INSERT ON domicile.events FROM migrator"); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -51,4 +52,35 @@ func loginRole(t testing.TB, dsn string, grants ...string) string {
 		return u.String()
 	}
 	return strings.TrimSpace(dsn) + " user=" + name + " password=''"
+}
+
+// createdDatabase returns a new database whose tables an administrator
+// created (a Store opened on it once and closed).
+func createdDatabase(t testing.TB) string {
+	t.Helper()
+	dsn := pgtest.Database(t)
+	openStore(t, dsn).Close()
+	return dsn
+}
+
+// holdRows locks the rows that lockSQL (a SELECT ... FOR UPDATE) selects,
+// in a read committed transaction of a connection of its own to dsn, and
+// returns the transaction: its Rollback lets them go, and the test's end
+// closes the connection.
+func holdRows(t testing.TB, dsn, lockSQL string) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, lockSQL); err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }

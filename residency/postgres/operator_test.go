@@ -156,18 +156,7 @@ func TestConcurrentWritesUnderIsolation(t *testing.T) {
 					}
 				}
 
-				hold, err := pgx.Connect(ctx, dsn)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer hold.Close(ctx)
-				tx, err := hold.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := tx.Exec(ctx, "SELECT 1 FROM domicile.head FOR UPDATE"); err != nil {
-					t.Fatal(err)
-				}
+				tx := holdRows(t, dsn, "SELECT 1 FROM domicile.head FOR UPDATE")
 				errs := make([]error, len(rs))
 				var wg sync.WaitGroup
 				for i, r := range rs {
@@ -319,17 +308,8 @@ func TestOperatorSettings(t *testing.T) {
 func TestLeastPrivilegedRole(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	created := func(t *testing.T) string {
-		dsn := pgtest.Database(t)
-		s, err := postgres.Open(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Close()
-		return dsn
-	}
 	t.Run("granted", func(t *testing.T) {
-		app := loginRole(t, created(t), "GRANT USAGE ON SCHEMA domicile TO %[1]s",
+		app := loginRole(t, createdDatabase(t), "GRANT USAGE ON SCHEMA domicile TO %[1]s",
 			"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA domicile TO %[1]s")
 		a, b := routertest.OnPostgres(t, app, nil), routertest.OnPostgres(t, app, nil)
 		if _, err := a.Place(ctx, residency.PlaceRequest{AccountID: "acct", Country: "DE"}); err != nil {
@@ -368,7 +348,7 @@ func TestLeastPrivilegedRole(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dsn := pgtest.Database(t)
 			if tc.existing {
-				dsn = created(t)
+				dsn = createdDatabase(t)
 			} else {
 				exec(t, dsn, "REVOKE CREATE ON DATABASE "+dbIdent(t, dsn)+" FROM PUBLIC")
 			}
@@ -473,18 +453,7 @@ func TestJoinUnderIsolation(t *testing.T) {
 			for i := range stores {
 				stores[i] = openStore(t, dsn)
 			}
-			hold, err := pgx.Connect(ctx, dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer hold.Close(ctx)
-			tx, err := hold.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := tx.Exec(ctx, "SELECT 1 FROM domicile.members WHERE id = 'crashed' FOR UPDATE"); err != nil {
-				t.Fatal(err)
-			}
+			tx := holdRows(t, dsn, "SELECT 1 FROM domicile.members WHERE id = 'crashed' FOR UPDATE")
 			errs := make([]error, len(stores))
 			var wg sync.WaitGroup
 			for i, s := range stores {
@@ -665,17 +634,8 @@ func TestWithPoolDateStyle(t *testing.T) {
 func TestMissingUpdatePrivilegeIsNamed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	created := func(t *testing.T) string {
-		dsn := pgtest.Database(t)
-		s0, err := postgres.Open(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s0.Close()
-		return dsn
-	}
 	t.Run("at Open", func(t *testing.T) {
-		app := loginRole(t, created(t), "GRANT USAGE ON SCHEMA domicile TO %[1]s",
+		app := loginRole(t, createdDatabase(t), "GRANT USAGE ON SCHEMA domicile TO %[1]s",
 			"GRANT SELECT, INSERT, DELETE ON ALL TABLES IN SCHEMA domicile TO %[1]s")
 		s, err := postgres.Open(ctx, app, postgres.WithLease(time.Second))
 		if err == nil {
@@ -689,7 +649,7 @@ func TestMissingUpdatePrivilegeIsNamed(t *testing.T) {
 		}
 	})
 	t.Run("revoked while running", func(t *testing.T) {
-		dsn := created(t)
+		dsn := createdDatabase(t)
 		app := loginRole(t, dsn, "GRANT USAGE ON SCHEMA domicile TO %[1]s",
 			"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA domicile TO %[1]s")
 		r := routertest.OnPostgres(t, app, nil, postgres.WithLease(time.Second))

@@ -253,17 +253,7 @@ func TestServerDownPastLease(t *testing.T) {
 	const lease = 2 * time.Second
 	var rs []*residency.Router
 	for range 2 {
-		s, err := postgres.Open(ctx, srv.dsn(), postgres.WithLease(lease))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		r, err := residency.Open(ctx, residency.WithStore(s), residency.WithWriteTimeout(time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		rs = append(rs, r)
+		rs = append(rs, routertest.OnPostgres(t, srv.dsn(), []residency.Option{residency.WithWriteTimeout(time.Second)}, postgres.WithLease(lease)))
 	}
 	if _, err := rs[0].Place(ctx, residency.PlaceRequest{AccountID: "before", Country: "DE"}); err != nil {
 		t.Fatal(err)
@@ -389,17 +379,7 @@ func TestFenceRightAfterOutage(t *testing.T) {
 	const lease = time.Second
 	var rs []*residency.Router
 	for range 2 {
-		s, err := postgres.Open(ctx, srv.dsn(), postgres.WithLease(lease))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		r, err := residency.Open(ctx, residency.WithStore(s), residency.WithWriteTimeout(time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		rs = append(rs, r)
+		rs = append(rs, routertest.OnPostgres(t, srv.dsn(), []residency.Option{residency.WithWriteTimeout(time.Second)}, postgres.WithLease(lease)))
 	}
 	script, backend := rs[0], rs[1]
 	p, err := script.Place(ctx, residency.PlaceRequest{AccountID: "moving", Country: "DE"})
