@@ -22,7 +22,7 @@ func pgTool(t *testing.T, name string) string {
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name)
 	sort.Strings(dirs)
 	if len(dirs) == 0 {
-		t.Skipf("%s is not installed", name)
+		pgtest.Missing(t, name+" is not installed (apt-get install postgresql)")
 	}
 	return dirs[len(dirs)-1]
 }

@@ -39,7 +39,7 @@ func startPgBouncer(t *testing.T, dsn string, poolSize int) string {
 		}
 	}
 	if err != nil {
-		t.Skip("PgBouncer is not installed (apt-get install pgbouncer)")
+		pgtest.Missing(t, "PgBouncer is not installed (apt-get install pgbouncer)")
 	}
 	c, err := pgx.ParseConfig(dsn)
 	if err != nil {

@@ -58,10 +58,7 @@ func startOwnServerWith(t *testing.T, c ownServerConfig) *ownServer {
 	} else {
 		// A server named by DOMICILE_TEST_POSTGRES cannot be stopped and
 		// started by a test: these tests need the binaries.
-		if os.Getenv(pgtest.EnvRequire) == "1" && os.Getenv(pgtest.EnvDSN) == "" {
-			t.Fatal("no PostgreSQL binaries to start a server of the test's own")
-		}
-		t.Skip("no PostgreSQL binaries to start a server of the test's own (apt-get install postgresql)")
+		pgtest.Missing(t, "no PostgreSQL binaries to start a server of the test's own (apt-get install postgresql)")
 	}
 	dir, err := os.MkdirTemp("/tmp", "domicile-own-pg-")
 	if err != nil {

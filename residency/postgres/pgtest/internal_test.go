@@ -31,3 +31,29 @@ func TestNotInstalled(t *testing.T) {
 		t.Error("an installed server that fails to start is skipped, want a failure")
 	}
 }
+
+// outcome records whether Missing skipped or failed a test.
+type outcome struct {
+	testing.TB
+	skipped, failed bool
+}
+
+func (o *outcome) Helper()               {}
+func (o *outcome) Skip(...any)           { o.skipped = true }
+func (o *outcome) Fatalf(string, ...any) { o.failed = true }
+
+// TestMissing: a missing program skips a test, but fails it when
+// EnvRequire is 1 (CI), where every test must run.
+func TestMissing(t *testing.T) {
+	for _, tc := range []struct {
+		require       string
+		skip, failure bool
+	}{{"", true, false}, {"0", true, false}, {"1", false, true}} {
+		t.Setenv(EnvRequire, tc.require)
+		o := &outcome{TB: t}
+		Missing(o, "pg_dump is not installed")
+		if o.skipped != tc.skip || o.failed != tc.failure {
+			t.Errorf("with %s=%q: skipped %v, failed %v; want %v, %v", EnvRequire, tc.require, o.skipped, o.failed, tc.skip, tc.failure)
+		}
+	}
+}

@@ -131,6 +131,19 @@ func get(tb testing.TB) *server {
 	return srv
 }
 
+// Missing is for a test that needs a program this machine lacks (a
+// PostgreSQL binary, PgBouncer): it skips the test, saying what is
+// missing and how to install it, or fails it when EnvRequire is 1, as in
+// CI, where every test must run.
+func Missing(tb testing.TB, what string) {
+	tb.Helper()
+	if os.Getenv(EnvRequire) == "1" {
+		tb.Fatalf("%s (%s=1: a failure, not a skip)", what, EnvRequire)
+		return
+	}
+	tb.Skip(what)
+}
+
 // skippable reports whether a failure to get a server skips a test rather
 // than failing it: PostgreSQL is not installed, and EnvRequire is not 1.
 func skippable(err error) bool {
