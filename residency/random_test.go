@@ -242,6 +242,23 @@ func (o rop) String() string {
 }
 
 // gen makes random operations on its pool of account IDs.
+// anyOpenMove makes a complete or abort of a concurrent worker name,
+// half the time, a move open on its Router, begun by any worker: me
+// learns it under label.
+func (me *rig) anyOpenMove(g *gen, label int, o *rop) {
+	if o.Kind != "complete" && o.Kind != "abort" {
+		return
+	}
+	var open []residency.Move
+	for m := range me.r.Moves() {
+		open = append(open, m)
+	}
+	if len(open) > 0 && g.rng.IntN(2) == 0 {
+		me.learn(label, pick(g.rng, open))
+		o.Move = label
+	}
+}
+
 type gen struct {
 	rng    *rand.Rand
 	ids    []string
@@ -1336,18 +1353,7 @@ func TestRandomConcurrent(t *testing.T) {
 					for range ops {
 						label := g.n
 						o := g.next(false)
-						if o.Kind == "complete" || o.Kind == "abort" {
-							// Any open move, others' too.
-							var open []residency.Move
-							for m := range r.Moves() {
-								open = append(open, m)
-							}
-							if len(open) > 0 && g.rng.IntN(2) == 0 {
-								m := pick(g.rng, open)
-								me.learn(label, m)
-								o.Move = label
-							}
-						}
+						me.anyOpenMove(g, label, &o)
 						if o.Kind == "tick" {
 							advance(clk, o.Tick)
 							continue
@@ -1689,16 +1695,7 @@ func TestRandomSharedPostgres(t *testing.T) {
 					for range ops {
 						label := g.n
 						o := g.next(false)
-						if o.Kind == "complete" || o.Kind == "abort" {
-							var open []residency.Move
-							for m := range r.Moves() {
-								open = append(open, m)
-							}
-							if len(open) > 0 && g.rng.IntN(2) == 0 {
-								me.learn(label, pick(g.rng, open))
-								o.Move = label
-							}
-						}
+						me.anyOpenMove(g, label, &o)
 						if o.Kind == "tick" {
 							continue // one clock for all: moving it would race the others' expiries
 						}
@@ -2193,16 +2190,7 @@ func TestRandomFaultyConcurrent(t *testing.T) {
 						for range ops {
 							label := g.n
 							o := g.next(false)
-							if o.Kind == "complete" || o.Kind == "abort" {
-								var open []residency.Move
-								for m := range r.Moves() {
-									open = append(open, m)
-								}
-								if len(open) > 0 && g.rng.IntN(2) == 0 {
-									me.learn(label, pick(g.rng, open))
-									o.Move = label
-								}
-							}
+							me.anyOpenMove(g, label, &o)
 							if o.Kind == "tick" {
 								continue
 							}

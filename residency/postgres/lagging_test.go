@@ -33,6 +33,22 @@ func lagging(t *testing.T, dsn string) *residency.Router {
 	return routertest.OnPostgres(t, dsn, nil, postgres.WithPollOnly(), postgres.WithPollInterval(time.Hour), postgres.WithLease(time.Hour))
 }
 
+// acmeOnBoth opens Router a and a lagging Router b on a new database,
+// places account "acme" through a, and has b apply it.
+func acmeOnBoth(t *testing.T) (a, b *residency.Router) {
+	t.Helper()
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	a, b = routertest.OnPostgres(t, dsn, nil), lagging(t, dsn)
+	if _, err := a.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
 // TestWriteOnAccountPlacedByAnotherRouter: writes on B to an account A
 // placed a moment before succeed; from B's memory they were ErrNotFound.
 func TestWriteOnAccountPlacedByAnotherRouter(t *testing.T) {
@@ -84,15 +100,7 @@ func TestWriteOnAccountPlacedByAnotherRouter(t *testing.T) {
 // nothing.
 func TestCreateAfterDeleteOnAnotherRouter(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.Database(t)
-	a := routertest.OnPostgres(t, dsn, nil)
-	b := lagging(t, dsn)
-	if _, err := a.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	a, b := acmeOnBoth(t)
 	if err := a.Delete(ctx, "acme", "customer left"); err != nil {
 		t.Fatal(err)
 	}
@@ -172,15 +180,7 @@ func TestObjectAfterWithdrawOnAnotherRouter(t *testing.T) {
 // ErrNotFound, and the consent stayed live.
 func TestRevokeConsentGrantedOnAnotherRouter(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.Database(t)
-	a := routertest.OnPostgres(t, dsn, nil)
-	b := lagging(t, dsn)
-	if _, err := a.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	a, b := acmeOnBoth(t)
 	if err := a.GrantAccess(ctx, residency.Consent{AccountID: "acme", SubProcessor: "support-247", Reference: "TICKET-1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -263,15 +263,7 @@ func TestSyncWhileDatabaseUnreachable(t *testing.T) {
 // (the new account), and acme stayed deleted. Found by a review.
 func TestImportAfterDeleteOnAnotherRouterWithNewRow(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.Database(t)
-	a := routertest.OnPostgres(t, dsn, nil)
-	b := lagging(t, dsn)
-	if _, err := a.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	a, b := acmeOnBoth(t)
 	if err := a.Delete(ctx, "acme", "customer left"); err != nil {
 		t.Fatal(err)
 	}
