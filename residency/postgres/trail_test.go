@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
@@ -126,5 +127,80 @@ func TestTrails(t *testing.T) {
 	s.Close()
 	if err := s.Trails(ctx, ids, func(string, []residency.Event) error { return nil }); !errors.Is(err, postgres.ErrClosed) {
 		t.Errorf("Trails after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestTrailWithAGapIsCorrupt: a trail whose versions skip one (an event
+// row deleted behind domicile's back, its foreign key switched off for
+// the deletion) is refused with ErrCorrupt by Trail, Trails and the
+// Router's History, whether the gap is at the trail's start or in its
+// middle, and never handed out cut short; the other accounts' trails still
+// read.
+func TestTrailWithAGapIsCorrupt(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	s := openStore(t, dsn)
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, id := range []string{"start", "middle", "whole"} {
+		if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "US"}); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // to the other US data center and back: five events
+			p, err := r.Lookup(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			to := "aws-us-west-1"
+			if p.DataCenter == to {
+				to = "linode-us"
+			}
+			m, err := r.BeginMove(ctx, id, to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.CompleteMove(ctx, m.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// The events' foreign key (a trail's event follows the one before)
+	// would refuse the deletions: switch triggers, which check it, off.
+	if _, err := conn.Exec(ctx, "SET session_replication_role = replica"); err != nil {
+		t.Fatal(err)
+	}
+	for id, version := range map[string]int{"start": 1, "middle": 2} {
+		tag, err := conn.Exec(ctx, "DELETE FROM domicile.events WHERE account = $1 AND version = $2", id, version)
+		if err != nil || tag.RowsAffected() != 1 {
+			t.Fatalf("deleting event %d of %q: %v, %d rows", version, id, err, tag.RowsAffected())
+		}
+	}
+
+	for _, id := range []string{"start", "middle"} {
+		if h, err := s.Trail(ctx, id); !errors.Is(err, residency.ErrCorrupt) {
+			t.Errorf("Trail(%q) with a gap = %d events, %v; want ErrCorrupt", id, len(h), err)
+		}
+		if h, err := r.History(ctx, id); !errors.Is(err, residency.ErrCorrupt) {
+			t.Errorf("History(%q) with a gap = %d events, %v; want ErrCorrupt", id, len(h), err)
+		}
+		var called []string
+		err := s.Trails(ctx, []string{"whole", id}, func(id string, _ []residency.Event) error {
+			called = append(called, id)
+			return nil
+		})
+		if !errors.Is(err, residency.ErrCorrupt) || len(called) != 0 {
+			t.Errorf("Trails(whole, %q) with a gap = %v after calls for %q; want ErrCorrupt before any call", id, err, called)
+		}
+	}
+	if h, err := s.Trail(ctx, "whole"); err != nil || len(h) != 5 {
+		t.Errorf("Trail(whole) = %d events, %v; want 5 and no error", len(h), err)
 	}
 }
