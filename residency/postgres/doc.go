@@ -48,8 +48,9 @@
 // its lease with it in the background, where a refusal would otherwise
 // only show as [residency.ErrStale] a lease later; what other missing
 // privileges refuse fails in the caller's hands, with PostgreSQL's
-// "permission denied for table ...". A store opened with [ReadOnly] needs
-// SELECT only.
+// "permission denied for table ...". Open's refusal, as the database's,
+// wraps a [*pgconn.PgError] of SQLSTATE 42501 (insufficient_privilege),
+// which errors.As finds. A store opened with [ReadOnly] needs SELECT only.
 //
 // # Writes
 //

@@ -20,6 +20,7 @@ import (
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -365,6 +366,10 @@ func TestLeastPrivilegedRole(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("opening as a role with %q: %v; want an error saying %q", tc.grants, err, tc.want)
 			}
+			// Open's own refusal and the database's are told apart alike.
+			if pe := (*pgconn.PgError)(nil); !errors.As(err, &pe) || pe.Code != "42501" {
+				t.Errorf("opening as a role with %q: %v; want it to wrap a *pgconn.PgError of SQLSTATE 42501", tc.grants, err)
+			}
 		})
 	}
 }
@@ -646,6 +651,9 @@ func TestMissingUpdatePrivilegeIsNamed(t *testing.T) {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("postgres.Open = %v; want it to say %q", err, want)
 			}
+		}
+		if pe := (*pgconn.PgError)(nil); !errors.As(err, &pe) || pe.Code != "42501" {
+			t.Errorf("postgres.Open = %v; want it to wrap a *pgconn.PgError of SQLSTATE 42501, as the database's refusals are", err)
 		}
 	})
 	t.Run("revoked while running", func(t *testing.T) {

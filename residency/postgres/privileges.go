@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // checkPrivileges refuses, at Open, a role without UPDATE on the members
@@ -15,7 +16,9 @@ import (
 // hands (Join, at residency.Open, needs INSERT and DELETE on members; a
 // write, INSERT and UPDATE on the other tables), with PostgreSQL's
 // "permission denied for table ...". A store that only loads, such as
-// one of TestOpenEmptySchema's, may lack DELETE.
+// one of TestOpenEmptySchema's, may lack DELETE. The refusal wraps a
+// [*pgconn.PgError] of SQLSTATE 42501, as the database's own refusals
+// are: a program tells all of them apart one way.
 func (s *Store) checkPrivileges(ctx context.Context) error {
 	var ok bool
 	table := pgx.Identifier{s.schema, "members"}.Sanitize()
@@ -23,7 +26,12 @@ func (s *Store) checkPrivileges(ctx context.Context) error {
 		return fmt.Errorf("postgres: checking the role's privileges: %w", connectError(err))
 	}
 	if !ok {
-		return fmt.Errorf("postgres: permission denied for table members (schema %q): the role lacks UPDATE on it, which Routers need to renew their leases; grant it SELECT, INSERT, UPDATE and DELETE on the schema's tables", s.schema)
+		return fmt.Errorf("postgres: the role lacks UPDATE on the members table of schema %q, which Routers need to renew their leases (grant it SELECT, INSERT, UPDATE and DELETE on the schema's tables): %w", s.schema, &pgconn.PgError{
+			Severity: "ERROR",
+			Code:     "42501", // insufficient_privilege
+			Message:  "permission denied for table members",
+			Hint:     "Grant the role SELECT, INSERT, UPDATE and DELETE on the schema's tables.",
+		})
 	}
 	return nil
 }
