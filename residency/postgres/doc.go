@@ -49,8 +49,9 @@
 // only show as [residency.ErrStale] a lease later; what other missing
 // privileges refuse fails in the caller's hands, with PostgreSQL's
 // "permission denied for table ...". Open's refusal, as the database's,
-// wraps a [*pgconn.PgError] of SQLSTATE 42501 (insufficient_privilege),
-// which errors.As finds. A store opened with [ReadOnly] needs SELECT only.
+// wraps a [*github.com/jackc/pgx/v5/pgconn.PgError] of SQLSTATE 42501
+// (insufficient_privilege), which errors.As finds. A store opened with
+// [ReadOnly] needs SELECT only.
 //
 // # Writes
 //

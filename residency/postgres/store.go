@@ -170,8 +170,9 @@ func WithPool(p *pgxpool.Pool) Option { return optionFunc(func(c *config) { c.po
 // service starting while its database restarts should. Tables of a newer format are
 // [residency.ErrFormat]; tables that are not domicile's are [ErrForeign].
 // A role without UPDATE on the members table, which leases need, is
-// refused with an error that says so and wraps a [*pgconn.PgError] of
-// SQLSTATE 42501 (see the package doc's Privileges).
+// refused with an error that says so and wraps a
+// [*github.com/jackc/pgx/v5/pgconn.PgError] of SQLSTATE 42501 (see the
+// package doc's Privileges).
 func Open(ctx context.Context, connString string, opts ...Option) (*Store, error) {
 	c := config{schema: DefaultSchema, lease: DefaultLease, poll: DefaultPollInterval}
 	nilOption := false
