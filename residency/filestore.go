@@ -148,9 +148,10 @@ func boltOptions(wait time.Duration) *bolt.Options {
 
 // OpenFileStoreReadOnly opens the existing store file at path for reading
 // only, as an auditor's tool does: it writes nothing, so it neither
-// creates nor upgrades a file (a file of an older format is refused with
-// an error matching [ErrFormat]: open it once with [WithPath] to upgrade
-// it), and its Apply fails. Other read-only opens may share the file; a
+// creates nor upgrades a file (files of formats 5 to 8 are read as they
+// are; one of format 4 or older, which only an upgrade gives a log, is
+// refused with an error matching [ErrFormat]: open it once with [WithPath]
+// to upgrade it), and its Apply fails. Other read-only opens may share the file; a
 // Router holding it keeps it locked (an error matching [ErrLocked]).
 func OpenFileStoreReadOnly(ctx context.Context, path string) (LogStore, error) {
 	if _, err := os.Stat(path); err != nil {

@@ -46,8 +46,9 @@
 // DB is a store file (it must not be open in a running service) or a
 // PostgreSQL URL (postgres:// or postgresql://). Either is opened
 // read-only: the tool never creates, upgrades or writes anything, so a
-// store of an older format, or a database without domicile's tables, is
-// refused; on PostgreSQL a role with SELECT on domicile's tables (and
+// store that needs an upgrade (a file of format 4 or older, tables of an
+// older format), or a database without domicile's tables, is refused
+// (files of formats 5 to 8 are read as they are); on PostgreSQL a role with SELECT on domicile's tables (and
 // USAGE on their schema) is enough, and the stored hashes of the latest
 // entries that no writer stored yet are computed in memory.
 //
