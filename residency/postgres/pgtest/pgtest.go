@@ -21,9 +21,10 @@
 // database are skipped with a note on how to install PostgreSQL, unless
 // DOMICILE_REQUIRE_POSTGRES=1 (as in CI): then they fail.
 //
-// The throwaway server runs with fsync=off: fast, and lost on a crash of
-// the machine, which a test does not care about. Benchmarks of durable
-// writes set DOMICILE_PGTEST_DURABLE=1 to have fsync on.
+// The throwaway server runs with fsync, synchronous_commit and
+// full_page_writes off: fast, and lost on a crash of the machine, which a
+// test does not care about. Benchmarks of durable writes set
+// DOMICILE_PGTEST_DURABLE=1 to have them on.
 package pgtest
 
 import (
