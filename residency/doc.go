@@ -60,8 +60,9 @@
 //   - Every change is on the account's audit trail ([Router.History]).
 //   - [Router.Verify] checks all of this over the whole state.
 //   - Bad input gets an error that [errors.Is] matches, and changes nothing.
-//   - After [Router.Close], every method returns [ErrClosed] and the
-//     iterators yield nothing ([Router.Err]).
+//   - After [Router.Close], every method returns [ErrClosed] (but
+//     [Router.Catalog], configuration, and Close again, which returns nil)
+//     and the iterators yield nothing ([Router.Err]).
 //
 // # JSON
 //
