@@ -55,8 +55,8 @@
 //     for a date still ahead (by the Router's clock, [WithClock]) takes no
 //     account, no move and no access before it ([ErrNotEffective]).
 //   - [Router.Delete] closes an account: it leaves Lookup, the iterators
-//     and the metrics, its agreements and consents end, and its audit trail
-//     stays. The ID may be placed afresh.
+//     and the metrics, its agreements and consents end and its objections
+//     are withdrawn, and its audit trail stays. The ID may be placed afresh.
 //   - Every change is on the account's audit trail ([Router.History]).
 //   - [Router.Verify] checks all of this over the whole state.
 //   - Bad input gets an error that [errors.Is] matches, and changes nothing.
