@@ -53,8 +53,8 @@ var (
 	ErrStaleVersion = errors.New("residency: conflict: stale version")
 	// ErrInvalidTransfer: a transfer agreement without a valid account,
 	// reference or region (one other than the account's home region), or
-	// with an expiry already past. The zero expiry is valid: the agreement
-	// then does not expire.
+	// with an expiry already past or after the year 9999. The zero expiry
+	// is valid: the agreement then does not expire.
 	ErrInvalidTransfer = errors.New("residency: invalid transfer agreement")
 	// ErrInvalidOption: an Open option that cannot be used, such as a nil
 	// catalog.
