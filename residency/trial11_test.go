@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/domicile-go/domicile/region"
 	"github.com/domicile-go/domicile/residency"
 )
 
@@ -40,4 +41,35 @@ func TestReplacedAccountHasNoConsentAfterClockStepsBack(t *testing.T) {
 	if err := r.MayAccess("acme", "support-247"); !errors.Is(err, residency.ErrNoConsent) {
 		t.Errorf("MayAccess(acme, support-247) on the account placed afresh = %v, want ErrNoConsent (TICKET-1 was the deleted account's)", err)
 	}
+}
+
+// TestGrantTransferExpiredRetry: granting again, under the same reference
+// and with the same content, a transfer agreement whose expiry has passed
+// must not report success. GrantTransfer's doc: "the expiry, if set, in
+// the future (ErrInvalidTransfer). Granting the same agreement again
+// changes nothing" — the latter only while it stands, as GrantAccess
+// already does for consents (TestGrantAccessExpiredRetry).
+//
+// Wrong now: GrantTransfer compares with the stored agreement before it
+// checks the expiry, so it returns nil for the expired one: the caller
+// (a migration script re-running its grant step) believes the customer's
+// agreement is in force, and the BeginMove that follows is refused with
+// ErrCrossRegion.
+func TestGrantTransferExpiredRetry(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	r := open(t, residency.WithClock(clk.Now))
+	place(t, r, "acme", "DE")
+	tr := residency.Transfer{AccountID: "acme", To: region.US, Reference: "DPA-1", ExpiresAt: clk.Now().Add(time.Hour)}
+	if err := r.GrantTransfer(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(2 * time.Hour)
+	before := snapshot(t, r)
+	err := r.GrantTransfer(ctx, tr)
+	if !errors.Is(err, residency.ErrInvalidTransfer) {
+		_, moveErr := r.BeginMove(ctx, "acme", "aws-us-west-1")
+		t.Errorf("GrantTransfer(the same agreement, expired an hour ago) = %v, want ErrInvalidTransfer (BeginMove to the US now says %v)", err, moveErr)
+	}
+	unchanged(t, r, before, "GrantTransfer of an expired agreement")
 }
