@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +12,6 @@ import (
 	"github.com/domicile-go/domicile/region"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
-	"github.com/google/go-cmp/cmp"
 )
 
 // skewClock is a settable clock for the Routers of the trial's tests.
@@ -115,89 +115,71 @@ func TestReplacedAccountHasNoAgreementOfBeforeDeletionOnSkewedRouter(t *testing.
 	}
 }
 
-func script(t *testing.T, r *residency.Router, clk *skewClock) {
+// TestAccessEndsOnEveryRouterOnceTheCallReturns checks what the docs of
+// the calls that end access say on a shared store:
+//   - RevokeAccess: "from then on it allows no access";
+//   - Object: "while it stands, Router.MayAccess refuses that
+//     sub-processor (ErrObjected)";
+//   - Delete: "from then on Router.Lookup, Router.MayAccess and every
+//     write say ErrNotFound".
+//
+// A support tool behind a load balancer asks MayAccess on whichever
+// instance it reaches, right after the customer's revocation was recorded
+// through another one.
+//
+// Wrong now: none of these is fenced (only CompleteMove and Drain are),
+// so another live Router goes on answering nil for a moment after the
+// call returned (in a trial, 48 times out of 50 right after
+// RevokeAccess), and a Router cut off from the database for up to its
+// lease (10 s by default). Either fence these calls as CompleteMove is
+// (Router.Fence does it by hand today), or say in their docs that other
+// instances follow only after Sync.
+func TestAccessEndsOnEveryRouterOnceTheCallReturns(t *testing.T) {
 	ctx := context.Background()
-	step := func(name string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		clk.Set(clk.Now().Add(time.Minute + 1234567))
-	}
-	tokyo, _ := time.LoadLocation("Asia/Tokyo")
-	_, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
-	step("place", err)
-	step("grant", r.GrantAccess(ctx, residency.Consent{AccountID: "acme", SubProcessor: "support-247", Reference: "T-1", ExpiresAt: clk.Now().Add(48*time.Hour + 987654321).In(tokyo)}))
-	step("object", r.Object(ctx, residency.Objection{AccountID: "acme", SubProcessor: "twilio", Reference: "O-1"}))
-	step("transfer", r.GrantTransfer(ctx, residency.Transfer{AccountID: "acme", To: region.US, Reference: "DPA-1", ExpiresAt: clk.Now().Add(time.Hour)}))
-	m, err := r.BeginMove(ctx, "acme", "aws-us-west-1")
-	step("begin", err)
-	_, err = r.CompleteMove(ctx, m.ID)
-	step("complete", err)
-	step("revoke", r.RevokeAccess(ctx, "acme", "T-1"))
-	step("withdraw", r.WithdrawObjection(ctx, "acme", "O-1"))
-	step("object2", r.Object(ctx, residency.Objection{AccountID: "acme", SubProcessor: "quality-unit-ukraine", Reference: "O-2"}))
-	step("grant2", r.GrantAccess(ctx, residency.Consent{AccountID: "acme", SubProcessor: "support-247", Reference: "T-2"}))
-	step("delete", r.Delete(ctx, "acme", "customer left"))
-	_, err = r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "US"})
-	step("replace", err)
-	step("grant3", r.GrantAccess(ctx, residency.Consent{AccountID: "acme", SubProcessor: "support-247", Reference: "T-3", ExpiresAt: clk.Now().Add(time.Minute)}))
-	res, err := r.Import(ctx, func(yield func(residency.ImportRow) bool) {
-		yield(residency.ImportRow{AccountID: "old-1", Country: "FR", DataCenter: "aws-eu-west-1"})
-	})
-	if res.Imported != 1 {
-		t.Fatalf("import %+v", res)
-	}
-	step("import", err)
-}
-
-func entries(t *testing.T, r *residency.Router) []residency.Change {
-	var out []residency.Change
-	if err := r.LogEntries(context.Background(), 0, func(i int64, e []byte) error {
-		c, err := residency.DecodeEntry(e)
-		if err != nil {
-			return err
-		}
-		out = append(out, c)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func TestExploreDifferential(t *testing.T) {
-	base := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
-	c1 := &skewClock{now: base}
-	c2 := &skewClock{now: base}
-	file, err := residency.Open(context.Background(), residency.WithPath(t.TempDir()+"/d.db"), residency.WithClock(c1.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer file.Close()
 	dsn := pgtest.Database(t)
-	pg := routertest.OnPostgres(t, dsn, []residency.Option{residency.WithClock(c2.Now)})
-	other := routertest.OnPostgres(t, dsn, []residency.Option{residency.WithClock(c2.Now)})
-	script(t, file, c1)
-	script(t, pg, c2)
-	if err := other.Sync(context.Background()); err != nil {
-		t.Fatal(err)
+	a := routertest.OnPostgres(t, dsn, nil)
+	b := routertest.OnPostgres(t, dsn, nil)
+	const rounds = 20
+	ends := []struct {
+		name string
+		sp   string
+		end  func(id string, i int) error
+	}{
+		{"RevokeAccess", "support-247", func(id string, i int) error {
+			return a.RevokeAccess(ctx, id, fmt.Sprint("TICKET-", i))
+		}},
+		{"Object", "twilio", func(id string, i int) error {
+			return a.Object(ctx, residency.Objection{AccountID: id, SubProcessor: "twilio", Reference: fmt.Sprint("LETTER-", i)})
+		}},
+		{"Delete", "twilio", func(id string, i int) error {
+			return a.Delete(ctx, id, "customer left")
+		}},
 	}
-	fresh := routertest.OnPostgres(t, dsn, []residency.Option{residency.WithClock(c2.Now)})
-	want := routertest.Of(t, file)
-	for name, r := range map[string]*residency.Router{"pg": pg, "other": other, "fresh": fresh} {
-		if diff := cmp.Diff(want, routertest.Of(t, r)); diff != "" {
-			t.Errorf("%s differs from file (-file +pg):\n%s", name, diff)
+	for _, e := range ends {
+		allowed := 0
+		for i := range rounds {
+			id := fmt.Sprint(e.name, "-", i)
+			if _, err := a.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.GrantAccess(ctx, residency.Consent{AccountID: id, SubProcessor: "support-247", Reference: fmt.Sprint("TICKET-", i)}); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Fence(ctx); err != nil { // B has applied the account and the consent
+				t.Fatal(err)
+			}
+			if err := b.MayAccess(id, e.sp); err != nil {
+				t.Fatalf("MayAccess(%s, %s) on B before %s = %v, want nil", id, e.sp, e.name, err)
+			}
+			if err := e.end(id, i); err != nil {
+				t.Fatal(err)
+			}
+			if b.MayAccess(id, e.sp) == nil {
+				allowed++
+			}
 		}
-	}
-	fe := entries(t, file)
-	pe := entries(t, pg)
-	if diff := cmp.Diff(fe, pe); diff != "" {
-		t.Errorf("log entries differ (-file +pg):\n%s", diff)
-	}
-	for _, r := range []*residency.Router{file, pg} {
-		cs, _ := r.Consents("acme")
-		t.Logf("%+v", cs)
-		t.Logf("%v %v %v", r.MayAccess("acme", "support-247"), r.MayAccess("acme", "quality-unit-ukraine"), r.MayAccess("acme", "twilio"))
+		if allowed > 0 {
+			t.Errorf("MayAccess on another Router right after %s returned let %s in %d times out of %d, want 0", e.name, e.sp, allowed, rounds)
+		}
 	}
 }
