@@ -280,8 +280,8 @@ func (w *writer) putRecord(a *account, c *ConsentRecord, o *ObjectionRecord) {
 // catalog, need consent and serve the account's home region; the reference
 // must be like an account ID; the expiry, if set, in the future and before
 // the year 10000: otherwise [ErrInvalidConsent]. A consent may be given before the sub-processor's
-// effective date. Granting the same consent again, while it stands,
-// changes nothing; any other consent under a reference the account has
+// effective date. Granting the same consent again, while it stands and
+// the sub-processor serves the account's region, changes nothing; any other consent under a reference the account has
 // used, revoked ones and ones of before a [Router.Delete] included, is
 // [ErrConflict]: a reference names one consent for good.
 func (r *Router) GrantAccess(ctx context.Context, c Consent) error {
@@ -315,14 +315,16 @@ func (r *Router) GrantAccess(ctx context.Context, c Consent) error {
 		if !c.ExpiresAt.IsZero() && !c.ExpiresAt.After(w.now) {
 			return fmt.Errorf("%w: account %q: consent %q expired at %s", ErrInvalidConsent, c.AccountID, c.Reference, c.ExpiresAt.Format(time.RFC3339))
 		}
+		// Nor does a consent for a sub-processor that does not serve the
+		// account's region (it moved out of them): it allows nothing.
+		if !sc.Serves(a.Region) {
+			return fmt.Errorf("%w: account %q lives in %s, which sub-processor %s does not serve", ErrInvalidConsent, c.AccountID, a.Region, c.SubProcessor)
+		}
 		if old, ok := a.access.consent(c.Reference); ok {
 			if old.Consent == c && old.Revoked.IsZero() {
 				return nil
 			}
 			return conflictWith(a, fmt.Sprintf("already has consent %q (for %s, revoked %v)", c.Reference, old.SubProcessor, !old.Revoked.IsZero()))
-		}
-		if !sc.Serves(a.Region) {
-			return fmt.Errorf("%w: account %q lives in %s, which sub-processor %s does not serve", ErrInvalidConsent, c.AccountID, a.Region, c.SubProcessor)
 		}
 		rec := ConsentRecord{Consent: c, Granted: w.now}
 		next := a.change(w.now, Event{Kind: AccessGranted, To: c.SubProcessor, Reference: c.Reference}, func(*Placement) {})
@@ -334,10 +336,15 @@ func (r *Router) GrantAccess(ctx context.Context, c Consent) error {
 }
 
 // RevokeAccess ends the account's consent with the given reference: from
-// then on it allows no access. Revoking a consent twice changes nothing; a
-// reference the account has no consent under is [ErrNotFound].
+// then on it allows no access. On a shared store it returns once every
+// live Router has applied it, as [Router.CompleteMove] does, so that no
+// instance lets the sub-processor in after it returns; when that wait
+// gives up, the error matches [ErrNotFenced] and the revocation stands
+// ([Router.Fence] waits again). Revoking a consent twice changes nothing
+// (and waits for the fence again); a reference the account has no
+// consent under is [ErrNotFound].
 func (r *Router) RevokeAccess(ctx context.Context, accountID, reference string) error {
-	return r.endRecord(ctx, accountID, reference, "consent", func(w *writer, a *account) bool {
+	return r.endRecord(ctx, accountID, reference, "consent", true, func(w *writer, a *account) bool {
 		c, ok := a.access.consent(reference)
 		if ok && c.Revoked.IsZero() {
 			w.revokeConsent(a, c, "")
@@ -352,14 +359,20 @@ func (r *Router) RevokeAccess(ctx context.Context, accountID, reference string) 
 // account's live row, end looks up the record under reference, ends it
 // unless it has ended already, and reports whether the account has one;
 // noun names the record in the error for a reference it has none under.
-func (r *Router) endRecord(ctx context.Context, accountID, reference, noun string, end func(w *writer, a *account) (found bool)) error {
+// A fenced end, which narrows what the account allows, returns once every
+// live Router has applied it (writeFenced).
+func (r *Router) endRecord(ctx context.Context, accountID, reference, noun string, fenced bool, end func(w *writer, a *account) (found bool)) error {
 	if r.isClosed() {
 		return ErrClosed
 	}
 	if err := ValidAccountID(accountID); err != nil {
 		return r.refuse(err)
 	}
-	return r.write(ctx, subject{"account", accountID}, func(w *writer) error {
+	write := r.write
+	if fenced {
+		write = r.writeFenced
+	}
+	return write(ctx, subject{"account", accountID}, func(w *writer) error {
 		a := w.live(accountID)
 		if a == nil {
 			return fmt.Errorf("%w: account %q", ErrNotFound, accountID)
@@ -383,7 +396,9 @@ func (w *writer) revokeConsent(a *account, c ConsentRecord, rule string) *accoun
 // Object records a customer's objection to a service processor or
 // subcontractor: while it stands, [Router.MayAccess] refuses that
 // sub-processor ([ErrObjected]) and [Router.SubProcessors] leaves it out,
-// consent or not. An objection may be raised before the sub-processor's
+// consent or not; on a shared store, on every live Router once Object
+// returns (it waits as [Router.RevokeAccess] does, [ErrNotFenced] when
+// the wait gives up). An objection may be raised before the sub-processor's
 // effective date (the notice period is for that) and against one that does
 // not serve the account's region today. It is durable and on the account's
 // audit trail with its reference before Object returns.
@@ -411,7 +426,7 @@ func (r *Router) Object(ctx context.Context, o Objection) error {
 	if sc.Kind == provider.Host {
 		return r.refuse(fmt.Errorf("%w: account %q: %s is a host, whose access follows the account's data centers: move the account instead", ErrInvalidObjection, o.AccountID, o.SubProcessor))
 	}
-	return r.write(ctx, subject{"account", o.AccountID}, func(w *writer) error {
+	return r.writeFenced(ctx, subject{"account", o.AccountID}, func(w *writer) error {
 		a := w.live(o.AccountID)
 		if a == nil {
 			return fmt.Errorf("%w: account %q", ErrNotFound, o.AccountID)
@@ -435,7 +450,7 @@ func (r *Router) Object(ctx context.Context, o Objection) error {
 // Withdrawing it twice changes nothing; a reference the account has no
 // objection under is [ErrNotFound].
 func (r *Router) WithdrawObjection(ctx context.Context, accountID, reference string) error {
-	return r.endRecord(ctx, accountID, reference, "objection", func(w *writer, a *account) bool {
+	return r.endRecord(ctx, accountID, reference, "objection", false, func(w *writer, a *account) bool {
 		o, ok := a.access.objection(reference)
 		if ok && o.Live() {
 			w.withdrawObjection(a, o, "")

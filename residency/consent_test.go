@@ -755,3 +755,55 @@ func TestReferencesOutliveDeletion(t *testing.T) {
 		t.Errorf("MayAccess(svc) after re-placement = %v, want nil", err)
 	}
 }
+
+// TestGrantAccessAgainAfterMoveOutOfItsRegions: GrantAccess's doc says
+// the sub-processor "must ... serve the account's home region ...
+// otherwise ErrInvalidConsent", and "Granting the same consent again,
+// while it stands, changes nothing". Once a move under a transfer
+// agreement has taken the account to a region the sub-processor does not
+// serve, the consent no longer lets it in (MayAccess: ErrNoAccess), so
+// granting it again must be refused as a new one would be, not answered
+// nil.
+//
+// Before, GrantAccess compared with the stored consent before it checked
+// the region, and returned nil: the support tool was told the grant held
+// while MayAccess refused (the fault TestGrantAccessExpiredRetry pins for
+// expiry: "nil would tell the caller it does").
+func TestGrantAccessAgainAfterMoveOutOfItsRegions(t *testing.T) {
+	ctx := context.Background()
+	cat, err := provider.NewCatalogFrom(provider.Contents{
+		DataCenters: []provider.DataCenter{
+			{ID: "eu-a", Provider: provider.Linode, Region: region.EU},
+			{ID: "us-a", Provider: provider.AWS, Region: region.US},
+		},
+		SubProcessors: []provider.SubProcessor{
+			{ID: "support-eu", Name: "EU Support", Kind: provider.Subcontractor, RequiresConsent: true, Regions: region.SetOf(region.EU)},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := open(t, residency.WithCatalog(cat))
+	place(t, r, "acme", "DE")
+	c := residency.Consent{AccountID: "acme", SubProcessor: "support-eu", Reference: "TICKET-1"}
+	if err := r.GrantAccess(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.GrantTransfer(ctx, residency.Transfer{AccountID: "acme", To: region.US, Reference: "DPA-1"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.BeginMove(ctx, "acme", "us-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CompleteMove(ctx, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.MayAccess("acme", "support-eu"); !errors.Is(err, residency.ErrNoAccess) {
+		t.Fatalf("MayAccess(acme, support-eu) in the US = %v, want ErrNoAccess", err)
+	}
+	err = r.GrantAccess(ctx, c)
+	if !errors.Is(err, residency.ErrInvalidConsent) {
+		t.Errorf("GrantAccess(the same consent) after the account moved to the US, which support-eu does not serve = %v, want ErrInvalidConsent (MayAccess says %v)", err, r.MayAccess("acme", "support-eu"))
+	}
+}

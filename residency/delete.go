@@ -13,11 +13,14 @@ var ErrInvalidReason = errors.New("residency: invalid reason")
 // Delete closes the account, for a trial that expired or a customer who
 // left: from then on [Router.Lookup], [Router.MayAccess] and every write
 // say [ErrNotFound], and the account leaves the iterators, the metrics and
-// [Router.Verify]. Its live transfer agreements and consents are revoked
-// and its standing objections withdrawn, each on the audit trail with the
-// rule "account deleted", and the trail ends with the deletion (event
-// Deleted) and the reason given. All of it is durable before Delete
-// returns.
+// [Router.Verify]. Its transfer agreements and consents not revoked yet
+// are revoked, expired ones too (a clock that reads earlier, another
+// instance's or this one's after a step back, must not find them live
+// again), and its standing objections withdrawn, each on the audit trail
+// with the rule "account deleted", and the trail ends with the deletion
+// (event Deleted) and the reason given. All of it is durable before
+// Delete returns, and on a shared store applied by every live Router, as
+// for [Router.RevokeAccess] ([ErrNotFenced] when that wait gives up).
 //
 // The audit trail stays: [Router.History], [Router.Agreements],
 // [Router.Consents] and [Router.Objections] keep answering for the account,
@@ -39,7 +42,7 @@ func (r *Router) Delete(ctx context.Context, accountID, reason string) error {
 	if err := validText(reason, ErrInvalidReason, "reason"); err != nil {
 		return r.refuse(fmt.Errorf("residency: deleting account %q: %w", accountID, err))
 	}
-	return r.write(ctx, subject{"account", accountID}, func(w *writer) error {
+	return r.writeFenced(ctx, subject{"account", accountID}, func(w *writer) error {
 		a := w.live(accountID)
 		if a == nil {
 			return fmt.Errorf("%w: account %q", ErrNotFound, accountID)
@@ -47,9 +50,12 @@ func (r *Router) Delete(ctx context.Context, accountID, reason string) error {
 		if a.Moving() {
 			return fmt.Errorf("%w: account %q is moving to %s (move %s): complete or abort it before deleting the account", ErrMoveInProgress, accountID, a.Move.To, a.Move.ID)
 		}
+		// Expired records are revoked too: a clock that reads earlier
+		// (another instance's, or this one's after a step back) would
+		// find them live again, on the account placed afresh.
 		var agreements []Agreement
 		for ag := range agreementsOf(w.tx(), accountID) {
-			if ag.Live(w.now) {
+			if ag.Revoked.IsZero() {
 				agreements = append(agreements, *ag)
 			}
 		}
@@ -59,7 +65,7 @@ func (r *Router) Delete(ctx context.Context, accountID, reason string) error {
 		}
 		if x := a.access; x != nil {
 			for _, c := range x.consents {
-				if c.Live(w.now) {
+				if c.Revoked.IsZero() {
 					a = w.revokeConsent(a, c, ruleDeleted)
 					w.onCommit(func() { r.metrics.consent("revoked") })
 				}

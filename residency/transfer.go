@@ -15,8 +15,10 @@ import (
 // is live: until t.ExpiresAt (if set) and until revoked. The account must
 // exist; t.To must be a valid region other than the account's own; the
 // reference must be like an account ID and the expiry, if set, in the
-// future ([ErrInvalidTransfer]). Granting the same agreement again changes
-// nothing; another agreement under a used reference is [ErrConflict].
+// future ([ErrInvalidTransfer]). Granting the same agreement again, while
+// it stands (unexpired and unrevoked), changes nothing, also once the
+// account has moved to t.To; another agreement under a used reference is
+// [ErrConflict].
 func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
 	if r.isClosed() {
 		return ErrClosed
@@ -39,17 +41,19 @@ func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
 		if a == nil {
 			return fmt.Errorf("%w: account %q", ErrNotFound, t.AccountID)
 		}
+		// Expired is expired, also for the same agreement again: it no
+		// longer stands, and nil would tell the caller it does.
+		if !t.ExpiresAt.IsZero() && !t.ExpiresAt.After(w.now) {
+			return fmt.Errorf("%w: account %q: agreement %q expired at %s", ErrInvalidTransfer, t.AccountID, t.Reference, t.ExpiresAt.Format(time.RFC3339))
+		}
 		if old := getAgreement(w.tx(), t.AccountID, t.Reference); old != nil {
 			if old.Transfer == t && old.Revoked.IsZero() {
 				return nil
 			}
 			return conflictWith(a, fmt.Sprintf("already has agreement %q (to %s, revoked %v)", t.Reference, old.To, !old.Revoked.IsZero()))
 		}
-		switch {
-		case t.To == a.Region:
+		if t.To == a.Region {
 			return fmt.Errorf("%w: account %q already lives in %s", ErrInvalidTransfer, t.AccountID, t.To)
-		case !t.ExpiresAt.IsZero() && !t.ExpiresAt.After(w.now):
-			return fmt.Errorf("%w: account %q: agreement %q expired at %s", ErrInvalidTransfer, t.AccountID, t.Reference, t.ExpiresAt.Format(time.RFC3339))
 		}
 		w.put(a.change(w.now, Event{Kind: TransferGranted, From: a.Region.String(), To: t.To.String(), Reference: t.Reference},
 			func(*Placement) {}), &Agreement{Transfer: t, Granted: w.now})
@@ -59,10 +63,12 @@ func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
 }
 
 // RevokeTransfer ends a transfer agreement. Moves it allowed that are still
-// open can no longer complete and must be aborted. Revoking an agreement
-// twice changes nothing.
+// open can no longer complete and must be aborted. On a shared store it
+// returns once every live Router has applied it, as
+// [Router.RevokeAccess] does ([ErrNotFenced] when that wait gives up).
+// Revoking an agreement twice changes nothing.
 func (r *Router) RevokeTransfer(ctx context.Context, accountID, reference string) error {
-	return r.endRecord(ctx, accountID, reference, "agreement", func(w *writer, a *account) bool {
+	return r.endRecord(ctx, accountID, reference, "agreement", true, func(w *writer, a *account) bool {
 		ag := getAgreement(w.tx(), accountID, reference)
 		if ag != nil && ag.Revoked.IsZero() {
 			w.revokeAgreement(a, *ag, "")

@@ -107,3 +107,34 @@ func TestGrantTransferRefuses(t *testing.T) {
 		t.Errorf("History(nobody) error = %v", err)
 	}
 }
+
+// TestGrantTransferExpiredRetry: granting again, under the same reference
+// and with the same content, a transfer agreement whose expiry has passed
+// must not report success. GrantTransfer's doc: "the expiry, if set, in
+// the future (ErrInvalidTransfer). Granting the same agreement again
+// changes nothing" — the latter only while it stands, as GrantAccess
+// already does for consents (TestGrantAccessExpiredRetry).
+//
+// Before, GrantTransfer compared with the stored agreement before it
+// checked the expiry, so it returned nil for the expired one: the caller
+// (a migration script re-running its grant step) believed the customer's
+// agreement in force, and the BeginMove that followed was refused with
+// ErrCrossRegion.
+func TestGrantTransferExpiredRetry(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	r := open(t, residency.WithClock(clk.Now))
+	place(t, r, "acme", "DE")
+	tr := residency.Transfer{AccountID: "acme", To: region.US, Reference: "DPA-1", ExpiresAt: clk.Now().Add(time.Hour)}
+	if err := r.GrantTransfer(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(2 * time.Hour)
+	before := snapshot(t, r)
+	err := r.GrantTransfer(ctx, tr)
+	if !errors.Is(err, residency.ErrInvalidTransfer) {
+		_, moveErr := r.BeginMove(ctx, "acme", "aws-us-west-1")
+		t.Errorf("GrantTransfer(the same agreement, expired an hour ago) = %v, want ErrInvalidTransfer (BeginMove to the US now says %v)", err, moveErr)
+	}
+	unchanged(t, r, before, "GrantTransfer of an expired agreement")
+}

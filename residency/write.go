@@ -133,6 +133,20 @@ func (r *Router) write(ctx context.Context, what subject, fn writeFunc) error {
 	return err
 }
 
+// writeFenced is write for a change that narrows what an account allows
+// (a consent revoked, an objection raised, the account deleted): once it
+// is committed, it returns only when every other live Router on a shared
+// store has applied it too (Router.fence), so that none lets a
+// sub-processor in that the caller was just told is shut out. When that
+// wait gives up, the error matches ErrNotFenced: the change stands.
+func (r *Router) writeFenced(ctx context.Context, what subject, fn writeFunc) error {
+	pos, err := r.writeAt(ctx, what, fn)
+	if err != nil {
+		return err
+	}
+	return r.fence(ctx, pos, what.String())
+}
+
 // writeAt is write that also returns the log position of the write on a
 // shared store (0 when unknown or not shared).
 func (r *Router) writeAt(ctx context.Context, what subject, fn writeFunc) (uint64, error) {
@@ -148,6 +162,14 @@ func (r *Router) writeAt(ctx context.Context, what subject, fn writeFunc) (uint6
 // ("account") and an ID, or a kind alone.
 type subject struct{ kind, id string }
 
+// String names the subject as its errors do.
+func (s subject) String() string {
+	if s.id == "" {
+		return s.kind
+	}
+	return fmt.Sprintf("%s %q", s.kind, s.id)
+}
+
 // about wraps err, a write's error that is not its own refusal, with what
 // the write concerns. A ConflictError of an account or data center names
 // it already.
@@ -156,10 +178,8 @@ func (req *request) about(err error) error {
 	switch {
 	case req.what.kind == "" || errors.As(err, &ce) && (ce.AccountID != "" || ce.DataCenter != ""):
 		return err
-	case req.what.id == "":
-		return fmt.Errorf("%s: %w", req.what.kind, err)
 	}
-	return fmt.Errorf("%s %q: %w", req.what.kind, req.what.id, err)
+	return fmt.Errorf("%s: %w", req.what, err)
 }
 
 func (r *Router) submit(ctx context.Context, req *request) error {

@@ -160,7 +160,9 @@
 //  6. joins as a [Member] ([Store.Join]), renews its lease as it applies
 //     the log ([Member.Renew]) and stops answering from memory when the
 //     lease Renew returned has ended; leaves on Close ([Member.Leave]);
-//  7. for a fence (CompleteMove, Drain), after its write at position p,
+//  7. for a fence (CompleteMove, Drain, and the writes that narrow what an
+//     account allows: RevokeAccess, RevokeTransfer, Object, Delete), after
+//     its write at position p,
 //     calls [Store.WaitApplied](p, its own member ID).
 //
 // An Apply refused with [residency.ErrConflict] means another instance

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,24 +12,6 @@ import (
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 )
-
-// skewClock is a settable clock for the Routers of the trial's tests.
-type skewClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *skewClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *skewClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
 
 // replacedOnSkewedRouters opens two Routers on one database whose clocks
 // are two hours apart: B's reads base, A's base+2h. Through B (the clock
@@ -43,10 +24,10 @@ func replacedOnSkewedRouters(t *testing.T) (a, b *residency.Router, base time.Ti
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
 	base = time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
-	ahead := &skewClock{now: base.Add(2 * time.Hour)}
-	behind := &skewClock{now: base}
-	a = routertest.OnPostgres(t, dsn, []residency.Option{residency.WithClock(ahead.Now)})
-	b = routertest.OnPostgres(t, dsn, []residency.Option{residency.WithClock(behind.Now)})
+	ahead := func() time.Time { return base.Add(2 * time.Hour) }
+	behind := func() time.Time { return base }
+	a = routertest.OnPostgres(t, dsn, []residency.Option{residency.WithClock(ahead)})
+	b = routertest.OnPostgres(t, dsn, []residency.Option{residency.WithClock(behind)})
 	if _, err := b.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
 		t.Fatal(err)
 	}
@@ -73,14 +54,12 @@ func replacedOnSkewedRouters(t *testing.T) (a, b *residency.Router, base time.Ti
 // new account starts with no consents, agreements or objections in
 // force."
 //
-// Wrong now: Delete revokes only the consents that are live by the clock
-// of the Router that deletes (consent.Live(w.now) in delete.go); one that
-// has expired by that clock stays unrevoked, and the account placed afresh
-// inherits it (router.go keeps prev.access). A Router whose clock is
-// behind (instances on one database, WithClock skew, an NTP step back)
-// still finds it live, and MayAccess lets support-247 into the new
-// account's data on the strength of a consent the customer gave before
-// closing the old one.
+// Before, Delete revoked only the consents live by the clock of the
+// Router that deleted; one expired by that clock stayed unrevoked, and the
+// account placed afresh inherited it. A Router whose clock is behind
+// (WithClock skew, an NTP step back) found it live, and MayAccess let
+// support-247 into the new account's data on a consent the customer gave
+// before closing the old one. Delete now revokes expired ones too.
 func TestReplacedAccountHasNoConsentOfBeforeDeletionOnSkewedRouter(t *testing.T) {
 	_, b, _ := replacedOnSkewedRouters(t)
 	if err := b.MayAccess("acme", "support-247"); !errors.Is(err, residency.ErrNoConsent) {
@@ -102,10 +81,10 @@ func TestReplacedAccountHasNoConsentOfBeforeDeletionOnSkewedRouter(t *testing.T)
 // promise itself: an account placed afresh in the EU must not leave the
 // EU on an agreement the customer gave for the deleted account.
 //
-// Wrong now: as for consents, Delete revokes only agreements live by the
+// Before, as for consents, Delete revoked only agreements live by the
 // deleting Router's clock; on B, whose clock is behind, BeginMove to
-// aws-us-west-1 succeeds under the deleted account's DPA-1 (and Verify
-// reports nothing, since it too finds DPA-1 live).
+// aws-us-west-1 succeeded under the deleted account's DPA-1 (and Verify
+// reported nothing, since it too found DPA-1 live).
 func TestReplacedAccountHasNoAgreementOfBeforeDeletionOnSkewedRouter(t *testing.T) {
 	ctx := context.Background()
 	_, b, _ := replacedOnSkewedRouters(t)
@@ -127,13 +106,10 @@ func TestReplacedAccountHasNoAgreementOfBeforeDeletionOnSkewedRouter(t *testing.
 // instance it reaches, right after the customer's revocation was recorded
 // through another one.
 //
-// Wrong now: none of these is fenced (only CompleteMove and Drain are),
-// so another live Router goes on answering nil for a moment after the
-// call returned (in a trial, 48 times out of 50 right after
-// RevokeAccess), and a Router cut off from the database for up to its
-// lease (10 s by default). Either fence these calls as CompleteMove is
-// (Router.Fence does it by hand today), or say in their docs that other
-// instances follow only after Sync.
+// Before, none of these was fenced (only CompleteMove and Drain were), so
+// another live Router went on answering nil for a moment after the call
+// returned (in a trial, 48 times out of 50 right after RevokeAccess).
+// They are fenced now, as CompleteMove is.
 func TestAccessEndsOnEveryRouterOnceTheCallReturns(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
