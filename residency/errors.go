@@ -78,8 +78,8 @@ var (
 //
 // The Router returns it for conflicts of meaning (placing an existing
 // account in another region or, by Import, on another data center; moving
-// an account to where it lives; a transfer agreement reference used for
-// another agreement). A [Store] returns it from Apply, with Stale set, for
+// an account to where it lives; a transfer agreement, consent or objection
+// reference used for another one). A [Store] returns it from Apply, with Stale set, for
 // a change whose account is not stored at the version before the change's:
 // nothing of that Apply was applied.
 type ConflictError struct {
