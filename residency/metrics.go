@@ -2,6 +2,7 @@ package residency
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/domicile-go/domicile/region"
 	"github.com/prometheus/client_golang/prometheus"
@@ -124,7 +125,7 @@ func newMetrics(reg prometheus.Registerer, r *Router) (*metrics, error) {
 			for _, done := range m.collectors[:i] {
 				reg.Unregister(done)
 			}
-			return nil, errors.Join(ErrInvalidOption, err)
+			return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
 		}
 	}
 	return m, nil

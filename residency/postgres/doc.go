@@ -150,7 +150,9 @@
 //     last position it read and applies each change whose version is
 //     newer than the one in its memory (its own writes may come back
 //     too; a change of one version it already has is skipped);
-//  3. on [ErrTrimmed], loads a new snapshot;
+//  3. on [ErrTrimmed], loads a new snapshot (changes removed by the Trim
+//     of formats 1 and 2: a follower that started from a snapshot never
+//     meets it);
 //  4. writes with [Store.Append] (Apply with the position of the last
 //     change), and may wait for followers to reach that position; when
 //     the unit's positions follow right after what it read, it need not

@@ -135,7 +135,8 @@ func buildStatements(s string) statements {
 
 		head: `SELECT pos FROM ` + s + `.head`,
 		// changes reads the trim mark in the same snapshot as the rows, so
-		// that a Trim running meanwhile is told apart from a gap.
+		// that changes removed by the Trim of formats 1 and 2 are told
+		// apart from a gap.
 		changes: `SELECT h.trimmed, c.pos, c.change::text FROM ` + s + `.head h LEFT JOIN LATERAL
 			(SELECT pos, change FROM ` + s + `.changes WHERE pos > $1 ORDER BY pos LIMIT $2) c ON true ORDER BY c.pos`,
 		dataCenters: `SELECT id, status, changed, changed_ns, version FROM ` + s + `.datacenters ORDER BY id`,

@@ -67,8 +67,9 @@ var (
 	// It matches [residency.ErrCorrupt] too.
 	ErrForeign = fmt.Errorf("%w: the schema holds tables that are not domicile's", residency.ErrCorrupt)
 	// ErrTrimmed: [Store.Changes] was asked for changes that were trimmed
-	// from the log (by the Trim of format 1, before the log became the
-	// audit log); the follower must load a new snapshot.
+	// from the log (by the Trim of formats 1 and 2, before the log became
+	// the audit log); the follower must load a new snapshot. A follower
+	// that starts from a [Store.Snapshot] never asks for them.
 	ErrTrimmed = errors.New("postgres: the changes were trimmed from the log")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("postgres: store is closed")
