@@ -232,3 +232,46 @@ func TestStoreFailureIsNotARefusal(t *testing.T) {
 		t.Logf("stderr:\n%s", res.logs)
 	}
 }
+
+// TestDatabaseWithoutTablesIsAUsageError: a PostgreSQL database that holds
+// no domicile tables is to -db postgres://... what a path with no file is
+// to a store file (TestMissingStoreFileIsAUsageError): a mistyped database
+// name, or the wrong server. Any run but -import must then be a usage
+// error (exit 2) that creates nothing, and a dry run ("nothing will be
+// changed") must not create domicile's tables either. Today the script
+// opens the store for writing, which creates the schema and its tables,
+// and an -evacuate of the empty store exits 0 ("moving its 0 accounts"):
+// the run after which the README says a data center may be decommissioned.
+func TestDatabaseWithoutTablesIsAUsageError(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DatabaseURL(t)
+	plan := writeFile(t, t.TempDir(), "plan.csv", "account_id,to_datacenter\n")
+	for _, args := range [][]string{
+		{"-evacuate", "linode-eu", "-copy", "true"},
+		{"-evacuate", "linode-eu", "-dry-run"},
+		{"-plan", plan, "-copy", "true"},
+		{"-abort", "mv-1"},
+		{"-copy", "true"},
+	} {
+		code, out, log := migrateRun(t, append([]string{"-db", dsn}, args...)...)
+		if code != 2 {
+			t.Errorf("migrate %q on a database without domicile's tables = exit %d, want 2\n%s%s", args, code, out, log)
+		}
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var schemas int
+		err = conn.QueryRow(ctx, "SELECT count(*) FROM pg_namespace WHERE nspname = $1", postgres.DefaultSchema).Scan(&schemas)
+		if err == nil && schemas != 0 {
+			// Drop it, so that the next case starts from an empty
+			// database again.
+			_, err = conn.Exec(ctx, "DROP SCHEMA "+postgres.DefaultSchema+" CASCADE")
+			t.Errorf("migrate %q created schema %q in a database without domicile's tables", args, postgres.DefaultSchema)
+		}
+		conn.Close(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
