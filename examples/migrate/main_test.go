@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -284,6 +286,43 @@ func TestDryRunChangesNothing(t *testing.T) {
 	migrateRun(t, "-db", missing, "-dry-run", "-import", imports)
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
 		t.Errorf("dry run created %s", missing)
+	}
+}
+
+// TestDryRunLeavesAnOlderFormatFile: a dry run says "nothing will be
+// changed", and the README that it "changes nothing"; on a store file of
+// an older format (residency's format-2 fixture) it must leave the file's
+// bytes as they were. Today the dry run opens the file for writing, which
+// upgrades it in place to the current format (one that older versions of
+// domicile refuse), before its writes go nowhere.
+func TestDryRunLeavesAnOlderFormatFile(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "v2.db")
+	f, err := os.Open(filepath.Join("..", "..", "residency", "testdata", "v2.db.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(db, before, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, log := migrateRun(t, "-db", db, "-dry-run", "-evacuate", "linode-eu")
+	if code != 0 {
+		t.Errorf("dry run exited %d\n%s%s", code, out, log)
+	}
+	after, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Errorf("dry run rewrote the store file of format 2 (%d bytes before, %d after)", len(before), len(after))
 	}
 }
 
