@@ -20,7 +20,10 @@
 // format 4 (format 1, which did not keep consents and objections, gains
 // their two tables; format 3 added the audit log's hashes). A schema
 // that holds tables that are not domicile's is refused with an error
-// matching [ErrForeign] and is never altered. The tables are:
+// matching [ErrForeign] and is never altered. A tool that must not
+// create a store where it finds none (a mistyped database name) opens it
+// with [NoCreate], which refuses a schema without domicile's tables with
+// [ErrNoTables]. The tables are:
 //
 //	meta         domicile's marker: the format version and the tables' layout
 //	accounts     each account's current placement

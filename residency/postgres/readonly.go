@@ -43,12 +43,12 @@ import (
 // writer has not stored them yet, in memory and keeps them there.
 func ReadOnly() Option { return optionFunc(func(c *config) { c.readOnly = true }) }
 
-// Errors of a read-only Store.
+// Errors of a read-only Store (ErrNoTables, of [NoCreate] too).
 var (
 	// ErrReadOnly: a write through a Store opened with [ReadOnly].
 	ErrReadOnly = errors.New("postgres: the store was opened read-only")
-	// ErrNoTables: [Open] with [ReadOnly] found no domicile tables in the
-	// schema (or no schema), and created none.
+	// ErrNoTables: [Open] with [ReadOnly] or [NoCreate] found no domicile
+	// tables in the schema (or no schema), and created none.
 	ErrNoTables = errors.New("postgres: no domicile tables in the schema")
 	// ErrNeedsUpgrade: [Open] with [ReadOnly] found domicile's tables in an
 	// older format, which only a writable Open upgrades. It matches

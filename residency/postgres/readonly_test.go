@@ -147,6 +147,38 @@ func TestReadOnlyRefuses(t *testing.T) {
 	}
 }
 
+// TestNoCreate: Open with NoCreate refuses a database without domicile's
+// tables (no schema, or an empty one) with ErrNoTables and leaves it as it
+// was; on domicile's tables it opens as Open does.
+func TestNoCreate(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, dsn string)
+		want  error
+	}{
+		{"no schema", func(t *testing.T, dsn string) {}, postgres.ErrNoTables},
+		{"empty schema", func(t *testing.T, dsn string) { exec(t, dsn, "CREATE SCHEMA domicile") }, postgres.ErrNoTables},
+		{"domicile's tables", func(t *testing.T, dsn string) { openStore(t, dsn).Close() }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dsn := pgtest.Database(t)
+			tc.setup(t, dsn)
+			before := holds(t, dsn)
+			s, err := postgres.Open(ctx, dsn, postgres.NoCreate())
+			if err == nil {
+				s.Close()
+			}
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Errorf("Open with NoCreate = %v, want %v", err, tc.want)
+			}
+			if diff := cmp.Diff(before, holds(t, dsn)); diff != "" {
+				t.Errorf("Open with NoCreate changed the schema (-before +after):\n%s", diff)
+			}
+		})
+	}
+}
+
 // TestReadOnlyHashesAfterFailedPage: a read-only store hashes the log in
 // memory a page at a time, appending each entry to its tree's edge as it
 // reads it (hashEntries); the page's hashes are kept only once the whole

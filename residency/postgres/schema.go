@@ -217,6 +217,9 @@ func (s *Store) setup(ctx context.Context) error {
 		if len(tables) > 0 {
 			return fmt.Errorf("%w: schema %q holds %s and no domicile format marker (table meta); choose another schema with WithSchema", ErrForeign, s.schema, strings.Join(tables, ", "))
 		}
+		if s.noCreate {
+			return fmt.Errorf("%w: schema %q at %s holds no tables, and NoCreate creates none", ErrNoTables, s.schema, s.addr())
+		}
 		if _, err := tx.Exec(ctx, fmt.Sprintf(schemaDDL, pgx.Identifier{s.schema}.Sanitize())); err != nil {
 			return fmt.Errorf("postgres: creating tables in schema %q: %w", s.schema, err)
 		}

@@ -50,6 +50,8 @@ type Store struct {
 	// read-only Store computed itself (readonly.go), guarded by logMu.
 	readOnly bool
 	mem      memHashes
+	// noCreate is set by NoCreate: setup creates no tables.
+	noCreate bool
 	// hash stores the hashes of what Append commits (hasher.go); nil
 	// when read-only.
 	hash *hasher
@@ -100,12 +102,21 @@ type config struct {
 	pollOnly bool
 	pool     *pgxpool.Pool
 	readOnly bool
+	noCreate bool
 }
 
 // WithSchema sets the schema of domicile's tables (default "domicile"). It
-// is created when missing. Several deployments may share a database with a
+// is created when missing (unless [NoCreate] or [ReadOnly]). Several deployments may share a database with a
 // schema each.
 func WithSchema(name string) Option { return optionFunc(func(c *config) { c.schema = name }) }
+
+// NoCreate makes [Open] refuse a schema without domicile's tables (or no
+// schema) with [ErrNoTables], creating nothing, where it would create
+// them: for a tool that works on an existing store only, which a
+// mistyped database name would otherwise give a new, empty one. Tables
+// of an older format it still upgrades, as Open does; [ReadOnly] neither
+// creates nor upgrades anything.
+func NoCreate() Option { return optionFunc(func(c *config) { c.noCreate = true }) }
 
 // WithLease sets how long a Router may answer from memory while it cannot
 // reach the database (default 10 s). The Store only keeps it; see
@@ -161,8 +172,8 @@ func WithPool(p *pgxpool.Pool) Option { return optionFunc(func(c *config) { c.po
 // Open connects to the database at connString (a URL such as
 // "postgres://app@db/helpdesk" or a keyword/value string such as
 // "host=db user=app dbname=helpdesk"), creates domicile's tables or checks
-// and upgrades them, and returns the Store; with [ReadOnly] it only checks
-// them. A bad connection string, or an option out of range (a schema name
+// and upgrades them, and returns the Store; with [NoCreate] it creates
+// none, and with [ReadOnly] it only checks them. A bad connection string, or an option out of range (a schema name
 // of 0 or more than 63 bytes, not UTF-8 or holding a NUL; a lease or poll
 // interval that is not positive), is an error at once that matches
 // [residency.ErrInvalidOption]; an unreachable server is an error by
@@ -198,7 +209,7 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 	case c.pool != nil && connString != "":
 		return nil, fmt.Errorf("%w: postgres: both a connection string and WithPool: pass \"\" with WithPool", residency.ErrInvalidOption)
 	}
-	s := &Store{schema: c.schema, lease: c.lease, poll: c.poll, pollOnly: c.pollOnly, readOnly: c.readOnly, listeners: map[*Listener]struct{}{}}
+	s := &Store{schema: c.schema, lease: c.lease, poll: c.poll, pollOnly: c.pollOnly, readOnly: c.readOnly, noCreate: c.noCreate, listeners: map[*Listener]struct{}{}}
 	s.channel = channelName(c.schema)
 	s.newTag()
 	s.sql = buildStatements(pgx.Identifier{c.schema}.Sanitize())
