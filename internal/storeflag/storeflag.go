@@ -56,6 +56,23 @@ func Open(ctx context.Context, db string) (residency.Store, error) {
 	return residency.OpenFileStore(ctx, db)
 }
 
+// OpenExisting opens the store db names, as [Open] does, but creates
+// none, for a tool that works on an existing store only (where a mistyped
+// -db would otherwise get a new, empty one): a path where no file exists
+// is an error matching [os.ErrNotExist], a PostgreSQL database without
+// domicile's tables one matching [postgres.ErrNoTables]
+// ([postgres.NoCreate]). A store of an older format is upgraded, as by
+// Open.
+func OpenExisting(ctx context.Context, db string) (residency.Store, error) {
+	if IsPostgres(db) {
+		return postgres.Open(ctx, db, postgres.NoCreate())
+	}
+	if _, err := os.Stat(db); err != nil {
+		return nil, err // *PathError names the file
+	}
+	return residency.OpenFileStore(ctx, db)
+}
+
 // OpenLog opens the store db names read-only, to read its audit log: the
 // PostgreSQL store for a URL ([postgres.ReadOnly]), the store file at a
 // path ([residency.OpenFileStoreReadOnly]). Neither creates, upgrades or

@@ -102,6 +102,44 @@ func TestOpenLogReadOnly(t *testing.T) {
 	}
 }
 
+// TestOpenExisting: OpenExisting creates no store: a path without a file
+// and a database without domicile's tables are errors that leave them so;
+// existing stores open.
+func TestOpenExisting(t *testing.T) {
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "x.db")
+	db := pgtest.DatabaseURL(t)
+	for _, tt := range []struct {
+		db   string
+		want error
+	}{
+		{file, os.ErrNotExist},
+		{db, postgres.ErrNoTables},
+	} {
+		if _, err := OpenExisting(ctx, tt.db); !errors.Is(err, tt.want) {
+			t.Errorf("OpenExisting(%s) with no store there = %v, want an error matching %v", tt.db, err, tt.want)
+		}
+	}
+	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("OpenExisting created the store file: Stat = %v", err)
+	}
+	if _, err := OpenLog(ctx, db); !errors.Is(err, postgres.ErrNoTables) {
+		t.Errorf("OpenExisting created domicile's tables: OpenLog = %v, want ErrNoTables", err)
+	}
+	for _, d := range []string{file, db} {
+		s, err := Open(ctx, d) // creates it
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if s, err = OpenExisting(ctx, d); err != nil {
+			t.Errorf("OpenExisting(%s) of an existing store: %v", d, err)
+			continue
+		}
+		s.Close()
+	}
+}
+
 // TestCatalog: "" is the default catalog, a file is read with
 // provider.LoadCatalog, and the errors name the file.
 func TestCatalog(t *testing.T) {
