@@ -15,7 +15,8 @@
 //	               data centers of their region; refuses, changing nothing,
 //	               when some account has nowhere to go in its region
 //	               (see Evacuation)
-//	-dry-run       checks everything and prints what would be done; changes nothing
+//	-dry-run       checks everything and prints what would be done; changes
+//	               nothing (see Dry runs)
 //	-copy CMD      run (by sh -c) for each move between BeginMove and
 //	               CompleteMove, with ACCOUNT_ID, FROM_DATACENTER and
 //	               TO_DATACENTER in its environment; when it fails the move
@@ -33,8 +34,9 @@
 // postgresql://...) shared with running servers: then CompleteMove returns
 // only once every running server answers the new data center, so the
 // -copy command's source may be deleted as soon as a move is reported.
-// Only -import creates a store file: any other run on a path where none
-// exists is a usage error (a mistyped -db would otherwise evacuate a new,
+// Only -import creates a store: any other run on a path where no file
+// exists, or on a database without domicile's tables, is a usage error
+// that creates nothing (a mistyped -db would otherwise evacuate a new,
 // empty store and report the data center empty).
 //
 // Give migrate the catalog file the backend gives its Routers
@@ -53,6 +55,22 @@
 // placed in its region ("already placed"), a -plan row whose account lives
 // in its data center with no move open ("already there"). So a rerun of a
 // run that did everything exits 0.
+//
+// # Dry runs
+//
+// A dry run makes the same Router calls on the store's state, with writes
+// that go nowhere. It opens the store read-only
+// (residency.OpenFileStoreReadOnly, postgres.ReadOnly), so that it creates
+// no store and upgrades none: on PostgreSQL it needs no more than SELECT,
+// and connects to the server directly or to a standby, not through
+// PgBouncer, which refuses the read-only startup parameter. A store of an
+// older format (a file of format 4 or older, tables of format 3 or older),
+// which only a writable open upgrades, it cannot read: it fails (exit 1),
+// saying so. Upgrade the store first, as any run without -dry-run does in
+// place (an -import of a CSV file holding only the header
+// "account_id,country" changes nothing else); older versions of domicile
+// cannot read it after. A dry run of -import on a store that does not
+// exist imports into an empty one, created nowhere.
 //
 // # Open moves
 //
@@ -124,6 +142,7 @@ import (
 	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/region"
 	"github.com/domicile-go/domicile/residency"
+	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
@@ -199,12 +218,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var cfg config
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.db, "db", "", "the domicile store: a file, or a PostgreSQL URL (postgres://... or postgresql://...) (required)")
+	fs.StringVar(&cfg.db, "db", "", "the domicile store: a file, or a PostgreSQL URL (postgres://... or postgresql://...) (required; only -import creates one)")
 	fs.StringVar(&cfg.catalog, "catalog", "", storeflag.CatalogUsage)
 	fs.StringVar(&cfg.importFile, "import", "", "CSV of accounts to place: account_id,country[,region]")
 	fs.StringVar(&cfg.planFile, "plan", "", "CSV of moves: account_id,to_datacenter")
 	fs.StringVar(&cfg.evacuate, "evacuate", "", "data center to drain and empty")
-	fs.BoolVar(&cfg.dryRun, "dry-run", false, "check and print what would be done; change nothing")
+	fs.BoolVar(&cfg.dryRun, "dry-run", false, "check and print what would be done; change nothing (opens the store read-only)")
 	fs.StringVar(&cfg.copyCmd, "copy", "", "command run for each move (sh -c), with ACCOUNT_ID, FROM_DATACENTER, TO_DATACENTER set; alone, resumes the open moves")
 	fs.BoolVar(&cfg.noCopy, "no-copy", false, "move with no copy command: the data is moved by other means; open moves still need -copy")
 	fs.Func("abort", "abort the open move `ID` (repeatable)", func(id string) error {
@@ -310,38 +329,54 @@ func (m *migration) run(ctx context.Context) error {
 	return nil
 }
 
-// open opens the store, with the catalog cat; for a dry run, one whose
-// writes go nowhere. Only -import may create a store file: for anything
-// else, a path where none exists is a mistyped -db (or the wrong machine),
-// and running there would report an empty store as done.
+// open opens the store, with the catalog cat. Only -import may create a
+// store: for anything else, a path where no file exists, or a database
+// without domicile's tables, is a mistyped -db (or the wrong machine), and
+// running there would report an empty store as done. A dry run opens the
+// store read-only, so that it neither creates nor upgrades anything, and
+// its writes go nowhere.
 func (m *migration) open(ctx context.Context, cat *provider.Catalog) (*residency.Router, error) {
-	if !storeflag.IsPostgres(m.cfg.db) && m.cfg.importFile == "" {
-		if _, err := os.Stat(m.cfg.db); errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w: -db %s: no store file there; only -import creates one", errUsage, m.cfg.db)
-		}
-	}
 	clock, catalog := residency.WithClock(m.now), residency.WithCatalog(cat)
-	if !m.cfg.dryRun {
-		s, err := storeflag.Open(ctx, m.cfg.db)
-		if err != nil {
-			return nil, err
+	var s residency.Store
+	var err error
+	switch {
+	case m.cfg.dryRun:
+		s, err = storeflag.OpenLog(ctx, m.cfg.db)
+	case m.cfg.importFile != "":
+		s, err = storeflag.Open(ctx, m.cfg.db)
+	default:
+		s, err = storeflag.OpenExisting(ctx, m.cfg.db)
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, os.ErrNotExist) || errors.Is(err, postgres.ErrNoTables):
+		if m.cfg.importFile != "" {
+			return residency.Open(ctx, clock, catalog) // a dry run's empty store, created nowhere
 		}
-		return residency.Open(ctx, residency.WithStore(s), clock, catalog)
-	}
-	if _, err := os.Stat(m.cfg.db); !storeflag.IsPostgres(m.cfg.db) && errors.Is(err, os.ErrNotExist) {
-		return residency.Open(ctx, clock, catalog) // an empty store, not created
-	}
-	s, err := storeflag.Open(ctx, m.cfg.db)
-	if err != nil {
+		if storeflag.IsPostgres(m.cfg.db) {
+			return nil, fmt.Errorf("%w: -db %s: no domicile tables in that database (schema %q); only -import creates them", errUsage, storeflag.Describe(m.cfg.db), postgres.DefaultSchema)
+		}
+		return nil, fmt.Errorf("%w: -db %s: no store file there; only -import creates one", errUsage, m.cfg.db)
+	case m.cfg.dryRun && errors.Is(err, residency.ErrFormat):
+		// An older format (or a newer one): only a writable open
+		// upgrades a store, and a dry run changes nothing.
+		return nil, fmt.Errorf("-db %s: a dry run opens the store read-only, and cannot read this one: %w; "+
+			"to dry-run on a store of an older format, upgrade it first, as any run without -dry-run does "+
+			"(in place: older versions of domicile cannot read it after): "+
+			"an -import of a CSV file holding only the header %q changes nothing else", storeflag.Describe(m.cfg.db), err, "account_id,country")
+	default:
 		return nil, err
 	}
-	// A dry run reads the store, and follows no other instance: the
-	// wrapper hides a shared store's log, not a TrailStore's trails.
-	var dry residency.Store = discard{s}
-	if _, ok := s.(residency.TrailStore); ok {
-		dry = discardTrails{discard{s}}
+	if m.cfg.dryRun {
+		// A dry run reads the store, and follows no other instance: the
+		// wrapper hides a shared store's log, not a TrailStore's trails.
+		dry := residency.Store(discard{s})
+		if _, ok := s.(residency.TrailStore); ok {
+			dry = discardTrails{discard{s}}
+		}
+		s = dry
 	}
-	return residency.Open(ctx, residency.WithStore(dry), clock, catalog)
+	return residency.Open(ctx, residency.WithStore(s), clock, catalog)
 }
 
 // discardTrails is discard over a TrailStore: History reads its trails.

@@ -292,11 +292,15 @@ func TestDryRunChangesNothing(t *testing.T) {
 // TestDryRunLeavesAnOlderFormatFile: a dry run says "nothing will be
 // changed", and the README that it "changes nothing"; on a store file of
 // an older format (residency's format-2 fixture) it must leave the file's
-// bytes as they were. Today the dry run opens the file for writing, which
-// upgrades it in place to the current format (one that older versions of
-// domicile refuse), before its writes go nowhere.
+// bytes as they were. It opened the file for writing, which upgraded it in
+// place to the current format (one that older versions of domicile refuse)
+// before its writes went nowhere. A dry run opens the file read-only,
+// which reads no file of format 4 or older: it fails (exit 1), saying how
+// to upgrade the file first; once that is done, it runs, and still leaves
+// the file as it was.
 func TestDryRunLeavesAnOlderFormatFile(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "v2.db")
+	dir := t.TempDir()
+	db := filepath.Join(dir, "v2.db")
 	f, err := os.Open(filepath.Join("..", "..", "residency", "testdata", "v2.db.gz"))
 	if err != nil {
 		t.Fatal(err)
@@ -313,17 +317,43 @@ func TestDryRunLeavesAnOlderFormatFile(t *testing.T) {
 	if err := os.WriteFile(db, before, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, out, log := migrateRun(t, "-db", db, "-dry-run", "-evacuate", "linode-eu")
-	if code != 0 {
-		t.Errorf("dry run exited %d\n%s%s", code, out, log)
+	unchanged := func(what string, before []byte) {
+		t.Helper()
+		after, err := os.ReadFile(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(before, after) {
+			t.Errorf("%s rewrote the store file (%d bytes before, %d after)", what, len(before), len(after))
+		}
 	}
-	after, err := os.ReadFile(db)
+	code, out, log := migrateRun(t, "-db", db, "-dry-run", "-evacuate", "linode-eu")
+	if code != 1 {
+		t.Errorf("dry run on a file of format 2 exited %d, want 1\n%s%s", code, out, log)
+	}
+	for _, want := range []string{db + " has format 2", "a dry run opens the store read-only", "upgrade it first", `"account_id,country"`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("dry run on a file of format 2: stderr lacks %q:\n%s", want, log)
+		}
+	}
+	unchanged("a dry run on a file of format 2", before)
+
+	// The upgrade the error suggests: an -import of no account.
+	header := writeFile(t, dir, "header.csv", "account_id,country\n")
+	if code, out, log := migrateRun(t, "-db", db, "-import", header); code != 0 || !strings.Contains(out, "imported 0") {
+		t.Fatalf("-import of a header-only CSV exited %d, want 0 and nothing imported\n%s%s", code, out, log)
+	}
+	upgraded, err := os.ReadFile(db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(before, after) {
-		t.Errorf("dry run rewrote the store file of format 2 (%d bytes before, %d after)", len(before), len(after))
+	if bytes.Equal(before, upgraded) {
+		t.Fatal("-import did not upgrade the file of format 2")
 	}
+	if code, out, log := migrateRun(t, "-db", db, "-dry-run", "-evacuate", "linode-eu"); code != 0 || !strings.Contains(out, "would drain linode-eu") {
+		t.Errorf("dry run on the upgraded file exited %d, want 0 and the drain planned\n%s%s", code, out, log)
+	}
+	unchanged("a dry run on the upgraded file", upgraded)
 }
 
 func TestEvacuate(t *testing.T) {

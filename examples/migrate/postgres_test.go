@@ -14,6 +14,7 @@ import (
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
+	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -238,10 +239,10 @@ func TestStoreFailureIsNotARefusal(t *testing.T) {
 // to a store file (TestMissingStoreFileIsAUsageError): a mistyped database
 // name, or the wrong server. Any run but -import must then be a usage
 // error (exit 2) that creates nothing, and a dry run ("nothing will be
-// changed") must not create domicile's tables either. Today the script
-// opens the store for writing, which creates the schema and its tables,
-// and an -evacuate of the empty store exits 0 ("moving its 0 accounts"):
-// the run after which the README says a data center may be decommissioned.
+// changed") must not create domicile's tables either. The script opened
+// the store for writing, which created the schema and its tables, and an
+// -evacuate of the empty store exited 0 ("moving its 0 accounts"): the run
+// after which the README says a data center may be decommissioned.
 func TestDatabaseWithoutTablesIsAUsageError(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.DatabaseURL(t)
@@ -273,5 +274,102 @@ func TestDatabaseWithoutTablesIsAUsageError(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// schemaHolds describes what schema domicile of dsn holds: its tables and
+// their columns, and the rows of its meta table.
+func schemaHolds(t *testing.T, dsn string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var out string
+	err = conn.QueryRow(ctx, `SELECT coalesce((SELECT string_agg(table_name || '.' || column_name, ' ' ORDER BY table_name, ordinal_position)
+		FROM information_schema.columns WHERE table_schema = 'domicile'), 'no tables')`).Scan(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta *string
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('domicile.meta')::text`).Scan(&meta); err != nil {
+		t.Fatal(err)
+	}
+	if meta != nil {
+		var rows string
+		if err := conn.QueryRow(ctx, `SELECT coalesce(string_agg(key || '=' || left(value, 20), ' ' ORDER BY key), '') FROM domicile.meta`).Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		out += "; meta " + rows
+	}
+	return out
+}
+
+// TestOnlyImportCreatesTables: on a database without domicile's tables,
+// a dry run of -import imports into an empty store that it creates
+// nowhere; -import creates the tables, after which the other runs work,
+// and a dry run needs no more than SELECT (it opens the store read-only).
+func TestOnlyImportCreatesTables(t *testing.T) {
+	dsn := pgtest.DatabaseURL(t)
+	imports := writeFile(t, t.TempDir(), "accounts.csv", "account_id,country\nacme,DE\nglobex,FR\n")
+	code, out, log := migrateRun(t, "-db", dsn, "-dry-run", "-import", imports)
+	if code != 0 || !strings.Contains(out, "imported 2") {
+		t.Errorf("dry run of -import on a database without domicile's tables = exit %d, want 0 and 2 imported\n%s%s", code, out, log)
+	}
+	if got := schemaHolds(t, dsn); got != "no tables" {
+		t.Errorf("a dry run of -import created tables: %s", got)
+	}
+	if code, out, log := migrateRun(t, "-db", dsn, "-import", imports); code != 0 || !strings.Contains(out, "imported 2") {
+		t.Fatalf("-import on a database without domicile's tables = exit %d, want 0 and 2 imported\n%s%s", code, out, log)
+	}
+	before := schemaHolds(t, dsn)
+	reader := pgtest.ReadOnlyRole(t, dsn, postgres.DefaultSchema)
+	code, out, log = migrateRun(t, "-db", reader, "-dry-run", "-evacuate", "linode-eu")
+	if code != 0 || !strings.Contains(out, "would drain linode-eu") {
+		t.Errorf("dry run as a role that may only SELECT = exit %d, want 0 and the drain planned\n%s%s", code, out, log)
+	}
+	if code, out, log := migrateRun(t, "-db", dsn, "-evacuate", "linode-eu", "-no-copy"); code != 0 || !strings.Contains(out, "drained linode-eu") {
+		t.Errorf("-evacuate after -import = exit %d, want 0\n%s%s", code, out, log)
+	}
+	if diff := cmp.Diff(before, schemaHolds(t, dsn)); diff != "" {
+		t.Errorf("runs after -import changed the tables (-before +after):\n%s", diff)
+	}
+}
+
+// TestDryRunLeavesOlderTables: the PostgreSQL store upgrades tables of an
+// older format when it opens them for writing; a dry run opens them
+// read-only, so it fails (exit 1), saying how to upgrade them first, and
+// leaves them as they were.
+func TestDryRunLeavesOlderTables(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DatabaseURL(t)
+	s, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, "UPDATE domicile.meta SET value = '2' WHERE key = 'format'")
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := schemaHolds(t, dsn)
+	code, out, log := migrateRun(t, "-db", dsn, "-dry-run", "-evacuate", "linode-eu")
+	if code != 1 {
+		t.Errorf("dry run on tables of format 2 = exit %d, want 1\n%s%s", code, out, log)
+	}
+	for _, want := range []string{"older format", "a dry run opens the store read-only", "upgrade it first"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("dry run on tables of format 2: stderr lacks %q:\n%s", want, log)
+		}
+	}
+	if diff := cmp.Diff(before, schemaHolds(t, dsn)); diff != "" {
+		t.Errorf("dry run changed tables of format 2 (-before +after):\n%s", diff)
 	}
 }
