@@ -347,12 +347,14 @@ func (m *migration) open(ctx context.Context, cat *provider.Catalog) (*residency
 	default:
 		s, err = storeflag.OpenExisting(ctx, m.cfg.db)
 	}
+	// No store there: not an error of a writable -import's open, which
+	// creates one (ErrNotExist then is a missing directory, say).
+	noStore := errors.Is(err, os.ErrNotExist) || errors.Is(err, postgres.ErrNoTables)
 	switch {
 	case err == nil:
-	case errors.Is(err, os.ErrNotExist) || errors.Is(err, postgres.ErrNoTables):
-		if m.cfg.importFile != "" {
-			return residency.Open(ctx, clock, catalog) // a dry run's empty store, created nowhere
-		}
+	case noStore && m.cfg.dryRun && m.cfg.importFile != "":
+		return residency.Open(ctx, clock, catalog) // an empty store, created nowhere
+	case noStore && m.cfg.importFile == "":
 		if storeflag.IsPostgres(m.cfg.db) {
 			return nil, fmt.Errorf("%w: -db %s: no domicile tables in that database (schema %q); only -import creates them", errUsage, storeflag.Describe(m.cfg.db), postgres.DefaultSchema)
 		}

@@ -156,6 +156,19 @@ func TestMissingStoreFileIsAUsageError(t *testing.T) {
 	}
 }
 
+// TestImportIntoMissingDirectoryFails: -import creates the store file,
+// but not its directory: a path in a directory that does not exist fails
+// (exit 1), and imports nothing anywhere, not even into memory.
+func TestImportIntoMissingDirectoryFails(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "nodir", "d.db")
+	imports := writeFile(t, dir, "a.csv", "account_id,country\nacme,DE\n")
+	code, out, log := migrateRun(t, "-db", db, "-import", imports)
+	if code != 1 || strings.Contains(out, "imported 1") {
+		t.Errorf("-import into %s = exit %d, want 1 and nothing imported\n%s%s", db, code, out, log)
+	}
+}
+
 func TestImportAndPlan(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "d.db")
