@@ -106,8 +106,8 @@ type config struct {
 }
 
 // WithSchema sets the schema of domicile's tables (default "domicile"). It
-// is created when missing (unless [NoCreate] or [ReadOnly]). Several deployments may share a database with a
-// schema each.
+// is created when missing (unless [NoCreate] or [ReadOnly]). Several
+// deployments may share a database with a schema each.
 func WithSchema(name string) Option { return optionFunc(func(c *config) { c.schema = name }) }
 
 // NoCreate makes [Open] refuse a schema without domicile's tables (or no
@@ -173,7 +173,8 @@ func WithPool(p *pgxpool.Pool) Option { return optionFunc(func(c *config) { c.po
 // "postgres://app@db/helpdesk" or a keyword/value string such as
 // "host=db user=app dbname=helpdesk"), creates domicile's tables or checks
 // and upgrades them, and returns the Store; with [NoCreate] it creates
-// none, and with [ReadOnly] it only checks them. A bad connection string, or an option out of range (a schema name
+// none, and with [ReadOnly] it only checks them. A bad connection string,
+// or an option out of range (a schema name
 // of 0 or more than 63 bytes, not UTF-8 or holding a NUL; a lease or poll
 // interval that is not positive), is an error at once that matches
 // [residency.ErrInvalidOption]; an unreachable server is an error by
