@@ -90,6 +90,12 @@ func crossRegion(a *account, to string, toRegion region.Region) error {
 // A move to another region changes the account's home region and records
 // the agreement's reference.
 //
+// The account's backup data center is chosen again for the target (often
+// the source becomes the backup): the placement returned names it. When
+// it changed, the copy in the old backup is no longer the account's
+// backup, which the trail does not record: a migration script that keeps
+// backups moves or deletes it, and makes the new one.
+//
 // On a shared store ([SharedStore]) CompleteMove returns only once this
 // Router, and every other live Router on it, has applied the move (and
 // everything committed before it), so the source copy may be
