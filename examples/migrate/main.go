@@ -34,6 +34,9 @@
 // postgresql://...) shared with running servers: then CompleteMove returns
 // only once every running server answers the new data center, so the
 // -copy command's source may be deleted as soon as a move is reported.
+// A move's report names the account's backup data center when the move
+// changed it ("(backup OLD -> NEW)"): the copy in OLD is no longer its
+// backup.
 // Only -import creates a store: any other run on a path where no file
 // exists, or on a database without domicile's tables, is a usage error
 // that creates nothing (a mistyped -db would otherwise evacuate a new,
@@ -752,7 +755,9 @@ func (m *migration) finish(ctx context.Context, mv residency.Move, how string) {
 		m.fail(bg, mv, how+"move", "", err)
 		return
 	}
-	if _, err := m.r.CompleteMove(bg, mv.ID); err != nil {
+	before, _ := m.r.Lookup(mv.AccountID) // its backup, which CompleteMove chooses again
+	p, err := m.r.CompleteMove(bg, mv.ID)
+	if err != nil {
 		if errors.Is(err, residency.ErrNotFenced) {
 			// Done, but not every server was seen to apply it: one may
 			// still read the source, which must stay.
@@ -781,7 +786,20 @@ func (m *migration) finish(ctx context.Context, mv residency.Move, how string) {
 	if m.cfg.dryRun {
 		verb = "would move"
 	}
-	fmt.Fprintf(m.out, "%s%s: account %q %s -> %s\n", how, verb, mv.AccountID, mv.From, mv.To)
+	backup := ""
+	if p.Backup != before.Backup {
+		// The copy in the old backup is no longer the account's backup.
+		backup = fmt.Sprintf(" (backup %s -> %s)", or(before.Backup, "none"), or(p.Backup, "none"))
+	}
+	fmt.Fprintf(m.out, "%s%s: account %q %s -> %s%s\n", how, verb, mv.AccountID, mv.From, mv.To, backup)
+}
+
+// or returns s, or else when s is empty.
+func or(s, orElse string) string {
+	if s == "" {
+		return orElse
+	}
+	return s
 }
 
 // endedElsewhere reports a move that CompleteMove no longer finds open

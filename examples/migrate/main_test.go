@@ -224,8 +224,13 @@ acme,%s
 	if code != 1 {
 		t.Errorf("plan with bad rows exited %d, want 1\n%s", code, out)
 	}
+	moved := placementOf(t, db, "acme")
+	backup := ""
+	if moved.Backup != acme.Backup { // CompleteMove chooses it again
+		backup = fmt.Sprintf(" (backup %s -> %s)", acme.Backup, moved.Backup)
+	}
 	wantLines(t, out,
-		fmt.Sprintf(`moved: account "acme" %s -> %s`, acme.DataCenter, other),
+		fmt.Sprintf(`moved: account "acme" %s -> %s%s`+"\n", acme.DataCenter, other, backup),
 		`refused: line 3: account "globex": residency: outside the home region`,
 		`refused: line 4: account "nobody": residency: not found`,
 		`refused: line 5: account "initech": residency: unknown data center "mars-1"`,
