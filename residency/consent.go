@@ -78,7 +78,10 @@ func (o ObjectionRecord) Live() bool { return o.Withdrawn.IsZero() }
 // objection's reference; Deleted has the data center the account left in
 // From and the reason given in Rule. Consents, agreements and objections
 // that a deletion ends are recorded first, each with the Rule
-// "account deleted", then the deletion.
+// "account deleted", then the deletion. An event does not carry a
+// consent's expiry: [Router.Consents] and the audit log's entry of the
+// grant ([Router.LogEntries]) do, and an expiry ends a consent with no
+// event.
 const (
 	AccessGranted      EventKind = "access-granted"
 	AccessRevoked      EventKind = "access-revoked"
