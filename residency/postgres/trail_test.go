@@ -65,21 +65,7 @@ func TestTrails(t *testing.T) {
 	}
 	// Longer trails for some, in each chunk.
 	for _, id := range []string{"acct-0000", "acct-0999", "acct-1000", "acct-2099"} {
-		p, err := r.Lookup(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		to := "aws-us-west-1"
-		if p.DataCenter == to {
-			to = "linode-us"
-		}
-		m, err := r.BeginMove(ctx, id, to)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r.CompleteMove(ctx, m.ID); err != nil {
-			t.Fatal(err)
-		}
+		moveWithinUS(t, r, id)
 	}
 	var ids []string
 	for i := n - 1; i >= 0; i-- {
@@ -149,23 +135,8 @@ func TestTrailWithAGapIsCorrupt(t *testing.T) {
 		if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "US"}); err != nil {
 			t.Fatal(err)
 		}
-		for range 2 { // to the other US data center and back: five events
-			p, err := r.Lookup(id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			to := "aws-us-west-1"
-			if p.DataCenter == to {
-				to = "linode-us"
-			}
-			m, err := r.BeginMove(ctx, id, to)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := r.CompleteMove(ctx, m.ID); err != nil {
-				t.Fatal(err)
-			}
-		}
+		moveWithinUS(t, r, id) // and back: five events
+		moveWithinUS(t, r, id)
 	}
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -202,5 +173,27 @@ func TestTrailWithAGapIsCorrupt(t *testing.T) {
 	}
 	if h, err := s.Trail(ctx, "whole"); err != nil || len(h) != 5 {
 		t.Errorf("Trail(whole) = %d events, %v; want 5 and no error", len(h), err)
+	}
+}
+
+// moveWithinUS moves US account id to the other US data center of the
+// default catalog: two events on its trail.
+func moveWithinUS(t *testing.T, r *residency.Router, id string) {
+	t.Helper()
+	ctx := context.Background()
+	p, err := r.Lookup(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := "aws-us-west-1"
+	if p.DataCenter == to {
+		to = "linode-us"
+	}
+	m, err := r.BeginMove(ctx, id, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CompleteMove(ctx, m.ID); err != nil {
+		t.Fatal(err)
 	}
 }
