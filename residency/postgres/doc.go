@@ -76,9 +76,10 @@
 // setup asks for read committed itself. A write is acknowledged only once
 // durable: where synchronous_commit is off, the write sets it to local
 // for its own transaction (flushed on this server, without waiting for
-// the synchronous standbys the operator chose not to wait for). Open's snapshot lifts
-// idle_in_transaction_session_timeout for its own transaction, which
-// waits between pages while the Router applies one. A statement_timeout
+// the synchronous standbys the operator chose not to wait for). The
+// store's transactions of several statements (Open's snapshot, which
+// waits between pages while the Router applies one, and its other reads)
+// lift idle_in_transaction_session_timeout for themselves. A statement_timeout
 // or lock_timeout applies as set: a write it ends fails with the server's
 // error, nothing of it committed.
 //

@@ -54,18 +54,12 @@ func (s *Store) snapshot(ctx context.Context, fn func(residency.StoredAccount) e
 		return snap, err
 	}
 	tx, err := read(ctx, s, func() (pgx.Tx, error) {
-		return s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+		return s.begin(ctx, pgx.RepeatableRead, pgx.ReadOnly)
 	})
 	if err != nil {
 		return snap, fmt.Errorf("postgres: load: %w", connectError(err))
 	}
 	defer tx.Rollback(ctx)
-	// The transaction waits between pages while the caller applies one:
-	// an idle_in_transaction_session_timeout set on the database or role
-	// must not end it.
-	if _, err := tx.Exec(ctx, "SET LOCAL idle_in_transaction_session_timeout = 0"); err != nil {
-		return snap, fmt.Errorf("postgres: load: %w", err)
-	}
 	if full {
 		var pos int64
 		if err := tx.QueryRow(ctx, s.sql.head).Scan(&pos); err != nil {
@@ -163,7 +157,7 @@ func (s *Store) LoadAccounts(ctx context.Context, ids []string, fn func(residenc
 		return err
 	}
 	tx, err := read(ctx, s, func() (pgx.Tx, error) {
-		return s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+		return s.begin(ctx, pgx.RepeatableRead, pgx.ReadOnly)
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: load: %w", connectError(err))
@@ -217,7 +211,7 @@ func (s *Store) DataCenters(ctx context.Context) ([]residency.DataCenterState, e
 	if err := s.errClosed(); err != nil {
 		return nil, err
 	}
-	tx, err := read(ctx, s, func() (pgx.Tx, error) { return s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly}) })
+	tx, err := read(ctx, s, func() (pgx.Tx, error) { return s.begin(ctx, pgx.ReadCommitted, pgx.ReadOnly) })
 	if err != nil {
 		return nil, fmt.Errorf("postgres: load: %w", connectError(err))
 	}

@@ -697,7 +697,9 @@ func TestMissingUpdatePrivilegeIsNamed(t *testing.T) {
 // it lifts the timeout for that transaction alone (SET LOCAL
 // idle_in_transaction_session_timeout = 0). (Before, residency.Open
 // failed with "terminating connection due to idle-in-transaction
-// timeout", 25P03.)
+// timeout", 25P03.) So does every transaction of the store, in the same
+// round trip as its BEGIN: on a loaded machine, setup's transaction too
+// was once idle for more than 10 ms between two statements.
 func TestIdleInTransactionTimeoutDuringLoad(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)

@@ -59,7 +59,7 @@ var (
 // setupReadOnly checks the schema as setup does, reading it in one READ
 // ONLY transaction and changing nothing.
 func (s *Store) setupReadOnly(ctx context.Context) error {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	tx, err := s.begin(ctx, pgx.RepeatableRead, pgx.ReadOnly)
 	if err != nil {
 		if refusedReadOnly(err) {
 			return fmt.Errorf("postgres: ReadOnly connects with the startup parameter default_transaction_read_only=on, so that the server refuses every write, and the server at %s refused it: a proxy such as PgBouncer refuses startup parameters it does not know; connect a read-only store to PostgreSQL directly, or to a standby: %w", s.addr(), err)

@@ -199,7 +199,7 @@ func (s *Store) setup(ctx context.Context) error {
 	// Read committed, whatever the database's default: each statement
 	// sees what was committed before it, so an Open that waited for the
 	// lock sees the tables another Open created meanwhile.
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	tx, err := s.begin(ctx, pgx.ReadCommitted, "")
 	if err != nil {
 		// Nothing was done yet: any failure is one of getting a working
 		// connection.

@@ -349,3 +349,18 @@ func (s *Store) errClosed() error {
 }
 
 var _ residency.PromptStore = (*Store)(nil)
+
+// begin starts a transaction of isolation level iso and access mode mode
+// ("" for the session's default: a database an operator made read-only
+// stays so) that an idle_in_transaction_session_timeout set on the
+// database or role does not end: the SET LOCAL that lifts it goes with
+// the BEGIN, in one round trip, so the transaction is never idle with the
+// timeout on. A transaction of this store may wait between its statements
+// longer than an operator's timeout of seconds: Open's snapshot while the
+// Router applies a page, any of them on a throttled container or in a
+// long garbage collection pause.
+func (s *Store) begin(ctx context.Context, iso pgx.TxIsoLevel, mode pgx.TxAccessMode) (pgx.Tx, error) {
+	return s.pool.BeginTx(ctx, pgx.TxOptions{
+		BeginQuery: "BEGIN ISOLATION LEVEL " + string(iso) + " " + string(mode) + "; SET LOCAL idle_in_transaction_session_timeout = 0",
+	})
+}
