@@ -281,3 +281,41 @@ func TestReplacedAccountHasNoConsentAfterClockStepsBack(t *testing.T) {
 		t.Errorf("MayAccess(acme, support-247) on the account placed afresh = %v, want ErrNoConsent (TICKET-1 was the deleted account's)", err)
 	}
 }
+
+// TestOlderDeletionLeavesNoConsentToRevive checks Router.Delete's promise
+// ("The ID may later be placed afresh: the new account starts with no
+// consents, agreements or objections in force") on a store file written
+// before commit 6603193, whose Delete revoked only the consents and
+// transfer agreements live by its clock (testdata/deleted-expired.db.gz,
+// written by testdata/mkdeleted at 6f2a2ed: "acme" placed at 09:00 with
+// the consent TICKET-1 and the agreement DPA-1 to the US, both expiring
+// at 10:00, and deleted at 11:00, leaving both unrevoked).
+//
+// Now, Delete revokes expired records too, but what older deletions left
+// stays: the account placed afresh inherits the unrevoked TICKET-1 and
+// DPA-1, and once the clock reads before 10:00 (a step back, or on a
+// shared store another instance's clock that is behind, as
+// TestReplacedAccountHasNoConsentOfBeforeDeletionOnSkewedRouter sets up)
+// MayAccess lets support-247 into the new account's data and BeginMove
+// takes it to the US, both on the deleted account's records. Nothing
+// (Open, Place afresh, MayAccess's liveness) ends them.
+func TestOlderDeletionLeavesNoConsentToRevive(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "domicile.db")
+	gunzipFixture(t, "deleted-expired.db.gz", path)
+	clk := newClock() // 09:00, the fixture's start
+	clk.Add(3 * time.Hour)
+	r := open(t, residency.WithPath(path), residency.WithClock(clk.Now))
+	if _, err := r.Lookup("acme"); !errors.Is(err, residency.ErrNotFound) {
+		t.Fatalf("Lookup(acme) in the fixture = %v, want ErrNotFound (deleted)", err)
+	}
+	place(t, r, "acme", "DE")
+	clk.Add(-150 * time.Minute) // 09:30: the clock steps back
+
+	if err := r.MayAccess("acme", "support-247"); !errors.Is(err, residency.ErrNoConsent) {
+		t.Errorf("MayAccess(acme, support-247) on the account placed afresh = %v, want ErrNoConsent (TICKET-1 was the deleted account's)", err)
+	}
+	if m, err := r.BeginMove(ctx, "acme", "aws-us-west-1"); !errors.Is(err, residency.ErrCrossRegion) {
+		t.Errorf("BeginMove(acme, aws-us-west-1) on the account placed afresh = %+v, %v; want ErrCrossRegion (DPA-1 was the deleted account's)", m, err)
+	}
+}

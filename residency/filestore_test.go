@@ -278,7 +278,14 @@ func copyFile(t *testing.T, from, to string) {
 // testdata/v2.db.gz (1.5 KB rather than 64 KB), to path.
 func unpackFixture(t *testing.T, path string) {
 	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", "v2.db.gz"))
+	gunzipFixture(t, "v2.db.gz", path)
+}
+
+// gunzipFixture writes the store file kept gzipped in testdata/name to
+// path.
+func gunzipFixture(t *testing.T, name, path string) {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
