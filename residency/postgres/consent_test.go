@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/domicile-go/domicile/internal/routertest"
+	"github.com/domicile-go/domicile/provider"
 	"github.com/domicile-go/domicile/region"
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
@@ -157,5 +158,76 @@ func TestAccessEndsOnEveryRouterOnceTheCallReturns(t *testing.T) {
 		if allowed > 0 {
 			t.Errorf("MayAccess on another Router right after %s returned let %s in %d times out of %d, want 0", e.name, e.sp, allowed, rounds)
 		}
+	}
+}
+
+// TestAbortMoveEndsTargetHostAccessOnEveryRouter checks MayAccess's doc
+// on a shared store once AbortMove returns: MayAccess allows "the hosts
+// ... of the account's data center, its backup data center and the
+// target of its open move", and after AbortMove the account has no open
+// move, so the target's host, which runs neither of the account's data
+// centers, is refused (ErrNoAccess), as on the Router that aborted.
+//
+// AbortMove narrows what the account allows, as CompleteMove does for the
+// source's host and RevokeAccess for a consent, but it is the one such
+// write left unfenced (its doc: "until other Routers apply it they answer
+// the source, as they did during the move", true of Lookup, not of
+// MayAccess): another live Router goes on letting the target's host in
+// right after AbortMove returned, while the operator, told the copy "is
+// no longer in use", deletes it or hands the data center back.
+func TestAbortMoveEndsTargetHostAccessOnEveryRouter(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	a := routertest.OnPostgres(t, dsn, nil)
+	b := routertest.OnPostgres(t, dsn, nil)
+	const rounds = 20
+	allowed := 0
+	for i := range rounds {
+		id := fmt.Sprint("acct-", i)
+		p, err := a.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A data center of the region whose host runs neither the
+		// account's data center nor its backup.
+		hosts := map[string]bool{}
+		for _, dc := range []string{p.DataCenter, p.Backup} {
+			if d, ok := a.Catalog().DataCenter(dc); ok {
+				hosts[string(d.Provider)] = true
+			}
+		}
+		var target provider.DataCenter
+		for _, d := range a.Catalog().All() {
+			if d.Region == region.EU && !hosts[string(d.Provider)] {
+				target = d
+				break
+			}
+		}
+		if target.ID == "" {
+			t.Fatalf("no EU data center of another host than those of %+v", p)
+		}
+		host := string(target.Provider)
+		m, err := a.BeginMove(ctx, id, target.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Fence(ctx); err != nil { // B has applied the move
+			t.Fatal(err)
+		}
+		if err := b.MayAccess(id, host); err != nil {
+			t.Fatalf("MayAccess(%s, %s) on B during the move to %s = %v, want nil", id, host, target.ID, err)
+		}
+		if _, err := a.AbortMove(ctx, m.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.MayAccess(id, host); !errors.Is(err, residency.ErrNoAccess) {
+			t.Fatalf("MayAccess(%s, %s) on A after AbortMove = %v, want ErrNoAccess", id, host, err)
+		}
+		if b.MayAccess(id, host) == nil {
+			allowed++
+		}
+	}
+	if allowed > 0 {
+		t.Errorf("MayAccess on another Router right after AbortMove returned let the aborted move's target host in %d times out of %d, want 0", allowed, rounds)
 	}
 }
