@@ -45,6 +45,26 @@ func TestIsPostgresAndDescribe(t *testing.T) {
 	}
 }
 
+// TestDescribeMasksPasswordParameter: Describe "names the store for logs:
+// a URL with its password masked", and pgx takes the password from the
+// URL's query too (postgres://app@db/helpdesk?password=...), as libpq
+// does. Describe masks only the password of the URL's user info
+// (url.URL.Redacted), so that one is printed as it is: by
+// examples/accountcreation's "listening on" line, and since 4dd5e0a by
+// examples/migrate's usage error for a database without domicile's tables
+// and its dry run's refusal of an older format, both on stderr.
+func TestDescribeMasksPasswordParameter(t *testing.T) {
+	for _, db := range []string{
+		"postgres://app@db/helpdesk?password=s3cret",
+		"postgresql://app@db:5432/helpdesk?sslmode=disable&password=s3cret",
+		"postgres://db/helpdesk?user=app&password=s3cret",
+	} {
+		if got := Describe(db); strings.Contains(got, "s3cret") {
+			t.Errorf("Describe(%s) = %s, which shows the password", db, got)
+		}
+	}
+}
+
 // TestOpen opens a file for a path, and refuses a bad PostgreSQL URL at
 // once, without connecting.
 func TestOpen(t *testing.T) {
