@@ -169,6 +169,26 @@ func TestImportIntoMissingDirectoryFails(t *testing.T) {
 	}
 }
 
+// TestDryRunOfImportIntoMissingDirectoryFails: a dry run "checks
+// everything and prints what would be done"; the run it stands for, an
+// -import into a path whose directory does not exist, fails (exit 1,
+// TestImportIntoMissingDirectoryFails), so the dry run must fail too, not
+// report the rows imported and exit 0. It takes the missing directory
+// for a store file not created yet (OpenFileStoreReadOnly's
+// os.ErrNotExist) and imports into an empty store in memory.
+func TestDryRunOfImportIntoMissingDirectoryFails(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "nodir", "d.db")
+	imports := writeFile(t, dir, "a.csv", "account_id,country\nacme,DE\n")
+	if code, out, log := migrateRun(t, "-db", db, "-import", imports); code != 1 {
+		t.Fatalf("-import into %s = exit %d, want 1\n%s%s", db, code, out, log)
+	}
+	code, out, log := migrateRun(t, "-db", db, "-import", imports, "-dry-run")
+	if code != 1 {
+		t.Errorf("-dry-run -import into %s = exit %d, want 1 as the run without -dry-run\n%s%s", db, code, out, log)
+	}
+}
+
 func TestImportAndPlan(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "d.db")
