@@ -16,9 +16,10 @@ type ImportRow struct {
 	Country string        `json:"country,omitempty"`
 	Region  region.Region `json:"region,omitzero"`
 	// DataCenter, when set, is where the account's data lives today: a
-	// catalog data center of the home region, active or draining; one the
-	// catalog announces for a later date is refused ([ErrNotEffective]).
-	// When empty, the account is placed as Place would.
+	// catalog data center of the home region, whatever its status (an
+	// offline one too: [Router.Verify] then warns of it); one the catalog
+	// announces for a later date is refused ([ErrNotEffective]). When
+	// empty, the account is placed as Place would.
 	DataCenter string `json:"datacenter,omitempty"`
 }
 
