@@ -411,3 +411,64 @@ func heap() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
 }
+
+// BenchmarkRouterDelete is Delete through a Router on PostgreSQL beside a
+// second Router on the same database, from 1 and 16 callers: since
+// 6603193 a Delete (as RevokeAccess, RevokeTransfer and Object) is
+// fenced, and returns once the other Router has read the log, which it
+// does at once on a LISTEN wake-up (listen=true) or at its next poll,
+// every second by default, with WithPollOnly (listen=false, as through
+// PgBouncer). The accounts are placed before the timer; deletes/s is the
+// rate.
+func BenchmarkRouterDelete(b *testing.B) {
+	ctx := context.Background()
+	for _, listen := range []bool{true, false} {
+		for _, callers := range []int{1, 16} {
+			b.Run(fmt.Sprintf("listen=%v/callers=%d", listen, callers), func(b *testing.B) {
+				var opts []postgres.Option
+				if !listen {
+					opts = append(opts, postgres.WithPollOnly())
+				}
+				dsn := pgtest.Database(b)
+				r := routertest.OnPostgres(b, dsn, nil, opts...)
+				routertest.OnPostgres(b, dsn, nil, opts...) // the other instance
+				rows := func(yield func(residency.ImportRow) bool) {
+					for i := range b.N {
+						if !yield(residency.ImportRow{AccountID: fmt.Sprint("acct-", i), Country: "DE"}) {
+							return
+						}
+					}
+				}
+				if res, err := r.Import(ctx, rows); err != nil || len(res.Refused) > 0 {
+					b.Fatal(err, res.Refused)
+				}
+				b.ReportAllocs()
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				var failed atomic.Pointer[error]
+				start := time.Now()
+				b.ResetTimer()
+				for range callers {
+					wg.Go(func() {
+						for {
+							i := int(next.Add(1)) - 1
+							if i >= b.N {
+								return
+							}
+							if err := r.Delete(ctx, fmt.Sprint("acct-", i), "benchmark"); err != nil {
+								failed.Store(&err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				if err := failed.Load(); err != nil {
+					b.Fatal(*err)
+				}
+				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "deletes/s")
+			})
+		}
+	}
+}
