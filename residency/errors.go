@@ -12,7 +12,8 @@ import (
 // center or move they concern: match them with [errors.Is]. A call that
 // returns one of them changed nothing, but for [ErrNotFenced].
 var (
-	// ErrNotFound: no such account, move or transfer agreement.
+	// ErrNotFound: no such account, move, transfer agreement, consent or
+	// objection (deleted accounts included).
 	ErrNotFound = errors.New("residency: not found")
 	// ErrInvalidAccount: an account ID that is empty, longer than 255
 	// bytes, not valid UTF-8 or holding control characters.
