@@ -20,7 +20,9 @@ var ErrInvalidReason = errors.New("residency: invalid reason")
 // with the rule "account deleted", and the trail ends with the deletion
 // (event Deleted) and the reason given. All of it is durable before
 // Delete returns, and on a shared store applied by every live Router, as
-// for [Router.RevokeAccess] ([ErrNotFenced] when that wait gives up).
+// for [Router.RevokeAccess] ([ErrNotFenced] when that wait gives up; the
+// account is deleted all the same, and a second Delete is [ErrNotFound]:
+// [Router.Fence] waits again).
 //
 // The audit trail stays: [Router.History], [Router.Agreements],
 // [Router.Consents] and [Router.Objections] keep answering for the account,
@@ -50,39 +52,47 @@ func (r *Router) Delete(ctx context.Context, accountID, reason string) error {
 		if a.Moving() {
 			return fmt.Errorf("%w: account %q is moving to %s (move %s): complete or abort it before deleting the account", ErrMoveInProgress, accountID, a.Move.To, a.Move.ID)
 		}
-		// Expired records are revoked too: a clock that reads earlier
-		// (another instance's, or this one's after a step back) would
-		// find them live again, on the account placed afresh.
-		var agreements []Agreement
-		for ag := range agreementsOf(w.tx(), accountID) {
-			if ag.Revoked.IsZero() {
-				agreements = append(agreements, *ag)
-			}
-		}
-		for _, ag := range agreements {
-			a = w.revokeAgreement(a, ag, ruleDeleted)
-			w.onCommit(func() { r.metrics.transfer("revoked") })
-		}
-		if x := a.access; x != nil {
-			for _, c := range x.consents {
-				if c.Revoked.IsZero() {
-					a = w.revokeConsent(a, c, ruleDeleted)
-					w.onCommit(func() { r.metrics.consent("revoked") })
-				}
-			}
-			for _, o := range x.objections {
-				if o.Live() {
-					a = w.withdrawObjection(a, o, ruleDeleted)
-					w.onCommit(func() { r.metrics.objection("withdrawn") })
-				}
-			}
-		}
+		a = r.endAll(w, a)
 		w.put(a.change(w.now, Event{Kind: Deleted, From: a.DataCenter, Rule: reason}, func(p *Placement) {
 			p.DataCenter, p.Provider, p.Backup, p.Transfer = "", "", "", ""
 		}), nil)
 		w.onCommit(func() { r.metrics.deleted() })
 		return nil
 	})
+}
+
+// endAll ends every record of the account a that has not ended: it
+// revokes its transfer agreements and consents, expired ones too (a clock
+// that reads earlier, another instance's or this one's after a step back,
+// would find them live again on the account placed afresh), and
+// withdraws its objections, each with the rule "account deleted". It
+// returns the account's new row.
+func (r *Router) endAll(w *writer, a *account) *account {
+	var agreements []Agreement
+	for ag := range agreementsOf(w.tx(), a.AccountID) {
+		if ag.Revoked.IsZero() {
+			agreements = append(agreements, *ag)
+		}
+	}
+	for _, ag := range agreements {
+		a = w.revokeAgreement(a, ag, ruleDeleted)
+		w.onCommit(func() { r.metrics.transfer("revoked") })
+	}
+	if x := a.access; x != nil {
+		for _, c := range x.consents {
+			if c.Revoked.IsZero() {
+				a = w.revokeConsent(a, c, ruleDeleted)
+				w.onCommit(func() { r.metrics.consent("revoked") })
+			}
+		}
+		for _, o := range x.objections {
+			if o.Live() {
+				a = w.withdrawObjection(a, o, ruleDeleted)
+				w.onCommit(func() { r.metrics.objection("withdrawn") })
+			}
+		}
+	}
+	return a
 }
 
 // deleted reports whether the row is that of a deleted account: it lives

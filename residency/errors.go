@@ -36,10 +36,10 @@ var (
 	ErrConflict = errors.New("residency: conflict")
 	// ErrNotFenced is the one error that comes with a change made: a
 	// change that [Router.CompleteMove] or [Router.Drain] committed (or
-	// a fenced write that narrows what an account allows:
-	// [Router.RevokeAccess], [Router.RevokeTransfer], [Router.Object],
-	// [Router.Delete]), but
-	// that not every other live Router on the shared store was seen to
+	// a fenced write that narrows whom [Router.MayAccess] lets in:
+	// [Router.RevokeAccess], [Router.Object], [Router.AbortMove],
+	// [Router.Delete]), but that not every other live Router on the
+	// shared store was seen to
 	// apply before the wait gave up (after their lease and the write
 	// timeout: this Router cannot reach the store, say). The change
 	// stands, and CompleteMove returns the placement with it; but what

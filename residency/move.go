@@ -3,6 +3,7 @@ package residency
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"time"
 
@@ -164,14 +165,18 @@ func (r *Router) CompleteMove(ctx context.Context, moveID string) (Placement, er
 // copied to the target is no longer in use. It is recorded on the trail
 // (MoveAborted), and a later BeginMove may try again. As for CompleteMove,
 // a move ID that is not open (never begun, completed or aborted already)
-// is [ErrNotFound]. It is not fenced: until other Routers apply it they
-// answer the source, as they did during the move.
+// is [ErrNotFound]. During the move [Router.MayAccess] let the target's
+// host in too: on a shared store AbortMove returns once every live Router
+// has applied it, as [Router.RevokeAccess] does, so that none lets that
+// host in after it returns; when that wait gives up, the error matches
+// [ErrNotFenced], the move is aborted all the same, and the placement
+// comes with the error.
 func (r *Router) AbortMove(ctx context.Context, moveID string) (Placement, error) {
 	if err := r.checkMoveID(moveID); err != nil {
 		return Placement{}, err
 	}
 	var out Placement
-	err := r.write(ctx, subject{"move", moveID}, func(w *writer) error {
+	err := r.writeFenced(ctx, subject{"move", moveID}, func(w *writer) error {
 		m, a, err := w.openMove(moveID)
 		if err != nil {
 			return err
@@ -183,6 +188,9 @@ func (r *Router) AbortMove(ctx context.Context, moveID string) (Placement, error
 		out = next.Placement
 		return nil
 	})
+	if err != nil && !errors.Is(err, ErrNotFenced) {
+		return Placement{}, err
+	}
 	return out, err
 }
 

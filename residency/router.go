@@ -499,6 +499,12 @@ func (r *Router) placeIn(w *writer, id string, home region.Assignment, at *dataC
 	}
 	a := first.change(w.now, Event{Kind: kind, To: primary.ID, Rule: home.Rule}, func(*Placement) {})
 	w.put(a, nil)
+	if prev != nil {
+		// A Delete by an older version of this package left expired
+		// consents and agreements unrevoked: end them now, after the
+		// placement (a deleted row takes no change but the deletion's).
+		a = r.endAll(w, a)
+	}
 	w.onCommit(func() { r.metrics.placed(primary) })
 	return a, true, nil
 }

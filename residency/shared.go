@@ -27,9 +27,9 @@ import (
 //   - keeps a lease (JoinMembership, [Membership.Renew]) and answers
 //     [Router.Lookup] with [ErrStale] once it has not renewed it in time;
 //   - fences [Router.CompleteMove] and [Router.Drain], and the writes that
-//     narrow what an account allows ([Router.RevokeAccess],
-//     [Router.RevokeTransfer], [Router.Object], [Router.Delete]): they
-//     return once every other live Router has applied them (WaitApplied);
+//     narrow whom [Router.MayAccess] lets in ([Router.RevokeAccess],
+//     [Router.Object], [Router.AbortMove], [Router.Delete]): they return
+//     once every other live Router has applied them (WaitApplied);
 //   - on a write refused with [ErrConflict] (another Router wrote the
 //     account first, or changed a data center's status since the write was
 //     decided: see Append), re-reads the accounts (LoadAccounts) and the
@@ -663,7 +663,8 @@ func (f *follower) waitApplied(ctx context.Context, pos uint64) error {
 // Fence returns once this Router, and every other live Router on the
 // shared store, has applied every change committed, by any Router, before
 // the call: the wait that [Router.CompleteMove], [Router.Drain] and the
-// writes that narrow what an account allows make for their own change.
+// writes that narrow whom [Router.MayAccess] lets in make for their own
+// change.
 // It is for a change whose fence was not waited for: a CompleteMove that
 // returned [ErrUnavailable] (outcome unknown) or [ErrNotFenced] may have
 // committed the move; once [Router.Sync] and [Router.Lookup] show the

@@ -63,12 +63,13 @@ func (r *Router) GrantTransfer(ctx context.Context, t Transfer) error {
 }
 
 // RevokeTransfer ends a transfer agreement. Moves it allowed that are still
-// open can no longer complete and must be aborted. On a shared store it
-// returns once every live Router has applied it, as
-// [Router.RevokeAccess] does ([ErrNotFenced] when that wait gives up).
-// Revoking an agreement twice changes nothing.
+// open can no longer complete and must be aborted. It is not fenced: no
+// answer from memory depends on an agreement, and a move that another
+// Router, yet to apply the revocation, decides under it is refused by the
+// store (the account's version moved on) and decided again. Revoking an
+// agreement twice changes nothing.
 func (r *Router) RevokeTransfer(ctx context.Context, accountID, reference string) error {
-	return r.endRecord(ctx, accountID, reference, "agreement", true, func(w *writer, a *account) bool {
+	return r.endRecord(ctx, accountID, reference, "agreement", false, func(w *writer, a *account) bool {
 		ag := getAgreement(w.tx(), accountID, reference)
 		if ag != nil && ag.Revoked.IsZero() {
 			w.revokeAgreement(a, *ag, "")

@@ -133,12 +133,13 @@ func (r *Router) write(ctx context.Context, what subject, fn writeFunc) error {
 	return err
 }
 
-// writeFenced is write for a change that narrows what an account allows
-// (a consent revoked, an objection raised, the account deleted): once it
-// is committed, it returns only when every other live Router on a shared
-// store has applied it too (Router.fence), so that none lets a
-// sub-processor in that the caller was just told is shut out. When that
-// wait gives up, the error matches ErrNotFenced: the change stands.
+// writeFenced is write for a change that narrows whom MayAccess lets in
+// (a consent revoked, an objection raised, a move aborted, the account
+// deleted): once it is committed, it returns only when every other live
+// Router on a shared store has applied it too (Router.fence), so that
+// none lets a sub-processor in that the caller was just told is shut
+// out. When that wait gives up, the error matches ErrNotFenced: the
+// change stands.
 func (r *Router) writeFenced(ctx context.Context, what subject, fn writeFunc) error {
 	pos, err := r.writeAt(ctx, what, fn)
 	if err != nil {

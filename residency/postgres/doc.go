@@ -166,8 +166,8 @@
 //  6. joins as a [Member] ([Store.Join]), renews its lease as it applies
 //     the log ([Member.Renew]) and stops answering from memory when the
 //     lease Renew returned has ended; leaves on Close ([Member.Leave]);
-//  7. for a fence (CompleteMove, Drain, and the writes that narrow what an
-//     account allows: RevokeAccess, RevokeTransfer, Object, Delete), after
+//  7. for a fence (CompleteMove, Drain, and the writes that narrow whom
+//     MayAccess lets in: RevokeAccess, Object, AbortMove, Delete), after
 //     its write at position p,
 //     calls [Store.WaitApplied](p, its own member ID).
 //
