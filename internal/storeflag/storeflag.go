@@ -84,8 +84,9 @@ func OpenLog(ctx context.Context, db string) (residency.LogStore, error) {
 	return residency.OpenFileStoreReadOnly(ctx, db)
 }
 
-// Describe names the store for logs: a URL with its password masked, or
-// the path.
+// Describe names the store for logs: a URL with its passwords masked
+// (the user info's, and a password parameter of the query, which pgx
+// reads too), or the path.
 func Describe(db string) string {
 	if !IsPostgres(db) {
 		return db
@@ -93,6 +94,10 @@ func Describe(db string) string {
 	u, err := url.Parse(db)
 	if err != nil {
 		return db[:strings.Index(db, "://")+3] + "..." // unparsable: show no part that may hold a password
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }

@@ -45,22 +45,26 @@ func TestIsPostgresAndDescribe(t *testing.T) {
 	}
 }
 
-// TestDescribeMasksPasswordParameter: Describe "names the store for logs:
-// a URL with its password masked", and pgx takes the password from the
-// URL's query too (postgres://app@db/helpdesk?password=...), as libpq
-// does. Describe masks only the password of the URL's user info
-// (url.URL.Redacted), so that one is printed as it is: by
-// examples/accountcreation's "listening on" line, and since 4dd5e0a by
+// TestDescribeMasksPasswordParameter: Describe names the store for logs
+// with its passwords masked, and pgx takes the password from the URL's
+// query too (postgres://app@db/helpdesk?password=...), as libpq does.
+// Before, Describe masked only the password of the URL's user info
+// (url.URL.Redacted), so the other was printed as it was: by
+// examples/accountcreation's "listening on" line, and by
 // examples/migrate's usage error for a database without domicile's tables
-// and its dry run's refusal of an older format, both on stderr.
+// and its dry run's refusal of an older format.
 func TestDescribeMasksPasswordParameter(t *testing.T) {
 	for _, db := range []string{
 		"postgres://app@db/helpdesk?password=s3cret",
 		"postgresql://app@db:5432/helpdesk?sslmode=disable&password=s3cret",
 		"postgres://db/helpdesk?user=app&password=s3cret",
 	} {
-		if got := Describe(db); strings.Contains(got, "s3cret") {
+		got := Describe(db)
+		if strings.Contains(got, "s3cret") {
 			t.Errorf("Describe(%s) = %s, which shows the password", db, got)
+		}
+		if !strings.Contains(got, "password=xxxxx") || !strings.Contains(got, "/helpdesk") {
+			t.Errorf("Describe(%s) = %s, want the URL with its password parameter masked", db, got)
 		}
 	}
 }
