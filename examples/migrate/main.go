@@ -136,6 +136,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -356,6 +357,13 @@ func (m *migration) open(ctx context.Context, cat *provider.Catalog) (*residency
 	switch {
 	case err == nil:
 	case noStore && m.cfg.dryRun && m.cfg.importFile != "":
+		if !storeflag.IsPostgres(m.cfg.db) {
+			// The run it stands for creates the file: in a directory
+			// that must exist.
+			if _, err := os.Stat(filepath.Dir(m.cfg.db)); err != nil {
+				return nil, err
+			}
+		}
 		return residency.Open(ctx, clock, catalog) // an empty store, created nowhere
 	case noStore && m.cfg.importFile == "":
 		if storeflag.IsPostgres(m.cfg.db) {

@@ -172,10 +172,10 @@ func TestImportIntoMissingDirectoryFails(t *testing.T) {
 // TestDryRunOfImportIntoMissingDirectoryFails: a dry run "checks
 // everything and prints what would be done"; the run it stands for, an
 // -import into a path whose directory does not exist, fails (exit 1,
-// TestImportIntoMissingDirectoryFails), so the dry run must fail too, not
-// report the rows imported and exit 0. It takes the missing directory
-// for a store file not created yet (OpenFileStoreReadOnly's
-// os.ErrNotExist) and imports into an empty store in memory.
+// TestImportIntoMissingDirectoryFails), so the dry run fails too. Before,
+// it took the missing directory for a store file not created yet
+// (OpenFileStoreReadOnly's os.ErrNotExist), imported into an empty store
+// in memory, reported the rows imported and exited 0.
 func TestDryRunOfImportIntoMissingDirectoryFails(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "nodir", "d.db")
