@@ -1,0 +1,264 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/domicile-go/domicile/residency"
+	"github.com/domicile-go/domicile/residency/postgres"
+	"github.com/domicile-go/domicile/residency/postgres/pgtest"
+	"github.com/jackc/pgx/v5"
+)
+
+// pct returns the q-th percentile (0-100) of xs, in milliseconds.
+func pct(xs []time.Duration, q int) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := (len(s)*q + 99) / 100
+	i = min(max(i-1, 0), len(s)-1)
+	return float64(s[i]) / float64(time.Millisecond)
+}
+
+// dbStat reads one number from dsn's server.
+func dbStat(b *testing.B, dsn, sql string, args ...any) float64 {
+	b.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var v float64
+	if err := conn.QueryRow(ctx, sql, args...).Scan(&v); err != nil {
+		b.Fatalf("%s: %v", sql, err)
+	}
+	return v
+}
+
+// BenchmarkScaleFence: latency of the fenced calls (CompleteMove, Drain,
+// RevokeAccess, Delete) made on one Router, with 1 or 20 Routers live on
+// the database, and with 20 while each of the others places accounts all
+// along. Each iteration makes each call once; the metrics are the p50 and
+// p99 of each, in ms. Run with -benchtime=40x, say.
+func BenchmarkScaleFence(b *testing.B) {
+	for _, c := range []struct {
+		name    string
+		routers int
+		busy    bool
+	}{{"routers=1", 1, false}, {"routers=20", 20, false}, {"routers=20/busy", 20, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			ctx := context.Background()
+			dsn := pgtest.Database(b)
+			rs, _ := openMany(b, dsn, c.routers)
+			r := rs[0]
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			var placed atomic.Int64
+			if c.busy {
+				for j, o := range rs[1:] {
+					wg.Go(func() {
+						for i := 0; ; i++ {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							if _, err := o.Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprintf("busy-%d-%d", j, i), Country: "US"}); err == nil {
+								placed.Add(1)
+							}
+							time.Sleep(20 * time.Millisecond)
+						}
+					})
+				}
+			}
+			lat := map[string][]time.Duration{}
+			timed := func(name string, f func() error) {
+				start := time.Now()
+				if err := f(); err != nil {
+					b.Fatalf("%s: %v", name, err)
+				}
+				lat[name] = append(lat[name], time.Since(start))
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			begun := time.Now()
+			for i := 0; b.Loop(); i++ {
+				id := fmt.Sprint("acct-", i)
+				_, to := placeAndMoveTarget(b, r, id)
+				m, err := r.BeginMove(ctx, id, to)
+				if err != nil {
+					b.Fatal(err)
+				}
+				timed("CompleteMove", func() error { _, err := r.CompleteMove(ctx, m.ID); return err })
+				timed("Drain", func() error { return r.Drain(ctx, "websupport-eu") })
+				if err := r.Activate(ctx, "websupport-eu"); err != nil {
+					b.Fatal(err)
+				}
+				ref := fmt.Sprint("TICKET-", i)
+				if err := r.GrantAccess(ctx, residency.Consent{AccountID: id, SubProcessor: "support-247", Reference: ref}); err != nil {
+					b.Fatal(err)
+				}
+				timed("RevokeAccess", func() error { return r.RevokeAccess(ctx, id, ref) })
+				timed("Delete", func() error { return r.Delete(ctx, id, "left") })
+			}
+			b.StopTimer()
+			elapsed := time.Since(begun)
+			close(stop)
+			wg.Wait()
+			for _, name := range []string{"CompleteMove", "Drain", "RevokeAccess", "Delete"} {
+				b.ReportMetric(pct(lat[name], 50), name+"-p50-ms")
+				b.ReportMetric(pct(lat[name], 99), name+"-p99-ms")
+			}
+			if c.busy {
+				b.ReportMetric(float64(placed.Load())/elapsed.Seconds(), "busy-places/s")
+			}
+		})
+	}
+}
+
+// BenchmarkScaleIdleLoad: what Routers doing nothing cost the database:
+// transactions per second (pg_stat_database's xact_commit and
+// xact_rollback of the database, every statement of the store being a
+// transaction of its own) and connections (pg_stat_activity) over 10 s, with
+// 1 and with 20 Routers at the default lease and poll interval.
+func BenchmarkScaleIdleLoad(b *testing.B) {
+	for _, n := range []int{1, 20} {
+		b.Run(fmt.Sprint("routers=", n), func(b *testing.B) {
+			dsn := pgtest.Database(b)
+			admin := pgtest.AdminDSN(b)
+			openMany(b, dsn, n)
+			var db string
+			{
+				ctx := context.Background()
+				conn, err := pgx.Connect(ctx, dsn)
+				if err != nil {
+					b.Fatal(err)
+				}
+				conn.QueryRow(ctx, "SELECT current_database()").Scan(&db)
+				conn.Close(ctx)
+			}
+			xacts := func() float64 {
+				dbStat(b, admin, "SELECT pg_stat_clear_snapshot()::text::int", nil...)
+				return dbStat(b, admin, "SELECT (xact_commit + xact_rollback)::float8 FROM pg_stat_database WHERE datname = $1", db)
+			}
+			b.ReportAllocs()
+			const window = 10 * time.Second
+			var rate, conns float64
+			for b.Loop() {
+				time.Sleep(2 * time.Second)
+				before := xacts()
+				time.Sleep(window)
+				// Two of the counted transactions are this
+				// benchmark's own reads.
+				rate = (xacts() - before - 2) / window.Seconds()
+				conns = dbStat(b, admin, "SELECT count(*)::float8 FROM pg_stat_activity WHERE datname = $1", db)
+			}
+			b.ReportMetric(rate, "xacts/s")
+			b.ReportMetric(rate/float64(n), "xacts/s/router")
+			b.ReportMetric(conns, "connections")
+		})
+	}
+}
+
+// BenchmarkScaleStorm: twenty Routers, two writers each placing accounts
+// as fast as they can for 5 s; for each write, the next Router is watched
+// until it sees it without Sync (the lag, p50 and p99 in ms), and the
+// server's pg_notification_queue_usage is sampled every 50 ms (its
+// maximum, as a fraction).
+func BenchmarkScaleStorm(b *testing.B) {
+	ctx := context.Background()
+	dsn := pgtest.Database(b)
+	admin := pgtest.AdminDSN(b)
+	rs, _ := openMany(b, dsn, 20)
+	b.ReportAllocs()
+	var (
+		mu     sync.Mutex
+		lags   []time.Duration
+		writes atomic.Int64
+		errs   atomic.Int64
+		queue  float64
+	)
+	for b.Loop() {
+		stop := make(chan struct{})
+		var wg, watchers sync.WaitGroup
+		wg.Go(func() {
+			conn, err := pgx.Connect(ctx, admin)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer conn.Close(ctx)
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				var u float64
+				if err := conn.QueryRow(ctx, "SELECT pg_notification_queue_usage()").Scan(&u); err == nil {
+					mu.Lock()
+					queue = max(queue, u)
+					mu.Unlock()
+				}
+			}
+		})
+		begun := time.Now()
+		for j, r := range rs {
+			for w := range 2 {
+				wg.Go(func() {
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						id := fmt.Sprintf("s-%d-%d-%d", j, w, i)
+						if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: id, Country: fillCountries[i%len(fillCountries)]}); err != nil {
+							errs.Add(1)
+							continue
+						}
+						acked := time.Now()
+						writes.Add(1)
+						other := rs[(j+1)%len(rs)]
+						watchers.Go(func() {
+							for {
+								if _, err := other.Lookup(id); err == nil {
+									mu.Lock()
+									lags = append(lags, time.Since(acked))
+									mu.Unlock()
+									return
+								}
+								if time.Since(acked) > time.Minute {
+									return
+								}
+								time.Sleep(time.Millisecond)
+							}
+						})
+					}
+				})
+			}
+		}
+		time.Sleep(5 * time.Second)
+		close(stop)
+		wg.Wait()
+		watchers.Wait()
+		elapsed := time.Since(begun)
+		b.ReportMetric(float64(writes.Load())/elapsed.Seconds(), "writes/s")
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(pct(lags, 50), "lag-p50-ms")
+	b.ReportMetric(pct(lags, 99), "lag-p99-ms")
+	b.ReportMetric(float64(errs.Load()), "failed-writes")
+	b.ReportMetric(queue, "max-queue-usage")
+	_ = postgres.DefaultLease
+}
