@@ -147,7 +147,6 @@ func BenchmarkScaleIdleLoad(b *testing.B) {
 				conn.Close(ctx)
 			}
 			xacts := func() float64 {
-				dbStat(b, admin, "SELECT pg_stat_clear_snapshot()::text::int", nil...)
 				return dbStat(b, admin, "SELECT (xact_commit + xact_rollback)::float8 FROM pg_stat_database WHERE datname = $1", db)
 			}
 			b.ReportAllocs()
@@ -169,16 +168,24 @@ func BenchmarkScaleIdleLoad(b *testing.B) {
 	}
 }
 
-// BenchmarkScaleStorm: twenty Routers, two writers each placing accounts
+// BenchmarkScaleStorm: forty writers spread over 2 or 20 Routers, placing accounts
 // as fast as they can for 5 s; for each write, the next Router is watched
 // until it sees it without Sync (the lag, p50 and p99 in ms), and the
 // server's pg_notification_queue_usage is sampled every 50 ms (its
 // maximum, as a fraction).
 func BenchmarkScaleStorm(b *testing.B) {
+	// The same forty writers on 2 Routers, and on 20: what the number
+	// of Routers costs.
+	for _, n := range []int{2, 20} {
+		b.Run(fmt.Sprint("routers=", n), func(b *testing.B) { storm(b, n, 40/n) })
+	}
+}
+
+func storm(b *testing.B, n, perRouter int) {
 	ctx := context.Background()
 	dsn := pgtest.Database(b)
 	admin := pgtest.AdminDSN(b)
-	rs, _ := openMany(b, dsn, 20)
+	rs, _ := openMany(b, dsn, n)
 	b.ReportAllocs()
 	var (
 		mu     sync.Mutex
@@ -213,7 +220,7 @@ func BenchmarkScaleStorm(b *testing.B) {
 		})
 		begun := time.Now()
 		for j, r := range rs {
-			for w := range 2 {
+			for w := range perRouter {
 				wg.Go(func() {
 					for i := 0; ; i++ {
 						select {
@@ -261,4 +268,40 @@ func BenchmarkScaleStorm(b *testing.B) {
 	b.ReportMetric(float64(errs.Load()), "failed-writes")
 	b.ReportMetric(queue, "max-queue-usage")
 	_ = postgres.DefaultLease
+}
+
+// BenchmarkScaleOpenTwenty: twenty Routers opening at once, on an empty
+// database and on one of 20,000 accounts (fill): the median and slowest
+// Open (ms) and the live heap each Router adds (bytes, after GC).
+func BenchmarkScaleOpenTwenty(b *testing.B) {
+	for _, accounts := range []int{0, 20000} {
+		b.Run(fmt.Sprint("accounts=", accounts), func(b *testing.B) {
+			dsn := pgtest.Database(b)
+			if accounts > 0 {
+				fill(b, dsn, accounts)
+			}
+			b.ReportAllocs()
+			var took []time.Duration
+			var perRouter float64
+			for b.Loop() {
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				rs, t := openMany(b, dsn, 20)
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				took = append(took, t...)
+				perRouter = (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / float64(len(rs))
+				for _, r := range rs {
+					if _, err := r.Lookup(fillID(accounts / 2)); accounts > 0 && err != nil {
+						b.Fatal(err)
+					}
+					r.Close()
+				}
+			}
+			b.ReportMetric(pct(took, 50), "open-p50-ms")
+			b.ReportMetric(pct(took, 100), "open-max-ms")
+			b.ReportMetric(perRouter, "heap-B/router")
+		})
+	}
 }
