@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -343,5 +344,85 @@ func TestScaleWriterSeesOwnWriteBeforeEarlierCommits(t *testing.T) {
 	}
 	if bad > 0 {
 		t.Errorf("in %d of 50 rounds, right after Place(y) returned on Router b, b answered y but not x, which Router a had placed (and committed) before: b's memory is not the log in commit order", bad)
+	}
+}
+
+// TestScaleTwentyRoutersServerRestart: the server stops (fast, every
+// connection ended) and starts again with twenty Routers live. During the
+// outage, shorter than the lease, Lookup keeps answering on every Router
+// and a write fails by its deadline with an error matching
+// ErrUnavailable; after it, every Router writes again by itself, sees the
+// others' writes without Sync, equals a freshly opened Router, and nothing
+// is half-applied.
+func TestScaleTwentyRoutersServerRestart(t *testing.T) {
+	ctx := context.Background()
+	srv := startOwnServer(t)
+	const lease = 6 * time.Second
+	rs, _ := openMany(t, srv.dsn(), 20, postgres.WithLease(lease), postgres.WithPollInterval(200*time.Millisecond))
+	if _, err := rs[0].Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if err := r.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.stop(t, "fast")
+	down := time.Now()
+	var wg sync.WaitGroup
+	werrs := make([]error, len(rs))
+	wtook := make([]time.Duration, len(rs))
+	for j, r := range rs {
+		wg.Go(func() {
+			wctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			start := time.Now()
+			_, werrs[j] = r.Place(wctx, residency.PlaceRequest{AccountID: fmt.Sprint("during-", j), Country: "FR"})
+			wtook[j] = time.Since(start)
+		})
+	}
+	wg.Wait()
+	for j, r := range rs {
+		if _, err := r.Lookup("acme"); err != nil && time.Since(down) < lease-time.Second {
+			t.Errorf("Router %d during the outage (%v in): Lookup: %v", j, time.Since(down), err)
+		}
+		if werrs[j] == nil {
+			t.Errorf("Router %d: a Place during the outage succeeded", j)
+		} else if !errors.Is(werrs[j], residency.ErrUnavailable) {
+			t.Errorf("Router %d: Place during the outage: %v; want ErrUnavailable", j, werrs[j])
+		}
+		if wtook[j] > 3*time.Second {
+			t.Errorf("Router %d: Place with a 1 s deadline took %v", j, wtook[j])
+		}
+	}
+	t.Logf("writes during the outage: median %.0f ms; first error: %v", pct(wtook, 50), werrs[0])
+	srv.start(t)
+	up := time.Now()
+	for j, r := range rs {
+		eventually(t, fmt.Sprint("Router ", j, " writes after the restart"), func() error {
+			_, err := r.Place(ctx, residency.PlaceRequest{AccountID: fmt.Sprint("after-", j), Country: "US"})
+			return err
+		})
+	}
+	t.Logf("every Router wrote again %v after the server was up", time.Since(up))
+	fresh := openScaleRouter(t, srv.dsn())
+	want := stateOf(t, fresh)
+	for j, r := range rs {
+		eventually(t, fmt.Sprint("Router ", j, " equals a fresh one"), func() error {
+			if diff := cmp.Diff(want, stateOf(t, r)); diff != "" {
+				return fmt.Errorf("differs (-fresh +router):\n%s", diff)
+			}
+			return nil
+		})
+		if _, err := r.Lookup("acme"); err != nil {
+			t.Errorf("Router %d after the restart: %v", j, err)
+		}
+	}
+	rep, err := fresh.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Violations) > 0 {
+		t.Errorf("Verify: %v", rep.Violations)
 	}
 }
