@@ -426,3 +426,66 @@ func TestScaleTwentyRoutersServerRestart(t *testing.T) {
 		t.Errorf("Verify: %v", rep.Violations)
 	}
 }
+
+// TestScaleFenceWithOneOfTwentyCutOff: of twenty Routers, one is cut off
+// from the database (its role may no longer log in, its connections are
+// terminated): a fence waits for it at most about its lease, then
+// proceeds; the next fence does not wait for it; and a Router of the
+// twenty closed cleanly holds no fence up.
+func TestScaleFenceWithOneOfTwentyCutOff(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	const lease = 2 * time.Second
+	opts := []postgres.Option{postgres.WithLease(lease), postgres.WithPollInterval(200 * time.Millisecond)}
+	rs, _ := openMany(t, dsn, 18, opts...)
+	name := role(t, dsn)
+	victim := openScaleRouter(t, withUser(dsn, name), opts...)
+	closing := openScaleRouter(t, dsn, opts...)
+	mover := rs[0]
+	move := func(id string) time.Duration {
+		t.Helper()
+		_, to := placeAndMoveTarget(t, mover, id)
+		m, err := mover.BeginMove(ctx, id, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if _, err := mover.CompleteMove(ctx, m.ID); err != nil {
+			t.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	if d := move("warm"); d > lease/2 {
+		t.Errorf("CompleteMove with twenty healthy Routers took %v", d)
+	}
+	if err := victim.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := closing.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := move("after-close"); d > lease/2 {
+		t.Errorf("CompleteMove after one of the twenty closed cleanly took %v: it held the fence up", d)
+	}
+	cut(t, name)
+	first := move("cut-1")
+	second := move("cut-2")
+	t.Logf("with one Router of twenty cut off (lease %v): CompleteMove %v, then %v", lease, first, second)
+	if first > lease+2*time.Second {
+		t.Errorf("CompleteMove with a cut-off Router took %v; want at most about its lease, %v", first, lease)
+	}
+	if second > lease/2 {
+		t.Errorf("the next CompleteMove took %v: the cut-off Router, whose lease has ended, still holds fences up", second)
+	}
+	eventually(t, "the cut-off Router says ErrStale", func() error {
+		if _, err := victim.Lookup("cut-2"); !errors.Is(err, residency.ErrStale) {
+			return fmt.Errorf("Lookup = %v", err)
+		}
+		return nil
+	})
+	exec(t, pgtest.AdminDSN(t), "ALTER ROLE "+name+" LOGIN")
+	eventually(t, "the cut-off Router catches up once let back in", func() error {
+		_, err := victim.Lookup("cut-2")
+		return err
+	})
+}
