@@ -3,8 +3,10 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +16,8 @@ import (
 	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // pct returns the q-th percentile (0-100) of xs, in milliseconds.
@@ -196,6 +200,7 @@ func storm(b *testing.B, n, writing, perRouter int) {
 		writes atomic.Int64
 		errs   atomic.Int64
 		queue  float64
+		conns  float64 // the most connections to the database seen at once
 	)
 	var db string
 	{
@@ -230,10 +235,11 @@ func storm(b *testing.B, n, writing, perRouter int) {
 					return
 				case <-time.After(50 * time.Millisecond):
 				}
-				var u float64
-				if err := conn.QueryRow(ctx, "SELECT pg_notification_queue_usage()").Scan(&u); err == nil {
+				var u, c float64
+				if err := conn.QueryRow(ctx, "SELECT pg_notification_queue_usage(), (SELECT count(*)::float8 FROM pg_stat_activity WHERE datname = $1)", db).Scan(&u, &c); err == nil {
 					mu.Lock()
 					queue = max(queue, u)
+					conns = max(conns, c)
 					mu.Unlock()
 				}
 			}
@@ -291,6 +297,7 @@ func storm(b *testing.B, n, writing, perRouter int) {
 	b.ReportMetric(pct(lags, 99), "lag-p99-ms")
 	b.ReportMetric(float64(errs.Load()), "failed-writes")
 	b.ReportMetric(queue, "max-queue-usage")
+	b.ReportMetric(conns, "max-connections")
 	_ = postgres.DefaultLease
 }
 
@@ -328,4 +335,80 @@ func BenchmarkScaleOpenTwenty(b *testing.B) {
 			b.ReportMetric(perRouter, "heap-B/router")
 		})
 	}
+}
+
+// countingTracer counts the statements its connections run, by their
+// first line, squeezed.
+type countingTracer struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *countingTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	sql := strings.Join(strings.Fields(d.SQL), " ")
+	if len(sql) > 60 {
+		sql = sql[:60]
+	}
+	c.mu.Lock()
+	c.n[sql]++
+	c.mu.Unlock()
+	return ctx
+}
+
+func (c *countingTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// BenchmarkScaleIdleStatements: the statements twenty idle Routers send,
+// counted from the Go side (a pgx tracer on pools given with WithPool,
+// which the Listeners' connections copy), per second for all twenty, by
+// statement, over 10 s at the default lease and poll interval. Listener
+// pings are not queries and are not counted.
+func BenchmarkScaleIdleStatements(b *testing.B) {
+	ctx := context.Background()
+	dsn := pgtest.Database(b)
+	tr := &countingTracer{n: map[string]int{}}
+	for range 20 {
+		cfg, err := pgxpool.ParseConfig(dsn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg.ConnConfig.Tracer = tr
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(pool.Close)
+		s, err := postgres.Open(ctx, "", postgres.WithPool(pool))
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := residency.Open(ctx, residency.WithStore(s), residency.WithRegisterer(prometheus.NewRegistry()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { r.Close(); s.Close() })
+	}
+	b.ReportAllocs()
+	const window = 10 * time.Second
+	var counts map[string]int
+	for b.Loop() {
+		time.Sleep(2 * time.Second)
+		tr.mu.Lock()
+		before := maps.Clone(tr.n)
+		tr.mu.Unlock()
+		time.Sleep(window)
+		tr.mu.Lock()
+		counts = map[string]int{}
+		for k, v := range tr.n {
+			if d := v - before[k]; d > 0 {
+				counts[k] = d
+			}
+		}
+		tr.mu.Unlock()
+	}
+	total := 0
+	for k, v := range counts {
+		total += v
+		b.Logf("%6.1f/s  %s", float64(v)/window.Seconds(), k)
+	}
+	b.ReportMetric(float64(total)/window.Seconds(), "statements/s")
 }
