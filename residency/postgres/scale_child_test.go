@@ -30,8 +30,9 @@ import (
 //
 //	sync              Sync, then "ok" (or "err ...")
 //	lookup ID         "dc DATACENTER" or "err ..."
-//	watch ID OLD      start looking up ID in a tight loop, noting the start
-//	                  time (Unix ns) of each Lookup that answers OLD
+//	watch ID OLD      look up ID in a tight loop (instead of what was
+//	                  watched before), noting the start time (Unix ns) of
+//	                  each Lookup that answers OLD
 //	report SINCE      "old N LAST": how many Lookups started after SINCE
 //	                  (Unix ns) answered OLD, and the last one's start
 //
@@ -66,9 +67,10 @@ func TestScaleChild(t *testing.T) {
 		os.Exit(1)
 	}
 	var (
-		mu      sync.Mutex
-		oldAt   []int64 // start times of Lookups that answered the old data center
-		stopped atomic.Bool
+		mu       sync.Mutex
+		oldAt    []int64 // start times of Lookups that answered the old data center
+		stopped  atomic.Bool
+		watching atomic.Pointer[[2]string] // the account watched, and its old data center
 	)
 	out := bufio.NewWriter(os.Stdout)
 	say := func(format string, args ...any) {
@@ -97,20 +99,22 @@ func TestScaleChild(t *testing.T) {
 				say("dc %s", p.DataCenter)
 			}
 		case "watch":
-			id, old := f[1], f[2]
-			go func() {
-				for !stopped.Load() {
-					start := time.Now().UnixNano()
-					p, err := r.Lookup(id)
-					if err == nil && p.DataCenter == old {
-						mu.Lock()
-						if len(oldAt) < 1<<20 {
-							oldAt = append(oldAt, start)
+			if watching.Swap(&[2]string{f[1], f[2]}) == nil {
+				go func() {
+					for !stopped.Load() {
+						w := watching.Load()
+						start := time.Now().UnixNano()
+						p, err := r.Lookup(w[0])
+						if err == nil && p.DataCenter == w[1] {
+							mu.Lock()
+							if len(oldAt) < 1<<20 {
+								oldAt = append(oldAt, start)
+							}
+							mu.Unlock()
 						}
-						mu.Unlock()
 					}
-				}
-			}()
+				}()
+			}
 			say("ok")
 		case "report":
 			since, _ := strconv.ParseInt(f[1], 10, 64)

@@ -39,64 +39,79 @@ func openScaleRouter(tb testing.TB, dsn string, opts ...postgres.Option) *reside
 
 // stoppedInstance: one instance of the backend stopped with SIGSTOP (a
 // paused VM, a stuck container) while another completes a move of an
-// account it had applied, then resumed with SIGCONT.
+// account it had applied, then resumed with SIGCONT; three rounds.
 func stoppedInstance(t *testing.T, gomaxprocs int) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
 	const lease = 2 * time.Second
 	main := openScaleRouter(t, dsn, postgres.WithLease(lease))
 	c := startChild(t, dsn, lease, gomaxprocs)
-	from, to := placeAndMoveTarget(t, main, "acme")
-	if got := c.ask(t, "sync"); got != "ok" {
-		t.Fatalf("child sync: %s", got)
-	}
-	if got := c.ask(t, "lookup acme"); got != "dc "+from {
-		t.Fatalf("child lookup: %s, want dc %s", got, from)
-	}
-	if got := c.ask(t, "watch acme %s", from); got != "ok" {
-		t.Fatal(got)
-	}
-	time.Sleep(100 * time.Millisecond)
-	c.signal(t, syscall.SIGSTOP)
-	m, err := main.BeginMove(ctx, "acme", to)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	if _, err := main.CompleteMove(ctx, m.ID); err != nil {
-		t.Fatal(err)
-	}
-	took := time.Since(start)
-	t.Logf("CompleteMove with a stopped member took %v (lease %v)", took, lease)
-	if took > lease+2*time.Second {
-		t.Errorf("CompleteMove took %v with a stopped member; want at most about the lease, %v", took, lease)
-	}
-	resumed := time.Now().UnixNano()
-	c.signal(t, syscall.SIGCONT)
-	time.Sleep(time.Second)
-	got := c.ask(t, "report %d", resumed)
-	f := strings.Fields(got)
-	if len(f) != 3 || f[0] != "old" {
-		t.Fatalf("report: %q", got)
-	}
-	if n, _ := strconv.Atoi(f[1]); n > 0 {
-		last, _ := strconv.ParseInt(f[2], 10, 64)
-		t.Errorf("after SIGCONT, the resumed instance answered Lookup(acme) = %s (the source) %d times, the last %v after it was resumed, although CompleteMove to %s had returned %v before: a fenced move's source answered after the fence", from, n, time.Duration(last-resumed), to, time.Duration(resumed-start.UnixNano())-took)
-	}
-	eventually(t, "the resumed instance answers the target", func() error {
-		if got := c.ask(t, "lookup acme"); got != "dc "+to {
-			return fmt.Errorf("%s", got)
+	for round := range 3 {
+		id := fmt.Sprint("acme-", round)
+		from, to := placeAndMoveTarget(t, main, id)
+		if got := c.ask(t, "sync"); got != "ok" {
+			t.Fatalf("child sync: %s", got)
 		}
-		return nil
-	})
+		if got := c.ask(t, "lookup %s", id); got != "dc "+from {
+			t.Fatalf("child lookup: %s, want dc %s", got, from)
+		}
+		if got := c.ask(t, "watch %s %s", id, from); got != "ok" {
+			t.Fatal(got)
+		}
+		time.Sleep(100 * time.Millisecond)
+		c.signal(t, syscall.SIGSTOP)
+		m, err := main.BeginMove(ctx, id, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if _, err := main.CompleteMove(ctx, m.ID); err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(start)
+		t.Logf("round %d: CompleteMove with a stopped member took %v (lease %v)", round, took, lease)
+		if took > lease+2*time.Second {
+			t.Errorf("CompleteMove took %v with a stopped member; want at most about the lease, %v", took, lease)
+		}
+		resumed := time.Now().UnixNano()
+		c.signal(t, syscall.SIGCONT)
+		time.Sleep(500 * time.Millisecond)
+		got := c.ask(t, "report %d", resumed)
+		f := strings.Fields(got)
+		if len(f) != 3 || f[0] != "old" {
+			t.Fatalf("report: %q", got)
+		}
+		if n, _ := strconv.Atoi(f[1]); n > 0 {
+			last, _ := strconv.ParseInt(f[2], 10, 64)
+			t.Errorf("round %d: after SIGCONT, the resumed instance answered Lookup(%s) = %s (the source) %d times, the last %v after it was resumed, although CompleteMove to %s had returned before it was resumed: a fenced move's source answered after the fence", round, id, from, n, time.Duration(last-resumed), to)
+		}
+		eventually(t, "the resumed instance answers the target", func() error {
+			if got := c.ask(t, "lookup %s", id); got != "dc "+to {
+				return fmt.Errorf("%s", got)
+			}
+			return nil
+		})
+	}
 }
 
 // TestScaleStoppedInstanceAnswersNoSourceAfterFence: an instance stopped
 // with SIGSTOP past its lease, while a CompleteMove elsewhere waits for it
 // (at most its lease) and returns, must, once resumed (SIGCONT), answer
 // Lookup with ErrStale or the target, never the source: the migration
-// script may have deleted the source copy already (README: "never old state
-// after a fenced move").
+// script may have deleted the source copy already (README: "One cut off
+// from the database answers Lookup from memory until its lease ends, then
+// with residency.ErrStale (never old state after a fenced move)").
+//
+// It fails now: for some microseconds to milliseconds after SIGCONT, the
+// resumed Router answers the source, thousands of times in a tight loop of
+// Lookups, with GOMAXPROCS 1 or 2. Lookup only loads the gate, which a
+// time.AfterFunc timer sets at the local end of the lease (Router.renewed);
+// after the process was stopped past that end, the overdue timer runs only
+// when the scheduler gets to it, and until then Lookup answers from memory
+// although the lease has ended by the Router's own clock. A GC pause, a
+// starved CPU or a paused VM does the same. Expected: Lookup compares the
+// lease's end with the monotonic clock itself (or an equivalent that does
+// not wait for a timer goroutine).
 func TestScaleStoppedInstanceAnswersNoSourceAfterFence(t *testing.T) {
 	for _, procs := range []int{1, 2} {
 		t.Run(fmt.Sprint("GOMAXPROCS=", procs), func(t *testing.T) { stoppedInstance(t, procs) })
