@@ -18,6 +18,8 @@ import (
 
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -41,7 +43,27 @@ import (
 const (
 	scaleChildEnv      = "DOMICILE_SCALE_CHILD_DSN"
 	scaleChildLeaseEnv = "DOMICILE_SCALE_CHILD_LEASE"
+	// scaleChildStopInSetupEnv, set, makes the child stop itself (SIGSTOP)
+	// once its postgres.Open has taken the setup's advisory lock.
+	scaleChildStopInSetupEnv = "DOMICILE_SCALE_CHILD_STOP_IN_SETUP"
 )
+
+// stopAfterLock stops its process once a statement taking an advisory
+// lock has run.
+type stopAfterLock struct{}
+
+func (stopAfterLock) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, "pg_advisory_xact_lock") {
+		return context.WithValue(ctx, stopAfterLock{}, true)
+	}
+	return ctx
+}
+
+func (stopAfterLock) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryEndData) {
+	if ctx.Value(stopAfterLock{}) != nil && d.Err == nil {
+		syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+	}
+}
 
 // TestScaleChild is the child process's body; run by itself it does
 // nothing.
@@ -55,6 +77,23 @@ func TestScaleChild(t *testing.T) {
 	opts := []postgres.Option{postgres.WithPollInterval(100 * time.Millisecond)}
 	if lease > 0 {
 		opts = append(opts, postgres.WithLease(lease))
+	}
+	if os.Getenv(scaleChildStopInSetupEnv) != "" {
+		// Stop this process (as a paused VM or container would be) right
+		// after Open's setup took its advisory lock.
+		cfg, err := pgxpool.ParseConfig(dsn)
+		if err != nil {
+			fmt.Println("err", err)
+			os.Exit(1)
+		}
+		cfg.ConnConfig.Tracer = stopAfterLock{}
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
+		if err != nil {
+			fmt.Println("err", err)
+			os.Exit(1)
+		}
+		dsn = ""
+		opts = append(opts, postgres.WithPool(pool))
 	}
 	s, err := postgres.Open(ctx, dsn, opts...)
 	if err != nil {
@@ -146,10 +185,22 @@ type child struct {
 // startChild starts a child process with a Router on dsn, with lease (0:
 // the default), and waits until it is ready. gomaxprocs, when not 0, sets
 // the child's GOMAXPROCS (a container given one CPU).
-func startChild(t *testing.T, dsn string, lease time.Duration, gomaxprocs int) *child {
+func startChild(t *testing.T, dsn string, lease time.Duration, gomaxprocs int, env ...string) *child {
+	t.Helper()
+	c := launchChild(t, dsn, lease, gomaxprocs, env...)
+	if got := c.read(t); got != "ready" {
+		t.Fatalf("child: %q, want ready", got)
+	}
+	return c
+}
+
+// launchChild starts a child process and does not wait for it to be
+// ready; env are more variables of its environment.
+func launchChild(t *testing.T, dsn string, lease time.Duration, gomaxprocs int, env ...string) *child {
 	t.Helper()
 	cmd := osexec.Command(os.Args[0], "-test.run=^TestScaleChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), scaleChildEnv+"="+dsn, scaleChildLeaseEnv+"="+lease.String())
+	cmd.Env = append(cmd.Env, env...)
 	if gomaxprocs > 0 {
 		cmd.Env = append(cmd.Env, fmt.Sprint("GOMAXPROCS=", gomaxprocs))
 	}
@@ -178,10 +229,19 @@ func startChild(t *testing.T, dsn string, lease time.Duration, gomaxprocs int) *
 			<-done
 		}
 	})
-	if got := c.read(t); got != "ready" {
-		t.Fatalf("child: %q, want ready", got)
-	}
 	return c
+}
+
+// stopped reports whether the child's process is stopped (state T in
+// /proc).
+func (c *child) stopped() bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	return i >= 0 && i+2 < len(b) && b[i+2] == 'T'
 }
 
 // read returns the child's next line that is not the test framework's.

@@ -504,3 +504,38 @@ func TestScaleFenceWithOneOfTwentyCutOff(t *testing.T) {
 		return err
 	})
 }
+
+// TestScaleOpenWhileAnotherInstanceStoppedInSetup: an instance stopped
+// (SIGSTOP: a paused VM or container, a debugger) in the middle of its
+// postgres.Open, just after Open's setup took the schema's advisory lock,
+// keeps that lock as long as its connection lives (until TCP keepalive
+// gives up, hours by default). Every other instance's postgres.Open then
+// waits for it: with a deadline it fails by then, without one it hangs.
+// A rolling start of twenty instances is held up by one paused pod, on a
+// schema that needs no creating or upgrading: setup "only reads" a current
+// schema (schema.go), yet takes the lock first.
+//
+// It fails now: Open with a 10 s deadline ends with the deadline's error.
+// Expected: Open of a current schema does not wait for another instance's
+// setup (check the format without the lock, and lock only to create or
+// upgrade), or waits for it a bounded time (a lock_timeout) and says why.
+func TestScaleOpenWhileAnotherInstanceStoppedInSetup(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	openScaleRouter(t, dsn) // the schema exists, current
+	c := launchChild(t, dsn, 0, 0, scaleChildStopInSetupEnv+"=1")
+	eventually(t, "the child stops in its setup", func() error {
+		if !c.stopped() {
+			return errNotYet
+		}
+		return nil
+	})
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	s, err := postgres.Open(octx, dsn)
+	if err != nil {
+		t.Fatalf("postgres.Open while another instance is stopped in its setup: %v after %v", err, time.Since(start))
+	}
+	s.Close()
+}
