@@ -54,8 +54,9 @@ func TestStaleErrorSaysWhy(t *testing.T) {
 	if _, err := r.Place(ctx, PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
 		t.Fatal(err)
 	}
-	f := &follower{}
+	f := &follower{origin: time.Now()}
 	r.follow = f
+	r.renewed(time.Now().Add(time.Hour), false)
 	defer func() {
 		f.leaseMu.Lock()
 		f.leaseGen++
@@ -129,5 +130,51 @@ func TestStaleErrorSaysWhy(t *testing.T) {
 	r.renewed(time.Now().Add(time.Hour), true)
 	if _, err := r.Lookup("acme"); err != nil {
 		t.Errorf("Lookup once caught up = %v, want nil", err)
+	}
+}
+
+// TestReadsCheckTheLeaseEnd: once the lease has ended by the monotonic
+// clock, Lookup and MayAccess answer ErrStale even though the lease's
+// timer has not run, as after a pause of the process (SIGSTOP, a frozen
+// VM), when the overdue timer waits for the scheduler while reads run
+// (TestScaleStoppedInstanceAnswersNoSourceAfterFence shows it with a real
+// pause: before, a resumed Router answered a fenced move's source for up
+// to 10 ms). Within the lease, Lookup still allocates nothing.
+func TestReadsCheckTheLeaseEnd(t *testing.T) {
+	ctx := context.Background()
+	r, err := Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	f := &follower{origin: time.Now()}
+	r.follow = f
+	r.renewed(time.Now().Add(time.Hour), false) // the timer is an hour away
+	defer func() {
+		f.leaseMu.Lock()
+		f.leaseGen++
+		f.timer.Stop()
+		f.leaseMu.Unlock()
+		r.follow = nil
+		r.Close()
+	}()
+	if _, err := r.Lookup("acme"); err != nil {
+		t.Fatalf("Lookup within the lease = %v, want nil", err)
+	}
+	if n := testing.AllocsPerRun(100, func() { r.Lookup("acme") }); n != 0 {
+		t.Errorf("Lookup within the lease allocates %v times, want 0", n)
+	}
+	// The lease's end passes while its timer does not run.
+	f.leaseEnd.Store(int64(time.Since(f.origin)))
+	if _, err := r.Lookup("acme"); !errors.Is(err, ErrStale) {
+		t.Errorf("Lookup past the lease's end, its timer not run = %v, want ErrStale", err)
+	}
+	if err := r.MayAccess("acme", "twilio"); !errors.Is(err, ErrStale) {
+		t.Errorf("MayAccess past the lease's end = %v, want ErrStale", err)
+	}
+	if r.gate.Load()&gateStale == 0 {
+		t.Error("the Router is not marked stale past its lease's end")
 	}
 }

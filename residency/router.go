@@ -356,13 +356,19 @@ const (
 // readable says whether the memory may answer the reads that decide where
 // data lives and who may touch it (Lookup, MayAccess, SubProcessors):
 // ErrClosed after Close, ErrStale while the lease on a shared store has run
-// out (with why: staleError), else nil. One atomic load when readable.
+// out (with why: staleError), else nil. One atomic load when readable,
+// and on a shared store a read of the monotonic clock: the lease's timer
+// may run late (after a pause of the process), and its end, not the
+// timer, is what other Routers' fences count on.
 func (r *Router) readable() error {
 	if g := r.gate.Load(); g != 0 {
 		if g&gateClosed != 0 {
 			return ErrClosed
 		}
 		return r.staleError()
+	}
+	if f := r.follow; f != nil && f.leaseOver() {
+		return r.expireLate()
 	}
 	return nil
 }

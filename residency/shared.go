@@ -138,7 +138,13 @@ type follower struct {
 	poke     chan struct{} // asks the follow goroutine to read the log now
 
 	// The lease: the timer sets Router.gate's gateStale at the local end of the
-	// lease; a renewal moves it.
+	// lease; a renewal moves it. leaseEnd is that end, by the monotonic
+	// clock in nanoseconds after origin, which the reads check too
+	// (Router.readable): after a pause of the process (SIGSTOP, a frozen
+	// VM, a long garbage collection) the timer runs late, and a read
+	// must not answer from memory meanwhile.
+	origin    time.Time
+	leaseEnd  atomic.Int64
 	renewedAt time.Time // when the lease was last renewed (the follow goroutine's)
 	leaseMu   sync.Mutex
 	leaseGen  uint64
@@ -201,7 +207,7 @@ func (r *Router) openShared(ctx context.Context, s SharedStore, check func(*Stor
 	if err != nil {
 		return nil, fmt.Errorf("residency: listening to the shared store: %w", err)
 	}
-	f := &follower{s: s, stop: stop, done: make(chan struct{}), advanced: make(chan struct{}), poke: make(chan struct{}, 1)}
+	f := &follower{s: s, stop: stop, done: make(chan struct{}), advanced: make(chan struct{}), poke: make(chan struct{}, 1), origin: time.Now()}
 	var pos uint64
 	var dcs []DataCenterState
 	err = r.loadWith(func(fn func(StoredAccount) error) error {
@@ -504,15 +510,42 @@ func (r *Router) renewed(end time.Time, clear bool) {
 	if clear {
 		r.gate.And(^gateStale)
 	}
+	f.leaseEnd.Store(int64(end.Sub(f.origin)))
 	f.timer = time.AfterFunc(time.Until(end), func() {
 		f.leaseMu.Lock()
 		defer f.leaseMu.Unlock()
-		if f.leaseGen == gen && r.gate.Load()&gateStale == 0 {
-			// The error first: whoever sees the gate sees it.
-			f.setStale()
-			r.gate.Or(gateStale)
+		if f.leaseGen == gen {
+			r.expire()
 		}
 	})
+}
+
+// leaseOver reports whether the lease has ended by the monotonic clock.
+func (f *follower) leaseOver() bool {
+	return time.Since(f.origin) >= time.Duration(f.leaseEnd.Load())
+}
+
+// expire marks the Router stale, its lease over; f.leaseMu is held.
+func (r *Router) expire() {
+	if r.gate.Load()&gateStale == 0 {
+		// The error first: whoever sees the gate sees it.
+		r.follow.setStale()
+		r.gate.Or(gateStale)
+	}
+}
+
+// expireLate is the lease timer's work for a read that finds the lease
+// over before the timer ran (readable): it marks the Router stale unless
+// a renewal moved the lease meanwhile, and returns the read's error.
+func (r *Router) expireLate() error {
+	f := r.follow
+	f.leaseMu.Lock()
+	defer f.leaseMu.Unlock()
+	if !f.leaseOver() {
+		return nil
+	}
+	r.expire()
+	return r.staleError()
 }
 
 // absorb applies the changes the follow goroutine read from the log, in
