@@ -44,23 +44,24 @@ const (
 	scaleChildEnv      = "DOMICILE_SCALE_CHILD_DSN"
 	scaleChildLeaseEnv = "DOMICILE_SCALE_CHILD_LEASE"
 	// scaleChildStopInSetupEnv, set, makes the child stop itself (SIGSTOP)
-	// once its postgres.Open has taken the setup's advisory lock.
+	// in its postgres.Open, once setup has listed the schema's tables
+	// (after taking the setup's advisory lock, where it takes it).
 	scaleChildStopInSetupEnv = "DOMICILE_SCALE_CHILD_STOP_IN_SETUP"
 )
 
-// stopAfterLock stops its process once a statement taking an advisory
-// lock has run.
-type stopAfterLock struct{}
+// stopInSetup stops its process once setup's statement listing the
+// schema's tables has run.
+type stopInSetup struct{}
 
-func (stopAfterLock) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	if strings.Contains(d.SQL, "pg_advisory_xact_lock") {
-		return context.WithValue(ctx, stopAfterLock{}, true)
+func (stopInSetup) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, "FROM pg_class c JOIN pg_namespace") {
+		return context.WithValue(ctx, stopInSetup{}, true)
 	}
 	return ctx
 }
 
-func (stopAfterLock) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryEndData) {
-	if ctx.Value(stopAfterLock{}) != nil && d.Err == nil {
+func (stopInSetup) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryEndData) {
+	if ctx.Value(stopInSetup{}) != nil && d.Err == nil {
 		syscall.Kill(os.Getpid(), syscall.SIGSTOP)
 	}
 }
@@ -79,14 +80,14 @@ func TestScaleChild(t *testing.T) {
 		opts = append(opts, postgres.WithLease(lease))
 	}
 	if os.Getenv(scaleChildStopInSetupEnv) != "" {
-		// Stop this process (as a paused VM or container would be) right
-		// after Open's setup took its advisory lock.
+		// Stop this process (as a paused VM or container would be) in
+		// the middle of Open's setup.
 		cfg, err := pgxpool.ParseConfig(dsn)
 		if err != nil {
 			fmt.Println("err", err)
 			os.Exit(1)
 		}
-		cfg.ConnConfig.Tracer = stopAfterLock{}
+		cfg.ConnConfig.Tracer = stopInSetup{}
 		pool, err := pgxpool.NewWithConfig(ctx, cfg)
 		if err != nil {
 			fmt.Println("err", err)

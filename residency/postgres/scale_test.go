@@ -507,18 +507,14 @@ func TestScaleFenceWithOneOfTwentyCutOff(t *testing.T) {
 
 // TestScaleOpenWhileAnotherInstanceStoppedInSetup: an instance stopped
 // (SIGSTOP: a paused VM or container, a debugger) in the middle of its
-// postgres.Open, just after Open's setup took the schema's advisory lock,
-// keeps that lock as long as its connection lives (until TCP keepalive
-// gives up, hours by default). Every other instance's postgres.Open then
-// waits for it: with a deadline it fails by then, without one it hangs.
-// A rolling start of twenty instances is held up by one paused pod, on a
-// schema that needs no creating or upgrading: setup "only reads" a current
-// schema (schema.go), yet takes the lock first.
-//
-// It fails now: Open with a 10 s deadline ends with the deadline's error.
-// Expected: Open of a current schema does not wait for another instance's
-// setup (check the format without the lock, and lock only to create or
-// upgrade), or waits for it a bounded time (a lock_timeout) and says why.
+// postgres.Open holds up no other instance's Open of a current schema:
+// setup reads a current schema without the schema's advisory lock, and
+// locks only to create or upgrade the tables. Before, setup took the lock
+// first, and the stopped instance kept it as long as its connection lived
+// (until TCP keepalive gave up, hours by default): every other
+// instance's Open waited for it, and a rolling start of twenty instances
+// was held up by one paused pod (Open with a 10 s deadline ended with the
+// deadline's error).
 func TestScaleOpenWhileAnotherInstanceStoppedInSetup(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)

@@ -194,7 +194,9 @@ CREATE TABLE %[1]s.objections (
 
 // setup creates, upgrades or checks the schema, holding a transaction-level
 // advisory lock so that concurrent Opens take turns. A schema that is
-// current is only read.
+// current is only read, without the lock: an instance that holds it (one
+// paused in its Open, say) holds up only the Opens that must create or
+// upgrade the tables, not every instance's.
 func (s *Store) setup(ctx context.Context) error {
 	// Read committed, whatever the database's default: each statement
 	// sees what was committed before it, so an Open that waited for the
@@ -206,6 +208,12 @@ func (s *Store) setup(ctx context.Context) error {
 		return fmt.Errorf("postgres: cannot connect to the database at %s: %w", s.addr(), err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	if current, err := s.openCurrent(ctx, tx); current || err != nil {
+		if err == nil {
+			err = tx.Commit(ctx)
+		}
+		return err
+	}
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey(s.schema)); err != nil {
 		return fmt.Errorf("postgres: locking schema %q for setup: %w", s.schema, err)
 	}
@@ -282,6 +290,27 @@ func (s *Store) setup(ctx context.Context) error {
 		return fmt.Errorf("postgres: opening schema %q: %w", s.schema, err)
 	}
 	return nil
+}
+
+// openCurrent opens a schema of the current format, reading it in tx
+// without the setup's lock, and reports whether it did. A schema without
+// tables, or of an older format (or one being created or upgraded by
+// another Open: read committed, tx sees its tables once it commits), is
+// left to setup under the lock; one that is not domicile's or of a newer
+// format is refused at once.
+func (s *Store) openCurrent(ctx context.Context, tx pgx.Tx) (bool, error) {
+	tables, err := s.tables(ctx, tx)
+	if err != nil || !contains(tables, "meta") {
+		return false, err
+	}
+	n, err := s.checkSchema(ctx, tx)
+	if err != nil || n < format {
+		return false, err
+	}
+	if err := tx.QueryRow(ctx, s.sql.logStart).Scan(&s.logStart); err != nil {
+		return false, fmt.Errorf("%w: schema %q: reading the log's start: %w", ErrForeign, s.schema, err)
+	}
+	return true, nil
 }
 
 // checkSchema reads the format version of a schema that has domicile's
