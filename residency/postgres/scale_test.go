@@ -242,7 +242,7 @@ func TestScaleTwentyRoutersConverge(t *testing.T) {
 								mu.Lock()
 								if k%len(rs) == j {
 									// The writer of seq-k: see
-									// TestScaleWriterSeesOwnWriteBeforeEarlierCommits.
+									// TestScaleWriterSeesOwnWriteAtOnce.
 									ownDisorder++
 								} else {
 									disorder = append(disorder, fmt.Sprintf("Router %d sees seq-%d but not seq-%d (%v)", j, k, i, err))
@@ -325,24 +325,20 @@ func TestScaleTwentyRoutersConverge(t *testing.T) {
 	}
 }
 
-// TestScaleWriterSeesOwnWriteBeforeEarlierCommits: README ("Many instances
-// on one PostgreSQL database") promises that a change committed through any
-// Router "is applied by all, in commit order". On the Router that wrote a
-// change it is not: once Place returns there, its own account is in memory
-// at once, while changes other Routers committed (and acknowledged) before
-// it are applied only later, when its follow goroutine has read them
-// (follower.ownWrite pokes it and moves on). So that instance sees y, placed
-// after x was acknowledged elsewhere, but not x: a state that never was in
-// the database. Found with twenty Routers (TestScaleTwentyRoutersConverge,
-// where the writer of seq-k nearly always missed seq-(k-1)); it fails now.
-// Expected: a Router's memory is always a prefix of the log (apply the gap
-// before making its own write visible), or the README says that a writer
-// sees its own writes ahead of others'.
-func TestScaleWriterSeesOwnWriteBeforeEarlierCommits(t *testing.T) {
+// TestScaleWriterSeesOwnWriteAtOnce: what README ("Many instances on one
+// PostgreSQL database") says of a Router that writes: its own write is in
+// its memory once the call returns, and what other Routers committed
+// before it may follow a moment later, by the next read of the log; Sync
+// waits for it. A trial found the writer of y answering y but not x,
+// which another Router had placed and committed before, where the README
+// said "in commit order" without that exception (in 37 to 47 rounds of
+// 50): the README says so now. Reading the gap before making its own
+// write visible would cost the write a round trip to the database
+// whenever another instance wrote meanwhile.
+func TestScaleWriterSeesOwnWriteAtOnce(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
 	a, b := openScaleRouter(t, dsn), openScaleRouter(t, dsn)
-	bad := 0
 	for i := range 50 {
 		x, y := fmt.Sprint("x-", i), fmt.Sprint("y-", i)
 		if _, err := a.Place(ctx, residency.PlaceRequest{AccountID: x, Country: "DE"}); err != nil {
@@ -351,14 +347,15 @@ func TestScaleWriterSeesOwnWriteBeforeEarlierCommits(t *testing.T) {
 		if _, err := b.Place(ctx, residency.PlaceRequest{AccountID: y, Country: "DE"}); err != nil {
 			t.Fatal(err)
 		}
-		_, errX := b.Lookup(x)
-		_, errY := b.Lookup(y)
-		if errY == nil && errX != nil {
-			bad++
+		if _, err := b.Lookup(y); err != nil {
+			t.Fatalf("Lookup on b of y, which b placed: %v", err)
 		}
-	}
-	if bad > 0 {
-		t.Errorf("in %d of 50 rounds, right after Place(y) returned on Router b, b answered y but not x, which Router a had placed (and committed) before: b's memory is not the log in commit order", bad)
+		if err := b.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Lookup(x); err != nil {
+			t.Fatalf("Lookup on b, after Sync, of x, which a placed before: %v", err)
+		}
 	}
 }
 
