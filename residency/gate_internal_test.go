@@ -178,3 +178,63 @@ func TestReadsCheckTheLeaseEnd(t *testing.T) {
 		t.Error("the Router is not marked stale past its lease's end")
 	}
 }
+
+// pausedStore is the part of a shared store catchUp calls, for
+// TestRenewalPastTheLeaseEndCatchesUpFirst: its log holds nothing after
+// what was read, but its head is one further (another Router committed
+// since, and its fence did not wait for a member whose lease was over).
+type pausedStore struct {
+	SharedStore
+	head uint64
+}
+
+func (s pausedStore) Changes(ctx context.Context, after uint64, fn func(uint64, Change) error) (uint64, error) {
+	return after, nil
+}
+func (s pausedStore) Head(context.Context) (uint64, error) { return s.head, nil }
+func (s pausedStore) Lease() time.Duration                 { return time.Second }
+
+type pausedMember struct{ Membership }
+
+func (pausedMember) Renew(context.Context, uint64) (time.Time, error) {
+	return time.Now().Add(time.Hour), nil
+}
+
+// TestRenewalPastTheLeaseEndCatchesUpFirst: a renewal that comes after
+// the lease ended by the monotonic clock, before its timer ran (the
+// process paused between the follow goroutine's read of the log and its
+// renewal), must leave the Router stale until it has applied everything
+// committed before the renewal, as a renewal after the timer ran does
+// (catchUp's Head check): other Routers' fences stopped waiting for it
+// at the lease's end. What is wrong: catchUp decides by the gate alone
+// (gateStale), which the late timer has not set and no read happened to
+// set, so renewed(end, false) moves the lease's end and Lookup answers
+// from a memory that lacks the head's change.
+func TestRenewalPastTheLeaseEndCatchesUpFirst(t *testing.T) {
+	ctx := context.Background()
+	r, err := Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	f := &follower{origin: time.Now(), s: pausedStore{head: 1}, member: pausedMember{}}
+	r.follow = f
+	r.renewed(time.Now().Add(time.Hour), false) // the timer is an hour away
+	defer func() {
+		f.leaseMu.Lock()
+		f.leaseGen++
+		f.timer.Stop()
+		f.leaseMu.Unlock()
+		r.follow = nil
+		r.Close()
+	}()
+	// The lease's end passes while its timer does not run, and no read
+	// comes before the follow goroutine renews.
+	f.leaseEnd.Store(int64(time.Since(f.origin)))
+	r.catchUp(ctx)
+	if _, err := r.Lookup("acme"); !errors.Is(err, ErrStale) {
+		t.Errorf("Lookup after a renewal past the lease's end, the head (1) not applied (%d) = %v, want ErrStale", f.applied.Load(), err)
+	}
+}
