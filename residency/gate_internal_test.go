@@ -206,10 +206,10 @@ func (pausedMember) Renew(context.Context, uint64) (time.Time, error) {
 // renewal), must leave the Router stale until it has applied everything
 // committed before the renewal, as a renewal after the timer ran does
 // (catchUp's Head check): other Routers' fences stopped waiting for it
-// at the lease's end. What is wrong: catchUp decides by the gate alone
-// (gateStale), which the late timer has not set and no read happened to
-// set, so renewed(end, false) moves the lease's end and Lookup answers
-// from a memory that lacks the head's change.
+// at the lease's end. Before, catchUp decided by the gate alone
+// (gateStale), which the late timer had not set and no read happened to
+// set, so renewed(end, false) moved the lease's end and Lookup answered
+// from a memory that lacked the head's change.
 func TestRenewalPastTheLeaseEndCatchesUpFirst(t *testing.T) {
 	ctx := context.Background()
 	r, err := Open(ctx)

@@ -325,6 +325,10 @@ func (r *Router) catchUp(ctx context.Context) {
 			}
 			return
 		}
+		// A lease that ended before this renewal, its timer and no read
+		// having noticed yet (a pause of the process), is over all the
+		// same: other Routers' fences stopped waiting for this one.
+		r.expireLate()
 		if r.gate.Load()&gateStale == 0 {
 			cancel()
 			r.renewed(end, false)

@@ -32,13 +32,12 @@ func (p *pauseAtLayout) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.
 func (p *pauseAtLayout) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 // TestOpenDuringAnotherOpensUpgrade: an Open that reads the schema while
-// another Open upgrades it (format 1 to the current) opens it, as before
-// e637685, when it read the schema under the setup's lock, after the
-// upgrade. What is wrong: openCurrent reads the schema without the lock,
-// in a read committed transaction, each statement in a snapshot of its
-// own: it reads the format (1) and the layout recorded with it before the
-// upgrade commits and the tables' layout after, finds them apart and
-// refuses the schema with ErrForeign ("not as domicile created them").
+// another Open upgrades it (format 1 to the current) opens it. The read
+// without the setup's lock (openCurrent) takes one snapshot; its first
+// version read in read committed, each statement in a snapshot of its
+// own: it read the format (1) and the layout recorded with it before the
+// upgrade committed and the tables' layout after, found them apart and
+// refused the schema with ErrForeign ("not as domicile created them").
 // The test holds the first Open between the two reads while the second
 // Open upgrades; in a fleet's rolling upgrade the window is one round trip.
 func TestOpenDuringAnotherOpensUpgrade(t *testing.T) {

@@ -198,6 +198,9 @@ CREATE TABLE %[1]s.objections (
 // paused in its Open, say) holds up only the Opens that must create or
 // upgrade the tables, not every instance's.
 func (s *Store) setup(ctx context.Context) error {
+	if current, err := s.openCurrent(ctx); current || err != nil {
+		return err
+	}
 	// Read committed, whatever the database's default: each statement
 	// sees what was committed before it, so an Open that waited for the
 	// lock sees the tables another Open created meanwhile.
@@ -208,12 +211,6 @@ func (s *Store) setup(ctx context.Context) error {
 		return fmt.Errorf("postgres: cannot connect to the database at %s: %w", s.addr(), err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if current, err := s.openCurrent(ctx, tx); current || err != nil {
-		if err == nil {
-			err = tx.Commit(ctx)
-		}
-		return err
-	}
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey(s.schema)); err != nil {
 		return fmt.Errorf("postgres: locking schema %q for setup: %w", s.schema, err)
 	}
@@ -292,13 +289,20 @@ func (s *Store) setup(ctx context.Context) error {
 	return nil
 }
 
-// openCurrent opens a schema of the current format, reading it in tx
-// without the setup's lock, and reports whether it did. A schema without
-// tables, or of an older format (or one being created or upgraded by
-// another Open: read committed, tx sees its tables once it commits), is
-// left to setup under the lock; one that is not domicile's or of a newer
-// format is refused at once.
-func (s *Store) openCurrent(ctx context.Context, tx pgx.Tx) (bool, error) {
+// openCurrent opens a schema of the current format, reading it without
+// the setup's lock in one snapshot (repeatable read: another Open's
+// creation or upgrade is seen whole or not at all), and reports whether
+// it did. A schema without tables, or of an older format, is left to
+// setup under the lock; one that is not domicile's or of a newer format
+// is refused at once.
+func (s *Store) openCurrent(ctx context.Context) (bool, error) {
+	tx, err := s.begin(ctx, pgx.RepeatableRead, pgx.ReadOnly)
+	if err != nil {
+		// Nothing was done yet: any failure is one of getting a working
+		// connection.
+		return false, fmt.Errorf("postgres: cannot connect to the database at %s: %w", s.addr(), err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
 	tables, err := s.tables(ctx, tx)
 	if err != nil || !contains(tables, "meta") {
 		return false, err
