@@ -78,10 +78,12 @@ func (o ObjectionRecord) Live() bool { return o.Withdrawn.IsZero() }
 // objection's reference; Deleted has the data center the account left in
 // From and the reason given in Rule. Consents, agreements and objections
 // that a deletion ends are recorded first, each with the Rule
-// "account deleted", then the deletion. An event does not carry a
-// consent's expiry: [Router.Consents] and the audit log's entry of the
-// grant ([Router.LogEntries]) do, and an expiry ends a consent with no
-// event.
+// "account deleted", then the deletion (an account placed afresh after a
+// Delete by an older version of this package, which left expired ones
+// unrevoked, shows their ends after its placement instead). An event
+// does not carry a consent's expiry: [Router.Consents] and the audit
+// log's entry of the grant ([Router.LogEntries]) do, and an expiry ends a
+// consent with no event.
 const (
 	AccessGranted      EventKind = "access-granted"
 	AccessRevoked      EventKind = "access-revoked"
