@@ -303,6 +303,20 @@ func (s *Store) openCurrent(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("postgres: cannot connect to the database at %s: %w", s.addr(), err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	current, err := s.readCurrent(ctx, tx)
+	if err != nil {
+		return false, err
+	}
+	// Ended by COMMIT, as setup's transaction is: a rollback here would
+	// be one more statement of Open's, which nothing waits for.
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("postgres: opening schema %q: %w", s.schema, err)
+	}
+	return current, nil
+}
+
+// readCurrent is openCurrent's reading, in tx.
+func (s *Store) readCurrent(ctx context.Context, tx pgx.Tx) (bool, error) {
 	tables, err := s.tables(ctx, tx)
 	if err != nil || !contains(tables, "meta") {
 		return false, err
