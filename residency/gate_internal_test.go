@@ -47,24 +47,7 @@ func TestStaleGateStopsEveryMemoryRead(t *testing.T) {
 // either way. The follower is driven by hand: no store is involved.
 func TestStaleErrorSaysWhy(t *testing.T) {
 	ctx := context.Background()
-	r, err := Open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.Place(ctx, PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
-		t.Fatal(err)
-	}
-	f := &follower{origin: time.Now()}
-	r.follow = f
-	r.renewed(time.Now().Add(time.Hour), false)
-	defer func() {
-		f.leaseMu.Lock()
-		f.leaseGen++
-		f.timer.Stop()
-		f.leaseMu.Unlock()
-		r.follow = nil
-		r.Close()
-	}()
+	r, _ := handFollowed(t, &follower{})
 	// runOut ends the lease now and waits for its timer.
 	runOut := func() {
 		t.Helper()
@@ -108,7 +91,7 @@ func TestStaleErrorSaysWhy(t *testing.T) {
 	if got := lookup(); got != want {
 		t.Errorf("Lookup = %q, want %q", got, want)
 	}
-	_, _, err = r.Create(ctx, PlaceRequest{AccountID: "new", Country: "DE"})
+	_, _, err := r.Create(ctx, PlaceRequest{AccountID: "new", Country: "DE"})
 	if want := `account "new": ` + want; err == nil || err.Error() != want || !errors.Is(err, ErrStale) {
 		t.Errorf("Create = %v, want %q matching ErrStale", err, want)
 	}
@@ -141,25 +124,7 @@ func TestStaleErrorSaysWhy(t *testing.T) {
 // pause: before, a resumed Router answered a fenced move's source for up
 // to 10 ms). Within the lease, Lookup still allocates nothing.
 func TestReadsCheckTheLeaseEnd(t *testing.T) {
-	ctx := context.Background()
-	r, err := Open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.Place(ctx, PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
-		t.Fatal(err)
-	}
-	f := &follower{origin: time.Now()}
-	r.follow = f
-	r.renewed(time.Now().Add(time.Hour), false) // the timer is an hour away
-	defer func() {
-		f.leaseMu.Lock()
-		f.leaseGen++
-		f.timer.Stop()
-		f.leaseMu.Unlock()
-		r.follow = nil
-		r.Close()
-	}()
+	r, f := handFollowed(t, &follower{})
 	if _, err := r.Lookup("acme"); err != nil {
 		t.Fatalf("Lookup within the lease = %v, want nil", err)
 	}
@@ -212,24 +177,7 @@ func (pausedMember) Renew(context.Context, uint64) (time.Time, error) {
 // from a memory that lacked the head's change.
 func TestRenewalPastTheLeaseEndCatchesUpFirst(t *testing.T) {
 	ctx := context.Background()
-	r, err := Open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.Place(ctx, PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
-		t.Fatal(err)
-	}
-	f := &follower{origin: time.Now(), s: pausedStore{head: 1}, member: pausedMember{}}
-	r.follow = f
-	r.renewed(time.Now().Add(time.Hour), false) // the timer is an hour away
-	defer func() {
-		f.leaseMu.Lock()
-		f.leaseGen++
-		f.timer.Stop()
-		f.leaseMu.Unlock()
-		r.follow = nil
-		r.Close()
-	}()
+	r, f := handFollowed(t, &follower{s: pausedStore{head: 1}, member: pausedMember{}})
 	// The lease's end passes while its timer does not run, and no read
 	// comes before the follow goroutine renews.
 	f.leaseEnd.Store(int64(time.Since(f.origin)))
@@ -237,4 +185,32 @@ func TestRenewalPastTheLeaseEndCatchesUpFirst(t *testing.T) {
 	if _, err := r.Lookup("acme"); !errors.Is(err, ErrStale) {
 		t.Errorf("Lookup after a renewal past the lease's end, the head (1) not applied (%d) = %v, want ErrStale", f.applied.Load(), err)
 	}
+}
+
+// handFollowed opens a Router in memory holding account "acme", and
+// drives f as its follower by hand, with a lease that ends in an hour:
+// no goroutine follows, and the lease's timer is an hour away. The
+// Router is closed when the test ends.
+func handFollowed(t *testing.T, f *follower) (*Router, *follower) {
+	t.Helper()
+	ctx := context.Background()
+	r, err := Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	f.origin = time.Now()
+	r.follow = f
+	r.renewed(time.Now().Add(time.Hour), false)
+	t.Cleanup(func() {
+		f.leaseMu.Lock()
+		f.leaseGen++
+		f.timer.Stop()
+		f.leaseMu.Unlock()
+		r.follow = nil
+		r.Close()
+	})
+	return r, f
 }

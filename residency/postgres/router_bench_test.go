@@ -34,14 +34,14 @@ func BenchmarkRouterPlace(b *testing.B) {
 			if _, err := pool.Exec(ctx, "CREATE TABLE t (id text PRIMARY KEY, v text NOT NULL)"); err != nil {
 				b.Fatal(err)
 			}
-			parallel(b, callers, func(i int) error {
+			parallel(b, callers, "places/s", func(i int) error {
 				_, err := pool.Exec(ctx, "INSERT INTO t (id, v) VALUES ($1, $2)", fmt.Sprint("acct-", i), "linode-eu")
 				return err
 			})
 		})
 		b.Run(fmt.Sprintf("impl=router/callers=%d", callers), func(b *testing.B) {
 			r := routertest.OnPostgres(b, pgtest.Database(b), nil)
-			parallel(b, callers, placer(r))
+			parallel(b, callers, "places/s", placer(r))
 		})
 	}
 }
@@ -227,9 +227,9 @@ func quartile(xs []float64, q int) float64 {
 // median returns the median of xs.
 func median(xs []float64) float64 { return quartile(xs, 2) }
 
-// parallel calls fn b.N times from callers goroutines and reports calls
-// per second.
-func parallel(b *testing.B, callers int, fn func(i int) error) {
+// parallel calls fn b.N times (with 0 to b.N-1) from callers goroutines
+// and reports the calls per second as unit.
+func parallel(b *testing.B, callers int, unit string, fn func(i int) error) {
 	b.ReportAllocs()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -255,7 +255,7 @@ func parallel(b *testing.B, callers int, fn func(i int) error) {
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)
 	}
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "places/s")
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), unit)
 }
 
 // BenchmarkRouterVisibility is the time from Place returning on one
@@ -442,32 +442,9 @@ func BenchmarkRouterDelete(b *testing.B) {
 				if res, err := r.Import(ctx, rows); err != nil || len(res.Refused) > 0 {
 					b.Fatal(err, res.Refused)
 				}
-				b.ReportAllocs()
-				var next atomic.Int64
-				var wg sync.WaitGroup
-				var failed atomic.Pointer[error]
-				start := time.Now()
-				b.ResetTimer()
-				for range callers {
-					wg.Go(func() {
-						for {
-							i := int(next.Add(1)) - 1
-							if i >= b.N {
-								return
-							}
-							if err := r.Delete(ctx, fmt.Sprint("acct-", i), "benchmark"); err != nil {
-								failed.Store(&err)
-								return
-							}
-						}
-					})
-				}
-				wg.Wait()
-				b.StopTimer()
-				if err := failed.Load(); err != nil {
-					b.Fatal(*err)
-				}
-				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "deletes/s")
+				parallel(b, callers, "deletes/s", func(i int) error {
+					return r.Delete(ctx, fmt.Sprint("acct-", i), "benchmark")
+				})
 			})
 		}
 	}

@@ -48,6 +48,31 @@ func dbStat(b *testing.B, dsn, sql string, args ...any) float64 {
 	return v
 }
 
+// dbName returns the name of the database of dsn.
+func dbName(b *testing.B, dsn string) string {
+	b.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var db string
+	if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
+		b.Fatal(err)
+	}
+	return db
+}
+
+// xactCounter returns a function that reads how many transactions
+// database db has ended so far (committed or rolled back), through the
+// connection string admin.
+func xactCounter(b *testing.B, admin, db string) func() float64 {
+	return func() float64 {
+		return dbStat(b, admin, "SELECT (xact_commit + xact_rollback)::float8 FROM pg_stat_database WHERE datname = $1", db)
+	}
+}
+
 // BenchmarkScaleFence: latency of the fenced calls (CompleteMove, Drain,
 // RevokeAccess, Delete) made on one Router, with 1 or 20 Routers live on
 // the database, and with 20 while each of the others places accounts all
@@ -140,19 +165,8 @@ func BenchmarkScaleIdleLoad(b *testing.B) {
 			dsn := pgtest.Database(b)
 			admin := pgtest.AdminDSN(b)
 			openMany(b, dsn, n)
-			var db string
-			{
-				ctx := context.Background()
-				conn, err := pgx.Connect(ctx, dsn)
-				if err != nil {
-					b.Fatal(err)
-				}
-				conn.QueryRow(ctx, "SELECT current_database()").Scan(&db)
-				conn.Close(ctx)
-			}
-			xacts := func() float64 {
-				return dbStat(b, admin, "SELECT (xact_commit + xact_rollback)::float8 FROM pg_stat_database WHERE datname = $1", db)
-			}
+			db := dbName(b, dsn)
+			xacts := xactCounter(b, admin, db)
 			b.ReportAllocs()
 			const window = 10 * time.Second
 			var rate, conns float64
@@ -202,18 +216,8 @@ func storm(b *testing.B, n, writing, perRouter int) {
 		queue  float64
 		conns  float64 // the most connections to the database seen at once
 	)
-	var db string
-	{
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			b.Fatal(err)
-		}
-		conn.QueryRow(ctx, "SELECT current_database()").Scan(&db)
-		conn.Close(ctx)
-	}
-	xacts := func() float64 {
-		return dbStat(b, admin, "SELECT (xact_commit + xact_rollback)::float8 FROM pg_stat_database WHERE datname = $1", db)
-	}
+	db := dbName(b, dsn)
+	xacts := xactCounter(b, admin, db)
 	renewals := func() float64 {
 		return dbStat(b, dsn, "SELECT n_tup_upd::float8 FROM pg_stat_user_tables WHERE schemaname = 'domicile' AND relname = 'members'")
 	}
