@@ -67,7 +67,10 @@ func (r *Router) BeginMove(ctx context.Context, accountID, to string) (Move, err
 		out = *m
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return Move{}, err
+	}
+	return out, nil
 }
 
 func crossRegion(a *account, to string, toRegion region.Region) error {

@@ -112,6 +112,37 @@ func TestWriteErrorsNameWhatTheyConcern(t *testing.T) {
 	}
 }
 
+// TestFailedWriteReturnsNoResult: a write that fails in the store returns
+// the zero value beside its error, as every write of the Router does;
+// BeginMove returned the move it had decided (with its ID) beside
+// ErrStoreFailed, a move that may never exist.
+func TestFailedWriteReturnsNoResult(t *testing.T) {
+	ctx := context.Background()
+	s := &failingApply{MemoryStore: residency.NewMemoryStore()}
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := "websupport-eu"
+	if p.DataCenter == to {
+		to = "aws-eu-west-1"
+	}
+	s.fail.Store(true)
+	m, err := r.BeginMove(ctx, "acme", to)
+	if !errors.Is(err, residency.ErrStoreFailed) || m != (residency.Move{}) {
+		t.Errorf("BeginMove while the store fails = %+v, %v; want the zero Move and ErrStoreFailed", m, err)
+	}
+	got, err := r.Place(ctx, residency.PlaceRequest{AccountID: "globex", Country: "US"})
+	if !errors.Is(err, residency.ErrStoreFailed) || got != (residency.Placement{}) {
+		t.Errorf("Place while the store fails = %+v, %v; want the zero Placement and ErrStoreFailed", got, err)
+	}
+}
+
 // TestFenceUnshared: on a store that no other Router shares, Fence has
 // nobody to wait for and returns at once.
 func TestFenceUnshared(t *testing.T) {
