@@ -246,6 +246,52 @@ func TestMoveAndTransferOfAnotherRouter(t *testing.T) {
 	}
 }
 
+// TestMoveUnderAgreementRevokedOnAnotherRouter: B has not applied A's
+// revocation of the agreement its move out of the region would rest on
+// (RevokeTransfer is not fenced); B's BeginMove, decided from memory under
+// the agreement, is refused by the database as stale (the revocation
+// advanced the account's version), and B decides again on the account
+// read afresh: no agreement, so ErrCrossRegion, and nothing written. This
+// is why RevokeTransfer needs no fence.
+func TestMoveUnderAgreementRevokedOnAnotherRouter(t *testing.T) {
+	ctx := context.Background()
+	a, b := acmeOnBoth(t)
+	if err := a.GrantTransfer(ctx, residency.Transfer{AccountID: "acme", To: region.US, Reference: "T-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RevokeTransfer(ctx, "acme", "T-1"); err != nil {
+		t.Fatal(err)
+	}
+	// B still holds T-1 live: its memory would let the move out.
+	ags, err := b.Agreements("acme")
+	if err != nil || len(ags) != 1 || !ags[0].Revoked.IsZero() {
+		t.Fatalf("Agreements(acme) on B before it reads the revocation = %+v, %v; want T-1 live", ags, err)
+	}
+	before, err := a.History(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := b.BeginMove(ctx, "acme", "aws-us-west-1"); !errors.Is(err, residency.ErrCrossRegion) {
+		t.Fatalf("BeginMove on B to the US under an agreement revoked on A = %+v, %v; want ErrCrossRegion", m, err)
+	}
+	if err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after, err := a.History(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Errorf("acme's trail after the refused move has %d events, want %d: %+v", len(after), len(before), after[len(before):])
+	}
+	if p, err := a.Lookup("acme"); err != nil || p.Moving() {
+		t.Errorf("Lookup(acme) on A after the refused move = %+v, %v; want no open move", p, err)
+	}
+}
+
 // TestSyncWhileDatabaseUnreachable: Sync's error when the database cannot
 // be reached matches ErrUnavailable, so that a handler can answer 503, as
 // it does for writes; it matched no sentinel.
