@@ -83,7 +83,9 @@
 // [MemoryStore] is a Store in memory, for tests and dry runs that need one.
 //
 // When the store fails, the Router never guesses. A conflict
-// ([ErrConflict]) means nothing was applied; after any other failure it
+// ([ErrConflict]) means nothing was applied, and so does a store's error
+// matching [ErrStoreFailed] (a database that refused the connection or
+// the statement), which the write returns; after any other failure it
 // reads the accounts concerned back from the store and answers what the
 // store holds: success if the change is there, [ErrStoreFailed] if not. If
 // it cannot read them back, or the store does not answer within the write

@@ -55,11 +55,14 @@ type Store interface {
 	// whole, before anything is written, with that error
 	// ([ErrInvalidChange]).
 	//
-	// An error matching ErrConflict means that nothing was applied. Any
-	// other error leaves the outcome unknown: the changes may be durable
-	// all the same (an fsync that failed after the data reached the file,
-	// a COMMIT whose reply was lost), and the Router reads the accounts
-	// back before it answers or writes again.
+	// An error matching ErrConflict means that nothing was applied, and so
+	// does one matching [ErrStoreFailed], by which a store says that it
+	// failed before anything could be applied (a connection that could
+	// not be made, a statement the database refused): the Router answers
+	// it as it is. Any other error leaves the outcome unknown: the changes
+	// may be durable all the same (an fsync that failed after the data
+	// reached the file, a COMMIT whose reply was lost), and the Router
+	// reads the accounts back before it answers or writes again.
 	Apply(ctx context.Context, changes []Change) error
 	// Close releases the store.
 	Close() error
@@ -211,8 +214,10 @@ var (
 // wrong: a retry may succeed once the store works again.
 var (
 	// ErrStoreFailed: the store failed while making the change durable,
-	// and reading it back showed that the change was not applied. The
-	// error also wraps the store's own error.
+	// and the change was not applied: reading it back showed so, or the
+	// store's own error said so (a database that could not be reached,
+	// or refused the statement). The error also wraps the store's own
+	// error.
 	ErrStoreFailed = errors.New("residency: the store failed; the change was not applied")
 	// ErrUnavailable: the store could not be reached, or did not answer in
 	// time. For a write, the Router cannot tell whether the change is

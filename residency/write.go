@@ -28,6 +28,9 @@ import (
 //   - an error matching ErrConflict: nothing was applied. A batch of one
 //     request answers it with the error; a larger batch is run again one
 //     request at a time, so that only the request the store refuses fails.
+//   - an error matching ErrStoreFailed: the store says that nothing was
+//     applied. The requests that changed something fail with it; those
+//     that changed nothing run again alone. Nothing is read back.
 //   - any other error, a panic of the store, or no answer within the write
 //     timeout: the outcome is unknown. The leader drops the batch's
 //     transaction, re-reads the batch's accounts (and the data centers'
@@ -665,8 +668,16 @@ func (r *Router) publish(w *writer) {
 }
 
 // settle answers a batch whose Apply failed with an error other than a
-// conflict: the outcome is unknown until the store is read again.
+// conflict: the outcome is unknown until the store is read again, unless
+// the store's error matches ErrStoreFailed, which says that nothing was
+// applied.
 func (r *Router) settle(batch []*request, w *writer, applyErr error) {
+	if errors.Is(applyErr, ErrStoreFailed) {
+		// Memory, which the batch's transaction left as it was, is what
+		// the store holds: nothing to read back.
+		r.notApplied(batch, w, applyErr)
+		return
+	}
 	if r.follow != nil {
 		// The write may be in the log, at a position this Router does
 		// not know, and a shared store need not wake it for its own
@@ -718,6 +729,24 @@ func (r *Router) settle(batch []*request, w *writer, applyErr error) {
 		} else {
 			r.commit([]*request{req})
 		}
+	}
+}
+
+// notApplied answers a batch whose Apply failed with an error matching
+// ErrStoreFailed, by which the store says that nothing was applied: the
+// requests that changed something fail with it, and those that changed
+// nothing run again alone, since what they read may not have happened.
+func (r *Router) notApplied(batch []*request, w *writer, applyErr error) {
+	var unchanged []*request
+	for i, req := range batch {
+		if changes, _ := w.of(i); len(changes) == 0 {
+			unchanged = append(unchanged, req)
+			continue
+		}
+		r.fail(req, applyErr)
+	}
+	for _, req := range unchanged {
+		r.commit([]*request{req})
 	}
 }
 

@@ -528,15 +528,22 @@ func applyError(err error) error {
 			// The head refused the unit (statements.go): a data center
 			// status is stale.
 			return fmt.Errorf("%w: the unit's data center statuses do not follow the store's", residency.ErrConflict)
-		case strings.HasPrefix(pe.Code, "08"):
-			// A connection exception: from a proxy between (PgBouncer's
-			// "server conn crashed?"), it says nothing of the commit.
+		case strings.HasPrefix(pe.Code, "08"), strings.HasPrefix(pe.Code, "57"):
+			// A connection exception, from a proxy between (PgBouncer's
+			// "server conn crashed?"), or an operator's intervention (a
+			// server shutting down, a connection terminated), which may
+			// come once the statement has run: it says nothing of the
+			// commit.
 			return fmt.Errorf("postgres: apply: the changes may or may not have been committed: %w", err)
 		}
-		return fmt.Errorf("postgres: apply: nothing committed: %w", err)
+		// The server refused the statement: it ran in a transaction of
+		// its own, which did not commit. The Router answers this as it
+		// is, with no reading back (residency.Store).
+		return fmt.Errorf("%w: postgres: apply: %w", residency.ErrStoreFailed, err)
 	}
 	if notSent(err) {
-		return fmt.Errorf("postgres: apply: nothing committed: %w", connectError(err))
+		// The statement never left: nothing ran.
+		return fmt.Errorf("%w: %w", residency.ErrStoreFailed, connectError(err))
 	}
 	return fmt.Errorf("postgres: apply: the changes may or may not have been committed: %w", err)
 }

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -15,15 +16,11 @@ import (
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 )
 
-// TestRefusedConnectionSaysNothingCommitted: an Apply whose connection
-// could not even be made (the server refuses connections, as while it
-// restarts) sent nothing, so its error must say that nothing was
-// committed, not that the changes "may or may not have been committed",
-// which makes a Router treat the write's outcome as unknown and refuse
-// every later write until it can read the store back.
-func TestRefusedConnectionSaysNothingCommitted(t *testing.T) {
-	ctx := context.Background()
-	dsn := pgtest.Database(t)
+// refusingPool returns a pool on dsn whose new connections are refused
+// while down is set (they go to a port that refuses them, as a server
+// does while it restarts).
+func refusingPool(t *testing.T, dsn string) (pool *pgxpool.Pool, down *atomic.Bool) {
+	t.Helper()
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +32,7 @@ func TestRefusedConnectionSaysNothingCommitted(t *testing.T) {
 	}
 	closed := ln.Addr().String()
 	ln.Close()
-	var down atomic.Bool
+	down = new(atomic.Bool)
 	var d net.Dialer
 	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if down.Load() {
@@ -43,11 +40,23 @@ func TestRefusedConnectionSaysNothingCommitted(t *testing.T) {
 		}
 		return d.DialContext(ctx, network, addr)
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
+	if pool, err = pgxpool.NewWithConfig(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	t.Cleanup(pool.Close)
+	return pool, down
+}
+
+// TestRefusedConnectionSaysNothingCommitted: an Apply whose connection
+// could not even be made (the server refuses connections, as while it
+// restarts) sent nothing, so its error must say that nothing was
+// applied (residency.ErrStoreFailed), not that the changes "may or may
+// not have been committed", which makes a Router treat the write's
+// outcome as unknown and refuse every later write until it can read the
+// store back.
+func TestRefusedConnectionSaysNothingCommitted(t *testing.T) {
+	ctx := context.Background()
+	pool, down := refusingPool(t, pgtest.Database(t))
 	s, err := postgres.Open(ctx, "", postgres.WithPool(pool))
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +72,53 @@ func TestRefusedConnectionSaysNothingCommitted(t *testing.T) {
 	if err == nil {
 		t.Fatal("Apply with connections refused succeeded")
 	}
-	if !strings.Contains(err.Error(), "nothing committed") || strings.Contains(err.Error(), "may or may not") {
-		t.Errorf("Apply with connections refused = %v; want it to say that nothing was committed", err)
+	if !errors.Is(err, residency.ErrStoreFailed) || strings.Contains(err.Error(), "may or may not") {
+		t.Errorf("Apply with connections refused = %v; want ErrStoreFailed, saying that nothing was applied", err)
+	}
+}
+
+// TestRouterWriteRefusedConnection: a Router's write whose connection
+// the server refused fails with ErrStoreFailed, saying that it was not
+// applied, with no reading back; the next write once the server takes
+// connections again succeeds at once. Before, the Router took the
+// store's error for an unknown outcome, tried to read the account back
+// (refused too) and answered ErrUnavailable, "the store failed (postgres:
+// apply: nothing committed: ...) and reading it back failed too: the
+// outcome is unknown".
+func TestRouterWriteRefusedConnection(t *testing.T) {
+	ctx := context.Background()
+	pool, down := refusingPool(t, pgtest.Database(t))
+	s, err := postgres.Open(ctx, "", postgres.WithPool(pool))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "before", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+
+	down.Store(true)
+	pool.Reset()
+	p, err := r.Place(ctx, residency.PlaceRequest{AccountID: "refused", Country: "DE"})
+	if !errors.Is(err, residency.ErrStoreFailed) || errors.Is(err, residency.ErrUnavailable) || strings.Contains(err.Error(), "unknown") {
+		t.Errorf("Place with connections refused = %+v, %v; want ErrStoreFailed, not an unknown outcome", p, err)
+	}
+	if got, err := r.Lookup("refused"); !errors.Is(err, residency.ErrNotFound) {
+		t.Errorf("Lookup of the refused account = %+v, %v; want ErrNotFound", got, err)
+	}
+
+	down.Store(false)
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "after", Country: "DE"}); err != nil {
+		t.Errorf("Place once connections are taken again = %v; want it placed", err)
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Lookup("refused"); !errors.Is(err, residency.ErrNotFound) {
+		t.Errorf("Lookup of the refused account after Sync = %+v, %v; want ErrNotFound", got, err)
 	}
 }
