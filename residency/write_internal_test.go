@@ -374,6 +374,45 @@ func TestApplyFailsNotPersisted(t *testing.T) {
 	sameAsStored(t, r, s)
 }
 
+// TestApplySaysNotApplied: a store whose error matches ErrStoreFailed says
+// that nothing was applied (the PostgreSQL store, for a connection it
+// could not make): the Router answers it as it is, with no reading back
+// (reads of the store fail throughout this test), each write of the batch
+// fails with it, a request that only read what the batch wrote runs again
+// alone, and later writes go on with no reading back either. Before, it
+// read back, and answered ErrUnavailable when that failed too.
+func TestApplySaysNotApplied(t *testing.T) {
+	ctx := context.Background()
+	entered, release := make(chan struct{}), make(chan struct{})
+	notApplied := fmt.Errorf("%w: test: connection refused", ErrStoreFailed)
+	r, s := openFaulty(t, nil, nil)
+	s.set(holdFirst(entered, release, failBefore(2, notApplied)), func() error { return errors.New("test: reading back") })
+	go r.Place(ctx, PlaceRequest{AccountID: "first", Country: "FR"})
+	<-entered
+	var wg sync.WaitGroup
+	var errNew, errSame error
+	wg.Go(func() { _, errNew = r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}) })
+	waitQueued(t, r, 1)
+	wg.Go(func() { _, errSame = r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}) })
+	waitQueued(t, r, 2)
+	close(release)
+	wg.Wait()
+	if !errors.Is(errNew, notApplied) || errors.Is(errNew, ErrUnavailable) || strings.Count(errNew.Error(), "the store failed") != 1 {
+		t.Errorf("Place in the failed batch: %v; want the store's error as it is", errNew)
+	}
+	if errSame != nil {
+		t.Errorf("Place that ran again alone: %v", errSame)
+	}
+	if got := s.count(); got != 3 {
+		t.Errorf("%d Apply calls, want 3", got)
+	}
+	if _, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"}); err != nil {
+		t.Errorf("a later Place: %v; want it placed with no reading back", err)
+	}
+	s.set(nil, nil)
+	sameAsStored(t, r, s)
+}
+
 // TestRereadFails: when the store fails and reading it back fails too, the
 // outcome is unknown: the write fails with ErrUnavailable, and so does
 // every later write, without calling Apply, until the store can be read.
