@@ -3,9 +3,11 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/domicile-go/domicile/residency"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
@@ -159,5 +161,168 @@ func TestUpgradeFormat1(t *testing.T) {
 	}
 	if err := r.MayAccess("old", "support-247"); err != nil {
 		t.Errorf("MayAccess under the consent after reopening = %v", err)
+	}
+}
+
+// createFormat3 makes schema domicile of dsn as format 3 made it: its
+// tables (format 3's schemaDDL was schemaDDL1, upgrade2DDL and logDDL) and
+// meta, with no account.
+func createFormat3(t *testing.T, dsn string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, fmt.Sprintf(schemaDDL1+upgrade2DDL+logDDL, `"domicile"`)); err != nil {
+		t.Fatal(err)
+	}
+	layout, err := (&Store{schema: "domicile"}).layout(ctx, tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO domicile.meta (key, value) VALUES ('format', '3'), ('layout', $1), ('logstart', '0')`, layout); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUpgradeWhileFormat3RoutersRun: Routers of format 3 still running go
+// on placing while an Open of format 4 upgrades their tables, as the
+// README promises ("instances of the older version still running go on
+// placing and moving"), and the upgrade completes.
+//
+// Format 3's apply statement (testdata/format3-apply.sql) takes its
+// tables' locks one after another in the order it names them: events,
+// accounts, agreements, consents, objections, datacenters, then head. The
+// upgrade to format 4 altered head, then datacenters. A write holding
+// datacenters and waiting for head, while the upgrade held head and
+// waited for datacenters, was a deadlock, which PostgreSQL ended after
+// deadlock_timeout by failing one of the two: in a rolling upgrade trial
+// (one Router of format 3 placing while twenty of format 4 opened at once)
+// the old Router's Place failed with ErrStoreFailed, "deadlock detected
+// (SQLSTATE 40P01)", one run in two. The writer here stops where that one
+// stopped: holding the locks its statement takes before head's, it runs
+// the statement once the upgrade waits for a lock.
+//
+// Format 3's Load reads head, then datacenters, in one snapshot: the
+// upgrade must not deadlock with it either (so it cannot take datacenters
+// exclusively first).
+func TestUpgradeWhileFormat3RoutersRun(t *testing.T) {
+	apply, err := os.ReadFile("testdata/format3-apply.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		events   = `[{"account":"w","version":1,"time":"2026-11-28T09:00:00Z","time_ns":0,"kind":"placed","source":"","target":"linode-eu","rule":"EU member state","reference":"","move_id":""}]`
+		accounts = `[{"id":"w","version":1,"country":"DE","region":"EU","datacenter":"linode-eu","provider":"linode","backup":"aws-eu-west-1","rule":"EU member state","transfer":"","created":"2026-11-28T09:00:00Z","created_ns":0,"updated":"2026-11-28T09:00:00Z","updated_ns":0}]`
+		changes  = `[{"Placement":{"account_id":"w","country":"DE","region":"EU","datacenter":"linode-eu","provider":"linode","backup":"aws-eu-west-1","version":1,"rule":"EU member state","transfer":"","created":"2026-11-28T09:00:00Z","updated":"2026-11-28T09:00:00Z"},"Event":{"time":"2026-11-28T09:00:00Z","kind":"placed","account_id":"w","from":"","to":"linode-eu","rule":"EU member state","reference":"","move_id":"","version":1}}]`
+	)
+	for _, tc := range []struct {
+		name string
+		// before holds the locks format 3 held when it stopped, in tx;
+		// after is the rest of its work.
+		before, after func(ctx context.Context, tx pgx.Tx) error
+		accounts      int
+	}{{
+		name: "format 3's Apply",
+		before: func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `LOCK TABLE domicile.events, domicile.accounts, domicile.agreements, domicile.consents, domicile.objections, domicile.datacenters IN ROW EXCLUSIVE MODE`)
+			return err
+		},
+		after: func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, string(apply), events, accounts, nil, nil, changes, int64(1), "domicile", nil, nil)
+			return err
+		},
+		accounts: 1,
+	}, {
+		name: "format 3's Load",
+		before: func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `SELECT pos FROM domicile.head`)
+			return err
+		},
+		after: func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `SELECT id, status, changed, changed_ns FROM domicile.datacenters ORDER BY id`)
+			return err
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := pgtest.Database(t)
+			createFormat3(t, dsn)
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(ctx)
+			if err := tc.before(ctx, tx); err != nil {
+				t.Fatal(err)
+			}
+			opened := make(chan error, 1)
+			go func() {
+				s, err := Open(ctx, dsn)
+				if err == nil {
+					s.Close()
+				}
+				opened <- err
+			}()
+			waitForLock(t, dsn)
+			if err := tc.after(ctx, tx); err != nil {
+				t.Errorf("format 3's work while the tables are upgraded: %v", err)
+			} else if err := tx.Commit(ctx); err != nil {
+				t.Errorf("format 3's commit while the tables are upgraded: %v", err)
+			}
+			if err := <-opened; err != nil {
+				t.Fatalf("Open upgrading format 3 while a Router of format 3 works: %v", err)
+			}
+			if f, _ := meta(t, dsn); f != strconv.Itoa(format) {
+				t.Errorf("format after the upgrade %q, want %d", f, format)
+			}
+			var n int
+			if err := conn.QueryRow(ctx, `SELECT count(*) FROM domicile.accounts`).Scan(&n); err != nil || n != tc.accounts {
+				t.Errorf("accounts after the upgrade: %d, %v; want %d", n, err, tc.accounts)
+			}
+		})
+	}
+}
+
+// waitForLock waits until a session of dsn's database waits for a lock.
+// It asks on a connection of its own: a session reads pg_stat_activity
+// once a transaction.
+func waitForLock(t *testing.T, dsn string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var n int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("gave up waiting for the upgrade to wait for a lock")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
