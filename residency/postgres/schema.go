@@ -42,6 +42,14 @@ ALTER TABLE %[1]s.datacenters ADD COLUMN prev bigint NOT NULL DEFAULT 0;
 ALTER TABLE %[1]s.datacenters ALTER COLUMN prev DROP DEFAULT;
 `
 
+// upgradeLocks takes, in schema %[1]s (sanitised), the locks an upgrade
+// needs before it changes anything, in an order that cannot deadlock with
+// Routers of an older format still running (setup says why).
+const upgradeLocks = `
+LOCK TABLE %[1]s.datacenters IN SHARE MODE;
+LOCK TABLE %[1]s.head IN ACCESS EXCLUSIVE MODE;
+`
+
 // schemaDDL1 creates format 1 in schema %[1]s (sanitised). Every id and
 // reference column sorts bytewise (COLLATE "C"), as Go compares strings,
 // so that Load returns accounts in the order the Store contract asks.
@@ -252,6 +260,18 @@ func (s *Store) setup(ctx context.Context) error {
 		// under the lock, and record the new format and layout in the
 		// same transaction, so that the upgrade happens whole or not at
 		// all.
+		//
+		// Routers of the older format may still be running, and the
+		// upgrade alters head and datacenters. Their writes lock
+		// datacenters, then head; their Load reads head, then
+		// datacenters. The upgrade takes datacenters from the writers
+		// first (SHARE: readers go on), then head, so that it never
+		// holds one of the two while one of them holds the other and
+		// waits for it: that was a deadlock, which PostgreSQL ended by
+		// failing the old Router's write or the upgrade.
+		if _, err := tx.Exec(ctx, fmt.Sprintf(upgradeLocks, pgx.Identifier{s.schema}.Sanitize())); err != nil {
+			return fmt.Errorf("postgres: upgrading schema %q from format %d to %d: locking its tables: %w", s.schema, n, format, err)
+		}
 		if n < 2 {
 			if _, err := tx.Exec(ctx, fmt.Sprintf(upgrade2DDL, pgx.Identifier{s.schema}.Sanitize())); err != nil {
 				return fmt.Errorf("postgres: upgrading schema %q from format %d to 2: %w", s.schema, n, err)
