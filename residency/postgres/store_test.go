@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -459,10 +460,29 @@ func TestUpgradeFormat3Statuses(t *testing.T) {
 	}
 }
 
+// format3Apply is format 3's apply statement (testdata/format3-apply.sql),
+// as a Router of format 3 still running after the upgrade to format 4
+// sends it, and the arguments that give it a unit of one change: the
+// account's row and event (JSON, or nil), the data center's status (the
+// row format 3 wrote: its count of changes n, without prev), and the
+// change as format 3 logged it.
+func format3Apply(t *testing.T, conn *pgx.Conn, account, event, status any, change string) error {
+	t.Helper()
+	sql, err := os.ReadFile("testdata/format3-apply.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(context.Background(), string(sql), event, account, nil, status, "["+change+"]", int64(1), "domicile", nil, nil)
+	return err
+}
+
 // TestFormat3WriterRefused: a Router of format 3 still running after the
 // upgrade to format 4 cannot write a data center's status (which it would
 // not count in the head, so that every Router of format 4 would decide on
-// a count the log no longer holds): its statement fails whole.
+// a count the log no longer holds): its statement fails whole, with the
+// error the README names (a null value in column "prev" of relation
+// "datacenters", SQLSTATE 23502), which that Router's Drain and Activate
+// return as ErrStoreFailed.
 func TestFormat3WriterRefused(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
@@ -475,22 +495,14 @@ func TestFormat3WriterRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	// Format 3's apply statement, its data center part (statements.go
-	// before format 4), setting linode-eu and a new data center.
-	_, err = conn.Exec(ctx, `WITH
-		d AS (INSERT INTO domicile.datacenters (id, status, changed, changed_ns, version)
-			SELECT id, status, changed, changed_ns, n FROM json_to_recordset($1::json) AS r(id text, status text, changed timestamptz, changed_ns smallint, n bigint)
-			ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, changed = EXCLUDED.changed, changed_ns = EXCLUDED.changed_ns,
-				version = domicile.datacenters.version + EXCLUDED.version
-			RETURNING 1),
-		h AS (UPDATE domicile.head SET pos = pos + 1 WHERE (SELECT count(*) FROM d) >= 0 RETURNING pos),
-		c AS (INSERT INTO domicile.changes (pos, change) SELECT h.pos, $2::json FROM h)
-		SELECT pos, pg_notify('domicile', pos::text) FROM h`,
-		`[{"id":"linode-eu","status":"active","changed":"2026-11-28T09:00:00Z","changed_ns":0,"n":1}]`,
-		`{"datacenter":{"id":"linode-eu","status":"active","changed":"2026-11-28T09:00:00Z"}}`)
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) || pe.Code != "23502" || pe.TableName != "datacenters" {
-		t.Fatalf("format 3's status write = %v, want a not-null violation on datacenters", err)
+	for _, id := range []string{"linode-eu", "linode-us"} {
+		err = format3Apply(t, conn, nil, nil,
+			`[{"id":"`+id+`","status":"active","changed":"2026-11-28T09:00:00Z","changed_ns":0,"n":1}]`,
+			`{"DataCenter":{"id":"`+id+`","status":"active","changed":"2026-11-28T09:00:00Z"}}`)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "23502" || pe.TableName != "datacenters" || pe.ColumnName != "prev" {
+			t.Fatalf("format 3's status write of %s = %v, want a not-null violation on datacenters.prev", id, err)
+		}
 	}
 	dcs, err := s.DataCenters(ctx)
 	if err != nil {
@@ -505,6 +517,51 @@ func TestFormat3WriterRefused(t *testing.T) {
 	// And format 4's own writes go on.
 	if _, err := s.Append(ctx, []residency.Change{dcChange("linode-eu", provider.Active, 2)}, 1); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFormat3PlacementAfterDrain: a Router of format 3 still running
+// after the upgrade goes on placing, and its writes do not say on which
+// statuses they were decided: one it decided before another Router's
+// Drain is committed after the drain, into the drained data center. The
+// README says so, and that a Router of format 4 finds it after Sync (as
+// examples/migrate's evacuation does).
+func TestFormat3PlacementAfterDrain(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	r := routertest.OnPostgres(t, dsn, nil)
+	if err := r.Drain(ctx, "linode-eu"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := format3Apply(t, conn,
+		`[{"id":"old","version":1,"country":"DE","region":"EU","datacenter":"linode-eu","provider":"linode","backup":"aws-eu-west-1","rule":"EU member state","transfer":"","created":"2026-11-28T09:00:00Z","created_ns":0,"updated":"2026-11-28T09:00:00Z","updated_ns":0}]`,
+		`[{"account":"old","version":1,"time":"2026-11-28T09:00:00Z","time_ns":0,"kind":"placed","source":"","target":"linode-eu","rule":"EU member state","reference":"","move_id":""}]`,
+		nil,
+		`{"Placement":{"account_id":"old","country":"DE","region":"EU","datacenter":"linode-eu","provider":"linode","backup":"aws-eu-west-1","version":1,"rule":"EU member state","transfer":"","created":"2026-11-28T09:00:00Z","updated":"2026-11-28T09:00:00Z"},"Event":{"time":"2026-11-28T09:00:00Z","kind":"placed","account_id":"old","from":"","to":"linode-eu","rule":"EU member state","reference":"","move_id":"","version":1}}`,
+	); err != nil {
+		t.Fatalf("format 3's placement into a drained data center: %v", err)
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := r.Lookup("old"); err != nil || p.DataCenter != "linode-eu" {
+		t.Fatalf("Lookup(old) after Sync = %+v, %v; want it on linode-eu", p, err)
+	}
+	plan, err := r.PlanEvacuation(ctx, "linode-eu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var planned []string
+	for _, m := range plan.Moves {
+		planned = append(planned, m.AccountID)
+	}
+	if diff := cmp.Diff([]string{"old"}, planned); diff != "" {
+		t.Errorf("PlanEvacuation after Sync: accounts mismatch (-want +got):\n%s", diff)
 	}
 }
 
