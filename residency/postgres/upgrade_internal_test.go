@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -324,5 +325,54 @@ func waitForLock(t *testing.T, dsn string) {
 			t.Fatal("gave up waiting for the upgrade to wait for a lock")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestUpgradeFormat1RefusesTrim: since format 3 the changes are the audit
+// log, never trimmed (the README: "the changes table is never trimmed any
+// more"). A Router of format 1 still running after the upgrade kept its
+// Store's Trim, which removed changes from the log: in a rolling upgrade
+// trial with a real format 1 binary, audit checkpoint then called the
+// store damaged ("the log has position 7 where entry 0 (position 1)
+// belongs"). Format 1's Trim statement (testdata/format1-trim.sql) must
+// fail after the upgrade, saying why, and change nothing.
+func TestUpgradeFormat1RefusesTrim(t *testing.T) {
+	ctx := context.Background()
+	trim, err := os.ReadFile("testdata/format1-trim.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn := pgtest.Database(t)
+	createFormat1(t, dsn)
+	s, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, id := range []string{"a", "b"} {
+		if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, string(trim), int64(1)<<62)
+	if err == nil || !strings.Contains(err.Error(), "Trim") {
+		t.Errorf("format 1's Trim after the upgrade = %v, want an error that names Trim", err)
+	}
+	type log struct{ Pos, Trimmed, Changes int64 }
+	var got log
+	if err := conn.QueryRow(ctx, `SELECT pos, trimmed, (SELECT count(*) FROM domicile.changes) FROM domicile.head`).Scan(&got.Pos, &got.Trimmed, &got.Changes); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(log{Pos: 2, Trimmed: 0, Changes: 2}, got); diff != "" {
+		t.Errorf("the log after format 1's Trim mismatch (-want +got):\n%s", diff)
 	}
 }
