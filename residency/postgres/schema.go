@@ -50,6 +50,24 @@ LOCK TABLE %[1]s.datacenters IN SHARE MODE;
 LOCK TABLE %[1]s.head IN ACCESS EXCLUSIVE MODE;
 `
 
+// refuseTrimDDL makes the database refuse, in schema %[1]s (sanitised),
+// any DELETE from the changes, which are the audit log since format 3.
+// Only an upgrade from format 1 or 2 adds it: Routers of those formats
+// may still be running, and their Store's Trim removed changes (and
+// moved head's trim mark, in the same statement, which fails with it).
+// Nothing of this package deletes changes; the trigger, not being a
+// column, is no part of the layout.
+const refuseTrimDDL = `
+CREATE FUNCTION %[1]s.refuse_trim() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION 'domicile: the changes are the audit log since format 3, never removed: an instance of format 1 or 2 still running called Store.Trim; nothing was removed'
+		USING ERRCODE = 'object_not_in_prerequisite_state';
+END
+$$;
+CREATE TRIGGER refuse_trim BEFORE DELETE OR TRUNCATE ON %[1]s.changes
+	FOR EACH STATEMENT EXECUTE FUNCTION %[1]s.refuse_trim();
+`
+
 // schemaDDL1 creates format 1 in schema %[1]s (sanitised). Every id and
 // reference column sorts bytewise (COLLATE "C"), as Go compares strings,
 // so that Load returns accounts in the order the Store contract asks.
@@ -279,6 +297,9 @@ func (s *Store) setup(ctx context.Context) error {
 		}
 		if n < 3 {
 			if err := s.upgradeLog(ctx, tx); err != nil {
+				return fmt.Errorf("postgres: upgrading schema %q from format %d to 3: %w", s.schema, n, err)
+			}
+			if _, err := tx.Exec(ctx, fmt.Sprintf(refuseTrimDDL, pgx.Identifier{s.schema}.Sanitize())); err != nil {
 				return fmt.Errorf("postgres: upgrading schema %q from format %d to 3: %w", s.schema, n, err)
 			}
 		}
