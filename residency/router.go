@@ -167,6 +167,10 @@ func open(ctx context.Context, cfg config) (*Router, error) {
 		}
 	}
 	r.useCatalog(cfg.catalog, states)
+	if err := r.catchUpJoined(ctx); err != nil {
+		r.closeFollow()
+		return nil, err
+	}
 	if r.metrics, err = newMetrics(cfg.registerer, r); err != nil {
 		r.closeFollow()
 		return nil, err

@@ -17,7 +17,10 @@ import (
 // Router that follows it. [Open] detects it and then the Router
 //
 //   - loads the state with the log position it is at (SnapshotAt), after
-//     starting its wake-ups (Wakeups), so that it misses nothing;
+//     starting its wake-ups (Wakeups), so that it misses nothing, and
+//     once it has joined the members (see below) applies the log up to
+//     the head before Open returns: a fence that counted the members
+//     before it joined did not wait for it;
 //   - follows the log: on every wake-up it reads the changes after the
 //     last position it applied (Changes) and applies those of other
 //     Routers to its memory, through the same serialised path as its own
@@ -229,6 +232,41 @@ func (r *Router) openShared(ctx context.Context, s SharedStore, check func(*Stor
 	r.follow = f
 	r.renewed(end, false)
 	return dcs, nil
+}
+
+// catchUpJoined applies, at Open, what was committed between the
+// snapshot Open loaded and the join of its member: a fence that counted
+// the members before the join did not wait for this Router, so its change
+// must be in memory before Open returns and Lookup answers. The head is
+// read after the join: whatever such a fence waited for was committed
+// before it counted the members, so before the head read here. Nothing
+// else runs yet: no follow goroutine, no writer.
+func (r *Router) catchUpJoined(ctx context.Context) error {
+	f := r.follow
+	if f == nil {
+		return nil
+	}
+	head, err := f.s.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("residency: reading the shared store's head after joining its members: %w", err)
+	}
+	if head <= f.fetched {
+		return nil
+	}
+	var got []logged
+	last, err := f.s.Changes(ctx, f.fetched, func(pos uint64, c Change) error {
+		got = append(got, logged{pos, c})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("residency: reading the shared store's log after joining its members: %w", err)
+	}
+	f.inboxMu.Lock()
+	f.inbox = append(f.inbox, got...)
+	f.fetched = max(f.fetched, last)
+	f.inboxMu.Unlock()
+	r.absorb()
+	return nil
 }
 
 // startFollowing starts the follow goroutine, once the Router is set up.

@@ -163,9 +163,12 @@
 //     read them back, and otherwise reads the log at once;
 //  5. for Sync, reads [Store.Head] and waits until it has applied up to
 //     it;
-//  6. joins as a [Member] ([Store.Join]), renews its lease as it applies
-//     the log ([Member.Renew]) and stops answering from memory when the
-//     lease Renew returned has ended; leaves on Close ([Member.Leave]);
+//  6. joins as a [Member] ([Store.Join]) and, before it first answers,
+//     applies the log up to the head read after joining (a fence that
+//     counted the members before the join did not wait for it); renews
+//     its lease as it applies the log ([Member.Renew]) and stops
+//     answering from memory when the lease Renew returned has ended;
+//     leaves on Close ([Member.Leave]);
 //  7. for a fence (CompleteMove, Drain, and the writes that narrow whom
 //     MayAccess lets in: RevokeAccess, Object, AbortMove, Delete), after
 //     its write at position p,
