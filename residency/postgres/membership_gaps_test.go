@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -99,5 +100,46 @@ func TestOpenDuringAFence(t *testing.T) {
 	defer r.Close()
 	if got, err := r.Lookup("acme"); err != nil || got.DataCenter != to {
 		t.Errorf("Lookup right after Open, the CompleteMove fenced before it joined = %q, %v; want %s", got.DataCenter, err, to)
+	}
+}
+
+// TestCloseLeavesAfterTheReadsStop: once a closing Router has left the
+// members, other Routers' fences no longer wait for it, so it must not
+// answer from its memory any more, which its stopped follow goroutine no
+// longer updates. Before, Close marked the Router closed only after it
+// had left and its last writes had finished: a Lookup in between
+// answered the source of a move whose CompleteMove had returned.
+func TestCloseLeavesAfterTheReadsStop(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	mover := routertest.OnPostgres(t, dsn, nil)
+	m, to := movedAway(t, mover)
+	s := &hookedStore{Store: openStore(t, dsn)}
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got, err := r.Lookup("acme"); err != nil || got.DataCenter == to {
+		t.Fatalf("Lookup before the move = %q, %v; want its source", got.DataCenter, err)
+	}
+	var lookedUp bool
+	s.afterLeave = func() {
+		// The member has left; Close has not returned.
+		if _, err := mover.CompleteMove(ctx, m.ID); err != nil {
+			t.Errorf("CompleteMove: %v", err)
+		}
+		lookedUp = true
+		if got, err := r.Lookup("acme"); err == nil && got.DataCenter != to {
+			t.Errorf("Lookup on a closing Router that left the members, after the CompleteMove = %q, nil; want %s or an error", got.DataCenter, to)
+		} else if err != nil && !errors.Is(err, residency.ErrClosed) {
+			t.Errorf("Lookup on a closing Router that left the members = %v; want ErrClosed", err)
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !lookedUp {
+		t.Fatal("Close did not leave the members")
 	}
 }
