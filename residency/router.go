@@ -319,8 +319,9 @@ func (r *Router) useCatalog(c *provider.Catalog, states []DataCenterState) {
 // trusted to); writes still queued return ErrClosed and change nothing.
 // Then it closes the store, unless a store call has not returned: then
 // Close returns an error matching [ErrUnavailable] and the store is closed
-// once that call returns. On a shared store it first leaves the members,
-// so that it holds no fence up; that is best effort, given a few seconds
+// once that call returns. On a shared store it first stops the reads
+// (Lookup, MayAccess and SubProcessors answer ErrClosed from then on) and
+// leaves the members, so that it holds no fence up; that is best effort, given a few seconds
 // at most: a database that does not answer costs Close seconds, not the
 // write timeout. When leaving fails, Close still closes the store, and
 // returns an error that says so and wraps the store's: other Routers'

@@ -824,6 +824,9 @@ func (r *Router) closeFollow() error {
 	if f == nil {
 		return nil
 	}
+	// Reads stop first: once the member has left, fences elsewhere no
+	// longer wait for this Router, whose memory is no longer followed.
+	r.gate.Or(gateClosed)
 	if f.cancel != nil {
 		f.cancel()
 		<-f.done

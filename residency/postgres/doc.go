@@ -168,7 +168,7 @@
 //     counted the members before the join did not wait for it); renews
 //     its lease as it applies the log ([Member.Renew]) and stops
 //     answering from memory when the lease Renew returned has ended;
-//     leaves on Close ([Member.Leave]);
+//     leaves on Close ([Member.Leave]), once it has stopped answering;
 //  7. for a fence (CompleteMove, Drain, and the writes that narrow whom
 //     MayAccess lets in: RevokeAccess, Object, AbortMove, Delete), after
 //     its write at position p,
