@@ -149,6 +149,7 @@ type follower struct {
 	origin    time.Time
 	leaseEnd  atomic.Int64
 	renewedAt time.Time // when the lease was last renewed (the follow goroutine's)
+	reported  uint64    // the position the last renewal that succeeded reported (the follow goroutine's)
 	leaseMu   sync.Mutex
 	leaseGen  uint64
 	timer     *time.Timer
@@ -326,14 +327,16 @@ func (r *Router) catchUp(ctx context.Context) {
 			}
 			return
 		}
-		if !read && r.gate.Load()&gateStale == 0 && time.Since(f.renewedAt) < f.s.Lease()/4 {
+		applied := f.applied.Load()
+		if !read && applied <= f.reported && r.gate.Load()&gateStale == 0 && time.Since(f.renewedAt) < f.s.Lease()/4 {
 			// Nothing new in the log: nobody waits for this Router, so
 			// the lease need not be renewed yet. Anything read may be
 			// another Router's write whose fence waits, even when
-			// memory had it already (read afresh after a conflict).
+			// memory had it already (read afresh after a conflict); so
+			// may what the leader applied since the last renewal,
+			// having read the log itself (readToHead).
 			return
 		}
-		applied := f.applied.Load()
 		f.renewedAt = time.Now()
 		rctx, cancel := context.WithTimeout(ctx, f.s.Lease())
 		f.leaseMu.Lock()
@@ -363,6 +366,7 @@ func (r *Router) catchUp(ctx context.Context) {
 			}
 			return
 		}
+		f.reported = applied
 		// A lease that ended before this renewal, its timer and no read
 		// having noticed yet (a pause of the process), is over all the
 		// same: other Routers' fences stopped waiting for this one.
@@ -485,6 +489,13 @@ func (r *Router) readToHead() {
 		f.inboxMu.Unlock()
 	}
 	r.absorb()
+	if len(rd.got) > 0 {
+		// The follow goroutine renews the lease with what was applied:
+		// another Router's fence may wait for it, and the follow
+		// goroutine, finding the log read, would not otherwise renew
+		// before a quarter of a lease has passed.
+		f.wakeUp()
+	}
 }
 
 // ownWrite records, once memory holds a batch this Router wrote, that the
