@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -226,4 +228,64 @@ func TestWriteOnHungServerEndsByDeadline(t *testing.T) {
 			t.Errorf("Lookup(%q) = %+v, %v on the Router that wrote; %+v, %v on a fresh one", id, got, gerr, want, werr)
 		}
 	}
+}
+
+// stallOnHead is a tracer that stalls the proxy, once armed, when its
+// connection is about to read the head's position, and then calls sent.
+type stallOnHead struct {
+	p     *pgtest.StallingProxy
+	armed *atomic.Bool
+	sent  func()
+}
+
+func (h stallOnHead) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if h.armed.Load() && strings.HasPrefix(d.SQL, "SELECT pos FROM ") && strings.HasSuffix(d.SQL, ".head") {
+		h.p.Stall()
+		h.sent()
+	}
+	return ctx
+}
+
+func (stallOnHead) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// TestSyncEndsAtClose: a Sync whose read of the head the database does
+// not answer (a proxy between them stops forwarding) returns ErrClosed
+// once the Router is closed, as documented, though its own context has
+// no end. Before, its read of the head ran under the caller's context
+// alone: Sync went on waiting after Close returned, and with a pool the
+// Store owns, Close itself waited for it (pgxpool's Close waits for the
+// connections in use).
+func TestSyncEndsAtClose(t *testing.T) {
+	ctx := context.Background()
+	var armed atomic.Bool
+	sent := make(chan struct{})
+	var once sync.Once
+	pool, proxy := proxiedPool(t, pgtest.Database(t), func(p *pgtest.StallingProxy) pgx.QueryTracer {
+		return stallOnHead{p, &armed, func() { once.Do(func() { close(sent) }) }}
+	})
+	s, err := postgres.Open(ctx, "", postgres.WithPool(pool))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := residency.Open(ctx, residency.WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	synced := make(chan error, 1)
+	go func() { synced <- r.Sync(ctx) }()
+	<-sent
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close() }()
+	select {
+	case err := <-synced:
+		if !errors.Is(err, residency.ErrClosed) {
+			t.Errorf("Sync ended by Close = %v; want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("Sync still waits for the head 10 s after Close began")
+		proxy.Release()
+		<-synced
+	}
+	<-closed
 }
