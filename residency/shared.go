@@ -711,8 +711,17 @@ func (r *Router) Sync(ctx context.Context) error {
 		return ctx.Err()
 	}
 	applied := f.applied.Load() // committed positions all, so at most the head read next
-	head, err := f.s.Head(ctx)
+	// Close ends the read too: on a database that does not answer, it
+	// would hold Sync past Close, and the Store's Close, which waits for
+	// the queries in flight, with it.
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(f.alive, cancel)()
+	head, err := f.s.Head(hctx)
 	if err != nil {
+		if f.alive.Err() != nil {
+			return ErrClosed
+		}
 		return fmt.Errorf("%w: Sync: reading the shared store's head: %w", ErrUnavailable, err)
 	}
 	if head < applied {
