@@ -230,38 +230,38 @@ func TestWriteOnHungServerEndsByDeadline(t *testing.T) {
 	}
 }
 
-// stallOnHead is a tracer that stalls the proxy, once armed, when its
-// connection is about to read the head's position, and then calls sent.
-type stallOnHead struct {
+// stallOnQuery is a tracer that stalls the proxy, once armed, when its
+// connection is about to send a query that match accepts, and then calls
+// sent.
+type stallOnQuery struct {
 	p     *pgtest.StallingProxy
 	armed *atomic.Bool
+	match func(sql string) bool
 	sent  func()
 }
 
-func (h stallOnHead) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	if h.armed.Load() && strings.HasPrefix(d.SQL, "SELECT pos FROM ") && strings.HasSuffix(d.SQL, ".head") {
+func (h stallOnQuery) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if h.armed.Load() && h.match(d.SQL) {
 		h.p.Stall()
 		h.sent()
 	}
 	return ctx
 }
 
-func (stallOnHead) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (stallOnQuery) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
-// TestSyncEndsAtClose: a Sync whose read of the head the database does
-// not answer (a proxy between them stops forwarding) returns ErrClosed
-// once the Router is closed, as documented, though its own context has
-// no end. Before, its read of the head ran under the caller's context
-// alone: Sync went on waiting after Close returned, and with a pool the
-// Store owns, Close itself waited for it (pgxpool's Close waits for the
-// connections in use).
-func TestSyncEndsAtClose(t *testing.T) {
+// endsAtClose checks that call, a read of r's store under a context
+// without end, returns ErrClosed once r is closed while the database does
+// not answer the query that match accepts (a proxy between them stops
+// forwarding as it is sent). Before that query, it places account acme.
+func endsAtClose(t *testing.T, what string, match func(sql string) bool, call func(context.Context, *residency.Router) error) {
+	t.Helper()
 	ctx := context.Background()
 	var armed atomic.Bool
 	sent := make(chan struct{})
 	var once sync.Once
 	pool, proxy := proxiedPool(t, pgtest.Database(t), func(p *pgtest.StallingProxy) pgx.QueryTracer {
-		return stallOnHead{p, &armed, func() { once.Do(func() { close(sent) }) }}
+		return stallOnQuery{p, &armed, match, func() { once.Do(func() { close(sent) }) }}
 	})
 	s, err := postgres.Open(ctx, "", postgres.WithPool(pool))
 	if err != nil {
@@ -271,21 +271,50 @@ func TestSyncEndsAtClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
 	armed.Store(true)
-	synced := make(chan error, 1)
-	go func() { synced <- r.Sync(ctx) }()
+	called := make(chan error, 1)
+	go func() { called <- call(ctx, r) }()
 	<-sent
 	closed := make(chan error, 1)
 	go func() { closed <- r.Close() }()
 	select {
-	case err := <-synced:
+	case err := <-called:
 		if !errors.Is(err, residency.ErrClosed) {
-			t.Errorf("Sync ended by Close = %v; want ErrClosed", err)
+			t.Errorf("%s ended by Close = %v; want ErrClosed", what, err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Errorf("Sync still waits for the head 10 s after Close began")
+		t.Errorf("%s still waits for the database 10 s after Close began", what)
 		proxy.Release()
-		<-synced
+		<-called
 	}
 	<-closed
+}
+
+// TestSyncEndsAtClose: a Sync whose read of the head the database does
+// not answer (a proxy between them stops forwarding) returns ErrClosed
+// once the Router is closed, as documented, though its own context has
+// no end. Before, its read of the head ran under the caller's context
+// alone: Sync went on waiting after Close returned, and with a pool the
+// Store owns, Close itself waited for it (pgxpool's Close waits for the
+// connections in use).
+func TestSyncEndsAtClose(t *testing.T) {
+	endsAtClose(t, "Sync", func(sql string) bool {
+		return strings.HasPrefix(sql, "SELECT pos FROM ") && strings.HasSuffix(sql, ".head")
+	}, func(ctx context.Context, r *residency.Router) error { return r.Sync(ctx) })
+}
+
+// TestHistoryEndsAtClose: a History whose read of the trail the database
+// does not answer returns ErrClosed once the Router is closed, as Sync
+// does, though its own context has no end. Before, it went on waiting
+// after Close returned (and with a pool the Store owns, held Close).
+func TestHistoryEndsAtClose(t *testing.T) {
+	endsAtClose(t, "History", func(sql string) bool {
+		return strings.Contains(sql, ".events WHERE account = ANY(")
+	}, func(ctx context.Context, r *residency.Router) error {
+		_, err := r.History(ctx, "acme")
+		return err
+	})
 }
