@@ -78,7 +78,9 @@ func (r *Router) History(ctx context.Context, accountID string) ([]Event, error)
 	if r.trails == nil {
 		return slices.Clone(a.history), nil
 	}
-	h, err := r.trails.Trail(ctx, accountID)
+	tctx, cancel := r.untilClose(ctx)
+	defer cancel()
+	h, err := r.trails.Trail(tctx, accountID)
 	if err != nil {
 		if r.isClosed() {
 			return nil, ErrClosed // Close closed the store under Trail

@@ -711,12 +711,8 @@ func (r *Router) Sync(ctx context.Context) error {
 		return ctx.Err()
 	}
 	applied := f.applied.Load() // committed positions all, so at most the head read next
-	// Close ends the read too: on a database that does not answer, it
-	// would hold Sync past Close, and the Store's Close, which waits for
-	// the queries in flight, with it.
-	hctx, cancel := context.WithCancel(ctx)
+	hctx, cancel := r.untilClose(ctx)
 	defer cancel()
-	defer context.AfterFunc(f.alive, cancel)()
 	head, err := f.s.Head(hctx)
 	if err != nil {
 		if f.alive.Err() != nil {
@@ -731,6 +727,24 @@ func (r *Router) Sync(ctx context.Context) error {
 		return fmt.Errorf("residency: Sync: waiting to apply position %d: %w", head, err)
 	}
 	return nil
+}
+
+// untilClose returns ctx, ended by Close too on a shared store, for a
+// read of the store under a caller's context: on a database that does
+// not answer, such a read would go on past Close, and hold up the
+// Store's Close, which waits for the queries in flight. cancel releases
+// it.
+func (r *Router) untilClose(ctx context.Context) (_ context.Context, cancel func()) {
+	f := r.follow
+	if f == nil || f.alive == nil {
+		return ctx, func() {}
+	}
+	ctx, end := context.WithCancel(ctx)
+	stop := context.AfterFunc(f.alive, end)
+	return ctx, func() {
+		stop()
+		end()
+	}
 }
 
 // waitApplied returns once this Router has applied the log up to pos,
