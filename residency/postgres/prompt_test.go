@@ -318,3 +318,18 @@ func TestHistoryEndsAtClose(t *testing.T) {
 		return err
 	})
 }
+
+// TestCheckpointEndsAtClose: a Checkpoint whose read of the stored
+// hashes the database does not answer (while it holds the lock that
+// serialises the extensions of the stored hashes, which the Store's
+// Close waits for through its hashing goroutine) returns ErrClosed once
+// the Router is closed, as History does. Before, the audit log's reads
+// ran under the caller's context alone and went on after Close.
+func TestCheckpointEndsAtClose(t *testing.T) {
+	endsAtClose(t, "Checkpoint", func(sql string) bool {
+		return strings.HasPrefix(sql, "SELECT coalesce(max(idx) + 1, 0) FROM ")
+	}, func(ctx context.Context, r *residency.Router) error {
+		_, err := r.Checkpoint(ctx)
+		return err
+	})
+}
