@@ -137,6 +137,8 @@ func (r *Router) Checkpoint(ctx context.Context) (auditlog.Checkpoint, error) {
 	if err != nil {
 		return auditlog.Checkpoint{}, err
 	}
+	ctx, cancel := r.untilClose(ctx)
+	defer cancel()
 	n, err := ls.LogSize(ctx)
 	if err != nil {
 		return auditlog.Checkpoint{}, r.logErr(err)
@@ -183,6 +185,8 @@ func (r *Router) LogEntries(ctx context.Context, from int64, fn func(index int64
 	if from < 0 {
 		return fmt.Errorf("%w: entry %d", auditlog.ErrOutOfRange, from)
 	}
+	ctx, cancel := r.untilClose(ctx)
+	defer cancel()
 	var fnErr error // fn's own error, given back as it is
 	err = ls.LogEntries(ctx, from, func(i int64, e []byte) error {
 		fnErr = fn(i, e)
@@ -203,6 +207,8 @@ func (r *Router) ProveEntry(ctx context.Context, index, size int64) (tlog.Record
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := r.untilClose(ctx)
+	defer cancel()
 	if err := checkSize(ctx, ls, size); err != nil {
 		return nil, r.logErr(err)
 	}
@@ -222,6 +228,8 @@ func (r *Router) ProveExtension(ctx context.Context, oldSize, newSize int64) (tl
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := r.untilClose(ctx)
+	defer cancel()
 	if err := checkSize(ctx, ls, newSize); err != nil {
 		return nil, r.logErr(err)
 	}
