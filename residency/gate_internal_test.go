@@ -68,7 +68,7 @@ func TestStaleErrorSaysWhy(t *testing.T) {
 		return err.Error()
 	}
 	denied := errors.New("ERROR: permission denied for table members (SQLSTATE 42501)")
-	r.failed("renewing its lease failed", denied)
+	r.failed(opRenew, denied)
 	if _, err := r.Lookup("acme"); err != nil {
 		t.Fatalf("Lookup within the lease = %v, want nil", err)
 	}
@@ -83,7 +83,7 @@ func TestStaleErrorSaysWhy(t *testing.T) {
 	}
 
 	r.renewed(time.Now().Add(20*time.Millisecond), false)
-	r.failed("renewing its lease failed", denied)
+	r.failed(opRenew, denied)
 	for r.gate.Load()&gateStale == 0 {
 		time.Sleep(time.Millisecond)
 	}
@@ -97,7 +97,7 @@ func TestStaleErrorSaysWhy(t *testing.T) {
 	}
 	// A later failure while stale is told instead; its sentinels are
 	// not matched.
-	r.failed("following its log failed", context.DeadlineExceeded)
+	r.failed(opFollow, context.DeadlineExceeded)
 	want = ErrStale.Error() + ": following its log failed: " + context.DeadlineExceeded.Error()
 	if got := lookup(); got != want {
 		t.Errorf("Lookup after another failure = %q, want %q", got, want)

@@ -3,6 +3,7 @@ package residency
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/domicile-go/domicile/region"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,9 @@ type metrics struct {
 	objections map[string]prometheus.Counter    // by action
 	deletions  prometheus.Counter
 	checks     [len(accessResults)]prometheus.Counter // by accessResult
+	// storeErrors counts the follow goroutine's failed calls to a shared
+	// store, by storeOp; nil entries when the store is not shared.
+	storeErrors [len(storeOps)]prometheus.Counter
 }
 
 var (
@@ -120,6 +124,16 @@ func newMetrics(reg prometheus.Registerer, r *Router) (*metrics, error) {
 	for i, res := range accessResults {
 		m.checks[i] = checks.WithLabelValues(res)
 	}
+	if r.follow != nil {
+		storeErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "domicile_store_errors_total",
+			Help: "Failed calls of this Router's follower to the shared store, by operation (follow: reading the log, renew: renewing the lease, join: joining the members again, head: reading the log's head).",
+		}, []string{"operation"})
+		for i, op := range storeOps {
+			m.storeErrors[i] = storeErrors.WithLabelValues(op)
+		}
+		m.collectors = append(m.collectors, storeErrors, sharedCollector{r})
+	}
 	for i, c := range m.collectors {
 		if err := reg.Register(c); err != nil {
 			for _, done := range m.collectors[:i] {
@@ -178,6 +192,13 @@ func (m *metrics) objection(action string) {
 func (m *metrics) deleted() {
 	if m != nil {
 		m.deletions.Inc()
+	}
+}
+
+// storeFailed counts a failed call of the follow goroutine to the store.
+func (m *metrics) storeFailed(op storeOp) {
+	if m != nil {
+		m.storeErrors[op].Inc()
 	}
 }
 
@@ -269,4 +290,36 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		open++
 	}
 	ch <- prometheus.MustNewConstMetric(openMovesDesc, prometheus.GaugeValue, float64(open))
+}
+
+var (
+	staleDesc = prometheus.NewDesc("domicile_stale",
+		"1 while this Router's lease on the shared store has run out, so that it answers ErrStale, else 0, at scrape time.", nil, nil)
+	leaseRemainingDesc = prometheus.NewDesc("domicile_lease_remaining_seconds",
+		"Seconds until this Router's lease on the shared store ends by its own clock, at scrape time; negative once it has ended: how long ago.", nil, nil)
+	appliedDesc = prometheus.NewDesc("domicile_log_applied_position",
+		"Position in the shared store's log up to which this Router has applied the changes, at scrape time: compare with the other instances' to see how far behind it is.", nil, nil)
+)
+
+// sharedCollector reports, at scrape time, a Router's hold on a shared
+// store: whether it is stale, its lease, how far it has applied the log.
+// It reads what the follower keeps anyway, so that neither Lookup nor the
+// follow goroutine does any work for it.
+type sharedCollector struct{ r *Router }
+
+func (c sharedCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+func (c sharedCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.r.follow
+	// As readable judges it, without marking the Router stale: the
+	// lease's timer may not have run yet after a pause of the process.
+	over := f.leaseOver()
+	stale := 0.0
+	if over || c.r.gate.Load()&gateStale != 0 {
+		stale = 1
+	}
+	left := time.Duration(f.leaseEnd.Load()) - time.Since(f.origin)
+	ch <- prometheus.MustNewConstMetric(staleDesc, prometheus.GaugeValue, stale)
+	ch <- prometheus.MustNewConstMetric(leaseRemainingDesc, prometheus.GaugeValue, left.Seconds())
+	ch <- prometheus.MustNewConstMetric(appliedDesc, prometheus.GaugeValue, float64(f.applied.Load()))
 }

@@ -185,14 +185,38 @@ func (f *follower) setStale() {
 	f.staleErr.Store(&staleErr{err})
 }
 
+// storeOp is a call the follow goroutine makes to the shared store, as
+// its failures are counted (domicile_store_errors_total) and told.
+type storeOp int
+
+const (
+	opFollow storeOp = iota // reading the log
+	opRenew                 // renewing the lease
+	opJoin                  // joining the members again
+	opHead                  // reading the log's head
+)
+
+// storeOps are the operation label values of the storeOp values, in order,
+// and storeOpFailed what the stale error says of each.
+var (
+	storeOps      = [...]string{"follow", "renew", "join", "head"}
+	storeOpFailed = [...]string{
+		"following its log failed",
+		"renewing its lease failed",
+		"joining the members again failed",
+		"reading the head of its log failed",
+	}
+)
+
 // failed records how a call of the follow goroutine to the store failed,
 // for the stale error, which it renews when the lease has run out
-// already.
-func (r *Router) failed(what string, err error) {
+// already, and counts it.
+func (r *Router) failed(op storeOp, err error) {
+	r.metrics.storeFailed(op)
 	f := r.follow
 	f.leaseMu.Lock()
 	defer f.leaseMu.Unlock()
-	f.failure = fmt.Errorf("%s: %v", what, err)
+	f.failure = fmt.Errorf("%s: %v", storeOpFailed[op], err)
 	if r.gate.Load()&gateStale != 0 {
 		f.setStale()
 	}
@@ -323,7 +347,7 @@ func (r *Router) catchUp(ctx context.Context) {
 		read, err := r.fetchAndApply(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
-				r.failed("following its log failed", err)
+				r.failed(opFollow, err)
 			}
 			return
 		}
@@ -347,7 +371,7 @@ func (r *Router) catchUp(ctx context.Context) {
 			if !errors.Is(err, ErrStale) {
 				cancel()
 				if ctx.Err() == nil {
-					r.failed("renewing its lease failed", err)
+					r.failed(opRenew, err)
 				}
 				return
 			}
@@ -362,7 +386,7 @@ func (r *Router) catchUp(ctx context.Context) {
 		if err != nil {
 			cancel()
 			if ctx.Err() == nil {
-				r.failed("joining the members again failed", err)
+				r.failed(opJoin, err)
 			}
 			return
 		}
@@ -382,7 +406,7 @@ func (r *Router) catchUp(ctx context.Context) {
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
-				r.failed("reading the head of its log failed", err)
+				r.failed(opHead, err)
 			}
 			return
 		}
