@@ -28,7 +28,14 @@ type metrics struct {
 	// storeErrors counts the follow goroutine's failed calls to a shared
 	// store, by storeOp; nil entries when the store is not shared.
 	storeErrors [len(storeOps)]prometheus.Counter
+	// writeErrors counts writes that failed for the store, by
+	// writeErrors' labels.
+	writeErrors [len(writeErrorKinds)]prometheus.Counter
 }
+
+// writeErrorKinds are the error label values of domicile_write_errors_total,
+// in the order writeFailed matches them.
+var writeErrorKinds = [...]string{"stale", "store_failed", "unavailable"}
 
 var (
 	moveOutcomes   = []string{"begun", "completed", "aborted"}
@@ -86,13 +93,17 @@ func newMetrics(reg prometheus.Registerer, r *Router) (*metrics, error) {
 		Name: "domicile_deletions_total",
 		Help: "Accounts deleted.",
 	})
+	writeErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "domicile_write_errors_total",
+		Help: "Writes that failed for the store, not for their input: stale (ErrStale: the lease on a shared store ran out), store_failed (ErrStoreFailed: the store refused the change), unavailable (ErrUnavailable: the store out of reach or too slow; the outcome was unknown when the call returned).",
+	}, []string{"error"})
 	checks := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "domicile_access_checks_total",
 		Help: "Access checks of sub-processors (MayAccess), by result.",
 	}, []string{"result"})
 	m := &metrics{
 		reg:        reg,
-		collectors: []prometheus.Collector{placements, moves, refusals, transfers, consents, objections, deletions, checks, stateCollector{r}},
+		collectors: []prometheus.Collector{placements, moves, refusals, transfers, consents, objections, deletions, checks, writeErrors, stateCollector{r}},
 		consents:   map[string]prometheus.Counter{},
 		objections: map[string]prometheus.Counter{},
 		deletions:  deletions,
@@ -123,6 +134,9 @@ func newMetrics(reg prometheus.Registerer, r *Router) (*metrics, error) {
 	}
 	for i, res := range accessResults {
 		m.checks[i] = checks.WithLabelValues(res)
+	}
+	for i, e := range writeErrorKinds {
+		m.writeErrors[i] = writeErrors.WithLabelValues(e)
 	}
 	if r.follow != nil {
 		storeErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -199,6 +213,22 @@ func (m *metrics) deleted() {
 func (m *metrics) storeFailed(op storeOp) {
 	if m != nil {
 		m.storeErrors[op].Inc()
+	}
+}
+
+// writeFailed counts a write's error when the store caused it: an error
+// matching ErrStale, ErrStoreFailed or ErrUnavailable. Refusals of the
+// input (counted by refused), the caller's context ending before the
+// write was taken, and ErrClosed are not counted.
+func (m *metrics) writeFailed(err error) {
+	if m == nil {
+		return
+	}
+	for i, target := range [...]error{ErrStale, ErrStoreFailed, ErrUnavailable} {
+		if errors.Is(err, target) {
+			m.writeErrors[i].Inc()
+			return
+		}
 	}
 }
 

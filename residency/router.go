@@ -446,7 +446,9 @@ func (r *Router) Create(ctx context.Context, req PlaceRequest) (p Placement, cre
 		return Placement{}, false, r.refuse(err)
 	}
 	if r.gate.Load()&gateStale != 0 {
-		return Placement{}, false, fmt.Errorf("account %q: %w", req.AccountID, r.staleError())
+		err := fmt.Errorf("account %q: %w", req.AccountID, r.staleError())
+		r.metrics.writeFailed(err)
+		return Placement{}, false, err
 	}
 	if a := r.lookup.get(req.AccountID); a != nil && !a.deleted() && r.follow == nil && !r.outcomeUnknown.Load() {
 		// On a shared store memory may lag behind another Router's

@@ -157,6 +157,10 @@ func (r *Router) writeAt(ctx context.Context, what subject, fn writeFunc) (uint6
 	req := &request{fn: fn, what: what, done: make(chan error, 1)}
 	req.deadline, _ = ctx.Deadline()
 	if err := r.submit(ctx, req); err != nil {
+		if what != (subject{}) {
+			// A caller's write, not the Router's own empty one.
+			r.metrics.writeFailed(err)
+		}
 		return 0, err // the leader may still set req.pos if the caller left
 	}
 	return req.pos, nil

@@ -12,6 +12,7 @@ import (
 	"github.com/domicile-go/domicile/residency/postgres"
 	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -182,4 +183,85 @@ func TestMetricsTellWhichRouterIsStale(t *testing.T) {
 	if _, err := b.r.Lookup("initech"); err != nil {
 		t.Errorf("Lookup once the metrics say caught up: %v", err)
 	}
+}
+
+// TestMetricsCountFailedWrites: writes that fail for the store, not for
+// their input, are counted by why (domicile_write_errors_total{error}):
+// the database refusing them (its role lost INSERT on the changes log:
+// ErrStoreFailed), the database out of reach (ErrUnavailable), the
+// Router's lease run out (ErrStale). Before, none of them was counted
+// anywhere: domicile_refusals_total counts refusals of the input, and an
+// operator saw writes fail only in the callers' logs.
+func TestMetricsCountFailedWrites(t *testing.T) {
+	ctx := context.Background()
+	db := createdDatabase(t)
+	app := loginRole(t, db, "GRANT USAGE ON SCHEMA domicile TO %[1]s",
+		"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA domicile TO %[1]s")
+	in := newInstance(t, app, postgres.WithLease(time.Second), postgres.WithPollInterval(100*time.Millisecond))
+	lint(t, in.reg)
+	failures := func() map[string]float64 {
+		got := map[string]float64{}
+		for _, e := range []string{"store_failed", "unavailable", "stale"} {
+			got[e] = mustMetric(t, in.reg, "domicile_write_errors_total", "error", e)
+		}
+		return got
+	}
+	want := map[string]float64{"store_failed": 0, "unavailable": 0, "stale": 0}
+	if _, err := in.r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	// A write refused for its input is a refusal, not a failure.
+	if _, err := in.r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "US"}); !errors.Is(err, residency.ErrConflict) {
+		t.Fatalf("Place in another region = %v, want ErrConflict", err)
+	}
+	if diff := cmp.Diff(want, failures()); diff != "" {
+		t.Errorf("after writes that succeeded or were refused (-want +got):\n%s", diff)
+	}
+
+	role := roleOf(t, app)
+	exec(t, db, "REVOKE INSERT ON ALL TABLES IN SCHEMA domicile FROM "+role)
+	if _, err := in.r.Place(ctx, residency.PlaceRequest{AccountID: "globex", Country: "DE"}); !errors.Is(err, residency.ErrStoreFailed) {
+		t.Fatalf("Place with INSERT revoked = %v, want ErrStoreFailed", err)
+	}
+	want["store_failed"]++
+	if diff := cmp.Diff(want, failures()); diff != "" {
+		t.Errorf("after a write the database refused (-want +got):\n%s", diff)
+	}
+	exec(t, db, "GRANT INSERT ON ALL TABLES IN SCHEMA domicile TO "+role)
+
+	cut(t, role)
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err := in.r.BeginMove(wctx, "acme", "websupport-eu")
+	cancel()
+	if !errors.Is(err, residency.ErrUnavailable) {
+		t.Fatalf("BeginMove cut off from the database = %v, want ErrUnavailable", err)
+	}
+	want["unavailable"]++
+	if diff := cmp.Diff(want, failures()); diff != "" {
+		t.Errorf("after a write the database could not be reached for (-want +got):\n%s", diff)
+	}
+	eventually(t, "the cut-off Router says ErrStale", func() error {
+		if _, err := in.r.Lookup("acme"); !errors.Is(err, residency.ErrStale) {
+			return fmt.Errorf("Lookup = %v", err)
+		}
+		return nil
+	})
+	if _, err := in.r.Place(ctx, residency.PlaceRequest{AccountID: "initech", Country: "DE"}); !errors.Is(err, residency.ErrStale) {
+		t.Fatalf("Place on a stale Router = %v, want ErrStale", err)
+	}
+	want["stale"]++
+	if diff := cmp.Diff(want, failures()); diff != "" {
+		t.Errorf("after a write on a stale Router (-want +got):\n%s", diff)
+	}
+	lint(t, in.reg)
+}
+
+// roleOf returns the user name of the connection string dsn.
+func roleOf(t testing.TB, dsn string) string {
+	t.Helper()
+	c, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.User
 }
