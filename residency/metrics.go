@@ -31,6 +31,10 @@ type metrics struct {
 	// writeErrors counts writes that failed for the store, by
 	// writeErrors' labels.
 	writeErrors [len(writeErrorKinds)]prometheus.Counter
+	// The fences' waits on a shared store; nil when it is not shared.
+	fencesWaiting prometheus.Gauge
+	fences        [2]prometheus.Counter // fenced, not_fenced
+	fenceWaits    prometheus.Observer
 }
 
 // writeErrorKinds are the error label values of domicile_write_errors_total,
@@ -146,7 +150,22 @@ func newMetrics(reg prometheus.Registerer, r *Router) (*metrics, error) {
 		for i, op := range storeOps {
 			m.storeErrors[i] = storeErrors.WithLabelValues(op)
 		}
-		m.collectors = append(m.collectors, storeErrors, sharedCollector{r})
+		fencesWaiting := prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "domicile_fences_waiting",
+			Help: "Fences of this Router (CompleteMove, Drain, the fenced writes, Fence) waiting now for every live Router to apply a change.",
+		})
+		fences := prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "domicile_fences_total",
+			Help: "Fences of this Router ended, by outcome: fenced (every live Router applied the change), not_fenced (the wait gave up: ErrNotFenced, the change stands).",
+		}, []string{"outcome"})
+		fenceWaits := prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "domicile_fence_wait_seconds",
+			Help:    "How long this Router's fences waited for every live Router to apply a change; a Router cut off from the store holds one up for its lease.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 40},
+		})
+		m.fencesWaiting, m.fenceWaits = fencesWaiting, fenceWaits
+		m.fences = [2]prometheus.Counter{fences.WithLabelValues("fenced"), fences.WithLabelValues("not_fenced")}
+		m.collectors = append(m.collectors, storeErrors, fencesWaiting, fences, fenceWaits, sharedCollector{r})
 	}
 	for i, c := range m.collectors {
 		if err := reg.Register(c); err != nil {
@@ -229,6 +248,28 @@ func (m *metrics) writeFailed(err error) {
 			m.writeErrors[i].Inc()
 			return
 		}
+	}
+}
+
+// fenceBegun counts a fence that starts waiting.
+func (m *metrics) fenceBegun() {
+	if m != nil {
+		m.fencesWaiting.Inc()
+	}
+}
+
+// fenceEnded counts a fence begun at start that ended with err (nil or
+// ErrNotFenced).
+func (m *metrics) fenceEnded(start time.Time, err error) {
+	if m == nil {
+		return
+	}
+	m.fencesWaiting.Dec()
+	m.fenceWaits.Observe(time.Since(start).Seconds())
+	if err != nil {
+		m.fences[1].Inc()
+	} else {
+		m.fences[0].Inc()
 	}
 }
 

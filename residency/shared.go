@@ -821,11 +821,14 @@ func (r *Router) Fence(ctx context.Context) error {
 // happens here; an error (ErrNotFenced) says only that the wait did not
 // end: by ctx's end, after the lease and the write timeout, or because
 // the Router was closed (then it wraps ErrClosed).
-func (r *Router) fence(ctx context.Context, pos uint64, what string) error {
+func (r *Router) fence(ctx context.Context, pos uint64, what string) (err error) {
 	f := r.follow
 	if f == nil {
 		return nil
 	}
+	start := time.Now()
+	r.metrics.fenceBegun()
+	defer func() { r.metrics.fenceEnded(start, err) }()
 	// A live member applies within its lease, and a cut-off one stops
 	// counting when its lease ends: past the lease and a write timeout,
 	// waiting longer means this Router cannot reach the store.

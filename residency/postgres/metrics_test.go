@@ -265,3 +265,90 @@ func roleOf(t testing.TB, dsn string) string {
 	}
 	return c.User
 }
+
+// TestMetricsShowFenceWaits: a fence (CompleteMove here, Delete for the
+// second case) that waits shows while it waits (domicile_fences_waiting),
+// and once it ends, how long it took (domicile_fence_wait_seconds) and
+// whether it held (domicile_fences_total{outcome}). Before, an operator
+// whose migration script hung on CompleteMove behind an instance cut off
+// from the database, or whose Delete returned ErrNotFenced, saw nothing
+// of it in the metrics.
+func TestMetricsShowFenceWaits(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	const lease = 2 * time.Second
+	a := newInstance(t, dsn, postgres.WithLease(lease), postgres.WithPollInterval(100*time.Millisecond))
+	lint(t, a.reg)
+	type fences struct {
+		Waiting, Fenced, NotFenced float64
+		Waits                      float64 // domicile_fence_wait_seconds' count
+	}
+	fencesOf := func() fences {
+		return fences{
+			Waiting:   mustMetric(t, a.reg, "domicile_fences_waiting"),
+			Fenced:    mustMetric(t, a.reg, "domicile_fences_total", "outcome", "fenced"),
+			NotFenced: mustMetric(t, a.reg, "domicile_fences_total", "outcome", "not_fenced"),
+			Waits:     mustMetric(t, a.reg, "domicile_fence_wait_seconds"),
+		}
+	}
+	for _, id := range []string{"acme", "globex"} {
+		if _, err := a.r.Place(ctx, residency.PlaceRequest{AccountID: id, Country: "DE"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff(fences{}, fencesOf()); diff != "" {
+		t.Errorf("before any fence (-want +got):\n%s", diff)
+	}
+
+	// An instance cut off from the database: the fence waits for its
+	// lease to end.
+	name := role(t, dsn)
+	b := newInstance(t, withUser(dsn, name), postgres.WithLease(lease), postgres.WithPollInterval(100*time.Millisecond))
+	p, err := a.r.Lookup("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := "linode-eu"
+	if p.DataCenter == to {
+		to = "aws-eu-west-1"
+	}
+	m, err := a.r.BeginMove(ctx, "acme", to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cut(t, name)
+	completed := make(chan error, 1)
+	go func() {
+		_, err := a.r.CompleteMove(ctx, m.ID)
+		completed <- err
+	}()
+	eventually(t, "the metrics show the fence waiting", func() error {
+		if got := fencesOf(); got.Waiting != 1 {
+			return fmt.Errorf("%+v", got)
+		}
+		return nil
+	})
+	if err := <-completed; err != nil {
+		t.Fatalf("CompleteMove: %v", err)
+	}
+	if diff := cmp.Diff(fences{Fenced: 1, Waits: 1}, fencesOf()); diff != "" {
+		t.Errorf("after a CompleteMove that waited out a cut-off instance (-want +got):\n%s", diff)
+	}
+
+	// An instance cut off with a lease of an hour: the fence gives up at
+	// the context's end.
+	name = role(t, dsn)
+	c := newInstance(t, withUser(dsn, name), postgres.WithLease(time.Hour))
+	if err := c.r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cut(t, name)
+	unfenced(t, func(ctx context.Context) error { return a.r.Delete(ctx, "globex", "customer left") })
+	if diff := cmp.Diff(fences{Fenced: 1, NotFenced: 1, Waits: 2}, fencesOf()); diff != "" {
+		t.Errorf("after a Delete whose fence gave up (-want +got):\n%s", diff)
+	}
+	lint(t, a.reg)
+}
