@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -104,21 +105,75 @@ func (s *Store) WaitApplied(ctx context.Context, pos uint64, except string) erro
 		return err
 	}
 	wait := time.Millisecond
-	for {
-		var behind int
-		if err := s.pool.QueryRow(ctx, s.sql.behind, int64(pos), except).Scan(&behind); err != nil {
-			return fmt.Errorf("postgres: waiting for members to apply position %d: %w", pos, connectError(err))
+	// behind is the members found behind by the last query: a wait
+	// whose context ends during the next one names them.
+	var behind []behindMember
+	waitingFor := func() string {
+		if behind == nil {
+			return "members"
 		}
-		if behind == 0 {
+		return membersBehind(behind)
+	}
+	for {
+		rows, err := s.pool.Query(ctx, s.sql.behind, int64(pos), except)
+		if err != nil {
+			return fmt.Errorf("postgres: waiting for %s to apply position %d: %w", waitingFor(), pos, connectError(err))
+		}
+		now, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (behindMember, error) {
+			var m behindMember
+			var applied int64
+			var left float64
+			err := r.Scan(&m.id, &m.name, &applied, &left)
+			m.applied, m.left = uint64(applied), time.Duration(left*float64(time.Second))
+			return m, err
+		})
+		if err != nil {
+			return fmt.Errorf("postgres: waiting for %s to apply position %d: %w", waitingFor(), pos, connectError(err))
+		}
+		if len(now) == 0 {
 			return nil
 		}
+		behind = now
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("postgres: waiting for %d members to apply position %d: %w", behind, pos, ctx.Err())
+			return fmt.Errorf("postgres: waiting for %s to apply position %d: %w", waitingFor(), pos, ctx.Err())
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 50*time.Millisecond)
 	}
+}
+
+// behindMember is a live member that has not applied the position a
+// fence waits for.
+type behindMember struct {
+	id, name string
+	applied  uint64
+	left     time.Duration // until its lease ends, by the database's clock
+}
+
+// membersBehind names the members a fence waits for, for an operator to
+// find the instances: up to three, each with its name, ID, how far it
+// applied the log and when its lease ends.
+func membersBehind(ms []behindMember) string {
+	var b strings.Builder
+	if len(ms) == 1 {
+		b.WriteString("1 member")
+	} else {
+		fmt.Fprintf(&b, "%d members", len(ms))
+	}
+	for i, m := range ms[:min(len(ms), 3)] {
+		if i == 0 {
+			b.WriteString(" (")
+		} else {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s, member %s, applied %d, lease ends in %v", m.name, m.id, m.applied, m.left.Round(100*time.Millisecond))
+	}
+	if len(ms) > 3 {
+		fmt.Fprintf(&b, "; and %d more", len(ms)-3)
+	}
+	b.WriteString(")")
+	return b.String()
 }
 
 // MemberState is a member as [Store.Members] reports it.

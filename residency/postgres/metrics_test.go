@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -351,4 +352,49 @@ func TestMetricsShowFenceWaits(t *testing.T) {
 		t.Errorf("after a Delete whose fence gave up (-want +got):\n%s", diff)
 	}
 	lint(t, a.reg)
+}
+
+// TestNotFencedNamesTheRouterBehind: a fence that gives up says which
+// Router held it up: its member's name (host and process ID), ID, how far
+// it applied the log and when its lease ends, as postgres.Store.Members
+// lists them. Before, the error said "waiting for 1 members to apply
+// position 3", and an operator had to find the instance in the members
+// table by hand.
+func TestNotFencedNamesTheRouterBehind(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	a := routertest.OnPostgres(t, dsn, nil)
+	if _, err := a.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	name := role(t, dsn)
+	c := routertest.OnPostgres(t, withUser(dsn, name), nil, postgres.WithLease(time.Hour))
+	if err := c.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cut(t, name)
+	members, err := openStore(t, dsn).Members(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var behind postgres.MemberState
+	for _, m := range members {
+		if time.Until(m.Expires) > 30*time.Minute {
+			behind = m
+		}
+	}
+	if behind.ID == "" {
+		t.Fatalf("no member with a lease of an hour among %+v", members)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	err = a.Delete(wctx, "acme", "customer left")
+	if !errors.Is(err, residency.ErrNotFenced) {
+		t.Fatalf("Delete with a Router cut off = %v, want ErrNotFenced", err)
+	}
+	for _, want := range []string{behind.Name, behind.ID, fmt.Sprintf("applied %d", behind.Applied), "lease ends in 59m"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("ErrNotFenced does not say %q of the Router behind:\n%v", want, err)
+		}
+	}
 }

@@ -130,7 +130,7 @@ func buildStatements(s string) statements {
 			INSERT INTO ` + s + `.members (id, name, applied, joined, expires) VALUES ($1, $2, $3, now(), now() + $4::interval)`,
 		renew:   `UPDATE ` + s + `.members SET applied = greatest(applied, $2), expires = now() + $3::interval WHERE id = $1`,
 		leave:   `DELETE FROM ` + s + `.members WHERE id = $1`,
-		behind:  `SELECT count(*) FROM ` + s + `.members WHERE applied < $1 AND expires > now() AND id <> $2`,
+		behind:  `SELECT id, name, applied, extract(epoch FROM expires - now())::float8 FROM ` + s + `.members WHERE applied < $1 AND expires > now() AND id <> $2 ORDER BY applied, id`,
 		members: `SELECT id, name, applied, joined, expires, expires > now() FROM ` + s + `.members ORDER BY id`,
 
 		head: `SELECT pos FROM ` + s + `.head`,
