@@ -25,6 +25,7 @@ func TestStaleGateStopsEveryMemoryRead(t *testing.T) {
 		"Lookup":        func() error { _, err := r.Lookup("acme"); return err },
 		"MayAccess":     func() error { return r.MayAccess("acme", string(p.Provider)) },
 		"SubProcessors": func() error { _, err := r.SubProcessors("acme"); return err },
+		"Ready":         r.Ready,
 	}
 	r.gate.Or(gateStale)
 	for name, read := range reads {
@@ -36,6 +37,12 @@ func TestStaleGateStopsEveryMemoryRead(t *testing.T) {
 	for name, read := range reads {
 		if err := read(); err != nil {
 			t.Errorf("%s once renewed = %v, want nil", name, err)
+		}
+	}
+	r.Close()
+	for name, read := range reads {
+		if err := read(); !errors.Is(err, ErrClosed) {
+			t.Errorf("%s after Close = %v, want ErrClosed", name, err)
 		}
 	}
 }

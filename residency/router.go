@@ -378,6 +378,18 @@ func (r *Router) readable() error {
 	return nil
 }
 
+// Ready returns nil while the Router answers the reads that decide where
+// data lives and who may touch it ([Router.Lookup], [Router.MayAccess],
+// [Router.SubProcessors]) from its memory, and otherwise the error they
+// answer now: [ErrClosed] once Close has begun, [ErrStale] (with why)
+// while its lease on a shared store has run out. It is what a load
+// balancer's readiness check asks: an instance that is not ready answers
+// no reads until it has caught up, which it does by itself, and another
+// instance can answer them meanwhile. On a file or in memory it is nil
+// until Close. It costs what Lookup's own check costs: no allocation,
+// and no call of the store.
+func (r *Router) Ready() error { return r.readable() }
+
 // isClosed reports whether Close has ended the Router.
 func (r *Router) isClosed() bool { return r.gate.Load()&gateClosed != 0 }
 

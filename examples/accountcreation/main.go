@@ -19,7 +19,13 @@
 //	                     over 64 KiB
 //	GET  /accounts/{id}  200 and the placement, 404 when unknown (after
 //	                     catching up with the database, Sync, on a miss)
+//	GET  /readyz         200 while this instance answers reads, 503 and why
+//	                     when it does not (its lease on the shared database
+//	                     ran out, or it is shutting down): for the load
+//	                     balancer's readiness check
 //	GET  /metrics        the router's metrics
+//
+// Every answer of 500 or more is logged with its error.
 //
 // Every error, 404 and 405 from unknown paths and methods included, is
 // JSON: {"error": "..."}. A body must be one JSON object, in valid UTF-8,
@@ -190,6 +196,13 @@ func newHandler(r *residency.Router, reg *prometheus.Registry) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, p)
 	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, req *http.Request) {
+		if err := r.Ready(); err != nil {
+			writeError(w, http.StatusServiceUnavailable, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	return jsonErrors(mux)
 }
@@ -341,6 +354,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// writeError answers err as JSON with status, and logs the answers of 500
+// or more: the operator's side of a client's 503.
 func writeError(w http.ResponseWriter, status int, err error) {
+	if status >= http.StatusInternalServerError {
+		log.Printf("answered %d: %v", status, err)
+	}
 	writeJSON(w, status, map[string]string{"error": err.Error()})
 }

@@ -282,6 +282,27 @@ func TestStoreFailureIs503(t *testing.T) {
 	}
 }
 
+// TestReadyz: the readiness check answers 200 while the Router answers
+// reads, and 503 with why once it does not (here, shut down; a lease run
+// out on a shared store is the same Router.Ready, tested in residency).
+func TestReadyz(t *testing.T) {
+	reg := newRegistry()
+	r, err := residency.Open(context.Background(), residency.WithPath(filepath.Join(t.TempDir(), "d.db")), residency.WithRegisterer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(newHandler(r, reg))
+	defer srv.Close()
+	if status, got := do(t, "GET", srv.URL+"/readyz", ""); status != http.StatusOK || got["status"] != "ready" {
+		t.Errorf("GET /readyz = %d %v; want 200 ready", status, got)
+	}
+	r.Close()
+	status, got := do(t, "GET", srv.URL+"/readyz", "")
+	if msg, _ := got["error"].(string); status != http.StatusServiceUnavailable || !strings.Contains(msg, "closed") {
+		t.Errorf("GET /readyz once closed = %d %v; want 503 saying the router is closed", status, got)
+	}
+}
+
 // TestMethodNotAllowedSaysAllow checks that the JSON 405 keeps the Allow
 // header the mux computed.
 func TestMethodNotAllowedSaysAllow(t *testing.T) {
