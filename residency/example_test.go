@@ -249,3 +249,26 @@ func ExampleRouter_Err() {
 	// Output:
 	// 0 residency: router closed
 }
+
+// A readiness check: an instance whose Router is not ready (its lease on a
+// shared database ran out, or it is shutting down) answers 503, and the
+// load balancer sends its requests to another.
+func ExampleRouter_Ready() {
+	ctx := context.Background()
+	r, err := residency.Open(ctx)
+	if err != nil {
+		panic(err)
+	}
+	ready := func() int {
+		if err := r.Ready(); err != nil {
+			return 503
+		}
+		return 200
+	}
+	fmt.Println(ready())
+	r.Close()
+	fmt.Println(ready(), errors.Is(r.Ready(), residency.ErrClosed))
+	// Output:
+	// 200
+	// 503 true
+}
