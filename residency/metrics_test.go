@@ -3,7 +3,9 @@ package residency_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/domicile-go/domicile/provider"
@@ -206,4 +208,71 @@ func TestSecondRouterOnOneRegistry(t *testing.T) {
 		t.Fatalf("a second Router with a prefix on the registry: %v", err)
 	}
 	r3.Close()
+}
+
+// flakyStore is a MemoryStore whose Apply fails, applying nothing, with
+// applyErr while it is set, and whose reads back of accounts fail while
+// unreadable is set.
+type flakyStore struct {
+	*residency.MemoryStore
+	applyErr   atomic.Pointer[error]
+	unreadable atomic.Bool
+}
+
+func (s *flakyStore) Apply(ctx context.Context, cs []residency.Change) error {
+	if err := s.applyErr.Load(); err != nil {
+		return *err
+	}
+	return s.MemoryStore.Apply(ctx, cs)
+}
+
+func (s *flakyStore) LoadAccounts(ctx context.Context, ids []string, fn func(residency.StoredAccount) error) error {
+	if s.unreadable.Load() {
+		return errors.New("test: connection refused")
+	}
+	return s.MemoryStore.LoadAccounts(ctx, ids, fn)
+}
+
+// TestWriteErrorsCounted: domicile_write_errors_total counts a write whose
+// outcome is unknown (the store failed and could not be read back) as
+// unavailable, and one the store says it did not apply as store_failed;
+// a write refused for its input is not counted there.
+func TestWriteErrorsCounted(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewPedanticRegistry()
+	s := &flakyStore{MemoryStore: residency.NewMemoryStore()}
+	r, err := residency.Open(ctx, residency.WithStore(s), residency.WithRegisterer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "US"}); !errors.Is(err, residency.ErrConflict) {
+		t.Fatalf("Place in another region = %v, want ErrConflict", err)
+	}
+
+	reset := errors.New("test: connection reset")
+	s.applyErr.Store(&reset)
+	s.unreadable.Store(true)
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "globex", Country: "DE"}); !errors.Is(err, residency.ErrUnavailable) {
+		t.Fatalf("Place, the store failing and unreadable = %v, want ErrUnavailable", err)
+	}
+	refused := fmt.Errorf("%w: test: permission denied", residency.ErrStoreFailed)
+	s.applyErr.Store(&refused)
+	s.unreadable.Store(false)
+	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "initech", Country: "DE"}); !errors.Is(err, residency.ErrStoreFailed) {
+		t.Fatalf("Place, the store refusing it = %v, want ErrStoreFailed", err)
+	}
+	const want = `
+# HELP domicile_write_errors_total Writes that failed for the store, not for their input: stale (ErrStale: the lease on a shared store ran out), store_failed (ErrStoreFailed: the store refused the change), unavailable (ErrUnavailable: the store out of reach or too slow; the outcome was unknown when the call returned).
+# TYPE domicile_write_errors_total counter
+domicile_write_errors_total{error="stale"} 0
+domicile_write_errors_total{error="store_failed"} 1
+domicile_write_errors_total{error="unavailable"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "domicile_write_errors_total"); err != nil {
+		t.Error(err)
+	}
 }
