@@ -313,3 +313,33 @@ func TestOpenOptionErrorsAreTyped(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenBadConnectionStringHidesPassword: Open's error for a connection
+// string pgx cannot parse must not repeat its password. pgconn masks
+// passwords in its parse errors on a best-effort basis only (its
+// ParseConfigError says so): "password = s3cret" (spaces around "=",
+// which libpq and pgx accept) and a URL whose query does not parse
+// (";password=...") came out as they were, in an error the tools print.
+func TestOpenBadConnectionStringHidesPassword(t *testing.T) {
+	for _, dsn := range []string{
+		"host=db password = s3cret port=abc",
+		"host=db password='my s3cret' port=abc",
+		"host=db password=s3cret\tport=abc",
+		"postgres://app:s3cret@db:port/x",
+		"postgres://app@db/x?password=s3cret&port=abc",
+		"postgres://app:s3cret@db/x?sslmode=disable;password=s3cret",
+		"postgres://app:s3%zzcret@db/x",
+	} {
+		_, err := postgres.Open(context.Background(), dsn)
+		if !errors.Is(err, residency.ErrInvalidOption) {
+			t.Errorf("Open(%q) = %v, want an error matching ErrInvalidOption", dsn, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3") {
+			t.Errorf("Open(%q) = %v: the password leaks", dsn, err)
+		}
+		if !strings.Contains(err.Error(), "bad connection string") {
+			t.Errorf("Open(%q) = %v, want it to say %q", dsn, err, "bad connection string")
+		}
+	}
+}
