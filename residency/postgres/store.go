@@ -15,6 +15,7 @@ import (
 
 	"github.com/domicile-go/domicile/residency"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -219,8 +220,7 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 	} else {
 		cfg, err := pgxpool.ParseConfig(connString)
 		if err != nil {
-			// pgconn's parse errors do not repeat the password.
-			return nil, fmt.Errorf("%w: postgres: bad connection string: %w", residency.ErrInvalidOption, err)
+			return nil, fmt.Errorf("%w: postgres: bad connection string: %w", residency.ErrInvalidOption, parseError(err))
 		}
 		if cfg.ConnConfig.ConnectTimeout == 0 {
 			cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
@@ -364,3 +364,28 @@ func (s *Store) begin(ctx context.Context, iso pgx.TxIsoLevel, mode pgx.TxAccess
 		BeginQuery: "BEGIN ISOLATION LEVEL " + string(iso) + " " + string(mode) + "; SET LOCAL idle_in_transaction_session_timeout = 0",
 	})
 }
+
+// parseError returns pgx's error for a connection string it cannot parse
+// without the connection string: pgconn masks the passwords it repeats
+// only on a best-effort basis (its ParseConfigError says so), and misses
+// some ("password = x" with spaces, a URL whose query does not parse).
+// What is left says what was wrong; the error it wraps, if any, is kept.
+func parseError(err error) error {
+	pe, ok := errors.AsType[*pgconn.ParseConfigError](err)
+	if !ok {
+		return err
+	}
+	c := *pe
+	c.ConnString = ""
+	return &noConnStringError{msg: strings.TrimPrefix(c.Error(), "cannot parse ``: "), err: pe.Unwrap()}
+}
+
+// noConnStringError is a ParseConfigError's text without the connection
+// string, wrapping the error the ParseConfigError wrapped.
+type noConnStringError struct {
+	msg string
+	err error
+}
+
+func (e *noConnStringError) Error() string { return e.msg }
+func (e *noConnStringError) Unwrap() error { return e.err }
