@@ -69,6 +69,22 @@ func TestDescribeMasksPasswordParameter(t *testing.T) {
 	}
 }
 
+// TestDescribeMasksPasswordInBadQuery: a URL whose query does not parse
+// (a ';' in it, which url.ParseQuery refuses) kept its query as it was,
+// password parameter included: u.Query() drops the pairs it cannot parse,
+// so Describe found no password to mask and printed the raw query.
+func TestDescribeMasksPasswordInBadQuery(t *testing.T) {
+	for _, db := range []string{
+		"postgres://app@db/helpdesk?sslmode=disable;password=s3cret",
+		"postgres://app@db/helpdesk?password=s3cret;x",
+		"postgres://app@db/helpdesk?password=%zzs3cret",
+	} {
+		if got := Describe(db); strings.Contains(got, "s3cret") || !strings.HasPrefix(got, "postgres://app@db/helpdesk") {
+			t.Errorf("Describe(%s) = %s, want the URL without its password", db, got)
+		}
+	}
+}
+
 // TestOpen opens a file for a path, and refuses a bad PostgreSQL URL at
 // once, without connecting.
 func TestOpen(t *testing.T) {
