@@ -86,7 +86,7 @@ func OpenLog(ctx context.Context, db string) (residency.LogStore, error) {
 
 // Describe names the store for logs: a URL with its passwords masked
 // (the user info's, and a password parameter of the query, which pgx
-// reads too), or the path.
+// reads too; a query that does not parse is shown as "..."), or the path.
 func Describe(db string) string {
 	if !IsPostgres(db) {
 		return db
@@ -95,7 +95,11 @@ func Describe(db string) string {
 	if err != nil {
 		return db[:strings.Index(db, "://")+3] + "..." // unparsable: show no part that may hold a password
 	}
-	if q := u.Query(); q.Has("password") {
+	// u.Query drops the pairs it cannot parse, a password among them
+	// perhaps: a query that does not parse is not shown.
+	if q, err := url.ParseQuery(u.RawQuery); err != nil {
+		u.RawQuery = "..."
+	} else if q.Has("password") {
 		q.Set("password", "xxxxx")
 		u.RawQuery = q.Encode()
 	}
