@@ -85,6 +85,15 @@ func TestDescribeMasksPasswordInBadQuery(t *testing.T) {
 	}
 }
 
+// TestDescribeMasksSSLPassword: pgx reads the passphrase of the client's
+// TLS key from the URL's sslpassword parameter; Describe printed it.
+func TestDescribeMasksSSLPassword(t *testing.T) {
+	db := "postgres://app@db/helpdesk?sslmode=verify-full&sslkey=/k.pem&sslpassword=s3cret"
+	if got := Describe(db); strings.Contains(got, "s3cret") || !strings.Contains(got, "sslpassword=xxxxx") {
+		t.Errorf("Describe(%s) = %s, want sslpassword masked", db, got)
+	}
+}
+
 // TestOpen opens a file for a path, and refuses a bad PostgreSQL URL at
 // once, without connecting.
 func TestOpen(t *testing.T) {
