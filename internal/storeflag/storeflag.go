@@ -85,8 +85,8 @@ func OpenLog(ctx context.Context, db string) (residency.LogStore, error) {
 }
 
 // Describe names the store for logs: a URL with its passwords masked
-// (the user info's, and a password parameter of the query, which pgx
-// reads too; a query that does not parse is shown as "..."), or the path.
+// (the user info's, and the password and sslpassword parameters of the
+// query, which pgx reads too; a query that does not parse is shown as "..."), or the path.
 func Describe(db string) string {
 	if !IsPostgres(db) {
 		return db
@@ -99,8 +99,12 @@ func Describe(db string) string {
 	// perhaps: a query that does not parse is not shown.
 	if q, err := url.ParseQuery(u.RawQuery); err != nil {
 		u.RawQuery = "..."
-	} else if q.Has("password") {
-		q.Set("password", "xxxxx")
+	} else if q.Has("password") || q.Has("sslpassword") {
+		for _, k := range []string{"password", "sslpassword"} {
+			if q.Has(k) {
+				q.Set(k, "xxxxx")
+			}
+		}
 		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
