@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"unicode"
 
@@ -108,9 +109,24 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// readSigner reads a private key file written by keygen.
+// readSigner reads a private key file written by keygen. Like ssh, it
+// refuses a key file that others than its owner may read or write
+// (outside Windows, whose files have no such mode bits): whoever can read
+// it can sign checkpoints in the log's name.
 func readSigner(path string) (note.Signer, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
+		return nil, fmt.Errorf("%s: private key file of mode %v, open to others than its owner: chmod 600 %s (and make a new key if others may have read it)", path, perm, path)
+	}
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,8 @@
 //
 // checkpoint prints the log's current checkpoint (its origin, the key's
 // name; its size; its root hash) signed with the private key, the text an
-// auditor keeps.
+// auditor keeps. A key file that others than its owner may read or write
+// is refused (chmod 600 it), as ssh refuses such a key.
 //
 //	audit verify -db DB -pub FILE -checkpoint FILE
 //
