@@ -21,6 +21,9 @@
 //	               CompleteMove, with ACCOUNT_ID, FROM_DATACENTER and
 //	               TO_DATACENTER in its environment; when it fails the move
 //	               is aborted. Given alone, it resumes the open moves.
+//	               Quote "$ACCOUNT_ID" in CMD, and do not use it as a path
+//	               unchecked: it is the customer's ID as given, and may
+//	               hold spaces, '/', '..' and a leading '-' (README).
 //	-no-copy       move with no copy command: the operator states that the
 //	               data is moved by other means (or that there is none)
 //
