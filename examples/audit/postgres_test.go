@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode"
 
 	"github.com/domicile-go/domicile/internal/routertest"
 	"github.com/domicile-go/domicile/residency"
@@ -325,4 +326,61 @@ func TestVerifyPostgresWhileWriting(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// TestAuditPrintsNoTerminalControls: what the tool prints of an operator's
+// database, which the auditor does not trust, holds no control character
+// raw: not a newline that starts a line of the database's choosing, not an
+// escape sequence that clears the auditor's terminal. Before, verify's
+// errors named a stored data center ID as it was ("stored status of data
+// center %s", "stored account ... in %s"), and history printed entries
+// with C1 controls (U+009B, CSI) raw, as JSON may hold them.
+func TestAuditPrintsNoTerminalControls(t *testing.T) {
+	const forged = `\nOK: the log extends the checkpoint \x1b[2J\x1b[H\u009b2J`
+	for _, tt := range []struct {
+		name       string
+		statements []string
+		cmd        string
+	}{
+		{"data center row", []string{`UPDATE domicile.datacenters SET id = id || E'` + forged + `'`}, "verify"},
+		{"account row", []string{`UPDATE domicile.accounts SET datacenter = datacenter || E'` + forged + `' WHERE id = 'a-FR'`}, "verify"},
+		{"entry signed as it is", []string{
+			`UPDATE domicile.changes SET change = replace(change::text, '"rule":"EU member state"', '"rule":"EU member state\u009b2J\u0085\u202e"')::json WHERE change::text LIKE '%"a-FR"%'`,
+			`DELETE FROM domicile.loghashes`,
+		}, "history"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dsn := pgtest.DatabaseURL(t)
+			dir := t.TempDir()
+			key, pub := keys(t, dir, "log")
+			growPostgres(t, dsn, "a")
+			c := filepath.Join(dir, "c")
+			if tt.cmd == "history" {
+				sql(t, dsn, tt.statements...)
+				writeCheckpoint(t, dsn, key, c) // the operator signs the log as it is
+			} else {
+				writeCheckpoint(t, dsn, key, c)
+				sql(t, dsn, tt.statements...)
+			}
+			args := []string{tt.cmd, "-db", dsn, "-pub", pub, "-checkpoint", c}
+			if tt.cmd == "history" {
+				args = append(args, "-account", "a-FR")
+			}
+			code, out, log := auditRun(t, args...)
+			if tt.cmd == "verify" && code != 1 {
+				t.Errorf("verify exited %d, want 1: %s", code, log)
+			}
+			if tt.cmd == "history" && (code != 0 || !strings.Contains(out, "u009b")) {
+				t.Errorf("history exited %d, want 0 and the forged entry listed: %s%s", code, out, log)
+			}
+			for _, s := range []string{out, log} {
+				lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+				for _, l := range lines {
+					if strings.HasPrefix(l, "OK") || strings.IndexFunc(l, func(r rune) bool { return unicode.IsControl(r) || r == '\u202e' }) >= 0 {
+						t.Errorf("%s printed %q", tt.cmd, l)
+					}
+				}
+			}
+		})
+	}
 }
