@@ -239,7 +239,7 @@ func historyCmd(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("entry %d of account %q is not proved in the checkpoint of %d: %w", f.index, *account, c.Size, err)
 		}
-		fmt.Fprintf(stdout, "%d %s\n", f.index, f.entry)
+		fmt.Fprintf(stdout, "%d %s\n", f.index, printable(string(f.entry)))
 	}
 	// Entries after the checkpoint are not listed: say so when there are
 	// (a note only: an error reading the size, after CheckLog read the

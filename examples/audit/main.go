@@ -37,7 +37,9 @@
 //	audit history -db DB -pub FILE -checkpoint FILE -account ID
 //
 // history prints each entry of the account in the checkpoint's log, with
-// its index, each proved to be in the checkpoint's tree. It first checks
+// its index, each proved to be in the checkpoint's tree (control and
+// bidirectional formatting characters escaped as \uXXXX, which keeps the
+// JSON's value). It first checks
 // that every entry the checkpoint covers, of any account, hashes to it, so
 // that the list is the account's whole history: an entry rewritten as
 // another account's, or removed, fails (exit 1), as a checkpoint of
@@ -53,6 +55,11 @@
 // USAGE on their schema) is enough, and the stored hashes of the latest
 // entries that no writer stored yet are computed in memory.
 //
+// What the tool prints of the database (entries, and errors naming stored
+// values) has its control characters escaped: the database is the
+// operator's, and a newline or an escape sequence in a stored value would
+// otherwise print a line of its choosing on the auditor's terminal.
+//
 // Exit status: 0 when all was done (verify: when all holds), 1 when it
 // failed, naming the first entry or proof that fails, 2 for a usage error.
 package main
@@ -64,6 +71,8 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 func main() {
@@ -125,7 +134,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "usage: audit %s %s\n", c.name, c.args)
 			return 2
 		default:
-			fmt.Fprintf(stderr, "audit %s: %v\n", name, err)
+			// The error may name what the operator's database holds.
+			fmt.Fprintf(stderr, "audit %s: %s\n", name, printable(err.Error()))
 			return 1
 		}
 	}
@@ -174,4 +184,43 @@ func parse(fs *flag.FlagSet, args []string, required ...string) error {
 		return usageError("%s required", strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+// printable returns s with what a terminal would act on instead of show
+// escaped: control characters (C0, DEL and C1, newlines included), the
+// line and paragraph separators, the bidirectional formatting characters
+// (which reorder what follows them), as \uXXXX, and bytes of invalid
+// UTF-8 as \xNN. The tool prints what an operator's database holds, which
+// the auditor does not trust: a newline would start a line of its choosing
+// ("OK: ..."), an escape sequence could clear the screen. Inside a JSON
+// string, such as an entry's, the \uXXXX escapes keep the value.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, unprintable) && utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case unprintable(r):
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// unprintable reports whether printable escapes r.
+func unprintable(r rune) bool {
+	switch {
+	case unicode.IsControl(r), r == '\u2028', r == '\u2029', r == '\u061c', r == '\u200e', r == '\u200f':
+		return true
+	case r >= '\u202a' && r <= '\u202e', r >= '\u2066' && r <= '\u2069':
+		return true
+	}
+	return false
 }

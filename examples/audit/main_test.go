@@ -209,3 +209,18 @@ func TestReadKeysRefuseOthers(t *testing.T) {
 		t.Errorf("readVerifier(pub): %v", err)
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{`stored account "a-FR" disagrees`, `stored account "a-FR" disagrees`},
+		{"linode-eu\nOK: forged", `linode-eu\u000aOK: forged`},
+		{"\x1b[2J\u009b2J\u0085", `\u001b[2J\u009b2J\u0085`},
+		{"rule\u202eevil\u2066", `rule\u202eevil\u2066`},
+		{"a\xffb", `a\xffb`},
+		{"Zürich 東京 \u00a0", "Zürich 東京 \u00a0"},
+	} {
+		if diff := cmp.Diff(tt.want, printable(tt.in)); diff != "" {
+			t.Errorf("printable(%q) mismatch (-want +got):\n%s", tt.in, diff)
+		}
+	}
+}
