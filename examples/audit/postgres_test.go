@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unicode"
 
 	"github.com/domicile-go/domicile/internal/routertest"
@@ -382,5 +383,55 @@ func TestAuditPrintsNoTerminalControls(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAuditTimeout: a database that never answers (here a table the
+// operator keeps locked) held verify, history and checkpoint forever: they
+// ran under context.Background(), so an auditor's scheduled run hung with
+// no report. With -timeout each gives up by then, exit 1, saying so.
+func TestAuditTimeout(t *testing.T) {
+	dsn := pgtest.DatabaseURL(t)
+	dir := t.TempDir()
+	key, pub := keys(t, dir, "log")
+	growPostgres(t, dsn, "a")
+	c := filepath.Join(dir, "c")
+	writeCheckpoint(t, dsn, key, c)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "LOCK TABLE domicile.changes, domicile.head IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"verify", "-timeout", "1s", "-db", dsn, "-pub", pub, "-checkpoint", c},
+		{"history", "-timeout", "1s", "-db", dsn, "-pub", pub, "-checkpoint", c, "-account", "a-DE"},
+		{"checkpoint", "-timeout", "1s", "-db", dsn, "-key", key},
+	} {
+		type result struct {
+			code int
+			log  string
+		}
+		done := make(chan result, 1)
+		go func() {
+			code, _, log := auditRun(t, args...)
+			done <- result{code, log}
+		}()
+		select {
+		case r := <-done:
+			if r.code != 1 || !strings.Contains(r.log, "deadline") {
+				t.Errorf("%s on a locked table exited %d: %s; want 1, saying the deadline passed", args[0], r.code, r.log)
+			}
+		case <-time.After(time.Minute): // a guard against a hang, not a measure
+			t.Fatalf("%s -timeout 1s on a locked table still waits after a minute", args[0])
+		}
 	}
 }
