@@ -8,6 +8,7 @@ import (
 	"iter"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/domicile-go/domicile/auditlog"
 	"github.com/domicile-go/domicile/internal/storeflag"
@@ -19,6 +20,7 @@ func checkpointCmd(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("checkpoint", stderr)
 	db := fs.String("db", "", "the store: a file path or a PostgreSQL URL")
 	key := fs.String("key", "", "the log's private key file, written by keygen")
+	timeout := fs.Duration("timeout", 0, timeoutUsage)
 	if err := parse(fs, args, "db", "key"); err != nil {
 		return err
 	}
@@ -26,7 +28,8 @@ func checkpointCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
+	ctx, cancel := withTimeout(*timeout)
+	defer cancel()
 	ls, err := storeflag.OpenLog(ctx, *db)
 	if err != nil {
 		return err
@@ -46,6 +49,18 @@ func checkpointCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	_, err = stdout.Write(signed)
 	return err
+}
+
+// timeoutUsage is the help text of the -timeout flag.
+const timeoutUsage = "give up after this long (e.g. 10m), exit 1: the database is the operator's, and one that never answers would hold the tool forever (default: no limit)"
+
+// withTimeout returns the context of a command: ended after d, or never
+// when d is 0 or less.
+func withTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(context.Background())
+	}
+	return context.WithTimeout(context.Background(), d)
 }
 
 // readCheckpoint opens the signed checkpoint file with the public key file.
@@ -75,6 +90,7 @@ func verifyCmd(args []string, stdout, stderr io.Writer) error {
 	db := fs.String("db", "", "the store: a file path or a PostgreSQL URL")
 	pub := fs.String("pub", "", "the log's public key file")
 	file := fs.String("checkpoint", "", "a signed checkpoint kept earlier")
+	timeout := fs.Duration("timeout", 0, timeoutUsage)
 	if err := parse(fs, args, "db", "pub", "checkpoint"); err != nil {
 		return err
 	}
@@ -82,7 +98,8 @@ func verifyCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
+	ctx, cancel := withTimeout(*timeout)
+	defer cancel()
 	ls, err := storeflag.OpenLog(ctx, *db)
 	if err != nil {
 		return err
@@ -182,6 +199,7 @@ func historyCmd(args []string, stdout, stderr io.Writer) error {
 	pub := fs.String("pub", "", "the log's public key file")
 	file := fs.String("checkpoint", "", "a signed checkpoint")
 	account := fs.String("account", "", "the account ID")
+	timeout := fs.Duration("timeout", 0, timeoutUsage)
 	if err := parse(fs, args, "db", "pub", "checkpoint", "account"); err != nil {
 		return err
 	}
@@ -189,7 +207,8 @@ func historyCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
+	ctx, cancel := withTimeout(*timeout)
+	defer cancel()
 	ls, err := storeflag.OpenLog(ctx, *db)
 	if err != nil {
 		return err

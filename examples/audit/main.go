@@ -60,6 +60,11 @@
 // operator's, and a newline or an escape sequence in a stored value would
 // otherwise print a line of its choosing on the auditor's terminal.
 //
+// checkpoint, verify and history take -timeout D (such as 10m): past it
+// they give up, exit 1. Without it they wait as long as the database makes
+// them: one that never answers (a table its operator keeps locked, say)
+// holds them forever, so give it to a run nobody watches.
+//
 // Exit status: 0 when all was done (verify: when all holds), 1 when it
 // failed, naming the first entry or proof that fails, 2 for a usage error.
 package main
@@ -89,9 +94,9 @@ type command struct {
 
 var commands = []command{
 	{"keygen", "-name NAME -key FILE -pub FILE", "write a new key pair for signing checkpoints", keygen},
-	{"checkpoint", "-db DB -key FILE", "print the log's current checkpoint, signed", checkpointCmd},
-	{"verify", "-db DB -pub FILE -checkpoint FILE", "check that the log extends a checkpoint kept, hashes to its tree, and agrees with the stored state", verifyCmd},
-	{"history", "-db DB -pub FILE -checkpoint FILE -account ID", "print an account's entries, each proved in the checkpoint", historyCmd},
+	{"checkpoint", "-db DB -key FILE [-timeout D]", "print the log's current checkpoint, signed", checkpointCmd},
+	{"verify", "-db DB -pub FILE -checkpoint FILE [-timeout D]", "check that the log extends a checkpoint kept, hashes to its tree, and agrees with the stored state", verifyCmd},
+	{"history", "-db DB -pub FILE -checkpoint FILE -account ID [-timeout D]", "print an account's entries, each proved in the checkpoint", historyCmd},
 }
 
 // errUsage marks errors that exit with status 2.
