@@ -25,7 +25,9 @@
 //	                     balancer's readiness check
 //	GET  /metrics        the router's metrics
 //
-// Every answer of 500 or more is logged with its error.
+// Every answer of 500 or more tells the client only the kind of failure
+// ("residency: store unavailable: retry"), and logs the whole error, which
+// may name the database's host, port, role and database.
 //
 // Every error, 404 and 405 from unknown paths and methods included, is
 // JSON: {"error": "..."}. A body must be one JSON object, in valid UTF-8,
@@ -327,6 +329,25 @@ func (s *statusOnly) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// publicError is what an answer of 500 or more tells the client of err:
+// the kind of failure, not the store's own error, which names the
+// database's host, port, role and database. A region without an active
+// data center says which region.
+func publicError(err error) string {
+	if errors.Is(err, residency.ErrNoDataCenter) {
+		return err.Error()
+	}
+	for _, kind := range []error{residency.ErrStale, residency.ErrStoreFailed, residency.ErrUnavailable, residency.ErrClosed} {
+		if errors.Is(err, kind) {
+			return kind.Error() + ": retry"
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return "no answer in time: retry"
+	}
+	return "internal error"
+}
+
 // statusOf maps domicile's errors to HTTP statuses.
 func statusOf(err error) int {
 	switch {
@@ -354,11 +375,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// writeError answers err as JSON with status, and logs the answers of 500
-// or more: the operator's side of a client's 503.
+// writeError answers err as JSON with status. An answer of 500 or more
+// tells the client the kind of failure only (publicError), and the log
+// gets the whole error: the operator's side of a client's 503.
 func writeError(w http.ResponseWriter, status int, err error) {
 	if status >= http.StatusInternalServerError {
 		log.Printf("answered %d: %v", status, err)
+		err = errors.New(publicError(err))
 	}
 	writeJSON(w, status, map[string]string{"error": err.Error()})
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -263,7 +265,9 @@ func (failingStore) Apply(context.Context, []residency.Change) error {
 }
 
 // TestStoreFailureIs503 checks that a write the store failed is answered
-// 503, which a client may retry, and not 500 or 409.
+// 503, which a client may retry, and not 500 or 409; the answer says the
+// store failed, and the log has the store's own error, which may name the
+// database's host, port and role (the answer said it too).
 func TestStoreFailureIs503(t *testing.T) {
 	reg := newRegistry()
 	r, err := residency.Open(context.Background(), residency.WithStore(failingStore{residency.NewMemoryStore()}), residency.WithRegisterer(reg))
@@ -273,9 +277,15 @@ func TestStoreFailureIs503(t *testing.T) {
 	defer r.Close()
 	srv := httptest.NewServer(newHandler(r, reg))
 	defer srv.Close()
+	var logged bytes.Buffer
+	log.SetOutput(&logged)
+	defer log.SetOutput(os.Stderr)
 	status, got := do(t, "POST", srv.URL+"/accounts", `{"account_id": "acme", "country": "DE"}`)
-	if msg, _ := got["error"].(string); status != http.StatusServiceUnavailable || !strings.Contains(msg, "disk full") {
-		t.Errorf("POST on a failing store = %d %v; want 503 with the store's error", status, got)
+	if msg, _ := got["error"].(string); status != http.StatusServiceUnavailable || msg != residency.ErrStoreFailed.Error()+": retry" {
+		t.Errorf("POST on a failing store = %d %v; want 503 saying the store failed, and no more", status, got)
+	}
+	if !strings.Contains(logged.String(), "answered 503") || !strings.Contains(logged.String(), "disk full") {
+		t.Errorf("log = %q; want the 503 with the store's error", logged.String())
 	}
 	if status, _ := do(t, "GET", srv.URL+"/accounts/acme", ""); status != http.StatusNotFound {
 		t.Errorf("GET of the account the store refused = %d, want 404", status)
