@@ -68,18 +68,8 @@ func (s *Store) append(ctx context.Context, changes []residency.Change, statuses
 		return 0, err
 	}
 	var pos int64
-	err = serialized(ctx, func() error {
-		err := s.pool.QueryRow(ctx, s.sql.apply, args...).Scan(&pos, nil, nil)
-		if err != nil && unused(err) && ctx.Err() == nil {
-			// A connection the server had closed (a restart, or
-			// connections terminated): nothing ran. The others are
-			// likely gone too: the pool drops them all (those in use
-			// once returned), and the statement runs once more, on a
-			// new connection.
-			s.pool.Reset()
-			err = s.pool.QueryRow(ctx, s.sql.apply, args...).Scan(&pos, nil, nil)
-		}
-		return err
+	err = runApply(ctx, s.pool.Reset, func() error {
+		return s.pool.QueryRow(ctx, s.sql.apply, args...).Scan(&pos, nil, nil)
 	})
 	if err != nil {
 		if pe := (*pgconn.PgError)(nil); statuses != nil && !errors.As(err, &pe) && !notSent(err) {
@@ -445,6 +435,45 @@ func (s *Store) explainStatuses(ctx context.Context, changes []residency.Change,
 	return nil
 }
 
+// runApply runs run, the apply statement, as serialized does, and once
+// more, after reset drops the pool's connections, when its error says
+// that its connection was gone (unused: a restart, or connections
+// terminated; the others are likely gone too, and the pool drops them
+// all, those in use once returned).
+//
+// A first run whose statement reached the server, which then ended the
+// connection (class 57), may have committed all the same: an immediate
+// shutdown or a crash of another backend ends a backend wherever it is,
+// its commit written or not, and a statement that committed runs again
+// only to be refused as stale. Whatever the second run then says, the
+// outcome is unknown: its error is an *endedInFlight, which applyError
+// says so of.
+func runApply(ctx context.Context, reset func(), run func() error) error {
+	return serialized(ctx, func() error {
+		err := run()
+		if err == nil || !unused(err) || ctx.Err() != nil {
+			return err
+		}
+		first := err
+		reset()
+		if err = run(); err != nil && !notSent(first) {
+			return &endedInFlight{first: first, err: err}
+		}
+		return err
+	})
+}
+
+// endedInFlight is the error of an apply statement run again (runApply)
+// after the server ended the connection of a first run that may have
+// committed.
+type endedInFlight struct{ first, err error }
+
+func (e *endedInFlight) Error() string {
+	return fmt.Sprintf("the server ended the connection while the statement ran (%v), and running it again failed: %v", e.first, e.err)
+}
+
+func (e *endedInFlight) Unwrap() []error { return []error{e.first, e.err} }
+
 // serializationRetries bounds how often serialized runs a statement again.
 const serializationRetries = 20
 
@@ -472,9 +501,13 @@ func serialized(ctx context.Context, f func() error) error {
 	}
 }
 
-// unused reports whether err says the statement never ran because its
-// connection was gone: not sent at all, or refused by a server shutting
-// down or terminating the connection (class 57, operator intervention).
+// unused reports whether err says that the statement's connection was
+// gone: not sent at all, or ended by a server shutting down or
+// terminating the connection (class 57, operator intervention). The
+// statement then most likely never ran (the server ended an idle
+// connection), but a server that ends a backend at once (an immediate
+// shutdown, a crash) may have done so after its commit: a read may run
+// again, a write's outcome is unknown (runApply).
 func unused(err error) bool {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
@@ -517,6 +550,9 @@ func notSent(err error) bool {
 
 // applyError explains why Apply failed.
 func applyError(err error) error {
+	if e := (*endedInFlight)(nil); errors.As(err, &e) {
+		return fmt.Errorf("postgres: apply: the changes may or may not have been committed: %w", err)
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch {

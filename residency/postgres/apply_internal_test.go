@@ -1,11 +1,13 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/domicile-go/domicile/residency"
+	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -39,5 +41,59 @@ func TestApplyError(t *testing.T) {
 		if !errors.Is(got, tc.err) && !tc.conflict {
 			t.Errorf("%s: applyError = %v; want it to wrap the error", tc.name, got)
 		}
+	}
+}
+
+// TestRunApplyEndedInFlight: runApply runs the statement again on a new
+// connection when the first run's connection was gone, and what the
+// second run's error says of the outcome depends on the first: a first
+// run that never left the client (a connection not made) committed
+// nothing, so a second connection refused still says that nothing was
+// applied; a first run the server ended (class 57: an immediate shutdown
+// or a crash ends a backend even after its commit) may have committed,
+// so whatever the second run says (its connection refused, or its
+// versions stale, as a committed unit's would be) the outcome is unknown.
+func TestRunApplyEndedInFlight(t *testing.T) {
+	ended := &pgconn.PgError{Severity: "FATAL", Code: "57P01", Message: "terminating connection due to immediate shutdown command"}
+	refused := &pgconn.ConnectError{}
+	stale := &pgconn.PgError{Code: "23505", TableName: "events", Detail: "Key (account, version)=(a, 1) already exists."}
+	type want struct {
+		Runs, Resets         int
+		Nil, Conflict, Fails bool // Fails: matches residency.ErrStoreFailed
+		Says                 string
+	}
+	for _, tc := range []struct {
+		name  string
+		tries []error
+		want  want
+	}{
+		{"ended, then applied", []error{ended, nil}, want{Runs: 2, Resets: 1, Nil: true}},
+		{"ended, then refused", []error{ended, refused}, want{Runs: 2, Resets: 1, Says: "may or may not have been committed"}},
+		{"ended, then stale", []error{ended, stale}, want{Runs: 2, Resets: 1, Says: "may or may not have been committed"}},
+		{"not sent, then refused", []error{refused, refused}, want{Runs: 2, Resets: 1, Fails: true, Says: "the change was not applied"}},
+		{"refused by the server", []error{&pgconn.PgError{Code: "42501"}}, want{Runs: 1, Fails: true, Says: "the change was not applied"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got want
+			err := runApply(context.Background(), func() { got.Resets++ }, func() error {
+				got.Runs++
+				return tc.tries[got.Runs-1]
+			})
+			if err == nil {
+				got.Nil = true
+			} else {
+				err = applyError(err)
+				got.Conflict = errors.Is(err, residency.ErrConflict)
+				got.Fails = errors.Is(err, residency.ErrStoreFailed)
+				if strings.Contains(err.Error(), tc.want.Says) {
+					got.Says = tc.want.Says
+				} else {
+					got.Says = err.Error()
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("runApply mismatch (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
