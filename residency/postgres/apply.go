@@ -553,6 +553,12 @@ func applyError(err error) error {
 	if e := (*endedInFlight)(nil); errors.As(err, &e) {
 		return fmt.Errorf("postgres: apply: the changes may or may not have been committed: %w", err)
 	}
+	if ce := (*pgconn.ConnectError)(nil); errors.As(err, &ce) {
+		// No connection, so nothing sent, whatever the server said
+		// as it refused it (57P03 while it shuts down, starts up or
+		// recovers).
+		return fmt.Errorf("%w: %w", residency.ErrStoreFailed, connectError(err))
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch {
@@ -577,7 +583,7 @@ func applyError(err error) error {
 		// is, with no reading back (residency.Store).
 		return fmt.Errorf("%w: postgres: apply: %w", residency.ErrStoreFailed, err)
 	}
-	if notSent(err) {
+	if pgconn.SafeToRetry(err) {
 		// The statement never left: nothing ran.
 		return fmt.Errorf("%w: %w", residency.ErrStoreFailed, connectError(err))
 	}

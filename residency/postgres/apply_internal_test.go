@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/domicile-go/domicile/residency"
+	"github.com/domicile-go/domicile/residency/postgres/pgtest"
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -95,5 +96,36 @@ func TestRunApplyEndedInFlight(t *testing.T) {
 				t.Errorf("runApply mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestApplyErrorServerRefusedConnection: a connection the server refused
+// at its start-up, with an error of its own, ran nothing, whatever the
+// error's class: a server shutting down, starting up or in recovery
+// refuses connections with 57P03 ("the database system is shutting
+// down"), the very case of a write during a restart, and that says
+// nothing applied (residency.ErrStoreFailed), not an unknown outcome.
+// The connect error is the server's own (a database that does not
+// exist, 3D000), given the code a restarting server sends.
+func TestApplyErrorServerRefusedConnection(t *testing.T) {
+	dsn, err := pgtest.WithDatabase(pgtest.Database(t), "domicile_no_such_database")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgconn.Connect(context.Background(), dsn)
+	if err == nil {
+		conn.Close(context.Background())
+		t.Fatal("connected to a database that does not exist")
+	}
+	var ce *pgconn.ConnectError
+	var pe *pgconn.PgError
+	if !errors.As(err, &ce) || !errors.As(err, &pe) {
+		t.Fatalf("connecting to a database that does not exist: %v; want a *pgconn.ConnectError wrapping the server's *pgconn.PgError", err)
+	}
+	for _, code := range []string{"3D000", "57P03", "08004"} {
+		pe.Code = code
+		if got := applyError(err); !errors.Is(got, residency.ErrStoreFailed) || strings.Contains(got.Error(), "may or may not") {
+			t.Errorf("applyError(a connection refused by the server with %s) = %v; want ErrStoreFailed, saying that nothing was applied", code, got)
+		}
 	}
 }
