@@ -548,6 +548,13 @@ func notSent(err error) bool {
 	return pgconn.SafeToRetry(err) || errors.As(err, &ce)
 }
 
+// endsSession reports whether pe's severity ends the server's backend
+// (FATAL, PANIC) rather than the statement's transaction alone (ERROR).
+func endsSession(pe *pgconn.PgError) bool {
+	sev := cmp.Or(pe.SeverityUnlocalized, pe.Severity)
+	return sev == "FATAL" || sev == "PANIC"
+}
+
 // applyError explains why Apply failed.
 func applyError(err error) error {
 	if e := (*endedInFlight)(nil); errors.As(err, &e) {
@@ -577,9 +584,14 @@ func applyError(err error) error {
 			// come once the statement has run: it says nothing of the
 			// commit.
 			return fmt.Errorf("postgres: apply: the changes may or may not have been committed: %w", err)
+		case endsSession(pe):
+			// A FATAL or PANIC error ends the backend, wherever it was:
+			// a PANIC may come once the commit is in the WAL (a failed
+			// fsync of it, a failure after it), which recovery replays.
+			return fmt.Errorf("postgres: apply: the changes may or may not have been committed: %w", err)
 		}
-		// The server refused the statement: it ran in a transaction of
-		// its own, which did not commit. The Router answers this as it
+		// The server refused the statement with an ERROR: it ran in a
+		// transaction of its own, which did not commit. The Router answers this as it
 		// is, with no reading back (residency.Store).
 		return fmt.Errorf("%w: postgres: apply: %w", residency.ErrStoreFailed, err)
 	}

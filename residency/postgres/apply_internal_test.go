@@ -17,8 +17,10 @@ import (
 // nothing was applied (residency.ErrStoreFailed, which the Router answers
 // with no reading back), but for a connection exception (class 08),
 // which a proxy between (PgBouncer) may send whatever became of the
-// commit, and an operator's intervention (class 57): the outcome is then
-// unknown, as for an error without the server's answer.
+// commit, an operator's intervention (class 57), and a FATAL or PANIC
+// error, which ends the backend wherever it was (a PANIC may follow the
+// commit's WAL record): the outcome is then unknown, as for an error
+// without the server's answer.
 func TestApplyError(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -33,6 +35,8 @@ func TestApplyError(t *testing.T) {
 		{"a connection not made", &pgconn.ConnectError{}, false, true, "the change was not applied"},
 		{"a proxy's connection exception", &pgconn.PgError{Code: "08P01", Message: "server conn crashed?"}, false, false, "may or may not have been committed"},
 		{"a connection terminated", &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}, false, false, "may or may not have been committed"},
+		{"a PANIC once the commit may be in the WAL", &pgconn.PgError{Severity: "PANIC", SeverityUnlocalized: "PANIC", Code: "58030", Message: `could not fsync file "pg_wal/000000010000000000000001": Input/output error`}, false, false, "may or may not have been committed"},
+		{"a FATAL error", &pgconn.PgError{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: "XX000", Message: "an internal error"}, false, false, "may or may not have been committed"},
 		{"no answer", errors.New("read tcp: connection reset by peer"), false, false, "may or may not have been committed"},
 	} {
 		got := applyError(tc.err)
