@@ -271,27 +271,49 @@ func (r *Router) catchUpJoined(ctx context.Context) error {
 	if f == nil {
 		return nil
 	}
-	head, err := f.s.Head(ctx)
+	rd, err := f.readToHead(ctx)
 	if err != nil {
-		return fmt.Errorf("residency: reading the shared store's head after joining its members: %w", err)
+		return fmt.Errorf("residency: reading the shared store's log up to its head after joining its members: %w", err)
 	}
-	if head <= f.fetched {
-		return nil
-	}
-	var got []logged
-	last, err := f.s.Changes(ctx, f.fetched, func(pos uint64, c Change) error {
-		got = append(got, logged{pos, c})
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("residency: reading the shared store's log after joining its members: %w", err)
-	}
-	f.inboxMu.Lock()
-	f.inbox = append(f.inbox, got...)
-	f.fetched = max(f.fetched, last)
-	f.inboxMu.Unlock()
+	f.queue(rd)
 	r.absorb()
 	return nil
+}
+
+// logRead is what follower.readToHead read of the log: the changes, and
+// the position read up to.
+type logRead struct {
+	got  []logged
+	last uint64
+}
+
+// readToHead reads the log after the position read to, up to the shared
+// store's head, read first; nothing when the head is no further.
+func (f *follower) readToHead(ctx context.Context) (logRead, error) {
+	head, err := f.s.Head(ctx)
+	f.inboxMu.Lock()
+	from := f.fetched
+	f.inboxMu.Unlock()
+	if err != nil || from >= head {
+		return logRead{}, err
+	}
+	var rd logRead
+	rd.last, err = f.s.Changes(ctx, from, func(pos uint64, c Change) error {
+		rd.got = append(rd.got, logged{pos, c})
+		return nil
+	})
+	return rd, err
+}
+
+// queue adds what was read to the inbox, for the leader to apply.
+func (f *follower) queue(rd logRead) {
+	if len(rd.got) == 0 {
+		return
+	}
+	f.inboxMu.Lock()
+	f.inbox = append(f.inbox, rd.got...)
+	f.fetched = max(f.fetched, rd.last)
+	f.inboxMu.Unlock()
 }
 
 // startFollowing starts the follow goroutine, once the Router is set up.
@@ -484,34 +506,11 @@ func (r *Router) fetchAndApply(ctx context.Context) (read bool, err error) {
 // trusts within the lease.
 func (r *Router) readToHead() {
 	f := r.follow
-	type read struct {
-		got  []logged
-		last uint64
-	}
-	rd, err := storeCall(r, func(ctx context.Context) (read, error) {
-		head, err := f.s.Head(ctx)
-		f.inboxMu.Lock()
-		from := f.fetched
-		f.inboxMu.Unlock()
-		if err != nil || from >= head {
-			return read{}, err
-		}
-		var rd read
-		rd.last, err = f.s.Changes(ctx, from, func(pos uint64, c Change) error {
-			rd.got = append(rd.got, logged{pos, c})
-			return nil
-		})
-		return rd, err
-	})
+	rd, err := storeCall(r, f.readToHead)
 	if err != nil {
 		return
 	}
-	if len(rd.got) > 0 {
-		f.inboxMu.Lock()
-		f.inbox = append(f.inbox, rd.got...)
-		f.fetched = max(f.fetched, rd.last)
-		f.inboxMu.Unlock()
-	}
+	f.queue(rd)
 	r.absorb()
 	if len(rd.got) > 0 {
 		// The follow goroutine renews the lease with what was applied:
