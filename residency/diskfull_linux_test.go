@@ -26,7 +26,6 @@ const diskFullEnv = "DOMICILE_DISK_FULL_CHILD"
 // ENOSPC; no root needed). Writes then fail with ErrStoreFailed, counted
 // by domicile_write_errors_total{error="store_failed"}; reads go on; once
 // the file may grow again, writes succeed, and what failed is not stored.
-// Before, nothing in the metrics told that writes were failing.
 func TestDiskFullWritesAreCounted(t *testing.T) {
 	path := os.Getenv(diskFullEnv)
 	if path == "" {

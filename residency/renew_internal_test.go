@@ -52,11 +52,7 @@ func (m *renewals) reported() []uint64 {
 // Router's change by reading the log itself (readToHead, before deciding
 // a write that memory alone would answer), the follow goroutine renews
 // the lease at once with the new position, which is what that Router's
-// fence waits for. Before, the follow goroutine renewed only when it had
-// read something itself, or a quarter of a lease after the last renewal:
-// woken by the change's notification, it found the log read already and
-// let the fence (a CompleteMove) wait up to half a lease (5 s by
-// default).
+// fence waits for.
 func TestRenewsWhatTheLeaderApplied(t *testing.T) {
 	ctx := context.Background()
 	at := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)

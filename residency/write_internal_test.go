@@ -379,8 +379,7 @@ func TestApplyFailsNotPersisted(t *testing.T) {
 // could not make): the Router answers it as it is, with no reading back
 // (reads of the store fail throughout this test), each write of the batch
 // fails with it, a request that only read what the batch wrote runs again
-// alone, and later writes go on with no reading back either. Before, it
-// read back, and answered ErrUnavailable when that failed too.
+// alone, and later writes go on with no reading back either.
 func TestApplySaysNotApplied(t *testing.T) {
 	ctx := context.Background()
 	entered, release := make(chan struct{}), make(chan struct{})

@@ -77,10 +77,7 @@ func movedAway(t *testing.T, r *residency.Router) (residency.Move, string) {
 // another Router's CompleteMove committed, and joined the members after
 // that CompleteMove's fence stopped counting members (so the fence did
 // not wait for it), answers the move's target from the moment Open
-// returns. Before, Open joined with the snapshot's position and returned
-// at once: until its follow goroutine next read the log, Lookup answered
-// the source, which the migration script had been told it may delete (an
-// instance started during a rolling deploy).
+// returns.
 func TestOpenDuringAFence(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
@@ -106,9 +103,7 @@ func TestOpenDuringAFence(t *testing.T) {
 // TestCloseLeavesAfterTheReadsStop: once a closing Router has left the
 // members, other Routers' fences no longer wait for it, so it must not
 // answer from its memory any more, which its stopped follow goroutine no
-// longer updates. Before, Close marked the Router closed only after it
-// had left and its last writes had finished: a Lookup in between
-// answered the source of a move whose CompleteMove had returned.
+// longer updates.
 func TestCloseLeavesAfterTheReadsStop(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)

@@ -118,9 +118,7 @@ func healthOf(t testing.TB, in instance) health {
 // ended). Its Lookup says ErrStale; its metrics say so too
 // (domicile_stale 1, its lease over), how far behind it is (its
 // domicile_log_applied_position against the other's), and why
-// (domicile_store_errors_total), while the other's say healthy. Before,
-// nothing in either Router's metrics changed: an operator saw an
-// instance answering 503s with every gauge as before.
+// (domicile_store_errors_total), while the other's say healthy.
 func TestMetricsTellWhichRouterIsStale(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
@@ -190,9 +188,7 @@ func TestMetricsTellWhichRouterIsStale(t *testing.T) {
 // their input, are counted by why (domicile_write_errors_total{error}):
 // the database refusing them (its role lost INSERT on the changes log:
 // ErrStoreFailed), the database out of reach (ErrUnavailable), the
-// Router's lease run out (ErrStale). Before, none of them was counted
-// anywhere: domicile_refusals_total counts refusals of the input, and an
-// operator saw writes fail only in the callers' logs.
+// Router's lease run out (ErrStale).
 func TestMetricsCountFailedWrites(t *testing.T) {
 	ctx := context.Background()
 	db := createdDatabase(t)
@@ -273,10 +269,7 @@ func roleOf(t testing.TB, dsn string) string {
 // TestMetricsShowFenceWaits: a fence (CompleteMove here, Delete for the
 // second case) that waits shows while it waits (domicile_fences_waiting),
 // and once it ends, how long it took (domicile_fence_wait_seconds) and
-// whether it held (domicile_fences_total{outcome}). Before, an operator
-// whose migration script hung on CompleteMove behind an instance cut off
-// from the database, or whose Delete returned ErrNotFenced, saw nothing
-// of it in the metrics.
+// whether it held (domicile_fences_total{outcome}).
 func TestMetricsShowFenceWaits(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
@@ -360,9 +353,7 @@ func TestMetricsShowFenceWaits(t *testing.T) {
 // TestNotFencedNamesTheRouterBehind: a fence that gives up says which
 // Router held it up: its member's name (host and process ID), ID, how far
 // it applied the log and when its lease ends, as postgres.Store.Members
-// lists them. Before, the error said "waiting for 1 members to apply
-// position 3", and an operator had to find the instance in the members
-// table by hand.
+// lists them.
 func TestNotFencedNamesTheRouterBehind(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)

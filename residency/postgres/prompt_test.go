@@ -296,10 +296,7 @@ func endsAtClose(t *testing.T, what string, match func(sql string) bool, call fu
 // TestSyncEndsAtClose: a Sync whose read of the head the database does
 // not answer (a proxy between them stops forwarding) returns ErrClosed
 // once the Router is closed, as documented, though its own context has
-// no end. Before, its read of the head ran under the caller's context
-// alone: Sync went on waiting after Close returned, and with a pool the
-// Store owns, Close itself waited for it (pgxpool's Close waits for the
-// connections in use).
+// no end.
 func TestSyncEndsAtClose(t *testing.T) {
 	endsAtClose(t, "Sync", func(sql string) bool {
 		return strings.HasPrefix(sql, "SELECT pos FROM ") && strings.HasSuffix(sql, ".head")
@@ -308,8 +305,7 @@ func TestSyncEndsAtClose(t *testing.T) {
 
 // TestHistoryEndsAtClose: a History whose read of the trail the database
 // does not answer returns ErrClosed once the Router is closed, as Sync
-// does, though its own context has no end. Before, it went on waiting
-// after Close returned (and with a pool the Store owns, held Close).
+// does, though its own context has no end.
 func TestHistoryEndsAtClose(t *testing.T) {
 	endsAtClose(t, "History", func(sql string) bool {
 		return strings.Contains(sql, ".events WHERE account = ANY(")
@@ -323,8 +319,7 @@ func TestHistoryEndsAtClose(t *testing.T) {
 // hashes the database does not answer (while it holds the lock that
 // serialises the extensions of the stored hashes, which the Store's
 // Close waits for through its hashing goroutine) returns ErrClosed once
-// the Router is closed, as History does. Before, the audit log's reads
-// ran under the caller's context alone and went on after Close.
+// the Router is closed, as History does.
 func TestCheckpointEndsAtClose(t *testing.T) {
 	endsAtClose(t, "Checkpoint", func(sql string) bool {
 		return strings.HasPrefix(sql, "SELECT coalesce(max(idx) + 1, 0) FROM ")

@@ -80,11 +80,7 @@ func TestRefusedConnectionSaysNothingCommitted(t *testing.T) {
 // TestRouterWriteRefusedConnection: a Router's write whose connection
 // the server refused fails with ErrStoreFailed, saying that it was not
 // applied, with no reading back; the next write once the server takes
-// connections again succeeds at once. Before, the Router took the
-// store's error for an unknown outcome, tried to read the account back
-// (refused too) and answered ErrUnavailable, "the store failed (postgres:
-// apply: nothing committed: ...) and reading it back failed too: the
-// outcome is unknown".
+// connections again succeeds at once.
 func TestRouterWriteRefusedConnection(t *testing.T) {
 	ctx := context.Background()
 	pool, down := refusingPool(t, pgtest.Database(t))

@@ -285,7 +285,7 @@ func (s *Store) setup(ctx context.Context) error {
 		// datacenters. The upgrade takes datacenters from the writers
 		// first (SHARE: readers go on), then head, so that it never
 		// holds one of the two while one of them holds the other and
-		// waits for it: that was a deadlock, which PostgreSQL ended by
+		// waits for it, a deadlock that PostgreSQL would end by
 		// failing the old Router's write or the upgrade.
 		if _, err := tx.Exec(ctx, fmt.Sprintf(upgradeLocks, pgx.Identifier{s.schema}.Sanitize())); err != nil {
 			return fmt.Errorf("postgres: upgrading schema %q from format %d to %d: locking its tables: %w", s.schema, n, format, err)
