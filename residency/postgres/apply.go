@@ -72,9 +72,9 @@ func (s *Store) append(ctx context.Context, changes []residency.Change, statuses
 		return s.pool.QueryRow(ctx, s.sql.apply, args...).Scan(&pos, nil, nil)
 	})
 	if err != nil {
-		if pe := (*pgconn.PgError)(nil); statuses != nil && !errors.As(err, &pe) && !notSent(err) {
-			// No answer from the server: the statement may commit
-			// yet, and its notification must then wake (see newTag).
+		if statuses != nil && mayCommitYet(err) {
+			// The statement's notification must then wake (see
+			// newTag).
 			s.newTag()
 		}
 		err = applyError(err)
@@ -461,6 +461,17 @@ func runApply(ctx context.Context, reset func(), run func() error) error {
 		}
 		return err
 	})
+}
+
+// mayCommitYet reports whether an apply statement that failed with err
+// (runApply's) may commit yet: its last run was sent and the server did
+// not answer it.
+func mayCommitYet(err error) bool {
+	if e := (*endedInFlight)(nil); errors.As(err, &e) {
+		err = e.err // the first run's backend is gone
+	}
+	var pe *pgconn.PgError
+	return !errors.As(err, &pe) && !notSent(err)
 }
 
 // endedInFlight is the error of an apply statement run again (runApply)

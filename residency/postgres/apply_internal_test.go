@@ -133,3 +133,28 @@ func TestApplyErrorServerRefusedConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestMayCommitYet: an apply statement may commit after its error only
+// when its last run was sent and the server did not answer it; a run
+// again after the server ended the first one's connection is judged by
+// its own error, the first one's backend being gone.
+func TestMayCommitYet(t *testing.T) {
+	ended := &pgconn.PgError{Severity: "FATAL", Code: "57P01"}
+	lost := errors.New("read tcp: connection reset by peer")
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"no answer", lost, true},
+		{"the server's error", &pgconn.PgError{Code: "42501"}, false},
+		{"a connection not made", &pgconn.ConnectError{}, false},
+		{"ended, then no answer", &endedInFlight{first: ended, err: lost}, true},
+		{"ended, then the server's error", &endedInFlight{first: ended, err: &pgconn.PgError{Code: "23505"}}, false},
+		{"ended, then a connection not made", &endedInFlight{first: ended, err: &pgconn.ConnectError{}}, false},
+	} {
+		if got := mayCommitYet(tc.err); got != tc.want {
+			t.Errorf("%s: mayCommitYet = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
