@@ -602,8 +602,9 @@ func applyError(err error) error {
 			return fmt.Errorf("postgres: apply: the changes may or may not have been committed: %w", err)
 		}
 		// The server refused the statement with an ERROR: it ran in a
-		// transaction of its own, which did not commit. The Router answers this as it
-		// is, with no reading back (residency.Store).
+		// transaction of its own, which did not commit. The Router
+		// answers this as it is, with no reading back
+		// (residency.Store).
 		return fmt.Errorf("%w: postgres: apply: %w", residency.ErrStoreFailed, err)
 	}
 	if pgconn.SafeToRetry(err) {
