@@ -71,6 +71,7 @@ func TestEveryMethodAfterClose(t *testing.T) {
 			return err
 		},
 		"Err":   r.Err,
+		"Ready": r.Ready,
 		"Sync":  func() error { return r.Sync(ctx) },
 		"Fence": func() error { return r.Fence(ctx) },
 		"GrantAccess": func() error {
