@@ -323,10 +323,10 @@ func (r *Router) useCatalog(c *provider.Catalog, states []DataCenterState) {
 // (Lookup, MayAccess and SubProcessors answer ErrClosed from then on) and
 // leaves the members, so that it holds no fence up; that is best effort,
 // given a few seconds at most: a database that does not answer costs
-// Close seconds, not the write timeout. When leaving fails, Close still closes the store, and
-// returns an error that says so and wraps the store's: other Routers'
-// fences then wait for this one until its lease has run out. Closing twice
-// is not an error.
+// Close seconds, not the write timeout. When leaving fails, Close still
+// closes the store, and returns an error that says so and wraps the
+// store's: other Routers' fences then wait for this one until its lease
+// has run out. Closing twice is not an error.
 func (r *Router) Close() error {
 	var left error
 	r.closeOnce.Do(func() { left = r.closeFollow() })

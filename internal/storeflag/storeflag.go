@@ -86,7 +86,8 @@ func OpenLog(ctx context.Context, db string) (residency.LogStore, error) {
 
 // Describe names the store for logs: a URL with its passwords masked
 // (the user info's, and the password and sslpassword parameters of the
-// query, which pgx reads too; a query that does not parse is shown as "..."), or the path.
+// query, which pgx reads too; a query that does not parse is shown as
+// "..."), or the path.
 func Describe(db string) string {
 	if !IsPostgres(db) {
 		return db
