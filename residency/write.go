@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"slices"
 	"strings"
@@ -29,8 +30,12 @@ import (
 //     request answers it with the error; a larger batch is run again one
 //     request at a time, so that only the request the store refuses fails.
 //   - an error matching ErrStoreFailed: the store says that nothing was
-//     applied. The requests that changed something fail with it; those
-//     that changed nothing run again alone. Nothing is read back.
+//     applied. Nothing is read back: a batch of one request answers the
+//     error, a larger batch is run again one request at a time, as for a
+//     conflict, so that only a request the store refuses alone fails;
+//     but when the store could not be reached (a network error), its
+//     requests that changed something fail with it, and those that
+//     changed nothing run again alone.
 //   - any other error, a panic of the store, or no answer within the write
 //     timeout: the outcome is unknown. The leader drops the batch's
 //     transaction, re-reads the batch's accounts (and the data centers'
@@ -531,17 +536,7 @@ func (r *Router) runBatch(w *writer, batch []*request, applying *bool) {
 			// commit one by one, once this batch let go of memdb's
 			// writer lock.
 			w.abort()
-			for _, req := range batch {
-				if req.what == (subject{}) {
-					// The Router's own empty write: this batch did what
-					// it is for (absorb, resolve), and alone it would
-					// hold up the caller of this goroutine, whose
-					// deadline does not bound it.
-					r.answer(req, nil)
-					continue
-				}
-				r.commit([]*request{req})
-			}
+			r.oneByOne(batch)
 			return
 		case errors.Is(err, ErrConflict) && r.follow != nil && batch[0].rereads < maxRereads:
 			// Another Router wrote first: learn what it wrote (the
@@ -678,8 +673,17 @@ func (r *Router) publish(w *writer) {
 func (r *Router) settle(batch []*request, w *writer, applyErr error) {
 	if errors.Is(applyErr, ErrStoreFailed) {
 		// Memory, which the batch's transaction left as it was, is what
-		// the store holds: nothing to read back.
-		r.notApplied(batch, w, applyErr)
+		// the store holds: nothing to read back. The store may refuse
+		// what one request wrote (a value, a table its role may not
+		// write): as for a conflict, the requests of a larger batch run
+		// again one by one, unless the store could not be reached at
+		// all, which each of them would meet in turn (a connection
+		// attempt may take seconds).
+		if len(batch) > 1 && !unreachable(applyErr) {
+			r.oneByOne(batch)
+		} else {
+			r.notApplied(batch, w, applyErr)
+		}
 		return
 	}
 	if r.follow != nil {
@@ -736,10 +740,18 @@ func (r *Router) settle(batch []*request, w *writer, applyErr error) {
 	}
 }
 
+// unreachable reports whether a store's error says that it could not be
+// reached: a network error (a connection refused, timed out, reset).
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
 // notApplied answers a batch whose Apply failed with an error matching
-// ErrStoreFailed, by which the store says that nothing was applied: the
-// requests that changed something fail with it, and those that changed
-// nothing run again alone, since what they read may not have happened.
+// ErrStoreFailed, by which the store says that nothing was applied, when
+// the store could not be reached: the requests that changed something
+// fail with it, and those that changed nothing run again alone, since
+// what they read may not have happened.
 func (r *Router) notApplied(batch []*request, w *writer, applyErr error) {
 	var unchanged []*request
 	for i, req := range batch {
@@ -750,6 +762,23 @@ func (r *Router) notApplied(batch []*request, w *writer, applyErr error) {
 		r.fail(req, applyErr)
 	}
 	for _, req := range unchanged {
+		r.commit([]*request{req})
+	}
+}
+
+// oneByOne commits the requests of a batch the store refused, applying
+// nothing, one at a time, so that only those it refuses alone fail; the
+// batch has let go of memdb's writer lock.
+func (r *Router) oneByOne(batch []*request) {
+	for _, req := range batch {
+		if req.what == (subject{}) {
+			// The Router's own empty write: this batch did what it is
+			// for (absorb, resolve), and alone it would hold up the
+			// caller of this goroutine, whose deadline does not bound
+			// it.
+			r.answer(req, nil)
+			continue
+		}
 		r.commit([]*request{req})
 	}
 }

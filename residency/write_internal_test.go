@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -375,41 +376,118 @@ func TestApplyFailsNotPersisted(t *testing.T) {
 }
 
 // TestApplySaysNotApplied: a store whose error matches ErrStoreFailed says
-// that nothing was applied (the PostgreSQL store, for a connection it
-// could not make): the Router answers it as it is, with no reading back
-// (reads of the store fail throughout this test), each write of the batch
-// fails with it, a request that only read what the batch wrote runs again
-// alone, and later writes go on with no reading back either.
+// that nothing was applied (the PostgreSQL store, for a statement the
+// server refused or a connection it could not make): the Router answers it
+// as it is, with no reading back (reads of the store fail throughout this
+// test). While the store refuses every write, each write of a batch fails
+// with its error: the batch is run again one request at a time, as for a
+// conflict, unless the store could not be reached (a network error), when
+// only the request that changed nothing runs again alone. Once the store
+// takes writes again, later writes go on with no reading back either.
 func TestApplySaysNotApplied(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		err     error
+		applies int // the batch, then the requests run again alone
+	}{
+		{"refused", fmt.Errorf("%w: test: permission denied", ErrStoreFailed), 4},
+		{"unreachable", fmt.Errorf("%w: test: %w", ErrStoreFailed, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			entered, release := make(chan struct{}), make(chan struct{})
+			refuseFrom2 := func(_ context.Context, i int, apply func() error) error {
+				if i >= 2 {
+					return tc.err
+				}
+				return apply()
+			}
+			r, s := openFaulty(t, nil, nil)
+			unreadable := func() error { return errors.New("test: reading back") }
+			s.set(holdFirst(entered, release, refuseFrom2), unreadable)
+			go r.Place(ctx, PlaceRequest{AccountID: "first", Country: "FR"})
+			<-entered
+			var wg sync.WaitGroup
+			var errNew, errSame error
+			wg.Go(func() { _, errNew = r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}) })
+			waitQueued(t, r, 1)
+			wg.Go(func() { _, errSame = r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}) })
+			waitQueued(t, r, 2)
+			close(release)
+			wg.Wait()
+			for _, err := range []error{errNew, errSame} {
+				if !errors.Is(err, tc.err) || errors.Is(err, ErrUnavailable) || strings.Count(err.Error(), "the store failed") != 1 {
+					t.Errorf("Place in the refused batch: %v; want the store's error as it is", err)
+				}
+			}
+			if got := s.count(); got != tc.applies {
+				t.Errorf("%d Apply calls, want %d", got, tc.applies)
+			}
+			s.set(nil, unreadable)
+			if _, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"}); err != nil {
+				t.Errorf("a later Place: %v; want it placed with no reading back", err)
+			}
+			s.set(nil, nil)
+			sameAsStored(t, r, s)
+		})
+	}
+}
+
+// refusesBad is a store that refuses, applying nothing, any unit that
+// holds a change of account "bad", with an error matching ErrStoreFailed:
+// a value the database refuses.
+type refusesBad struct{ Store }
+
+func (s refusesBad) Apply(ctx context.Context, changes []Change) error {
+	for _, c := range changes {
+		if c.Placement.AccountID == "bad" {
+			return fmt.Errorf("%w: test: value refused", ErrStoreFailed)
+		}
+	}
+	return s.Store.Apply(ctx, changes)
+}
+
+// TestStoreRefusesOneRequestOfABatch: when the store refuses a batch for
+// one request's changes, saying nothing was applied (ErrStoreFailed), only
+// that request fails: the batch runs again one request at a time, as for a
+// conflict. Before, every request of the batch failed with it.
+func TestStoreRefusesOneRequestOfABatch(t *testing.T) {
 	ctx := context.Background()
 	entered, release := make(chan struct{}), make(chan struct{})
-	notApplied := fmt.Errorf("%w: test: connection refused", ErrStoreFailed)
-	r, s := openFaulty(t, nil, nil)
-	s.set(holdFirst(entered, release, failBefore(2, notApplied)), func() error { return errors.New("test: reading back") })
+	mem := NewMemoryStore()
+	r, _ := openFaulty(t, refusesBad{mem}, holdFirst(entered, release, nil))
 	go r.Place(ctx, PlaceRequest{AccountID: "first", Country: "FR"})
 	<-entered
 	var wg sync.WaitGroup
-	var errNew, errSame error
-	wg.Go(func() { _, errNew = r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}) })
+	var errBad, errGood error
+	wg.Go(func() { _, errBad = r.Place(ctx, PlaceRequest{AccountID: "bad", Country: "DE"}) })
 	waitQueued(t, r, 1)
-	wg.Go(func() { _, errSame = r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}) })
+	wg.Go(func() { _, errGood = r.Place(ctx, PlaceRequest{AccountID: "good", Country: "DE"}) })
 	waitQueued(t, r, 2)
 	close(release)
 	wg.Wait()
-	if !errors.Is(errNew, notApplied) || errors.Is(errNew, ErrUnavailable) || strings.Count(errNew.Error(), "the store failed") != 1 {
-		t.Errorf("Place in the failed batch: %v; want the store's error as it is", errNew)
+	if !errors.Is(errBad, ErrStoreFailed) {
+		t.Errorf("Place of the account the store refuses: %v; want ErrStoreFailed", errBad)
 	}
-	if errSame != nil {
-		t.Errorf("Place that ran again alone: %v", errSame)
+	if errGood != nil {
+		t.Errorf("Place of another account in its batch: %v; want it placed", errGood)
 	}
-	if got := s.count(); got != 3 {
-		t.Errorf("%d Apply calls, want 3", got)
+	if _, err := r.Lookup("good"); err != nil {
+		t.Errorf("Lookup(good): %v", err)
 	}
-	if _, err := r.Place(ctx, PlaceRequest{AccountID: "b", Country: "DE"}); err != nil {
-		t.Errorf("a later Place: %v; want it placed with no reading back", err)
+	if _, err := r.Lookup("bad"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Lookup(bad): %v; want ErrNotFound", err)
 	}
-	s.set(nil, nil)
-	sameAsStored(t, r, s)
+	var stored []string
+	if err := mem.Load(ctx, func(a StoredAccount) error {
+		stored = append(stored, a.Placement.AccountID)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"first", "good"}, stored); diff != "" {
+		t.Errorf("accounts stored (-want +got):\n%s", diff)
+	}
 }
 
 // TestRereadFails: when the store fails and reading it back fails too, the
