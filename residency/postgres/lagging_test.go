@@ -28,9 +28,31 @@ import (
 
 // lagging opens a Router on dsn that reads the log only when asked
 // (Sync), when it writes, or when it renews its lease, every quarter of
-// an hour: within a test it lags behind the others.
+// an hour: within a test it lags behind the others. Its store wakes it
+// never (unwoken), not even once at the start, which would read the log
+// whenever the goroutine ran, on a loaded machine after the test's next
+// writes.
 func lagging(t *testing.T, dsn string) *residency.Router {
-	return routertest.OnPostgres(t, dsn, nil, postgres.WithPollOnly(), postgres.WithPollInterval(time.Hour), postgres.WithLease(time.Hour))
+	t.Helper()
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, dsn, postgres.WithPollOnly(), postgres.WithPollInterval(time.Hour), postgres.WithLease(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := residency.Open(ctx, residency.WithStore(unwoken{s}))
+	if err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// unwoken is a Store whose wake-ups never come.
+type unwoken struct{ *postgres.Store }
+
+func (unwoken) Wakeups(context.Context) (<-chan struct{}, func(), error) {
+	return make(chan struct{}), func() {}, nil
 }
 
 // unfenced runs write, on a Router other than the lagging one, of a
