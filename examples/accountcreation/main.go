@@ -19,10 +19,12 @@
 //	                     over 64 KiB
 //	GET  /accounts/{id}  200 and the placement, 404 when unknown (after
 //	                     catching up with the database, Sync, on a miss)
-//	GET  /readyz         200 while this instance answers reads, 503 and why
-//	                     when it does not (its lease on the shared database
-//	                     ran out, or it is shutting down): for the load
-//	                     balancer's readiness check
+//	GET  /readyz         200 while this instance answers reads, 503 and the
+//	                     kind of failure when it does not (its lease on the
+//	                     shared database has run out): for the load
+//	                     balancer's readiness check; once shutting down,
+//	                     the server stops listening, so the check cannot
+//	                     connect
 //	GET  /metrics        the router's metrics
 //
 // Every answer of 500 or more tells the client only the kind of failure
