@@ -29,7 +29,8 @@
 //
 // Every answer of 500 or more tells the client only the kind of failure
 // ("residency: store unavailable: retry"), and logs the whole error, which
-// may name the database's host, port, role and database.
+// may name the database's host, port, role and database; but for /readyz,
+// which a load balancer asks every few seconds: its 503s are not logged.
 //
 // Every error, 404 and 405 from unknown paths and methods included, is
 // JSON: {"error": "..."}. A body must be one JSON object, in valid UTF-8,
@@ -202,7 +203,10 @@ func newHandler(r *residency.Router, reg *prometheus.Registry) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, req *http.Request) {
 		if err := r.Ready(); err != nil {
-			writeError(w, http.StatusServiceUnavailable, err)
+			// Not logged: a load balancer asks every few seconds, and
+			// the writes and lookups this instance refuses meanwhile
+			// are (domicile_stale says so too).
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": publicError(err)})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -307,9 +307,15 @@ func TestReadyz(t *testing.T) {
 		t.Errorf("GET /readyz = %d %v; want 200 ready", status, got)
 	}
 	r.Close()
+	var logged bytes.Buffer
+	log.SetOutput(&logged)
+	defer log.SetOutput(os.Stderr)
 	status, got := do(t, "GET", srv.URL+"/readyz", "")
 	if msg, _ := got["error"].(string); status != http.StatusServiceUnavailable || !strings.Contains(msg, "closed") {
 		t.Errorf("GET /readyz once closed = %d %v; want 503 saying the router is closed", status, got)
+	}
+	if logged.Len() != 0 {
+		t.Errorf("GET /readyz logged %q; want nothing (a load balancer asks every few seconds)", logged.String())
 	}
 }
 
