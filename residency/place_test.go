@@ -324,7 +324,8 @@ func TestOpenOptions(t *testing.T) {
 }
 
 // TestLookupAllocatesNothing checks the hot path's promise: a Lookup of an
-// existing account allocates nothing.
+// existing account allocates nothing, and nor does Ready, which makes
+// Lookup's own check.
 func TestLookupAllocatesNothing(t *testing.T) {
 	r := open(t)
 	for i := range 1000 {
@@ -341,6 +342,13 @@ func TestLookupAllocatesNothing(t *testing.T) {
 		t.Errorf("Lookup allocates %v times per call, want 0", n)
 	}
 	_ = sink
+	if n := testing.AllocsPerRun(1000, func() {
+		if err := r.Ready(); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Ready allocates %v times per call, want 0", n)
+	}
 }
 
 // TestScansSeeEveryCommittedRow checks that iterators and Verify see every

@@ -26,6 +26,28 @@ func (s *failingApply) Apply(ctx context.Context, cs []residency.Change) error {
 	return s.MemoryStore.Apply(ctx, cs)
 }
 
+// acmeOnFailingApply opens a Router on a failingApply store (working
+// until told to fail), places account "acme" and returns another data
+// center of its region to move it to.
+func acmeOnFailingApply(t *testing.T) (r *residency.Router, s *failingApply, to string) {
+	t.Helper()
+	s = &failingApply{MemoryStore: residency.NewMemoryStore()}
+	r, err := residency.Open(context.Background(), residency.WithStore(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	p, err := r.Place(context.Background(), residency.PlaceRequest{AccountID: "acme", Country: "DE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to = "websupport-eu"
+	if p.DataCenter == to {
+		to = "aws-eu-west-1"
+	}
+	return r, s, to
+}
+
 // TestWriteErrorsNameWhatTheyConcern: a migration script moves a batch of
 // accounts and logs each failure; the package doc says the Router's errors
 // "are wrapped with the account, data center or move they concern". That
@@ -34,20 +56,7 @@ func (s *failingApply) Apply(ctx context.Context, cs []residency.Change) error {
 // (found by a user's trial of the move API).
 func TestWriteErrorsNameWhatTheyConcern(t *testing.T) {
 	ctx := context.Background()
-	s := &failingApply{MemoryStore: residency.NewMemoryStore()}
-	r, err := residency.Open(ctx, residency.WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	p, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	to := "websupport-eu"
-	if p.DataCenter == to {
-		to = "aws-eu-west-1"
-	}
+	r, s, to := acmeOnFailingApply(t)
 	if _, err := r.Place(ctx, residency.PlaceRequest{AccountID: "initech", Country: "US"}); err != nil {
 		t.Fatal(err)
 	}
@@ -118,20 +127,7 @@ func TestWriteErrorsNameWhatTheyConcern(t *testing.T) {
 // ErrStoreFailed, a move that may never exist.
 func TestFailedWriteReturnsNoResult(t *testing.T) {
 	ctx := context.Background()
-	s := &failingApply{MemoryStore: residency.NewMemoryStore()}
-	r, err := residency.Open(ctx, residency.WithStore(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	p, err := r.Place(ctx, residency.PlaceRequest{AccountID: "acme", Country: "DE"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	to := "websupport-eu"
-	if p.DataCenter == to {
-		to = "aws-eu-west-1"
-	}
+	r, s, to := acmeOnFailingApply(t)
 	s.fail.Store(true)
 	m, err := r.BeginMove(ctx, "acme", to)
 	if !errors.Is(err, residency.ErrStoreFailed) || m != (residency.Move{}) {

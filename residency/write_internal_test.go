@@ -158,6 +158,26 @@ func holdNth(n int, entered chan<- struct{}, release <-chan struct{}, then apply
 	}
 }
 
+// placeBehind places "first" through r, whose store holds that Apply (the
+// hook of holdFirst with entered and release), queues a Place of each of
+// ids behind it in order, so that they make one batch, releases the
+// first, and returns the queued Places' errors.
+func placeBehind(t *testing.T, r *Router, entered, release chan struct{}, ids ...string) []error {
+	t.Helper()
+	ctx := context.Background()
+	go r.Place(ctx, PlaceRequest{AccountID: "first", Country: "FR"})
+	<-entered
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() { _, errs[i] = r.Place(ctx, PlaceRequest{AccountID: id, Country: "DE"}) })
+		waitQueued(t, r, i+1)
+	}
+	close(release)
+	wg.Wait()
+	return errs
+}
+
 // waitQueued waits until n requests wait in r's queue for a leader.
 func waitQueued(t *testing.T, r *Router, n int) {
 	t.Helper()
@@ -334,16 +354,8 @@ func TestApplyFailsNotPersisted(t *testing.T) {
 	ctx := context.Background()
 	entered, release := make(chan struct{}), make(chan struct{})
 	r, s := openFaulty(t, nil, holdFirst(entered, release, failBefore(2, errFsync)))
-	go r.Place(ctx, PlaceRequest{AccountID: "first", Country: "FR"})
-	<-entered
-	var wg sync.WaitGroup
-	var errNew, errSame error
-	wg.Go(func() { _, errNew = r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}) })
-	waitQueued(t, r, 1)
-	wg.Go(func() { _, errSame = r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}) })
-	waitQueued(t, r, 2)
-	close(release)
-	wg.Wait()
+	errs := placeBehind(t, r, entered, release, "a", "a")
+	errNew, errSame := errs[0], errs[1]
 	if !errors.Is(errNew, ErrStoreFailed) || !errors.Is(errNew, errFsync) || errors.Is(errNew, ErrConflict) || errors.Is(errNew, ErrUnavailable) {
 		t.Errorf("Place in the failed batch: %v; want ErrStoreFailed wrapping the store's error", errNew)
 	}
@@ -405,17 +417,7 @@ func TestApplySaysNotApplied(t *testing.T) {
 			r, s := openFaulty(t, nil, nil)
 			unreadable := func() error { return errors.New("test: reading back") }
 			s.set(holdFirst(entered, release, refuseFrom2), unreadable)
-			go r.Place(ctx, PlaceRequest{AccountID: "first", Country: "FR"})
-			<-entered
-			var wg sync.WaitGroup
-			var errNew, errSame error
-			wg.Go(func() { _, errNew = r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}) })
-			waitQueued(t, r, 1)
-			wg.Go(func() { _, errSame = r.Place(ctx, PlaceRequest{AccountID: "a", Country: "DE"}) })
-			waitQueued(t, r, 2)
-			close(release)
-			wg.Wait()
-			for _, err := range []error{errNew, errSame} {
+			for _, err := range placeBehind(t, r, entered, release, "a", "a") {
 				if !errors.Is(err, tc.err) || errors.Is(err, ErrUnavailable) || strings.Count(err.Error(), "the store failed") != 1 {
 					t.Errorf("Place in the refused batch: %v; want the store's error as it is", err)
 				}
@@ -456,16 +458,8 @@ func TestStoreRefusesOneRequestOfABatch(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	mem := NewMemoryStore()
 	r, _ := openFaulty(t, refusesBad{mem}, holdFirst(entered, release, nil))
-	go r.Place(ctx, PlaceRequest{AccountID: "first", Country: "FR"})
-	<-entered
-	var wg sync.WaitGroup
-	var errBad, errGood error
-	wg.Go(func() { _, errBad = r.Place(ctx, PlaceRequest{AccountID: "bad", Country: "DE"}) })
-	waitQueued(t, r, 1)
-	wg.Go(func() { _, errGood = r.Place(ctx, PlaceRequest{AccountID: "good", Country: "DE"}) })
-	waitQueued(t, r, 2)
-	close(release)
-	wg.Wait()
+	errs := placeBehind(t, r, entered, release, "bad", "good")
+	errBad, errGood := errs[0], errs[1]
 	if !errors.Is(errBad, ErrStoreFailed) {
 		t.Errorf("Place of the account the store refuses: %v; want ErrStoreFailed", errBad)
 	}

@@ -20,6 +20,18 @@ import (
 // tables (schemaDDL1) and meta, and one account placed with its event, as
 // format 1's Apply wrote them.
 func createFormat1(t *testing.T, dsn string) {
+	createFormat(t, dsn, schemaDDL1, `('format', '1'), ('layout', $1)`,
+		`INSERT INTO domicile.accounts (id, version, country, region, datacenter, provider, backup, rule, transfer, created_ns, updated_ns)
+			VALUES ('old', 1, 'DE', 'EU', 'linode-eu', 'linode', '', 'EU member state', '', 0, 0)`,
+		`INSERT INTO domicile.events (account, version, time_ns, kind, source, target, rule, reference, move_id)
+			VALUES ('old', 1, 0, 'placed', '', 'linode-eu', 'EU member state', '', '')`,
+	)
+}
+
+// createFormat makes schema domicile of dsn, in one transaction, with ddl
+// (a format's tables, schema %[1]s), its meta rows (the VALUES of an
+// INSERT into meta, $1 the tables' layout) and rows.
+func createFormat(t *testing.T, dsn, ddl, meta string, rows ...string) {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
@@ -32,22 +44,17 @@ func createFormat1(t *testing.T, dsn string) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, fmt.Sprintf(schemaDDL1, `"domicile"`)); err != nil {
+	if _, err := tx.Exec(ctx, fmt.Sprintf(ddl, `"domicile"`)); err != nil {
 		t.Fatal(err)
 	}
 	layout, err := (&Store{schema: "domicile"}).layout(ctx, tx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO domicile.meta (key, value) VALUES ('format', '1'), ('layout', $1)`, layout); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO domicile.meta (key, value) VALUES `+meta, layout); err != nil {
 		t.Fatal(err)
 	}
-	for _, sql := range []string{
-		`INSERT INTO domicile.accounts (id, version, country, region, datacenter, provider, backup, rule, transfer, created_ns, updated_ns)
-			VALUES ('old', 1, 'DE', 'EU', 'linode-eu', 'linode', '', 'EU member state', '', 0, 0)`,
-		`INSERT INTO domicile.events (account, version, time_ns, kind, source, target, rule, reference, move_id)
-			VALUES ('old', 1, 0, 'placed', '', 'linode-eu', 'EU member state', '', '')`,
-	} {
+	for _, sql := range rows {
 		if _, err := tx.Exec(ctx, sql); err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}
@@ -169,31 +176,7 @@ func TestUpgradeFormat1(t *testing.T) {
 // tables (format 3's schemaDDL was schemaDDL1, upgrade2DDL and logDDL) and
 // meta, with no account.
 func createFormat3(t *testing.T, dsn string) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, fmt.Sprintf(schemaDDL1+upgrade2DDL+logDDL, `"domicile"`)); err != nil {
-		t.Fatal(err)
-	}
-	layout, err := (&Store{schema: "domicile"}).layout(ctx, tx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO domicile.meta (key, value) VALUES ('format', '3'), ('layout', $1), ('logstart', '0')`, layout); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
+	createFormat(t, dsn, schemaDDL1+upgrade2DDL+logDDL, `('format', '3'), ('layout', $1), ('logstart', '0')`)
 }
 
 // TestUpgradeWhileFormat3RoutersRun: Routers of format 3 still running go
